@@ -1,0 +1,132 @@
+// Command rivven-connect lists, validates, checks and runs connector
+// pipelines.
+//
+// Exit codes:
+//
+//	0  success
+//	1  a connector failed (local/run), a health check failed (check)
+//	2  usage error or invalid pipeline file
+//	3  fenced: a newer instance of the same connector took over
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	_ "github.com/rivven/rivven-connect/connectors/all"
+)
+
+// Exit codes (documented in the package comment and the README).
+const (
+	exitOK      = 0
+	exitFailed  = 1
+	exitUsage   = 2
+	exitFenced  = 3
+	exitSignals = 130
+)
+
+// exitError carries an exit code up to main.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func exitWith(code int, err error) error { return &exitError{code, err} }
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"connectors", "List registered connectors and transforms (--category, --kind, --search, --json, --docs NAME)", runConnectors},
+		{"validate", "Validate a pipeline file and report every problem with its line", runValidate},
+		{"schema", "Print the JSON Schema of the pipeline file", runSchema},
+		{"check", "Run each connector's health check", runCheck},
+		{"local", "Run a pipeline in this process on in-memory topics", runLocal},
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "rivven-connect moves change events and records between systems.\n\nUsage:\n  rivven-connect <command> [flags]\n\nCommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "\nRun 'rivven-connect <command> --help' for a command's flags.\n\nExit codes: 0 ok, 1 a connector or check failed, 2 usage or invalid config, 3 fenced.\n")
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, args[1:], stdout, stderr)
+		if err == nil {
+			return exitOK
+		}
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		var ee *exitError
+		if errors.As(err, &ee) {
+			if ee.err != nil && ee.err.Error() != "" {
+				fmt.Fprintln(stderr, "error:", ee.err)
+			}
+			return ee.code
+		}
+		fmt.Fprintln(stderr, "error:", err)
+		return exitFailed
+	}
+	fmt.Fprintf(stderr, "error: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return exitUsage
+}
+
+// newFlags makes a flag set whose --help prints to stdout and whose parse
+// errors are usage errors.
+func newFlags(name, synopsis string, stdout io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	fs.Usage = func() {
+		fmt.Fprintf(stdout, "Usage: rivven-connect %s %s\n\nFlags:\n", name, synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return exitWith(exitUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return exitWith(exitUsage, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+	}
+	return nil
+}

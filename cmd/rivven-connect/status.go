@@ -1,0 +1,153 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/rivven/rivven-connect/shared/pipeline"
+)
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// statusDisplay shows one line per connector on stderr (stdout belongs to
+// sinks such as stdout): redrawn in place on a terminal, printed
+// periodically otherwise, as JSON lines with --json.
+type statusDisplay struct {
+	w        io.Writer
+	tty      bool
+	json     bool
+	quiet    bool
+	interval time.Duration
+
+	st    pipeline.Statuses
+	done  chan struct{}
+	wg    sync.WaitGroup
+	drawn int // lines drawn last time (terminal redraw)
+	last  map[string]uint64
+	lastT time.Time
+}
+
+func newStatusDisplay(w io.Writer, asJSON, quiet bool, interval time.Duration) *statusDisplay {
+	d := &statusDisplay{w: w, tty: isTerminal(w) && !asJSON, json: asJSON, quiet: quiet, interval: interval, done: make(chan struct{})}
+	if d.interval == 0 {
+		d.interval = 5 * time.Second
+		if d.tty {
+			d.interval = 200 * time.Millisecond
+		}
+	}
+	return d
+}
+
+func (d *statusDisplay) start(st pipeline.Statuses) {
+	d.st = st
+	d.last = map[string]uint64{}
+	d.lastT = time.Now()
+	if d.quiet {
+		return
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		t := time.NewTicker(d.interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-d.done:
+				return
+			case <-t.C:
+				d.draw(false, 0)
+			}
+		}
+	}()
+}
+
+// stop ends the live display and prints the final state.
+func (d *statusDisplay) stop(elapsed time.Duration) {
+	close(d.done)
+	d.wg.Wait()
+	if d.st != nil {
+		d.draw(true, elapsed)
+	}
+}
+
+func (d *statusDisplay) draw(final bool, elapsed time.Duration) {
+	now := time.Now()
+	secs := now.Sub(d.lastT).Seconds()
+	d.lastT = now
+	if d.json {
+		for _, s := range d.st {
+			line := map[string]any{
+				"time": now.UTC().Format(time.RFC3339Nano), "final": final,
+				"kind": s.Kind, "name": s.Name, "connector": s.Connector, "state": s.State().String(),
+				"events_in": s.EventsIn.Load(), "events_out": s.EventsOut.Load(), "errors": s.Errors.Load(),
+				"dropped": s.Dropped.Load(), "dead_lettered": s.DeadLettered.Load(), "restarts": s.Restarts.Load(),
+			}
+			if lag := s.Lag.Load(); lag >= 0 {
+				line["lag"] = lag
+			}
+			if e := s.LastError(); e != "" {
+				line["last_error"] = e
+			}
+			b, _ := json.Marshal(line)
+			fmt.Fprintf(d.w, "%s\n", b)
+		}
+		return
+	}
+	var b strings.Builder
+	if d.tty && d.drawn > 0 {
+		fmt.Fprintf(&b, "\x1b[%dA", d.drawn) // back to the first status line
+	}
+	for _, s := range d.st {
+		out := s.EventsOut.Load()
+		rate := ""
+		if !final && secs > 0 {
+			rate = fmt.Sprintf("  %s/s", human(float64(out-d.last[s.Kind+s.Name])/secs))
+		}
+		d.last[s.Kind+s.Name] = out
+		lag := "-"
+		if l := s.Lag.Load(); l >= 0 {
+			lag = human(float64(l))
+		}
+		line := fmt.Sprintf("%-6s %-16s %-10s %-8s in %-8s out %-8s err %-5d lag %-6s%s",
+			s.Kind, s.Name, s.Connector, s.State(), human(float64(s.EventsIn.Load())), human(float64(out)), s.Errors.Load(), lag, rate)
+		if n := s.DeadLettered.Load(); n > 0 {
+			line += fmt.Sprintf("  dlq %d", n)
+		}
+		if e := s.LastError(); e != "" && (s.State() == pipeline.Failed || final) {
+			line += "  last error: " + e
+		}
+		if d.tty {
+			b.WriteString("\x1b[2K") // clear the old line
+		}
+		b.WriteString(line)
+		b.WriteByte('\n')
+	}
+	if final {
+		fmt.Fprintf(&b, "finished in %s\n", elapsed.Round(time.Millisecond))
+	}
+	d.drawn = len(d.st)
+	io.WriteString(d.w, b.String())
+}
+
+// human formats counts as 1234, 12.3k, 4.56M.
+func human(v float64) string {
+	switch {
+	case v >= 1e9:
+		return fmt.Sprintf("%.2fG", v/1e9)
+	case v >= 1e6:
+		return fmt.Sprintf("%.2fM", v/1e6)
+	case v >= 1e4:
+		return fmt.Sprintf("%.1fk", v/1e3)
+	}
+	return fmt.Sprintf("%.0f", v)
+}

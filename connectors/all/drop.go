@@ -1,0 +1,5 @@
+//go:build !custom || drop
+
+package all
+
+import _ "github.com/rivven/rivven-connect/connectors/utility/drop"

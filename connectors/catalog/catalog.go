@@ -1,0 +1,351 @@
+// Package catalog is the connector inventory. Connectors register
+// themselves in init() with their metadata and a typed constructor; the
+// config struct's tags (see shared/spec) give validation, defaults, docs and
+// JSON Schema.
+package catalog
+
+import (
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/spec"
+)
+
+// Kind says what a component does.
+type Kind string
+
+const (
+	Source    Kind = "source"
+	Sink      Kind = "sink"
+	Transform Kind = "transform"
+)
+
+// Kinds lists the kinds in display order.
+var Kinds = []Kind{Source, Sink, Transform}
+
+// Categories, in display order, with their subcategories.
+const (
+	Database   = "Database"
+	Messaging  = "Messaging"
+	Storage    = "Storage"
+	Warehouse  = "Warehouse"
+	Lakehouse  = "Lakehouse"
+	AIML       = "AI-ML"
+	Utility    = "Utility"
+	Transforms = "Transform"
+)
+
+// CategoryOrder is the order categories are shown in.
+var CategoryOrder = []string{Database, Messaging, Storage, Warehouse, Lakehouse, AIML, Utility, Transforms}
+
+// Meta is what a connector says about itself.
+type Meta struct {
+	Name        string
+	Aliases     []string
+	Category    string // one of CategoryOrder
+	Subcategory string // e.g. CDC, RDBC, Queues, MQTT, Object, LLM, Vector, Generate, Debug
+	Description string
+	Tags        []string
+	// Metrics lists the connector-specific metric names it reports.
+	Metrics []string
+}
+
+// Entry is one registered component.
+type Entry struct {
+	Meta
+	Kind   Kind
+	Fields []spec.Field
+
+	config reflect.Type
+	build  func(cfg any) (any, error)
+}
+
+// Registry holds entries. Default is the one connectors register into.
+type Registry struct {
+	mu      sync.RWMutex
+	entries []*Entry
+	byName  map[Kind]map[string]*Entry
+}
+
+// Default is the process-wide registry.
+var Default = &Registry{}
+
+// normalize makes "ExtractNewRecordState", "extract_new_record_state" and
+// "extract-new-record-state" the same name.
+func normalize(name string) string {
+	return strings.NewReplacer("-", "", "_", "").Replace(strings.ToLower(name))
+}
+
+func (r *Registry) add(e *Entry) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byName == nil {
+		r.byName = map[Kind]map[string]*Entry{}
+	}
+	m := r.byName[e.Kind]
+	if m == nil {
+		m = map[string]*Entry{}
+		r.byName[e.Kind] = m
+	}
+	for _, n := range append([]string{e.Name}, e.Aliases...) {
+		if prev, dup := m[normalize(n)]; dup {
+			panic(fmt.Sprintf("catalog: %s %q registered twice (%s and %s)", e.Kind, n, prev.Name, e.Name))
+		}
+		m[normalize(n)] = e
+	}
+	r.entries = append(r.entries, e)
+}
+
+func register[C any, T any](r *Registry, kind Kind, m Meta, fn func(*C) (T, error)) {
+	t := reflect.TypeFor[C]()
+	if m.Name == "" || m.Category == "" || m.Description == "" {
+		panic(fmt.Sprintf("catalog: %s %q needs a name, category and description", kind, m.Name))
+	}
+	r.add(&Entry{
+		Meta:   m,
+		Kind:   kind,
+		Fields: spec.FieldsOf(t),
+		config: t,
+		build:  func(cfg any) (any, error) { return fn(cfg.(*C)) },
+	})
+}
+
+// RegisterSource adds a source. C is its config struct.
+func RegisterSource[C any](m Meta, fn func(*C) (pipeline.Source, error)) {
+	register(Default, Source, m, fn)
+}
+
+// RegisterSink adds a sink. C is its config struct.
+func RegisterSink[C any](m Meta, fn func(*C) (pipeline.Sink, error)) {
+	register(Default, Sink, m, fn)
+}
+
+// RegisterTransform adds a transform. C is its config struct.
+func RegisterTransform[C any](m Meta, fn func(*C) (pipeline.Transform, error)) {
+	register(Default, Transform, m, fn)
+}
+
+// Lookup finds a component by name or alias, ignoring case, '-' and '_'.
+func (r *Registry) Lookup(kind Kind, name string) (*Entry, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	e, ok := r.byName[kind][normalize(name)]
+	return e, ok
+}
+
+// Lookup finds a component in the Default registry.
+func Lookup(kind Kind, name string) (*Entry, bool) { return Default.Lookup(kind, name) }
+
+// All returns the entries grouped by category (in CategoryOrder), then by
+// kind, then by name.
+func (r *Registry) All() []*Entry {
+	r.mu.RLock()
+	out := append([]*Entry(nil), r.entries...)
+	r.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if ca, cb := categoryRank(a.Category), categoryRank(b.Category); ca != cb {
+			return ca < cb
+		}
+		if a.Kind != b.Kind {
+			return kindRank(a.Kind) < kindRank(b.Kind)
+		}
+		return a.Name < b.Name
+	})
+	return out
+}
+
+// All returns every entry of the Default registry.
+func All() []*Entry { return Default.All() }
+
+func categoryRank(c string) int {
+	for i, x := range CategoryOrder {
+		if strings.EqualFold(x, c) {
+			return i
+		}
+	}
+	return len(CategoryOrder)
+}
+
+func kindRank(k Kind) int {
+	for i, x := range Kinds {
+		if x == k {
+			return i
+		}
+	}
+	return len(Kinds)
+}
+
+// Names returns the names of every component of a kind (for did-you-mean).
+func (r *Registry) Names(kind string) []string {
+	var out []string
+	for _, e := range r.All() {
+		if string(e.Kind) == kind {
+			out = append(out, e.Name)
+			out = append(out, e.Aliases...)
+		}
+	}
+	return out
+}
+
+// Search returns entries matching every word of q (case-insensitive) in
+// name, aliases, description, tags or category, best match first: a name
+// match outranks an alias, which outranks a tag, which outranks the
+// description.
+func (r *Registry) Search(q string) []*Entry {
+	words := strings.Fields(strings.ToLower(q))
+	type scored struct {
+		e     *Entry
+		score int
+	}
+	var hits []scored
+	for _, e := range r.All() {
+		total := 0
+		for _, w := range words {
+			s := matchScore(e, w)
+			if s == 0 {
+				total = 0
+				break
+			}
+			total += s
+		}
+		if total > 0 || len(words) == 0 {
+			hits = append(hits, scored{e, total})
+		}
+	}
+	sort.SliceStable(hits, func(i, j int) bool { return hits[i].score > hits[j].score })
+	out := make([]*Entry, len(hits))
+	for i, h := range hits {
+		out[i] = h.e
+	}
+	return out
+}
+
+func matchScore(e *Entry, w string) int {
+	name := strings.ToLower(e.Name)
+	switch {
+	case name == w || normalize(name) == normalize(w):
+		return 100
+	case strings.HasPrefix(name, w):
+		return 60
+	case strings.Contains(name, w):
+		return 50
+	}
+	for _, a := range e.Aliases {
+		if strings.Contains(strings.ToLower(a), w) {
+			return 40
+		}
+	}
+	for _, t := range e.Tags {
+		if strings.ToLower(t) == w {
+			return 30
+		}
+		if strings.Contains(strings.ToLower(t), w) {
+			return 20
+		}
+	}
+	if strings.Contains(strings.ToLower(e.Category+"/"+e.Subcategory), w) {
+		return 15
+	}
+	if strings.Contains(strings.ToLower(e.Description), w) {
+		return 10
+	}
+	return 0
+}
+
+// Decode validates a config block and decodes it into the entry's config
+// struct (returned as a pointer).
+func (e *Entry) Decode(node *yaml.Node, path string) (any, []spec.Problem) {
+	return spec.DecodeType(e.config, node, path)
+}
+
+// Build constructs the component from a config decoded by Decode.
+func (e *Entry) Build(cfg any) (any, error) { return e.build(cfg) }
+
+// CheckConfig validates a component's config block. ok is false when no
+// such component is registered.
+func (r *Registry) CheckConfig(kind, name string, node *yaml.Node, path string) ([]spec.Problem, bool) {
+	e, found := r.Lookup(Kind(kind), name)
+	if !found {
+		return nil, false
+	}
+	_, ps := e.Decode(node, path)
+	return ps, true
+}
+
+// ConfigSchema returns the JSON Schema of a component's config block.
+func (r *Registry) ConfigSchema(kind, name string) (map[string]any, bool) {
+	e, found := r.Lookup(Kind(kind), name)
+	if !found {
+		return nil, false
+	}
+	return spec.JSONSchema(e.Fields), true
+}
+
+// Instantiate decodes a config block and builds the component in one step.
+func (e *Entry) Instantiate(node *yaml.Node, path string) (any, error) {
+	cfg, ps := e.Decode(node, path)
+	if len(ps) > 0 {
+		return nil, spec.Problems(ps)
+	}
+	c, err := e.Build(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Docs renders the Markdown config table of an entry.
+func (e *Entry) Docs() string { return spec.MarkdownTable(e.Fields) }
+
+// Builder builds pipeline components from the registry; it satisfies the
+// engine's Factory interface.
+type Builder struct{ R *Registry }
+
+func (b Builder) reg() *Registry {
+	if b.R == nil {
+		return Default
+	}
+	return b.R
+}
+
+func (b Builder) get(kind Kind, name string, node *yaml.Node, path string) (any, error) {
+	e, ok := b.reg().Lookup(kind, name)
+	if !ok {
+		return nil, fmt.Errorf("%s: unknown %s %q", path, kind, name)
+	}
+	return e.Instantiate(node, path)
+}
+
+// NewSource builds a source.
+func (b Builder) NewSource(name string, node *yaml.Node, path string) (pipeline.Source, error) {
+	c, err := b.get(Source, name, node, path)
+	if err != nil {
+		return nil, err
+	}
+	return c.(pipeline.Source), nil
+}
+
+// NewSink builds a sink.
+func (b Builder) NewSink(name string, node *yaml.Node, path string) (pipeline.Sink, error) {
+	c, err := b.get(Sink, name, node, path)
+	if err != nil {
+		return nil, err
+	}
+	return c.(pipeline.Sink), nil
+}
+
+// NewTransform builds a transform.
+func (b Builder) NewTransform(name string, node *yaml.Node, path string) (pipeline.Transform, error) {
+	c, err := b.get(Transform, name, node, path)
+	if err != nil {
+		return nil, err
+	}
+	return c.(pipeline.Transform), nil
+}

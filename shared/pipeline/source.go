@@ -1,0 +1,296 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/state"
+	"github.com/rivven/rivven-connect/shared/topic"
+)
+
+// SourceRunner runs one source: it reads, applies source transforms,
+// publishes to the topic (key-partitioned, order kept per key), commits the
+// position once the publish is stored, and restarts the source with backoff
+// when it fails.
+type SourceRunner struct {
+	Name            string // pipeline name of the source
+	Source          Source
+	Transforms      Transform // may be nil
+	Topic           string
+	DeadLetterTopic string // "" = <Topic>.dlq
+	Producer        topic.Producer
+	Store           state.Store
+	Codec           events.Codec // nil = Rivven JSON
+	Status          *Status
+	Log             *slog.Logger
+	Backoff         Backoff // zero = RestartBackoff
+	Clock           Clock   // nil = RealClock
+	// Budget, when set, is shared by all sources: each event published takes
+	// one; the source stops once it is spent (local --max-events).
+	Budget *Budget
+	// CheckTimeout bounds the health check (default 30 s).
+	CheckTimeout time.Duration
+}
+
+// Budget is a shared count of events left to publish.
+type Budget struct{ left atomic.Int64 }
+
+// NewBudget returns a budget of n events.
+func NewBudget(n int64) *Budget {
+	b := &Budget{}
+	b.left.Store(n)
+	return b
+}
+
+// take reserves up to n events and returns how many were granted.
+func (b *Budget) take(n int) int {
+	for {
+		left := b.left.Load()
+		if left <= 0 {
+			return 0
+		}
+		grant := min(int64(n), left)
+		if b.left.CompareAndSwap(left, left-grant) {
+			return int(grant)
+		}
+	}
+}
+
+// Left returns the events still allowed.
+func (b *Budget) Left() int64 { return max(b.left.Load(), 0) }
+
+// errBudgetSpent stops a source cleanly once the budget is used up.
+var errBudgetSpent = errors.New("event budget spent")
+
+// positionKey is the offset key a source's position is stored under.
+const positionKey = "position"
+
+// Run runs the source until it finishes, ctx is done, or it fails with a
+// fatal error. It returns nil on a clean stop.
+func (r *SourceRunner) Run(ctx context.Context) error {
+	r.defaults()
+	attempt := 0
+	for {
+		published, err := r.runOnce(ctx)
+		switch {
+		case err == nil || errors.Is(err, errBudgetSpent):
+			r.Status.SetState(Stopped)
+			return nil
+		case ctx.Err() != nil:
+			r.Status.SetState(Stopped)
+			return nil
+		case errors.Is(err, ErrFatal):
+			r.Status.Fail(err)
+			r.Status.SetState(Failed)
+			r.Log.Error("source failed; not restarting", "source", r.Name, "error", err)
+			return err
+		}
+		r.Status.Fail(err)
+		if published {
+			attempt = 0 // it ran healthily since the last restart
+		}
+		attempt++
+		delay := r.Backoff.Delay(attempt)
+		r.Status.SetState(Starting)
+		r.Log.Warn("source failed; restarting", "source", r.Name, "error", err, "attempt", attempt, "in", delay)
+		if r.Clock.Sleep(ctx, delay) != nil {
+			r.Status.SetState(Stopped)
+			return nil
+		}
+		r.Status.Restarts.Add(1)
+	}
+}
+
+func (r *SourceRunner) defaults() {
+	if r.Backoff == (Backoff{}) {
+		r.Backoff = RestartBackoff
+	}
+	if r.Clock == nil {
+		r.Clock = RealClock{}
+	}
+	if r.Codec == nil {
+		r.Codec = events.Rivven
+	}
+	if r.Log == nil {
+		r.Log = slog.Default()
+	}
+	if r.DeadLetterTopic == "" {
+		r.DeadLetterTopic = r.Topic + ".dlq"
+	}
+	if r.CheckTimeout == 0 {
+		r.CheckTimeout = 30 * time.Second
+	}
+}
+
+// runOnce runs the source once; published says whether any batch went out.
+func (r *SourceRunner) runOnce(ctx context.Context) (published bool, err error) {
+	r.Status.SetState(Starting)
+	if c, ok := r.Source.(Checker); ok {
+		cctx, cancel := context.WithTimeout(ctx, r.CheckTimeout)
+		err := c.Check(cctx)
+		cancel()
+		if err != nil {
+			return false, fmt.Errorf("health check: %w", err)
+		}
+	}
+	resume, err := r.Store.Offset(ctx, r.Name, positionKey)
+	if err != nil {
+		return false, fmt.Errorf("read position: %w", err)
+	}
+	if r.Budget != nil && r.Budget.Left() == 0 {
+		return false, errBudgetSpent
+	}
+	r.Status.SetState(Running)
+	rctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	em := &sourceEmitter{r: r, cancel: cancel}
+	err = r.Source.Read(rctx, resume, em)
+	if cause := context.Cause(rctx); errors.Is(cause, errBudgetSpent) {
+		err = errBudgetSpent
+	}
+	if c, ok := r.Source.(Closer); ok {
+		if cerr := c.Close(context.WithoutCancel(ctx)); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	return em.published, err
+}
+
+type sourceEmitter struct {
+	r         *SourceRunner
+	cancel    context.CancelCauseFunc
+	published bool
+	buf       []byte
+	bufHint   int
+	msgs      []topic.Message
+}
+
+// Emit transforms, publishes and commits one batch.
+func (em *sourceEmitter) Emit(ctx context.Context, batch []*events.Event) error {
+	r := em.r
+	if len(batch) == 0 {
+		return nil
+	}
+	spent := false
+	if r.Budget != nil {
+		n := r.Budget.take(len(batch))
+		if n < len(batch) {
+			batch, spent = batch[:n], true
+		}
+		if n == 0 {
+			em.cancel(errBudgetSpent)
+			return errBudgetSpent
+		}
+	}
+	position := batch[len(batch)-1].Metadata.Position
+	r.Status.EventsIn.Add(uint64(len(batch)))
+	out := batch
+	if r.Transforms != nil {
+		var err error
+		out, err = r.Transforms.Apply(ctx, batch)
+		var te *TransformError
+		if errors.As(err, &te) {
+			if err := em.deadLetter(ctx, te); err != nil {
+				return err
+			}
+		} else if err != nil {
+			return fmt.Errorf("transforms: %w", err)
+		}
+		if dropped := len(batch) - len(out) - failedCount(te); dropped > 0 {
+			r.Status.Dropped.Add(uint64(dropped))
+		}
+	}
+	if err := em.publish(ctx, out); err != nil {
+		return err
+	}
+	if position != "" {
+		if err := r.Store.CommitOffset(ctx, r.Name, positionKey, []byte(position)); err != nil {
+			return fmt.Errorf("commit position: %w", err)
+		}
+	}
+	r.Status.EventsOut.Add(uint64(len(out)))
+	em.published = true
+	if spent {
+		em.cancel(errBudgetSpent)
+		return errBudgetSpent
+	}
+	return nil
+}
+
+func failedCount(te *TransformError) int {
+	if te == nil {
+		return 0
+	}
+	return len(te.Failed)
+}
+
+// publish encodes into one buffer and produces per destination topic,
+// keeping the batch order within each.
+func (em *sourceEmitter) publish(ctx context.Context, out []*events.Event) error {
+	r := em.r
+	// The transport keeps the bytes, so each batch gets a fresh buffer,
+	// sized from the last one to avoid regrowing.
+	em.buf = make([]byte, 0, em.bufHint)
+	em.msgs = em.msgs[:0]
+	routed := false
+	for _, e := range out {
+		start := len(em.buf)
+		var err error
+		em.buf, err = r.Codec.Append(em.buf, e)
+		if err != nil {
+			return fmt.Errorf("encode event: %w", err)
+		}
+		em.msgs = append(em.msgs, topic.Message{Topic: e.Route, Key: e.Key, Value: em.buf[start:len(em.buf):len(em.buf)]})
+		routed = routed || e.Route != ""
+	}
+	em.bufHint = cap(em.buf)
+	if !routed {
+		return r.Producer.Produce(ctx, r.Topic, em.msgs)
+	}
+	byTopic := map[string][]topic.Message{}
+	var order []string
+	for _, m := range em.msgs {
+		t := m.Topic
+		if t == "" {
+			t = r.Topic
+		}
+		if _, ok := byTopic[t]; !ok {
+			order = append(order, t)
+		}
+		byTopic[t] = append(byTopic[t], m)
+	}
+	for _, t := range order {
+		if err := r.Producer.Produce(ctx, t, byTopic[t]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (em *sourceEmitter) deadLetter(ctx context.Context, te *TransformError) error {
+	r := em.r
+	msgs := make([]topic.Message, 0, len(te.Failed))
+	for _, f := range te.Failed {
+		payload, _ := r.Codec.Append(nil, f.Event)
+		dl := events.DeadLetter{
+			OriginalTopic: r.Topic, ConnectorName: r.Name, PayloadB64: payload,
+			Error: f.Err.Error(), Timestamp: r.Clock.Now().UTC(), Stage: "transform",
+		}
+		b, err := dl.Marshal()
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, topic.Message{Key: f.Event.Key, Value: b})
+	}
+	if err := r.Producer.Produce(ctx, r.DeadLetterTopic, msgs); err != nil {
+		return fmt.Errorf("dead-letter %d event(s): %w", len(msgs), err)
+	}
+	r.Status.DeadLettered.Add(uint64(len(msgs)))
+	r.Log.Warn("events dead-lettered", "source", r.Name, "count", len(msgs), "topic", r.DeadLetterTopic, "first_error", te.Failed[0].Err)
+	return nil
+}

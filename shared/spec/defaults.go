@@ -1,0 +1,203 @@
+package spec
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// ApplyDefaults sets every field of the struct ptr points to from its
+// default tag, recursing into nested structs.
+func ApplyDefaults(ptr any) error {
+	v := reflect.ValueOf(ptr)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		return fmt.Errorf("ApplyDefaults needs a pointer to a struct, got %T", ptr)
+	}
+	return applyDefaults(v.Elem())
+}
+
+func applyDefaults(v reflect.Value) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		if !sf.IsExported() {
+			continue
+		}
+		fv := v.Field(i)
+		if def, ok := sf.Tag.Lookup("default"); ok {
+			if err := yaml.Unmarshal([]byte(def), fv.Addr().Interface()); err != nil {
+				return fmt.Errorf("%s: default %q: %w", sf.Name, def, err)
+			}
+			continue
+		}
+		if fv.Kind() == reflect.Struct && fv.Type() != nodeType && fv.Type().PkgPath() != "time" {
+			if err := applyDefaults(fv); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// JSONSchema returns the JSON Schema (draft 2020-12 vocabulary) of an object
+// with these fields.
+func JSONSchema(fields []Field) map[string]any {
+	props := make(map[string]any, len(fields))
+	var required []string
+	for _, f := range fields {
+		props[f.Name] = f.JSONSchema()
+		if f.Required {
+			required = append(required, f.Name)
+		}
+	}
+	s := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
+	if len(required) > 0 {
+		s["required"] = required
+	}
+	return s
+}
+
+// JSONSchema returns the JSON Schema of one field.
+func (f Field) JSONSchema() map[string]any {
+	if f.Schema != nil {
+		return f.Schema
+	}
+	var s map[string]any
+	switch f.Type {
+	case TObject:
+		s = JSONSchema(f.Fields)
+	case TArray:
+		s = map[string]any{"type": "array", "items": f.Elem.JSONSchema()}
+	case TMap:
+		s = map[string]any{"type": "object", "additionalProperties": f.Elem.JSONSchema()}
+	case TAny:
+		s = map[string]any{}
+	case TDuration:
+		s = map[string]any{"type": "string", "pattern": `^([0-9.]+(ns|us|µs|ms|s|m|h))+$`}
+	default:
+		s = map[string]any{"type": f.Type}
+	}
+	if f.Doc != "" {
+		s["description"] = f.Doc
+	}
+	if len(f.Enum) > 0 {
+		s["enum"] = f.Enum
+	}
+	if f.Min != nil {
+		s["minimum"] = *f.Min
+	}
+	if f.Max != nil {
+		s["maximum"] = *f.Max
+	}
+	if f.Default != "" {
+		var d any
+		if yaml.Unmarshal([]byte(f.Default), &d) == nil {
+			s["default"] = d
+		}
+	}
+	if f.Secret {
+		s["writeOnly"] = true
+	}
+	return s
+}
+
+// MarkdownTable renders the fields as the config table of a connector
+// README: nested objects are flattened with dotted names.
+func MarkdownTable(fields []Field) string {
+	var b strings.Builder
+	b.WriteString("| Parameter | Type | Required | Default | Description |\n")
+	b.WriteString("|:----------|:-----|:---------|:--------|:------------|\n")
+	writeRows(&b, "", fields)
+	return b.String()
+}
+
+func writeRows(b *strings.Builder, prefix string, fields []Field) {
+	for _, f := range fields {
+		name := prefix + f.Name
+		req := ""
+		if f.Required {
+			req = "✓"
+		}
+		def := "-"
+		if f.Default != "" {
+			def = "`" + f.Default + "`"
+		}
+		doc := f.Doc
+		if len(f.Enum) > 0 {
+			doc += " One of: `" + strings.Join(f.Enum, "`, `") + "`."
+		}
+		if f.Min != nil || f.Max != nil {
+			doc += " Range: " + strings.TrimPrefix(rangeText(f), "allowed: ") + "."
+		}
+		if f.Secret {
+			doc += " Secret: redacted in output."
+		}
+		fmt.Fprintf(b, "| `%s` | %s | %s | %s | %s |\n", name, typeName(f), req, def, strings.TrimSpace(doc))
+		if f.Type == TObject {
+			writeRows(b, name+".", f.Fields)
+		}
+	}
+}
+
+func typeName(f Field) string {
+	switch f.Type {
+	case TArray:
+		return "list of " + typeName(*f.Elem)
+	case TMap:
+		return "map of " + typeName(*f.Elem)
+	}
+	return f.Type
+}
+
+// FillDefaults adds the default of every absent field to the mapping node,
+// recursing into nested objects, lists and maps. Struct defaults alone
+// cannot reach values YAML creates fresh (map entries, list items), so
+// defaults are applied to the document before it is decoded.
+func FillDefaults(fields []Field, node *yaml.Node) {
+	node = deref(node)
+	if node == nil || node.Kind != yaml.MappingNode {
+		return
+	}
+	present := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		present[node.Content[i].Value] = node.Content[i+1]
+	}
+	for _, f := range fields {
+		v, ok := present[f.Name]
+		if !ok {
+			if f.Default == "" {
+				continue
+			}
+			var doc yaml.Node
+			if yaml.Unmarshal([]byte(f.Default), &doc) != nil || len(doc.Content) == 0 {
+				continue
+			}
+			key := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: f.Name}
+			node.Content = append(node.Content, key, doc.Content[0])
+			continue
+		}
+		fillValue(f, v)
+	}
+}
+
+func fillValue(f Field, v *yaml.Node) {
+	v = deref(v)
+	switch f.Type {
+	case TObject:
+		FillDefaults(f.Fields, v)
+	case TArray:
+		if v.Kind == yaml.SequenceNode {
+			for _, c := range v.Content {
+				fillValue(*f.Elem, c)
+			}
+		}
+	case TMap:
+		if v.Kind == yaml.MappingNode {
+			for i := 1; i < len(v.Content); i += 2 {
+				fillValue(*f.Elem, v.Content[i])
+			}
+		}
+	}
+}

@@ -1,0 +1,229 @@
+// Package spec describes configuration from Go struct tags. One description
+// drives validation (with YAML paths and line numbers), defaults, generated
+// docs and JSON Schema, so the four never disagree.
+//
+// Tags on a config struct field:
+//
+//	yaml:"name"          key in the YAML file (required for a field to count)
+//	doc:"..."            one-line description
+//	default:"..."        default value, as it would be written in YAML
+//	required:"true"      must be present
+//	enum:"a,b,c"         allowed values
+//	min:"1" max:"100"    numeric range (inclusive)
+//	secret:"true"        value is redacted in output and never echoed in errors
+//
+// A config type may implement Validator for checks that span fields.
+package spec
+
+import (
+	"fmt"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Type names used by Field.Type (JSON Schema spelling).
+const (
+	TString   = "string"
+	TInteger  = "integer"
+	TNumber   = "number"
+	TBoolean  = "boolean"
+	TArray    = "array"
+	TObject   = "object"
+	TMap      = "map"
+	TAny      = "any"
+	TDuration = "duration"
+)
+
+// Field describes one configuration key.
+type Field struct {
+	Name     string
+	Type     string
+	Doc      string
+	Default  string
+	Required bool
+	Enum     []string
+	Min, Max *float64
+	Secret   bool
+	Fields   []Field // TObject
+	Elem     *Field  // TArray, TMap
+	// Schema, when set, replaces the generated JSON Schema of the field.
+	Schema map[string]any
+}
+
+// Describer is implemented by types that describe themselves, for values
+// with more than one accepted shape (the type then validates itself).
+type Describer interface {
+	SpecField() Field
+}
+
+var describerType = reflect.TypeOf((*Describer)(nil)).Elem()
+
+// Validator is implemented by config structs with checks that span fields.
+// Returned problems get their Path prefixed with the struct's path.
+type Validator interface {
+	Validate() []Problem
+}
+
+var (
+	nodeType     = reflect.TypeOf(yaml.Node{})
+	durationType = reflect.TypeOf(time.Duration(0))
+)
+
+// FieldsOf describes the fields of a struct type (or pointer to one).
+func FieldsOf(t reflect.Type) []Field {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var out []Field
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		name, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+		if opts == "inline" {
+			out = append(out, FieldsOf(sf.Type)...)
+			continue
+		}
+		if name == "" || name == "-" || !sf.IsExported() {
+			continue
+		}
+		f := fieldOf(sf.Type)
+		f.Name = name
+		f.Doc = sf.Tag.Get("doc")
+		f.Default = sf.Tag.Get("default")
+		f.Required = sf.Tag.Get("required") == "true"
+		f.Secret = sf.Tag.Get("secret") == "true"
+		if e := sf.Tag.Get("enum"); e != "" {
+			f.Enum = strings.Split(e, ",")
+		}
+		if v, err := strconv.ParseFloat(sf.Tag.Get("min"), 64); err == nil {
+			f.Min = &v
+		}
+		if v, err := strconv.ParseFloat(sf.Tag.Get("max"), 64); err == nil {
+			f.Max = &v
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+func fieldOf(t reflect.Type) Field {
+	if t.Implements(describerType) {
+		return reflect.Zero(t).Interface().(Describer).SpecField()
+	}
+	if reflect.PointerTo(t).Implements(describerType) {
+		return reflect.New(t).Interface().(Describer).SpecField()
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nodeType {
+		return Field{Type: TAny}
+	}
+	if t == durationType {
+		return Field{Type: TDuration}
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return Field{Type: TString}
+	case reflect.Bool:
+		return Field{Type: TBoolean}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		f := Field{Type: TInteger}
+		if t.Kind() >= reflect.Uint {
+			zero := 0.0
+			f.Min = &zero
+		}
+		return f
+	case reflect.Float32, reflect.Float64:
+		return Field{Type: TNumber}
+	case reflect.Slice, reflect.Array:
+		e := fieldOf(t.Elem())
+		return Field{Type: TArray, Elem: &e}
+	case reflect.Map:
+		e := fieldOf(t.Elem())
+		return Field{Type: TMap, Elem: &e}
+	case reflect.Struct:
+		return Field{Type: TObject, Fields: FieldsOf(t)}
+	}
+	return Field{Type: TAny}
+}
+
+// Lookup returns the field with that name.
+func Lookup(fields []Field, name string) (Field, bool) {
+	for _, f := range fields {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return Field{}, false
+}
+
+// Problem is one configuration error, located in the YAML file.
+type Problem struct {
+	Path    string // e.g. sources.orders.config.pattern
+	Line    int    // 1-based; 0 when unknown
+	Column  int
+	Message string
+}
+
+func (p Problem) Error() string {
+	if p.Line > 0 {
+		return fmt.Sprintf("%s (line %d:%d): %s", p.Path, p.Line, p.Column, p.Message)
+	}
+	if p.Path == "" {
+		return p.Message
+	}
+	return fmt.Sprintf("%s: %s", p.Path, p.Message)
+}
+
+// At returns a problem located at node.
+func At(node *yaml.Node, path, format string, args ...any) Problem {
+	p := Problem{Path: path, Message: fmt.Sprintf(format, args...)}
+	if node != nil {
+		p.Line, p.Column = node.Line, node.Column
+	}
+	return p
+}
+
+// Problems is a list of problems that is also an error.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	var b strings.Builder
+	for i, p := range ps {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(p.Error())
+	}
+	return b.String()
+}
+
+// Sort orders problems by position in the file.
+func (ps Problems) Sort() {
+	sort.SliceStable(ps, func(i, j int) bool {
+		if ps[i].Line != ps[j].Line {
+			return ps[i].Line < ps[j].Line
+		}
+		return ps[i].Column < ps[j].Column
+	})
+}
+
+// Join appends a child key to a YAML path.
+func Join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// Index appends a list index to a YAML path.
+func Index(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }

@@ -1,0 +1,62 @@
+package telemetry
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"golang.org/x/term"
+)
+
+// levelNames lists the accepted level names in severity order; it doubles as
+// the text of the error for anything else, so the message always matches what
+// ParseLevel really accepts.
+var levelNames = []string{"debug", "info", "warn", "error"}
+
+// ParseLevel maps a configured level name (debug, info, warn, error; case and
+// surrounding space ignored) to a slog.Level. The empty string means info so
+// that an unset RIVVEN_LOG_LEVEL-style setting needs no special casing by the
+// caller. Anything else is an error that lists the allowed values, because a
+// typo in a log level should fail at startup rather than silently log at a
+// level the operator did not ask for.
+func ParseLevel(level string) (slog.Level, error) {
+	switch strings.ToLower(strings.TrimSpace(level)) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info", "":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	default:
+		return 0, fmt.Errorf("telemetry: unknown log level %q (allowed: %s)",
+			level, strings.Join(levelNames, ", "))
+	}
+}
+
+// NewLogger returns a logger that writes to w at the given level: JSON lines
+// when json is true (for log collectors such as CloudWatch Logs or Cloud
+// Logging, which index JSON fields), human-readable key=value text otherwise.
+func NewLogger(w io.Writer, level string, json bool) (*slog.Logger, error) {
+	lvl, err := ParseLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if json {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
+
+// AutoLogger returns a logger on stderr that picks its format from where
+// stderr goes: text when a person is watching a terminal, JSON otherwise
+// (a pipe, a file, a container runtime, Lambda or Cloud Run), where the
+// output is read by machines. This lets the same binary behave well as a
+// local CLI and as a service without a format flag.
+func AutoLogger(level string) (*slog.Logger, error) {
+	return NewLogger(os.Stderr, level, !term.IsTerminal(int(os.Stderr.Fd())))
+}

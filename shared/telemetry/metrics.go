@@ -1,0 +1,538 @@
+package telemetry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
+)
+
+// Label names shared by every per-connector series. They are the identity of
+// a connector in dashboards, so they are kept identical in Prometheus and EMF.
+const (
+	labelName      = "name"
+	labelConnector = "connector"
+	labelKind      = "kind"
+	labelState     = "state"
+)
+
+var connLabels = []string{labelName, labelConnector, labelKind}
+
+// batchBuckets spans 100µs (an in-memory sink) to 10s (a slow warehouse
+// load) on a 1-2.5-5 ladder, so both ends of the connector zoo get useful
+// quantiles without a per-connector bucket layout.
+var batchBuckets = []float64{
+	.0001, .00025, .0005,
+	.001, .0025, .005,
+	.01, .025, .05,
+	.1, .25, .5,
+	1, 2.5, 5, 10,
+}
+
+// Descriptors of the series derived from ConnectorStats. Counters in the
+// stats are cumulative since the process started, so they map onto
+// Prometheus counters directly.
+var (
+	descEventsIn     = connDesc("rivven_connector_events_in_total", "Events read by the connector (sources) or received from the topic (sinks).")
+	descEventsOut    = connDesc("rivven_connector_events_out_total", "Events written to the topic (sources) or delivered to the target system (sinks).")
+	descErrors       = connDesc("rivven_connector_errors_total", "Errors seen by the connector.")
+	descDropped      = connDesc("rivven_connector_dropped_total", "Events filtered out by transforms.")
+	descDeadLettered = connDesc("rivven_connector_dead_lettered_total", "Events sent to the dead-letter topic.")
+	descRestarts     = connDesc("rivven_connector_restarts_total", "Times the engine restarted the connector after a failure.")
+	descLag          = connDesc("rivven_connector_lag", "Messages between the topic head and the sink's position; absent while unknown.")
+	descState        = prometheus.NewDesc("rivven_connector_state",
+		"Current lifecycle state of the connector: 1 for the series whose state label is the current state.",
+		append(slices.Clone(connLabels), labelState), nil)
+)
+
+func connDesc(name, help string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, connLabels, nil)
+}
+
+// Registry holds every metric of one process and exposes them as Prometheus
+// text (CLI, long-lived service, Cloud Run) or as CloudWatch Embedded Metric
+// Format lines (Lambda, see WriteEMF). It is safe for concurrent use.
+//
+// The underlying *prometheus.Registry is private so that all metrics go
+// through the helpers here, which keep names consistent between the two
+// output formats.
+type Registry struct {
+	reg   *prometheus.Registry
+	batch *prometheus.HistogramVec
+
+	mu       sync.Mutex // guards the fields below
+	sources  []StatsSource
+	series   map[string]any     // identity key -> *Counter | *Gauge
+	families map[string]*family // Prometheus name -> family
+	counters []*Counter         // creation order, for stable EMF output
+	gauges   []*Gauge
+
+	// emfMu serialises WriteEMF so that two concurrent flushes cannot both
+	// report the same increase; it also guards emfLast and Counter.emfLast.
+	emfMu   sync.Mutex
+	emfLast map[connKey]ConnectorStats
+}
+
+// NewRegistry returns a registry with the connector batch-latency histogram
+// and the standard Go runtime and process collectors, which an operator of a
+// long-lived service expects next to the connector metrics.
+func NewRegistry() *Registry {
+	r := &Registry{
+		reg: prometheus.NewRegistry(),
+		batch: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "rivven_connector_batch_seconds",
+			Help:    "Time to process one batch, from receiving it to acknowledging it.",
+			Buckets: batchBuckets,
+		}, connLabels),
+		series:   make(map[string]any),
+		families: make(map[string]*family),
+		emfLast:  make(map[connKey]ConnectorStats),
+	}
+	r.reg.MustRegister(
+		r.batch,
+		statsCollector{r},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return r
+}
+
+// Watch makes the registry read src on every scrape (and every WriteEMF)
+// instead of mirroring each change into metric objects: the engine already
+// keeps the numbers, so reading them on demand keeps the event path free of
+// metrics code. Several sources may be watched; a connector is identified by
+// (Name, Connector, Kind) and, should two sources report the same one, the
+// first wins rather than failing the whole scrape.
+func (r *Registry) Watch(src StatsSource) {
+	if src == nil {
+		return
+	}
+	r.mu.Lock()
+	r.sources = append(r.sources, src)
+	r.mu.Unlock()
+}
+
+// connKey identifies one connector across scrapes and EMF flushes.
+type connKey struct{ name, connector, kind string }
+
+func keyOf(s ConnectorStats) connKey { return connKey{s.Name, s.Connector, s.Kind} }
+
+// stats returns the current stats of all watched sources, without
+// duplicates. The sources are called outside r.mu so that a slow engine
+// cannot block metric registration.
+func (r *Registry) stats() []ConnectorStats {
+	r.mu.Lock()
+	sources := slices.Clone(r.sources)
+	r.mu.Unlock()
+
+	var out []ConnectorStats
+	seen := make(map[connKey]bool)
+	for _, src := range sources {
+		for _, s := range src.Stats() {
+			k := keyOf(s)
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// statsCollector turns the watched ConnectorStats into const metrics at
+// scrape time.
+type statsCollector struct{ r *Registry }
+
+func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		descEventsIn, descEventsOut, descErrors, descDropped,
+		descDeadLettered, descRestarts, descLag, descState,
+	} {
+		ch <- d
+	}
+}
+
+func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.r.stats() {
+		lv := []string{s.Name, s.Connector, s.Kind}
+		counter := func(d *prometheus.Desc, v uint64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), lv...)
+		}
+		counter(descEventsIn, s.EventsIn)
+		counter(descEventsOut, s.EventsOut)
+		counter(descErrors, s.Errors)
+		counter(descDropped, s.Dropped)
+		counter(descDeadLettered, s.DeadLettered)
+		counter(descRestarts, s.Restarts)
+		// A negative lag means "unknown"; exporting it would draw a
+		// misleading line, and an absent series is what alerting rules
+		// already handle (absent(), or no data).
+		if s.Lag >= 0 {
+			ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, float64(s.Lag), lv...)
+		}
+		if s.State != "" {
+			ch <- prometheus.MustNewConstMetric(descState, prometheus.GaugeValue, 1, append(lv, s.State)...)
+		}
+	}
+}
+
+// BatchLatency returns the observer of rivven_connector_batch_seconds for one
+// connector. Looking up the labelled child costs a hash and a lock, so a
+// connector should call this once and keep the Observer rather than call it
+// per batch.
+func (r *Registry) BatchLatency(name, connector, kind string) prometheus.Observer {
+	return r.batch.WithLabelValues(name, connector, kind)
+}
+
+// Counter is a monotonically increasing connector-specific metric. Updating
+// it is a single atomic add, so it is fine on the per-event path.
+type Counter struct {
+	v       atomic.Uint64
+	def     metricDef
+	emfLast uint64 // value at the last successful WriteEMF; guarded by Registry.emfMu
+}
+
+// Add increases the counter by n.
+func (c *Counter) Add(n uint64) { c.v.Add(n) }
+
+// Inc increases the counter by one.
+func (c *Counter) Inc() { c.v.Add(1) }
+
+// Value returns the current total.
+func (c *Counter) Value() uint64 { return c.v.Load() }
+
+// Gauge is a connector-specific value that can go up and down. It stores the
+// float64's bits in an atomic word, so Set is a single atomic store.
+type Gauge struct {
+	bits atomic.Uint64
+	def  metricDef
+}
+
+// Set replaces the gauge's value.
+func (g *Gauge) Set(v float64) { g.bits.Store(math.Float64bits(v)) }
+
+// Value returns the current value.
+func (g *Gauge) Value() float64 { return math.Float64frombits(g.bits.Load()) }
+
+// metricDef is the naming of one custom series: the dotted name used by the
+// connector docs and EMF, the Prometheus-safe name, and the const labels.
+type metricDef struct {
+	name   string      // as given, e.g. "kafka.source.messages_consumed_total"
+	prom   string      // e.g. "kafka_source_messages_consumed_total"
+	labels []labelPair // sanitised names, sorted by name
+}
+
+type labelPair struct{ name, value string }
+
+// family is what all series sharing one Prometheus name must agree on; the
+// Prometheus registry rejects a scrape otherwise, so it is checked when a
+// series is created rather than discovered at scrape time.
+type family struct {
+	kind       string // "counter" | "gauge"
+	name       string // dotted name
+	help       string
+	labelNames string // sorted, comma-joined
+}
+
+// Counter returns the counter with the given dotted name (for example
+// "kafka.source.messages_consumed_total") and const labels, given as
+// alternating name, value pairs ("topic", "orders"). The name is kept as is
+// for EMF and exposed to Prometheus as PrometheusName(name). An empty help
+// defaults to the dotted name, so the original spelling stays visible in
+// Prometheus.
+//
+// Calling Counter again with the same name and labels returns the same
+// counter, so connectors can ask for their metrics wherever convenient
+// instead of threading them through constructors.
+//
+// Like prometheus.MustRegister, Counter panics on a programming error that
+// would otherwise break every scrape: an odd number of label arguments, a
+// repeated label name, a name already used by a Gauge or with other label
+// names, or a name that collides with a built-in rivven_connector_* metric.
+func (r *Registry) Counter(name, help string, constLabels ...string) *Counter {
+	return r.custom(kindCounter, name, help, constLabels).(*Counter)
+}
+
+// Gauge returns the gauge with the given dotted name and const labels; see
+// Counter for naming, identity and panics.
+func (r *Registry) Gauge(name, help string, constLabels ...string) *Gauge {
+	return r.custom(kindGauge, name, help, constLabels).(*Gauge)
+}
+
+const (
+	kindCounter = "counter"
+	kindGauge   = "gauge"
+)
+
+// custom finds or creates the series (name, constLabels) of the given kind.
+func (r *Registry) custom(kind, name, help string, constLabels []string) any {
+	def, id, err := newMetricDef(name, constLabels)
+	if err != nil {
+		panic(err)
+	}
+	labelNames := def.labelNames()
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+
+	fam := r.families[def.prom]
+	if fam == nil {
+		if help == "" {
+			help = name
+		}
+		fam = &family{kind: kind, name: name, help: help, labelNames: labelNames}
+	} else if fam.kind != kind || fam.name != name || fam.labelNames != labelNames {
+		panic(fmt.Sprintf("telemetry: %s %q with labels [%s] clashes with %s %q with labels [%s]: both are %s in Prometheus",
+			kind, name, labelNames, fam.kind, fam.name, fam.labelNames, def.prom))
+	}
+	if m, ok := r.series[id]; ok {
+		return m
+	}
+
+	// Every series shares its family's help: Prometheus rejects a scrape
+	// whose series of one name disagree on it.
+	opts := prometheus.Opts{Name: def.prom, Help: fam.help, ConstLabels: def.constLabels()}
+	var (
+		m   any
+		col prometheus.Collector
+	)
+	switch kind {
+	case kindCounter:
+		c := &Counter{def: def}
+		m, col = c, prometheus.NewCounterFunc(prometheus.CounterOpts(opts), func() float64 { return float64(c.v.Load()) })
+	default:
+		g := &Gauge{def: def}
+		m, col = g, prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts), g.Value)
+	}
+	if err := r.reg.Register(col); err != nil {
+		panic(fmt.Errorf("telemetry: registering %s %q: %w", kind, name, err))
+	}
+	r.families[def.prom] = fam
+	r.series[id] = m
+	switch v := m.(type) {
+	case *Counter:
+		r.counters = append(r.counters, v)
+	case *Gauge:
+		r.gauges = append(r.gauges, v)
+	}
+	return m
+}
+
+// PrometheusName maps a documented dotted metric name such as
+// "snowflake.requests.success" to the name it has in Prometheus,
+// "snowflake_requests_success": every character outside [a-zA-Z0-9_] becomes
+// an underscore, and a leading digit gets an underscore in front. Prometheus
+// 3 would accept the dots, but most query tooling and exporters downstream
+// still expect the classic charset.
+func PrometheusName(name string) string {
+	var b strings.Builder
+	b.Grow(len(name) + 1)
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_':
+		case c >= '0' && c <= '9':
+			if i == 0 {
+				b.WriteByte('_')
+			}
+		default:
+			c = '_'
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// newMetricDef validates and normalises a custom metric's name and labels
+// and returns its identity key.
+func newMetricDef(name string, constLabels []string) (metricDef, string, error) {
+	if name == "" {
+		return metricDef{}, "", errors.New("telemetry: empty metric name")
+	}
+	if len(constLabels)%2 != 0 {
+		return metricDef{}, "", fmt.Errorf("telemetry: metric %q: const labels must be name, value pairs, got %d strings", name, len(constLabels))
+	}
+	def := metricDef{name: name, prom: PrometheusName(name)}
+	for i := 0; i < len(constLabels); i += 2 {
+		def.labels = append(def.labels, labelPair{name: PrometheusName(constLabels[i]), value: constLabels[i+1]})
+	}
+	slices.SortFunc(def.labels, func(a, b labelPair) int { return strings.Compare(a.name, b.name) })
+	for i := 1; i < len(def.labels); i++ {
+		if def.labels[i].name == def.labels[i-1].name {
+			return metricDef{}, "", fmt.Errorf("telemetry: metric %q: label %q given twice", name, def.labels[i].name)
+		}
+	}
+	var id strings.Builder
+	id.WriteString(def.prom)
+	for _, l := range def.labels {
+		// Sanitised names cannot contain NUL and quoted values cannot
+		// contain a raw one, so distinct label sets give distinct keys.
+		id.WriteString("\x00" + l.name + "=" + strconv.Quote(l.value))
+	}
+	return def, id.String(), nil
+}
+
+func (d metricDef) labelNames() string {
+	names := make([]string, len(d.labels))
+	for i, l := range d.labels {
+		names[i] = l.name
+	}
+	return strings.Join(names, ",")
+}
+
+func (d metricDef) constLabels() prometheus.Labels {
+	if len(d.labels) == 0 {
+		return nil
+	}
+	ls := make(prometheus.Labels, len(d.labels))
+	for _, l := range d.labels {
+		ls[l.name] = l.value
+	}
+	return ls
+}
+
+// WritePrometheus writes every metric in the Prometheus text exposition
+// format, for a CLI "metrics" dump or a textfile collector. If some metric
+// could not be gathered, the rest is still written and the error returned.
+func (r *Registry) WritePrometheus(w io.Writer) error {
+	mfs, gatherErr := r.reg.Gather()
+	enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			return errors.Join(gatherErr, err)
+		}
+	}
+	if c, ok := enc.(expfmt.Closer); ok {
+		if err := c.Close(); err != nil {
+			return errors.Join(gatherErr, err)
+		}
+	}
+	return gatherErr
+}
+
+// Handler serves the registry for Prometheus scrapes. A metric that fails to
+// gather is logged (through slog.Default) and skipped instead of failing the
+// whole scrape, so one broken collector does not blind the dashboards.
+func (r *Registry) Handler() http.Handler {
+	return promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(slog.Default().Handler(), slog.LevelError),
+		ErrorHandling: promhttp.ContinueOnError,
+	})
+}
+
+// Serve runs an HTTP server on addr with GET /metrics (Prometheus) and
+// GET /health, and returns once ctx is done and the server has shut down
+// (nil then), or when the server fails. health may be nil, meaning always
+// healthy.
+//
+// /health answers 200 with detail as JSON when health reports ok, and 503
+// with the same JSON otherwise, so load balancers and Cloud Run probes can
+// act on the status while a person can read why.
+func (r *Registry) Serve(ctx context.Context, addr string, health func() (ok bool, detail any)) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("telemetry: listen on %s: %w", addr, err)
+	}
+	return r.serve(ctx, ln, health)
+}
+
+// Start is Serve without blocking: it returns once the listener is bound,
+// with the actual address (which matters for ":0"), and serves in the
+// background until ctx is done. Listening errors are returned; a later
+// serving failure, which only a broken listener can cause, is logged through
+// slog.Default. Use Serve where the caller wants to wait for shutdown.
+func (r *Registry) Start(ctx context.Context, addr string, health func() (ok bool, detail any)) (boundAddr string, err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("telemetry: listen on %s: %w", addr, err)
+	}
+	go func() {
+		if err := r.serve(ctx, ln, health); err != nil {
+			slog.Default().Error("telemetry: metrics server stopped", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+	return ln.Addr().String(), nil
+}
+
+// shutdownTimeout bounds how long a stopping server waits for in-flight
+// scrapes; a scrape takes milliseconds, so hitting it means a stuck client.
+const shutdownTimeout = 5 * time.Second
+
+func (r *Registry) serve(ctx context.Context, ln net.Listener, health func() (bool, any)) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", r.Handler())
+	mux.Handle("GET /health", healthHandler(health))
+	srv := &http.Server{
+		Handler: mux,
+		// Without it a client that never finishes its headers holds a
+		// connection forever (slowloris).
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("telemetry: serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if err != nil {
+		err = errors.Join(err, srv.Close())
+	}
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	return err
+}
+
+func healthHandler(health func() (bool, any)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		ok, detail := true, any(nil)
+		if health != nil {
+			ok, detail = health()
+		}
+		if detail == nil {
+			// Always answer with a JSON object so probes and people
+			// parse the same shape whatever the health func returns.
+			status := "ok"
+			if !ok {
+				status = "unavailable"
+			}
+			detail = map[string]string{"status": status}
+		}
+		body, err := json.Marshal(detail)
+		if err != nil {
+			http.Error(w, "telemetry: health detail is not JSON-encodable: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		if ok {
+			w.WriteHeader(http.StatusOK)
+		} else {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_, _ = w.Write(append(body, '\n'))
+	})
+}

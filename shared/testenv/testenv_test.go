@@ -1,0 +1,67 @@
+package testenv
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+)
+
+func TestRequired(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		want  bool
+	}{
+		{"", false},
+		{"0", false},
+		{"false", false},
+		{"yes", false},
+		{"1", true},
+		{"true", true},
+	} {
+		t.Run(tc.value, func(t *testing.T) {
+			t.Setenv(EnvRequire, tc.value)
+			if got := Required(); got != tc.want {
+				t.Errorf("%s=%q: Required() = %v, want %v", EnvRequire, tc.value, got, tc.want)
+			}
+		})
+	}
+}
+
+// recorder stands in for a testing.TB to observe which outcome
+// RequireService picks without ending the real test.
+type recorder struct {
+	testing.TB
+	fatal, skip string
+}
+
+func (r *recorder) Helper()                           {}
+func (r *recorder) Fatalf(format string, args ...any) { r.fatal = fmt.Sprintf(format, args...) }
+func (r *recorder) Skipf(format string, args ...any)  { r.skip = fmt.Sprintf(format, args...) }
+
+func TestRequireServiceUnreachable(t *testing.T) {
+	// A port that was just free: nothing listens there.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+
+	for _, tc := range []struct {
+		env       string
+		wantFatal bool
+	}{{"", false}, {"1", true}} {
+		t.Run("env="+tc.env, func(t *testing.T) {
+			t.Setenv(EnvRequire, tc.env)
+			r := &recorder{TB: t}
+			RequireService(r, "redis", addr)
+			if gotFatal := r.fatal != ""; gotFatal != tc.wantFatal || (r.skip != "") == tc.wantFatal {
+				t.Fatalf("fatal=%q skip=%q, want fatal=%v", r.fatal, r.skip, tc.wantFatal)
+			}
+			if msg := r.fatal + r.skip; !strings.Contains(msg, "redis at "+addr) {
+				t.Errorf("message %q does not name the service", msg)
+			}
+		})
+	}
+}
