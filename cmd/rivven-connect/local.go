@@ -2,13 +2,18 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"time"
 
 	"github.com/rivven/rivven-connect/connectors/catalog"
+	"github.com/rivven/rivven-connect/shared/config"
 	"github.com/rivven/rivven-connect/shared/pipeline"
 	"github.com/rivven/rivven-connect/shared/state"
 	"github.com/rivven/rivven-connect/shared/telemetry"
@@ -53,26 +58,15 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer store.Close()
 
 	disp := newStatusDisplay(stderr, *asJSON, *quiet, *interval)
-	var reg *telemetry.Registry
 	l, err := pipeline.NewLocal(ctx, p, catalog.Builder{}, pipeline.LocalOptions{
-		MaxEvents: *maxEvents, Duration: *duration, Store: store, Log: log,
-		OnStart: func(st pipeline.Statuses) {
-			if p.Settings.Metrics.Enabled || p.Settings.Health.Enabled {
-				reg = telemetry.NewRegistry()
-				reg.Watch(st)
-			}
-			disp.start(st)
-		},
+		MaxEvents: *maxEvents, Duration: *duration, Store: store, Log: log, OnStart: disp.start,
 	})
 	if err != nil {
 		return exitWith(exitUsage, err)
 	}
-	if p.Settings.Metrics.Enabled || p.Settings.Health.Enabled {
-		if err := serveTelemetry(ctx, p.Settings.Metrics.Port, p.Settings.Health.Port, l.Statuses(), log); err != nil {
-			return exitWith(exitFailed, err)
-		}
+	if err := serveTelemetry(ctx, p.Settings, l.Statuses(), log); err != nil {
+		return exitWith(exitFailed, err)
 	}
-	_ = reg
 	start := time.Now()
 	runErr := l.Run(ctx)
 	disp.stop(time.Since(start))
@@ -82,28 +76,56 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// serveTelemetry serves /metrics and /health for the emulator.
-func serveTelemetry(ctx context.Context, metricsPort, healthPort int, st pipeline.Statuses, log interface {
-	Info(string, ...any)
-}) error {
+// serveTelemetry serves /metrics (settings.metrics) and the health path
+// (settings.health) while the emulator runs.
+func serveTelemetry(ctx context.Context, set config.Settings, st pipeline.Statuses, log *slog.Logger) error {
+	if !set.Metrics.Enabled && !set.Health.Enabled {
+		return nil
+	}
 	reg := telemetry.NewRegistry()
 	reg.Watch(st)
-	health := func() (bool, any) {
+	if set.Metrics.Enabled {
+		addr, err := reg.Start(ctx, fmt.Sprintf(":%d", set.Metrics.Port), healthOf(st))
+		if err != nil {
+			return fmt.Errorf("settings.metrics.port: %w", err)
+		}
+		log.Info("metrics served", "url", "http://"+addr+"/metrics")
+	}
+	// The metrics server answers /health too; a second server is needed
+	// only on another port or path.
+	if set.Health.Enabled && !(set.Metrics.Enabled && set.Health.Port == set.Metrics.Port && set.Health.Path == "/health") {
+		mux := http.NewServeMux()
+		mux.HandleFunc(set.Health.Path, func(w http.ResponseWriter, _ *http.Request) {
+			ok, detail := healthOf(st)()
+			w.Header().Set("Content-Type", "application/json")
+			if !ok {
+				w.WriteHeader(http.StatusServiceUnavailable)
+			}
+			json.NewEncoder(w).Encode(detail)
+		})
+		ln, err := net.Listen("tcp", fmt.Sprintf(":%d", set.Health.Port))
+		if err != nil {
+			return fmt.Errorf("settings.health.port: %w", err)
+		}
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		context.AfterFunc(ctx, func() { srv.Close() })
+		log.Info("health served", "url", "http://"+ln.Addr().String()+set.Health.Path)
+	}
+	return nil
+}
+
+// healthOf is healthy while no connector is Failed or still Starting.
+func healthOf(st pipeline.Statuses) func() (bool, any) {
+	return func() (bool, any) {
 		ok := true
 		detail := map[string]string{}
 		for _, s := range st {
 			detail[s.Kind+"/"+s.Name] = s.State().String()
-			if s.State() != pipeline.Running && s.State() != pipeline.Stopped {
+			if s.State() == pipeline.Failed || s.State() == pipeline.Starting {
 				ok = false
 			}
 		}
 		return ok, detail
 	}
-	addr, err := reg.Start(ctx, fmt.Sprintf(":%d", metricsPort), health)
-	if err != nil {
-		return fmt.Errorf("metrics endpoint: %w", err)
-	}
-	log.Info("metrics and health served", "addr", addr, "metrics", "/metrics", "health", "/health")
-	_ = healthPort
-	return nil
 }

@@ -195,23 +195,24 @@ func (h *Handler) Handle(ctx context.Context, recs []Record) (Result, error) {
 				failed[o] = err
 			}
 		}
-		if len(failed) > 0 {
+		written := len(batch) - countOutputs(origin, failed)
+		if err != nil {
+			h.Status.Fail(err)
+		}
+		// Only a write where nothing got through counts toward Failed: a
+		// partly written batch shows the downstream is alive, and its bad
+		// records are retried and then dead-lettered on their own.
+		if written == 0 {
 			h.consecutive++
-			var anyErr error
-			for _, e := range failed {
-				anyErr = e
-				break
-			}
-			h.Status.Fail(anyErr)
 			if h.consecutive >= h.MaxConsecutiveErrors {
 				h.Status.SetState(Failed)
 				h.Log.Error("sink failed: too many consecutive write errors; it stops consuming",
-					"sink", h.Name, "consecutive", h.consecutive, "error", anyErr)
+					"sink", h.Name, "consecutive", h.consecutive, "error", err)
 			}
 		} else {
 			h.consecutive = 0
 		}
-		h.Status.EventsOut.Add(uint64(len(batch) - countOutputs(origin, failed)))
+		h.Status.EventsOut.Add(uint64(written))
 	}
 
 	// Records whose delivery attempts are used up go to the dead-letter
