@@ -1,0 +1,256 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rivven/rivven-connect/connectors/catalog"
+	"github.com/rivven/rivven-connect/events"
+)
+
+// cli runs the command line. Sinks such as stdout write to the process's
+// standard output, so that is pointed at a file for the call.
+func cli(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	f, err := os.CreateTemp(t.TempDir(), "stdout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	real := os.Stdout
+	os.Stdout = f
+	defer func() { os.Stdout = real }()
+	var e bytes.Buffer
+	code = run(context.Background(), args, f, &e)
+	out, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code, string(out), e.String()
+}
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "pipeline.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const quickstart = "../../samples/pipelines/quickstart.yaml"
+
+func TestLocalQuickstartDeliversExactlyMaxEvents(t *testing.T) {
+	code, out, errOut := cli(t, "local", "-c", quickstart, "--max-events", "37", "--quiet")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 37 {
+		t.Fatalf("stdout has %d events, want exactly 37", len(lines))
+	}
+	for _, l := range lines {
+		if _, err := events.Unmarshal([]byte(l)); err != nil {
+			t.Fatalf("stdout line is not an event: %v: %s", err, l)
+		}
+	}
+	if !strings.Contains(errOut, "sink   console") || !strings.Contains(errOut, "out 37") {
+		t.Errorf("final status missing on stderr:\n%s", errOut)
+	}
+}
+
+func TestLocalQuickstartRunsToItsOwnEnd(t *testing.T) {
+	code, out, errOut := cli(t, "local", "-c", quickstart, "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if n := strings.Count(out, "\n"); n != 200 {
+		t.Fatalf("quickstart delivered %d events, want its max_events 200", n)
+	}
+	// --json status lines are machine-readable.
+	var last map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(errOut), "\n") {
+		if strings.HasPrefix(l, "{") && strings.Contains(l, `"final":true`) && strings.Contains(l, `"kind":"sink"`) {
+			json.Unmarshal([]byte(l), &last)
+		}
+	}
+	if last == nil || last["events_out"] != float64(200) || last["state"] != "Stopped" {
+		t.Fatalf("final sink status %v in:\n%s", last, errOut)
+	}
+}
+
+func TestLocalFailedConnectorExitsNonZero(t *testing.T) {
+	p := writeFile(t, `
+settings:
+  topic: {auto_create: false, require_topic_exists: true}
+sources:
+  gen: {connector: datagen, topic: nowhere, config: {pattern: users}}
+`)
+	if code, _, errOut := cli(t, "local", "-c", p); code != exitUsage || !strings.Contains(errOut, `topic "nowhere" does not exist`) {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+}
+
+func TestValidateReportsEveryProblemWithLine(t *testing.T) {
+	p := writeFile(t, `version: "1.0"
+sources:
+  gen:
+    connector: datagen
+    topic: t
+    config:
+      pattern: ordrs
+      event_per_second: 5
+sinks:
+  out:
+    connector: stdot
+    topics: [t]
+`)
+	code, _, errOut := cli(t, "validate", "-c", p)
+	if code != exitUsage {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{
+		p + `:7:16: sources.gen.config.pattern: "ordrs" is not allowed`, `(did you mean "orders"?)`,
+		p + `:8:7: sources.gen.config.event_per_second: unknown key "event_per_second" (did you mean "events_per_second"?)`,
+		p + `:11:16: sinks.out.connector: unknown sink connector "stdot" (did you mean "stdout"?)`,
+		"3 problem(s)",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("validate output lacks %q:\n%s", want, errOut)
+		}
+	}
+	code, out, _ := cli(t, "validate", "-c", p, "--json")
+	var res struct {
+		Valid    bool
+		Problems []struct{ Path, Message string }
+	}
+	if code != exitUsage || json.Unmarshal([]byte(out), &res) != nil || res.Valid || len(res.Problems) != 3 {
+		t.Fatalf("--json: exit %d %s", code, out)
+	}
+}
+
+// The reference documentation's own examples for datagen and stdout.
+func TestReferenceExamplesValidate(t *testing.T) {
+	p := writeFile(t, `
+sources:
+  demo:
+    connector: datagen
+    topic: demo-events
+    config:
+      pattern: orders           # Data pattern (orders, users, pageviews)
+      events_per_second: 10     # Generation rate
+      max_events: 0             # 0 = unlimited
+      stream_name: demo_orders  # Stream identifier
+      seed: 42                  # Reproducible data (optional)
+      cdc_mode: true            # Simulate INSERT/UPDATE/DELETE
+sinks:
+  console:
+    connector: stdout
+    topics: [debug]
+    consumer_group: console-sink
+    config:
+      format: json
+      pretty: true
+`)
+	if code, out, errOut := cli(t, "validate", "-c", p); code != 0 || !strings.Contains(out, "is valid") {
+		t.Fatalf("exit %d: %s%s", code, out, errOut)
+	}
+}
+
+func TestUnsetVariableIsAnError(t *testing.T) {
+	p := writeFile(t, `
+sources:
+  gen:
+    connector: datagen
+    topic: t
+    config:
+      pattern: users
+      stream_name: ${RIVVEN_TEST_UNSET_STREAM}
+`)
+	code, _, errOut := cli(t, "validate", "-c", p)
+	if code != exitUsage || !strings.Contains(errOut, "environment variable RIVVEN_TEST_UNSET_STREAM is not set") ||
+		!strings.Contains(errOut, ":8:20: sources.gen.config.stream_name") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+}
+
+func TestConnectorsCatalog(t *testing.T) {
+	code, out, _ := cli(t, "connectors")
+	if code != 0 {
+		t.Fatal(code)
+	}
+	var src, snk, trf int
+	for _, e := range catalog.All() {
+		switch e.Kind {
+		case catalog.Source:
+			src++
+		case catalog.Sink:
+			snk++
+		default:
+			trf++
+		}
+		if !strings.Contains(out, e.Name) {
+			t.Errorf("catalog output lacks %s", e.Name)
+		}
+	}
+	total := src + snk + trf
+	want := "📊 Total: " + itoa(total) + " connectors (" + itoa(src) + " sources, " + itoa(snk) + " sinks, " + itoa(trf) + " transforms)"
+	if !strings.Contains(out, want) || !strings.Contains(out, "📁 UTILITY") || !strings.Contains(out, "Rivven Connect - Connector Catalog") {
+		t.Fatalf("catalog output:\n%s\nwant line %q", out, want)
+	}
+
+	_, out, _ = cli(t, "connectors", "--search", "SYNTHETIC", "--json")
+	var hits []struct{ Name, Kind string }
+	if err := json.Unmarshal([]byte(out), &hits); err != nil || len(hits) == 0 || hits[0].Name != "datagen" {
+		t.Fatalf("search synthetic: %v %s", err, out)
+	}
+	_, out, _ = cli(t, "connectors", "--kind", "sink", "--json")
+	json.Unmarshal([]byte(out), &hits)
+	for _, h := range hits {
+		if h.Kind != "sink" {
+			t.Fatalf("--kind sink listed %s %s", h.Kind, h.Name)
+		}
+	}
+	if code, _, _ := cli(t, "connectors", "--kind", "sinks"); code != exitUsage {
+		t.Fatal("bad --kind accepted")
+	}
+	if code, out, _ := cli(t, "connectors", "--docs", "datagen"); code != 0 || !strings.Contains(out, "| `pattern` |") {
+		t.Fatalf("--docs: %d %s", code, out)
+	}
+}
+
+func TestSchemaTypesConnectorConfig(t *testing.T) {
+	code, out, _ := cli(t, "schema")
+	var s map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &s) != nil {
+		t.Fatalf("schema: %d", code)
+	}
+	if !strings.Contains(out, `"const": "datagen"`) || !strings.Contains(out, `"events_per_second"`) {
+		t.Fatal("schema does not type the datagen config block")
+	}
+}
+
+func TestUsageAndHelp(t *testing.T) {
+	if code, _, _ := cli(t, "frobnicate"); code != exitUsage {
+		t.Fatal("unknown command must be a usage error")
+	}
+	for _, c := range commands() {
+		code, out, _ := cli(t, c.name, "--help")
+		if code != 0 || !strings.Contains(out, "Usage: rivven-connect "+c.name) {
+			t.Errorf("%s --help: %d %q", c.name, code, out)
+		}
+	}
+	if code, _, errOut := cli(t, "validate"); code != exitUsage || !strings.Contains(errOut, "-c FILE is required") {
+		t.Fatalf("validate without -c: %d %s", code, errOut)
+	}
+}
+
+func itoa(n int) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}
