@@ -73,7 +73,7 @@ func Load(path string, cat Catalog, opts Options) (*Pipeline, error) {
 func Parse(doc []byte, cat Catalog, opts Options) (*Pipeline, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(doc, &root); err != nil {
-		return nil, spec.Problems{yamlSyntaxProblem(err)}
+		return nil, spec.Problems{yamlSyntaxProblem(doc, err)}
 	}
 	if root.Kind == 0 || len(root.Content) == 0 {
 		return nil, spec.Problems{{Message: "the pipeline file is empty"}}
@@ -86,6 +86,7 @@ func Parse(doc []byte, cat Catalog, opts Options) (*Pipeline, error) {
 	substitute(&root, "", env, &ps)
 	ps = append(ps, spec.Check(spec.FieldsOf(reflectType[File]()), &root, "")...)
 	ps = append(ps, checkComponents(&root, cat)...)
+	ps = append(ps, crossCheck(&root)...)
 	if len(ps) > 0 {
 		ps.Sort()
 		return nil, ps
@@ -97,24 +98,54 @@ func Parse(doc []byte, cat Catalog, opts Options) (*Pipeline, error) {
 		return nil, ps
 	}
 	p := &Pipeline{File: *v.(*File), Root: &root}
-	if ps = p.crossCheck(); len(ps) > 0 {
-		ps.Sort()
-		return nil, ps
-	}
 	p.locateTransforms()
 	return p, nil
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-func yamlSyntaxProblem(err error) spec.Problem {
-	msg := err.Error()
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		var line int
-		fmt.Sscan(m[1], &line)
-		return spec.Problem{Line: line, Column: 1, Message: "YAML syntax: " + m[2]}
+// maxSyntaxScan bounds the line search of yamlSyntaxProblem (it parses
+// every prefix of the file).
+const maxSyntaxScan = 5000
+
+// yamlSyntaxProblem locates a YAML syntax error. The yaml package leaves
+// the line out when it is the first one, names the line before for parser
+// errors (never a later one), and never places some errors (an unknown
+// anchor), so the line is the first one from the reported line on at which
+// the file, cut after it, fails the same way.
+func yamlSyntaxProblem(doc []byte, err error) spec.Problem {
+	line, msg := splitYAMLError(err)
+	lines := strings.SplitAfter(string(doc), "\n")
+	if len(lines) <= maxSyntaxScan {
+		var prefix strings.Builder
+		for i, l := range lines {
+			prefix.WriteString(l)
+			if i+1 < line {
+				continue
+			}
+			var n yaml.Node
+			if perr := yaml.Unmarshal([]byte(prefix.String()), &n); perr != nil {
+				if _, m := splitYAMLError(perr); m == msg {
+					line = i + 1
+					break
+				}
+			}
+		}
 	}
-	return spec.Problem{Message: "YAML syntax: " + strings.TrimPrefix(msg, "yaml: ")}
+	p := spec.Problem{Message: "YAML syntax: " + msg}
+	if line > 0 {
+		p.Line, p.Column = line, 1
+	}
+	return p
+}
+
+func splitYAMLError(err error) (line int, msg string) {
+	s := err.Error()
+	if m := yamlLine.FindStringSubmatch(s); m != nil {
+		fmt.Sscan(m[1], &line)
+		return line, m[2]
+	}
+	return 0, strings.TrimPrefix(s, "yaml: ")
 }
 
 // checkComponents checks connector names, their config blocks and
@@ -133,8 +164,7 @@ func checkComponents(root *yaml.Node, cat Catalog) []spec.Problem {
 				continue // reported by the structural check
 			}
 			if conn := spec.Find(entry, "connector"); conn != nil && conn.Kind == yaml.ScalarNode && conn.Value != "" {
-				cfg := spec.Find(entry, "config")
-				cps, ok := cat.CheckConfig(sec.kind, conn.Value, cfg, path+".config")
+				cps, ok := cat.CheckConfig(sec.kind, conn.Value, configNode(entry), path+".config")
 				if !ok {
 					ps = append(ps, spec.At(conn, path+".connector", "unknown %s connector %q%s (see: rivven-connect connectors --kind %s)",
 						sec.kind, conn.Value, didYouMean(conn.Value, cat.Names(sec.kind)), sec.kind))
@@ -149,9 +179,26 @@ func checkComponents(root *yaml.Node, cat Catalog) []spec.Problem {
 	return ps
 }
 
+// configNode returns the config block of a component, or, when there is
+// none, a null node placed at the component so that problems about the
+// missing block (a required key) still have a line.
+func configNode(component *yaml.Node) *yaml.Node {
+	if cfg := spec.Find(component, "config"); cfg != nil {
+		return cfg
+	}
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: component.Line, Column: component.Column}
+}
+
 func checkTransforms(n *yaml.Node, path string, cat Catalog) []spec.Problem {
 	var ps []spec.Problem
 	check := func(step *yaml.Node, p string, named bool) {
+		if step.Kind == yaml.AliasNode && step.Alias != nil {
+			step = step.Alias
+		}
+		if step.Kind == yaml.ScalarNode && step.ShortTag() == "!!null" {
+			ps = append(ps, spec.At(step, p, "transform step is empty; it needs a type"))
+			return
+		}
 		ps = append(ps, spec.Check(transformFields, step, p)...)
 		if step.Kind != yaml.MappingNode {
 			return
@@ -166,7 +213,7 @@ func checkTransforms(n *yaml.Node, path string, cat Catalog) []spec.Problem {
 			ps = append(ps, spec.At(step, p+".type", "transform step needs a type"))
 			return
 		}
-		cps, ok := cat.CheckConfig("transform", typ.Value, spec.Find(step, "config"), p+".config")
+		cps, ok := cat.CheckConfig("transform", typ.Value, configNode(step), p+".config")
 		if !ok {
 			ps = append(ps, spec.At(typ, p+".type", "unknown transform %q%s (see: rivven-connect connectors --kind transform)",
 				typ.Value, didYouMean(typ.Value, cat.Names("transform"))))
@@ -179,8 +226,15 @@ func checkTransforms(n *yaml.Node, path string, cat Catalog) []spec.Problem {
 			check(c, spec.Index(path, i), false)
 		}
 	case yaml.MappingNode:
+		seen := map[string]bool{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			check(n.Content[i+1], path+"."+n.Content[i].Value, true)
+			k := n.Content[i]
+			if seen[k.Value] {
+				ps = append(ps, spec.At(k, path+"."+k.Value, "duplicate transform name %q", k.Value))
+				continue
+			}
+			seen[k.Value] = true
+			check(n.Content[i+1], path+"."+k.Value, true)
 		}
 	case yaml.ScalarNode:
 		if n.Tag != "!!null" {
@@ -197,33 +251,81 @@ func didYouMean(s string, names []string) string {
 	return ""
 }
 
-// crossCheck validates what the per-field spec cannot express.
-func (p *Pipeline) crossCheck() spec.Problems {
-	var ps spec.Problems
-	at := func(path, format string, args ...any) {
-		ps = append(ps, spec.At(spec.Find(p.Root, path), path, format, args...))
+// crossCheck validates what the per-field spec cannot express. It works on
+// the document, so that its problems are reported together with all the
+// others.
+func crossCheck(root *yaml.Node) []spec.Problem {
+	var ps []spec.Problem
+	entries := func(key string) (*yaml.Node, bool) {
+		m := spec.Find(root, key)
+		if m == nil || m.Kind == yaml.ScalarNode && m.ShortTag() == "!!null" {
+			return nil, true
+		}
+		if m.Kind != yaml.MappingNode {
+			return nil, false // reported by the structural check
+		}
+		return m, true
 	}
-	for name, s := range p.Sinks {
-		switch so := s.StartOffset; so {
-		case "earliest", "latest":
-		default:
-			if _, err := time.Parse(time.RFC3339, so); err != nil {
-				at("sinks."+name+".start_offset", "%q is not allowed (allowed: earliest, latest, or an RFC 3339 timestamp such as 2024-01-01T00:00:00Z)", so)
+	sinks, sinksOK := entries("sinks")
+	sources, sourcesOK := entries("sources")
+	for i := 0; sinks != nil && i+1 < len(sinks.Content); i += 2 {
+		path, s := "sinks."+sinks.Content[i].Value, sinks.Content[i+1]
+		if so := child(s, "start_offset"); isScalar(so) {
+			switch v := so.Value; v {
+			case "earliest", "latest":
+			default:
+				if _, err := time.Parse(time.RFC3339, v); err != nil {
+					ps = append(ps, spec.At(so, path+".start_offset", "%q is not allowed (allowed: earliest, latest, or an RFC 3339 timestamp such as 2024-01-01T00:00:00Z)", v))
+				}
 			}
 		}
-		if len(s.Topics) == 0 {
-			at("sinks."+name+".topics", "a sink needs at least one topic")
+		if ts := child(s, "topics"); ts != nil && ts.Kind == yaml.SequenceNode && len(ts.Content) == 0 {
+			ps = append(ps, spec.At(ts, path+".topics", "a sink needs at least one topic"))
 		}
 	}
-	for name, s := range p.Sources {
-		if strings.TrimSpace(s.Topic) == "" {
-			at("sources."+name+".topic", "topic must not be empty")
+	for i := 0; sources != nil && i+1 < len(sources.Content); i += 2 {
+		path, s := "sources."+sources.Content[i].Value, sources.Content[i+1]
+		if t := child(s, "topic"); isScalar(t) && strings.TrimSpace(t.Value) == "" {
+			ps = append(ps, spec.At(t, path+".topic", "topic must not be empty"))
 		}
 	}
-	if len(p.Sources)+len(p.Sinks) == 0 {
+	if sinksOK && sourcesOK && count(sinks)+count(sources) == 0 {
 		ps = append(ps, spec.Problem{Message: "the pipeline defines no sources and no sinks"})
 	}
 	return ps
+}
+
+// child returns the value of key in mapping m (not a dotted path: entry
+// names may contain dots).
+func child(m *yaml.Node, key string) *yaml.Node {
+	for m != nil && m.Kind == yaml.AliasNode {
+		m = m.Alias
+	}
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			v := m.Content[i+1]
+			for v != nil && v.Kind == yaml.AliasNode {
+				v = v.Alias
+			}
+			return v
+		}
+	}
+	return nil
+}
+
+// isScalar reports whether n is a non-null scalar.
+func isScalar(n *yaml.Node) bool {
+	return n != nil && n.Kind == yaml.ScalarNode && n.ShortTag() != "!!null"
+}
+
+func count(m *yaml.Node) int {
+	if m == nil {
+		return 0
+	}
+	return len(m.Content) / 2
 }
 
 // locateTransforms records where each transform step is, for runtime
@@ -314,31 +416,25 @@ func substitute(n *yaml.Node, path string, env func(string) (string, bool), ps *
 		})
 		if changed {
 			n.Value = out
-			if n.Style == 0 || n.Style == yaml.TaggedStyle {
-				n.Tag = resolveTag(out) // `port: ${PORT}` is an integer once PORT is known
+			if n.Style == 0 {
+				// A plain scalar gets the tag YAML gives its new value:
+				// `port: ${PORT}` is an integer once PORT is known. Quoted
+				// and explicitly tagged (!!str ${X}) scalars keep theirs.
+				n.Tag = resolveTag(out)
 			}
 		}
 	}
 }
 
-// resolveTag gives a plain scalar the tag YAML would have given it.
+// resolveTag gives a plain scalar the tag YAML would have given it. A
+// variable set to the empty string stays an empty string, not null.
 func resolveTag(s string) string {
-	var v any
-	if err := yaml.Unmarshal([]byte(s), &v); err != nil {
+	if s == "" {
 		return "!!str"
 	}
-	switch v.(type) {
-	case nil:
-		if s == "" {
-			return "!!str"
-		}
-		return "!!null"
-	case bool:
-		return "!!bool"
-	case int, int64, uint64:
-		return "!!int"
-	case float64:
-		return "!!float"
+	switch tag := (&yaml.Node{Kind: yaml.ScalarNode, Value: s}).ShortTag(); tag {
+	case "!!null", "!!bool", "!!int", "!!float":
+		return tag
 	}
 	return "!!str"
 }

@@ -30,7 +30,9 @@ func JSONSchema(cat ComponentSchemas) map[string]any {
 				"then": map[string]any{"properties": map[string]any{"config": s}},
 			})
 		}
-		entry["properties"].(map[string]any)["connector"].(map[string]any)["enum"] = names
+		if len(names) > 0 {
+			entry["properties"].(map[string]any)["connector"].(map[string]any)["enum"] = names
+		}
 		if len(cases) > 0 {
 			entry["allOf"] = cases
 		}

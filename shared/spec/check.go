@@ -22,7 +22,7 @@ func Check(fields []Field, node *yaml.Node, path string) []Problem {
 
 func checkObject(fields []Field, node *yaml.Node, path string, ps *[]Problem) {
 	node = deref(node)
-	if node == nil || node.Kind == yaml.ScalarNode && node.Tag == "!!null" {
+	if isNull(node) {
 		for _, f := range fields {
 			if f.Required {
 				*ps = append(*ps, At(node, Join(path, f.Name), "required key %q is missing", f.Name))
@@ -34,22 +34,22 @@ func checkObject(fields []Field, node *yaml.Node, path string, ps *[]Problem) {
 		*ps = append(*ps, At(node, path, "expected a mapping of keys, got %s", describe(node)))
 		return
 	}
+	checkMerges(node, path, ps)
 	seen := make(map[string]bool, len(node.Content)/2)
-	for i := 0; i+1 < len(node.Content); i += 2 {
-		k, v := node.Content[i], node.Content[i+1]
-		key := k.Value
+	for _, e := range entries(node) {
+		key := e.k.Value
 		p := Join(path, key)
 		if seen[key] {
-			*ps = append(*ps, At(k, p, "duplicate key %q", key))
+			*ps = append(*ps, At(e.k, p, "duplicate key %q", key))
 			continue
 		}
 		seen[key] = true
 		f, ok := Lookup(fields, key)
 		if !ok {
-			*ps = append(*ps, At(k, p, "unknown key %q%s", key, suggest(key, fieldNames(fields))))
+			*ps = append(*ps, At(e.k, p, "unknown key %q%s", key, suggest(key, fieldNames(fields))))
 			continue
 		}
-		checkValue(f, v, p, ps)
+		checkValue(f, e.v, p, ps)
 	}
 	for _, f := range fields {
 		if f.Required && !seen[f.Name] {
@@ -62,10 +62,122 @@ func deref(n *yaml.Node) *yaml.Node {
 	for n != nil && n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
-	if n != nil && n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
-		return deref(n.Content[0])
+	if n != nil && n.Kind == yaml.DocumentNode {
+		switch len(n.Content) {
+		case 0:
+			return nil
+		case 1:
+			return deref(n.Content[0])
+		}
 	}
 	return n
+}
+
+// isNull reports whether n holds no value: nil, the zero Node (what an
+// absent key leaves in a yaml.Node field) or a null scalar.
+func isNull(n *yaml.Node) bool {
+	n = deref(n)
+	return n == nil || n.Kind == 0 || n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
+}
+
+// entry is one key/value pair of a mapping. idx is the index of the key in
+// the mapping's Content, or -1 when it comes from a merge key.
+type entry struct {
+	k, v *yaml.Node
+	idx  int
+}
+
+func isMerge(k *yaml.Node) bool {
+	return k.Kind == yaml.ScalarNode && k.Value == "<<" && k.ShortTag() == "!!merge"
+}
+
+// entries lists the pairs of a mapping with YAML merge keys (<<: *base)
+// expanded as yaml decoding does: explicit keys win over merged ones, and
+// earlier merged mappings over later ones.
+func entries(m *yaml.Node) []entry {
+	return appendEntries(nil, m, true, map[string]bool{}, map[*yaml.Node]bool{})
+}
+
+func appendEntries(out []entry, m *yaml.Node, explicit bool, have map[string]bool, visiting map[*yaml.Node]bool) []entry {
+	if visiting[m] {
+		return out
+	}
+	visiting[m] = true
+	defer delete(visiting, m)
+	var merges []*yaml.Node
+	var own []entry
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := m.Content[i], m.Content[i+1]
+		if isMerge(k) {
+			merges = append(merges, v)
+			continue
+		}
+		if explicit {
+			own = append(own, entry{k, v, i}) // duplicates are kept for Check to report
+		} else if !have[k.Value] {
+			own = append(own, entry{k, v, -1})
+		}
+	}
+	for _, e := range own {
+		have[e.k.Value] = true
+	}
+	out = append(out, own...)
+	for _, v := range merges {
+		for _, src := range mergeSources(v) {
+			out = appendEntries(out, src, false, have, visiting)
+		}
+	}
+	return out
+}
+
+// mergeSources returns the mappings a merge key's value names, or nil
+// when it is not a mapping or a list of mappings.
+func mergeSources(v *yaml.Node) []*yaml.Node {
+	v = deref(v)
+	switch {
+	case v == nil:
+		return nil
+	case v.Kind == yaml.MappingNode:
+		return []*yaml.Node{v}
+	case v.Kind == yaml.SequenceNode:
+		var out []*yaml.Node
+		for _, c := range v.Content {
+			c = deref(c)
+			if c == nil || c.Kind != yaml.MappingNode {
+				return nil
+			}
+			out = append(out, c)
+		}
+		return out
+	}
+	return nil
+}
+
+// checkMerges reports merge keys whose value yaml cannot merge.
+func checkMerges(m *yaml.Node, path string, ps *[]Problem) {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if isMerge(m.Content[i]) && mergeSources(m.Content[i+1]) == nil {
+			*ps = append(*ps, At(m.Content[i+1], Join(path, "<<"), "a merge key (<<) needs a mapping or a list of mappings"))
+		}
+	}
+}
+
+// secretField marks f and everything inside it secret, so that no value
+// below a secret is echoed.
+func secretField(f Field) Field {
+	f.Secret = true
+	if f.Elem != nil {
+		e := secretField(*f.Elem)
+		f.Elem = &e
+	}
+	if len(f.Fields) > 0 {
+		fs := make([]Field, len(f.Fields))
+		for i, c := range f.Fields {
+			fs[i] = secretField(c)
+		}
+		f.Fields = fs
+	}
+	return f
 }
 
 // CheckValue validates one value against a field description.
@@ -77,16 +189,19 @@ func CheckValue(f Field, node *yaml.Node, path string) []Problem {
 
 func checkValue(f Field, node *yaml.Node, path string, ps *[]Problem) {
 	node = deref(node)
-	if node.Kind == yaml.ScalarNode && node.Tag == "!!null" {
+	if isNull(node) {
 		if f.Required {
 			*ps = append(*ps, At(node, path, "%q must have a value", f.Name))
 		}
 		return
 	}
+	if f.Secret && (f.Elem != nil || len(f.Fields) > 0) {
+		f = secretField(f)
+	}
 	bad := func(want string) {
 		shown := describe(node)
-		if f.Secret {
-			shown = "a value"
+		if f.Secret && node.Kind == yaml.ScalarNode {
+			shown = "a value" // the kind of a list or mapping gives nothing away
 		}
 		*ps = append(*ps, At(node, path, "expected %s, got %s", want, shown))
 	}
@@ -110,8 +225,16 @@ func checkValue(f Field, node *yaml.Node, path string, ps *[]Problem) {
 			bad("a mapping")
 			return
 		}
-		for i := 0; i+1 < len(node.Content); i += 2 {
-			checkValue(*f.Elem, node.Content[i+1], Join(path, node.Content[i].Value), ps)
+		checkMerges(node, path, ps)
+		seen := make(map[string]bool, len(node.Content)/2)
+		for _, e := range entries(node) {
+			p := Join(path, e.k.Value)
+			if seen[e.k.Value] {
+				*ps = append(*ps, At(e.k, p, "duplicate key %q", e.k.Value))
+				continue
+			}
+			seen[e.k.Value] = true
+			checkValue(*f.Elem, e.v, p, ps)
 		}
 		return
 	}
@@ -123,7 +246,7 @@ func checkValue(f Field, node *yaml.Node, path string, ps *[]Problem) {
 	case TString:
 		// Any scalar reads as a string (port: 5432 into a string is fine).
 	case TBoolean:
-		if node.Tag != "!!bool" {
+		if node.ShortTag() != "!!bool" {
 			bad("true or false")
 			return
 		}
@@ -131,7 +254,7 @@ func checkValue(f Field, node *yaml.Node, path string, ps *[]Problem) {
 		var v float64
 		var err error
 		if f.Type == TInteger {
-			if node.Tag != "!!int" {
+			if node.ShortTag() != "!!int" {
 				bad("an integer")
 				return
 			}
@@ -139,7 +262,7 @@ func checkValue(f Field, node *yaml.Node, path string, ps *[]Problem) {
 			n, err = strconv.ParseInt(strings.ReplaceAll(node.Value, "_", ""), 0, 64)
 			v = float64(n)
 		} else {
-			if node.Tag != "!!int" && node.Tag != "!!float" {
+			if tag := node.ShortTag(); tag != "!!int" && tag != "!!float" {
 				bad("a number")
 				return
 			}
@@ -150,7 +273,11 @@ func checkValue(f Field, node *yaml.Node, path string, ps *[]Problem) {
 			return
 		}
 		if f.Min != nil && v < *f.Min || f.Max != nil && v > *f.Max {
-			*ps = append(*ps, At(node, path, "%s is out of range (%s)", node.Value, rangeText(f)))
+			shown := node.Value
+			if f.Secret {
+				shown = "the value"
+			}
+			*ps = append(*ps, At(node, path, "%s is out of range (%s)", shown, rangeText(f)))
 			return
 		}
 	case TDuration:
@@ -160,6 +287,10 @@ func checkValue(f Field, node *yaml.Node, path string, ps *[]Problem) {
 		}
 	}
 	if len(f.Enum) > 0 && !contains(f.Enum, node.Value) {
+		if f.Secret {
+			*ps = append(*ps, At(node, path, "the value is not allowed (allowed: %s)", strings.Join(f.Enum, ", ")))
+			return
+		}
 		*ps = append(*ps, At(node, path, "%q is not allowed (allowed: %s)%s",
 			node.Value, strings.Join(f.Enum, ", "), suggest(node.Value, f.Enum)))
 	}
@@ -192,7 +323,7 @@ func describe(n *yaml.Node) string {
 	case yaml.SequenceNode:
 		return "a list"
 	}
-	switch n.Tag {
+	switch n.ShortTag() {
 	case "!!int":
 		return "integer " + n.Value
 	case "!!float":
@@ -288,19 +419,23 @@ func DecodeType(t reflect.Type, node *yaml.Node, path string) (any, []Problem) {
 	if err := ApplyDefaults(ptr.Interface()); err != nil {
 		return nil, []Problem{At(node, path, "bad default in spec: %v", err)}
 	}
-	if n := deref(node); n != nil && !(n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
+	n := deref(node)
+	if !isNull(n) {
 		if err := n.Decode(ptr.Interface()); err != nil {
 			return nil, []Problem{At(n, path, "%s", cleanYAMLError(err))}
 		}
 	}
 	if v, ok := ptr.Interface().(Validator); ok {
 		for _, p := range v.Validate() {
-			p.Path = Join(path, p.Path)
-			if p.Line == 0 && node != nil {
-				if at := Find(node, strings.TrimPrefix(p.Path, path+".")); at != nil {
+			rel := p.Path
+			p.Path = Join(path, rel)
+			if p.Line == 0 {
+				at := Find(n, rel) // n itself when rel is ""
+				if at == nil {
+					at = n
+				}
+				if at != nil {
 					p.Line, p.Column = at.Line, at.Column
-				} else {
-					p.Line, p.Column = deref(node).Line, deref(node).Column
 				}
 			}
 			ps = append(ps, p)
@@ -309,23 +444,58 @@ func DecodeType(t reflect.Type, node *yaml.Node, path string) (any, []Problem) {
 	return ptr.Interface(), ps
 }
 
-// Find returns the value node at a dotted path below node, or nil.
+// Find returns the value node at a path below node, or nil. The path is
+// dotted keys with list indexes ("routes[0].topic"); keys that contain
+// dots are matched too (the longest key wins), and merge keys (<<) are
+// followed. An empty path is node itself.
 func Find(node *yaml.Node, path string) *yaml.Node {
 	node = deref(node)
-	for _, key := range strings.Split(path, ".") {
-		if node == nil || node.Kind != yaml.MappingNode {
+	if node == nil || path == "" {
+		return node
+	}
+	if path[0] == '[' {
+		end := strings.IndexByte(path, ']')
+		if end < 0 || node.Kind != yaml.SequenceNode {
 			return nil
 		}
-		var next *yaml.Node
-		for i := 0; i+1 < len(node.Content); i += 2 {
-			if node.Content[i].Value == key {
-				next = deref(node.Content[i+1])
-				break
-			}
+		i, err := strconv.Atoi(path[1:end])
+		if err != nil || i < 0 || i >= len(node.Content) {
+			return nil
 		}
-		node = next
+		rest := path[end+1:]
+		if rest != "" && rest[0] != '[' {
+			if rest[0] != '.' || len(rest) == 1 {
+				return nil
+			}
+			rest = rest[1:]
+		}
+		return Find(node.Content[i], rest)
 	}
-	return node
+	if node.Kind != yaml.MappingNode {
+		return nil
+	}
+	var best *yaml.Node
+	bestLen := -1
+	for _, e := range entries(node) {
+		k := e.k.Value
+		if len(k) <= bestLen {
+			continue
+		}
+		var rest string
+		switch {
+		case path == k:
+		case strings.HasPrefix(path, k+".") && len(path) > len(k)+1:
+			rest = path[len(k)+1:]
+		case strings.HasPrefix(path, k+"["):
+			rest = path[len(k):]
+		default:
+			continue
+		}
+		if r := Find(e.v, rest); r != nil {
+			best, bestLen = r, len(k)
+		}
+	}
+	return best
 }
 
 func cleanYAMLError(err error) string {

@@ -22,10 +22,17 @@ func applyDefaults(v reflect.Value) error {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		sf := t.Field(i)
+		fv := v.Field(i)
 		if !sf.IsExported() {
+			// The exported fields of an embedded unexported struct are
+			// still decoded (yaml ",inline"), so they get defaults too.
+			if sf.Anonymous && fv.Kind() == reflect.Struct {
+				if err := applyDefaults(fv); err != nil {
+					return err
+				}
+			}
 			continue
 		}
-		fv := v.Field(i)
 		if def, ok := sf.Tag.Lookup("default"); ok {
 			if err := yaml.Unmarshal([]byte(def), fv.Addr().Interface()); err != nil {
 				return fmt.Errorf("%s: default %q: %w", sf.Name, def, err)
@@ -40,6 +47,10 @@ func applyDefaults(v reflect.Value) error {
 	}
 	return nil
 }
+
+// DurationPattern is the JSON Schema pattern of a duration: what
+// ParseDuration accepts ("0", "1h30m", "1.5s", "-5m", "300ms").
+const DurationPattern = `^[-+]?(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$`
 
 // JSONSchema returns the JSON Schema (draft 2020-12 vocabulary) of an object
 // with these fields.
@@ -75,7 +86,7 @@ func (f Field) JSONSchema() map[string]any {
 	case TAny:
 		s = map[string]any{}
 	case TDuration:
-		s = map[string]any{"type": "string", "pattern": `^([0-9.]+(ns|us|µs|ms|s|m|h))+$`}
+		s = map[string]any{"type": "string", "pattern": DurationPattern}
 	default:
 		s = map[string]any{"type": f.Type}
 	}
@@ -134,11 +145,16 @@ func writeRows(b *strings.Builder, prefix string, fields []Field) {
 		if f.Secret {
 			doc += " Secret: redacted in output."
 		}
-		fmt.Fprintf(b, "| `%s` | %s | %s | %s | %s |\n", name, typeName(f), req, def, strings.TrimSpace(doc))
+		fmt.Fprintf(b, "| `%s` | %s | %s | %s | %s |\n", name, typeName(f), req, cell(def), cell(strings.TrimSpace(doc)))
 		if f.Type == TObject {
 			writeRows(b, name+".", f.Fields)
 		}
 	}
+}
+
+// cell escapes what would break a table cell.
+func cell(s string) string {
+	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
 }
 
 func typeName(f Field) string {
@@ -154,36 +170,79 @@ func typeName(f Field) string {
 // FillDefaults adds the default of every absent field to the mapping node,
 // recursing into nested objects, lists and maps. Struct defaults alone
 // cannot reach values YAML creates fresh (map entries, list items), so
-// defaults are applied to the document before it is decoded.
+// defaults are applied to the document before it is decoded. A key given
+// as null also takes its default, as it does for a top-level struct, and
+// an absent nested object (not a pointer) is added when its fields have
+// defaults.
 func FillDefaults(fields []Field, node *yaml.Node) {
 	node = deref(node)
 	if node == nil || node.Kind != yaml.MappingNode {
 		return
 	}
-	present := map[string]*yaml.Node{}
-	for i := 0; i+1 < len(node.Content); i += 2 {
-		present[node.Content[i].Value] = node.Content[i+1]
+	present := map[string]entry{}
+	for _, e := range entries(node) {
+		if _, dup := present[e.k.Value]; !dup {
+			present[e.k.Value] = e
+		}
 	}
 	for _, f := range fields {
-		v, ok := present[f.Name]
-		if !ok {
-			if f.Default == "" {
-				continue
-			}
-			var doc yaml.Node
-			if yaml.Unmarshal([]byte(f.Default), &doc) != nil || len(doc.Content) == 0 {
-				continue
-			}
-			key := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: f.Name}
-			node.Content = append(node.Content, key, doc.Content[0])
+		e, ok := present[f.Name]
+		if ok && !isNull(e.v) {
+			fillValue(f, e.v)
 			continue
 		}
-		fillValue(f, v)
+		v := defaultNode(f)
+		if v == nil {
+			continue
+		}
+		switch {
+		case !ok:
+			key := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: f.Name}
+			node.Content = append(node.Content, key, v)
+		case e.idx >= 0:
+			v.Line, v.Column = e.v.Line, e.v.Column
+			node.Content[e.idx+1] = v
+		default: // null from a merge key: override it, leave the shared node be
+			key := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: f.Name}
+			node.Content = append(node.Content, key, v)
+		}
 	}
+}
+
+// defaultNode returns a fresh node holding the default of f, or nil when
+// f has none.
+func defaultNode(f Field) *yaml.Node {
+	if f.Default != "" {
+		var doc yaml.Node
+		if yaml.Unmarshal([]byte(f.Default), &doc) != nil || len(doc.Content) == 0 {
+			return nil
+		}
+		return doc.Content[0]
+	}
+	if f.Type == TObject && !f.pointer && hasDefaults(f.Fields) {
+		m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+		FillDefaults(f.Fields, m)
+		return m
+	}
+	return nil
+}
+
+// hasDefaults reports whether any field, or a field of a nested object
+// that is always present, has a default.
+func hasDefaults(fields []Field) bool {
+	for _, f := range fields {
+		if f.Default != "" || f.Type == TObject && !f.pointer && hasDefaults(f.Fields) {
+			return true
+		}
+	}
+	return false
 }
 
 func fillValue(f Field, v *yaml.Node) {
 	v = deref(v)
+	if v == nil {
+		return
+	}
 	switch f.Type {
 	case TObject:
 		FillDefaults(f.Fields, v)
@@ -195,8 +254,8 @@ func fillValue(f Field, v *yaml.Node) {
 		}
 	case TMap:
 		if v.Kind == yaml.MappingNode {
-			for i := 1; i < len(v.Content); i += 2 {
-				fillValue(*f.Elem, v.Content[i])
+			for _, e := range entries(v) {
+				fillValue(*f.Elem, e.v)
 			}
 		}
 	}

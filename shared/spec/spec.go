@@ -53,6 +53,10 @@ type Field struct {
 	Elem     *Field  // TArray, TMap
 	// Schema, when set, replaces the generated JSON Schema of the field.
 	Schema map[string]any
+
+	// pointer is set for fields of pointer type: absent means nil, so
+	// FillDefaults must not create them to hold their children's defaults.
+	pointer bool
 }
 
 // Describer is implemented by types that describe themselves, for values
@@ -86,19 +90,28 @@ func FieldsOf(t reflect.Type) []Field {
 	for i := 0; i < t.NumField(); i++ {
 		sf := t.Field(i)
 		name, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
-		if opts == "inline" {
+		if hasOption(opts, "inline") {
 			out = append(out, FieldsOf(sf.Type)...)
 			continue
 		}
 		if name == "" || name == "-" || !sf.IsExported() {
 			continue
 		}
+		// Tags add to what the type says of itself (a Describer).
 		f := fieldOf(sf.Type)
 		f.Name = name
-		f.Doc = sf.Tag.Get("doc")
-		f.Default = sf.Tag.Get("default")
-		f.Required = sf.Tag.Get("required") == "true"
-		f.Secret = sf.Tag.Get("secret") == "true"
+		if doc := sf.Tag.Get("doc"); doc != "" {
+			f.Doc = doc
+		}
+		if def, ok := sf.Tag.Lookup("default"); ok {
+			f.Default = def
+		}
+		if req, ok := sf.Tag.Lookup("required"); ok {
+			f.Required = req == "true"
+		}
+		if sf.Tag.Get("secret") == "true" {
+			f.Secret = true
+		}
 		if e := sf.Tag.Get("enum"); e != "" {
 			f.Enum = strings.Split(e, ",")
 		}
@@ -113,15 +126,29 @@ func FieldsOf(t reflect.Type) []Field {
 	return out
 }
 
+func hasOption(opts, want string) bool {
+	for _, o := range strings.Split(opts, ",") {
+		if o == want {
+			return true
+		}
+	}
+	return false
+}
+
 func fieldOf(t reflect.Type) Field {
+	if t.Kind() == reflect.Pointer {
+		// A pointer field is optional: absent leaves it nil. Describe what
+		// it points to (a nil pointer cannot call a value-receiver
+		// SpecField).
+		f := fieldOf(t.Elem())
+		f.pointer = true
+		return f
+	}
 	if t.Implements(describerType) {
 		return reflect.Zero(t).Interface().(Describer).SpecField()
 	}
 	if reflect.PointerTo(t).Implements(describerType) {
 		return reflect.New(t).Interface().(Describer).SpecField()
-	}
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
 	}
 	if t == nodeType {
 		return Field{Type: TAny}
@@ -176,6 +203,9 @@ type Problem struct {
 
 func (p Problem) Error() string {
 	if p.Line > 0 {
+		if p.Path == "" {
+			return fmt.Sprintf("line %d:%d: %s", p.Line, p.Column, p.Message)
+		}
 		return fmt.Sprintf("%s (line %d:%d): %s", p.Path, p.Line, p.Column, p.Message)
 	}
 	if p.Path == "" {
@@ -217,10 +247,14 @@ func (ps Problems) Sort() {
 	})
 }
 
-// Join appends a child key to a YAML path.
+// Join appends a child key to a YAML path. An empty key leaves the path
+// as it is.
 func Join(path, key string) string {
 	if path == "" {
 		return key
+	}
+	if key == "" {
+		return path
 	}
 	return path + "." + key
 }
