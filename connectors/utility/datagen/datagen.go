@@ -7,7 +7,7 @@ package datagen
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -90,76 +90,34 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit pipeline.Emitter)
 		if err != nil {
 			return pipeline.Fatal(fmt.Errorf("datagen: resume position %q is not a sequence number", resume))
 		}
+		if last == math.MaxUint64 {
+			return nil // nothing comes after the last number
+		}
 		first = last + 1
 	}
-	g := s.newGenerator()
-	if s.cfg.Seed != nil {
-		// Only a seeded stream has a continuation to reproduce; replaying
-		// the prefix restores the RNG and the cdc pool exactly.
-		g.skip(first)
-	}
-	g.seq = first
 	if s.cfg.MaxEvents > 0 && first >= s.cfg.MaxEvents {
 		return nil
 	}
+	g := newGenerator(&s.cfg, s.pat)
+	if s.cfg.Seed != nil {
+		// Only a seeded stream has a continuation to reproduce; replaying
+		// the prefix restores the RNG and the cdc pool exactly.
+		if !g.skip(ctx, first) {
+			return nil
+		}
+	}
+	g.seq = first
 	if s.cfg.EventsPerSecond == 0 {
 		return s.flood(ctx, g, emit)
 	}
 	return s.paced(ctx, g, emit)
 }
 
-func (s *Source) newGenerator() *generator {
-	seed := rand.Uint64()
-	if s.cfg.Seed != nil {
-		seed = *s.cfg.Seed
-	}
-	step := time.Millisecond
-	if s.cfg.EventsPerSecond > 0 {
-		step = time.Second / time.Duration(s.cfg.EventsPerSecond)
-	}
-	var ns *string
-	if s.cfg.Namespace != "" {
-		ns = &s.cfg.Namespace
-	}
-	return &generator{
-		pat:     s.pat,
-		rng:     rand.New(rand.NewPCG(seed, pcgStream)),
-		cdc:     s.cfg.CDCMode,
-		logical: s.cfg.Seed != nil,
-		step:    step,
-		stream:  s.cfg.StreamName,
-		ns:      ns,
-	}
-}
-
-// pcgStream is the second PCG seed word; fixed so that the user's seed
-// alone defines the stream.
-const pcgStream = 0x6461746167656e // "datagen"
-
-// remaining is how many events may still be generated; 0 when unlimited.
-func (s *Source) remaining(g *generator) (n uint64, limited bool) {
-	if s.cfg.MaxEvents == 0 {
-		return 0, false
-	}
-	return s.cfg.MaxEvents - min(g.seq, s.cfg.MaxEvents), true
-}
-
 // flood emits full batches as fast as the emitter takes them.
 func (s *Source) flood(ctx context.Context, g *generator, emit pipeline.Emitter) error {
 	batch := make([]*events.Event, 0, maxBatch)
 	for {
-		n := uint64(maxBatch)
-		if left, limited := s.remaining(g); limited {
-			if left == 0 {
-				return nil
-			}
-			n = min(n, left)
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		var err error
-		if batch, err = s.emitBatch(ctx, g, emit, batch, int(n)); err != nil {
+		if more, err := s.send(ctx, g, emit, &batch, maxBatch); !more || err != nil {
 			return err
 		}
 	}
@@ -175,31 +133,16 @@ func (s *Source) paced(ctx context.Context, g *generator, emit pipeline.Emitter)
 	defer tick.Stop()
 	batch := make([]*events.Event, 0, min(eps, maxBatch))
 	start := time.Now()
-	var done uint64 // events emitted, or forgiven after a stall, since start
+	var done uint64 // events sent, or forgiven after a stall, since start
 	for {
 		due := uint64(time.Since(start).Seconds()*float64(eps)) + 1 // the first is due at once
-		if due > done+eps {
-			// After a stall (a slow sink) send at most one second's worth
-			// extra instead of bursting the whole backlog.
-			done = due - eps
+		// After a stall (a slow sink) send at most one second's worth of
+		// backlog instead of bursting all of it.
+		done = max(done, due-min(due, eps))
+		if more, err := s.send(ctx, g, emit, &batch, due-done); !more || err != nil {
+			return err
 		}
-		for done < due {
-			n := min(due-done, maxBatch)
-			if left, limited := s.remaining(g); limited {
-				if left == 0 {
-					return nil
-				}
-				n = min(n, left)
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			var err error
-			if batch, err = s.emitBatch(ctx, g, emit, batch, int(n)); err != nil {
-				return err
-			}
-			done += n
-		}
+		done = due
 		select {
 		case <-ctx.Done():
 			return nil
@@ -208,23 +151,35 @@ func (s *Source) paced(ctx context.Context, g *generator, emit pipeline.Emitter)
 	}
 }
 
-// emitBatch generates n events into batch (reused) and emits them.
-func (s *Source) emitBatch(ctx context.Context, g *generator, emit pipeline.Emitter, batch []*events.Event, n int) ([]*events.Event, error) {
-	batch = batch[:0]
-	var now time.Time
-	if !g.logical {
-		now = time.Now().UTC() // one clock read per batch keeps it cheap
+// send emits the next n events in batches of at most maxBatch, stopping
+// early at max_events. It reports whether the source goes on: false once
+// max_events is reached or ctx is done.
+func (s *Source) send(ctx context.Context, g *generator, emit pipeline.Emitter, batch *[]*events.Event, n uint64) (bool, error) {
+	for {
+		k := min(n, maxBatch)
+		if s.cfg.MaxEvents > 0 {
+			k = min(k, s.cfg.MaxEvents-g.seq) // Read ensures g.seq < MaxEvents
+		}
+		if ctx.Err() != nil {
+			return false, nil
+		}
+		if k == 0 {
+			return s.cfg.MaxEvents == 0 || g.seq < s.cfg.MaxEvents, nil
+		}
+		var now time.Time
+		if !g.logical {
+			now = time.Now().UTC() // one clock read per batch keeps it cheap
+		}
+		b := g.fill((*batch)[:0], int(k), now)
+		err := emit.Emit(ctx, b)
+		clear(b) // the emitter owns the events now; don't keep them alive
+		*batch = b
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return false, nil // cancelled: a clean stop
+		case err != nil:
+			return false, fmt.Errorf("datagen: emit: %w", err)
+		}
+		n -= k
 	}
-	for range n {
-		batch = append(batch, g.event(now))
-	}
-	err := emit.Emit(ctx, batch)
-	clear(batch) // the emitter owns the events now; don't keep them alive
-	if err != nil && ctx.Err() != nil {
-		return batch, nil
-	}
-	if err != nil {
-		return batch, fmt.Errorf("datagen: emit: %w", err)
-	}
-	return batch, nil
 }

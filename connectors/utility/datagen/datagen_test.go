@@ -213,9 +213,9 @@ func TestPatternsHaveDocumentedFields(t *testing.T) {
 func TestCDCModeIsConsistent(t *testing.T) {
 	for _, p := range patternList {
 		t.Run(p.name, func(t *testing.T) {
-			// 40k events fill the 10k pool (it grows by 0.5 per event) and
+			// 30k events fill the 10k pool (it grows by 0.5 per event) and
 			// then exercise the replacement of forgotten rows.
-			evs := collect(t, seeded(p.name, 99, 40_000, true), nil)
+			evs := collect(t, seeded(p.name, 99, 30_000, true), nil)
 			if len(evs) == 0 || evs[0].Type != events.Insert {
 				t.Fatal("the first event is not an insert")
 			}

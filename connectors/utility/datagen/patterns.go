@@ -1,7 +1,9 @@
 package datagen
 
 import (
+	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rivven/rivven-connect/events"
@@ -14,10 +16,9 @@ type pattern struct {
 	name   string
 	pk     string   // primary key field, the event key
 	fields []string // the row's fields in order (documented in README.md)
-	size   int      // typical row size, to allocate once
-	// row appends the row with primary key id, written by event seq at ts;
-	// created is when the row was inserted (== ts for inserts).
-	row func(g *generator, dst []byte, id, seq uint64, created, ts time.Time) []byte
+	size   int      // room for a row (with 7-digit ids), to allocate once
+	// row appends the row r stands for, drawing its values from rng.
+	row func(rng *rand.Rand, dst []byte, r rowState) []byte
 }
 
 // key appends the event key: an object of the primary key.
@@ -28,6 +29,9 @@ func (p *pattern) key(dst []byte, id uint64) []byte {
 	dst = p.appendID(dst, id)
 	return append(dst, '}')
 }
+
+// keySize is room for any key: {"<pk>":<id>}, the id quoted or not.
+func (p *pattern) keySize() int { return len(p.pk) + len(`{"":""}`) + 20 }
 
 // appendID appends the primary key value as it appears in the row.
 func (p *pattern) appendID(dst []byte, id uint64) []byte {
@@ -46,21 +50,21 @@ func appendKVKey(dst []byte, id uint64) []byte {
 
 // patternList is in the order the docs list patterns.
 var patternList = []*pattern{
-	{name: "orders", pk: "order_id", size: 128, row: orderRow,
+	{name: "orders", pk: "order_id", size: 120, row: orderRow,
 		fields: []string{"order_id", "customer_id", "product", "quantity", "total", "status"}},
-	{name: "users", pk: "user_id", size: 128, row: userRow,
+	{name: "users", pk: "user_id", size: 136, row: userRow,
 		fields: []string{"user_id", "name", "email", "created_at"}},
-	{name: "pageviews", pk: "pageview_id", size: 160, row: pageviewRow,
+	{name: "pageviews", pk: "pageview_id", size: 152, row: pageviewRow,
 		fields: []string{"page_url", "user_id", "timestamp", "referrer"}},
-	{name: "sequence", pk: "id", size: 48, row: sequenceRow,
+	{name: "sequence", pk: "id", size: 32, row: sequenceRow,
 		fields: []string{"id", "value"}},
-	{name: "random", pk: "id", size: 96, row: randomRow,
+	{name: "random", pk: "id", size: 72, row: randomRow,
 		fields: []string{"id", "value", "ratio", "active", "category"}},
 	{name: "events", pk: "event_id", size: 128, row: eventRow,
 		fields: []string{"event_id", "event_type", "user_id", "session_id", "source"}},
-	{name: "metrics", pk: "metric_id", size: 144, row: metricRow,
+	{name: "metrics", pk: "metric_id", size: 136, row: metricRow,
 		fields: []string{"metric_id", "name", "value", "unit", "host", "timestamp"}},
-	{name: "key_value", pk: "key", size: 64, row: keyValueRow,
+	{name: "key_value", pk: "key", size: 56, row: keyValueRow,
 		fields: []string{"key", "value"}},
 }
 
@@ -105,41 +109,38 @@ var (
 func lowered(ss []string) []string {
 	out := make([]string, len(ss))
 	for i, s := range ss {
-		b := []byte(s)
-		for j, c := range b {
-			if 'A' <= c && c <= 'Z' {
-				b[j] = c + 'a' - 'A'
-			}
-		}
-		out[i] = string(b)
+		out[i] = strings.ToLower(s)
 	}
 	return out
 }
 
-func (g *generator) pick(list []string) int { return g.rng.IntN(len(list)) }
+func pick(rng *rand.Rand, list []string) string { return list[rng.IntN(len(list))] }
 
-func orderRow(g *generator, d []byte, id, _ uint64, _, _ time.Time) []byte {
-	qty := 1 + g.rng.IntN(9)
-	cents := 499 + g.rng.IntN(19500) // unit price 4.99 .. 199.98
+// timestamp converts a rowState time back for formatting.
+func timestamp(unixNano int64) time.Time { return time.Unix(0, unixNano) }
+
+func orderRow(rng *rand.Rand, d []byte, r rowState) []byte {
+	qty := 1 + rng.IntN(9)
+	cents := 499 + rng.IntN(19500) // unit price 4.99 .. 199.98
 	d = append(d, `{"order_id":`...)
-	d = strconv.AppendUint(d, id, 10)
+	d = strconv.AppendUint(d, r.id, 10)
 	d = append(d, `,"customer_id":`...)
-	d = strconv.AppendInt(d, int64(1+g.rng.IntN(10_000)), 10)
+	d = strconv.AppendInt(d, int64(1+rng.IntN(10_000)), 10)
 	d = append(d, `,"product":`...)
-	d = appendString(d, products[g.pick(products)])
+	d = appendString(d, pick(rng, products))
 	d = append(d, `,"quantity":`...)
 	d = strconv.AppendInt(d, int64(qty), 10)
 	d = append(d, `,"total":`...)
 	d = appendCents(d, int64(qty*cents))
 	d = append(d, `,"status":`...)
-	d = appendString(d, orderStatuses[g.pick(orderStatuses)])
+	d = appendString(d, pick(rng, orderStatuses))
 	return append(d, '}')
 }
 
-func userRow(g *generator, d []byte, id, _ uint64, created, _ time.Time) []byte {
-	f, l := g.pick(firstNames), g.pick(lastNames)
+func userRow(rng *rand.Rand, d []byte, r rowState) []byte {
+	f, l := rng.IntN(len(firstNames)), rng.IntN(len(lastNames))
 	d = append(d, `{"user_id":`...)
-	d = strconv.AppendUint(d, id, 10)
+	d = strconv.AppendUint(d, r.id, 10)
 	d = append(d, `,"name":"`...)
 	d = append(d, firstNames[f]...)
 	d = append(d, ' ')
@@ -148,92 +149,92 @@ func userRow(g *generator, d []byte, id, _ uint64, created, _ time.Time) []byte 
 	d = append(d, lowerFirstName[f]...)
 	d = append(d, '.')
 	d = append(d, lowerLastName[l]...)
-	d = strconv.AppendUint(d, id, 10) // unique per user
+	d = strconv.AppendUint(d, r.id, 10) // unique per user
 	d = append(d, '@')
-	d = append(d, mailDomains[g.pick(mailDomains)]...)
+	d = append(d, pick(rng, mailDomains)...)
 	d = append(d, `","created_at":"`...)
-	d = events.AppendTimestamp(d, created)
+	d = events.AppendTimestamp(d, timestamp(r.created))
 	return append(d, `"}`...)
 }
 
-func pageviewRow(g *generator, d []byte, _, _ uint64, _, ts time.Time) []byte {
-	path := pagePaths[g.pick(pagePaths)]
+func pageviewRow(rng *rand.Rand, d []byte, r rowState) []byte {
+	path := pick(rng, pagePaths)
 	d = append(d, `{"page_url":"https://shop.example.com`...)
 	d = append(d, path...)
-	if path[len(path)-1] == '/' && len(path) > 1 || path[len(path)-1] == '=' {
-		d = strconv.AppendInt(d, int64(1+g.rng.IntN(500)), 10)
+	if path[len(path)-1] == '/' && len(path) > 1 || path[len(path)-1] == '=' { // an item or a search term
+		d = strconv.AppendInt(d, int64(1+rng.IntN(500)), 10)
 	}
 	d = append(d, `","user_id":`...)
-	d = strconv.AppendInt(d, int64(1+g.rng.IntN(10_000)), 10)
+	d = strconv.AppendInt(d, int64(1+rng.IntN(10_000)), 10)
 	d = append(d, `,"timestamp":"`...)
-	d = events.AppendTimestamp(d, ts)
+	d = events.AppendTimestamp(d, timestamp(r.written))
 	d = append(d, `","referrer":`...)
-	if r := g.rng.IntN(len(referrers) + 2); r < len(referrers) {
-		d = appendString(d, referrers[r])
+	if i := rng.IntN(len(referrers) + 2); i < len(referrers) {
+		d = appendString(d, referrers[i])
 	} else {
 		d = append(d, "null"...) // direct traffic
 	}
 	return append(d, '}')
 }
 
-func sequenceRow(_ *generator, d []byte, id, seq uint64, _, _ time.Time) []byte {
+func sequenceRow(_ *rand.Rand, d []byte, r rowState) []byte {
 	d = append(d, `{"id":`...)
-	d = strconv.AppendUint(d, id, 10)
+	d = strconv.AppendUint(d, r.id, 10)
 	d = append(d, `,"value":`...)
-	d = strconv.AppendUint(d, seq, 10)
+	d = strconv.AppendUint(d, r.seq, 10)
 	return append(d, '}')
 }
 
-func randomRow(g *generator, d []byte, id, _ uint64, _, _ time.Time) []byte {
+func randomRow(rng *rand.Rand, d []byte, r rowState) []byte {
 	d = append(d, `{"id":`...)
-	d = strconv.AppendUint(d, id, 10)
+	d = strconv.AppendUint(d, r.id, 10)
 	d = append(d, `,"value":`...)
-	d = strconv.AppendInt(d, int64(g.rng.IntN(1000)), 10)
+	d = strconv.AppendInt(d, int64(rng.IntN(1000)), 10)
 	d = append(d, `,"ratio":`...)
-	d = appendCents(d, int64(g.rng.IntN(101)))
+	d = appendCents(d, int64(rng.IntN(101)))
 	d = append(d, `,"active":`...)
-	d = strconv.AppendBool(d, g.rng.IntN(2) == 1)
+	d = strconv.AppendBool(d, rng.IntN(2) == 1)
 	d = append(d, `,"category":`...)
-	d = appendString(d, categories[g.pick(categories)])
+	d = appendString(d, pick(rng, categories))
 	return append(d, '}')
 }
 
-func eventRow(g *generator, d []byte, id, _ uint64, _, _ time.Time) []byte {
+func eventRow(rng *rand.Rand, d []byte, r rowState) []byte {
 	d = append(d, `{"event_id":`...)
-	d = strconv.AppendUint(d, id, 10)
+	d = strconv.AppendUint(d, r.id, 10)
 	d = append(d, `,"event_type":`...)
-	d = appendString(d, eventTypes[g.pick(eventTypes)])
+	d = appendString(d, pick(rng, eventTypes))
 	d = append(d, `,"user_id":`...)
-	d = strconv.AppendInt(d, int64(1+g.rng.IntN(10_000)), 10)
+	d = strconv.AppendInt(d, int64(1+rng.IntN(10_000)), 10)
 	d = append(d, `,"session_id":"sess_`...)
-	d = strconv.AppendUint(d, g.rng.Uint64()>>16, 16)
+	d = strconv.AppendUint(d, rng.Uint64()>>16, 16)
 	d = append(d, `","source":`...)
-	d = appendString(d, eventSources[g.pick(eventSources)])
+	d = appendString(d, pick(rng, eventSources))
 	return append(d, '}')
 }
 
-func metricRow(g *generator, d []byte, id, _ uint64, _, ts time.Time) []byte {
-	m := g.pick(metricNames)
+func metricRow(rng *rand.Rand, d []byte, r rowState) []byte {
+	m := rng.IntN(len(metricNames))
 	d = append(d, `{"metric_id":`...)
-	d = strconv.AppendUint(d, id, 10)
+	d = strconv.AppendUint(d, r.id, 10)
 	d = append(d, `,"name":`...)
 	d = appendString(d, metricNames[m])
 	d = append(d, `,"value":`...)
-	d = appendCents(d, int64(g.rng.IntN(metricScale[m]*100)))
+	d = appendCents(d, int64(rng.IntN(metricScale[m]*100)))
 	d = append(d, `,"unit":`...)
 	d = appendString(d, metricUnits[m])
 	d = append(d, `,"host":`...)
-	d = appendString(d, hosts[g.pick(hosts)])
+	d = appendString(d, pick(rng, hosts))
 	d = append(d, `,"timestamp":"`...)
-	d = events.AppendTimestamp(d, ts)
+	d = events.AppendTimestamp(d, timestamp(r.written))
 	return append(d, `"}`...)
 }
 
-func keyValueRow(g *generator, d []byte, id, _ uint64, _, _ time.Time) []byte {
+func keyValueRow(rng *rand.Rand, d []byte, r rowState) []byte {
 	d = append(d, `{"key":`...)
-	d = appendKVKey(d, id)
+	d = appendKVKey(d, r.id)
 	d = append(d, `,"value":"value_`...)
-	d = strconv.AppendUint(d, g.rng.Uint64(), 16)
+	d = strconv.AppendUint(d, rng.Uint64(), 16)
 	return append(d, `"}`...)
 }
 

@@ -32,5 +32,24 @@ func TestREADMEConfigTable(t *testing.T) {
 		}
 		return
 	}
-	t.Errorf("README.md config table is stale; run UPDATE_DOCS=1 go test -run README .\nwant:\n%s", want)
+	t.Errorf("README.md config table is stale; run UPDATE_DOCS=1 go test -run README ./connectors/utility/datagen/\nwant:\n%s", want)
+}
+
+// TestREADMESample checks that the README's sample events are what the
+// README's example config generates.
+func TestREADMESample(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "<!-- sample:start -->\n```json\n")
+	sample, _, ok2 := strings.Cut(rest, "```\n<!-- sample:end -->")
+	if !ok || !ok2 {
+		t.Fatal("README.md lacks the sample markers")
+	}
+	cfg := seeded("orders", 42, 3, true)
+	cfg.EventsPerSecond, cfg.StreamName = 10, "demo_orders"
+	if got := string(rivvenJSON(t, collect(t, cfg, nil))); got != sample {
+		t.Errorf("README sample differs from the generated events:\n%s", got)
+	}
 }
