@@ -301,6 +301,10 @@ func (e *Entry) Instantiate(node *yaml.Node, path string) (any, error) {
 	return c, nil
 }
 
+// Package is the import path of the package whose config type the entry
+// uses: where its README lives.
+func (e *Entry) Package() string { return e.config.PkgPath() }
+
 // Docs renders the Markdown config table of an entry.
 func (e *Entry) Docs() string { return spec.MarkdownTable(e.Fields) }
 
