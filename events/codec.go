@@ -1,10 +1,11 @@
 package events
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -45,18 +46,32 @@ func CodecByName(name string) (Codec, error) {
 }
 
 // DecodeAny sniffs which codec produced b and decodes with it: a Rivven
-// event has "event_type", a CloudEvent "specversion", anything else is taken
-// as a Debezium envelope.
+// event has a top-level "event_type", a CloudEvent a top-level
+// "specversion", anything else is taken as a Debezium envelope. Only
+// top-level keys count: a row with an "event_type" column is still a row.
 func DecodeAny(b []byte) (*Event, error) {
+	var c Codec
+	err := objectFields(b, func(k, _ []byte) error {
+		switch {
+		case keyIs(k, "event_type"):
+			c = Rivven
+		case keyIs(k, "specversion"):
+			c = CloudEvents
+		default:
+			return nil
+		}
+		return errStopScan
+	})
 	switch {
-	case bytes.Contains(b, []byte(`"event_type"`)):
-		return Rivven.Decode(b)
-	case bytes.Contains(b, []byte(`"specversion"`)):
-		return CloudEvents.Decode(b)
-	default:
-		return Debezium.Decode(b)
+	case c != nil:
+		return c.Decode(b)
+	case err != nil:
+		return nil, fmt.Errorf("decode event: %w", err)
 	}
+	return Debezium.Decode(b)
 }
+
+var errStopScan = errors.New("stop scan")
 
 // Marshal encodes e with the Rivven JSON codec.
 func Marshal(e *Event) ([]byte, error) { return Rivven.Append(nil, e) }
@@ -81,16 +96,93 @@ func AppendTimestamp(dst []byte, t time.Time) []byte {
 	}
 }
 
+// checkTime rejects times outside the years 0000-9999, which RFC 3339 (and
+// chrono's parser on the Rivven side) cannot spell.
+func checkTime(what string, t time.Time) error {
+	if y := t.UTC().Year(); y < 0 || y > 9999 {
+		return fmt.Errorf("%s %v is outside the years 0000-9999", what, t)
+	}
+	return nil
+}
+
 func parseTimestamp(raw []byte) (time.Time, error) {
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' {
+		if t, ok := parseRFC3339UTC(raw[1 : len(raw)-1]); ok {
+			return t, nil
+		}
+	}
 	s, err := unquote(raw)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("timestamp: %w", err)
+		return time.Time{}, err
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("timestamp %q is not RFC 3339", s)
 	}
-	return t.UTC(), nil
+	if t = t.UTC(); t.Year() < 0 || t.Year() > 9999 {
+		return time.Time{}, fmt.Errorf("timestamp %q is outside the years 0000-9999", s)
+	}
+	return t, nil
+}
+
+// parseRFC3339UTC is the allocation-free fast path of parseTimestamp for
+// the form Rivven writes: YYYY-MM-DDTHH:MM:SS[.fraction]Z with 1-9
+// fractional digits. Anything else (offsets, odd forms, invalid dates) is
+// left to time.Parse.
+func parseRFC3339UTC(b []byte) (time.Time, bool) {
+	if len(b) < 20 || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' || b[len(b)-1] != 'Z' {
+		return time.Time{}, false
+	}
+	num := func(s []byte) (int, bool) {
+		n := 0
+		for _, c := range s {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n, true
+	}
+	year, ok1 := num(b[0:4])
+	month, ok2 := num(b[5:7])
+	day, ok3 := num(b[8:10])
+	hour, ok4 := num(b[11:13])
+	minute, ok5 := num(b[14:16])
+	sec, ok6 := num(b[17:19])
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	if day > daysIn(time.Month(month), year) {
+		return time.Time{}, false
+	}
+	ns := 0
+	if frac := b[19 : len(b)-1]; len(frac) > 0 {
+		if frac[0] != '.' || len(frac) < 2 || len(frac) > 10 {
+			return time.Time{}, false
+		}
+		n, ok := num(frac[1:])
+		if !ok {
+			return time.Time{}, false
+		}
+		for k := len(frac) - 1; k < 9; k++ {
+			n *= 10
+		}
+		ns = n
+	}
+	return time.Date(year, time.Month(month), day, hour, minute, sec, ns, time.UTC), true
+}
+
+func daysIn(m time.Month, year int) int {
+	switch m {
+	case time.February:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case time.April, time.June, time.September, time.November:
+		return 30
+	}
+	return 31
 }
 
 // ---- Rivven JSON -----------------------------------------------------------
@@ -105,6 +197,10 @@ func (rivvenCodec) Name() string        { return CodecRivven }
 func (rivvenCodec) ContentType() string { return "application/json" }
 
 func (rivvenCodec) Append(dst []byte, e *Event) ([]byte, error) {
+	n := len(dst)
+	if err := checkTime("timestamp", e.Timestamp); err != nil {
+		return dst, err
+	}
 	var err error
 	dst = append(dst, `{"event_type":`...)
 	dst = appendString(dst, string(e.Type))
@@ -120,7 +216,7 @@ func (rivvenCodec) Append(dst []byte, e *Event) ([]byte, error) {
 	dst = AppendTimestamp(dst, e.Timestamp)
 	dst = append(dst, `","data":`...)
 	if dst, err = e.Data.AppendJSON(dst); err != nil {
-		return dst, err
+		return dst[:n], err
 	}
 	dst = append(dst, `,"metadata":`...)
 	dst = appendMetadata(dst, &e.Metadata)
@@ -129,12 +225,9 @@ func (rivvenCodec) Append(dst []byte, e *Event) ([]byte, error) {
 		dst = append(dst, e.Key...)
 	}
 	if e.Source != nil {
-		b, err := json.Marshal(e.Source)
-		if err != nil {
-			return dst, err
+		if dst, err = appendSource(append(dst, `,"source":`...), e.Source); err != nil {
+			return dst[:n], err
 		}
-		dst = append(dst, `,"source":`...)
-		dst = append(dst, b...)
 	}
 	return append(dst, '}'), nil
 }
@@ -177,30 +270,168 @@ func appendMetadata(dst []byte, m *Metadata) []byte {
 		sep()
 		dst = appendString(dst, f.Key)
 		dst = append(dst, ':')
-		dst = append(dst, f.Value...)
+		dst = appendRawOrNull(dst, f.Value)
 	}
 	return append(dst, '}')
 }
 
+// appendSource writes SourceInfo with the field names and omitempty rules
+// of its struct tags, but without encoding/json's HTML escaping and with
+// commit_ts in the same form as the event timestamp.
+func appendSource(dst []byte, s *SourceInfo) ([]byte, error) {
+	dst = append(dst, '{')
+	first := true
+	field := func(name string) {
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = append(dst, '"')
+		dst = append(dst, name...)
+		dst = append(dst, '"', ':')
+	}
+	for _, f := range [...]struct{ name, val string }{
+		{"connector", s.Connector}, {"database", s.Database}, {"schema", s.Schema},
+		{"table", s.Table}, {"position", s.Position},
+	} {
+		if f.val != "" {
+			field(f.name)
+			dst = appendString(dst, f.val)
+		}
+	}
+	if s.CommitTS != nil {
+		if err := checkTime("source commit_ts", *s.CommitTS); err != nil {
+			return dst, err
+		}
+		field("commit_ts")
+		dst = append(dst, '"')
+		dst = AppendTimestamp(dst, *s.CommitTS)
+		dst = append(dst, '"')
+	}
+	if s.Snapshot {
+		field("snapshot")
+		dst = append(dst, "true"...)
+	}
+	return append(dst, '}'), nil
+}
+
+// decodeSource reads what appendSource (or encoding/json) wrote. Unknown
+// fields are ignored and null leaves a field empty, as with encoding/json.
+func decodeSource(b []byte) (*SourceInfo, error) {
+	box := new(struct {
+		s  SourceInfo
+		ts time.Time
+	})
+	s := &box.s
+	err := objectFields(b, func(k, v []byte) error {
+		var err error
+		switch {
+		case keyIs(k, "connector"):
+			s.Connector, err = stringOrNull(v)
+		case keyIs(k, "database"):
+			s.Database, err = stringOrNull(v)
+		case keyIs(k, "schema"):
+			s.Schema, err = stringOrNull(v)
+		case keyIs(k, "table"):
+			s.Table, err = stringOrNull(v)
+		case keyIs(k, "position"):
+			s.Position, err = stringOrNull(v)
+		case keyIs(k, "commit_ts"):
+			if !isNull(v) {
+				if box.ts, err = parseTimestamp(v); err == nil {
+					s.CommitTS = &box.ts
+				}
+			}
+		case keyIs(k, "snapshot"):
+			switch string(v) {
+			case "true":
+				s.Snapshot = true
+			case "false", "null":
+				s.Snapshot = false
+			default:
+				err = fmt.Errorf("expected true or false, got %s", abbrev(v))
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", k, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func isNull(v []byte) bool { return len(v) == 0 || string(v) == "null" }
+
+// stringOrNull decodes a string token; null gives "".
+func stringOrNull(v []byte) (string, error) {
+	if isNull(v) {
+		return "", nil
+	}
+	if v[0] != '"' {
+		return "", fmt.Errorf("expected a string, got %s", abbrev(v))
+	}
+	return unquote(v)
+}
+
+// abbrev shortens a JSON token for an error message.
+func abbrev(v []byte) string {
+	if len(v) > 40 {
+		return string(v[:37]) + "..."
+	}
+	return string(v)
+}
+
+// parseTypeToken reads an event_type string token without allocating.
+func parseTypeToken(v []byte) (Type, error) {
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		body := v[1 : len(v)-1]
+		for _, t := range Types {
+			if string(body) == string(t) {
+				return t, nil
+			}
+		}
+	}
+	s, err := stringOrNull(v)
+	if err != nil {
+		return "", err
+	}
+	return ParseType(s)
+}
+
+// rivvenBox holds an event together with the storage its pointer fields
+// point to, so that decoding allocates once for all of them.
+type rivvenBox struct {
+	e   Event
+	ns  string
+	seq uint64
+	sid uint32
+}
+
 func (rivvenCodec) Decode(b []byte) (*Event, error) {
-	e := &Event{Stream: "default"}
+	box := new(rivvenBox)
+	e := &box.e
+	e.Stream = "default"
 	var haveType, haveTS bool
 	err := objectFields(b, func(k, v []byte) error {
 		var err error
 		switch {
 		case keyIs(k, "event_type"):
-			var s string
-			if s, err = unquote(v); err == nil {
-				e.Type, err = ParseType(s)
-			}
+			e.Type, err = parseTypeToken(v)
 			haveType = true
 		case keyIs(k, "stream"):
-			e.Stream, err = unquote(v)
+			if v[0] != '"' {
+				err = fmt.Errorf("expected a string, got %s", abbrev(v))
+			} else {
+				e.Stream, err = unquote(v)
+			}
 		case keyIs(k, "namespace"):
-			if string(v) != "null" {
-				var s string
-				s, err = unquote(v)
-				e.Namespace = &s
+			if isNull(v) {
+				e.Namespace = nil
+			} else if box.ns, err = stringOrNull(v); err == nil {
+				e.Namespace = &box.ns
 			}
 		case keyIs(k, "timestamp"):
 			e.Timestamp, err = parseTimestamp(v)
@@ -208,15 +439,17 @@ func (rivvenCodec) Decode(b []byte) (*Event, error) {
 		case keyIs(k, "data"):
 			e.Data = RawPayload(v)
 		case keyIs(k, "metadata"):
-			err = decodeMetadata(v, &e.Metadata)
+			e.Metadata = Metadata{}
+			err = decodeMetadata(v, &e.Metadata, &box.seq, &box.sid)
 		case keyIs(k, "key"):
-			if string(v) != "null" {
+			e.Key = nil
+			if !isNull(v) {
 				e.Key = json.RawMessage(v)
 			}
 		case keyIs(k, "source"):
-			if string(v) != "null" {
-				e.Source = new(SourceInfo)
-				err = json.Unmarshal(v, e.Source)
+			e.Source = nil
+			if !isNull(v) {
+				e.Source, err = decodeSource(v)
 			}
 		}
 		if err != nil {
@@ -236,36 +469,80 @@ func (rivvenCodec) Decode(b []byte) (*Event, error) {
 	return e, nil
 }
 
-func decodeMetadata(b []byte, m *Metadata) error {
-	if string(b) == "null" {
+// decodeMetadata reads EventMetadata into m. The known fields follow serde:
+// null (or absence) leaves them unset and a value of the wrong type is an
+// error; every other key is kept, in order, in Extra. seq and sid, when not
+// nil, are where Sequence and SchemaID point.
+func decodeMetadata(b []byte, m *Metadata, seq *uint64, sid *uint32) error {
+	if isNull(b) {
 		return nil
 	}
 	return objectFields(b, func(k, v []byte) error {
 		var err error
 		switch {
-		case keyIs(k, "position") && v[0] == '"':
-			m.Position, err = unquote(v)
-		case keyIs(k, "transaction_id") && v[0] == '"':
-			m.TransactionID, err = unquote(v)
-		case keyIs(k, "sequence") && v[0] != 'n':
-			var n uint64
-			n, err = strconv.ParseUint(string(v), 10, 64)
-			m.Sequence = &n
-		case keyIs(k, "schema_id") && v[0] != 'n':
-			var n uint64
-			n, err = strconv.ParseUint(string(v), 10, 32)
-			id := uint32(n)
-			m.SchemaID = &id
-		case keyIs(k, "schema_subject") && v[0] == '"':
-			m.SchemaSubject, err = unquote(v)
+		case keyIs(k, "position"):
+			m.Position, err = stringOrNull(v)
+		case keyIs(k, "transaction_id"):
+			m.TransactionID, err = stringOrNull(v)
+		case keyIs(k, "sequence"):
+			m.Sequence = nil
+			if !isNull(v) {
+				var n uint64
+				if n, err = parseUint(v, 64); err == nil {
+					if seq == nil {
+						seq = new(uint64)
+					}
+					*seq = n
+					m.Sequence = seq
+				}
+			}
+		case keyIs(k, "schema_id"):
+			m.SchemaID = nil
+			if !isNull(v) {
+				var n uint64
+				if n, err = parseUint(v, 32); err == nil {
+					if sid == nil {
+						sid = new(uint32)
+					}
+					*sid = uint32(n)
+					m.SchemaID = sid
+				}
+			}
+		case keyIs(k, "schema_subject"):
+			m.SchemaSubject, err = stringOrNull(v)
 		default:
 			var key string
 			if key, err = unquote(k); err == nil {
 				m.Extra = append(m.Extra, Field{Key: key, Value: json.RawMessage(v)})
 			}
 		}
-		return err
+		if err != nil {
+			return fmt.Errorf("metadata.%s: %w", k[1:len(k)-1], err)
+		}
+		return nil
 	})
+}
+
+// parseUint reads an unsigned integer token of at most bits bits.
+func parseUint(v []byte, bits int) (uint64, error) {
+	var n uint64
+	ok := len(v) > 0 && len(v) <= 20 && (v[0] != '0' || len(v) == 1)
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			ok = false
+			break
+		}
+		d := uint64(c - '0')
+		if n > (math.MaxUint64-d)/10 {
+			ok = false
+			break
+		}
+		n = n*10 + d
+	}
+	if !ok || bits < 64 && n >= 1<<bits {
+		return 0, fmt.Errorf("expected an unsigned %d-bit integer, got %s", bits, abbrev(v))
+	}
+	return n, nil
 }
 
 // ---- Debezium envelope -----------------------------------------------------
@@ -297,7 +574,11 @@ func (debeziumCodec) Append(dst []byte, e *Event) ([]byte, error) {
 			return dst, err
 		}
 	case Update:
-		err = objectFields(mustJSON(&e.Data), func(k, v []byte) error {
+		var data []byte
+		if data, err = e.Data.JSON(); err != nil {
+			return dst, err
+		}
+		err = objectFields(data, func(k, v []byte) error {
 			switch {
 			case keyIs(k, "before"):
 				before = v
@@ -362,14 +643,6 @@ func (debeziumCodec) Append(dst []byte, e *Event) ([]byte, error) {
 	return append(dst, '}'), nil
 }
 
-func mustJSON(p *Payload) []byte {
-	b, err := p.JSON()
-	if err != nil {
-		return []byte("null")
-	}
-	return b
-}
-
 func appendRawOrNull(dst, raw []byte) []byte {
 	if len(raw) == 0 {
 		return append(dst, "null"...)
@@ -384,22 +657,90 @@ func orDefault(s, def string) string {
 	return s
 }
 
+// debeziumSource is the part of a Debezium source block that the decoder
+// uses; PostgreSQL, MySQL and our own encoder fill different parts of it.
 type debeziumSource struct {
-	Connector string          `json:"connector"`
-	Name      string          `json:"name"`
-	TsMs      int64           `json:"ts_ms"`
-	Snapshot  json.RawMessage `json:"snapshot"`
-	DB        string          `json:"db"`
-	Schema    string          `json:"schema"`
-	Table     string          `json:"table"`
-	Position  string          `json:"position"`
-	LSN       json.Number     `json:"lsn"`
-	File      string          `json:"file"`
-	Pos       json.Number     `json:"pos"`
-	GTID      string          `json:"gtid"`
+	Connector string
+	TsMs      int64
+	Snapshot  bool
+	DB        string
+	Schema    string
+	Table     string
+	Position  string
+	LSN       string
+	File      string
+	Pos       string
+	GTID      string
+	TxID      string
+}
+
+func decodeDebeziumSource(b []byte, src *debeziumSource) error {
+	return objectFields(b, func(k, v []byte) error {
+		var err error
+		switch {
+		case keyIs(k, "connector"):
+			src.Connector, err = stringOrNull(v)
+		case keyIs(k, "ts_ms"):
+			if !isNull(v) {
+				src.TsMs, err = parseInt(v)
+			}
+		case keyIs(k, "snapshot"):
+			// "true", "last", "first", "incremental", ... or a boolean in
+			// old versions: anything but false means a snapshot.
+			switch string(v) {
+			case "false", `"false"`, "null", `""`:
+				src.Snapshot = false
+			default:
+				src.Snapshot = true
+			}
+		case keyIs(k, "db"):
+			src.DB, err = stringOrNull(v)
+		case keyIs(k, "schema"):
+			src.Schema, err = stringOrNull(v)
+		case keyIs(k, "table"):
+			src.Table, err = stringOrNull(v)
+		case keyIs(k, "position"):
+			src.Position, err = stringOrNull(v)
+		case keyIs(k, "lsn"):
+			src.LSN, err = scalarString(v)
+		case keyIs(k, "file"):
+			src.File, err = stringOrNull(v)
+		case keyIs(k, "pos"):
+			src.Pos, err = scalarString(v)
+		case keyIs(k, "gtid"):
+			src.GTID, err = stringOrNull(v)
+		case keyIs(k, "txId"):
+			src.TxID, err = scalarString(v)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", k, err)
+		}
+		return nil
+	})
+}
+
+// scalarString gives a number or string token as text; null gives "".
+func scalarString(v []byte) (string, error) {
+	if len(v) > 0 && (v[0] == '-' || v[0] >= '0' && v[0] <= '9') {
+		return string(v), nil
+	}
+	return stringOrNull(v)
+}
+
+// parseInt reads a signed 64-bit integer token.
+func parseInt(v []byte) (int64, error) {
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("expected an integer, got %s", abbrev(v))
+	}
+	return n, nil
 }
 
 func (debeziumCodec) Decode(b []byte) (*Event, error) {
+	return decodeDebezium(b, 0)
+}
+
+func decodeDebezium(b []byte, depth int) (*Event, error) {
 	var before, after, source, op, tsMs, txn, payload []byte
 	err := objectFields(b, func(k, v []byte) error {
 		switch {
@@ -423,18 +764,24 @@ func (debeziumCodec) Decode(b []byte) (*Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("debezium envelope: %w", err)
 	}
-	if op == nil && payload != nil && payload[0] == '{' {
-		return Debezium.Decode(payload) // JSON-converter {schema, payload} wrapper
+	if op == nil && payload != nil && payload[0] == '{' && depth == 0 {
+		return decodeDebezium(payload, depth+1) // JSON-converter {schema, payload} wrapper
 	}
 	if op == nil {
 		return nil, fmt.Errorf("debezium envelope: missing op")
 	}
-	opc, err := unquote(op)
+	opc, err := stringOrNull(op)
 	if err != nil {
 		return nil, fmt.Errorf("debezium envelope: op: %w", err)
 	}
-	e := &Event{}
-	isNull := func(v []byte) bool { return len(v) == 0 || string(v) == "null" }
+	box := new(struct {
+		e   Event
+		ns  string
+		src SourceInfo
+		ct  time.Time
+		seq uint64
+	})
+	e := &box.e
 	switch opc {
 	case "c":
 		e.Type, e.Data = Insert, RawPayload(after)
@@ -460,49 +807,63 @@ func (debeziumCodec) Decode(b []byte) (*Event, error) {
 	}
 	var src debeziumSource
 	if !isNull(source) {
-		if err := json.Unmarshal(source, &src); err != nil {
+		if err := decodeDebeziumSource(source, &src); err != nil {
 			return nil, fmt.Errorf("debezium envelope: source: %w", err)
 		}
 	}
-	if tsMs != nil {
-		ms, err := strconv.ParseInt(string(tsMs), 10, 64)
-		if err != nil {
+	ms := src.TsMs
+	if !isNull(tsMs) {
+		if ms, err = parseInt(tsMs); err != nil {
 			return nil, fmt.Errorf("debezium envelope: ts_ms: %w", err)
 		}
-		e.Timestamp = time.UnixMilli(ms).UTC()
-	} else {
-		e.Timestamp = time.UnixMilli(src.TsMs).UTC()
+	}
+	e.Timestamp = time.UnixMilli(ms).UTC()
+	if err := checkTime("ts_ms", e.Timestamp); err != nil {
+		return nil, fmt.Errorf("debezium envelope: %w", err)
 	}
 	e.Stream = orDefault(src.Table, "default")
-	if ns := orDefault(src.Schema, src.DB); ns != "" {
-		e.Namespace = &ns
+	if box.ns = orDefault(src.Schema, src.DB); box.ns != "" {
+		e.Namespace = &box.ns
 	}
-	info := &SourceInfo{Connector: src.Connector, Database: src.DB, Schema: src.Schema, Table: src.Table}
+	info := &box.src
+	*info = SourceInfo{Connector: src.Connector, Database: src.DB, Schema: src.Schema, Table: src.Table}
 	switch {
 	case src.Position != "":
 		info.Position = src.Position
 	case src.LSN != "":
-		info.Position = "lsn:" + src.LSN.String()
+		info.Position = "lsn:" + src.LSN
 	case src.GTID != "":
 		info.Position = "gtid:" + src.GTID
 	case src.File != "":
-		info.Position = src.File + ":" + src.Pos.String()
+		info.Position = src.File + ":" + src.Pos
 	}
 	if src.TsMs != 0 {
-		ct := time.UnixMilli(src.TsMs).UTC()
-		info.CommitTS = &ct
+		box.ct = time.UnixMilli(src.TsMs).UTC()
+		if err := checkTime("source ts_ms", box.ct); err != nil {
+			return nil, fmt.Errorf("debezium envelope: %w", err)
+		}
+		info.CommitTS = &box.ct
 	}
-	info.Snapshot = opc == "r" || strings.Trim(string(src.Snapshot), `"`) == "true"
+	info.Snapshot = opc == "r" || src.Snapshot
 	e.Source = info
 	e.Metadata.Position = info.Position
+	e.Metadata.TransactionID = src.TxID // PostgreSQL's source.txId
 	if !isNull(txn) {
-		var t struct {
-			ID         string  `json:"id"`
-			TotalOrder *uint64 `json:"total_order"`
-		}
-		if err := json.Unmarshal(txn, &t); err == nil {
-			e.Metadata.TransactionID, e.Metadata.Sequence = t.ID, t.TotalOrder
-		}
+		// The transaction block (provide.transaction.metadata=true).
+		_ = objectFields(txn, func(k, v []byte) error {
+			switch {
+			case keyIs(k, "id"):
+				if id, err := scalarString(v); err == nil && id != "" {
+					e.Metadata.TransactionID = id
+				}
+			case keyIs(k, "total_order"):
+				if n, err := parseUint(v, 64); err == nil {
+					box.seq = n
+					e.Metadata.Sequence = &box.seq
+				}
+			}
+			return nil
+		})
 	}
 	return e, nil
 }
@@ -520,22 +881,30 @@ func (cloudEventsCodec) Name() string        { return CodecCloudEvents }
 func (cloudEventsCodec) ContentType() string { return "application/cloudevents+json" }
 
 func (cloudEventsCodec) Append(dst []byte, e *Event) ([]byte, error) {
-	var err error
-	dst = append(dst, `{"specversion":"1.0","type":`...)
-	dst = appendString(dst, "rivven."+e.Stream+"."+string(e.Type))
-	dst = append(dst, `,"source":`...)
-	src := "rivven-connect"
-	if e.Source != nil && e.Source.Connector != "" {
-		src = "/rivven/" + e.Source.Connector
+	n := len(dst)
+	if err := checkTime("timestamp", e.Timestamp); err != nil {
+		return dst, err
 	}
-	dst = appendString(dst, src)
-	dst = append(dst, `,"id":`...)
-	dst = appendString(dst, cloudEventID(e))
-	dst = append(dst, `,"time":"`...)
+	var err error
+	dst = append(dst, `{"specversion":"1.0","type":"rivven.`...)
+	dst = appendEscaped(dst, e.Stream)
+	dst = append(dst, '.')
+	dst = appendEscaped(dst, string(e.Type))
+	dst = append(dst, `","source":`...)
+	if e.Source != nil && e.Source.Connector != "" {
+		dst = append(dst, `"/rivven/`...)
+		dst = appendEscaped(dst, e.Source.Connector)
+		dst = append(dst, '"')
+	} else {
+		dst = append(dst, `"rivven-connect"`...)
+	}
+	dst = append(dst, `,"id":"`...)
+	dst = appendCloudEventID(dst, e)
+	dst = append(dst, `","time":"`...)
 	dst = AppendTimestamp(dst, e.Timestamp)
 	dst = append(dst, `","datacontenttype":"application/json","data":`...)
 	if dst, err = e.Data.AppendJSON(dst); err != nil {
-		return dst, err
+		return dst[:n], err
 	}
 	dst = append(dst, `,"rivvenstream":`...)
 	dst = appendString(dst, e.Stream)
@@ -546,9 +915,10 @@ func (cloudEventsCodec) Append(dst []byte, e *Event) ([]byte, error) {
 	dst = append(dst, `,"rivvenop":`...)
 	dst = appendString(dst, string(e.Type))
 	if len(e.Key) > 0 {
-		// The CloudEvents partitioning extension.
-		dst = append(dst, `,"partitionkey":`...)
-		dst = appendString(dst, string(e.Key))
+		// The CloudEvents partitioning extension: a string, here the key's JSON.
+		dst = append(dst, `,"partitionkey":"`...)
+		dst = appendEscaped(dst, string(e.Key))
+		dst = append(dst, '"')
 	}
 	if md := &e.Metadata; md.Position != "" || md.TransactionID != "" || md.Sequence != nil ||
 		md.SchemaID != nil || md.SchemaSubject != "" || len(md.Extra) > 0 {
@@ -556,94 +926,118 @@ func (cloudEventsCodec) Append(dst []byte, e *Event) ([]byte, error) {
 		dst = appendMetadata(dst, md)
 	}
 	if e.Source != nil {
-		b, err := json.Marshal(e.Source)
-		if err != nil {
-			return dst, err
+		if dst, err = appendSource(append(dst, `,"rivvensource":`...), e.Source); err != nil {
+			return dst[:n], err
 		}
-		dst = append(dst, `,"rivvensource":`...)
-		dst = append(dst, b...)
 	}
 	return append(dst, '}'), nil
 }
 
-// cloudEventID is stable for the same change (so consumers can dedupe on
-// it): position and sequence when the source gave them, else a hash.
-func cloudEventID(e *Event) string {
+// appendCloudEventID appends an id that is stable for the same change (so
+// consumers can dedupe on it), JSON-escaped: stream, position and sequence
+// when the source gave a position, else a hash of stream, type, timestamp
+// and data.
+func appendCloudEventID(dst []byte, e *Event) []byte {
 	if e.Metadata.Position != "" {
-		id := e.Stream + ":" + e.Metadata.Position
+		dst = appendEscaped(dst, e.Stream)
+		dst = append(dst, ':')
+		dst = appendEscaped(dst, e.Metadata.Position)
 		if e.Metadata.Sequence != nil {
-			id += ":" + strconv.FormatUint(*e.Metadata.Sequence, 10)
+			dst = append(dst, ':')
+			dst = strconv.AppendUint(dst, *e.Metadata.Sequence, 10)
 		}
-		return id
+		return dst
 	}
-	h := fnv64(nil, e.Stream, string(e.Type), string(AppendTimestamp(nil, e.Timestamp)))
+	var tsBuf [40]byte
+	h := fnvOffset
+	h = fnvAdd(h, e.Stream)
+	h = fnvAdd(h, string(e.Type))
+	h = fnvAdd(h, AppendTimestamp(tsBuf[:0], e.Timestamp))
 	b, _ := e.Data.JSON()
-	h = fnv64(b, "", "", "") ^ h
-	return strconv.FormatUint(h, 16)
+	h ^= fnvAdd(fnvOffset, b)
+	return strconv.AppendUint(dst, h, 16)
 }
 
-func fnv64(b []byte, parts ...string) uint64 {
-	h := uint64(14695981039346656037)
-	for _, p := range parts {
-		for i := 0; i < len(p); i++ {
-			h ^= uint64(p[i])
-			h *= 1099511628211
-		}
-	}
-	for _, c := range b {
-		h ^= uint64(c)
+const fnvOffset = uint64(14695981039346656037)
+
+// fnvAdd continues an FNV-1a hash over s.
+func fnvAdd[T string | []byte](h uint64, s T) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
 		h *= 1099511628211
 	}
 	return h
 }
 
 func (cloudEventsCodec) Decode(b []byte) (*Event, error) {
-	e := &Event{Stream: "default"}
-	var typ, op string
-	var haveData bool
+	box := new(rivvenBox)
+	e := &box.e
+	e.Stream = "default"
+	var typ, op []byte
 	err := objectFields(b, func(k, v []byte) error {
 		var err error
 		switch {
 		case keyIs(k, "specversion"):
-			var s string
-			if s, err = unquote(v); err == nil && s != "1.0" {
-				err = fmt.Errorf("unsupported specversion %q", s)
+			if string(v) != `"1.0"` {
+				var s string
+				if s, err = stringOrNull(v); err == nil {
+					err = fmt.Errorf("unsupported specversion %q", s)
+				}
 			}
 		case keyIs(k, "type"):
-			typ, err = unquote(v)
+			if v[0] != '"' {
+				err = fmt.Errorf("expected a string, got %s", abbrev(v))
+			}
+			typ = v
 		case keyIs(k, "time"):
 			e.Timestamp, err = parseTimestamp(v)
 		case keyIs(k, "data"):
-			e.Data, haveData = RawPayload(v), true
+			e.Data = RawPayload(v)
 		case keyIs(k, "data_base64"):
 			var s string
-			if s, err = unquote(v); err == nil {
+			if s, err = stringOrNull(v); err == nil {
 				var raw []byte
-				raw, err = decodeBase64(s)
-				e.Data, haveData = RawPayload(raw), true
+				if raw, err = decodeBase64(s); err == nil {
+					if json.Valid(raw) {
+						e.Data = RawPayload(raw)
+					} else {
+						// Not JSON (binary or text): keep the base64 string,
+						// the usual JSON spelling of bytes.
+						e.Data = RawPayload(v)
+					}
+				}
 			}
 		case keyIs(k, "rivvenstream"):
-			e.Stream, err = unquote(v)
+			if v[0] != '"' {
+				err = fmt.Errorf("expected a string, got %s", abbrev(v))
+			} else {
+				e.Stream, err = unquote(v)
+			}
 		case keyIs(k, "rivvennamespace"):
-			var s string
-			s, err = unquote(v)
-			e.Namespace = &s
+			if isNull(v) {
+				e.Namespace = nil
+			} else if box.ns, err = stringOrNull(v); err == nil {
+				e.Namespace = &box.ns
+			}
 		case keyIs(k, "rivvenop"):
-			op, err = unquote(v)
+			op = v
 		case keyIs(k, "partitionkey"):
 			var s string
-			if s, err = unquote(v); err == nil {
+			if s, err = stringOrNull(v); err == nil && s != "" {
 				if json.Valid([]byte(s)) {
 					e.Key = json.RawMessage(s)
 				} else {
-					e.Key = json.RawMessage(strconv.Quote(s))
+					e.Key = appendString(nil, s)
 				}
 			}
 		case keyIs(k, "rivvenmetadata"):
-			err = decodeMetadata(v, &e.Metadata)
+			e.Metadata = Metadata{}
+			err = decodeMetadata(v, &e.Metadata, &box.seq, &box.sid)
 		case keyIs(k, "rivvensource"):
-			e.Source = new(SourceInfo)
-			err = json.Unmarshal(v, e.Source)
+			e.Source = nil
+			if !isNull(v) {
+				e.Source, err = decodeSource(v)
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", k, err)
@@ -653,22 +1047,25 @@ func (cloudEventsCodec) Decode(b []byte) (*Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cloudevent: %w", err)
 	}
-	if op == "" {
+	if op != nil {
+		e.Type, err = parseTypeToken(op)
+	} else {
 		// type is rivven.<stream>.<op>; streams may contain dots.
-		if i := strings.LastIndexByte(typ, '.'); strings.HasPrefix(typ, "rivven.") && i > len("rivven") {
-			op = typ[i+1:]
+		var t string
+		if typ != nil {
+			t, err = unquote(typ)
+		}
+		if i := strings.LastIndexByte(t, '.'); err == nil && strings.HasPrefix(t, "rivven.") && i > len("rivven") {
 			if e.Stream == "default" && i > len("rivven.") {
-				e.Stream = typ[len("rivven."):i]
+				e.Stream = t[len("rivven."):i]
 			}
-		} else {
-			op = string(Record)
+			e.Type, err = ParseType(t[i+1:])
+		} else if err == nil {
+			e.Type = Record
 		}
 	}
-	if e.Type, err = ParseType(op); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("cloudevent: %w", err)
-	}
-	if !haveData {
-		e.Data = Payload{}
 	}
 	return e, nil
 }

@@ -4,7 +4,6 @@
 package events
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -158,8 +157,20 @@ func (e *Event) Clone() *Event {
 		c.Namespace = &ns
 	}
 	c.Metadata.Extra = append([]Field(nil), e.Metadata.Extra...)
+	if e.Metadata.Sequence != nil {
+		n := *e.Metadata.Sequence
+		c.Metadata.Sequence = &n
+	}
+	if e.Metadata.SchemaID != nil {
+		n := *e.Metadata.SchemaID
+		c.Metadata.SchemaID = &n
+	}
 	if e.Source != nil {
 		s := *e.Source
+		if s.CommitTS != nil {
+			t := *s.CommitTS
+			s.CommitTS = &t
+		}
 		c.Source = &s
 	}
 	return &c
@@ -213,8 +224,10 @@ func RawPayload(b []byte) Payload { return Payload{raw: b} }
 // ValuePayload wraps a Go value (maps, slices, strings, json.Number, ...).
 func ValuePayload(v any) Payload { return Payload{val: v, decoded: true, dirty: true} }
 
-// Value returns the decoded data. Numbers decode as json.Number so that
-// exact decimals and 64-bit integers survive. Treat the result as read-only;
+// Value returns the decoded data, as encoding/json with UseNumber would
+// give it: numbers decode as json.Number so that exact decimals and 64-bit
+// integers survive. Invalid JSON (including anything after the value) is an
+// error. Treat the result as read-only;
 // use Mutable to change it.
 func (p *Payload) Value() (any, error) {
 	if p.decoded {
@@ -224,10 +237,8 @@ func (p *Payload) Value() (any, error) {
 		p.decoded = true
 		return nil, nil
 	}
-	d := json.NewDecoder(bytes.NewReader(p.raw))
-	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
+	v, err := decodeValue(p.raw)
+	if err != nil {
 		return nil, fmt.Errorf("decode data: %w", err)
 	}
 	p.val, p.decoded = v, true
@@ -278,7 +289,9 @@ func (p *Payload) child(key string) (map[string]any, error) {
 // Changed reports whether the data was changed since it was decoded.
 func (p *Payload) Changed() bool { return p.dirty }
 
-// AppendJSON appends the data as JSON: the original bytes when untouched.
+// AppendJSON appends the data as JSON: the original bytes when untouched,
+// else the value as serde_json writes one (object keys sorted, no HTML
+// escaping, json.Number verbatim). On error dst is returned unchanged.
 func (p *Payload) AppendJSON(dst []byte) ([]byte, error) {
 	if !p.dirty {
 		if len(p.raw) == 0 {
@@ -286,11 +299,12 @@ func (p *Payload) AppendJSON(dst []byte) ([]byte, error) {
 		}
 		return append(dst, p.raw...), nil
 	}
-	b, err := json.Marshal(p.val)
+	n := len(dst)
+	dst, err := appendValue(dst, p.val, 0)
 	if err != nil {
-		return dst, fmt.Errorf("encode data: %w", err)
+		return dst[:n], fmt.Errorf("encode data: %w", err)
 	}
-	return append(dst, b...), nil
+	return dst, nil
 }
 
 // JSON returns the data as JSON bytes.
@@ -303,7 +317,7 @@ func (p *Payload) JSON() ([]byte, error) {
 
 func (p Payload) clone() Payload {
 	if p.dirty {
-		b, err := json.Marshal(p.val)
+		b, err := appendValue(nil, p.val, 0)
 		if err == nil {
 			return Payload{raw: b}
 		}
