@@ -201,6 +201,9 @@ func (rivvenCodec) Append(dst []byte, e *Event) ([]byte, error) {
 	if err := checkTime("timestamp", e.Timestamp); err != nil {
 		return dst, err
 	}
+	if _, err := ParseType(string(e.Type)); err != nil {
+		return dst, err // it would not decode again
+	}
 	var err error
 	dst = append(dst, `{"event_type":`...)
 	dst = appendString(dst, string(e.Type))

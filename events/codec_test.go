@@ -1508,3 +1508,10 @@ func TestParseRFC3339FastPath(t *testing.T) {
 		t.Errorf("only %d inputs took the fast path", fast)
 	}
 }
+
+func TestEncodeRejectsUnknownType(t *testing.T) {
+	e := New(Type("upsert"), "s", RawPayload([]byte(`{}`)))
+	if _, err := Marshal(e); err == nil || !strings.Contains(err.Error(), `unknown event_type "upsert"`) {
+		t.Fatalf("err = %v", err)
+	}
+}

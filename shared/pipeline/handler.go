@@ -272,14 +272,17 @@ func (h *Handler) deadLetter(ctx context.Context, recs []Record, dead []deadReco
 	byTopic := map[string][]topic.Message{}
 	for _, d := range dead {
 		r := &recs[d.idx]
-		payload := r.Raw
+		payload, reason := r.Raw, d.err.Error()
 		if payload == nil && r.Event != nil {
-			payload, _ = events.Marshal(r.Event)
+			var err error
+			if payload, err = events.Marshal(r.Event); err != nil {
+				reason += "; the event itself cannot be encoded: " + err.Error()
+			}
 		}
 		part, off := r.Partition, r.Offset
 		dl := events.DeadLetter{
 			OriginalTopic: r.Topic, ConnectorName: h.Name, PayloadB64: payload,
-			Error: d.err.Error(), RetryCount: max(r.Attempt-1, 0), Timestamp: h.Clock.Now().UTC(),
+			Error: reason, RetryCount: max(r.Attempt-1, 0), Timestamp: h.Clock.Now().UTC(),
 			Stage: d.stage, Partition: &part, Offset: &off,
 		}
 		b, err := dl.Marshal()
