@@ -52,6 +52,7 @@ type Local struct {
 	sources []*SourceRunner
 	sinks   []*localSink
 	status  Statuses
+	readers map[string][]string // topic → consumer groups reading it
 }
 
 type localSink struct {
@@ -75,7 +76,7 @@ func NewLocal(ctx context.Context, p *config.Pipeline, f Factory, opts LocalOpti
 		opts.BatchSize = 1024
 	}
 	ts := p.Settings.Topic
-	l := &Local{p: p, opts: opts, Broker: topic.NewMemory()}
+	l := &Local{p: p, opts: opts, Broker: topic.NewMemory(), readers: map[string][]string{}}
 	l.Broker.AutoCreate = ts.AutoCreate
 	l.Broker.Default = topic.Spec{Partitions: ts.DefaultPartitions, ReplicationFactor: ts.DefaultReplicationFactor}
 	var budget *Budget
@@ -124,6 +125,9 @@ func NewLocal(ctx context.Context, p *config.Pipeline, f Factory, opts LocalOpti
 		group := s.ConsumerGroup
 		if group == "" {
 			group = name
+		}
+		for _, t := range s.Topics {
+			l.readers[t] = append(l.readers[t], group)
 		}
 		r := p.Settings.Retry
 		l.sinks = append(l.sinks, &localSink{
@@ -348,6 +352,7 @@ func (l *Local) consume(ctx context.Context, s *localSink, t string, part int32)
 			delete(attempts, o)
 		}
 		l.Broker.Commit(s.group, t, part, next)
+		l.trim(t, part)
 		offset = next
 		s.handler.Status.Lag.Store(l.lag(s))
 		if len(res.FailedIdx) == 0 {
@@ -358,6 +363,23 @@ func (l *Local) consume(ctx context.Context, s *localSink, t string, part int32)
 		if (RealClock{}).Sleep(ctx, s.retry.Delay(failures)) != nil {
 			return
 		}
+	}
+}
+
+// trim releases messages every group reading the topic has committed.
+func (l *Local) trim(t string, part int32) {
+	low := int64(-1)
+	for _, g := range l.readers[t] {
+		c, ok := l.Broker.Committed(g, t, part)
+		if !ok {
+			return
+		}
+		if low < 0 || c < low {
+			low = c
+		}
+	}
+	if low > 0 {
+		l.Broker.Trim(t, part, low)
 	}
 }
 

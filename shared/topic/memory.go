@@ -35,6 +35,7 @@ type memTopic struct {
 type memPartition struct {
 	mu     sync.Mutex
 	log    []Message
+	base   int64         // offset of log[0]; earlier messages were trimmed
 	notify chan struct{} // closed and replaced on every append
 }
 
@@ -140,7 +141,7 @@ func (m *Memory) Produce(ctx context.Context, topic string, msgs []Message) erro
 func (p *memPartition) append(topic string, part int32, msgs []Message, now time.Time) {
 	p.mu.Lock()
 	for _, msg := range msgs {
-		msg.Topic, msg.Partition, msg.Offset = topic, part, int64(len(p.log))
+		msg.Topic, msg.Partition, msg.Offset = topic, part, p.base+int64(len(p.log))
 		if msg.Time.IsZero() {
 			msg.Time = now
 		}
@@ -160,7 +161,7 @@ func (m *Memory) HighWatermark(topic string, partition int32) int64 {
 	p := t.partitions[partition]
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return int64(len(p.log))
+	return p.base + int64(len(p.log))
 }
 
 // Fetch returns up to max messages of a partition starting at offset,
@@ -176,9 +177,12 @@ func (m *Memory) Fetch(ctx context.Context, topic string, partition int32, offse
 	p := t.partitions[partition]
 	for {
 		p.mu.Lock()
-		if offset < int64(len(p.log)) {
-			end := min(int64(len(p.log)), offset+int64(max))
-			out := p.log[offset:end:end] // log entries are never changed
+		if offset < p.base {
+			offset = p.base // trimmed away: like Kafka's auto.offset.reset=earliest
+		}
+		if rel := offset - p.base; rel < int64(len(p.log)) {
+			end := min(int64(len(p.log)), rel+int64(max))
+			out := p.log[rel:end:end] // log entries are never changed
 			p.mu.Unlock()
 			return out, nil
 		}
@@ -220,5 +224,25 @@ func (m *Memory) OffsetForTime(topic string, partition int32, t time.Time) int64
 	p := tp.partitions[partition]
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return int64(sort.Search(len(p.log), func(i int) bool { return !p.log[i].Time.Before(t) }))
+	return p.base + int64(sort.Search(len(p.log), func(i int) bool { return !p.log[i].Time.Before(t) }))
+}
+
+// Trim drops the messages of a partition before offset, so that a long
+// local run holds only what some consumer still needs. Fetch from a trimmed
+// offset resumes at the oldest message kept.
+func (m *Memory) Trim(topic string, partition int32, before int64) {
+	t, err := m.topic(topic)
+	if err != nil || int(partition) >= len(t.partitions) {
+		return
+	}
+	p := t.partitions[partition]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := min(before-p.base, int64(len(p.log)))
+	if n <= 0 || n*2 < int64(len(p.log)) {
+		return // copy only once half can go: amortized O(1) per message
+	}
+	// Copy the rest so the trimmed messages' memory is released.
+	p.log = append([]Message(nil), p.log[n:]...)
+	p.base += n
 }

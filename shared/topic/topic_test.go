@@ -129,3 +129,29 @@ func TestMemoryFetchWaitsAndCancels(t *testing.T) {
 		t.Fatalf("fetch after cancel: %v", err)
 	}
 }
+
+func TestMemoryTrimKeepsOffsets(t *testing.T) {
+	ctx := context.Background()
+	m := NewMemory()
+	m.Create(ctx, "t", Spec{Partitions: 1})
+	for i := range 10 {
+		m.Produce(ctx, "t", []Message{{Value: []byte(fmt.Sprint(i))}})
+	}
+	m.Trim("t", 0, 3) // less than half: kept for now
+	if got, _ := m.Fetch(ctx, "t", 0, 0, 1); string(got[0].Value) != "0" {
+		t.Fatalf("trimmed too early: %s", got[0].Value)
+	}
+	m.Trim("t", 0, 7)
+	got, _ := m.Fetch(ctx, "t", 0, 0, 100)
+	if len(got) != 3 || got[0].Offset != 7 || string(got[0].Value) != "7" {
+		t.Fatalf("after trim: %+v", got)
+	}
+	m.Produce(ctx, "t", []Message{{Value: []byte("10")}})
+	if hw := m.HighWatermark("t", 0); hw != 11 {
+		t.Fatalf("high watermark %d", hw)
+	}
+	got, _ = m.Fetch(ctx, "t", 0, 10, 5)
+	if len(got) != 1 || got[0].Offset != 10 {
+		t.Fatalf("fetch after trim+produce: %+v", got)
+	}
+}
