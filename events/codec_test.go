@@ -57,14 +57,6 @@ func sameEvent(t testing.TB, want, got *Event) {
 
 func ptr[T any](v T) *T { return &v }
 
-func ts(s string) time.Time {
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		panic(err)
-	}
-	return t.UTC()
-}
-
 func jsonEqual(t testing.TB, want, got []byte) {
 	t.Helper()
 	var w, g any

@@ -68,7 +68,7 @@ type sampleConfig struct {
 	PShape   ptrShape               `yaml:"pshape"`
 	Ignored  string                 `yaml:"-"`
 	NoTag    string
-	hidden   string `yaml:"hidden"`
+	hidden   string `yaml:"hidden"` //lint:ignore U1000 checks that unexported fields are skipped
 	embedded `yaml:",inline"`
 }
 

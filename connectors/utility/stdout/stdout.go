@@ -215,7 +215,7 @@ func (s *Sink) appendData(b []byte, e *events.Event) ([]byte, error) {
 // keeps the layout it arrived in); most JSON is compact already and is left
 // alone without being parsed.
 func (s *Sink) oneLine(b []byte, start int) ([]byte, error) {
-	if bytes.IndexAny(b[start:], "\n\r\t") < 0 {
+	if !bytes.ContainsAny(b[start:], "\n\r\t") {
 		return b, nil
 	}
 	s.tmp.Reset()
