@@ -1,0 +1,121 @@
+package catalog
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/pipeline"
+)
+
+type nopConfig struct {
+	Level string `yaml:"level" default:"info" enum:"info,debug" doc:"How loud."`
+	Size  int    `yaml:"size" required:"true" min:"1" doc:"Batch size."`
+}
+
+type nop struct{ cfg *nopConfig }
+
+func (nop) Write(context.Context, []*events.Event) error { return nil }
+func (nop) Apply(_ context.Context, b []*events.Event) ([]*events.Event, error) {
+	return b, nil
+}
+
+func testRegistry() *Registry {
+	r := &Registry{}
+	sink := func(c *nopConfig) (pipeline.Sink, error) { return nop{c}, nil }
+	tr := func(c *nopConfig) (pipeline.Transform, error) { return nop{c}, nil }
+	register(r, Sink, Meta{Name: "postgres-sink", Aliases: []string{"pg"}, Category: Database, Subcategory: "RDBC",
+		Description: "Writes rows to PostgreSQL tables", Tags: []string{"sql", "jdbc"}}, sink)
+	register(r, Sink, Meta{Name: "stdout", Aliases: []string{"console"}, Category: Utility, Subcategory: "Debug",
+		Description: "Prints events, handy to debug postgres pipelines", Tags: []string{"debug"}}, sink)
+	register(r, Sink, Meta{Name: "kafka-sink", Category: Messaging, Subcategory: "Queues",
+		Description: "Produces to Kafka", Tags: []string{"postgres-compatible"}}, sink)
+	register(r, Transform, Meta{Name: "ExtractNewRecordState", Aliases: []string{"unwrap-cdc"}, Category: Transforms,
+		Description: "Unwraps CDC envelopes"}, tr)
+	return r
+}
+
+func TestLookupNormalizesSpelling(t *testing.T) {
+	r := testRegistry()
+	for _, n := range []string{"ExtractNewRecordState", "extract_new_record_state", "extract-new-record-state", "UNWRAP_CDC"} {
+		if e, ok := r.Lookup(Transform, n); !ok || e.Name != "ExtractNewRecordState" {
+			t.Errorf("Lookup(%q) = %v %v", n, e, ok)
+		}
+	}
+	if _, ok := r.Lookup(Source, "stdout"); ok {
+		t.Error("kinds must not mix")
+	}
+	if e, ok := r.Lookup(Sink, "console"); !ok || e.Name != "stdout" {
+		t.Error("alias lookup failed")
+	}
+}
+
+func TestDuplicateRegistrationPanics(t *testing.T) {
+	r := testRegistry()
+	defer func() {
+		if p := recover(); p == nil || !strings.Contains(p.(string), "registered twice") {
+			t.Fatalf("panic = %v", p)
+		}
+	}()
+	register(r, Sink, Meta{Name: "Std_Out", Category: Utility, Description: "x"},
+		func(*nopConfig) (pipeline.Sink, error) { return nop{}, nil })
+}
+
+func TestAllIsGroupedByCategory(t *testing.T) {
+	var got []string
+	for _, e := range testRegistry().All() {
+		got = append(got, e.Name)
+	}
+	if strings.Join(got, ",") != "postgres-sink,kafka-sink,stdout,ExtractNewRecordState" {
+		t.Fatalf("order %v", got)
+	}
+}
+
+func TestSearchRanksNameOverAliasTagAndDescription(t *testing.T) {
+	var got []string
+	for _, e := range testRegistry().Search("POSTGRES") {
+		got = append(got, e.Name)
+	}
+	// name match, then tag match, then description match.
+	if strings.Join(got, ",") != "postgres-sink,kafka-sink,stdout" {
+		t.Fatalf("search order %v", got)
+	}
+	if hits := testRegistry().Search("pg"); len(hits) != 1 || hits[0].Name != "postgres-sink" {
+		t.Fatalf("alias search: %v", hits)
+	}
+	if hits := testRegistry().Search("postgres debug"); len(hits) != 1 || hits[0].Name != "stdout" {
+		t.Fatalf("every word must match: %v", hits)
+	}
+	if hits := testRegistry().Search("nothing-like-this"); len(hits) != 0 {
+		t.Fatalf("no match expected: %v", hits)
+	}
+}
+
+func TestInstantiateDecodesWithDefaultsAndPath(t *testing.T) {
+	r := testRegistry()
+	e, _ := r.Lookup(Sink, "pg")
+	var n yaml.Node
+	yaml.Unmarshal([]byte("size: 5\n"), &n)
+	c, err := e.Instantiate(&n, "sinks.db.config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := c.(nop).cfg; cfg.Size != 5 || cfg.Level != "info" {
+		t.Fatalf("config %+v", cfg)
+	}
+	yaml.Unmarshal([]byte("size: 0\nlevl: debug\n"), &n)
+	_, err = e.Instantiate(&n, "sinks.db.config")
+	if err == nil || !strings.Contains(err.Error(), "sinks.db.config.size (line 1:7): 0 is out of range") ||
+		!strings.Contains(err.Error(), `unknown key "levl" (did you mean "level"?)`) {
+		t.Fatalf("err = %v", err)
+	}
+	if ps, ok := r.CheckConfig("sink", "nope", &n, "x"); ok || ps != nil {
+		t.Fatal("unknown component reported as known")
+	}
+	if e.Package() != "github.com/rivven/rivven-connect/connectors/catalog" {
+		t.Fatalf("package %q", e.Package())
+	}
+}
