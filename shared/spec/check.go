@@ -503,3 +503,13 @@ func cleanYAMLError(err error) string {
 	s = strings.TrimPrefix(s, "yaml: unmarshal errors:\n")
 	return strings.TrimSpace(s)
 }
+
+// DecodeString is Decode for YAML text, as connector tests and programs
+// that build configs in code have it. A syntax error is a problem at path.
+func DecodeString[T any](src, path string) (*T, []Problem) {
+	var node yaml.Node
+	if err := yaml.Unmarshal([]byte(src), &node); err != nil {
+		return nil, []Problem{{Path: path, Message: "YAML syntax: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
+	}
+	return Decode[T](&node, path)
+}

@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/rivven/rivven-connect/connectors/catalog"
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/pipeline"
@@ -379,13 +377,8 @@ func TestEmitErrorIsReturned(t *testing.T) {
 	}
 }
 
-func decode(t *testing.T, src string) (*Config, []spec.Problem) {
-	t.Helper()
-	var node yaml.Node
-	if err := yaml.Unmarshal([]byte(src), &node); err != nil {
-		t.Fatal(err)
-	}
-	return spec.Decode[Config](&node, "sources.demo.config")
+func decode(_ *testing.T, src string) (*Config, []spec.Problem) {
+	return spec.DecodeString[Config](src, "sources.demo.config")
 }
 
 func TestConfig(t *testing.T) {

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/rivven/rivven-connect/connectors/catalog"
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/pipeline"
@@ -244,13 +242,8 @@ func TestTSVEscapes(t *testing.T) {
 	}
 }
 
-func decode(t *testing.T, src string) (*Config, []spec.Problem) {
-	t.Helper()
-	var node yaml.Node
-	if err := yaml.Unmarshal([]byte(src), &node); err != nil {
-		t.Fatal(err)
-	}
-	return spec.Decode[Config](&node, "sinks.console.config")
+func decode(_ *testing.T, src string) (*Config, []spec.Problem) {
+	return spec.DecodeString[Config](src, "sinks.console.config")
 }
 
 func TestConfig(t *testing.T) {
