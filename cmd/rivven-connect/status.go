@@ -129,7 +129,7 @@ func (d *statusDisplay) draw(final bool, elapsed time.Duration) {
 		if d.tty {
 			b.WriteString("\x1b[2K") // clear the old line
 		}
-		b.WriteString(line)
+		b.WriteString(strings.TrimRight(line, " "))
 		b.WriteByte('\n')
 	}
 	if final {
