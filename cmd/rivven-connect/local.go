@@ -58,14 +58,20 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer store.Close()
 
 	disp := newStatusDisplay(stderr, *asJSON, *quiet, *interval)
+	var reg *telemetry.Registry
+	if p.Settings.Metrics.Enabled || p.Settings.Health.Enabled {
+		reg = telemetry.NewRegistry()
+	}
 	l, err := pipeline.NewLocal(ctx, p, catalog.Builder{}, pipeline.LocalOptions{
-		MaxEvents: *maxEvents, Duration: *duration, Store: store, Log: log, OnStart: disp.start,
+		MaxEvents: *maxEvents, Duration: *duration, Store: store, Log: log, OnStart: disp.start, Metrics: reg,
 	})
 	if err != nil {
 		return exitWith(exitUsage, err)
 	}
-	if err := serveTelemetry(ctx, p.Settings, l.Statuses(), log); err != nil {
-		return exitWith(exitFailed, err)
+	if reg != nil {
+		if err := serveTelemetry(ctx, reg, p.Settings, l.Statuses(), log); err != nil {
+			return exitWith(exitFailed, err)
+		}
 	}
 	start := time.Now()
 	runErr := l.Run(ctx)
@@ -78,11 +84,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // serveTelemetry serves /metrics (settings.metrics) and the health path
 // (settings.health) while the emulator runs.
-func serveTelemetry(ctx context.Context, set config.Settings, st pipeline.Statuses, log *slog.Logger) error {
-	if !set.Metrics.Enabled && !set.Health.Enabled {
-		return nil
-	}
-	reg := telemetry.NewRegistry()
+func serveTelemetry(ctx context.Context, reg *telemetry.Registry, set config.Settings, st pipeline.Statuses, log *slog.Logger) error {
 	reg.Watch(st)
 	if set.Metrics.Enabled {
 		addr, err := reg.Start(ctx, fmt.Sprintf(":%d", set.Metrics.Port), healthOf(st))

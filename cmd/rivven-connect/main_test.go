@@ -4,10 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rivven/rivven-connect/connectors/catalog"
 	"github.com/rivven/rivven-connect/events"
@@ -253,4 +258,60 @@ func TestUsageAndHelp(t *testing.T) {
 func itoa(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+func TestLocalServesMetricsAndHealth(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	p := writeFile(t, fmt.Sprintf(`
+settings:
+  metrics: {enabled: true, port: %d}
+  health: {enabled: true, port: %d}
+sources:
+  gen: {connector: datagen, topic: t, config: {pattern: users, events_per_second: 200}}
+sinks:
+  sink: {connector: drop, topics: [t]}
+`, port, port))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		var o, e bytes.Buffer
+		done <- run(ctx, []string{"local", "-c", p, "--quiet"}, &o, &e)
+	}()
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	var body string
+	for i := 0; i < 200; i++ {
+		time.Sleep(50 * time.Millisecond)
+		resp, err := http.Get(base + "/metrics")
+		if err != nil {
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		if strings.Contains(body, `rivven_connector_events_out_total{connector="drop",kind="sink",name="sink"}`) &&
+			strings.Contains(body, "rivven_connector_batch_seconds_count") {
+			break
+		}
+	}
+	if !strings.Contains(body, `rivven_connector_events_out_total{connector="drop",kind="sink",name="sink"}`) ||
+		!strings.Contains(body, `rivven_connector_batch_seconds_count{connector="drop",kind="sink",name="sink"}`) {
+		t.Fatalf("metrics lack the sink's counters and latency:\n%s", body)
+	}
+	resp, err := http.Get(base + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("/health = %d while running", resp.StatusCode)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d after Ctrl-C", code)
+	}
 }

@@ -97,6 +97,9 @@ func runValidate(_ context.Context, args []string, stdout, _ io.Writer) error {
 		nt += len(s.Transforms)
 	}
 	fmt.Fprintf(stdout, "✓ %s is valid: %d source(s), %d sink(s), %d transform step(s)\n", *file, len(p.Sources), len(p.Sinks), nt)
+	if err := pipeline.SecretsSupported(p); err != nil {
+		fmt.Fprintf(stdout, "warning: %v\n", err)
+	}
 	return nil
 }
 
@@ -120,6 +123,9 @@ func runCheck(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	p, err := loadPipeline(*file)
 	if err != nil {
 		return err
+	}
+	if err := pipeline.SecretsSupported(p); err != nil {
+		return exitWith(exitUsage, err)
 	}
 	b := catalog.Builder{}
 	failed := 0

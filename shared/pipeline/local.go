@@ -13,7 +13,9 @@ import (
 
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/config"
+	"github.com/rivven/rivven-connect/shared/spec"
 	"github.com/rivven/rivven-connect/shared/state"
+	"github.com/rivven/rivven-connect/shared/telemetry"
 	"github.com/rivven/rivven-connect/shared/topic"
 )
 
@@ -36,6 +38,8 @@ type LocalOptions struct {
 	Log      *slog.Logger
 	// BatchSize is the most records a sink gets per call (default 1024).
 	BatchSize int
+	// Metrics, when set, gets each sink's write latency histogram.
+	Metrics *telemetry.Registry
 	// OnStart, when set, is called with the statuses once everything is
 	// built (the CLI starts its status display and metrics from it).
 	OnStart func(Statuses)
@@ -74,6 +78,9 @@ func NewLocal(ctx context.Context, p *config.Pipeline, f Factory, opts LocalOpti
 	}
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 1024
+	}
+	if err := SecretsSupported(p); err != nil {
+		return nil, err
 	}
 	ts := p.Settings.Topic
 	l := &Local{p: p, opts: opts, Broker: topic.NewMemory(), readers: map[string][]string{}}
@@ -140,11 +147,29 @@ func NewLocal(ctx context.Context, p *config.Pipeline, f Factory, opts LocalOpti
 				MaxAttempts: r.MaxRetries + 1,
 			},
 		})
+		if opts.Metrics != nil {
+			l.sinks[len(l.sinks)-1].handler.Latency = opts.Metrics.BatchLatency(name, s.Connector, "sink")
+		}
 	}
 	if len(l.sources)+len(l.sinks) == 0 {
 		return nil, errors.New("the pipeline has no enabled sources or sinks")
 	}
 	return l, nil
+}
+
+// SecretsSupported reports an error for a secrets block: no secret-store
+// provider is wired in yet, and running with "vault:..." references left
+// as literal strings would hand them to connectors as passwords.
+func SecretsSupported(p *config.Pipeline) error {
+	if p.Secrets == nil {
+		return nil
+	}
+	line := ""
+	if n := spec.Find(p.Root, "secrets.provider"); n != nil {
+		line = fmt.Sprintf(" (line %d:%d)", n.Line, n.Column)
+	}
+	return fmt.Errorf("secrets.provider%s: the %s secret provider is not supported yet; reference secrets as ${VAR} environment variables instead",
+		line, p.Secrets.Provider)
 }
 
 // buildChain builds a transform chain; nil when there are no steps.
