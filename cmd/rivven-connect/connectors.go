@@ -12,6 +12,10 @@ import (
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
+func init() {
+	register(command{"connectors", "List registered connectors and transforms (--category, --kind, --search, --json, --docs NAME)", runConnectors})
+}
+
 func runConnectors(_ context.Context, args []string, stdout, _ io.Writer) error {
 	fs := newFlags("connectors", "[--category C] [--kind K] [--search TEXT] [--json] [--docs NAME]", stdout)
 	category := fs.String("category", "", "only this category (Database, Messaging, Storage, Warehouse, Lakehouse, AI-ML, Utility, Transform)")

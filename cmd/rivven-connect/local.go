@@ -19,6 +19,10 @@ import (
 	"github.com/rivven/rivven-connect/shared/telemetry"
 )
 
+func init() {
+	register(command{"local", "Run a pipeline in this process on in-memory topics", runLocal})
+}
+
 func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("local", "-c FILE [--max-events N] [--duration D] [--json] [--status-interval D]", stdout)
 	file := fs.String("c", "", "pipeline file")

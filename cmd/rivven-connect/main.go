@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 
 	_ "github.com/rivven/rivven-connect/connectors/all"
@@ -48,14 +49,27 @@ type command struct {
 	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
+// Each command registers itself from its own file, so adding one touches
+// nothing else; usage lists them in this order.
+var order = []string{"connectors", "validate", "schema", "check", "local", "run", "invoke", "deploy"}
+
+var registered = map[string]command{}
+
+func register(c command) { registered[c.name] = c }
+
 func commands() []command {
-	return []command{
-		{"connectors", "List registered connectors and transforms (--category, --kind, --search, --json, --docs NAME)", runConnectors},
-		{"validate", "Validate a pipeline file and report every problem with its line", runValidate},
-		{"schema", "Print the JSON Schema of the pipeline file", runSchema},
-		{"check", "Run each connector's health check", runCheck},
-		{"local", "Run a pipeline in this process on in-memory topics", runLocal},
+	var out []command
+	for _, n := range order {
+		if c, ok := registered[n]; ok {
+			out = append(out, c)
+		}
 	}
+	for n, c := range registered {
+		if !slices.Contains(order, n) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func usage(w io.Writer) {

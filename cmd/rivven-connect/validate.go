@@ -16,6 +16,12 @@ import (
 )
 
 // loadPipeline loads a file; an invalid file is a usage error (exit 2).
+func init() {
+	register(command{"validate", "Validate a pipeline file and report every problem with its line", runValidate})
+	register(command{"schema", "Print the JSON Schema of the pipeline file", runSchema})
+	register(command{"check", "Run each connector's health check", runCheck})
+}
+
 func loadPipeline(path string) (*config.Pipeline, error) {
 	if path == "" {
 		return nil, exitWith(exitUsage, errors.New("-c FILE is required"))
