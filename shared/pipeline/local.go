@@ -96,20 +96,13 @@ func NewLocal(ctx context.Context, p *config.Pipeline, f Factory, opts LocalOpti
 		if err := l.ensureTopic(ctx, s.Topic, s.TopicConfig, path+".topic"); err != nil {
 			return nil, err
 		}
-		src, err := f.NewSource(s.Connector, &s.Config, path+".config")
+		r, err := NewSourceRunner(p, name, f, Deps{Store: opts.Store, Producer: l.Broker, Log: opts.Log})
 		if err != nil {
 			return nil, err
 		}
-		chain, err := buildChain(f, s.Transforms)
-		if err != nil {
-			return nil, err
-		}
-		st := NewStatus(name, s.Connector, "source")
-		l.status = append(l.status, st)
-		l.sources = append(l.sources, &SourceRunner{
-			Name: name, Source: src, Transforms: chain, Topic: s.Topic, DeadLetterTopic: s.DeadLetterTopic,
-			Producer: l.Broker, Store: opts.Store, Status: st, Log: opts.Log.With("source", name), Budget: budget,
-		})
+		r.Budget = budget
+		l.status = append(l.status, r.Status)
+		l.sources = append(l.sources, r)
 	}
 	for _, name := range p.SinkNames() {
 		s := p.Sinks[name]
@@ -119,37 +112,21 @@ func NewLocal(ctx context.Context, p *config.Pipeline, f Factory, opts LocalOpti
 				return nil, err
 			}
 		}
-		sink, err := f.NewSink(s.Connector, &s.Config, path+".config")
+		h, err := NewSinkHandler(p, name, f, Deps{Store: opts.Store, Producer: l.Broker, Log: opts.Log, Metrics: opts.Metrics})
 		if err != nil {
 			return nil, err
 		}
-		chain, err := buildChain(f, s.Transforms)
-		if err != nil {
-			return nil, err
-		}
-		st := NewStatus(name, s.Connector, "sink")
-		l.status = append(l.status, st)
-		group := s.ConsumerGroup
-		if group == "" {
-			group = name
-		}
+		l.status = append(l.status, h.Status)
+		group := ConsumerGroup(p, name)
 		for _, t := range s.Topics {
 			l.readers[t] = append(l.readers[t], group)
 		}
-		r := p.Settings.Retry
+		rt := p.Settings.Retry
 		l.sinks = append(l.sinks, &localSink{
-			name: name, spec: s, group: group,
-			retry: Backoff{Initial: time.Duration(r.InitialBackoffMs) * time.Millisecond,
-				Max: time.Duration(r.MaxBackoffMs) * time.Millisecond, Multiplier: r.BackoffMultiplier},
-			handler: &Handler{
-				Name: name, Sink: sink, Transforms: chain, DeadLetters: l.Broker, DeadLetterTopic: s.DeadLetterTopic,
-				Status: st, Log: opts.Log.With("sink", name), MaxConsecutiveErrors: p.Settings.MaxConsecutiveErrors,
-				MaxAttempts: r.MaxRetries + 1,
-			},
+			name: name, spec: s, group: group, handler: h,
+			retry: Backoff{Initial: time.Duration(rt.InitialBackoffMs) * time.Millisecond,
+				Max: time.Duration(rt.MaxBackoffMs) * time.Millisecond, Multiplier: rt.BackoffMultiplier},
 		})
-		if opts.Metrics != nil {
-			l.sinks[len(l.sinks)-1].handler.Latency = opts.Metrics.BatchLatency(name, s.Connector, "sink")
-		}
 	}
 	if len(l.sources)+len(l.sinks) == 0 {
 		return nil, errors.New("the pipeline has no enabled sources or sinks")
@@ -170,22 +147,6 @@ func SecretsSupported(p *config.Pipeline) error {
 	}
 	return fmt.Errorf("secrets.provider%s: the %s secret provider is not supported yet; reference secrets as ${VAR} environment variables instead",
 		line, p.Secrets.Provider)
-}
-
-// buildChain builds a transform chain; nil when there are no steps.
-func buildChain(f Factory, ts config.Transforms) (Transform, error) {
-	if len(ts) == 0 {
-		return nil, nil
-	}
-	chain := make(Chain, 0, len(ts))
-	for _, t := range ts {
-		tr, err := f.NewTransform(t.Kind(), &t.Config, t.Path+".config")
-		if err != nil {
-			return nil, err
-		}
-		chain = append(chain, tr)
-	}
-	return chain, nil
 }
 
 // ensureTopic applies settings.topic (and a source's topic_config).
