@@ -207,6 +207,9 @@ func checkValue(f Field, node *yaml.Node, path string, ps *[]Problem) {
 	}
 	switch f.Type {
 	case TAny:
+		if f.Check != nil {
+			*ps = append(*ps, f.Check(node, path)...)
+		}
 		return
 	case TObject:
 		checkObject(f.Fields, node, path, ps)
@@ -431,8 +434,10 @@ func DecodeType(t reflect.Type, node *yaml.Node, path string) (any, []Problem) {
 			p.Path = Join(path, rel)
 			if p.Line == 0 {
 				at := Find(n, rel) // n itself when rel is ""
-				if at == nil {
-					at = n
+				for at == nil && rel != "" {
+					// A missing key: point at the closest parent that exists.
+					rel = parentPath(rel)
+					at = Find(n, rel)
 				}
 				if at != nil {
 					p.Line, p.Column = at.Line, at.Column
@@ -442,6 +447,15 @@ func DecodeType(t reflect.Type, node *yaml.Node, path string) (any, []Problem) {
 		}
 	}
 	return ptr.Interface(), ps
+}
+
+// parentPath drops the last key or index of a path ("a.b[2]" → "a.b").
+func parentPath(p string) string {
+	i := strings.LastIndexAny(p, ".[")
+	if i < 0 {
+		return ""
+	}
+	return p[:i]
 }
 
 // Find returns the value node at a path below node, or nil. The path is

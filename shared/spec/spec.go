@@ -53,6 +53,9 @@ type Field struct {
 	Elem     *Field  // TArray, TMap
 	// Schema, when set, replaces the generated JSON Schema of the field.
 	Schema map[string]any
+	// Check, when set, validates a TAny value of a type with several
+	// accepted shapes (see Describer).
+	Check func(node *yaml.Node, path string) []Problem
 
 	// pointer is set for fields of pointer type: absent means nil, so
 	// FillDefaults must not create them to hold their children's defaults.

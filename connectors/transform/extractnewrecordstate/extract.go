@@ -1,0 +1,170 @@
+// Package extractnewrecordstate unwraps change events to the row state
+// after the change, like Debezium's ExtractNewRecordState: what a table
+// sink or warehouse wants instead of {before, after} envelopes.
+package extractnewrecordstate
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/rivven/rivven-connect/connectors/catalog"
+	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/spec"
+)
+
+// Config is the transform's configuration.
+type Config struct {
+	DeleteHandling string   `yaml:"delete_handling" default:"drop" enum:"drop,rewrite,none" doc:"Deletes: drop them, rewrite them to the deleted row with __deleted=true, or pass them on unchanged."`
+	DropTombstones bool     `yaml:"drop_tombstones" default:"true" doc:"Drop deletes that carry no row (tombstones)."`
+	AddFields      []string `yaml:"add_fields" doc:"Event attributes to add to the row as __<name>: op, table, schema, db, ts, position, txid."`
+	AddOp          bool     `yaml:"add_op" default:"false" doc:"Same as listing op in add_fields."`
+	AddTable       bool     `yaml:"add_table" default:"false" doc:"Same as listing table in add_fields."`
+	AddSchema      bool     `yaml:"add_schema" default:"false" doc:"Same as listing schema in add_fields."`
+	AddTs          bool     `yaml:"add_ts" default:"false" doc:"Same as listing ts in add_fields (source commit time in ms, else the event time)."`
+	FieldPrefix    string   `yaml:"field_prefix" default:"__" doc:"Prefix of added fields."`
+}
+
+var addable = []string{"op", "table", "schema", "db", "ts", "position", "txid"}
+
+// Validate checks add_fields names.
+func (c *Config) Validate() []spec.Problem {
+	var ps []spec.Problem
+	for i, f := range c.AddFields {
+		if !slices.Contains(addable, f) {
+			ps = append(ps, spec.Problem{Path: fmt.Sprintf("add_fields[%d]", i),
+				Message: fmt.Sprintf("%q cannot be added (allowed: op, table, schema, db, ts, position, txid)", f)})
+		}
+	}
+	return ps
+}
+
+func init() {
+	catalog.RegisterTransform[Config](catalog.Meta{
+		Name: "ExtractNewRecordState", Category: catalog.Transforms, Subcategory: "SMT",
+		Description: "Unwraps CDC updates and deletes to the new row state",
+		Tags:        []string{"cdc", "debezium", "unwrap", "flatten envelope"},
+	}, New)
+}
+
+type extract struct {
+	cfg    *Config
+	fields []string
+}
+
+// New builds the transform.
+func New(cfg *Config) (pipeline.Transform, error) {
+	fields := slices.Clone(cfg.AddFields)
+	add := func(on bool, name string) {
+		if on && !slices.Contains(fields, name) {
+			fields = append(fields, name)
+		}
+	}
+	add(cfg.AddOp, "op")
+	add(cfg.AddTable, "table")
+	add(cfg.AddSchema, "schema")
+	add(cfg.AddTs, "ts")
+	x := &extract{cfg: cfg, fields: fields}
+	return pipeline.PerEvent(x.apply), nil
+}
+
+func (x *extract) apply(_ context.Context, e *events.Event) ([]*events.Event, error) {
+	var row map[string]any
+	var err error
+	switch e.Type {
+	case events.Insert, events.Record, events.SnapshotRead:
+		if len(x.fields) == 0 && x.cfg.DeleteHandling != "rewrite" {
+			e.Type = events.Record
+			return []*events.Event{e}, nil // data is the row already: left untouched
+		}
+		row, err = e.After()
+	case events.Update:
+		row, err = e.After()
+		if err == nil && row == nil {
+			return nil, fmt.Errorf("update event has no after row")
+		}
+	case events.Delete:
+		before, berr := e.Before()
+		if berr != nil {
+			return nil, berr
+		}
+		if before == nil && x.cfg.DropTombstones {
+			return nil, nil
+		}
+		switch x.cfg.DeleteHandling {
+		case "drop":
+			return nil, nil
+		case "none":
+			return []*events.Event{e}, nil
+		}
+		row, err = before, nil
+	default:
+		return []*events.Event{e}, nil // truncate, schema, state, log pass on
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]any, len(row)+len(x.fields)+1)
+	for k, v := range row {
+		out[k] = v
+	}
+	p := x.cfg.FieldPrefix
+	for _, f := range x.fields {
+		out[p+f] = attribute(e, f)
+	}
+	if x.cfg.DeleteHandling == "rewrite" {
+		out[p+"deleted"] = e.Type == events.Delete
+	}
+	e.Data.Set(out)
+	e.Type = events.Record
+	return []*events.Event{e}, nil
+}
+
+func attribute(e *events.Event, name string) any {
+	src := e.Source
+	if src == nil {
+		src = &events.SourceInfo{}
+	}
+	orNil := func(s string) any {
+		if s == "" {
+			return nil
+		}
+		return s
+	}
+	switch name {
+	case "op":
+		return e.Type.Op()
+	case "table":
+		if src.Table != "" {
+			return src.Table
+		}
+		return e.Stream
+	case "schema":
+		if src.Schema != "" {
+			return src.Schema
+		}
+		if e.Namespace != nil {
+			return *e.Namespace
+		}
+		return nil
+	case "db":
+		return orNil(src.Database)
+	case "ts":
+		ts := e.Timestamp
+		if src.CommitTS != nil {
+			ts = *src.CommitTS
+		}
+		return json.Number(strconv.FormatInt(ts.UnixMilli(), 10))
+	case "position":
+		if src.Position != "" {
+			return src.Position
+		}
+		return orNil(e.Metadata.Position)
+	case "txid":
+		return orNil(e.Metadata.TransactionID)
+	}
+	return nil
+}

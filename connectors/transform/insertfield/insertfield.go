@@ -1,0 +1,142 @@
+// Package insertfield adds fields to every row image: constants, and the
+// processing time and date.
+package insertfield
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/rivven/rivven-connect/connectors/catalog"
+	"github.com/rivven/rivven-connect/connectors/transform/row"
+	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/spec"
+)
+
+// Config is the transform's configuration.
+type Config struct {
+	Static         map[string]yaml.Node `yaml:"static" doc:"Field → constant value (any YAML value)."`
+	StaticFields   map[string]yaml.Node `yaml:"static_fields" doc:"Same as static (the spelling of the reference implementation)."`
+	Timestamp      Timestamp            `yaml:"timestamp" doc:"Processing-time field."`
+	TimestampField string               `yaml:"timestamp_field" doc:"Same as timestamp.field."`
+	DateField      string               `yaml:"date_field" doc:"Field that gets the processing date (YYYY-MM-DD, UTC)."`
+	Overwrite      bool                 `yaml:"overwrite" default:"true" doc:"Replace fields that already exist; false keeps the row's value."`
+}
+
+// Timestamp is the timestamp block.
+type Timestamp struct {
+	Field string `yaml:"field" doc:"Field that gets the processing time (RFC 3339, UTC)."`
+}
+
+// Validate checks that something is inserted and the paths are sound.
+func (c *Config) Validate() []spec.Problem {
+	var ps []spec.Problem
+	if len(c.Static)+len(c.StaticFields) == 0 && c.Timestamp.Field == "" && c.TimestampField == "" && c.DateField == "" {
+		ps = append(ps, spec.Problem{Message: "give static fields, timestamp.field or date_field"})
+	}
+	check := func(path, f string) {
+		if _, err := row.ParsePath(f); f != "" && err != nil {
+			ps = append(ps, spec.Problem{Path: path, Message: err.Error()})
+		}
+	}
+	for k := range c.Static {
+		check("static."+k, k)
+	}
+	for k := range c.StaticFields {
+		check("static_fields."+k, k)
+	}
+	check("timestamp.field", c.Timestamp.Field)
+	check("timestamp_field", c.TimestampField)
+	check("date_field", c.DateField)
+	return ps
+}
+
+func init() {
+	catalog.RegisterTransform[Config](catalog.Meta{
+		Name: "InsertField", Category: catalog.Transforms, Subcategory: "SMT",
+		Description: "Adds constant fields and processing time to rows",
+		Tags:        []string{"enrich", "add column", "lineage"},
+	}, New)
+}
+
+type value struct {
+	path row.Path
+	v    any
+}
+
+type inserter struct {
+	static    []value
+	ts, date  []row.Path
+	overwrite bool
+	now       func() time.Time
+}
+
+// New builds the transform.
+func New(cfg *Config) (pipeline.Transform, error) {
+	in := &inserter{overwrite: cfg.Overwrite, now: time.Now}
+	for _, m := range []map[string]yaml.Node{cfg.StaticFields, cfg.Static} {
+		for k, n := range m {
+			var v any
+			if err := n.Decode(&v); err != nil {
+				return nil, fmt.Errorf("static.%s: %w", k, err)
+			}
+			p, _ := row.ParsePath(k)
+			in.static = append(in.static, value{p, v})
+		}
+	}
+	for _, f := range []string{cfg.Timestamp.Field, cfg.TimestampField} {
+		if f != "" {
+			p, _ := row.ParsePath(f)
+			in.ts = append(in.ts, p)
+		}
+	}
+	if cfg.DateField != "" {
+		p, _ := row.ParsePath(cfg.DateField)
+		in.date = append(in.date, p)
+	}
+	return in, nil
+}
+
+// Apply implements pipeline.Transform.
+func (in *inserter) Apply(ctx context.Context, batch []*events.Event) ([]*events.Event, error) {
+	return row.Each(in.apply).Apply(ctx, batch)
+}
+
+func (in *inserter) apply(_ context.Context, e *events.Event) error {
+	rows, err := row.Mutable(e)
+	if err != nil || len(rows) == 0 {
+		return err
+	}
+	now := in.now().UTC()
+	ts, date := now.Format(time.RFC3339Nano), now.Format(time.DateOnly)
+	for _, r := range rows {
+		for _, s := range in.static {
+			if err := in.set(r, s.path, s.v); err != nil {
+				return err
+			}
+		}
+		for _, p := range in.ts {
+			if err := in.set(r, p, ts); err != nil {
+				return err
+			}
+		}
+		for _, p := range in.date {
+			if err := in.set(r, p, date); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (in *inserter) set(r map[string]any, p row.Path, v any) error {
+	if !in.overwrite {
+		if _, ok := p.Get(r); ok {
+			return nil
+		}
+	}
+	return p.Set(r, v)
+}

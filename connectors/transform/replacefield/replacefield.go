@@ -1,0 +1,128 @@
+// Package replacefield renames, keeps or drops fields of every row image.
+package replacefield
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/rivven/rivven-connect/connectors/catalog"
+	"github.com/rivven/rivven-connect/connectors/transform/row"
+	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/spec"
+)
+
+// Config is the transform's configuration. Renames apply after include and
+// exclude, so those name the original fields.
+type Config struct {
+	Rename  map[string]string `yaml:"rename" doc:"Old name → new name; dot paths move nested fields."`
+	Renames map[string]string `yaml:"renames" doc:"Same as rename (the spelling of the reference implementation)."`
+	Include []string          `yaml:"include" doc:"Keep only these top-level fields."`
+	Exclude []string          `yaml:"exclude" doc:"Drop these fields (dot paths allowed)."`
+}
+
+// Validate checks paths and that some change is asked for.
+func (c *Config) Validate() []spec.Problem {
+	var ps []spec.Problem
+	if len(c.Rename)+len(c.Renames)+len(c.Include)+len(c.Exclude) == 0 {
+		ps = append(ps, spec.Problem{Message: "give at least one of rename, include or exclude"})
+	}
+	for _, m := range []struct {
+		key string
+		m   map[string]string
+	}{{"rename", c.Rename}, {"renames", c.Renames}} {
+		for from, to := range m.m {
+			for _, p := range []string{from, to} {
+				if _, err := row.ParsePath(p); err != nil {
+					ps = append(ps, spec.Problem{Path: m.key + "." + from, Message: err.Error()})
+				}
+			}
+		}
+	}
+	for i, f := range c.Exclude {
+		if _, err := row.ParsePath(f); err != nil {
+			ps = append(ps, spec.Problem{Path: fmt.Sprintf("exclude[%d]", i), Message: err.Error()})
+		}
+	}
+	return ps
+}
+
+func init() {
+	catalog.RegisterTransform[Config](catalog.Meta{
+		Name: "ReplaceField", Category: catalog.Transforms, Subcategory: "SMT",
+		Description: "Renames, includes or excludes fields",
+		Tags:        []string{"rename", "drop column", "whitelist", "blacklist"},
+	}, New)
+}
+
+type rename struct{ from, to row.Path }
+
+type replacer struct {
+	include map[string]bool
+	exclude []row.Path
+	renames []rename
+}
+
+// New builds the transform.
+func New(cfg *Config) (pipeline.Transform, error) {
+	r := &replacer{}
+	if len(cfg.Include) > 0 {
+		r.include = map[string]bool{}
+		for _, f := range cfg.Include {
+			r.include[f] = true
+		}
+	}
+	var err error
+	if r.exclude, err = row.ParsePaths(cfg.Exclude); err != nil {
+		return nil, err
+	}
+	all := map[string]string{}
+	for k, v := range cfg.Renames {
+		all[k] = v
+	}
+	for k, v := range cfg.Rename {
+		all[k] = v
+	}
+	froms := make([]string, 0, len(all))
+	for k := range all {
+		froms = append(froms, k)
+	}
+	sort.Strings(froms) // a stable order when renames touch the same parent
+	for _, f := range froms {
+		from, _ := row.ParsePath(f)
+		to, _ := row.ParsePath(all[f])
+		r.renames = append(r.renames, rename{from, to})
+	}
+	return row.Each(r.apply), nil
+}
+
+func (r *replacer) apply(_ context.Context, e *events.Event) error {
+	rows, err := row.Mutable(e)
+	if err != nil {
+		return err
+	}
+	for _, m := range rows {
+		if r.include != nil {
+			for k := range m {
+				if !r.include[k] {
+					delete(m, k)
+				}
+			}
+		}
+		for _, p := range r.exclude {
+			p.Delete(m)
+		}
+		for _, rn := range r.renames {
+			v, ok := rn.from.Get(m)
+			if !ok {
+				continue
+			}
+			rn.from.Delete(m)
+			if err := rn.to.Set(m, v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,93 @@
+// Package transformtest holds what transform tests share: events of every
+// type, applying a transform the way the engine does, and reading results.
+package transformtest
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/spec"
+)
+
+// Event returns an event of type t with the given data JSON and a source
+// block (postgres-cdc, shop.public.orders).
+func Event(t events.Type, data string) *events.Event {
+	e := events.New(t, "orders", events.RawPayload([]byte(data)))
+	e.Timestamp = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	ns := "public"
+	e.Namespace = &ns
+	commit := time.Date(2025, 1, 2, 3, 4, 0, 0, time.UTC)
+	e.Source = &events.SourceInfo{Connector: "postgres-cdc", Database: "shop", Schema: "public", Table: "orders", Position: "0/16B3748", CommitTS: &commit}
+	e.Metadata.Position = "0/16B3748"
+	e.Metadata.TransactionID = "771"
+	return e
+}
+
+// Build decodes a YAML config like the loader does and builds the
+// transform with newFn; problems fail the test.
+func Build[C any](t testing.TB, yaml string, newFn func(*C) (pipeline.Transform, error)) pipeline.Transform {
+	t.Helper()
+	cfg, ps := spec.DecodeString[C](yaml, "transforms[0].config")
+	if len(ps) > 0 {
+		t.Fatalf("config %q: %v", yaml, spec.Problems(ps))
+	}
+	tr, err := newFn(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+// Problems decodes a config expected to be invalid and returns its
+// problems as one string.
+func Problems[C any](yaml string) string {
+	_, ps := spec.DecodeString[C](yaml, "transforms[0].config")
+	return spec.Problems(ps).Error()
+}
+
+// Apply runs a transform over one event and returns its output; it checks
+// that every output still encodes and decodes as a Rivven event.
+func Apply(t testing.TB, tr pipeline.Transform, e *events.Event) ([]*events.Event, error) {
+	t.Helper()
+	out, err := tr.Apply(context.Background(), []*events.Event{e})
+	for _, o := range out {
+		b, merr := events.Marshal(o)
+		if merr != nil {
+			t.Fatalf("transformed event does not encode: %v", merr)
+		}
+		if _, derr := events.Unmarshal(b); derr != nil {
+			t.Fatalf("transformed event does not decode: %v\n%s", derr, b)
+		}
+	}
+	return out, err
+}
+
+// Data returns an event's data as canonical JSON (sorted keys), for
+// comparing with an expected literal.
+func Data(t testing.TB, e *events.Event) string {
+	t.Helper()
+	v, err := e.Data.Value()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// JSON canonicalizes a JSON literal (sorted keys) for comparisons.
+func JSON(t testing.TB, s string) string {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatalf("bad JSON literal %s: %v", s, err)
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
