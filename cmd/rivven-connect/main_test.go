@@ -50,42 +50,106 @@ func writeFile(t *testing.T, body string) string {
 
 const quickstart = "../../samples/pipelines/quickstart.yaml"
 
-func TestLocalQuickstartDeliversExactlyMaxEvents(t *testing.T) {
-	code, out, errOut := cli(t, "local", "-c", quickstart, "--max-events", "37", "--quiet")
+const plain = `
+settings:
+  topic: {default_partitions: 3}
+sources:
+  orders:
+    connector: datagen
+    topic: demo.orders
+    config: {pattern: orders, cdc_mode: true, events_per_second: 0, seed: 42}
+sinks:
+  console:
+    connector: stdout
+    topics: [demo.orders]
+    config: {format: jsonl}
+`
+
+func TestLocalDeliversExactlyMaxEvents(t *testing.T) {
+	code, out, errOut := cli(t, "local", "-c", writeFile(t, plain), "--max-events", "3737", "--quiet")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 37 {
-		t.Fatalf("stdout has %d events, want exactly 37", len(lines))
+	if len(lines) != 3737 {
+		t.Fatalf("stdout has %d events, want exactly 3737", len(lines))
 	}
 	for _, l := range lines {
 		if _, err := events.Unmarshal([]byte(l)); err != nil {
 			t.Fatalf("stdout line is not an event: %v: %s", err, l)
 		}
 	}
-	if !strings.Contains(errOut, "sink   console") || !strings.Contains(errOut, "out 37") {
+	if !strings.Contains(errOut, "sink   console") || !strings.Contains(errOut, "out 3737") {
 		t.Errorf("final status missing on stderr:\n%s", errOut)
 	}
 }
 
+// The quickstart masks customer ids and keeps orders over 100, and stops
+// by itself after its max_events.
 func TestLocalQuickstartRunsToItsOwnEnd(t *testing.T) {
 	code, out, errOut := cli(t, "local", "-c", quickstart, "--json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	if n := strings.Count(out, "\n"); n != 200 {
-		t.Fatalf("quickstart delivered %d events, want its max_events 200", n)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 50 || len(lines) >= 200 {
+		t.Fatalf("quickstart printed %d of its 200 events; the filter should keep some and drop some", len(lines))
 	}
-	// --json status lines are machine-readable.
-	var last map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(errOut), "\n") {
-		if strings.HasPrefix(l, "{") && strings.Contains(l, `"final":true`) && strings.Contains(l, `"kind":"sink"`) {
-			json.Unmarshal([]byte(l), &last)
+	for _, l := range lines {
+		e, err := events.Unmarshal([]byte(l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		row, _ := e.Row()
+		total, _ := row["total"].(json.Number).Float64()
+		cust, _ := row["customer_id"].(string)
+		if total <= 100 || !strings.HasPrefix(cust, "*") {
+			t.Fatalf("event not filtered or not masked: %s", l)
 		}
 	}
-	if last == nil || last["events_out"] != float64(200) || last["state"] != "Stopped" {
-		t.Fatalf("final sink status %v in:\n%s", last, errOut)
+	// --json status lines are machine-readable.
+	var src, sink map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(errOut), "\n") {
+		if !strings.HasPrefix(l, "{") || !strings.Contains(l, `"final":true`) {
+			continue
+		}
+		var m map[string]any
+		json.Unmarshal([]byte(l), &m)
+		if m["kind"] == "sink" {
+			sink = m
+		} else {
+			src = m
+		}
+	}
+	if src == nil || sink == nil || src["events_in"] != float64(200) || src["dropped"] != float64(200-len(lines)) ||
+		sink["events_out"] != float64(len(lines)) || sink["state"] != "Stopped" {
+		t.Fatalf("final status source %v sink %v in:\n%s", src, sink, errOut)
+	}
+}
+
+// ContentRouter sends events to the topics their status picks, and each
+// sink sees exactly its share.
+func TestLocalContentRouterDeliversToRoutedTopics(t *testing.T) {
+	code, out, errOut := cli(t, "local", "-c", "../../samples/pipelines/routing.yaml", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	fulfilled := strings.Count(out, "\n")
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if !strings.Contains(l, `"status":"shipped"`) && !strings.Contains(l, `"status":"delivered"`) {
+			t.Fatalf("unfulfilled order on the fulfilled topic: %s", l)
+		}
+	}
+	var open float64 = -1
+	for _, l := range strings.Split(errOut, "\n") {
+		if strings.Contains(l, `"final":true`) && strings.Contains(l, `"name":"open"`) {
+			var m map[string]any
+			json.Unmarshal([]byte(l), &m)
+			open = m["events_out"].(float64)
+		}
+	}
+	if fulfilled == 0 || open <= 0 || fulfilled+int(open) != 500 {
+		t.Fatalf("fulfilled %d + open %v != 500 events:\n%s", fulfilled, open, errOut)
 	}
 }
 

@@ -1175,3 +1175,41 @@ func TestJSONSchema(t *testing.T) {
 		t.Errorf("schema contains a null enum")
 	}
 }
+
+func TestTransformPredicateIsChecked(t *testing.T) {
+	ps := mustFail(t, `
+sources:
+  gen:
+    connector: datagen
+    topic: t
+    config: {pattern: orders}
+    transforms:
+      - type: Filter
+        predicate:
+          operations: [upsert]
+          tabel: orders
+        config: {condition: "value.x > 1"}
+`, noEnv)
+	got := ps.Error()
+	for _, want := range []string{
+		`sources.gen.transforms[0].predicate.tabel (line 10:11): unknown key "tabel" (did you mean "table"?)`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("problems lack %q:\n%s", want, got)
+		}
+	}
+	ps = mustFail(t, `
+sources:
+  gen:
+    connector: datagen
+    topic: t
+    config: {pattern: orders}
+    transforms:
+      - type: Filter
+        predicate: {operations: [upsert]}
+        config: {condition: "value.x > 1"}
+`, noEnv)
+	if got := ps.Error(); !strings.Contains(got, `sources.gen.transforms[0].predicate.operations[0] (line 8:34): "upsert" is not an operation`) {
+		t.Errorf("problems:\n%s", got)
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rivven/rivven-connect/shared/condition"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
@@ -202,6 +203,10 @@ func checkTransforms(n *yaml.Node, path string, cat Catalog) []spec.Problem {
 		ps = append(ps, spec.Check(transformFields, step, p)...)
 		if step.Kind != yaml.MappingNode {
 			return
+		}
+		if pred := spec.Find(step, "predicate"); pred != nil {
+			_, pps := spec.Decode[condition.Predicate](pred, p+".predicate")
+			ps = append(ps, pps...)
 		}
 		typ := spec.Find(step, "type")
 		if alt := spec.Find(step, "transform"); typ == nil {

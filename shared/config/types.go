@@ -139,8 +139,9 @@ type Transform struct {
 	Type   string    `yaml:"type" doc:"Transform type, e.g. ExtractNewRecordState or extract_new_record_state."`
 	Alias  string    `yaml:"transform" doc:"Same as type."`
 	Config yaml.Node `yaml:"config" doc:"Transform configuration."`
-	// Predicate restricts the transform to matching events (see transforms).
-	Predicate yaml.Node `yaml:"predicate" doc:"Apply only to events matching this predicate."`
+	// Predicate restricts the transform to matching events; it is checked
+	// as a condition.Predicate.
+	Predicate yaml.Node `yaml:"predicate" doc:"Apply only to events matching this predicate: table(s), schema(s), database, operations, field_exists, field_value, condition, negate."`
 
 	// Node is where the step is in the file, for errors.
 	Node *yaml.Node `yaml:"-"`

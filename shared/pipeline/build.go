@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/rivven/rivven-connect/shared/condition"
 	"github.com/rivven/rivven-connect/shared/config"
+	"github.com/rivven/rivven-connect/shared/spec"
 	"github.com/rivven/rivven-connect/shared/state"
 	"github.com/rivven/rivven-connect/shared/telemetry"
 	"github.com/rivven/rivven-connect/shared/topic"
@@ -92,6 +94,17 @@ func buildChain(f Factory, ts config.Transforms) (Transform, error) {
 		tr, err := f.NewTransform(t.Kind(), &t.Config, t.Path+".config")
 		if err != nil {
 			return nil, err
+		}
+		if t.Predicate.Kind != 0 {
+			p, ps := spec.Decode[condition.Predicate](&t.Predicate, t.Path+".predicate")
+			if len(ps) > 0 {
+				return nil, spec.Problems(ps)
+			}
+			match, err := p.Compile()
+			if err != nil {
+				return nil, fmt.Errorf("%s.predicate: %w", t.Path, err)
+			}
+			tr = Only(tr, match)
 		}
 		chain = append(chain, tr)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -339,5 +340,32 @@ func TestHandlerHealthCheckBeforeRunning(t *testing.T) {
 	}
 	if h.Status.State() == Running {
 		t.Fatal("Running without a passing health check")
+	}
+}
+
+func TestOnlyAppliesToSelectedEventsInOrder(t *testing.T) {
+	var b []*events.Event
+	for i, k := range []string{"split", "x", "split", "split", "bad", "x", "drop"} {
+		e := events.New(events.Insert, "s", events.RawPayload(fmt.Appendf(nil, `{"k":%q,"i":%d}`, k, i)))
+		if i%2 == 1 {
+			e.Stream = "other"
+		}
+		b = append(b, e)
+	}
+	tr := Only(exploder, func(e *events.Event) bool { return e.Stream == "s" })
+	out, err := tr.Apply(context.Background(), b)
+	var te *TransformError
+	if !errors.As(err, &te) || len(te.Failed) != 1 {
+		t.Fatalf("err = %v", err)
+	}
+	var got []string
+	for _, e := range out {
+		r, _ := e.Row()
+		got = append(got, fmt.Sprint(r["i"]))
+	}
+	// Odd i are on another stream and pass untouched; of the rest, 0 and
+	// 2 split, 4 is bad (dead letter), 6 is dropped.
+	if want := "0 0 1 2 2 3 5"; strings.Join(got, " ") != want {
+		t.Fatalf("out %v, want %s", got, want)
 	}
 }
