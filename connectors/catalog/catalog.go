@@ -94,6 +94,9 @@ func (r *Registry) add(e *Entry) {
 		r.byName[e.Kind] = m
 	}
 	for _, n := range append([]string{e.Name}, e.Aliases...) {
+		if what, ok := reserved[e.Kind][normalize(n)]; ok {
+			panic(fmt.Sprintf("catalog: %s %q is reserved for %s", e.Kind, n, what))
+		}
 		if prev, dup := m[normalize(n)]; dup {
 			panic(fmt.Sprintf("catalog: %s %q registered twice (%s and %s)", e.Kind, n, prev.Name, e.Name))
 		}
@@ -129,6 +132,21 @@ func RegisterSink[C any](m Meta, fn func(*C) (pipeline.Sink, error)) {
 // RegisterTransform adds a transform. C is its config struct.
 func RegisterTransform[C any](m Meta, fn func(*C) (pipeline.Transform, error)) {
 	register(Default, Transform, m, fn)
+}
+
+// reserved names belong to components that are planned but not built, so
+// that nothing else takes them and a pipeline naming one is told so.
+var reserved = map[Kind]map[string]string{
+	Transform: {
+		normalize("llm-chat"):      "the LLM chat transform (enrich events through an OpenAI-compatible or Bedrock model)",
+		normalize("llm-embedding"): "the LLM embedding transform (add vector embeddings to events)",
+	},
+}
+
+// Reserved reports whether a name is kept for a component not built yet.
+func (r *Registry) Reserved(kind, name string) (string, bool) {
+	what, ok := reserved[Kind(kind)][normalize(name)]
+	return what, ok
 }
 
 // Lookup finds a component by name or alias, ignoring case, '-' and '_'.

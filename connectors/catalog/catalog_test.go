@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -118,4 +119,21 @@ func TestInstantiateDecodesWithDefaultsAndPath(t *testing.T) {
 	if e.Package() != "github.com/rivven/rivven-connect/connectors/catalog" {
 		t.Fatalf("package %q", e.Package())
 	}
+}
+
+func TestReservedNames(t *testing.T) {
+	r := testRegistry()
+	if what, ok := r.Reserved("transform", "LLM_Chat"); !ok || !strings.Contains(what, "LLM chat") {
+		t.Fatalf("llm-chat not reserved: %q", what)
+	}
+	if _, ok := r.Reserved("transform", "Filter"); ok {
+		t.Fatal("Filter reported reserved")
+	}
+	defer func() {
+		if p := recover(); p == nil || !strings.Contains(fmt.Sprint(p), "reserved") {
+			t.Fatalf("registering a reserved name: panic %v", p)
+		}
+	}()
+	register(r, Transform, Meta{Name: "llm-embedding", Category: Transforms, Description: "x"},
+		func(*nopConfig) (pipeline.Transform, error) { return nop{}, nil })
 }

@@ -1213,3 +1213,50 @@ sources:
 		t.Errorf("problems:\n%s", got)
 	}
 }
+
+// ---- reliability keys ------------------------------------------------------
+
+func TestSinkCircuitBreakerDefaultsAndRanges(t *testing.T) {
+	p := mustParse(t, valid, noEnv)
+	if cb := p.Sinks["out"].CircuitBreaker; cb != (CircuitBreaker{Enabled: true, FailureThreshold: 5, ResetTimeoutSecs: 30, SuccessThreshold: 2}) {
+		t.Errorf("circuit_breaker defaults = %+v", cb)
+	}
+	if ttl := p.Sinks["out"].DedupTTLSecs; ttl != 3600 {
+		t.Errorf("dedup_ttl_secs default = %d", ttl)
+	}
+	p = mustParse(t, valid+"    circuit_breaker: {failure_threshold: 100, reset_timeout_secs: 1, success_threshold: 10, enabled: false}\n", noEnv)
+	if cb := p.Sinks["out"].CircuitBreaker; cb != (CircuitBreaker{Enabled: false, FailureThreshold: 100, ResetTimeoutSecs: 1, SuccessThreshold: 10}) {
+		t.Errorf("circuit_breaker = %+v", cb)
+	}
+	ps := mustFail(t, valid+"    circuit_breaker:\n      failure_threshold: 0\n      reset_timeout_secs: 3601\n      success_threshold: 11\n", noEnv)
+	want := []spec.Problem{
+		{Path: "sinks.out.circuit_breaker.failure_threshold", Line: 13, Column: 26, Message: "0 is out of range (allowed: 1 to 100)"},
+		{Path: "sinks.out.circuit_breaker.reset_timeout_secs", Line: 14, Column: 27, Message: "3601 is out of range (allowed: 1 to 3600)"},
+		{Path: "sinks.out.circuit_breaker.success_threshold", Line: 15, Column: 26, Message: "11 is out of range (allowed: 1 to 10)"},
+	}
+	if !reflect.DeepEqual([]spec.Problem(ps), want) {
+		t.Errorf("problems:\n%v\nwant:\n%v", ps, spec.Problems(want))
+	}
+}
+
+// reservingCatalog keeps a name for something not built yet.
+type reservingCatalog struct{ *fakeCatalog }
+
+func (reservingCatalog) Reserved(kind, name string) (string, bool) {
+	return "the LLM chat transform", kind == "transform" && name == "llm-chat"
+}
+
+func TestReservedTransformIsSaidSo(t *testing.T) {
+	_, err := Parse(doc(`
+sources:
+  gen:
+    connector: datagen
+    topic: t
+    config: {pattern: orders}
+    transforms:
+      - type: llm-chat
+`), reservingCatalog{newCatalog()}, noEnv)
+	if got := Problems(err).Error(); !strings.Contains(got, `sources.gen.transforms[0].type (line 7:15): "llm-chat" is reserved for the LLM chat transform, which is not available yet`) {
+		t.Fatalf("problems:\n%s", got)
+	}
+}

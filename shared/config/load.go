@@ -167,8 +167,7 @@ func checkComponents(root *yaml.Node, cat Catalog) []spec.Problem {
 			if conn := spec.Find(entry, "connector"); conn != nil && conn.Kind == yaml.ScalarNode && conn.Value != "" {
 				cps, ok := cat.CheckConfig(sec.kind, conn.Value, configNode(entry), path+".config")
 				if !ok {
-					ps = append(ps, spec.At(conn, path+".connector", "unknown %s connector %q%s (see: rivven-connect connectors --kind %s)",
-						sec.kind, conn.Value, didYouMean(conn.Value, cat.Names(sec.kind)), sec.kind))
+					ps = append(ps, unknown(cat, sec.kind, conn, path+".connector"))
 				}
 				ps = append(ps, cps...)
 			}
@@ -220,8 +219,7 @@ func checkTransforms(n *yaml.Node, path string, cat Catalog) []spec.Problem {
 		}
 		cps, ok := cat.CheckConfig("transform", typ.Value, configNode(step), p+".config")
 		if !ok {
-			ps = append(ps, spec.At(typ, p+".type", "unknown transform %q%s (see: rivven-connect connectors --kind transform)",
-				typ.Value, didYouMean(typ.Value, cat.Names("transform"))))
+			ps = append(ps, unknown(cat, "transform", typ, p+".type"))
 		}
 		ps = append(ps, cps...)
 	}
@@ -247,6 +245,26 @@ func checkTransforms(n *yaml.Node, path string, cat Catalog) []spec.Problem {
 		}
 	}
 	return ps
+}
+
+// Reserver is implemented by catalogs that know names kept for components
+// not built yet; using one gets that said instead of a did-you-mean.
+type Reserver interface {
+	Reserved(kind, name string) (what string, ok bool)
+}
+
+func unknown(cat Catalog, kind string, name *yaml.Node, path string) spec.Problem {
+	if r, ok := cat.(Reserver); ok {
+		if what, ok := r.Reserved(kind, name.Value); ok {
+			return spec.At(name, path, "%q is reserved for %s, which is not available yet", name.Value, what)
+		}
+	}
+	label := kind + " connector"
+	if kind == "transform" {
+		label = kind
+	}
+	return spec.At(name, path, "unknown %s %q%s (see: rivven-connect connectors --kind %s)",
+		label, name.Value, didYouMean(name.Value, cat.Names(kind)), kind)
 }
 
 func didYouMean(s string, names []string) string {

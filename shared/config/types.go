@@ -106,16 +106,28 @@ type TopicConfig struct {
 
 // Sink is one entry of sinks.
 type Sink struct {
-	Connector            string     `yaml:"connector" required:"true" doc:"Sink connector name."`
-	Topics               []string   `yaml:"topics" required:"true" doc:"Topics to consume."`
-	ConsumerGroup        string     `yaml:"consumer_group" doc:"Consumer group (default: the sink's name)."`
-	Config               yaml.Node  `yaml:"config" doc:"Connector configuration."`
-	Transforms           Transforms `yaml:"transforms" doc:"Transforms applied before writing."`
-	RateLimit            *RateLimit `yaml:"rate_limit" doc:"Throughput limit."`
-	StartOffset          string     `yaml:"start_offset" default:"earliest" doc:"Where a new consumer group starts: earliest, latest, or an RFC 3339 timestamp."`
-	OffsetCommitInterval int        `yaml:"offset_commit_interval" default:"100" min:"1" doc:"Commit offsets at least every N events."`
-	Enabled              bool       `yaml:"enabled" default:"true" doc:"Run this sink."`
-	DeadLetterTopic      string     `yaml:"dead_letter_topic" doc:"Where events that cannot be written or transformed go (default: <topic>.dlq)."`
+	Connector            string         `yaml:"connector" required:"true" doc:"Sink connector name."`
+	Topics               []string       `yaml:"topics" required:"true" doc:"Topics to consume."`
+	ConsumerGroup        string         `yaml:"consumer_group" doc:"Consumer group (default: the sink's name)."`
+	Config               yaml.Node      `yaml:"config" doc:"Connector configuration."`
+	Transforms           Transforms     `yaml:"transforms" doc:"Transforms applied before writing."`
+	RateLimit            *RateLimit     `yaml:"rate_limit" doc:"Throughput limit."`
+	StartOffset          string         `yaml:"start_offset" default:"earliest" doc:"Where a new consumer group starts: earliest, latest, or an RFC 3339 timestamp."`
+	OffsetCommitInterval int            `yaml:"offset_commit_interval" default:"100" min:"1" doc:"Commit offsets at least every N events."`
+	Enabled              bool           `yaml:"enabled" default:"true" doc:"Run this sink."`
+	DeadLetterTopic      string         `yaml:"dead_letter_topic" doc:"Where events that cannot be written or transformed go (default: <topic>.dlq)."`
+	CircuitBreaker       CircuitBreaker `yaml:"circuit_breaker" doc:"Circuit breaker shared by every instance of this sink (its state lives in Redis)."`
+	DedupTTLSecs         int            `yaml:"dedup_ttl_secs" default:"3600" min:"60" max:"1209600" doc:"How long a written message ID is remembered so that its redelivery is dropped (unordered queues such as SQS and Pub/Sub); must exceed the trigger's redelivery window."`
+}
+
+// CircuitBreaker is sinks.<name>.circuit_breaker. The ranges are the
+// reference's and are checked at load, so a typo cannot make a breaker
+// that never opens or never closes.
+type CircuitBreaker struct {
+	Enabled          bool `yaml:"enabled" default:"true" doc:"Enable the circuit breaker."`
+	FailureThreshold int  `yaml:"failure_threshold" default:"5" min:"1" max:"100" doc:"Consecutive failed writes, counted across all instances, that open the circuit."`
+	ResetTimeoutSecs int  `yaml:"reset_timeout_secs" default:"30" min:"1" max:"3600" doc:"Seconds the circuit stays open before one probe batch is let through."`
+	SuccessThreshold int  `yaml:"success_threshold" default:"2" min:"1" max:"10" doc:"Successful probes in a row that close the circuit again."`
 }
 
 // RateLimit is a token bucket: capacity events_per_second + burst.
