@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -526,10 +527,13 @@ func parseValue(b []byte, i, depth int) (any, int, error) {
 		s, err := unquote(b[i:j])
 		return s, j, err
 	case c == '{':
-		m := make(map[string]any)
+		// Entries are gathered first so the map is made once with room to
+		// spare: transforms that add a field or two then never regrow it.
+		var small [16]kv
+		entries := small[:0]
 		i = skipSpace(b, i+1)
 		if i < len(b) && b[i] == '}' {
-			return m, i + 1, nil
+			return make(map[string]any, 4), i + 1, nil
 		}
 		for {
 			i = skipSpace(b, i)
@@ -543,7 +547,7 @@ func parseValue(b []byte, i, depth int) (any, int, error) {
 			if err != nil {
 				return nil, j, err
 			}
-			k, err := unquote(b[i:j])
+			k, err := internKey(b[i:j])
 			if err != nil {
 				return nil, i, err
 			}
@@ -558,12 +562,16 @@ func parseValue(b []byte, i, depth int) (any, int, error) {
 			if v, i, err = parseValue(b, i+1, depth+1); err != nil {
 				return nil, i, err
 			}
-			m[k] = v
+			entries = append(entries, kv{k, v})
 			i = skipSpace(b, i)
 			if i >= len(b) {
 				return nil, i, errEOF
 			}
 			if b[i] == '}' {
+				m := make(map[string]any, len(entries)+4)
+				for _, e := range entries {
+					m[e.k] = e.v
+				}
 				return m, i + 1, nil
 			}
 			if b[i] != ',' {
@@ -683,4 +691,35 @@ func appendValue(dst []byte, v any, depth int) ([]byte, error) {
 		return dst, err
 	}
 	return append(dst, bytes.TrimSuffix(buf.Bytes(), []byte{'\n'})...), nil
+}
+
+type kv struct {
+	k string
+	v any
+}
+
+// keyCache interns object keys: rows of one table repeat the same column
+// names in every event, so most keys are found here instead of allocated.
+// It is lossy (a slot holds the last key hashed to it) and lock-free.
+var keyCache [1024]atomic.Pointer[string]
+
+// internKey unquotes a key token, reusing a cached string when it has one.
+func internKey(tok []byte) (string, error) {
+	body := tok[1 : len(tok)-1]
+	if len(body) > 32 || bytes.IndexByte(body, '\\') >= 0 {
+		return unquote(tok)
+	}
+	h := uint32(2166136261)
+	for _, c := range body {
+		h = (h ^ uint32(c)) * 16777619
+	}
+	slot := &keyCache[h%uint32(len(keyCache))]
+	if p := slot.Load(); p != nil && *p == string(body) {
+		return *p, nil
+	}
+	s, err := unquote(tok)
+	if err == nil {
+		slot.Store(&s)
+	}
+	return s, err
 }

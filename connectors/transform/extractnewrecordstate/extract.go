@@ -107,10 +107,9 @@ func (x *extract) apply(_ context.Context, e *events.Event) ([]*events.Event, er
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]any, len(row)+len(x.fields)+1)
-	for k, v := range row {
-		out[k] = v
-	}
+	// The row map is reused as the new data (the old envelope is dropped),
+	// which saves copying every field.
+	out := row
 	p := x.cfg.FieldPrefix
 	for _, f := range x.fields {
 		out[p+f] = attribute(e, f)

@@ -94,8 +94,13 @@ func (m *masker) apply(_ context.Context, e *events.Event) error {
 // value masks one value. Non-string values are masked through their JSON
 // text, so a numeric card number is hidden too (and becomes a string).
 func (m *masker) value(v any) any {
-	s, ok := v.(string)
-	if !ok {
+	var s string
+	switch x := v.(type) {
+	case string:
+		s = x
+	case json.Number:
+		s = string(x)
+	default:
 		b, _ := json.Marshal(v)
 		s = string(b)
 	}
