@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -116,7 +117,7 @@ func ParseTime(v any, naive *time.Location) (time.Time, error) {
 	case nil:
 		return time.Time{}, fmt.Errorf("value is null")
 	}
-	return time.Time{}, fmt.Errorf("a %s is not a timestamp (want a date/time string or an epoch number)", kind(v))
+	return time.Time{}, fmt.Errorf("%s is not a timestamp (want a date/time string or an epoch number)", article(kind(v)))
 }
 
 // kind names a row value's JSON type for error messages.
@@ -134,6 +135,13 @@ func kind(v any) string {
 		return "null"
 	}
 	return "number"
+}
+
+func article(k string) string {
+	if k == "object" || k == "array" {
+		return "an " + k
+	}
+	return "a " + k
 }
 
 func checkYear(t time.Time) (time.Time, error) {
@@ -339,6 +347,14 @@ func parseTimeString(s string, naive *time.Location) (time.Time, error) {
 // is an error.
 func Local(y int, mo time.Month, d, h, mi, s, ns int, loc *time.Location) (time.Time, error) {
 	t := time.Date(y, mo, d, h, mi, s, ns, loc)
+	// Fast path: no clock change within three hours, so the time exists
+	// once (changes are at most two hours and months apart).
+	_, off := t.Zone()
+	_, before := t.Add(-3 * time.Hour).Zone()
+	_, after := t.Add(3 * time.Hour).Zone()
+	if before == off && after == off {
+		return t, nil
+	}
 	var best time.Time
 	found := false
 	for _, shift := range [...]time.Duration{-2 * time.Hour, -90 * time.Minute, -time.Hour, -30 * time.Minute, 0, 30 * time.Minute, time.Hour, 90 * time.Minute, 2 * time.Hour} {
@@ -353,4 +369,152 @@ func Local(y int, mo time.Month, d, h, mi, s, ns int, loc *time.Location) (time.
 		return time.Time{}, fmt.Errorf("%04d-%02d-%02d %02d:%02d:%02d does not exist in %s (skipped by a clock change)", y, mo, d, h, mi, s, loc)
 	}
 	return best, nil
+}
+
+// Undo remembers what Set changed in rows, so that a transform that fails
+// half-way through an event can leave it exactly as it found it (the dead
+// letter then carries the event the transform was given). The zero value
+// is ready to use; a local Undo stays on the stack for up to four changed
+// fields.
+type Undo struct {
+	n    int
+	buf  [4]undoEntry
+	more []undoEntry
+}
+
+type undoEntry struct {
+	m   map[string]any
+	key string
+	old any
+	had bool
+}
+
+func (u *Undo) at(i int) *undoEntry {
+	if i < len(u.buf) {
+		return &u.buf[i]
+	}
+	return &u.more[i-len(u.buf)]
+}
+
+// Set stores v at p in m (see Path.Set) and remembers the top-level value
+// it replaces; for a nested path that value is copied first, since the
+// change happens inside it.
+func (u *Undo) Set(m map[string]any, p Path, v any) error {
+	key := p[0]
+	seen := false
+	for i := 0; i < u.n && !seen; i++ {
+		e := u.at(i)
+		seen = e.key == key && sameMap(e.m, m)
+	}
+	if !seen {
+		old, had := m[key]
+		if len(p) > 1 {
+			old = DeepCopy(old)
+		}
+		e := undoEntry{m, key, old, had}
+		if u.n < len(u.buf) {
+			u.buf[u.n] = e
+		} else {
+			u.more = append(u.more, e)
+		}
+		u.n++
+	}
+	return p.Set(m, v)
+}
+
+// sameMap reports whether a and b are the same map (not equal contents).
+func sameMap(a, b map[string]any) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+}
+
+// Rollback takes back every change since the Undo was made, newest first.
+func (u *Undo) Rollback() {
+	for i := u.n - 1; i >= 0; i-- {
+		e := u.at(i)
+		if e.had {
+			e.m[e.key] = e.old
+		} else {
+			delete(e.m, e.key)
+		}
+	}
+	u.n, u.more = 0, u.more[:0]
+}
+
+// DeepCopy copies a decoded JSON value: objects and arrays are copied,
+// everything else is immutable and shared.
+func DeepCopy(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		c := make(map[string]any, len(v))
+		for k, x := range v {
+			c[k] = DeepCopy(x)
+		}
+		return c
+	case []any:
+		c := make([]any, len(v))
+		for i, x := range v {
+			c[i] = DeepCopy(x)
+		}
+		return c
+	}
+	return v
+}
+
+// AppendTime appends t as RFC 3339 in its own zone: "Z" for a zero offset,
+// else ±hh:mm, and 0, 3, 6 or 9 fraction digits as needed (for a UTC time
+// the same text as events.AppendTimestamp), without parsing a layout.
+func AppendTime(dst []byte, t time.Time) []byte {
+	y, mo, d := t.Date()
+	h, mi, s := t.Clock()
+	if y < 0 || y > 9999 {
+		return t.AppendFormat(dst, time.RFC3339Nano)
+	}
+	dst = append4(dst, y)
+	dst = append(dst, '-')
+	dst = append2(dst, int(mo))
+	dst = append(dst, '-')
+	dst = append2(dst, d)
+	dst = append(dst, 'T')
+	dst = append2(dst, h)
+	dst = append(dst, ':')
+	dst = append2(dst, mi)
+	dst = append(dst, ':')
+	dst = append2(dst, s)
+	if ns := t.Nanosecond(); ns != 0 {
+		digits := 9
+		switch {
+		case ns%1_000_000 == 0:
+			ns, digits = ns/1_000_000, 3
+		case ns%1000 == 0:
+			ns, digits = ns/1000, 6
+		}
+		dst = append(dst, '.')
+		var buf [9]byte
+		for i := digits - 1; i >= 0; i-- {
+			buf[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		dst = append(dst, buf[:digits]...)
+	}
+	_, off := t.Zone()
+	if off == 0 {
+		return append(dst, 'Z')
+	}
+	sign := byte('+')
+	if off < 0 {
+		sign, off = '-', -off
+	}
+	off /= 60
+	dst = append(dst, sign)
+	dst = append2(dst, off/60)
+	dst = append(dst, ':')
+	return append2(dst, off%60)
+}
+
+func append2(dst []byte, n int) []byte {
+	return append(dst, byte('0'+n/10), byte('0'+n%10))
+}
+
+func append4(dst []byte, n int) []byte {
+	return append(dst, byte('0'+n/1000), byte('0'+n/100%10), byte('0'+n/10%10), byte('0'+n%10))
 }

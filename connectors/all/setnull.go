@@ -1,0 +1,5 @@
+//go:build !custom || setnull
+
+package all
+
+import _ "github.com/rivven/rivven-connect/connectors/transform/setnull"

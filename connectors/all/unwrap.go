@@ -1,0 +1,5 @@
+//go:build !custom || unwrap
+
+package all
+
+import _ "github.com/rivven/rivven-connect/connectors/transform/unwrap"

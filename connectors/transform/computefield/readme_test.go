@@ -1,0 +1,37 @@
+package computefield
+
+import (
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/rivven/rivven-connect/shared/spec"
+)
+
+// TestREADMEComputationTable keeps the README's table of the keys of one
+// computation equal to the one generated from the Computation struct (the catalog's
+// table stops at the list). UPDATE_DOCS=1 rewrites it.
+func TestREADMEComputationTable(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const start, end = "<!-- computation:start -->\n", "<!-- computation:end -->"
+	head, rest, ok := strings.Cut(string(readme), start)
+	got, tail, ok2 := strings.Cut(rest, end)
+	if !ok || !ok2 {
+		t.Fatalf("README.md lacks the %q and %q markers", start, end)
+	}
+	want := spec.MarkdownTable(spec.FieldsOf(reflect.TypeFor[Computation]()))
+	if got == want {
+		return
+	}
+	if os.Getenv("UPDATE_DOCS") == "1" {
+		if err := os.WriteFile("README.md", []byte(head+start+want+end+tail), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Errorf("the computation table in README.md is stale; run with UPDATE_DOCS=1\nwant:\n%s", want)
+}

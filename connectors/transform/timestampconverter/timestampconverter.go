@@ -1,0 +1,147 @@
+// Package timestampconverter is the TimestampConverter transform: it
+// rewrites timestamp fields (date/time strings or epoch numbers) into one
+// format: RFC 3339, epoch seconds/milliseconds/microseconds, a date or a
+// time of day.
+package timestampconverter
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/rivven/rivven-connect/connectors/catalog"
+	"github.com/rivven/rivven-connect/connectors/transform/row"
+	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/spec"
+)
+
+func init() {
+	catalog.RegisterTransform[Config](catalog.Meta{
+		Name:        "TimestampConverter",
+		Category:    catalog.Transforms,
+		Subcategory: "SMT",
+		Description: "Converts timestamp fields (RFC 3339 / ISO 8601 strings, dates, epoch numbers of any unit) to RFC 3339, epoch seconds/millis/micros, a date or a time.",
+		Tags:        []string{"timestamp", "time", "date", "epoch", "iso8601", "convert", "smt", "debezium"},
+	}, New)
+}
+
+// Config is the TimestampConverter config block.
+type Config struct {
+	Fields []string `yaml:"fields" required:"true" doc:"Fields to convert (dotted paths reach into nested objects); missing or null fields are left alone."`
+	Format string   `yaml:"format" default:"iso8601" enum:"iso8601,epoch_millis,epoch_secs,epoch_micros,date,time,epoch_seconds,date_only,time_only" doc:"Target format: iso8601 = RFC 3339 in UTC (2024-01-15T10:30:00Z), epoch_* = integer, date = 2024-01-15, time = 10:30:00 (both UTC). epoch_seconds, date_only and time_only are the reference's other spellings."`
+}
+
+// Validate checks the field paths (the format is checked by its enum).
+func (c *Config) Validate() []spec.Problem {
+	var ps []spec.Problem
+	if len(c.Fields) == 0 {
+		ps = append(ps, spec.Problem{Path: "fields", Message: "needs at least one field"})
+	}
+	for i, f := range c.Fields {
+		if _, err := row.ParsePath(f); err != nil {
+			ps = append(ps, spec.Problem{Path: spec.Index("fields", i), Message: err.Error()})
+		}
+	}
+	if _, ok := formats[c.Format]; !ok {
+		ps = append(ps, spec.Problem{Path: "format", Message: fmt.Sprintf("unknown format %q (allowed: iso8601, epoch_millis, epoch_secs, epoch_micros, date, time)", c.Format)})
+	}
+	return ps
+}
+
+type format func(time.Time) any
+
+var formats = map[string]format{
+	"iso8601":       func(t time.Time) any { return iso(t) },
+	"epoch_secs":    func(t time.Time) any { return epoch(t.Unix()) },
+	"epoch_seconds": func(t time.Time) any { return epoch(t.Unix()) },
+	"epoch_millis":  func(t time.Time) any { return epoch(t.UnixMilli()) },
+	"epoch_micros":  func(t time.Time) any { return epoch(t.UnixMicro()) },
+	"date":          func(t time.Time) any { return layout(t, time.DateOnly) },
+	"date_only":     func(t time.Time) any { return layout(t, time.DateOnly) },
+	"time":          func(t time.Time) any { return layout(t, time.TimeOnly) },
+	"time_only":     func(t time.Time) any { return layout(t, time.TimeOnly) },
+}
+
+// iso writes RFC 3339 in UTC as event timestamps are written.
+func iso(t time.Time) string {
+	var b [40]byte
+	return string(row.AppendTime(b[:0], t.UTC()))
+}
+
+func layout(t time.Time, l string) string {
+	var b [40]byte
+	return string(t.UTC().AppendFormat(b[:0], l))
+}
+
+func epoch(n int64) any {
+	var b [24]byte
+	return json.Number(strconv.AppendInt(b[:0], n, 10))
+}
+
+// Transform converts fields; see Config.
+type Transform struct {
+	paths  []row.Path
+	format format
+}
+
+// New builds the transform.
+func New(cfg *Config) (pipeline.Transform, error) {
+	t, err := build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return row.Each(t.apply), nil
+}
+
+func build(cfg *Config) (*Transform, error) {
+	if ps := cfg.Validate(); len(ps) > 0 {
+		return nil, pipeline.Fatal(spec.Problems(ps))
+	}
+	t := &Transform{format: formats[cfg.Format]}
+	for _, f := range cfg.Fields {
+		p, _ := row.ParsePath(f)
+		t.paths = append(t.paths, p)
+	}
+	return t, nil
+}
+
+// change is a conversion computed but not yet stored: an event is either
+// converted completely or, when a field fails, left as it was.
+type change struct {
+	r map[string]any
+	p row.Path
+	v any
+}
+
+func (t *Transform) apply(_ context.Context, e *events.Event) error {
+	var arr [2]map[string]any
+	rows, err := row.View(e, arr[:0])
+	if err != nil {
+		return err
+	}
+	var buf [8]change
+	pending := buf[:0]
+	for _, r := range rows {
+		for _, p := range t.paths {
+			v, ok := p.Get(r)
+			if !ok || v == nil {
+				continue
+			}
+			ts, err := row.ParseTime(v, time.UTC)
+			if err != nil {
+				return fmt.Errorf("TimestampConverter: field %q: %w", p.String(), err)
+			}
+			pending = append(pending, change{r, p, t.format(ts)})
+		}
+	}
+	if len(pending) > 0 {
+		row.Changed(e)
+	}
+	for _, c := range pending {
+		_ = c.p.Set(c.r, c.v) // cannot fail: Get just walked the path
+	}
+	return nil
+}
