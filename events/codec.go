@@ -923,15 +923,23 @@ func (cloudEventsCodec) Append(dst []byte, e *Event) ([]byte, error) {
 		dst = appendEscaped(dst, string(e.Key))
 		dst = append(dst, '"')
 	}
+	// CloudEvents extension attributes are strings, numbers, booleans,
+	// binaries, URIs or timestamps, never objects (CloudEvents SDKs reject
+	// an event that has one), so metadata and source travel as JSON text.
 	if md := &e.Metadata; md.Position != "" || md.TransactionID != "" || md.Sequence != nil ||
 		md.SchemaID != nil || md.SchemaSubject != "" || len(md.Extra) > 0 {
-		dst = append(dst, `,"rivvenmetadata":`...)
-		dst = appendMetadata(dst, md)
+		dst = append(dst, `,"rivvenmetadata":"`...)
+		dst = appendEscaped(dst, string(appendMetadata(nil, md)))
+		dst = append(dst, '"')
 	}
 	if e.Source != nil {
-		if dst, err = appendSource(append(dst, `,"rivvensource":`...), e.Source); err != nil {
+		src, err := appendSource(nil, e.Source)
+		if err != nil {
 			return dst[:n], err
 		}
+		dst = append(dst, `,"rivvensource":"`...)
+		dst = appendEscaped(dst, string(src))
+		dst = append(dst, '"')
 	}
 	return append(dst, '}'), nil
 }
@@ -1035,10 +1043,12 @@ func (cloudEventsCodec) Decode(b []byte) (*Event, error) {
 			}
 		case keyIs(k, "rivvenmetadata"):
 			e.Metadata = Metadata{}
-			err = decodeMetadata(v, &e.Metadata, &box.seq, &box.sid)
+			if v, err = jsonTextOrObject(v); err == nil {
+				err = decodeMetadata(v, &e.Metadata, &box.seq, &box.sid)
+			}
 		case keyIs(k, "rivvensource"):
 			e.Source = nil
-			if !isNull(v) {
+			if v, err = jsonTextOrObject(v); err == nil && !isNull(v) {
 				e.Source, err = decodeSource(v)
 			}
 		}
@@ -1074,3 +1084,17 @@ func (cloudEventsCodec) Decode(b []byte) (*Event, error) {
 }
 
 func decodeBase64(s string) ([]byte, error) { return base64.StdEncoding.DecodeString(s) }
+
+// jsonTextOrObject returns the JSON an extension attribute carries: the
+// text of a string (as written since extensions must not be objects), or
+// the value itself (as events written before that still have it).
+func jsonTextOrObject(v []byte) ([]byte, error) {
+	if len(v) == 0 || v[0] != '"' {
+		return v, nil
+	}
+	s, err := unquote(v)
+	if err != nil {
+		return nil, err
+	}
+	return []byte(s), nil
+}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/rivven/rivven-connect/connectors/catalog"
@@ -32,6 +33,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	interval := fs.Duration("status-interval", 0, "how often status is printed when stderr is not a terminal (default 5s; 0 with --json too)")
 	quiet := fs.Bool("quiet", false, "no live status, only the final summary")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default: settings.log_level)")
+	trigger := fs.String("trigger", "sqs", "envelope each batch reaches the sinks in, through the serverless hosts' adapter: "+strings.Join(pipeline.LocalTriggers, ", "))
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -68,6 +70,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	l, err := pipeline.NewLocal(ctx, p, catalog.Builder{}, pipeline.LocalOptions{
 		MaxEvents: *maxEvents, Duration: *duration, Store: store, Log: log, OnStart: disp.start, Metrics: reg,
+		Trigger: *trigger,
 	})
 	if err != nil {
 		return exitWith(exitUsage, err)

@@ -3,9 +3,11 @@ package pipeline
 import (
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/rivven/rivven-connect/shared/condition"
 	"github.com/rivven/rivven-connect/shared/config"
+	"github.com/rivven/rivven-connect/shared/resilience"
 	"github.com/rivven/rivven-connect/shared/spec"
 	"github.com/rivven/rivven-connect/shared/state"
 	"github.com/rivven/rivven-connect/shared/telemetry"
@@ -14,10 +16,74 @@ import (
 
 // Deps is what runners and handlers share with their host.
 type Deps struct {
-	Store    state.Store    // offsets (and, with resilience, epochs and breakers)
+	Store    state.Store    // offsets, epochs, breakers and the delivery ledger
 	Producer topic.Producer // the topic transport: publishing and dead letters
 	Log      *slog.Logger
 	Metrics  *telemetry.Registry // optional
+	// Delivery is how the host's trigger delivers records; it decides how
+	// a sink recognises a redelivery (see Delivery). The zero value keeps
+	// no ledger, which is right only for in-process topics.
+	Delivery Delivery
+	// Epoch is the fencing token of a sink instance that must be the only
+	// one (`rivven-connect run sink`); serverless hosts leave it 0 since
+	// they run many instances at once by design.
+	Epoch int64
+}
+
+// Delivery is how a trigger delivers records to a sink.
+type Delivery int
+
+const (
+	// DeliveryEphemeral: in-process topics (the local emulator) whose
+	// record IDs do not outlive the process: no ledger, breaker only.
+	DeliveryEphemeral Delivery = iota
+	// DeliveryOrdered: per-partition ordered offsets (Kafka/MSK, Kinesis,
+	// Redis Streams): committed offsets per (sink, topic, partition).
+	DeliveryOrdered
+	// DeliveryUnordered: queues with stable message IDs (SQS, Pub/Sub):
+	// a set of done message IDs kept for dedup_ttl_secs.
+	DeliveryUnordered
+)
+
+func (d Delivery) dedup() resilience.DedupMode {
+	switch d {
+	case DeliveryOrdered:
+		return resilience.DedupOffsets
+	case DeliveryUnordered:
+		return resilience.DedupIDs
+	}
+	return resilience.DedupNone
+}
+
+// SinkStateName is the name a sink's shared state (breaker, ledger,
+// epoch) is kept under. The prefix keeps it apart from a source of the
+// same name, whose epoch must not fence the sink's.
+func SinkStateName(sink string) string { return "sink:" + sink }
+
+// BreakerConfig returns a sink's circuit breaker policy; nil when it is
+// disabled.
+func BreakerConfig(s *config.Sink) *resilience.BreakerConfig {
+	cb := s.CircuitBreaker
+	if !cb.Enabled {
+		return nil
+	}
+	return &resilience.BreakerConfig{
+		FailureThreshold: cb.FailureThreshold,
+		ResetTimeout:     time.Duration(cb.ResetTimeoutSecs) * time.Second,
+		SuccessThreshold: cb.SuccessThreshold,
+	}
+}
+
+// RetryPolicy is settings.retry as a resilience.Policy.
+func RetryPolicy(p *config.Pipeline) resilience.Policy {
+	rt := p.Settings.Retry
+	return resilience.Policy{
+		MaxRetries: rt.MaxRetries,
+		Initial:    time.Duration(rt.InitialBackoffMs) * time.Millisecond,
+		Max:        time.Duration(rt.MaxBackoffMs) * time.Millisecond,
+		Multiplier: rt.BackoffMultiplier,
+		Jitter:     rt.JitterFactor,
+	}
 }
 
 func (d Deps) log() *slog.Logger {
@@ -53,7 +119,40 @@ func NewSinkHandler(p *config.Pipeline, name string, f Factory, d Deps) (*Handle
 	if d.Metrics != nil {
 		h.Latency = d.Metrics.BatchLatency(name, s.Connector, "sink")
 	}
+	if err := wireLedger(h, s, path, d); err != nil {
+		return nil, err
+	}
 	return h, nil
+}
+
+// wireLedger gives the handler its shared state when the store can hold
+// it (every store here can: Redis, or the embedded one in-process).
+func wireLedger(h *Handler, s *config.Sink, path string, d Deps) error {
+	cp, ok := d.Store.(state.ClientProvider)
+	if !ok {
+		return nil
+	}
+	cfg := resilience.LedgerConfig{
+		Connector: SinkStateName(h.Name), Breaker: BreakerConfig(s), Dedup: d.Delivery.dedup(),
+		TTL: time.Duration(s.DedupTTLSecs) * time.Second, Epoch: d.Epoch,
+	}
+	if cfg.Breaker == nil && cfg.Dedup == resilience.DedupNone && cfg.Epoch == 0 {
+		return nil
+	}
+	l, err := resilience.NewLedger(cp.Client(), cfg)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	h.Ledger = l
+	h.Status.Epoch.Store(d.Epoch)
+	if cfg.Breaker != nil {
+		h.Status.Breaker.Store(int32(resilience.Closed))
+		if d.Metrics != nil {
+			h.Rejections = d.Metrics.Counter(s.Connector+".circuit_breaker.rejected",
+				"Batches rejected by the open circuit breaker.", "name", h.Name)
+		}
+	}
+	return nil
 }
 
 // NewSourceRunner builds the runner for sources.<name> of a pipeline.
@@ -70,10 +169,14 @@ func NewSourceRunner(p *config.Pipeline, name string, f Factory, d Deps) (*Sourc
 	if err != nil {
 		return nil, err
 	}
-	return &SourceRunner{
+	r := &SourceRunner{
 		Name: name, Source: src, Transforms: chain, Topic: s.Topic, DeadLetterTopic: s.DeadLetterTopic,
 		Producer: d.Producer, Store: d.Store, Status: NewStatus(name, s.Connector, "source"), Log: d.log(),
-	}, nil
+	}
+	if f, ok := d.Store.(state.Fencer); ok {
+		r.Fencer = f
+	}
+	return r, nil
 }
 
 // ConsumerGroup is a sink's consumer group: consumer_group, else its name.

@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/resilience"
+	"github.com/rivven/rivven-connect/shared/state"
 	"github.com/rivven/rivven-connect/shared/topic"
 )
 
@@ -42,6 +46,12 @@ type Result struct {
 // ErrSinkFailed is returned once a sink has moved to Failed.
 var ErrSinkFailed = errors.New("sink is Failed after too many consecutive errors")
 
+// ErrStateUnavailable is returned (classified resilience.Connection) when
+// the shared state (Redis) cannot be asked whether a batch may be written:
+// then nothing is written, every record is reported failed, and the
+// trigger's redelivery retries it once Redis is back.
+var ErrStateUnavailable = errors.New("shared state (redis) unavailable; batch not written")
+
 // Handler is the sink side of a pipeline, the one code path every host
 // calls with a batch: sink transforms → Write → per-record result.
 type Handler struct {
@@ -64,12 +74,21 @@ type Handler struct {
 	// Latency, when set, observes each Write's duration in seconds (a
 	// Prometheus histogram fits).
 	Latency interface{ Observe(float64) }
+	// Ledger, when set, is the sink's shared reliability state in Redis:
+	// the fencing check, the fleet-wide circuit breaker and the delivery
+	// ledger that recognises redeliveries. It costs at most two round
+	// trips per batch (Begin before the write, End after).
+	Ledger *resilience.Ledger
+	// Rejections, when set, counts batches the open breaker refused
+	// (the <connector>.circuit_breaker.rejected metric).
+	Rejections interface{ Inc() }
 
 	once        sync.Once
 	checked     bool
 	mu          sync.Mutex // serializes Write: sinks need not be concurrency-safe
 	consecutive int
 	one         [1]*events.Event
+	attempt     []int // per-batch scratch, reused under mu
 }
 
 func (h *Handler) init() {
@@ -114,8 +133,11 @@ func (h *Handler) startLocked(ctx context.Context) error {
 }
 
 // Handle processes one batch. It returns an error only when nothing could
-// be processed (the sink is Failed, or its health check fails); per-record
-// outcomes are in the Result.
+// be processed — the sink is Failed, its health check fails, the shared
+// state is unreachable (ErrStateUnavailable), or a newer instance fenced
+// this one (ErrFatal, state.ErrFenced) — and then every record is in
+// Result.Failed; per-record outcomes are in the Result. A batch the open
+// circuit breaker refuses is not an error: its records come back failed.
 func (h *Handler) Handle(ctx context.Context, recs []Record) (Result, error) {
 	h.init()
 	h.mu.Lock()
@@ -136,13 +158,46 @@ func (h *Handler) Handle(ctx context.Context, recs []Record) (Result, error) {
 	}
 	h.Status.EventsIn.Add(uint64(len(recs)))
 
+	// attempt[i] is the delivery attempt of recs[i]: the trigger's count
+	// when it has one, else the ledger's.
+	attempt := h.attempt[:0]
+	for i := range recs {
+		attempt = append(attempt, recs[i].Attempt)
+	}
+	h.attempt = attempt
+	var adm resilience.Admission
+	if h.Ledger != nil {
+		var err error
+		adm, err = h.Ledger.Begin(ctx, h.items(recs))
+		if err != nil {
+			failAll()
+			return res, h.stateError(err)
+		}
+		for i := range recs {
+			if attempt[i] == 0 && adm.Attempts != nil {
+				attempt[i] = adm.Attempts[i] + 1
+			}
+		}
+		if h.Ledger.Config().Breaker != nil {
+			h.Status.Breaker.Store(int32(adm.State))
+		}
+		if !adm.Allowed {
+			return h.rejectLocked(ctx, recs, adm, attempt)
+		}
+	}
+
 	// Transform record by record so every output traces back to its input
 	// (needed to report exactly which records failed).
 	batch := make([]*events.Event, 0, len(recs))
 	origin := make([]int, 0, len(recs))
 	var dead []deadRecord
+	duplicates := 0
 	for i := range recs {
 		r := &recs[i]
+		if adm.Done != nil && adm.Done[i] {
+			duplicates++ // a redelivery of a record already written
+			continue
+		}
 		if r.Event == nil {
 			err := r.DecodeErr
 			if err == nil {
@@ -173,11 +228,15 @@ func (h *Handler) Handle(ctx context.Context, recs []Record) (Result, error) {
 			batch, origin = append(batch, e), append(origin, i)
 		}
 	}
+	if duplicates > 0 {
+		h.Status.Duplicates.Add(uint64(duplicates))
+	}
 
 	failed := make(map[int]error)
+	outcome := resilience.NoWrite
 	if len(batch) > 0 {
 		start := h.Clock.Now()
-		err := h.Sink.Write(ctx, batch)
+		err := h.Sink.Write(resilience.WithEpoch(ctx, h.Status.Epoch.Load()), batch)
 		if h.Latency != nil {
 			h.Latency.Observe(h.Clock.Now().Sub(start).Seconds())
 		}
@@ -203,13 +262,10 @@ func (h *Handler) Handle(ctx context.Context, recs []Record) (Result, error) {
 		// partly written batch shows the downstream is alive, and its bad
 		// records are retried and then dead-lettered on their own.
 		if written == 0 {
-			h.consecutive++
-			if h.consecutive >= h.MaxConsecutiveErrors {
-				h.Status.SetState(Failed)
-				h.Log.Error("sink failed: too many consecutive write errors; it stops consuming",
-					"sink", h.Name, "consecutive", h.consecutive, "error", err)
-			}
+			outcome = resilience.WriteFailed
+			h.failedWriteLocked(err)
 		} else {
+			outcome = resilience.WriteOK
 			h.consecutive = 0
 		}
 		h.Status.EventsOut.Add(uint64(written))
@@ -222,13 +278,13 @@ func (h *Handler) Handle(ctx context.Context, recs []Record) (Result, error) {
 		if !ok {
 			continue
 		}
-		if h.MaxAttempts > 0 && recs[i].Attempt >= h.MaxAttempts && h.DeadLetters != nil {
-			dead = append(dead, deadRecord{i, "write", fmt.Errorf("after %d attempts: %w", recs[i].Attempt, err)})
+		if h.MaxAttempts > 0 && attempt[i] >= h.MaxAttempts && h.DeadLetters != nil {
+			dead = append(dead, deadRecord{i, "write", fmt.Errorf("after %d attempts: %w", attempt[i], err)})
 			delete(failed, i)
 		}
 	}
 	if len(dead) > 0 {
-		if err := h.deadLetter(ctx, recs, dead); err != nil {
+		if err := h.deadLetter(ctx, recs, attempt, dead); err != nil {
 			// Could not dead-letter: report them failed so nothing is lost.
 			h.Status.Fail(err)
 			for _, d := range dead {
@@ -243,7 +299,204 @@ func (h *Handler) Handle(ctx context.Context, recs []Record) (Result, error) {
 			res.Failed, res.FailedIdx = append(res.Failed, r.ID), append(res.FailedIdx, i)
 		}
 	}
+	if h.Ledger != nil {
+		if err := h.settleLocked(ctx, recs, adm, attempt, failed, outcome); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
+}
+
+// failedWriteLocked counts a write where nothing got through toward the
+// consecutive-error threshold.
+func (h *Handler) failedWriteLocked(err error) {
+	h.consecutive++
+	if h.consecutive >= h.MaxConsecutiveErrors && h.Status.State() != Failed {
+		h.Status.SetState(Failed)
+		h.Log.Error("sink failed: too many consecutive write errors; it stops consuming",
+			"sink", h.Name, "consecutive", h.consecutive, "error", err)
+	}
+}
+
+// stateError turns a failed ledger call into what Handle returns: fencing
+// is fatal (this instance must stop), anything else means Redis is
+// unreachable, which is a Connection error the trigger retries. Neither
+// counts toward the sink's consecutive write errors: the sink was never
+// asked.
+func (h *Handler) stateError(err error) error {
+	if errors.Is(err, state.ErrFenced) {
+		h.Status.Fail(err)
+		h.Status.SetState(Failed)
+		h.Log.Error("sink fenced: a newer instance took over; this one stops", "sink", h.Name, "error", err)
+		return Fatal(err)
+	}
+	err = resilience.New(resilience.Connection, fmt.Errorf("%w: %w", ErrStateUnavailable, err))
+	h.Status.Fail(err)
+	return err
+}
+
+// settleTimeout bounds recording a finished batch in the ledger once the
+// caller's context is gone.
+const settleTimeout = 5 * time.Second
+
+// member is a record's identity in the ledger: unique within the sink
+// whatever the transport (an SQS message ID is unique per queue, a Kafka
+// offset per partition).
+func member(r *Record) string {
+	id := r.ID
+	if id == "" {
+		id = "@" + strconv.FormatInt(r.Offset, 10)
+	}
+	return resilience.StreamOf(r.Topic, r.Partition) + ":" + id
+}
+
+func (h *Handler) items(recs []Record) []resilience.Item {
+	out := make([]resilience.Item, len(recs))
+	for i := range recs {
+		r := &recs[i]
+		out[i] = resilience.Item{Stream: resilience.StreamOf(r.Topic, r.Partition), Offset: r.Offset, Member: member(r)}
+	}
+	return out
+}
+
+// rejectLocked answers a batch the open breaker refused: nothing is
+// written; every record not already done is failed back to the trigger
+// (which redelivers it later), except those whose attempts are used up,
+// which are dead-lettered so nothing blocks forever. A rejection counts
+// as a failed write toward the consecutive-error threshold, as the
+// reference's "fail fast with an error" implies.
+func (h *Handler) rejectLocked(ctx context.Context, recs []Record, adm resilience.Admission, attempt []int) (Result, error) {
+	var res Result
+	h.Status.Rejected.Add(1)
+	if h.Rejections != nil {
+		h.Rejections.Inc()
+	}
+	err := fmt.Errorf("%w (%s)", resilience.ErrOpen, adm.State)
+	h.Status.Fail(err)
+	h.failedWriteLocked(err)
+	failed := make(map[int]error)
+	var dead []deadRecord
+	for i := range recs {
+		if adm.Done != nil && adm.Done[i] {
+			h.Status.Duplicates.Add(1)
+			continue
+		}
+		if h.MaxAttempts > 0 && attempt[i] >= h.MaxAttempts && h.DeadLetters != nil {
+			dead = append(dead, deadRecord{i, "write", fmt.Errorf("after %d attempts: %w", attempt[i], err)})
+			continue
+		}
+		failed[i] = err
+	}
+	if len(dead) > 0 {
+		if derr := h.deadLetter(ctx, recs, attempt, dead); derr != nil {
+			h.Status.Fail(derr)
+			for _, d := range dead {
+				failed[d.idx] = derr
+			}
+		} else {
+			res.DeadLettered = len(dead)
+		}
+	}
+	for i, r := range recs {
+		if _, ok := failed[i]; ok {
+			res.Failed, res.FailedIdx = append(res.Failed, r.ID), append(res.FailedIdx, i)
+		}
+	}
+	if serr := h.settleLocked(ctx, recs, adm, attempt, failed, resilience.WriteSkipped); serr != nil {
+		return res, serr
+	}
+	return res, nil
+}
+
+// settleLocked records the batch in the ledger (one round trip, skipped
+// when there is nothing to record): the breaker outcome, per partition the
+// committed offset (the prefix with no failure, for ordered transports),
+// done IDs, and failure counts where the trigger keeps none.
+func (h *Handler) settleLocked(ctx context.Context, recs []Record, adm resilience.Admission, attempt []int, failed map[int]error, outcome resilience.Outcome) error {
+	mode := h.Ledger.Config().Dedup
+	st := resilience.Settlement{Outcome: outcome, Probe: adm.Probe}
+	if mode != resilience.DedupNone {
+		type prefix struct {
+			blocked bool
+			next    int64
+		}
+		var streams map[string]*prefix
+		var order []string
+		for i := range recs {
+			r := &recs[i]
+			_, bad := failed[i]
+			done := adm.Done != nil && adm.Done[i]
+			m := ""
+			if bad {
+				if r.Attempt == 0 { // the trigger does not count: the ledger does
+					st.Failed = append(st.Failed, member(r))
+				}
+			} else if !done && adm.Attempts != nil && adm.Attempts[i] > 0 {
+				m = member(r)
+				st.Clear = append(st.Clear, m)
+			}
+			if mode == resilience.DedupIDs {
+				if !bad && !done {
+					if m == "" {
+						m = member(r)
+					}
+					st.Done = append(st.Done, m)
+				}
+				continue
+			}
+			if streams == nil {
+				streams = map[string]*prefix{}
+			}
+			key := resilience.StreamOf(r.Topic, r.Partition)
+			p := streams[key]
+			if p == nil {
+				p = &prefix{next: -1}
+				streams[key] = p
+				order = append(order, key)
+			}
+			switch {
+			case bad:
+				p.blocked = true
+			case !p.blocked:
+				p.next = r.Offset + 1
+			case !done:
+				// Written after a failed record: the trigger redelivers
+				// it with that one, so remember it by ID.
+				if m == "" {
+					m = member(r)
+				}
+				st.Done = append(st.Done, m)
+			}
+		}
+		for _, key := range order {
+			if p := streams[key]; p.next >= 0 {
+				st.Commits = append(st.Commits, resilience.Commit{Stream: key, Next: p.next})
+			}
+		}
+	}
+	if !h.Ledger.NeedsEnd(adm, &st) {
+		return nil
+	}
+	// What was written must be recorded even when the host is shutting
+	// down (ctx cancelled): otherwise a graceful stop would leave records
+	// written but not marked done, and the next instance would repeat them.
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	bs, err := h.Ledger.End(ectx, st)
+	if err != nil {
+		if errors.Is(err, state.ErrFenced) {
+			return h.stateError(err)
+		}
+		// The write happened; only its record in the ledger is missing,
+		// so a redelivery may write these records again (at-least-once).
+		h.Status.Fail(err)
+		h.Log.Warn("could not record the batch in the ledger; a redelivery may repeat it", "sink", h.Name, "error", err)
+		return nil
+	}
+	if h.Ledger.Config().Breaker != nil {
+		h.Status.Breaker.Store(int32(bs))
+	}
+	return nil
 }
 
 func countOutputs(origin []int, failed map[int]error) int {
@@ -265,7 +518,7 @@ type deadRecord struct {
 	err   error
 }
 
-func (h *Handler) deadLetter(ctx context.Context, recs []Record, dead []deadRecord) error {
+func (h *Handler) deadLetter(ctx context.Context, recs []Record, attempt []int, dead []deadRecord) error {
 	if h.DeadLetters == nil {
 		return errors.New("no dead-letter topic configured")
 	}
@@ -282,7 +535,7 @@ func (h *Handler) deadLetter(ctx context.Context, recs []Record, dead []deadReco
 		part, off := r.Partition, r.Offset
 		dl := events.DeadLetter{
 			OriginalTopic: r.Topic, ConnectorName: h.Name, PayloadB64: payload,
-			Error: reason, RetryCount: max(r.Attempt-1, 0), Timestamp: h.Clock.Now().UTC(),
+			Error: reason, RetryCount: max(attempt[d.idx]-1, 0), Timestamp: h.Clock.Now().UTC(),
 			Stage: d.stage, Partition: &part, Offset: &off,
 		}
 		b, err := dl.Marshal()

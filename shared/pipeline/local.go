@@ -2,9 +2,14 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -43,7 +48,16 @@ type LocalOptions struct {
 	// OnStart, when set, is called with the statuses once everything is
 	// built (the CLI starts its status display and metrics from it).
 	OnStart func(Statuses)
+	// Trigger is the envelope the emulator hands each batch to the sink in,
+	// through the same Adapter the serverless hosts use: one of
+	// LocalTriggers ("" = sqs). Each topic partition is one queue, shard,
+	// Kafka partition or ordered subscription, so key order holds whatever
+	// the trigger.
+	Trigger string
 }
+
+// LocalTriggers lists the envelopes the emulator can deliver in.
+var LocalTriggers = []string{"sqs", "sqs-fifo", "kinesis", "kafka", "pubsub"}
 
 // Local is a pipeline running in one process on an in-process transport:
 // sources as goroutines publishing to partitioned topics, sinks fed through
@@ -81,6 +95,12 @@ func NewLocal(ctx context.Context, p *config.Pipeline, f Factory, opts LocalOpti
 	}
 	if err := SecretsSupported(p); err != nil {
 		return nil, err
+	}
+	if opts.Trigger == "" {
+		opts.Trigger = "sqs"
+	}
+	if !slices.Contains(LocalTriggers, opts.Trigger) {
+		return nil, fmt.Errorf("unknown trigger %q (allowed: %s)", opts.Trigger, strings.Join(LocalTriggers, ", "))
 	}
 	ts := p.Settings.Topic
 	l := &Local{p: p, opts: opts, Broker: topic.NewMemory(), readers: map[string][]string{}}
@@ -302,37 +322,43 @@ func (l *Local) lag(s *localSink) int64 {
 	return lag
 }
 
-// consume feeds one partition to a sink: fetch, decode, Handle, commit the
-// prefix that succeeded, and redeliver from the first failure after a
-// backoff.
+// consume feeds one partition to a sink: fetch, wrap the messages in the
+// configured trigger's envelope, pass it through the Adapter (the code the
+// Lambda and Cloud Run hosts run), read the trigger's answer back, commit
+// the prefix before the first message to redeliver and, after a backoff,
+// redeliver from there.
 func (l *Local) consume(ctx context.Context, s *localSink, t string, part int32) {
 	offset, ok := l.Broker.Committed(s.group, t, part)
 	if !ok {
 		offset = l.startOffset(s, t, part)
 		l.Broker.Commit(s.group, t, part, offset)
 	}
+	ad := &Adapter{Handler: s.handler, Topics: []string{t}}
 	attempts := map[int64]int{}
 	failures := 0
-	recs := make([]Record, 0, l.opts.BatchSize)
+	ds := make([]events.Delivery, 0, l.opts.BatchSize)
 	for ctx.Err() == nil {
 		msgs, err := l.Broker.Fetch(ctx, t, part, offset, l.opts.BatchSize)
 		if err != nil {
 			return
 		}
-		recs = recs[:0]
+		ds = ds[:0]
 		for _, m := range msgs {
 			attempts[m.Offset]++
-			r := Record{ID: fmt.Sprint(m.Offset), Topic: t, Partition: part, Offset: m.Offset, Attempt: attempts[m.Offset], Raw: m.Value}
-			r.Event, r.DecodeErr = events.DecodeAny(m.Value)
-			recs = append(recs, r)
+			ds = append(ds, l.delivery(s, m, attempts[m.Offset]))
 		}
-		res, err := s.handler.Handle(ctx, recs)
+		again, err := l.deliver(ctx, ad, s, t, part, ds)
 		if errors.Is(err, ErrSinkFailed) {
 			return
 		}
+		if err != nil {
+			// Nothing was processed (say, the health check failed): the
+			// trigger retries the whole batch.
+			again = []int{0}
+		}
 		next := msgs[len(msgs)-1].Offset + 1
-		if len(res.FailedIdx) > 0 {
-			next = recs[res.FailedIdx[0]].Offset
+		if len(again) > 0 {
+			next = msgs[again[0]].Offset
 		}
 		for o := offset; o < next; o++ {
 			delete(attempts, o)
@@ -341,7 +367,7 @@ func (l *Local) consume(ctx context.Context, s *localSink, t string, part int32)
 		l.trim(t, part)
 		offset = next
 		s.handler.Status.Lag.Store(l.lag(s))
-		if len(res.FailedIdx) == 0 {
+		if len(again) == 0 {
 			failures = 0
 			continue
 		}
@@ -350,6 +376,121 @@ func (l *Local) consume(ctx context.Context, s *localSink, t string, part int32)
 			return
 		}
 	}
+}
+
+// delivery describes a topic message the way the configured trigger
+// would present it: its id scheme (an SQS message id, a Kinesis sequence
+// number, topic-partition-offset, a Pub/Sub message id), receive count and
+// ordering group.
+func (l *Local) delivery(s *localSink, m topic.Message, attempt int) events.Delivery {
+	d := events.Delivery{
+		Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Attempt: attempt,
+		Key: m.Key, Value: m.Value, Time: m.Time,
+	}
+	if len(m.Headers) > 0 {
+		d.Attributes = make(map[string]string, len(m.Headers))
+		for _, h := range m.Headers {
+			d.Attributes[h.Key] = string(h.Value)
+		}
+	}
+	switch l.opts.Trigger {
+	case "sqs", "sqs-fifo":
+		d.ID = uuidOf(m.Topic, m.Partition, m.Offset)
+		d.Group = fmt.Sprintf("%s-%d", m.Topic, m.Partition)
+	case "kinesis":
+		// Sequence numbers are 56-digit decimals growing within a shard.
+		d.ID = fmt.Sprintf("4959%052d", m.Offset)
+		if len(d.Key) == 0 {
+			d.Key = []byte(strconv.Itoa(int(m.Partition)))
+		}
+	case "kafka":
+		d.ID = fmt.Sprintf("%s-%d-%d", m.Topic, m.Partition, m.Offset)
+	case "pubsub":
+		h := fnv.New64a()
+		fmt.Fprintf(h, "%s\x00%d\x00%d", m.Topic, m.Partition, m.Offset)
+		d.ID = strconv.FormatUint(h.Sum64()>>1, 10)
+		// One ordering key per partition keeps the partition's order, as
+		// an ordered subscription does per key.
+		d.Group = fmt.Sprintf("%s-%d", m.Topic, m.Partition)
+		d.Key = m.Key
+	}
+	return d
+}
+
+// deliver hands a batch to the sink in the trigger's envelope and returns
+// the indices the trigger would deliver again, read from the answer the
+// adapter gave: the partial batch response for the Lambda triggers, the
+// HTTP status of each push for Pub/Sub (a nack stops the partition there,
+// as an ordered subscription does).
+func (l *Local) deliver(ctx context.Context, ad *Adapter, s *localSink, t string, part int32, ds []events.Delivery) ([]int, error) {
+	var (
+		kind events.TriggerKind
+		ev   any
+	)
+	switch l.opts.Trigger {
+	case "pubsub":
+		sub := "projects/local/subscriptions/" + s.group
+		for i := range ds {
+			body, err := json.Marshal(events.NewPubSubPush(sub, ds[i]))
+			if err != nil {
+				return nil, err
+			}
+			status, _, err := ad.PushBody(ctx, body)
+			if err != nil && !events.PushAcked(status) && status != http.StatusInternalServerError {
+				return nil, err
+			}
+			if !events.PushAcked(status) {
+				return rangeFrom(i, len(ds)), nil
+			}
+		}
+		return nil, nil
+	case "kinesis":
+		kind = events.TriggerKinesis
+		ev = events.NewKinesisEvent(events.KinesisSource{
+			StreamARN: "arn:aws:kinesis:local:000000000000:stream/" + t, Region: "local",
+			ShardID: fmt.Sprintf("shardId-%012d", part),
+		}, ds)
+	case "kafka":
+		kind = events.TriggerKafka
+		ev = events.NewKafkaEvent(events.KafkaSource{
+			ClusterARN: "arn:aws:kafka:local:000000000000:cluster/local/rivven", BootstrapServers: "localhost:9092",
+		}, ds)
+	default:
+		kind = events.TriggerSQS
+		arn := "arn:aws:sqs:local:000000000000:" + t
+		if l.opts.Trigger == "sqs-fifo" {
+			arn += ".fifo"
+		}
+		ev = events.NewSQSEvent(events.SQSSource{QueueARN: arn, Region: "local"}, ds)
+	}
+	raw, err := json.Marshal(ev)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := ad.InvokeLambda(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	return events.ReadLambdaResponse(kind, ds, resp)
+}
+
+func rangeFrom(i, n int) []int {
+	out := make([]int, 0, n-i)
+	for ; i < n; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+// uuidOf makes an SQS-style message id that stays the same for the same
+// message across redeliveries, as SQS's does.
+func uuidOf(t string, part int32, off int64) string {
+	h := fnv.New128a()
+	fmt.Fprintf(h, "%s\x00%d\x00%d", t, part, off)
+	b := h.Sum(nil)
+	b[6] = b[6]&0x0f | 0x40 // version 4 layout
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 // trim releases messages every group reading the topic has committed.

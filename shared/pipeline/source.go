@@ -35,6 +35,32 @@ type SourceRunner struct {
 	Budget *Budget
 	// CheckTimeout bounds the health check (default 30 s).
 	CheckTimeout time.Duration
+	// Fencer, when set, gives this instance an epoch when it starts and
+	// fences every commit with it: once a newer instance of the same
+	// source starts, this one's commits (and, on a FencedProducer, its
+	// publishes) are refused and it stops with state.ErrFenced.
+	// NewSourceRunner takes it from the store.
+	Fencer state.Fencer
+	// FenceCheck is how often a fenced runner checks for a newer instance
+	// while its source is quiet (default 5 s); a busy source learns it at
+	// its next publish anyway.
+	FenceCheck time.Duration
+
+	epoch int64
+}
+
+// FencedProducer is a transport that enforces fencing itself and keeps the
+// source position with the data: topic.Redis. With one, a stale instance's
+// publish is refused in the same atomic step that would store it, and a
+// batch and its position are stored together, so a crash between publish
+// and commit neither loses nor repeats the batch.
+type FencedProducer interface {
+	// Claim fences every older instance of producer out of topic.
+	Claim(ctx context.Context, topic, producer string, epoch int64) error
+	// ProduceFenced publishes under the fence, storing f.Position with it.
+	ProduceFenced(ctx context.Context, topic string, msgs []topic.Message, f topic.Fence) error
+	// LastPosition is the position stored with producer's last publish.
+	LastPosition(ctx context.Context, topic, producer string) ([]byte, error)
 }
 
 // Budget is a shared count of events left to publish.
@@ -84,6 +110,11 @@ func (r *SourceRunner) Run(ctx context.Context) error {
 		case ctx.Err() != nil:
 			r.Status.SetState(Stopped)
 			return nil
+		case errors.Is(err, state.ErrFenced):
+			r.Status.Fail(err)
+			r.Status.SetState(Failed)
+			r.Log.Error("source fenced: a newer instance took over; this one stops", "source", r.Name, "epoch", r.epoch, "error", err)
+			return Fatal(err)
 		case errors.Is(err, ErrFatal):
 			r.Status.Fail(err)
 			r.Status.SetState(Failed)
@@ -125,6 +156,69 @@ func (r *SourceRunner) defaults() {
 	if r.CheckTimeout == 0 {
 		r.CheckTimeout = 30 * time.Second
 	}
+	if r.FenceCheck == 0 {
+		r.FenceCheck = 5 * time.Second
+	}
+}
+
+// fenced reports whether publishes and commits carry an epoch.
+func (r *SourceRunner) fenced() bool { return r.epoch > 0 }
+
+// takeEpoch gives the instance its epoch on first start (a restart of the
+// same instance keeps it: if someone took over meanwhile, the next commit
+// says so) and claims its topics before anything is read, so that from
+// this moment no older instance can publish to them.
+func (r *SourceRunner) takeEpoch(ctx context.Context) error {
+	if r.Fencer == nil || r.epoch != 0 {
+		return nil
+	}
+	e, err := r.Fencer.AcquireEpoch(ctx, r.Name, r.Clock.Now())
+	if err != nil {
+		return fmt.Errorf("acquire epoch: %w", err)
+	}
+	if fp, ok := r.Producer.(FencedProducer); ok {
+		for _, t := range []string{r.Topic, r.DeadLetterTopic} {
+			if err := fp.Claim(ctx, t, r.Name, e); err != nil {
+				return err
+			}
+		}
+	}
+	r.epoch = e
+	r.Status.Epoch.Store(e)
+	r.Log.Info("source instance holds its epoch; older instances are fenced", "source", r.Name, "epoch", e)
+	return nil
+}
+
+// resumePosition is where the source continues: the position stored with
+// the last publish when the transport keeps one (it is never behind the
+// committed one), else the committed position.
+func (r *SourceRunner) resumePosition(ctx context.Context) ([]byte, error) {
+	if fp, ok := r.Producer.(FencedProducer); ok && r.fenced() {
+		pos, err := fp.LastPosition(ctx, r.Topic, r.Name)
+		if err != nil || pos != nil {
+			return pos, err
+		}
+	}
+	return r.Store.Offset(ctx, r.Name, positionKey)
+}
+
+// watchEpoch stops the run with the fencing error once a newer instance
+// holds the source, so an idle instance does not linger after a takeover.
+func (r *SourceRunner) watchEpoch(ctx context.Context, stop context.CancelCauseFunc) {
+	t := time.NewTicker(r.FenceCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cur, err := r.Fencer.Epoch(ctx, r.Name)
+		if err == nil && cur > r.epoch {
+			stop(&state.FencedError{Connector: r.Name, Epoch: r.epoch, Current: cur})
+			return
+		}
+	}
 }
 
 // runOnce runs the source once; published says whether any batch went out.
@@ -138,7 +232,10 @@ func (r *SourceRunner) runOnce(ctx context.Context) (published bool, err error) 
 			return false, fmt.Errorf("health check: %w", err)
 		}
 	}
-	resume, err := r.Store.Offset(ctx, r.Name, positionKey)
+	if err := r.takeEpoch(ctx); err != nil {
+		return false, err
+	}
+	resume, err := r.resumePosition(ctx)
 	if err != nil {
 		return false, fmt.Errorf("read position: %w", err)
 	}
@@ -148,10 +245,22 @@ func (r *SourceRunner) runOnce(ctx context.Context) (published bool, err error) 
 	r.Status.SetState(Running)
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	if r.fenced() {
+		watched := make(chan struct{})
+		wctx, stopWatch := context.WithCancel(rctx)
+		go func() {
+			defer close(watched)
+			r.watchEpoch(wctx, cancel)
+		}()
+		defer func() { stopWatch(); <-watched }()
+	}
 	em := &sourceEmitter{r: r, cancel: cancel}
 	err = r.Source.Read(rctx, resume, em)
-	if cause := context.Cause(rctx); errors.Is(cause, errBudgetSpent) {
+	switch cause := context.Cause(rctx); {
+	case errors.Is(cause, errBudgetSpent):
 		err = errBudgetSpent
+	case errors.Is(cause, state.ErrFenced) && (err == nil || !errors.Is(err, state.ErrFenced)):
+		err = cause
 	}
 	if c, ok := r.Source.(Closer); ok {
 		if cerr := c.Close(context.WithoutCancel(ctx)); cerr != nil && err == nil {
@@ -205,11 +314,23 @@ func (em *sourceEmitter) Emit(ctx context.Context, batch []*events.Event) error 
 			r.Status.Dropped.Add(uint64(dropped))
 		}
 	}
-	if err := em.publish(ctx, out); err != nil {
+	if err := em.publish(ctx, out, position); err != nil {
+		if errors.Is(err, state.ErrFenced) {
+			em.cancel(err)
+		}
 		return err
 	}
 	if position != "" {
-		if err := r.Store.CommitOffset(ctx, r.Name, positionKey, []byte(position)); err != nil {
+		var err error
+		if r.fenced() {
+			err = r.Fencer.CommitOffsetFenced(ctx, r.Name, r.epoch, positionKey, []byte(position))
+		} else {
+			err = r.Store.CommitOffset(ctx, r.Name, positionKey, []byte(position))
+		}
+		if err != nil {
+			if errors.Is(err, state.ErrFenced) {
+				em.cancel(err)
+			}
 			return fmt.Errorf("commit position: %w", err)
 		}
 	}
@@ -229,9 +350,24 @@ func failedCount(te *TransformError) int {
 	return len(te.Failed)
 }
 
+// send publishes to one topic: fenced (with the position, when given) on a
+// FencedProducer, plainly otherwise.
+func (em *sourceEmitter) send(ctx context.Context, t string, msgs []topic.Message, position []byte) error {
+	r := em.r
+	if fp, ok := r.Producer.(FencedProducer); ok && r.fenced() {
+		return fp.ProduceFenced(ctx, t, msgs, topic.Fence{Producer: r.Name, Epoch: r.epoch, Position: position})
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return r.Producer.Produce(ctx, t, msgs)
+}
+
 // publish encodes into one buffer and produces per destination topic,
-// keeping the batch order within each.
-func (em *sourceEmitter) publish(ctx context.Context, out []*events.Event) error {
+// keeping the batch order within each. The source's own topic goes last
+// and carries the position: should the process die between topics, the
+// batch is replayed (routed topics may see it twice) rather than skipped.
+func (em *sourceEmitter) publish(ctx context.Context, out []*events.Event, position string) error {
 	r := em.r
 	// The transport keeps the bytes, so each batch gets a fresh buffer,
 	// sized from the last one to avoid regrowing.
@@ -249,8 +385,12 @@ func (em *sourceEmitter) publish(ctx context.Context, out []*events.Event) error
 		routed = routed || e.Route != ""
 	}
 	em.bufHint = cap(em.buf)
+	var pos []byte
+	if position != "" {
+		pos = []byte(position)
+	}
 	if !routed {
-		return r.Producer.Produce(ctx, r.Topic, em.msgs)
+		return em.send(ctx, r.Topic, em.msgs, pos)
 	}
 	byTopic := map[string][]topic.Message{}
 	var order []string
@@ -265,11 +405,14 @@ func (em *sourceEmitter) publish(ctx context.Context, out []*events.Event) error
 		byTopic[t] = append(byTopic[t], m)
 	}
 	for _, t := range order {
-		if err := r.Producer.Produce(ctx, t, byTopic[t]); err != nil {
+		if t == r.Topic {
+			continue
+		}
+		if err := em.send(ctx, t, byTopic[t], nil); err != nil {
 			return err
 		}
 	}
-	return nil
+	return em.send(ctx, r.Topic, byTopic[r.Topic], pos)
 }
 
 func (em *sourceEmitter) deadLetter(ctx context.Context, te *TransformError) error {
@@ -287,7 +430,7 @@ func (em *sourceEmitter) deadLetter(ctx context.Context, te *TransformError) err
 		}
 		msgs = append(msgs, topic.Message{Key: f.Event.Key, Value: b})
 	}
-	if err := r.Producer.Produce(ctx, r.DeadLetterTopic, msgs); err != nil {
+	if err := em.send(ctx, r.DeadLetterTopic, msgs, nil); err != nil {
 		return fmt.Errorf("dead-letter %d event(s): %w", len(msgs), err)
 	}
 	r.Status.DeadLettered.Add(uint64(len(msgs)))

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rivven/rivven-connect/shared/resilience"
 	"github.com/rivven/rivven-connect/shared/telemetry"
 )
 
@@ -47,6 +48,16 @@ type Status struct {
 	DeadLettered atomic.Uint64
 	Restarts     atomic.Uint64
 	Lag          atomic.Int64
+	// Duplicates counts redelivered records the ledger recognised as
+	// already written and skipped.
+	Duplicates atomic.Uint64
+	// Rejected counts batches the open circuit breaker refused.
+	Rejected atomic.Uint64
+	// Epoch is the fencing token this instance holds (0 = none).
+	Epoch atomic.Int64
+	// Breaker is the last circuit state seen (a resilience.BreakerState),
+	// -1 without a breaker.
+	Breaker atomic.Int32
 
 	mu      sync.Mutex
 	lastErr string
@@ -57,6 +68,7 @@ type Status struct {
 func NewStatus(name, connector, kind string) *Status {
 	s := &Status{Name: name, Connector: connector, Kind: kind}
 	s.Lag.Store(-1)
+	s.Breaker.Store(-1)
 	return s
 }
 
@@ -89,6 +101,54 @@ func (s *Status) Stats() telemetry.ConnectorStats {
 		Dropped: s.Dropped.Load(), DeadLettered: s.DeadLettered.Load(), Lag: s.Lag.Load(),
 		Restarts: s.Restarts.Load(), LastError: s.LastError(),
 	}
+}
+
+// Detail is a connector's status as health endpoints show it.
+type Detail struct {
+	Name         string `json:"name"`
+	Connector    string `json:"connector"`
+	Kind         string `json:"kind"`
+	State        string `json:"state"`
+	EventsIn     uint64 `json:"events_in"`
+	EventsOut    uint64 `json:"events_out"`
+	Errors       uint64 `json:"errors"`
+	Dropped      uint64 `json:"dropped"`
+	DeadLettered uint64 `json:"dead_lettered"`
+	Duplicates   uint64 `json:"duplicates_skipped"`
+	Rejected     uint64 `json:"circuit_breaker_rejected"`
+	Restarts     uint64 `json:"restarts"`
+	Lag          *int64 `json:"lag,omitempty"`
+	Epoch        int64  `json:"epoch,omitempty"`
+	Breaker      string `json:"circuit_breaker,omitempty"`
+	LastError    string `json:"last_error,omitempty"`
+	LastErrorAt  string `json:"last_error_at,omitempty"`
+}
+
+// Detail returns the status for health output; redact (may be nil)
+// scrubs secrets from the last error, which often quotes a DSN or URL.
+func (s *Status) Detail(redact func(string) string) Detail {
+	d := Detail{
+		Name: s.Name, Connector: s.Connector, Kind: s.Kind, State: s.State().String(),
+		EventsIn: s.EventsIn.Load(), EventsOut: s.EventsOut.Load(), Errors: s.Errors.Load(),
+		Dropped: s.Dropped.Load(), DeadLettered: s.DeadLettered.Load(), Duplicates: s.Duplicates.Load(),
+		Rejected: s.Rejected.Load(), Restarts: s.Restarts.Load(), Epoch: s.Epoch.Load(),
+	}
+	if lag := s.Lag.Load(); lag >= 0 {
+		d.Lag = &lag
+	}
+	if b := s.Breaker.Load(); b >= 0 {
+		d.Breaker = resilience.BreakerState(b).String()
+	}
+	s.mu.Lock()
+	d.LastError = s.lastErr
+	if !s.errAt.IsZero() {
+		d.LastErrorAt = s.errAt.UTC().Format(time.RFC3339)
+	}
+	s.mu.Unlock()
+	if redact != nil {
+		d.LastError = redact(d.LastError)
+	}
+	return d
 }
 
 // Statuses is a set of statuses; it implements telemetry.StatsSource.

@@ -1,0 +1,286 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/rivven/rivven-connect/connectors/catalog"
+	"github.com/rivven/rivven-connect/shared/config"
+	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/resilience"
+	"github.com/rivven/rivven-connect/shared/spec"
+	"github.com/rivven/rivven-connect/shared/state"
+	"github.com/rivven/rivven-connect/shared/telemetry"
+	"github.com/rivven/rivven-connect/shared/topic"
+)
+
+func init() {
+	register(command{"run", "Run one source or sink as a long-lived service on the Redis Streams transport", runRun})
+}
+
+const runSynopsis = "source|sink NAME -c FILE [--log-level L] [--json-logs]"
+
+// runRun runs one connector until SIGINT/SIGTERM (exit 0), until it fails
+// (exit 1), or until a newer instance of it takes over (exit 3, fenced).
+// Topics, offsets, epochs and breakers live in the Redis named by
+// settings.state.redis_url or REDIS_URL, so instances on other machines
+// share them.
+func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("run", runSynopsis, stdout)
+	file := fs.String("c", "", "pipeline file")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (default: settings.log_level)")
+	jsonLogs := fs.Bool("json-logs", false, "log JSON lines even on a terminal")
+	// Flags may come before, between or after "source NAME".
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return exitWith(exitUsage, err)
+		}
+		if args = fs.Args(); len(args) == 0 {
+			break
+		}
+		pos, args = append(pos, args[0]), args[1:]
+	}
+	if len(pos) != 2 {
+		fs.Usage()
+		return exitWith(exitUsage, errors.New("usage: rivven-connect run "+runSynopsis))
+	}
+	kind, name := pos[0], pos[1]
+	if kind != "source" && kind != "sink" {
+		return exitWith(exitUsage, fmt.Errorf("run %q: the first argument must be source or sink", kind))
+	}
+	p, err := loadPipeline(*file)
+	if err != nil {
+		return err
+	}
+	if err := pipeline.SecretsSupported(p); err != nil {
+		return exitWith(exitUsage, err)
+	}
+	if p.Broker != nil {
+		return exitWith(exitUsage, errors.New("broker.bootstrap_servers: the Kafka transport is not available yet; "+
+			"remove the broker block to run on the Redis Streams transport (settings.state.redis_url or REDIS_URL)"))
+	}
+	redisURL := p.Settings.State.RedisURL
+	if redisURL == "" {
+		redisURL = os.Getenv("REDIS_URL")
+	}
+	if redisURL == "" {
+		return exitWith(exitUsage, errors.New("run needs a shared Redis for topics, offsets and epochs: set settings.state.redis_url or REDIS_URL "+
+			"(use `rivven-connect local` to run a pipeline in one process)"))
+	}
+	level := p.Settings.LogLevel
+	if *logLevel != "" {
+		level = *logLevel
+	}
+	log, err := telemetry.NewLogger(stderr, level, *jsonLogs || !isTerminal(stderr))
+	if err != nil {
+		return exitWith(exitUsage, err)
+	}
+
+	store, err := state.Open(ctx, redisURL)
+	if err != nil {
+		return exitWith(exitFailed, err)
+	}
+	defer store.Close()
+	cp, ok := store.(state.ClientProvider)
+	if !ok {
+		return exitWith(exitFailed, errors.New("the state store cannot carry topics"))
+	}
+	tr := topic.NewRedis(cp.Client())
+	tr.AutoCreate = p.Settings.Topic.AutoCreate
+	tr.Default = topic.Spec{Partitions: p.Settings.Topic.DefaultPartitions, ReplicationFactor: p.Settings.Topic.DefaultReplicationFactor}
+
+	var reg *telemetry.Registry
+	if p.Settings.Metrics.Enabled {
+		reg = telemetry.NewRegistry()
+	}
+	deps := pipeline.Deps{Store: store, Producer: tr, Log: log, Metrics: reg}
+	var (
+		status *pipeline.Status
+		runFn  func(context.Context) error
+	)
+	switch kind {
+	case "source":
+		s, ok := p.Sources[name]
+		if !ok || !s.Enabled {
+			return exitWith(exitUsage, fmt.Errorf("the pipeline has no enabled source %q (sources: %s)", name, strings.Join(p.SourceNames(), ", ")))
+		}
+		path := "sources." + name
+		if err := ensureTopics(ctx, tr, p, log, []topicUse{{s.Topic, s.TopicConfig, path + ".topic"}, {deadLetterTopic(s.DeadLetterTopic, s.Topic), nil, path + ".dead_letter_topic"}}); err != nil {
+			return err
+		}
+		r, err := pipeline.NewSourceRunner(p, name, catalog.Builder{}, deps)
+		if err != nil {
+			return exitWith(exitUsage, err)
+		}
+		status, runFn = r.Status, r.Run
+	case "sink":
+		s, ok := p.Sinks[name]
+		if !ok || !s.Enabled {
+			return exitWith(exitUsage, fmt.Errorf("the pipeline has no enabled sink %q (sinks: %s)", name, strings.Join(p.SinkNames(), ", ")))
+		}
+		var uses []topicUse
+		for i, t := range s.Topics {
+			uses = append(uses, topicUse{t, nil, fmt.Sprintf("sinks.%s.topics[%d]", name, i)}, topicUse{deadLetterTopic(s.DeadLetterTopic, t), nil, "sinks." + name + ".dead_letter_topic"})
+		}
+		if err := ensureTopics(ctx, tr, p, log, uses); err != nil {
+			return err
+		}
+		// One instance of a sink service consumes every partition; a newer
+		// one fences it (serverless hosts instead run many, unfenced).
+		epoch, err := store.(state.Fencer).AcquireEpoch(ctx, pipeline.SinkStateName(name), time.Now())
+		if err != nil {
+			return exitWith(exitFailed, err)
+		}
+		deps.Delivery, deps.Epoch = pipeline.DeliveryOrdered, epoch
+		r, err := pipeline.NewSinkRunner(p, name, catalog.Builder{}, tr, deps)
+		if err != nil {
+			return exitWith(exitUsage, err)
+		}
+		log.Info("sink instance holds its epoch; older instances are fenced", "sink", name, "epoch", epoch)
+		status, runFn = r.Handler.Status, r.Run
+	}
+
+	statuses := pipeline.Statuses{status}
+	hs := &healthServer{statuses: statuses, store: store, redact: resilience.NewRedactor(secretValues(p)...).Redact}
+	if reg != nil {
+		reg.Watch(statuses)
+		addr, err := reg.Start(ctx, fmt.Sprintf(":%d", p.Settings.Metrics.Port), hs.healthFunc(ctx))
+		if err != nil {
+			return exitWith(exitFailed, fmt.Errorf("settings.metrics.port: %w", err))
+		}
+		log.Info("metrics served", kind, name, "url", "http://"+addr+"/metrics")
+	}
+	if p.Settings.Health.Enabled {
+		addr, err := hs.serve(ctx, p.Settings.Health)
+		if err != nil {
+			return exitWith(exitFailed, fmt.Errorf("settings.health.port: %w", err))
+		}
+		log.Info("health served", kind, name, "url", "http://"+addr+p.Settings.Health.Path, "ready", "http://"+addr+"/ready", "live", "http://"+addr+"/live")
+	}
+
+	log.Info("running", kind, name, "connector", status.Connector)
+	err = runFn(ctx)
+	switch {
+	case errors.Is(err, state.ErrFenced):
+		return exitWith(exitFenced, fmt.Errorf("%s %s was fenced: a newer instance took over, so this one stopped (%v)", kind, name, hs.redact(err.Error())))
+	case err != nil:
+		return exitWith(exitFailed, fmt.Errorf("%s %s failed: %s", kind, name, hs.redact(err.Error())))
+	}
+	log.Info("stopped", kind, name, "state", status.State().String())
+	return nil
+}
+
+func deadLetterTopic(configured, t string) string {
+	if configured != "" {
+		return configured
+	}
+	return t + ".dlq"
+}
+
+type topicUse struct {
+	name string
+	tc   *config.TopicConfig
+	path string
+}
+
+func ensureTopics(ctx context.Context, tr *topic.Redis, p *config.Pipeline, log *slog.Logger, uses []topicUse) error {
+	seen := map[string]bool{}
+	for _, u := range uses {
+		if seen[u.name] {
+			continue
+		}
+		seen[u.name] = true
+		if err := topic.ValidateTopic(u.name); err != nil {
+			return exitWith(exitUsage, fmt.Errorf("%s: %w", u.path, err))
+		}
+		if err := pipeline.EnsureTopic(ctx, tr, p.Settings.Topic, u.name, u.tc, u.path, log); err != nil {
+			if errors.Is(err, topic.ErrUnknownTopic) || strings.Contains(err.Error(), "does not exist") {
+				return exitWith(exitUsage, err)
+			}
+			return exitWith(exitFailed, err)
+		}
+	}
+	return nil
+}
+
+// secretValues collects every value the pipeline marks secret (the
+// connectors' secret fields, the Redis password), so health output can
+// blank them wherever an error quotes them.
+func secretValues(p *config.Pipeline) []string {
+	var out []string
+	if u, err := url.Parse(p.Settings.State.RedisURL); err == nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok {
+			out = append(out, pw)
+		}
+	}
+	collect := func(kind catalog.Kind, connector string, node *yaml.Node) {
+		if e, ok := catalog.Lookup(kind, connector); ok {
+			out = append(out, secretsIn(e.Fields, node, false)...)
+		}
+	}
+	for _, name := range p.SourceNames() {
+		s := p.Sources[name]
+		collect(catalog.Source, s.Connector, &s.Config)
+	}
+	for _, name := range p.SinkNames() {
+		s := p.Sinks[name]
+		collect(catalog.Sink, s.Connector, &s.Config)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// secretsIn returns the scalar values under secret fields of node.
+func secretsIn(fields []spec.Field, node *yaml.Node, secret bool) []string {
+	if node == nil {
+		return nil
+	}
+	for node.Kind == yaml.DocumentNode || node.Kind == yaml.AliasNode {
+		if node.Kind == yaml.AliasNode {
+			node = node.Alias
+		} else if len(node.Content) > 0 {
+			node = node.Content[0]
+		} else {
+			return nil
+		}
+	}
+	var out []string
+	switch node.Kind {
+	case yaml.ScalarNode:
+		if secret && node.Value != "" {
+			out = append(out, node.Value)
+		}
+	case yaml.SequenceNode:
+		for _, c := range node.Content {
+			out = append(out, secretsIn(fields, c, secret)...)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(node.Content); i += 2 {
+			f, known := spec.Lookup(fields, node.Content[i].Value)
+			var sub []spec.Field
+			if known {
+				sub = f.Fields
+				if f.Elem != nil {
+					sub = f.Elem.Fields
+				}
+			}
+			out = append(out, secretsIn(sub, node.Content[i+1], secret || (known && f.Secret))...)
+		}
+	}
+	return out
+}

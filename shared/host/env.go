@@ -1,0 +1,70 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/sethvargo/go-envconfig"
+
+	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/telemetry"
+)
+
+// Env is a function's configuration: everything comes from the
+// environment, because that is what Lambda and Cloud Run let a deployment
+// set per function without rebuilding it. It is read and checked once, at
+// cold start.
+type Env struct {
+	// Pipeline is the pipeline file: a path, the YAML itself, or an
+	// s3://bucket/key or gs://bucket/object URL (when this build links the
+	// loader for it; see Loaders).
+	Pipeline string `env:"RIVVEN_PIPELINE, required"`
+	// Connector says which component of the pipeline this function is:
+	// for a sink function the sink's name (or sinks.<name>); for a
+	// transform function the step (sinks.<name>.transforms[<i>],
+	// sinks.<name>.transforms.<step>, or the same under sources.<name>).
+	// It may be left out when only one component fits.
+	Connector string `env:"RIVVEN_CONNECTOR"`
+	// RedisURL is the state store when settings.state.redis_url is empty;
+	// without either an embedded store is used (state lasts as long as the
+	// warm instance).
+	RedisURL string `env:"REDIS_URL"`
+	// LogLevel overrides settings.log_level.
+	LogLevel string `env:"RIVVEN_LOG_LEVEL"`
+	// Payload is how message bodies are decoded: auto, rivven, debezium,
+	// cloudevents or raw.
+	Payload string `env:"RIVVEN_PAYLOAD, default=auto"`
+	// OutputTopic is where a transform function publishes (required for
+	// transform functions; an event routed elsewhere goes there instead).
+	OutputTopic string `env:"RIVVEN_OUTPUT_TOPIC"`
+}
+
+// LoadEnv reads and checks the environment through lookup.
+func LoadEnv(ctx context.Context, lookup func(string) (string, bool)) (Env, error) {
+	var e Env
+	err := envconfig.ProcessWith(ctx, &envconfig.Config{
+		Target:   &e,
+		Lookuper: envconfig.LookuperFunc(lookup),
+	})
+	if errors.Is(err, envconfig.ErrMissingRequired) {
+		return e, errors.New("RIVVEN_PIPELINE: not set; give the pipeline file's path, the YAML itself, or an s3:// or gs:// URL")
+	}
+	if err != nil {
+		return e, err
+	}
+	e.Pipeline = strings.TrimSpace(e.Pipeline)
+	if e.Pipeline == "" {
+		return e, errors.New("RIVVEN_PIPELINE: empty; give the pipeline file's path, the YAML itself, or an s3:// or gs:// URL")
+	}
+	if err := events.CheckPayloadFormat(e.Payload); err != nil {
+		return e, fmt.Errorf("RIVVEN_PAYLOAD: %w", err)
+	}
+	if e.LogLevel != "" {
+		if _, err := telemetry.ParseLevel(e.LogLevel); err != nil {
+			return e, fmt.Errorf("RIVVEN_LOG_LEVEL: %w", err)
+		}
+	}
+	return e, nil
+}

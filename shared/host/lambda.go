@@ -1,0 +1,90 @@
+//go:build !rivven_gcp
+
+package host
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+)
+
+// Lambda Runtime API (version 2018-06-01) bits the host uses itself;
+// aws-lambda-go covers the invocation loop but not initialization errors.
+const (
+	runtimeAPIVersion = "2018-06-01"
+	initErrorType     = "Runtime.ConfigInvalid"
+	emfNamespace      = "RivvenConnect"
+)
+
+// runLambda serves the function on AWS Lambda. Every batch trigger shares
+// one handler: the event's eventSource says whether it is SQS, Kinesis or
+// Kafka, and the answer is that trigger's partial batch response.
+func runLambda(ctx context.Context, fn Function, api string, opts Options, stdout, stderr io.Writer) int {
+	rt, err := Init(ctx, fn, opts)
+	if err != nil {
+		msg := OneLine(err)
+		fmt.Fprintf(stderr, "rivven-connect %s: init failed: %s\n", fn, msg)
+		if perr := postInitError(api, msg); perr != nil {
+			fmt.Fprintf(stderr, "rivven-connect %s: could not report the init error to the Lambda Runtime API: %v\n", fn, perr)
+		}
+		return 1
+	}
+	dims := map[string]string{"FunctionName": lookupOr(opts.Lookup, "AWS_LAMBDA_FUNCTION_NAME", fn.String())}
+	handler := func(ctx context.Context, event json.RawMessage) (json.RawMessage, error) {
+		resp, err := rt.Adapter.InvokeLambda(ctx, event)
+		// Metrics leave as CloudWatch EMF lines: nothing scrapes a
+		// function, and CloudWatch Logs extracts them from stdout.
+		if merr := rt.Metrics.WriteEMF(stdout, emfNamespace, dims, time.Now()); merr != nil {
+			rt.Log.Warn("metrics not written", "error", merr)
+		}
+		if err != nil {
+			rt.Log.Error("batch failed", "error", err)
+			return nil, err
+		}
+		return resp, nil
+	}
+	lambda.StartWithOptions(handler,
+		lambda.WithContext(ctx),
+		// Lambda sends SIGTERM (then SIGKILL) when it retires an instance:
+		// flush the sink in the time it gives, then go.
+		lambda.WithEnableSIGTERM(func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+			err := rt.Close(cctx)
+			cancel()
+			if err != nil {
+				rt.Log.Error("close failed", "error", err)
+				os.Exit(1)
+			}
+			os.Exit(0)
+		}))
+	return 1 // StartWithOptions returns only on a broken Runtime API
+}
+
+// postInitError tells Lambda why the cold start failed
+// (POST /runtime/init/error), so the invocation reports the reason rather
+// than "Runtime exited".
+func postInitError(api, msg string) error {
+	body, _ := json.Marshal(map[string]any{"errorMessage": msg, "errorType": initErrorType, "stackTrace": []string{}})
+	req, err := http.NewRequest(http.MethodPost, "http://"+api+"/"+runtimeAPIVersion+"/runtime/init/error", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Lambda-Runtime-Function-Error-Type", initErrorType)
+	resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("runtime API answered %s", resp.Status)
+	}
+	return nil
+}

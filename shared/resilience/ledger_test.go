@@ -1,0 +1,166 @@
+package resilience
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rivven/rivven-connect/shared/state"
+)
+
+func items(topic string, part int32, from, to int64) []Item {
+	var out []Item
+	for o := from; o < to; o++ {
+		out = append(out, Item{Stream: StreamOf(topic, part), Offset: o, Member: fmt.Sprintf("%s:%d:%d", topic, part, o)})
+	}
+	return out
+}
+
+func doneOf(a Admission) string {
+	b := make([]byte, len(a.Done))
+	for i, d := range a.Done {
+		b[i] = '0'
+		if d {
+			b[i] = '1'
+		}
+	}
+	return string(b)
+}
+
+func TestLedgerOffsets(t *testing.T) {
+	backends(t, func(t *testing.T, c redis.UniversalClient) {
+		ctx := context.Background()
+		l, err := NewLedger(c, LedgerConfig{Connector: connector(t, c), Dedup: DedupOffsets})
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch := items("orders", 2, 10, 16)
+		a, err := l.Begin(ctx, batch)
+		if err != nil || !a.Allowed || doneOf(a) != "000000" {
+			t.Fatalf("first delivery: %+v %v", a, err)
+		}
+		// 10..12 written, 13 failed, 14..15 written: commit 13, remember 14, 15.
+		if _, err := l.End(ctx, Settlement{Outcome: WriteOK,
+			Commits: []Commit{{StreamOf("orders", 2), 13}},
+			Done:    []string{batch[4].Member, batch[5].Member},
+			Failed:  []string{batch[3].Member}}); err != nil {
+			t.Fatal(err)
+		}
+		// The trigger redelivers from 13 (and, say, the whole batch again).
+		a, _ = l.Begin(ctx, items("orders", 2, 10, 18))
+		if got := doneOf(a); got != "11101100" {
+			t.Fatalf("redelivery done flags %s", got)
+		}
+		if a.Attempts[3] != 1 || a.Attempts[6] != 0 {
+			t.Fatalf("attempts %v", a.Attempts)
+		}
+		// Other partitions are independent; commits never go backwards.
+		if a, _ := l.Begin(ctx, items("orders", 3, 10, 12)); doneOf(a) != "00" {
+			t.Fatalf("partition 3: %s", doneOf(a))
+		}
+		l.End(ctx, Settlement{Outcome: WriteOK, Commits: []Commit{{StreamOf("orders", 2), 11}}})
+		if n, _ := l.Committed(ctx, StreamOf("orders", 2)); n != 13 {
+			t.Fatalf("committed %d after a lower commit", n)
+		}
+	})
+}
+
+func TestLedgerIDsExpire(t *testing.T) {
+	backends(t, func(t *testing.T, c redis.UniversalClient) {
+		ctx := context.Background()
+		clk := newManualClock()
+		l, _ := NewLedger(c, LedgerConfig{Connector: connector(t, c), Dedup: DedupIDs, TTL: time.Minute, Now: clk.Now})
+		batch := []Item{{Stream: "q:0", Member: "q:0:a"}, {Stream: "q:0", Member: "q:0:b"}, {Stream: "q:0", Member: "q:0:c"}}
+		l.Begin(ctx, batch)
+		l.End(ctx, Settlement{Outcome: WriteOK, Done: []string{"q:0:a", "q:0:c"}, Failed: []string{"q:0:b"}})
+		a, _ := l.Begin(ctx, batch)
+		if doneOf(a) != "101" || a.Attempts[1] != 1 {
+			t.Fatalf("redelivery: %s %v", doneOf(a), a.Attempts)
+		}
+		l.End(ctx, Settlement{Outcome: WriteFailed, Failed: []string{"q:0:b"}})
+		a, _ = l.Begin(ctx, batch[1:2])
+		if a.Attempts[0] != 2 {
+			t.Fatalf("attempts %v", a.Attempts)
+		}
+		l.End(ctx, Settlement{Outcome: WriteOK, Done: []string{"q:0:b"}, Clear: []string{"q:0:b"}})
+		clk.Advance(time.Minute)
+		// After the TTL the IDs are forgotten (and pruned on the next End).
+		a, _ = l.Begin(ctx, batch)
+		if doneOf(a) != "000" || a.Attempts[1] != 0 {
+			t.Fatalf("after TTL: %s %v", doneOf(a), a.Attempts)
+		}
+	})
+}
+
+func TestLedgerFencing(t *testing.T) {
+	backends(t, func(t *testing.T, c redis.UniversalClient) {
+		ctx := context.Background()
+		name := connector(t, c)
+		store := state.NewRedisClient(c)
+		old, _ := store.AcquireEpoch(ctx, name, time.Now())
+		l, _ := NewLedger(c, LedgerConfig{Connector: name, Dedup: DedupOffsets, Epoch: old})
+		if _, err := l.Begin(ctx, items("t", 0, 0, 2)); err != nil {
+			t.Fatal(err)
+		}
+		newer, _ := store.AcquireEpoch(ctx, name, time.Now())
+		if newer <= old {
+			t.Fatalf("epoch %d after %d", newer, old)
+		}
+		_, err := l.End(ctx, Settlement{Outcome: WriteOK, Commits: []Commit{{StreamOf("t", 0), 2}}})
+		var fe *state.FencedError
+		if !errors.Is(err, state.ErrFenced) || !errors.As(err, &fe) || fe.Current != newer {
+			t.Fatalf("End from the old epoch: %v", err)
+		}
+		if n, _ := l.Committed(ctx, StreamOf("t", 0)); n != -1 {
+			t.Fatalf("fenced commit was stored: %d", n)
+		}
+		if _, err := l.Begin(ctx, items("t", 0, 0, 2)); !errors.Is(err, state.ErrFenced) {
+			t.Fatalf("Begin from the old epoch: %v", err)
+		}
+	})
+}
+
+func TestLedgerBreaker(t *testing.T) {
+	backends(t, func(t *testing.T, c redis.UniversalClient) {
+		ctx := context.Background()
+		clk := newManualClock()
+		cfg := BreakerConfig{FailureThreshold: 2, ResetTimeout: 5 * time.Second, SuccessThreshold: 1}
+		l, _ := NewLedger(c, LedgerConfig{Connector: connector(t, c), Breaker: &cfg, Now: clk.Now})
+		a, _ := l.Begin(ctx, nil)
+		s := Settlement{Outcome: WriteOK}
+		if !a.Allowed || l.NeedsEnd(a, &s) {
+			t.Fatalf("healthy closed breaker: %+v, needs end %v", a, l.NeedsEnd(a, &s))
+		}
+		for range 2 {
+			a, _ = l.Begin(ctx, nil)
+			if !a.Allowed {
+				t.Fatal("rejected while closed")
+			}
+			l.End(ctx, Settlement{Outcome: WriteFailed})
+		}
+		if a, _ = l.Begin(ctx, nil); a.Allowed || a.State != Open {
+			t.Fatalf("after 2 failures: %+v", a)
+		}
+		clk.Advance(5 * time.Second)
+		a, _ = l.Begin(ctx, nil)
+		if !a.Allowed || !a.Probe {
+			t.Fatalf("probe: %+v", a)
+		}
+		// A probe with nothing to write frees the slot for another.
+		l.End(ctx, Settlement{Outcome: NoWrite, Probe: true})
+		a, _ = l.Begin(ctx, nil)
+		if !a.Allowed || !a.Probe {
+			t.Fatalf("second probe: %+v", a)
+		}
+		if st, _ := l.End(ctx, Settlement{Outcome: WriteOK, Probe: true}); st != Closed {
+			t.Fatalf("after a successful probe: %v", st)
+		}
+		if s, _ := l.Breaker().Snapshot(ctx); s.State != Closed {
+			t.Fatalf("snapshot %+v", s)
+		}
+	})
+}

@@ -1,0 +1,447 @@
+package topic
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rivven/rivven-connect/shared/state"
+)
+
+// Redis is a durable, partitioned topic transport on Redis Streams: what
+// `rivven-connect run` publishes to and consumes from until a Kafka
+// transport exists, and a fine one for small deployments.
+//
+// Keys of topic T (all share the hash tag {T}, so one Lua script may touch
+// every partition of a topic, also on a Redis Cluster; a topic is one slot):
+//
+//	rivven:topic:{T}:meta    HASH  partitions, replication_factor, hw:<p> (next offset of partition p)
+//	rivven:topic:{T}:p<N>    STREAM partition N; entry ID "0-<offset+1>", fields k (key), v (value), h (headers), t (ms), e (producer epoch)
+//	rivven:topic:{T}:fence   HASH  epoch:<producer>, pos:<producer> (last published source position), batch:<producer>
+//	rivven:topic:{T}:groups  HASH  <group>:<p> → committed next offset
+//
+// Offsets are dense per partition and start at 0, like Kafka's, because the
+// publishing script numbers entries itself. Topic names must not contain
+// braces (they would break the hash tag). Streams are not trimmed: use
+// XTRIM MINID by the lowest committed offset, or a retention job.
+type Redis struct {
+	c redis.UniversalClient
+	// AutoCreate creates unknown topics on first produce with Default.
+	AutoCreate bool
+	Default    Spec
+
+	mu    sync.Mutex
+	parts map[string]int // partition counts; topics never shrink
+	rr    atomic.Uint32
+}
+
+// NewRedis returns a transport over c.
+func NewRedis(c redis.UniversalClient) *Redis {
+	return &Redis{c: c, parts: map[string]int{}, Default: Spec{Partitions: 1, ReplicationFactor: 1}}
+}
+
+var (
+	_ Producer = (*Redis)(nil)
+	_ Admin    = (*Redis)(nil)
+)
+
+func topicKey(topic, suffix string) string { return "rivven:topic:{" + topic + "}:" + suffix }
+
+func partKey(topic string, p int) string { return topicKey(topic, "p"+strconv.Itoa(p)) }
+
+// ValidateTopic rejects names the transport cannot key.
+func ValidateTopic(topic string) error {
+	if topic == "" || strings.ContainsAny(topic, "{}") {
+		return fmt.Errorf("invalid topic name %q: must be non-empty and contain no '{' or '}'", topic)
+	}
+	return nil
+}
+
+// Describe implements Admin.
+func (r *Redis) Describe(ctx context.Context, topic string) (Spec, error) {
+	if err := ValidateTopic(topic); err != nil {
+		return Spec{}, err
+	}
+	v, err := r.c.HMGet(ctx, topicKey(topic, "meta"), "partitions", "replication_factor").Result()
+	if err != nil {
+		return Spec{}, fmt.Errorf("describe topic %q: %w", topic, err)
+	}
+	if v[0] == nil {
+		return Spec{}, fmt.Errorf("%w %q", ErrUnknownTopic, topic)
+	}
+	var s Spec
+	s.Partitions, _ = strconv.Atoi(v[0].(string))
+	if v[1] != nil {
+		s.ReplicationFactor, _ = strconv.Atoi(v[1].(string))
+	}
+	return s, nil
+}
+
+var createTopic = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'partitions', ARGV[1], 'replication_factor', ARGV[2])
+return 1
+`)
+
+// Create implements Admin.
+func (r *Redis) Create(ctx context.Context, topic string, s Spec) error {
+	if err := ValidateTopic(topic); err != nil {
+		return err
+	}
+	if err := createTopic.Run(ctx, r.c, []string{topicKey(topic, "meta")}, max(s.Partitions, 1), max(s.ReplicationFactor, 1)).Err(); err != nil {
+		return fmt.Errorf("create topic %q: %w", topic, err)
+	}
+	return nil
+}
+
+// Partitions returns a topic's partition count (cached after the first
+// look-up), creating the topic when AutoCreate is set.
+func (r *Redis) Partitions(ctx context.Context, topic string) (int, error) {
+	r.mu.Lock()
+	n, ok := r.parts[topic]
+	r.mu.Unlock()
+	if ok {
+		return n, nil
+	}
+	s, err := r.Describe(ctx, topic)
+	if errors.Is(err, ErrUnknownTopic) && r.AutoCreate {
+		if err := r.Create(ctx, topic, r.Default); err != nil {
+			return 0, err
+		}
+		s, err = r.Describe(ctx, topic)
+	}
+	if err != nil {
+		return 0, err
+	}
+	r.mu.Lock()
+	r.parts[topic] = s.Partitions
+	r.mu.Unlock()
+	return s.Partitions, nil
+}
+
+// Fence is the identity a fenced publish carries: the producing connector,
+// its epoch, and optionally the source position the batch ends at (stored
+// in the same atomic step, so publish and commit cannot come apart).
+type Fence struct {
+	Producer string
+	Epoch    int64
+	Position []byte // nil = do not record
+}
+
+// publish checks the producer's fence, drops a retried batch it already
+// stored (the token), appends every message to its partition with the
+// next dense offset, and records the position: one atomic script.
+// KEYS: meta, fence, p0..pN-1. ARGV: producer, epoch, has position,
+// position, token, now, n, then n × (partition, key, value, headers).
+var publish = redis.NewScript(`
+local prod, epoch, haspos, pos, token, now, n = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'NOTOPIC'} end
+if prod ~= '' then
+  if epoch > 0 then
+    local cur = tonumber(redis.call('HGET', KEYS[2], 'epoch:' .. prod)) or 0
+    if cur > epoch then return {'FENCED', cur} end
+    if cur < epoch then redis.call('HSET', KEYS[2], 'epoch:' .. prod, epoch) end
+  end
+  if token ~= '' then
+    if redis.call('HGET', KEYS[2], 'batch:' .. prod) == token then return {'DUP'} end
+    redis.call('HSET', KEYS[2], 'batch:' .. prod, token)
+  end
+end
+local nparts = #KEYS - 2
+for i = 0, n - 1 do
+  local p = tonumber(ARGV[8 + i * 4])
+  if p < 0 or p >= nparts then return redis.error_reply('partition ' .. p .. ' out of range') end
+  local off = redis.call('HINCRBY', KEYS[1], 'hw:' .. p, 1)
+  redis.call('XADD', KEYS[3 + p], '0-' .. off, 'k', ARGV[9 + i * 4], 'v', ARGV[10 + i * 4], 'h', ARGV[11 + i * 4], 't', now, 'e', epoch)
+end
+if haspos == '1' then redis.call('HSET', KEYS[2], 'pos:' .. prod, pos) end
+return {'OK'}
+`)
+
+// Produce implements Producer (unfenced).
+func (r *Redis) Produce(ctx context.Context, topic string, msgs []Message) error {
+	return r.ProduceFenced(ctx, topic, msgs, Fence{})
+}
+
+// ProduceFenced publishes msgs, key-partitioned, in one atomic step that
+// is refused with a *state.FencedError when a producer of the same name
+// with a higher epoch has published to or claimed this topic. With
+// f.Position set the position is stored in the same step (LastPosition).
+func (r *Redis) ProduceFenced(ctx context.Context, topic string, msgs []Message, f Fence) error {
+	n, err := r.Partitions(ctx, topic)
+	if err != nil {
+		return err
+	}
+	keys := make([]string, 0, n+2)
+	keys = append(keys, topicKey(topic, "meta"), topicKey(topic, "fence"))
+	for p := range n {
+		keys = append(keys, partKey(topic, p))
+	}
+	token := ""
+	if f.Producer != "" {
+		token = newToken() // makes a client-side retry of this call a no-op
+	}
+	hasPos := "0"
+	if f.Position != nil {
+		hasPos = "1"
+	}
+	args := make([]any, 0, 7+4*len(msgs))
+	args = append(args, f.Producer, f.Epoch, hasPos, f.Position, token, time.Now().UnixMilli(), len(msgs))
+	for _, m := range msgs {
+		p := Partition(m.Key, n, r.rr.Add(1))
+		args = append(args, p, m.Key, m.Value, encodeHeaders(m.Headers))
+	}
+	v, err := publish.Run(ctx, r.c, keys, args...).Slice()
+	if err != nil {
+		return fmt.Errorf("publish to %q: %w", topic, err)
+	}
+	switch v[0] {
+	case "OK", "DUP":
+		return nil
+	case "FENCED":
+		cur, _ := v[1].(int64)
+		return &state.FencedError{Connector: f.Producer, Epoch: f.Epoch, Current: cur}
+	case "NOTOPIC":
+		r.mu.Lock()
+		delete(r.parts, topic)
+		r.mu.Unlock()
+		return fmt.Errorf("publish: %w %q", ErrUnknownTopic, topic)
+	}
+	return fmt.Errorf("publish to %q: unexpected reply %v", topic, v)
+}
+
+var claim = redis.NewScript(`
+local cur = tonumber(redis.call('HGET', KEYS[1], 'epoch:' .. ARGV[1])) or 0
+local e = tonumber(ARGV[2])
+if cur > e then return cur end
+if cur < e then redis.call('HSET', KEYS[1], 'epoch:' .. ARGV[1], e) end
+return 0
+`)
+
+// Claim raises the producer's epoch on topic to epoch, which fences every
+// older instance's publishes to it from now on; it fails with a
+// *state.FencedError when a newer one already claimed it. A new instance
+// claims its topics before it reads anything.
+func (r *Redis) Claim(ctx context.Context, topic, producer string, epoch int64) error {
+	if err := ValidateTopic(topic); err != nil {
+		return err
+	}
+	cur, err := claim.Run(ctx, r.c, []string{topicKey(topic, "fence")}, producer, epoch).Int64()
+	if err != nil {
+		return fmt.Errorf("claim topic %q: %w", topic, err)
+	}
+	if cur != 0 {
+		return &state.FencedError{Connector: producer, Epoch: epoch, Current: cur}
+	}
+	return nil
+}
+
+// LastPosition returns the position producer last published to topic
+// with (nil if none).
+func (r *Redis) LastPosition(ctx context.Context, topic, producer string) ([]byte, error) {
+	if err := ValidateTopic(topic); err != nil {
+		return nil, err
+	}
+	b, err := r.c.HGet(ctx, topicKey(topic, "fence"), "pos:"+producer).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read position on %q: %w", topic, err)
+	}
+	return b, nil
+}
+
+// Fetch returns up to limit messages of a partition from offset from on.
+// With wait > 0 it blocks up to wait for the first one; it returns no
+// messages and no error when none came.
+func (r *Redis) Fetch(ctx context.Context, topic string, partition int32, from int64, limit int, wait time.Duration) ([]Message, error) {
+	key := partKey(topic, int(partition))
+	block := time.Duration(-1)
+	if wait > 0 {
+		block = max(wait, time.Millisecond)
+	}
+	res, err := r.c.XRead(ctx, &redis.XReadArgs{Streams: []string{key}, ID: "0-" + strconv.FormatInt(from, 10), Count: int64(limit), Block: block}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s[%d]: %w", topic, partition, err)
+	}
+	var out []Message
+	for _, s := range res {
+		out = make([]Message, 0, len(s.Messages))
+		for _, xm := range s.Messages {
+			m, err := decodeEntry(topic, partition, xm)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+func decodeEntry(topic string, partition int32, xm redis.XMessage) (Message, error) {
+	_, seq, ok := strings.Cut(xm.ID, "-")
+	n, err := strconv.ParseInt(seq, 10, 64)
+	if !ok || err != nil {
+		return Message{}, fmt.Errorf("%s[%d]: entry %s was not written by this transport", topic, partition, xm.ID)
+	}
+	m := Message{Topic: topic, Partition: partition, Offset: n - 1}
+	if s, ok := xm.Values["k"].(string); ok && s != "" {
+		m.Key = []byte(s)
+	}
+	if s, ok := xm.Values["v"].(string); ok {
+		m.Value = []byte(s)
+	}
+	if s, ok := xm.Values["h"].(string); ok && s != "" {
+		m.Headers = decodeHeaders([]byte(s))
+	}
+	if s, ok := xm.Values["t"].(string); ok {
+		if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+			m.Time = time.UnixMilli(ms)
+		}
+	}
+	if s, ok := xm.Values["e"].(string); ok && s != "0" {
+		m.Headers = append(m.Headers, Header{Key: EpochHeader, Value: []byte(s)})
+	}
+	return m, nil
+}
+
+// EpochHeader is the header Fetch adds to a message that was published
+// fenced: the producer's epoch, so consumers and audits can tell which
+// instance wrote it.
+const EpochHeader = "rivven-epoch"
+
+var commitGroup = redis.NewScript(`
+local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1])) or -1
+if tonumber(ARGV[2]) > cur then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+return 0
+`)
+
+// Commit stores a consumer group's next offset of a partition. It never
+// moves backwards, so a late commit from a slow consumer cannot rewind the
+// group.
+func (r *Redis) Commit(ctx context.Context, group, topic string, partition int32, next int64) error {
+	field := group + ":" + strconv.Itoa(int(partition))
+	if err := commitGroup.Run(ctx, r.c, []string{topicKey(topic, "groups")}, field, next).Err(); err != nil {
+		return fmt.Errorf("commit %s %s[%d]: %w", group, topic, partition, err)
+	}
+	return nil
+}
+
+// Committed returns a group's committed next offset (ok false if none).
+func (r *Redis) Committed(ctx context.Context, group, topic string, partition int32) (next int64, ok bool, err error) {
+	field := group + ":" + strconv.Itoa(int(partition))
+	next, err = r.c.HGet(ctx, topicKey(topic, "groups"), field).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("committed %s %s[%d]: %w", group, topic, partition, err)
+	}
+	return next, true, nil
+}
+
+// HighWatermark returns the next offset a partition will get.
+func (r *Redis) HighWatermark(ctx context.Context, topic string, partition int32) (int64, error) {
+	n, err := r.c.HGet(ctx, topicKey(topic, "meta"), "hw:"+strconv.Itoa(int(partition))).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	return n, err
+}
+
+// OffsetForTime returns the first offset of a partition whose message is
+// at or after t (the high watermark when there is none).
+func (r *Redis) OffsetForTime(ctx context.Context, topic string, partition int32, t time.Time) (int64, error) {
+	from := int64(0)
+	for {
+		msgs, err := r.Fetch(ctx, topic, partition, from, 1000, 0)
+		if err != nil {
+			return 0, err
+		}
+		if len(msgs) == 0 {
+			return r.HighWatermark(ctx, topic, partition)
+		}
+		for _, m := range msgs {
+			if !m.Time.Before(t) {
+				return m.Offset, nil
+			}
+		}
+		from = msgs[len(msgs)-1].Offset + 1
+	}
+}
+
+// Delete removes a topic and everything stored for it.
+func (r *Redis) Delete(ctx context.Context, topic string) error {
+	n, err := r.Partitions(ctx, topic)
+	if errors.Is(err, ErrUnknownTopic) {
+		n, err = 0, nil
+	}
+	if err != nil {
+		return err
+	}
+	keys := []string{topicKey(topic, "meta"), topicKey(topic, "fence"), topicKey(topic, "groups")}
+	for p := range n {
+		keys = append(keys, partKey(topic, p))
+	}
+	r.mu.Lock()
+	delete(r.parts, topic)
+	r.mu.Unlock()
+	return r.c.Del(ctx, keys...).Err()
+}
+
+func newToken() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// encodeHeaders packs headers as (uvarint len, bytes) pairs.
+func encodeHeaders(hs []Header) []byte {
+	if len(hs) == 0 {
+		return nil
+	}
+	var b []byte
+	for _, h := range hs {
+		b = binary.AppendUvarint(b, uint64(len(h.Key)))
+		b = append(b, h.Key...)
+		b = binary.AppendUvarint(b, uint64(len(h.Value)))
+		b = append(b, h.Value...)
+	}
+	return b
+}
+
+func decodeHeaders(b []byte) []Header {
+	var hs []Header
+	next := func() ([]byte, bool) {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < n {
+			return nil, false
+		}
+		v := b[k : k+int(n)]
+		b = b[k+int(n):]
+		return v, true
+	}
+	for len(b) > 0 {
+		k, ok1 := next()
+		v, ok2 := next()
+		if !ok1 || !ok2 {
+			break
+		}
+		hs = append(hs, Header{Key: string(k), Value: v})
+	}
+	return hs
+}
