@@ -132,7 +132,7 @@ type CircuitBreaker struct {
 
 // RateLimit is a token bucket: capacity events_per_second + burst.
 type RateLimit struct {
-	EventsPerSecond float64 `yaml:"events_per_second" required:"true" min:"0" doc:"Sustained rate."`
+	EventsPerSecond float64 `yaml:"events_per_second" required:"true" min:"0" doc:"Sustained rate; 0 means no limit."`
 	BurstSize       int     `yaml:"burst_size" min:"0" doc:"Extra burst (sources)."`
 	BurstCapacity   int     `yaml:"burst_capacity" min:"0" doc:"Extra burst (sinks)."`
 	MaxInFlight     int     `yaml:"max_in_flight" min:"0" doc:"Maximum unacknowledged batches."`

@@ -7,6 +7,7 @@ import (
 
 	"github.com/rivven/rivven-connect/shared/condition"
 	"github.com/rivven/rivven-connect/shared/config"
+	"github.com/rivven/rivven-connect/shared/ratelimit"
 	"github.com/rivven/rivven-connect/shared/resilience"
 	"github.com/rivven/rivven-connect/shared/spec"
 	"github.com/rivven/rivven-connect/shared/state"
@@ -122,7 +123,27 @@ func NewSinkHandler(p *config.Pipeline, name string, f Factory, d Deps) (*Handle
 	if err := wireLedger(h, s, path, d); err != nil {
 		return nil, err
 	}
+	if rl := s.RateLimit; rl != nil && rl.EventsPerSecond > 0 {
+		if h.Limiter, err = sinkLimiter(d.Store, SinkStateName(name), rl); err != nil {
+			return nil, fmt.Errorf("%s.rate_limit: %w", path, err)
+		}
+	}
 	return h, nil
+}
+
+// sinkLimiter holds a sink's rate across every instance when the state is
+// a shared Redis (GCRA in Redis), and in-process otherwise.
+func sinkLimiter(store state.Store, stateName string, rl *config.RateLimit) (ratelimit.Limiter, error) {
+	burst := rl.BurstCapacity
+	if burst == 0 {
+		burst = rl.BurstSize
+	}
+	if _, embedded := store.(*state.Embedded); !embedded {
+		if cp, ok := store.(state.ClientProvider); ok {
+			return ratelimit.NewRedis(cp.Client(), state.Key(stateName, "ratelimit"), rl.EventsPerSecond, burst, nil)
+		}
+	}
+	return ratelimit.NewBucket(rl.EventsPerSecond, burst, nil)
 }
 
 // wireLedger gives the handler its shared state when the store can hold
@@ -175,6 +196,16 @@ func NewSourceRunner(p *config.Pipeline, name string, f Factory, d Deps) (*Sourc
 	}
 	if f, ok := d.Store.(state.Fencer); ok {
 		r.Fencer = f
+	}
+	if rl := s.RateLimit; rl != nil && rl.EventsPerSecond > 0 {
+		burst := rl.BurstSize
+		if burst == 0 {
+			burst = rl.BurstCapacity
+		}
+		// One source instance runs at a time (fencing): a local bucket holds it.
+		if r.Limiter, err = ratelimit.NewBucket(rl.EventsPerSecond, burst, nil); err != nil {
+			return nil, fmt.Errorf("sources.%s.rate_limit: %w", name, err)
+		}
 	}
 	return r, nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/ratelimit"
 	"github.com/rivven/rivven-connect/shared/resilience"
 	"github.com/rivven/rivven-connect/shared/state"
 	"github.com/rivven/rivven-connect/shared/topic"
@@ -79,6 +80,8 @@ type Handler struct {
 	// ledger that recognises redeliveries. It costs at most two round
 	// trips per batch (Begin before the write, End after).
 	Ledger *resilience.Ledger
+	// Limiter, when set, holds the sink's rate_limit before each Write.
+	Limiter ratelimit.Limiter
 	// Rejections, when set, counts batches the open breaker refused
 	// (the <connector>.circuit_breaker.rejected metric).
 	Rejections interface{ Inc() }
@@ -235,10 +238,17 @@ func (h *Handler) Handle(ctx context.Context, recs []Record) (Result, error) {
 	failed := make(map[int]error)
 	outcome := resilience.NoWrite
 	if len(batch) > 0 {
-		start := h.Clock.Now()
-		err := h.Sink.Write(resilience.WithEpoch(ctx, h.Status.Epoch.Load()), batch)
-		if h.Latency != nil {
-			h.Latency.Observe(h.Clock.Now().Sub(start).Seconds())
+		var err error
+		if h.Limiter != nil {
+			// A cancelled wait fails the batch back to the trigger.
+			err = h.Limiter.Wait(ctx, len(batch))
+		}
+		if err == nil {
+			start := h.Clock.Now()
+			err = h.Sink.Write(resilience.WithEpoch(ctx, h.Status.Epoch.Load()), batch)
+			if h.Latency != nil {
+				h.Latency.Observe(h.Clock.Now().Sub(start).Seconds())
+			}
 		}
 		var we *WriteError
 		switch {

@@ -245,3 +245,25 @@ secrets:
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A rate limit smaller than the batches still lets everything through
+// (the reference implementation deadlocked here).
+func TestLocalRateLimitsNeverDeadlock(t *testing.T) {
+	sink := &countingSink{}
+	p := load(t, keyedPipeline)
+	p.Sources["keyed"].RateLimit = &config.RateLimit{EventsPerSecond: 2000, BurstSize: 10}
+	p.Sinks["out"].RateLimit = &config.RateLimit{EventsPerSecond: 1000, BurstCapacity: 10} // 1010 < the 1024 batches
+	l, err := NewLocal(context.Background(), p, fakeFactory{sink}, LocalOptions{MaxEvents: 2500, Store: embedded(t), Log: quiet, BatchSize: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.sinks[0].handler.Limiter == nil || l.sources[0].Limiter == nil {
+		t.Fatal("rate limits not wired")
+	}
+	if err := l.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.got) != 2500 {
+		t.Fatalf("sink got %d of 2500", len(sink.got))
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/ratelimit"
 	"github.com/rivven/rivven-connect/shared/state"
 	"github.com/rivven/rivven-connect/shared/topic"
 )
@@ -47,6 +48,8 @@ type SourceRunner struct {
 	FenceCheck time.Duration
 
 	epoch int64
+	// Limiter, when set, holds the source's rate_limit.
+	Limiter ratelimit.Limiter
 }
 
 // FencedProducer is a transport that enforces fencing itself and keeps the
@@ -294,6 +297,11 @@ func (em *sourceEmitter) Emit(ctx context.Context, batch []*events.Event) error 
 		if n == 0 {
 			em.cancel(errBudgetSpent)
 			return errBudgetSpent
+		}
+	}
+	if r.Limiter != nil {
+		if err := r.Limiter.Wait(ctx, len(batch)); err != nil {
+			return err
 		}
 	}
 	position := batch[len(batch)-1].Metadata.Position
