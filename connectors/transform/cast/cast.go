@@ -95,6 +95,7 @@ var casters = map[Type]caster{
 // Transform casts fields; see Config.
 type Transform struct {
 	specs []fieldSpec
+	paths []row.Path // specs[i].path, for row.Convert
 }
 
 type fieldSpec struct {
@@ -121,45 +122,21 @@ func build(cfg *Config) (*Transform, error) {
 		p, _ := row.ParsePath(f)
 		typ := cfg.Specs[f]
 		t.specs = append(t.specs, fieldSpec{p, typ, casters[typ]})
+		t.paths = append(t.paths, p)
 	}
 	return t, nil
 }
 
-type change struct {
-	r map[string]any
-	p row.Path
-	v any
-}
-
 func (t *Transform) apply(_ context.Context, e *events.Event) error {
-	var arr [2]map[string]any
-	rows, err := row.View(e, arr[:0])
-	if err != nil {
-		return err
-	}
-	var buf [8]change
-	pending := buf[:0]
-	for _, r := range rows {
-		for _, s := range t.specs {
-			v, ok := s.path.Get(r)
-			if !ok || v == nil {
-				continue
-			}
-			nv, err := s.cast(v)
-			if err != nil {
-				//lint:ignore ST1005 errors lead with the transform's registered name
-				return fmt.Errorf("Cast: field %q to %s: %w", s.path.String(), s.typ, err)
-			}
-			pending = append(pending, change{r, s.path, nv})
+	return row.Convert(e, t.paths, func(i int, v any) (any, error) {
+		s := t.specs[i]
+		nv, err := s.cast(v)
+		if err != nil {
+			//lint:ignore ST1005 errors lead with the transform's registered name
+			return nil, fmt.Errorf("Cast: field %q to %s: %w", s.path.String(), s.typ, err)
 		}
-	}
-	if len(pending) > 0 {
-		row.Changed(e)
-	}
-	for _, c := range pending {
-		_ = c.p.Set(c.r, c.v) // cannot fail: Get just walked the path
-	}
-	return nil
+		return nv, nil
+	})
 }
 
 // kind names a value's JSON type for errors.
@@ -199,41 +176,6 @@ func numberText(v any) (string, bool) {
 	return "", false
 }
 
-// isDecimal reports whether s is a JSON number, optionally with a leading
-// plus sign (as strings holding numbers sometimes have).
-func isDecimal(s string) bool {
-	i := 0
-	if i < len(s) && (s[i] == '-' || s[i] == '+') {
-		i++
-	}
-	digits := func() int {
-		start := i
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		return i - start
-	}
-	if digits() == 0 {
-		return false
-	}
-	if i < len(s) && s[i] == '.' {
-		i++
-		if digits() == 0 {
-			return false
-		}
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '-' || s[i] == '+') {
-			i++
-		}
-		if digits() == 0 {
-			return false
-		}
-	}
-	return i == len(s)
-}
-
 // numeric returns the decimal text of a number or of a string holding
 // one.
 func numeric(v any) (string, error) {
@@ -245,7 +187,7 @@ func numeric(v any) (string, error) {
 		return "", fmt.Errorf("cannot cast %s", kind(v))
 	}
 	t := strings.TrimSpace(s)
-	if !isDecimal(t) {
+	if !row.IsDecimal(t, true) {
 		return "", fmt.Errorf("%q is not a number", s)
 	}
 	return t, nil

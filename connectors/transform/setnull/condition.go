@@ -12,6 +12,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rivven/rivven-connect/connectors/transform/row"
+
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
@@ -161,7 +163,7 @@ func yamlValue(n *yaml.Node, depth int) (any, error) {
 			}
 			return json.Number(i.String()), nil
 		case "!!float":
-			if isDecimal(n.Value) {
+			if row.IsDecimal(n.Value, false) {
 				return json.Number(n.Value), nil
 			}
 			var f float64
@@ -196,40 +198,6 @@ func yamlValue(n *yaml.Node, depth int) (any, error) {
 		return out, nil
 	}
 	return nil, fmt.Errorf("unsupported YAML value")
-}
-
-// isDecimal reports whether s is a JSON number.
-func isDecimal(s string) bool {
-	i := 0
-	if i < len(s) && s[i] == '-' {
-		i++
-	}
-	digits := func() int {
-		start := i
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		return i - start
-	}
-	if digits() == 0 {
-		return false
-	}
-	if i < len(s) && s[i] == '.' {
-		i++
-		if digits() == 0 {
-			return false
-		}
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '-' || s[i] == '+') {
-			i++
-		}
-		if digits() == 0 {
-			return false
-		}
-	}
-	return i == len(s)
 }
 
 // match reports whether a non-null value meets the condition.

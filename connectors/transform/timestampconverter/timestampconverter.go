@@ -108,40 +108,12 @@ func build(cfg *Config) (*Transform, error) {
 	return t, nil
 }
 
-// change is a conversion computed but not yet stored: an event is either
-// converted completely or, when a field fails, left as it was.
-type change struct {
-	r map[string]any
-	p row.Path
-	v any
-}
-
 func (t *Transform) apply(_ context.Context, e *events.Event) error {
-	var arr [2]map[string]any
-	rows, err := row.View(e, arr[:0])
-	if err != nil {
-		return err
-	}
-	var buf [8]change
-	pending := buf[:0]
-	for _, r := range rows {
-		for _, p := range t.paths {
-			v, ok := p.Get(r)
-			if !ok || v == nil {
-				continue
-			}
-			ts, err := row.ParseTime(v, time.UTC)
-			if err != nil {
-				return fmt.Errorf("TimestampConverter: field %q: %w", p.String(), err)
-			}
-			pending = append(pending, change{r, p, t.format(ts)})
+	return row.Convert(e, t.paths, func(i int, v any) (any, error) {
+		ts, err := row.ParseTime(v, time.UTC)
+		if err != nil {
+			return nil, fmt.Errorf("TimestampConverter: field %q: %w", t.paths[i].String(), err)
 		}
-	}
-	if len(pending) > 0 {
-		row.Changed(e)
-	}
-	for _, c := range pending {
-		_ = c.p.Set(c.r, c.v) // cannot fail: Get just walked the path
-	}
-	return nil
+		return t.format(ts), nil
+	})
 }

@@ -128,38 +128,12 @@ func (t *Transform) render(ts time.Time) string {
 	return string(b)
 }
 
-type change struct {
-	r map[string]any
-	p row.Path
-	v any
-}
-
 func (t *Transform) apply(_ context.Context, e *events.Event) error {
-	var arr [2]map[string]any
-	rows, err := row.View(e, arr[:0])
-	if err != nil {
-		return err
-	}
-	var buf [8]change
-	pending := buf[:0]
-	for _, r := range rows {
-		for _, p := range t.paths {
-			v, ok := p.Get(r)
-			if !ok || v == nil {
-				continue
-			}
-			ts, err := row.ParseTime(v, t.from)
-			if err != nil {
-				return fmt.Errorf("TimezoneConverter: field %q: %w", p.String(), err)
-			}
-			pending = append(pending, change{r, p, t.render(ts)})
+	return row.Convert(e, t.paths, func(i int, v any) (any, error) {
+		ts, err := row.ParseTime(v, t.from)
+		if err != nil {
+			return nil, fmt.Errorf("TimezoneConverter: field %q: %w", t.paths[i].String(), err)
 		}
-	}
-	if len(pending) > 0 {
-		row.Changed(e)
-	}
-	for _, c := range pending {
-		_ = c.p.Set(c.r, c.v) // cannot fail: Get just walked the path
-	}
-	return nil
+		return t.render(ts), nil
+	})
 }
