@@ -13,7 +13,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/rivven/rivven-connect/connectors/transform/row"
-
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
