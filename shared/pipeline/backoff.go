@@ -1,8 +1,9 @@
 package pipeline
 
 import (
-	"context"
 	"time"
+
+	"github.com/rivven/rivven-connect/shared/resilience"
 )
 
 // Backoff is the restart policy of runners: start at Initial, multiply by
@@ -29,25 +30,8 @@ func (b Backoff) Delay(n int) time.Duration {
 	return min(time.Duration(d), b.Max)
 }
 
-// Clock lets tests replace time.
-type Clock interface {
-	Now() time.Time
-	// Sleep waits for d or until ctx is done (then it returns ctx.Err()).
-	Sleep(ctx context.Context, d time.Duration) error
-}
+// Clock lets tests replace time; it is the one resilience defines.
+type Clock = resilience.Clock
 
 // RealClock is the wall clock.
-type RealClock struct{}
-
-func (RealClock) Now() time.Time { return time.Now() }
-
-func (RealClock) Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+type RealClock = resilience.RealClock

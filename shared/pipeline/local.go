@@ -171,35 +171,7 @@ func SecretsSupported(p *config.Pipeline) error {
 
 // ensureTopic applies settings.topic (and a source's topic_config).
 func (l *Local) ensureTopic(ctx context.Context, name string, tc *config.TopicConfig, path string) error {
-	ts := l.p.Settings.Topic
-	auto := ts.AutoCreate
-	want := topic.Spec{Partitions: ts.DefaultPartitions, ReplicationFactor: ts.DefaultReplicationFactor}
-	if tc != nil {
-		if tc.AutoCreate != nil {
-			auto = *tc.AutoCreate
-		}
-		if tc.Partitions > 0 {
-			want.Partitions = tc.Partitions
-		}
-		if tc.ReplicationFactor > 0 {
-			want.ReplicationFactor = tc.ReplicationFactor
-		}
-	}
-	have, err := l.Broker.Describe(ctx, name)
-	switch {
-	case err == nil:
-		if ts.ValidateExisting && have.Partitions != want.Partitions {
-			l.opts.Log.Warn("topic differs from its configuration", "topic", name, "partitions", have.Partitions, "configured", want.Partitions)
-		}
-		return nil
-	case !errors.Is(err, topic.ErrUnknownTopic):
-		return err
-	case auto:
-		return l.Broker.Create(ctx, name, want)
-	case ts.RequireTopicExists:
-		return fmt.Errorf("%s: topic %q does not exist and auto_create is off (settings.topic.require_topic_exists)", path, name)
-	}
-	return nil
+	return EnsureTopic(ctx, l.Broker, l.p.Settings.Topic, name, tc, path, l.opts.Log)
 }
 
 // Statuses returns the status of every connector, sources first.

@@ -14,6 +14,8 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"github.com/rivven/rivven-connect/shared/resilience"
 )
 
 // Limiter delays callers to hold a rate.
@@ -31,24 +33,7 @@ func Burst(eventsPerSecond float64, burst int) int {
 }
 
 // Clock lets tests drive time.
-type Clock interface {
-	Now() time.Time
-	Sleep(ctx context.Context, d time.Duration) error
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-func (realClock) Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+type Clock = resilience.Clock
 
 // Bucket is a token bucket: capacity events_per_second + burst, refilled
 // continuously at events_per_second.
@@ -68,7 +53,7 @@ func NewBucket(eventsPerSecond float64, burst int, clock Clock) (*Bucket, error)
 		return nil, fmt.Errorf("events_per_second must be positive, got %v", eventsPerSecond)
 	}
 	if clock == nil {
-		clock = realClock{}
+		clock = resilience.RealClock{}
 	}
 	c := eventsPerSecond + float64(Burst(eventsPerSecond, burst))
 	return &Bucket{rate: eventsPerSecond, capacity: c, clock: clock, tokens: c, last: clock.Now()}, nil

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/rivven/rivven-connect/shared/resilience"
 )
 
 // gcra admits n events against the theoretical arrival time (TAT) stored at
@@ -48,7 +50,7 @@ func NewRedis(client redis.Scripter, key string, eventsPerSecond float64, burst 
 		return nil, fmt.Errorf("events_per_second must be positive, got %v", eventsPerSecond)
 	}
 	if clock == nil {
-		clock = realClock{}
+		clock = resilience.RealClock{}
 	}
 	return &Redis{
 		client: client, key: key, interval: 1e6 / eventsPerSecond,
