@@ -124,12 +124,6 @@ func (en *env) root(name string) map[string]any {
 func (en *env) attr(name string) any {
 	e := en.e
 	switch name {
-	case "op":
-		return e.Type.Op()
-	case "event_type":
-		return string(e.Type)
-	case "stream":
-		return e.Stream
 	case "namespace":
 		if e.Namespace == nil {
 			return nil
@@ -148,13 +142,8 @@ func (en *env) attr(name string) any {
 			return *e.Namespace
 		}
 		return nil
-	case "table":
-		if e.Source != nil && e.Source.Table != "" {
-			return e.Source.Table
-		}
-		return e.Stream
 	}
-	return nil
+	return en.attrString(name)
 }
 
 type (
