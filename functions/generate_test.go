@@ -13,6 +13,7 @@ import (
 
 	_ "github.com/rivven/rivven-connect/connectors/all"
 	"github.com/rivven/rivven-connect/connectors/catalog"
+	"github.com/rivven/rivven-connect/shared/testenv"
 )
 
 const module = "github.com/rivven/rivven-connect"
@@ -115,8 +116,8 @@ func TestMainsUpToDate(t *testing.T) {
 // transform package, and no cloud SDK unless a pipeline loader is built in
 // (tags rivven_s3, rivven_gcs), and then only that cloud's.
 func TestFunctionsLinkOnlyTheirConnector(t *testing.T) {
-	if testing.Short() {
-		t.Skip("go list over every function")
+	if testing.Short() && !testenv.Required() {
+		t.Skip("go list over every function (never skipped with RIVVEN_REQUIRE_SERVICES=1)")
 	}
 	awsSDK, gcpSDK := "github.com/aws/aws-sdk-go-v2/", "cloud.google.com/go/storage"
 	grpc := "google.golang.org/grpc"

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/testenv"
 )
 
 // The stdout function, built once for the host's architecture with the
@@ -57,6 +58,9 @@ sinks:
 
 func needBinary(t testing.TB) {
 	if stdoutBin == "" {
+		if testenv.Required() {
+			t.Fatal("function binaries were not built (RIVVEN_REQUIRE_SERVICES=1 needs them)")
+		}
 		t.Skip("function binaries are not built in -short mode")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/rivven/rivven-connect/connectors/catalog"
+	"github.com/rivven/rivven-connect/connectors/transform/transformtest"
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/pipeline"
 	"github.com/rivven/rivven-connect/shared/spec"
@@ -18,40 +19,16 @@ const path = "sources.x.transforms[0].config"
 
 func newT(t testing.TB, yaml string) pipeline.Transform {
 	t.Helper()
-	cfg, ps := spec.DecodeString[Config](yaml, path)
-	if len(ps) > 0 {
-		t.Fatal(spec.Problems(ps))
-	}
-	tr, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tr
+	return transformtest.Build(t, yaml, New)
 }
 
 func ev(typ events.Type, data string) *events.Event {
 	return events.New(typ, "orders", events.RawPayload([]byte(data)))
 }
 
-// run applies tr to one event and returns its data as JSON, or the error.
 func run(t *testing.T, tr pipeline.Transform, e *events.Event) (string, error) {
 	t.Helper()
-	out, err := tr.Apply(context.Background(), []*events.Event{e})
-	var te *pipeline.TransformError
-	if errors.As(err, &te) {
-		if len(out) != 0 || te.Failed[0].Event != e {
-			t.Errorf("failed event passed on")
-		}
-		return "", te.Failed[0].Err
-	}
-	if err != nil || len(out) != 1 || out[0] != e {
-		t.Fatalf("out %v err %v", out, err)
-	}
-	b, err := e.Data.JSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b), nil
+	return transformtest.Run(t, tr, e)
 }
 
 func TestRegistered(t *testing.T) {

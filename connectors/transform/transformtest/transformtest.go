@@ -5,6 +5,7 @@ package transformtest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -90,4 +91,27 @@ func JSON(t testing.TB, s string) string {
 	}
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// Run applies a transform that changes events in place to one event and
+// returns the event's data as JSON, or the error the transform reported
+// for it (checking that a failed event is not passed on as well).
+func Run(t testing.TB, tr pipeline.Transform, e *events.Event) (string, error) {
+	t.Helper()
+	out, err := tr.Apply(context.Background(), []*events.Event{e})
+	var te *pipeline.TransformError
+	if errors.As(err, &te) {
+		if len(out) != 0 || te.Failed[0].Event != e {
+			t.Errorf("failed event passed on")
+		}
+		return "", te.Failed[0].Err
+	}
+	if err != nil || len(out) != 1 || out[0] != e {
+		t.Fatalf("out %v err %v", out, err)
+	}
+	b, err := e.Data.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b), nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/rivven/rivven-connect/connectors/catalog"
+	"github.com/rivven/rivven-connect/connectors/transform/transformtest"
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/pipeline"
 	"github.com/rivven/rivven-connect/shared/spec"
@@ -18,15 +19,7 @@ const path = "sources.x.transforms[0].config"
 
 func newT(t testing.TB, yaml string) pipeline.Transform {
 	t.Helper()
-	cfg, ps := spec.DecodeString[Config](yaml, path)
-	if len(ps) > 0 {
-		t.Fatal(spec.Problems(ps))
-	}
-	tr, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tr
+	return transformtest.Build(t, yaml, New)
 }
 
 func ev(typ events.Type, data string) *events.Event {
