@@ -188,7 +188,7 @@ func (r *SourceRunner) takeEpoch(ctx context.Context) error {
 	}
 	r.epoch = e
 	r.Status.Epoch.Store(e)
-	r.Log.Debug("source instance holds its epoch; older instances are fenced", "source", r.Name, "epoch", e)
+	r.Log.Info("source instance holds its epoch; older instances are fenced", "source", r.Name, "epoch", e)
 	return nil
 }
 
