@@ -286,6 +286,39 @@ func (p *Payload) child(key string) (map[string]any, error) {
 	}
 }
 
+// Field returns one top-level field of object data. While the data is
+// still its original bytes only that field is decoded (an update's
+// "after" without its "before"); the result is not cached, so callers
+// that keep the data should use Object.
+func (p *Payload) Field(key string) (any, bool, error) {
+	if p.decoded || len(p.raw) == 0 {
+		m, err := p.Object()
+		if err != nil || m == nil {
+			return nil, false, err
+		}
+		v, ok := m[key]
+		return v, ok, nil
+	}
+	var raw []byte
+	err := objectFields(p.raw, func(k, v []byte) error {
+		if keyIs(k, key) {
+			raw = v
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("decode data: %w", err)
+	}
+	if raw == nil {
+		return nil, false, nil
+	}
+	v, err := decodeValue(raw)
+	if err != nil {
+		return nil, false, fmt.Errorf("decode data.%s: %w", key, err)
+	}
+	return v, true, nil
+}
+
 // Changed reports whether the data was changed since it was decoded.
 func (p *Payload) Changed() bool { return p.dirty }
 

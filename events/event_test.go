@@ -151,3 +151,25 @@ func TestDeadLetterMarshal(t *testing.T) {
 		t.Errorf("optional fields written: %s", b)
 	}
 }
+
+func TestPayloadFieldDecodesOnlyThatField(t *testing.T) {
+	p := RawPayload([]byte(`{"before":{"a":1},"after":{"a":2,"b":"x"}}`))
+	v, ok, err := p.Field("after")
+	if err != nil || !ok || v.(map[string]any)["b"] != "x" {
+		t.Fatalf("after = %v %v %v", v, ok, err)
+	}
+	if p.decoded {
+		t.Fatal("Field decoded the whole payload")
+	}
+	if _, ok, _ := p.Field("missing"); ok {
+		t.Fatal("missing field reported present")
+	}
+	p.Set(map[string]any{"after": "changed"})
+	if v, _, _ := p.Field("after"); v != "changed" {
+		t.Fatalf("Field ignores a changed payload: %v", v)
+	}
+	bad := RawPayload([]byte(`{"after":`))
+	if _, _, err := bad.Field("after"); err == nil {
+		t.Fatal("malformed data accepted")
+	}
+}

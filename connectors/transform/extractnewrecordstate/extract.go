@@ -82,9 +82,13 @@ func (x *extract) apply(_ context.Context, e *events.Event) ([]*events.Event, er
 		}
 		row, err = e.After()
 	case events.Update:
-		row, err = e.After()
-		if err == nil && row == nil {
-			return nil, fmt.Errorf("update event has no after row")
+		// Only the after image is decoded: the envelope is replaced.
+		var v any
+		if v, _, err = e.Data.Field("after"); err == nil {
+			row, _ = v.(map[string]any)
+			if row == nil {
+				return nil, fmt.Errorf("update event has no after row")
+			}
 		}
 	case events.Delete:
 		before, berr := e.Before()
