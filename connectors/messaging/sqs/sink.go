@@ -1,0 +1,291 @@
+package sqs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/rivven/rivven-connect/connectors/catalog"
+	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/spec"
+)
+
+func init() {
+	catalog.RegisterSink[SinkConfig](catalog.Meta{
+		Name:        "sqs-sink",
+		Category:    catalog.Messaging,
+		Subcategory: "Queues",
+		Description: "Sends events to an Amazon SQS queue (standard or FIFO) with SendMessageBatch; per-message failures are reported per event.",
+		Tags:        []string{"sqs", "aws", "amazon", "queue", "fifo"},
+	}, NewSink)
+}
+
+// SinkConfig is the sqs-sink's config block.
+type SinkConfig struct {
+	QueueURL            string `yaml:"queue_url" required:"true" doc:"Full SQS queue URL, like https://sqs.us-east-1.amazonaws.com/123456789012/my-queue; a name ending in .fifo is a FIFO queue."`
+	Region              string `yaml:"region" doc:"AWS region; when empty the region in queue_url's host, else us-east-1."`
+	EndpointURL         string `yaml:"endpoint_url" doc:"Endpoint to call instead of AWS's (LocalStack, tests)."`
+	BatchSize           int    `yaml:"batch_size" default:"10" min:"1" max:"10" doc:"Messages per SendMessageBatch request (a request also stays within 256 KiB)."`
+	BatchTimeoutMS      int    `yaml:"batch_timeout_ms" default:"1000" min:"0" doc:"Max wait before flush. Accepted for compatibility: the engine hands the sink whole batches and each Write sends its batch at once, so nothing waits."`
+	MessageGroupID      string `yaml:"message_group_id" doc:"Static MessageGroupId (FIFO queues; on standard queues it makes fair-queue groups). With message_group_id_field it is the fallback for events without that field."`
+	MessageGroupIDField string `yaml:"message_group_id_field" doc:"Event field (of the row: after, or before for deletes) whose value is the MessageGroupId."`
+	DedupIDField        string `yaml:"deduplication_id_field" doc:"Event field whose value is the MessageDeduplicationId (FIFO queues); events without it rely on the queue's content-based deduplication."`
+	DelaySeconds        int    `yaml:"delay_seconds" default:"0" min:"0" max:"900" doc:"Message delay in seconds (standard queues; FIFO queues only have a queue-level delay)."`
+	IncludeMetadata     bool   `yaml:"include_metadata" default:"true" doc:"Send event_type, stream, namespace, timestamp, position, transaction_id and codec as String message attributes."`
+	Codec               string `yaml:"codec" default:"rivven" enum:"rivven,debezium,cloudevents" doc:"Message body encoding: Rivven event JSON, Debezium change envelope or CloudEvents (structured JSON)."`
+	Auth                *Auth  `yaml:"auth" doc:"Credentials; without it the AWS default credential chain."`
+}
+
+// Validate checks what the tags cannot express.
+func (c *SinkConfig) Validate() []spec.Problem {
+	q, ps := checkCommon(c.QueueURL, c.Region, c.EndpointURL, c.Auth)
+	if c.BatchSize < 1 || c.BatchSize > 10 {
+		ps = append(ps, spec.Problem{Path: "batch_size", Message: "must be between 1 and 10"})
+	}
+	if c.DelaySeconds < 0 || c.DelaySeconds > 900 {
+		ps = append(ps, spec.Problem{Path: "delay_seconds", Message: "must be between 0 and 900"})
+	}
+	if _, err := events.CodecByName(c.Codec); err != nil {
+		ps = append(ps, spec.Problem{Path: "codec", Message: err.Error()})
+	}
+	if len(c.MessageGroupID) > 128 {
+		ps = append(ps, spec.Problem{Path: "message_group_id", Message: "at most 128 characters"})
+	}
+	if q.url != "" {
+		if q.fifo && c.MessageGroupID == "" && c.MessageGroupIDField == "" {
+			ps = append(ps, spec.Problem{Path: "message_group_id", Message: "a FIFO queue needs message_group_id or message_group_id_field"})
+		}
+		if q.fifo && c.DelaySeconds != 0 {
+			ps = append(ps, spec.Problem{Path: "delay_seconds", Message: "FIFO queues take no per-message delay (set the queue's DelaySeconds)"})
+		}
+		if !q.fifo && c.DedupIDField != "" {
+			ps = append(ps, spec.Problem{Path: "deduplication_id_field", Message: "deduplication applies to FIFO queues (a name ending in .fifo) only"})
+		}
+	}
+	return ps
+}
+
+// Limits of SQS (as of the API reference this was written from).
+const (
+	maxMessageBytes = 256 * 1024 // one message: body plus attribute names, types and values
+	maxBatchBytes   = 256 * 1024 // the sum of a SendMessageBatch request's messages
+)
+
+// Sink sends events to one queue.
+type Sink struct {
+	cfg    SinkConfig
+	q      queue
+	codec  events.Codec
+	client *awssqs.Client
+}
+
+// NewSink builds an sqs-sink.
+func NewSink(cfg *SinkConfig) (pipeline.Sink, error) {
+	if ps := cfg.Validate(); len(ps) > 0 {
+		return nil, pipeline.Fatal(spec.Problems(ps))
+	}
+	q, _ := parseQueueURL(cfg.QueueURL)
+	codec, _ := events.CodecByName(cfg.Codec)
+	client, err := newClient(context.Background(), q, cfg.Region, cfg.EndpointURL, cfg.Auth)
+	if err != nil {
+		return nil, pipeline.Fatal(err)
+	}
+	return &Sink{cfg: *cfg, q: q, codec: codec, client: client}, nil
+}
+
+// Check calls GetQueueAttributes.
+func (s *Sink) Check(ctx context.Context) error { return checkQueue(ctx, s.client, s.q) }
+
+// entry is one event ready to send.
+type entry struct {
+	index int
+	e     types.SendMessageBatchRequestEntry
+	size  int
+}
+
+// Write sends the batch in SendMessageBatch requests of at most batch_size
+// messages and 256 KiB. Events that cannot be encoded, are too large or
+// that SQS rejects are reported in a *pipeline.WriteError by their index.
+// On a FIFO queue the first failed request fails every later event too, so
+// that a retry keeps the order.
+func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
+	failed := map[int]error{}
+	var ready []entry
+	for i, ev := range batch {
+		en, err := s.entry(i, ev)
+		if err != nil {
+			failed[i] = err
+			continue
+		}
+		ready = append(ready, en)
+	}
+	sent := 0
+	for start := 0; start < len(ready); {
+		end, bytes := start, 0
+		for end < len(ready) && end-start < s.cfg.BatchSize && bytes+ready[end].size <= maxBatchBytes {
+			bytes += ready[end].size
+			end++
+		}
+		chunk := ready[start:end]
+		start = end
+		reqEntries := make([]types.SendMessageBatchRequestEntry, len(chunk))
+		byID := make(map[string]int, len(chunk))
+		for i, en := range chunk {
+			reqEntries[i] = en.e
+			byID[*en.e.Id] = en.index
+		}
+		out, err := s.client.SendMessageBatch(ctx, &awssqs.SendMessageBatchInput{QueueUrl: aws.String(s.q.url), Entries: reqEntries})
+		if err != nil {
+			if sent == 0 && len(failed) == 0 {
+				return fmt.Errorf("sqs: SendMessageBatch: %w", err)
+			}
+			for _, en := range chunk {
+				failed[en.index] = fmt.Errorf("sqs: SendMessageBatch: %w", err)
+			}
+			if s.q.fifo {
+				s.failRest(failed, ready[start:], "an earlier request of the batch failed")
+				break
+			}
+			continue
+		}
+		ok := 0
+		for _, f := range out.Failed {
+			idx, known := byID[aws.ToString(f.Id)]
+			if !known {
+				continue
+			}
+			failed[idx] = fmt.Errorf("sqs: message rejected: %s: %s (sender fault: %v)", aws.ToString(f.Code), aws.ToString(f.Message), f.SenderFault)
+		}
+		for _, r := range out.Successful {
+			if _, known := byID[aws.ToString(r.Id)]; known {
+				ok++
+			}
+		}
+		// An entry in neither list was not confirmed: report it failed.
+		if ok+len(out.Failed) < len(chunk) {
+			seen := map[string]bool{}
+			for _, r := range out.Successful {
+				seen[aws.ToString(r.Id)] = true
+			}
+			for _, f := range out.Failed {
+				seen[aws.ToString(f.Id)] = true
+			}
+			for _, en := range chunk {
+				if !seen[*en.e.Id] {
+					failed[en.index] = errors.New("sqs: SendMessageBatch did not report this message")
+				}
+			}
+		}
+		sent += ok
+		if s.q.fifo && ok < len(chunk) {
+			s.failRest(failed, ready[start:], "an earlier message of the batch failed (FIFO order)")
+			break
+		}
+	}
+	if len(failed) > 0 {
+		return &pipeline.WriteError{Failed: failed}
+	}
+	return nil
+}
+
+func (s *Sink) failRest(failed map[int]error, rest []entry, why string) {
+	for _, en := range rest {
+		failed[en.index] = errors.New("sqs: not sent: " + why)
+	}
+}
+
+// entry encodes one event; its Id is its index in the batch.
+func (s *Sink) entry(i int, ev *events.Event) (entry, error) {
+	body, err := s.codec.Append(nil, ev)
+	if err != nil {
+		return entry{}, fmt.Errorf("sqs: encode: %w", err)
+	}
+	en := types.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(string(body))}
+	size := len(body)
+	if s.cfg.DelaySeconds > 0 {
+		en.DelaySeconds = int32(s.cfg.DelaySeconds)
+	}
+	if s.cfg.IncludeMetadata {
+		attrs := map[string]types.MessageAttributeValue{}
+		add := func(k, v string) {
+			if v != "" {
+				attrs[k] = types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(v)}
+				size += len(k) + len("String") + len(v)
+			}
+		}
+		add("event_type", string(ev.Type))
+		add("stream", ev.Stream)
+		if ev.Namespace != nil {
+			add("namespace", *ev.Namespace)
+		}
+		if !ev.Timestamp.IsZero() {
+			add("timestamp", string(events.AppendTimestamp(nil, ev.Timestamp)))
+		}
+		add("position", ev.Metadata.Position)
+		add("transaction_id", ev.Metadata.TransactionID)
+		add("codec", s.codec.Name())
+		en.MessageAttributes = attrs
+	}
+	if size > maxMessageBytes {
+		return entry{}, fmt.Errorf("sqs: message of %d bytes (body and attributes) exceeds the SQS limit of %d bytes (256 KiB)", size, maxMessageBytes)
+	}
+	group := s.cfg.MessageGroupID
+	if f := s.cfg.MessageGroupIDField; f != "" {
+		v, ok, err := fieldString(ev, f)
+		switch {
+		case err != nil:
+			return entry{}, fmt.Errorf("sqs: message_group_id_field: %w", err)
+		case ok:
+			group = v
+		case group == "" && s.q.fifo:
+			return entry{}, fmt.Errorf("sqs: the event has no field %q for the MessageGroupId (and no message_group_id is set)", f)
+		}
+	}
+	if len(group) > 128 {
+		return entry{}, fmt.Errorf("sqs: MessageGroupId %.20q... is longer than 128 characters", group)
+	}
+	if group != "" {
+		en.MessageGroupId = aws.String(group)
+	}
+	if f := s.cfg.DedupIDField; f != "" {
+		v, ok, err := fieldString(ev, f)
+		if err != nil {
+			return entry{}, fmt.Errorf("sqs: deduplication_id_field: %w", err)
+		}
+		if len(v) > 128 {
+			return entry{}, fmt.Errorf("sqs: MessageDeduplicationId %.20q... is longer than 128 characters", v)
+		}
+		if ok && v != "" {
+			en.MessageDeduplicationId = aws.String(v)
+		}
+	}
+	return entry{index: i, e: en, size: size}, nil
+}
+
+// fieldString reads a top-level field of the event's row as a string:
+// strings as they are, other values as JSON.
+func fieldString(ev *events.Event, key string) (string, bool, error) {
+	row, err := ev.Row()
+	if err != nil {
+		return "", false, err
+	}
+	v, ok := row[key]
+	if !ok || v == nil {
+		return "", false, nil
+	}
+	if s, isStr := v.(string); isStr {
+		return s, true, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", false, err
+	}
+	return string(b), true, nil
+}
