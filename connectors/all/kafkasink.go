@@ -1,0 +1,5 @@
+//go:build !custom || kafka || kafka_sink
+
+package all
+
+import _ "github.com/rivven/rivven-connect/connectors/messaging/kafka"
