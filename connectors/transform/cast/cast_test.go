@@ -1,10 +1,7 @@
 package cast
 
 import (
-	"context"
 	"errors"
-	"runtime"
-	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -217,47 +214,6 @@ func TestRoundTrip(t *testing.T) {
 func BenchmarkCast(b *testing.B) {
 	const raw = `{"order_id":"1","customer_id":7592,"product":"Ultra Kit","quantity":"3","total":"41.16","status":"cancelled"}`
 	tr := newT(b, "specs: {order_id: int64, quantity: int32, total: float64, customer_id: string}")
-	b.Run("apply", func(b *testing.B) { bench(b, tr, events.Insert, raw, false) })
-	b.Run("apply+marshal", func(b *testing.B) { bench(b, tr, events.Insert, raw, true) })
-}
-
-// bench applies tr to decoded events in batches of 1024, the size of a
-// source batch (decoding them is not timed); one op is one event. With
-// marshal each event is also encoded to Rivven JSON, as publishing does.
-func bench(b *testing.B, tr pipeline.Transform, typ events.Type, raw string, marshal bool) {
-	const n = 1024
-	batch := make([]*events.Event, n)
-	var buf []byte
-	b.ReportAllocs()
-	b.ResetTimer()
-	// The timed part runs with the collector off; the garbage of decoding
-	// is collected before it, so each run measures the transform and not
-	// how far a collection of the test's own allocations got.
-	gc := debug.SetGCPercent(-1)
-	defer debug.SetGCPercent(gc)
-	for done := 0; done < b.N; done += n {
-		b.StopTimer()
-		runtime.GC()
-		k := min(n, b.N-done)
-		for i := range k {
-			e := events.New(typ, "orders", events.RawPayload([]byte(raw)))
-			if _, err := e.Data.Value(); err != nil {
-				b.Fatal(err)
-			}
-			batch[i] = e
-		}
-		b.StartTimer()
-		out, err := tr.Apply(context.Background(), batch[:k])
-		if err != nil || len(out) != k {
-			b.Fatal(len(out), err)
-		}
-		if marshal {
-			for _, e := range out {
-				if buf, err = events.Rivven.Append(buf[:0], e); err != nil {
-					b.Fatal(err)
-				}
-			}
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/event")
+	b.Run("apply", func(b *testing.B) { transformtest.Bench(b, tr, events.Insert, raw, false) })
+	b.Run("apply+marshal", func(b *testing.B) { transformtest.Bench(b, tr, events.Insert, raw, true) })
 }

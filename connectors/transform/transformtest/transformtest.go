@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"runtime"
+	"runtime/debug"
 	"testing"
 	"time"
 
@@ -114,4 +116,45 @@ func Run(t testing.TB, tr pipeline.Transform, e *events.Event) (string, error) {
 		t.Fatal(err)
 	}
 	return string(b), nil
+}
+
+// Bench applies tr to decoded events in batches of 1024, the size of a
+// source batch (decoding them is not timed); one op is one event. With
+// marshal each event is also encoded to Rivven JSON, as publishing does.
+func Bench(b *testing.B, tr pipeline.Transform, typ events.Type, raw string, marshal bool) {
+	const n = 1024
+	batch := make([]*events.Event, n)
+	var buf []byte
+	b.ReportAllocs()
+	b.ResetTimer()
+	// The timed part runs with the collector off; the garbage of decoding
+	// is collected before it, so each run measures the transform and not
+	// how far a collection of the test's own allocations got.
+	gc := debug.SetGCPercent(-1)
+	defer debug.SetGCPercent(gc)
+	for done := 0; done < b.N; done += n {
+		b.StopTimer()
+		runtime.GC()
+		k := min(n, b.N-done)
+		for i := range k {
+			e := events.New(typ, "orders", events.RawPayload([]byte(raw)))
+			if _, err := e.Data.Value(); err != nil {
+				b.Fatal(err)
+			}
+			batch[i] = e
+		}
+		b.StartTimer()
+		out, err := tr.Apply(context.Background(), batch[:k])
+		if err != nil || len(out) != k {
+			b.Fatal(len(out), err)
+		}
+		if marshal {
+			for _, e := range out {
+				if buf, err = events.Rivven.Append(buf[:0], e); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/event")
 }
