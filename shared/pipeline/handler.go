@@ -293,22 +293,7 @@ func (h *Handler) Handle(ctx context.Context, recs []Record) (Result, error) {
 			delete(failed, i)
 		}
 	}
-	if len(dead) > 0 {
-		if err := h.deadLetter(ctx, recs, attempt, dead); err != nil {
-			// Could not dead-letter: report them failed so nothing is lost.
-			h.Status.Fail(err)
-			for _, d := range dead {
-				failed[d.idx] = err
-			}
-		} else {
-			res.DeadLettered = len(dead)
-		}
-	}
-	for i, r := range recs {
-		if _, ok := failed[i]; ok {
-			res.Failed, res.FailedIdx = append(res.Failed, r.ID), append(res.FailedIdx, i)
-		}
-	}
+	h.conclude(ctx, recs, attempt, dead, failed, &res)
 	if h.Ledger != nil {
 		if err := h.settleLocked(ctx, recs, adm, attempt, failed, outcome); err != nil {
 			return res, err
@@ -397,21 +382,7 @@ func (h *Handler) rejectLocked(ctx context.Context, recs []Record, adm resilienc
 		}
 		failed[i] = err
 	}
-	if len(dead) > 0 {
-		if derr := h.deadLetter(ctx, recs, attempt, dead); derr != nil {
-			h.Status.Fail(derr)
-			for _, d := range dead {
-				failed[d.idx] = derr
-			}
-		} else {
-			res.DeadLettered = len(dead)
-		}
-	}
-	for i, r := range recs {
-		if _, ok := failed[i]; ok {
-			res.Failed, res.FailedIdx = append(res.Failed, r.ID), append(res.FailedIdx, i)
-		}
-	}
+	h.conclude(ctx, recs, attempt, dead, failed, &res)
 	if serr := h.settleLocked(ctx, recs, adm, attempt, failed, resilience.WriteSkipped); serr != nil {
 		return res, serr
 	}
@@ -584,4 +555,24 @@ func (h *Handler) Close(ctx context.Context) error {
 		return c.Close(ctx)
 	}
 	return nil
+}
+
+// conclude dead-letters what must go there (or, when that fails, reports it
+// failed so nothing is lost) and lists the failed records in res.
+func (h *Handler) conclude(ctx context.Context, recs []Record, attempt []int, dead []deadRecord, failed map[int]error, res *Result) {
+	if len(dead) > 0 {
+		if err := h.deadLetter(ctx, recs, attempt, dead); err != nil {
+			h.Status.Fail(err)
+			for _, d := range dead {
+				failed[d.idx] = err
+			}
+		} else {
+			res.DeadLettered = len(dead)
+		}
+	}
+	for i, r := range recs {
+		if _, ok := failed[i]; ok {
+			res.Failed, res.FailedIdx = append(res.Failed, r.ID), append(res.FailedIdx, i)
+		}
+	}
 }
