@@ -110,6 +110,12 @@ func TestLocalDeliversExactlyMaxEventsInKeyOrder(t *testing.T) {
 	if n, _ := l.Broker.Partitions("t"); n != 4 {
 		t.Fatalf("topic has %d partitions, want 4 (settings.topic.default_partitions)", n)
 	}
+	// What every group committed is released: offset 0 is gone.
+	fctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if msgs, err := l.Broker.Fetch(fctx, "t", 0, 0, 1); err == nil && msgs[0].Offset == 0 {
+		t.Fatal("consumed messages were kept in memory")
+	}
 	for _, st := range l.Statuses() {
 		if st.State() != Stopped {
 			t.Errorf("%s %s ended %v", st.Kind, st.Name, st.State())
