@@ -98,6 +98,9 @@ func (d *statusDisplay) draw(final bool, elapsed time.Duration) {
 			if e := s.LastError(); e != "" {
 				line["last_error"] = e
 			}
+			if p := s.Progress(); len(p) > 0 {
+				line["progress"] = p
+			}
 			b, _ := json.Marshal(line)
 			fmt.Fprintf(d.w, "%s\n", b)
 		}
@@ -122,6 +125,9 @@ func (d *statusDisplay) draw(final bool, elapsed time.Duration) {
 			s.Kind, s.Name, s.Connector, s.State(), human(float64(s.EventsIn.Load())), human(float64(out)), s.Errors.Load(), lag, rate)
 		if n := s.DeadLettered.Load(); n > 0 {
 			line += fmt.Sprintf("  dlq %d", n)
+		}
+		if p := s.ProgressLine(human); p != "" && !final {
+			line += "  " + p
 		}
 		if e := s.LastError(); e != "" && (s.State() == pipeline.Failed || final) {
 			line += "  last error: " + e

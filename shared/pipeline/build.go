@@ -116,6 +116,7 @@ func NewSinkHandler(p *config.Pipeline, name string, f Factory, d Deps) (*Handle
 		Name: name, Sink: sink, Transforms: chain, DeadLetters: d.Producer, DeadLetterTopic: s.DeadLetterTopic,
 		Status: NewStatus(name, s.Connector, "sink"), Log: d.log(),
 		MaxConsecutiveErrors: p.Settings.MaxConsecutiveErrors, MaxAttempts: p.Settings.Retry.MaxRetries + 1,
+		Metrics: d.Metrics,
 	}
 	if d.Metrics != nil {
 		h.Latency = d.Metrics.BatchLatency(name, s.Connector, "sink")
@@ -193,6 +194,7 @@ func NewSourceRunner(p *config.Pipeline, name string, f Factory, d Deps) (*Sourc
 	r := &SourceRunner{
 		Name: name, Source: src, Transforms: chain, Topic: s.Topic, DeadLetterTopic: s.DeadLetterTopic,
 		Producer: d.Producer, Store: d.Store, Status: NewStatus(name, s.Connector, "source"), Log: d.log(),
+		Metrics: d.Metrics,
 	}
 	if f, ok := d.Store.(state.Fencer); ok {
 		r.Fencer = f

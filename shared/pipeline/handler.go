@@ -13,6 +13,7 @@ import (
 	"github.com/rivven/rivven-connect/shared/ratelimit"
 	"github.com/rivven/rivven-connect/shared/resilience"
 	"github.com/rivven/rivven-connect/shared/state"
+	"github.com/rivven/rivven-connect/shared/telemetry"
 	"github.com/rivven/rivven-connect/shared/topic"
 )
 
@@ -85,6 +86,8 @@ type Handler struct {
 	// Rejections, when set, counts batches the open breaker refused
 	// (the <connector>.circuit_breaker.rejected metric).
 	Rejections interface{ Inc() }
+	// Metrics, when set, receives the sink's own metrics (Runtime).
+	Metrics *telemetry.Registry
 
 	once        sync.Once
 	checked     bool
@@ -92,6 +95,7 @@ type Handler struct {
 	consecutive int
 	one         [1]*events.Event
 	attempt     []int // per-batch scratch, reused under mu
+	rt          *Runtime
 }
 
 func (h *Handler) init() {
@@ -108,6 +112,7 @@ func (h *Handler) init() {
 		if h.Status == nil {
 			h.Status = NewStatus(h.Name, "", "sink")
 		}
+		h.rt = &Runtime{Name: h.Name, Log: h.Log, Metrics: h.Metrics, Status: h.Status}
 	})
 }
 
@@ -245,7 +250,7 @@ func (h *Handler) Handle(ctx context.Context, recs []Record) (Result, error) {
 		}
 		if err == nil {
 			start := h.Clock.Now()
-			err = h.Sink.Write(resilience.WithEpoch(ctx, h.Status.Epoch.Load()), batch)
+			err = h.Sink.Write(WithRuntime(resilience.WithEpoch(ctx, h.Status.Epoch.Load()), h.rt), batch)
 			if h.Latency != nil {
 				h.Latency.Observe(h.Clock.Now().Sub(start).Seconds())
 			}

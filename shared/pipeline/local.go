@@ -116,7 +116,7 @@ func NewLocal(ctx context.Context, p *config.Pipeline, f Factory, opts LocalOpti
 		if err := l.ensureTopic(ctx, s.Topic, s.TopicConfig, path+".topic"); err != nil {
 			return nil, err
 		}
-		r, err := NewSourceRunner(p, name, f, Deps{Store: opts.Store, Producer: l.Broker, Log: opts.Log})
+		r, err := NewSourceRunner(p, name, f, Deps{Store: opts.Store, Producer: l.Broker, Log: opts.Log, Metrics: opts.Metrics})
 		if err != nil {
 			return nil, err
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/ratelimit"
 	"github.com/rivven/rivven-connect/shared/state"
+	"github.com/rivven/rivven-connect/shared/telemetry"
 	"github.com/rivven/rivven-connect/shared/topic"
 )
 
@@ -29,8 +30,10 @@ type SourceRunner struct {
 	Codec           events.Codec // nil = Rivven JSON
 	Status          *Status
 	Log             *slog.Logger
-	Backoff         Backoff // zero = RestartBackoff
-	Clock           Clock   // nil = RealClock
+	// Metrics, when set, receives the source's own metrics (Runtime).
+	Metrics *telemetry.Registry
+	Backoff Backoff // zero = RestartBackoff
+	Clock   Clock   // nil = RealClock
 	// Budget, when set, is shared by all sources: each event published takes
 	// one; the source stops once it is spent (local --max-events).
 	Budget *Budget
@@ -258,7 +261,7 @@ func (r *SourceRunner) runOnce(ctx context.Context) (published bool, err error) 
 		defer func() { stopWatch(); <-watched }()
 	}
 	em := &sourceEmitter{r: r, cancel: cancel}
-	err = r.Source.Read(rctx, resume, em)
+	err = r.Source.Read(WithRuntime(rctx, &Runtime{Name: r.Name, Log: r.Log, Metrics: r.Metrics, Status: r.Status}), resume, em)
 	switch cause := context.Cause(rctx); {
 	case errors.Is(cause, errBudgetSpent):
 		err = errBudgetSpent

@@ -59,9 +59,10 @@ type Status struct {
 	// -1 without a breaker.
 	Breaker atomic.Int32
 
-	mu      sync.Mutex
-	lastErr string
-	errAt   time.Time
+	mu       sync.Mutex
+	lastErr  string
+	errAt    time.Time
+	progress map[string]TaskProgress
 }
 
 // NewStatus returns a status in state Starting.
@@ -122,6 +123,8 @@ type Detail struct {
 	Breaker      string `json:"circuit_breaker,omitempty"`
 	LastError    string `json:"last_error,omitempty"`
 	LastErrorAt  string `json:"last_error_at,omitempty"`
+	// Progress lists long tasks under way (snapshots).
+	Progress []TaskProgress `json:"progress,omitempty"`
 }
 
 // Detail returns the status for health output; redact (may be nil)
@@ -145,6 +148,9 @@ func (s *Status) Detail(redact func(string) string) Detail {
 		d.LastErrorAt = s.errAt.UTC().Format(time.RFC3339)
 	}
 	s.mu.Unlock()
+	if p := s.Progress(); len(p) > 0 {
+		d.Progress = p
+	}
 	if redact != nil {
 		d.LastError = redact(d.LastError)
 	}

@@ -1,0 +1,57 @@
+package pipeline
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/rivven/rivven-connect/shared/state"
+	"github.com/rivven/rivven-connect/shared/telemetry"
+)
+
+// progressSource reports progress and a metric through the runtime the
+// runner gives it.
+type progressSource struct{ sawName string }
+
+func (p *progressSource) Read(ctx context.Context, _ []byte, emit Emitter) error {
+	rt := RuntimeFrom(ctx)
+	p.sawName = rt.Name
+	rt.Progress("public.orders", 40, 100)
+	rt.Counter("test.rows", "rows").Add(3)
+	return nil
+}
+
+func TestRuntimeReachesSourceAndStatus(t *testing.T) {
+	reg := telemetry.NewRegistry()
+	src := &progressSource{}
+	store, err := state.NewEmbedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	r := &SourceRunner{Store: store, Name: "db", Source: src, Topic: "t", Status: NewStatus("db", "x", "source"), Metrics: reg}
+	r.defaults()
+	if _, err := r.runOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if src.sawName != "db" {
+		t.Fatalf("runtime name %q", src.sawName)
+	}
+	if got := r.Status.ProgressLine(func(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }); got != "public.orders 40/100 (40%)" {
+		t.Fatalf("progress line %q", got)
+	}
+	if d := r.Status.Detail(nil); len(d.Progress) != 1 || d.Progress[0].Done != 40 {
+		t.Fatalf("detail progress %+v", d.Progress)
+	}
+	var b strings.Builder
+	if err := reg.WritePrometheus(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`test_rows{connector="db"} 3`, `progress_done{connector="db",task="public.orders"} 40`} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("metrics lack %s:\n%s", want, b.String())
+		}
+	}
+	RuntimeFrom(context.Background()).Progress("x", 1, 2) // no runtime: harmless
+}
