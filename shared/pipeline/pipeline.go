@@ -151,3 +151,29 @@ var ErrFatal = errors.New("fatal")
 
 // Fatal wraps err so that errors.Is(err, ErrFatal) holds.
 func Fatal(err error) error { return fmt.Errorf("%w: %w", ErrFatal, err) }
+
+// Discoverer is implemented by sources that can list what they could
+// read (tables of a database, say), for `rivven-connect discover`.
+type Discoverer interface {
+	Discover(ctx context.Context) ([]Stream, error)
+}
+
+// Stream is one readable thing a Discoverer found.
+type Stream struct {
+	Namespace  string   `json:"namespace,omitempty"` // schema or database
+	Name       string   `json:"name"`
+	PrimaryKey []string `json:"primary_key,omitempty"`
+	Columns    []Column `json:"columns,omitempty"`
+	// RowEstimate is the server's estimate of the row count (-1 unknown).
+	RowEstimate int64 `json:"row_estimate"`
+	// Note says why the stream cannot be read as configured (no primary
+	// key and no replica identity, excluded by a filter, ...), if so.
+	Note string `json:"note,omitempty"`
+}
+
+// Column is one column of a Stream.
+type Column struct {
+	Name     string `json:"name"`
+	Type     string `json:"type"`
+	Nullable bool   `json:"nullable"`
+}
