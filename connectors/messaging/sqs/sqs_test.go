@@ -14,6 +14,7 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/rivven/rivven-connect/connectors/catalog"
+	"github.com/rivven/rivven-connect/connectors/messaging/sqs/sqsfake"
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/pipeline"
 	"github.com/rivven/rivven-connect/shared/spec"
@@ -133,10 +134,10 @@ func TestConfig(t *testing.T) {
 }
 
 // createQueue creates a queue in the fake through the SDK.
-func createQueue(t *testing.T, f *fakeSQS, name string, attrs map[string]string) string {
+func createQueue(t *testing.T, f *sqsfake.Server, name string, attrs map[string]string) string {
 	t.Helper()
-	q, _ := parseQueueURL(f.url("bootstrap"))
-	c, err := newClient(context.Background(), q, "us-east-1", f.srv.URL, testAuth)
+	q, _ := parseQueueURL(f.URL("bootstrap"))
+	c, err := newClient(context.Background(), q, "us-east-1", f.HTTP.URL, testAuth)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,9 +152,9 @@ func createQueue(t *testing.T, f *fakeSQS, name string, attrs map[string]string)
 	return aws.ToString(out.QueueUrl)
 }
 
-func newTestSink(t *testing.T, f *fakeSQS, cfg SinkConfig) *Sink {
+func newTestSink(t *testing.T, f *sqsfake.Server, cfg SinkConfig) *Sink {
 	t.Helper()
-	cfg.EndpointURL, cfg.Auth = f.srv.URL, testAuth
+	cfg.EndpointURL, cfg.Auth = f.HTTP.URL, testAuth
 	if cfg.BatchSize == 0 {
 		cfg.BatchSize = 10
 	}
@@ -170,9 +171,9 @@ func newTestSink(t *testing.T, f *fakeSQS, cfg SinkConfig) *Sink {
 	return s.(*Sink)
 }
 
-func newTestSource(t *testing.T, f *fakeSQS, cfg SourceConfig) *Source {
+func newTestSource(t *testing.T, f *sqsfake.Server, cfg SourceConfig) *Source {
 	t.Helper()
-	cfg.EndpointURL, cfg.Auth = f.srv.URL, testAuth
+	cfg.EndpointURL, cfg.Auth = f.HTTP.URL, testAuth
 	if cfg.MaxMessages == 0 {
 		cfg.MaxMessages = 10
 	}
@@ -246,7 +247,7 @@ func testEvents() []*events.Event {
 }
 
 func TestRoundTrip(t *testing.T) {
-	f := newFakeSQS(t)
+	f := sqsfake.New(t)
 	for _, codec := range events.CodecNames {
 		for _, read := range []string{"auto", codec} {
 			t.Run(codec+"/"+read, func(t *testing.T) {
@@ -290,12 +291,12 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-func waitDepth(t *testing.T, f *fakeSQS, name string, want int) {
+func waitDepth(t *testing.T, f *sqsfake.Server, name string, want int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for f.depth(name) != want {
+	for f.Depth(name) != want {
 		if time.Now().After(deadline) {
-			t.Fatalf("queue %s holds %d messages, want %d", name, f.depth(name), want)
+			t.Fatalf("queue %s holds %d messages, want %d", name, f.Depth(name), want)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -306,7 +307,7 @@ func order(id int, customer string) *events.Event {
 }
 
 func TestFIFO(t *testing.T) {
-	f := newFakeSQS(t)
+	f := sqsfake.New(t)
 	url := createQueue(t, f, "orders.fifo", map[string]string{"FifoQueue": "true"})
 	sink := newTestSink(t, f, SinkConfig{QueueURL: url, MessageGroupIDField: "customer_id", DedupIDField: "order_id", BatchSize: 2})
 	batch := []*events.Event{order(1, "c1"), order(2, "c2"), order(3, "c1"), order(1, "c1"), order(4, "c2"), order(5, "c1")}
@@ -356,8 +357,8 @@ func TestFIFO(t *testing.T) {
 }
 
 func TestPerEntryFailure(t *testing.T) {
-	f := newFakeSQS(t)
-	f.failEntry = func(body string) bool { return strings.Contains(body, `"poison"`) }
+	f := sqsfake.New(t)
+	f.FailEntry = func(body string) bool { return strings.Contains(body, `"poison"`) }
 	url := createQueue(t, f, "std", nil)
 	sink := newTestSink(t, f, SinkConfig{QueueURL: url, BatchSize: 3})
 	batch := make([]*events.Event, 8)
@@ -371,8 +372,8 @@ func TestPerEntryFailure(t *testing.T) {
 		t.Fatalf("write: %v", err)
 	}
 	waitDepth(t, f, "std", 7)
-	if f.calls["SendMessageBatch"] != 3 {
-		t.Errorf("%d SendMessageBatch calls, want 3", f.calls["SendMessageBatch"])
+	if f.Calls("SendMessageBatch") != 3 {
+		t.Errorf("%d SendMessageBatch calls, want 3", f.Calls("SendMessageBatch"))
 	}
 
 	// FIFO: the failure fails every later event, so that a retry keeps order.
@@ -395,7 +396,7 @@ func TestPerEntryFailure(t *testing.T) {
 }
 
 func TestOversize(t *testing.T) {
-	f := newFakeSQS(t)
+	f := sqsfake.New(t)
 	url := createQueue(t, f, "big", nil)
 	sink := newTestSink(t, f, SinkConfig{QueueURL: url, IncludeMetadata: true})
 	big := events.New(events.Record, "s", events.RawPayload(fmt.Appendf(nil, `{"blob":%q}`, strings.Repeat("x", 256*1024))))
@@ -410,7 +411,7 @@ func TestOversize(t *testing.T) {
 }
 
 func TestDeleteOnlyAfterEmit(t *testing.T) {
-	f := newFakeSQS(t)
+	f := sqsfake.New(t)
 	url := createQueue(t, f, "q", nil)
 	sink := newTestSink(t, f, SinkConfig{QueueURL: url})
 	if err := sink.Write(context.Background(), []*events.Event{order(1, "c")}); err != nil {
@@ -422,8 +423,8 @@ func TestDeleteOnlyAfterEmit(t *testing.T) {
 	if !errors.Is(err, boom) {
 		t.Fatalf("read: %v", err)
 	}
-	if f.depth("q") != 1 || f.calls["DeleteMessageBatch"] != 0 {
-		t.Fatalf("depth %d, %d deletes", f.depth("q"), f.calls["DeleteMessageBatch"])
+	if f.Depth("q") != 1 || f.Calls("DeleteMessageBatch") != 0 {
+		t.Fatalf("depth %d, %d deletes", f.Depth("q"), f.Calls("DeleteMessageBatch"))
 	}
 	// After the visibility timeout it comes back, received twice.
 	got := collect(t, src, 1)
@@ -435,7 +436,7 @@ func TestDeleteOnlyAfterEmit(t *testing.T) {
 	// A body that does not decode stays for the redrive policy.
 	url = createQueue(t, f, "bad", nil)
 	q, _ := parseQueueURL(url)
-	c, _ := newClient(context.Background(), q, "", f.srv.URL, testAuth)
+	c, _ := newClient(context.Background(), q, "", f.HTTP.URL, testAuth)
 	if _, err := c.SendMessage(context.Background(), &awssqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String("not json")}); err != nil {
 		t.Fatal(err)
 	}
@@ -446,14 +447,14 @@ func TestDeleteOnlyAfterEmit(t *testing.T) {
 	if err := src.Read(ctx, nil, pipeline.EmitterFunc(func(context.Context, []*events.Event) error { t.Error("emitted"); return nil })); err != nil {
 		t.Fatal(err)
 	}
-	if f.depth("bad") != 1 {
+	if f.Depth("bad") != 1 {
 		t.Errorf("undecodable message deleted")
 	}
 }
 
 func TestCheck(t *testing.T) {
-	f := newFakeSQS(t)
-	s, err := NewSink(&SinkConfig{QueueURL: f.url("missing"), EndpointURL: f.srv.URL, Auth: testAuth, BatchSize: 10, Codec: "rivven"})
+	f := sqsfake.New(t)
+	s, err := NewSink(&SinkConfig{QueueURL: f.URL("missing"), EndpointURL: f.HTTP.URL, Auth: testAuth, BatchSize: 10, Codec: "rivven"})
 	if err != nil {
 		t.Fatal(err)
 	}

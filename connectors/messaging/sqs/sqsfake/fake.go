@@ -1,11 +1,10 @@
-package sqs
-
-// An in-process fake of the SQS JSON 1.0 protocol, written from AWS's API
-// reference: requests are POSTs with X-Amz-Target: AmazonSQS.<Operation>
-// and Content-Type application/x-amz-json-1.0; errors are 400s with a
-// __type. Times given in seconds (VisibilityTimeout, WaitTimeSeconds,
-// DelaySeconds) are multiplied by f.second, so that tests can use short
-// timeouts.
+// Package sqsfake is an in-process fake of the SQS JSON 1.0 protocol for
+// tests, written from AWS's API reference: requests are POSTs with
+// X-Amz-Target: AmazonSQS.<Operation> and Content-Type
+// application/x-amz-json-1.0; errors are 400s with a __type. Times given in
+// seconds (VisibilityTimeout, WaitTimeSeconds, DelaySeconds) are multiplied
+// by Server.Second, so that tests can use short timeouts.
+package sqsfake
 
 import (
 	"crypto/md5"
@@ -57,34 +56,39 @@ type fakeDedup struct {
 	id string
 }
 
-type fakeSQS struct {
-	t      *testing.T
-	srv    *httptest.Server
-	second time.Duration
+// Server is the fake; its HTTP server is closed when the test ends.
+type Server struct {
+	t    testing.TB
+	HTTP *httptest.Server
+	// Second is how long one of the protocol's seconds lasts (50 ms by
+	// default), so that tests can use short timeouts.
+	Second time.Duration
 
 	mu     sync.Mutex
 	queues map[string]*fakeQueue
 	nextID int
-	// failEntry, when set, makes SendMessageBatch fail entries it returns
+	// FailEntry, when set, makes SendMessageBatch fail entries it returns
 	// true for (per-entry Failed, code InternalError).
-	failEntry func(body string) bool
+	FailEntry func(body string) bool
 	calls     map[string]int
 }
 
-func newFakeSQS(t *testing.T) *fakeSQS {
-	f := &fakeSQS{t: t, second: 50 * time.Millisecond, queues: map[string]*fakeQueue{}, calls: map[string]int{}}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.srv.Close)
+// New starts a fake SQS endpoint (Server.HTTP.URL).
+func New(t testing.TB) *Server {
+	f := &Server{t: t, Second: 50 * time.Millisecond, queues: map[string]*fakeQueue{}, calls: map[string]int{}}
+	f.HTTP = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.HTTP.Close)
 	return f
 }
 
-func (f *fakeSQS) url(name string) string { return f.srv.URL + "/000000000000/" + name }
+// URL is the queue URL of name.
+func (f *Server) URL(name string) string { return f.HTTP.URL + "/000000000000/" + name }
 
 type apiError struct {
 	code, msg string
 }
 
-func (f *fakeSQS) serve(w http.ResponseWriter, r *http.Request) {
+func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
 	op, ok := strings.CutPrefix(r.Header.Get("X-Amz-Target"), "AmazonSQS.")
 	var resp any
 	var err *apiError
@@ -150,12 +154,12 @@ func field[T any](body map[string]json.RawMessage, name string, required bool, d
 }
 
 // queue finds the queue of the request's QueueUrl; the caller holds f.mu.
-func (f *fakeSQS) queue(body map[string]json.RawMessage) (*fakeQueue, *apiError) {
+func (f *Server) queue(body map[string]json.RawMessage) (*fakeQueue, *apiError) {
 	var u string
 	if err := field(body, "QueueUrl", true, &u); err != nil {
 		return nil, err
 	}
-	prefix := f.srv.URL + "/000000000000/"
+	prefix := f.HTTP.URL + "/000000000000/"
 	q := f.queues[strings.TrimPrefix(u, prefix)]
 	if !strings.HasPrefix(u, prefix) || q == nil {
 		return nil, &apiError{"QueueDoesNotExist", "The specified queue does not exist: " + u}
@@ -168,7 +172,7 @@ var (
 	fakeTagRe = regexp.MustCompile(`^[!-~]{1,128}$`) // group and dedup ids: printable ASCII
 )
 
-func (f *fakeSQS) createQueue(body map[string]json.RawMessage) (any, *apiError) {
+func (f *Server) createQueue(body map[string]json.RawMessage) (any, *apiError) {
 	var name string
 	var attrs map[string]string
 	if err := field(body, "QueueName", true, &name); err != nil {
@@ -190,10 +194,10 @@ func (f *fakeSQS) createQueue(body map[string]json.RawMessage) (any, *apiError) 
 	if f.queues[name] == nil {
 		f.queues[name] = &fakeQueue{name: name, fifo: fifo, contentDedup: attrs["ContentBasedDeduplication"] == "true", visibility: vis, dedup: map[string]fakeDedup{}}
 	}
-	return map[string]string{"QueueUrl": f.url(name)}, nil
+	return map[string]string{"QueueUrl": f.URL(name)}, nil
 }
 
-func (f *fakeSQS) getQueueURL(body map[string]json.RawMessage) (any, *apiError) {
+func (f *Server) getQueueURL(body map[string]json.RawMessage) (any, *apiError) {
 	var name string
 	if err := field(body, "QueueName", true, &name); err != nil {
 		return nil, err
@@ -203,10 +207,10 @@ func (f *fakeSQS) getQueueURL(body map[string]json.RawMessage) (any, *apiError) 
 	if f.queues[name] == nil {
 		return nil, &apiError{"QueueDoesNotExist", "The specified queue does not exist."}
 	}
-	return map[string]string{"QueueUrl": f.url(name)}, nil
+	return map[string]string{"QueueUrl": f.URL(name)}, nil
 }
 
-func (f *fakeSQS) getQueueAttributes(body map[string]json.RawMessage) (any, *apiError) {
+func (f *Server) getQueueAttributes(body map[string]json.RawMessage) (any, *apiError) {
 	var names []string
 	if err := field(body, "AttributeNames", false, &names); err != nil {
 		return nil, err
@@ -261,7 +265,7 @@ type fakeFailed struct {
 	SenderFault bool   `json:"SenderFault"`
 }
 
-func (f *fakeSQS) sendMessageBatch(body map[string]json.RawMessage) (any, *apiError) {
+func (f *Server) sendMessageBatch(body map[string]json.RawMessage) (any, *apiError) {
 	var entries []fakeSendEntry
 	if err := field(body, "Entries", true, &entries); err != nil {
 		return nil, err
@@ -326,7 +330,7 @@ func (f *fakeSQS) sendMessageBatch(body map[string]json.RawMessage) (any, *apiEr
 			failed = append(failed, fakeFailed{ID: e.ID, Code: "InvalidParameterValue", Message: "One or more parameters are invalid. Reason: Message must be shorter than 262144 bytes.", SenderFault: true})
 			continue
 		}
-		if f.failEntry != nil && f.failEntry(body) {
+		if f.FailEntry != nil && f.FailEntry(body) {
 			failed = append(failed, fakeFailed{ID: e.ID, Code: "InternalError", Message: "injected failure"})
 			continue
 		}
@@ -361,7 +365,7 @@ func (f *fakeSQS) sendMessageBatch(body map[string]json.RawMessage) (any, *apiEr
 		}
 		f.nextID++
 		m := &fakeMsg{id: fmt.Sprintf("msg-%d", f.nextID), body: body, attrs: e.MessageAttributes, group: e.MessageGroupID, sent: now,
-			visibleAt: now.Add(time.Duration(e.DelaySeconds) * f.second)}
+			visibleAt: now.Add(time.Duration(e.DelaySeconds) * f.Second)}
 		q.msgs = append(q.msgs, m)
 		res["MessageId"] = m.id
 		ok = append(ok, res)
@@ -370,7 +374,7 @@ func (f *fakeSQS) sendMessageBatch(body map[string]json.RawMessage) (any, *apiEr
 }
 
 // sendMessage is SendMessageBatch of one entry.
-func (f *fakeSQS) sendMessage(body map[string]json.RawMessage) (any, *apiError) {
+func (f *Server) sendMessage(body map[string]json.RawMessage) (any, *apiError) {
 	var e fakeSendEntry
 	if err := field(body, "MessageBody", true, &e.MessageBody); err != nil {
 		return nil, err
@@ -400,7 +404,7 @@ func (f *fakeSQS) sendMessage(body map[string]json.RawMessage) (any, *apiError) 
 	return out, nil
 }
 
-func (f *fakeSQS) receiveMessage(r *http.Request, body map[string]json.RawMessage) (any, *apiError) {
+func (f *Server) receiveMessage(r *http.Request, body map[string]json.RawMessage) (any, *apiError) {
 	var maxN, wait int
 	vis := -1
 	var sysNames, oldNames, attrNames []string
@@ -428,7 +432,7 @@ func (f *fakeSQS) receiveMessage(r *http.Request, body map[string]json.RawMessag
 	if _, hasVis := body["VisibilityTimeout"]; hasVis && (vis < 0 || vis > 43200) {
 		return nil, &apiError{"InvalidParameterValue", "VisibilityTimeout must be between 0 and 43200."}
 	}
-	deadline := time.Now().Add(time.Duration(wait) * f.second)
+	deadline := time.Now().Add(time.Duration(wait) * f.Second)
 	for {
 		f.mu.Lock()
 		q, err := f.queue(body)
@@ -460,7 +464,7 @@ func (f *fakeSQS) receiveMessage(r *http.Request, body map[string]json.RawMessag
 // take picks up to n visible messages, hides them for vis seconds; the
 // caller holds f.mu. On a FIFO queue a group with a message in flight
 // gives nothing, and a group's messages come in order.
-func (f *fakeSQS) take(q *fakeQueue, n, vis int) []*fakeMsg {
+func (f *Server) take(q *fakeQueue, n, vis int) []*fakeMsg {
 	now := time.Now()
 	for _, m := range q.msgs {
 		if m.inFlight && !now.Before(m.visibleAt) {
@@ -497,14 +501,14 @@ func (f *fakeSQS) take(q *fakeQueue, n, vis int) []*fakeMsg {
 			m.firstReceive = now
 		}
 		m.inFlight = true
-		m.visibleAt = now.Add(time.Duration(vis) * f.second)
+		m.visibleAt = now.Add(time.Duration(vis) * f.Second)
 		f.nextID++
 		m.receipt = fmt.Sprintf("rh-%s-%d", m.id, f.nextID)
 	}
 	return got
 }
 
-func (f *fakeSQS) render(q *fakeQueue, m *fakeMsg, sysNames, attrNames []string) map[string]any {
+func (f *Server) render(q *fakeQueue, m *fakeMsg, sysNames, attrNames []string) map[string]any {
 	out := map[string]any{"MessageId": m.id, "ReceiptHandle": m.receipt, "Body": m.body, "MD5OfBody": md5Hex(m.body)}
 	sys := map[string]string{
 		"ApproximateReceiveCount":          strconv.Itoa(m.receives),
@@ -543,7 +547,7 @@ func (f *fakeSQS) render(q *fakeQueue, m *fakeMsg, sysNames, attrNames []string)
 	return out
 }
 
-func (f *fakeSQS) deleteMessageBatch(body map[string]json.RawMessage) (any, *apiError) {
+func (f *Server) deleteMessageBatch(body map[string]json.RawMessage) (any, *apiError) {
 	var entries []struct {
 		ID            string `json:"Id"`
 		ReceiptHandle string `json:"ReceiptHandle"`
@@ -582,8 +586,8 @@ func (f *fakeSQS) deleteMessageBatch(body map[string]json.RawMessage) (any, *api
 	return map[string]any{"Successful": ok, "Failed": failed}, nil
 }
 
-// depth is the number of messages in a queue, in flight or not.
-func (f *fakeSQS) depth(name string) int {
+// Depth is the number of messages in a queue, in flight or not.
+func (f *Server) Depth(name string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.queues[name].msgs)
@@ -631,4 +635,11 @@ func attrsMD5(a map[string]fakeAttr) string {
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Calls is how many times operation op (e.g. "SendMessageBatch") was called.
+func (f *Server) Calls(op string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[op]
 }
