@@ -921,6 +921,7 @@ sources:
       stream_name: demo_orders  # Stream identifier
 `, noEnv)
 	want := Broker{
+		Transport:           "kafka",
 		BootstrapServers:    []string{"broker1:9092", "broker2:9092", "broker3:9092"},
 		MetadataRefreshMs:   300000,
 		ConnectionTimeoutMs: 10000,
@@ -931,14 +932,26 @@ sources:
 		t.Errorf("broker:\n got %+v\nwant %+v", *p.Broker, want)
 	}
 
-	// The broker block without its required key.
+	// The broker block without what its transport (kafka by default) needs.
 	ps := mustFail(t, `
 broker:
   metadata_refresh_ms: 300000
 sources:
   demo: {connector: datagen, topic: t, config: {pattern: orders}}
 `, noEnv)
-	expect(t, ps, spec.Problem{Path: "broker.bootstrap_servers", Line: 2, Column: 3, Message: `required key "bootstrap_servers" is missing`})
+	expect(t, ps, spec.Problem{Path: "broker.bootstrap_servers", Line: 2, Column: 3, Message: "required with transport kafka (host:port of one or more brokers)"})
+
+	ps = mustFail(t, `
+broker:
+  transport: pubsub
+  bootstrap_servers: [b:9092]
+  sqs: {region: eu-west-1}
+sources:
+  demo: {connector: datagen, topic: t, config: {pattern: orders}}
+`, noEnv)
+	expect(t, ps,
+		spec.Problem{Path: "broker.pubsub", Line: 2, Column: 3, Message: "required with transport pubsub (at least project_id)"},
+		spec.Problem{Path: "broker.sqs", Line: 4, Column: 8, Message: "only used with transport sqs"})
 }
 
 func TestReferenceAutoCreateExample(t *testing.T) {
@@ -1110,8 +1123,8 @@ func TestJSONSchema(t *testing.T) {
 		}
 		return m
 	}
-	if got := get(props, "broker", "required"); !reflect.DeepEqual(got, []any{"bootstrap_servers"}) {
-		t.Errorf("broker.required = %v", got)
+	if got := get(props, "broker", "properties", "transport", "enum"); !reflect.DeepEqual(got, []any{"kafka", "sqs", "pubsub"}) {
+		t.Errorf("broker.transport enum = %v", got)
 	}
 	if got := get(props, "settings", "properties", "log_level", "enum"); !reflect.DeepEqual(got, []any{"debug", "info", "warn", "error"}) {
 		t.Errorf("log_level enum = %v", got)

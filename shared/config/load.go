@@ -99,8 +99,38 @@ func Parse(doc []byte, cat Catalog, opts Options) (*Pipeline, error) {
 		return nil, ps
 	}
 	p := &Pipeline{File: *v.(*File), Root: &root}
+	if p.Broker != nil {
+		// Which broker keys are required depends on the transport.
+		if ps = located(&root, "broker", p.Broker.Validate()); len(ps) > 0 {
+			ps.Sort()
+			return nil, ps
+		}
+	}
 	p.locateTransforms()
 	return p, nil
+}
+
+// located prefixes the paths of a block's Validate problems with the
+// block's path and places them on the closest line that exists.
+func located(root *yaml.Node, base string, in []spec.Problem) spec.Problems {
+	var ps spec.Problems
+	for _, p := range in {
+		p.Path = spec.Join(base, p.Path)
+		for at := p.Path; at != "" && p.Line == 0; at = parentOf(at) {
+			if n := spec.Find(root, at); n != nil {
+				p.Line, p.Column = n.Line, n.Column
+			}
+		}
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+func parentOf(path string) string {
+	if i := strings.LastIndexByte(path, '.'); i >= 0 {
+		return path[:i]
+	}
+	return ""
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)

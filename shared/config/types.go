@@ -20,13 +20,61 @@ type File struct {
 	Secrets  *Secrets           `yaml:"secrets" doc:"Secret store for vault:/... references."`
 }
 
-// Broker is the broker block.
+// Broker is the broker block: what carries topics between sources and
+// sink or transform functions once a pipeline is deployed. Kafka is the
+// reference's broker; SQS queues and Pub/Sub topics serve pipelines that
+// live entirely on AWS or GCP managed services.
 type Broker struct {
-	BootstrapServers    []string `yaml:"bootstrap_servers" required:"true" doc:"Broker addresses; tried in order with failover."`
-	MetadataRefreshMs   int      `yaml:"metadata_refresh_ms" default:"300000" min:"1000" doc:"Metadata refresh interval."`
-	ConnectionTimeoutMs int      `yaml:"connection_timeout_ms" default:"10000" min:"1" doc:"Per-server connection timeout."`
-	RequestTimeoutMs    int      `yaml:"request_timeout_ms" default:"30000" min:"1" doc:"Overall request deadline."`
-	TLS                 TLS      `yaml:"tls" doc:"TLS to the broker."`
+	Transport           string        `yaml:"transport" default:"kafka" enum:"kafka,sqs,pubsub" doc:"What carries topics: kafka (bootstrap_servers), sqs (one queue per topic) or pubsub (one Pub/Sub topic per topic)."`
+	BootstrapServers    []string      `yaml:"bootstrap_servers" doc:"Kafka broker addresses; tried in order with failover. Required with transport kafka."`
+	MetadataRefreshMs   int           `yaml:"metadata_refresh_ms" default:"300000" min:"1000" doc:"Metadata refresh interval."`
+	ConnectionTimeoutMs int           `yaml:"connection_timeout_ms" default:"10000" min:"1" doc:"Per-server connection timeout."`
+	RequestTimeoutMs    int           `yaml:"request_timeout_ms" default:"30000" min:"1" doc:"Overall request deadline."`
+	TLS                 TLS           `yaml:"tls" doc:"TLS to the broker."`
+	SQS                 *BrokerSQS    `yaml:"sqs" doc:"SQS transport settings (transport: sqs)."`
+	PubSub              *BrokerPubSub `yaml:"pubsub" doc:"Pub/Sub transport settings (transport: pubsub)."`
+}
+
+// BrokerSQS is broker.sqs: each topic is a queue named queue_prefix + the
+// topic, with characters SQS does not allow in names replaced by '-'.
+type BrokerSQS struct {
+	Region      string `yaml:"region" doc:"AWS region; the default chain (AWS_REGION, profile) when empty."`
+	Endpoint    string `yaml:"endpoint" doc:"Custom SQS endpoint (tests, VPC endpoints)."`
+	QueuePrefix string `yaml:"queue_prefix" doc:"Prefix of every queue name, e.g. the pipeline name, so pipelines in one account do not share queues."`
+	FIFO        bool   `yaml:"fifo" default:"false" doc:"Use FIFO queues (name + .fifo): the event key is the message group, so order per key is kept."`
+	AccountID   string `yaml:"account_id" doc:"Account that owns the queues, when not the caller's."`
+}
+
+// BrokerPubSub is broker.pubsub: each topic is a Pub/Sub topic of that
+// name in project_id.
+type BrokerPubSub struct {
+	ProjectID       string `yaml:"project_id" required:"true" doc:"Google Cloud project of the topics."`
+	CredentialsPath string `yaml:"credentials_path" doc:"Service account key file; Application Default Credentials when empty."`
+	Endpoint        string `yaml:"endpoint" doc:"Custom endpoint (the Pub/Sub emulator, tests)."`
+	// Ordering publishes with the event key as ordering key.
+	Ordering bool `yaml:"ordering" default:"true" doc:"Publish with the event key as ordering key, so subscriptions with message ordering keep order per key."`
+}
+
+// Validate checks that the block for the chosen transport is there.
+func (b *Broker) Validate() []spec.Problem {
+	var ps []spec.Problem
+	switch b.Transport {
+	case "", "kafka":
+		if len(b.BootstrapServers) == 0 {
+			ps = append(ps, spec.Problem{Path: "bootstrap_servers", Message: "required with transport kafka (host:port of one or more brokers)"})
+		}
+	case "pubsub":
+		if b.PubSub == nil {
+			ps = append(ps, spec.Problem{Path: "pubsub", Message: "required with transport pubsub (at least project_id)"})
+		}
+	}
+	if b.Transport != "sqs" && b.SQS != nil {
+		ps = append(ps, spec.Problem{Path: "sqs", Message: "only used with transport sqs"})
+	}
+	if b.Transport != "pubsub" && b.PubSub != nil {
+		ps = append(ps, spec.Problem{Path: "pubsub", Message: "only used with transport pubsub"})
+	}
+	return ps
 }
 
 // TLS configures client TLS.
