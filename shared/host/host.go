@@ -29,6 +29,7 @@ import (
 	"github.com/rivven/rivven-connect/shared/state"
 	"github.com/rivven/rivven-connect/shared/telemetry"
 	"github.com/rivven/rivven-connect/shared/topic"
+	"github.com/rivven/rivven-connect/shared/transport"
 )
 
 // Function says which connector a function binary hosts.
@@ -45,10 +46,12 @@ type Options struct {
 	// ${VAR}s of the pipeline file); nil means os.LookupEnv.
 	Lookup func(string) (string, bool)
 	// Producer publishes dead letters and, for transform functions, the
-	// output. Producers for SQS, Kafka and Pub/Sub are not wired yet, so
-	// deployed functions run without one: records that fail are reported
-	// to the trigger (whose redrive policy or on-failure destination then
-	// dead-letters them) and transform functions cannot start.
+	// output. nil means the transport the pipeline's broker block names
+	// (broker.transport, linked by build tag: rivven_sqs, rivven_kafka,
+	// rivven_pubsub). Without a broker block a sink function runs without
+	// one: records that fail are reported to the trigger (whose redrive
+	// policy or on-failure destination then dead-letters them); a transform
+	// function cannot start.
 	Producer topic.Producer
 	// Log receives the function's logs (JSON lines); nil means stderr.
 	Log io.Writer
@@ -68,6 +71,8 @@ type Runtime struct {
 	Log       *slog.Logger
 	Metrics   *telemetry.Registry
 	Store     state.Store
+
+	transport transport.Transport // opened from the broker block; nil otherwise
 }
 
 // Init does everything a cold start does, so that any misconfiguration
@@ -138,8 +143,8 @@ func Init(ctx context.Context, fn Function, opts Options) (*Runtime, error) {
 		if env.OutputTopic == "" {
 			return nil, fmt.Errorf("RIVVEN_OUTPUT_TOPIC: required for a transform function (the topic %s publishes its output to)", rt.Component)
 		}
-		if opts.Producer == nil {
-			return nil, fmt.Errorf("%s: a transform function publishes to %q through the pipeline's broker, and no producer for it is wired into this build yet (SQS, Kafka and Pub/Sub producers come with the messaging connectors)", rt.Component, env.OutputTopic)
+		if opts.Producer == nil && p.Broker == nil {
+			return nil, fmt.Errorf("%s: a transform function publishes to %q through the pipeline's broker; the pipeline has no broker block (broker.transport: kafka, sqs or pubsub)", rt.Component, env.OutputTopic)
 		}
 	default:
 		return nil, fmt.Errorf("unknown function kind %q (sink or transform)", fn.Kind)
@@ -160,6 +165,14 @@ func Init(ctx context.Context, fn Function, opts Options) (*Runtime, error) {
 	if rt.Store, err = state.Open(ctx, redisURL); err != nil {
 		return nil, err
 	}
+	if opts.Producer == nil && p.Broker != nil {
+		tr, err := transport.Open(ctx, p.Broker)
+		if err != nil {
+			rt.Store.Close()
+			return nil, err
+		}
+		rt.transport, opts.Producer = tr, tr
+	}
 	rt.Metrics = telemetry.NewRegistry()
 	// Every trigger gives each message a stable id (SQS and Pub/Sub message
 	// ids, topic-partition-offset, Kinesis sequence numbers, CloudEvent
@@ -173,21 +186,34 @@ func Init(ctx context.Context, fn Function, opts Options) (*Runtime, error) {
 		h, err = pipeline.NewTransformHandler(p, step, topics, dlq, catalog.Builder{R: reg}, &pipeline.Publisher{Producer: opts.Producer, Topic: env.OutputTopic}, deps)
 	}
 	if err != nil {
-		rt.Store.Close()
+		rt.release()
 		return nil, err
 	}
 	rt.Metrics.Watch(pipeline.Statuses{h.Status})
 	if err := h.Start(ctx); err != nil {
-		rt.Store.Close()
+		rt.release()
 		return nil, fmt.Errorf("%s: %w", rt.Component, err)
 	}
 	rt.Adapter = &pipeline.Adapter{Handler: h, Payload: env.Payload, Topics: topics}
 	return rt, nil
 }
 
-// Close flushes and closes the connector, then the state store.
+// Close flushes and closes the connector, then the transport and the
+// state store.
 func (rt *Runtime) Close(ctx context.Context) error {
 	err := rt.Adapter.Handler.Close(ctx)
+	if rerr := rt.release(); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// release closes the transport and the state store.
+func (rt *Runtime) release() error {
+	var err error
+	if rt.transport != nil {
+		err = rt.transport.Close()
+	}
 	if cerr := rt.Store.Close(); err == nil {
 		err = cerr
 	}

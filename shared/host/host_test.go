@@ -124,7 +124,8 @@ func TestInitErrorsAreOneClearLine(t *testing.T) {
 		{"unlinked transform in own chain", sinkFn, map[string]string{"RIVVEN_PIPELINE": "sinks:\n  out:\n    connector: test-collect\n    topics: [x]\n    transforms: [{type: Elsewhere}]\n"},
 			`sinks.out uses connectors this sink/test-collect function does not link: sinks.out.transforms[0]: transform "Elsewhere"`},
 		{"transform without output topic", Function{"transform", "test-mark"}, map[string]string{"RIVVEN_PIPELINE": file}, "RIVVEN_OUTPUT_TOPIC: required"},
-		{"transform without producer", Function{"transform", "test-mark"}, map[string]string{"RIVVEN_PIPELINE": file, "RIVVEN_OUTPUT_TOPIC": "orders.marked"}, "no producer for it is wired"},
+		{"transform without producer", Function{"transform", "test-mark"}, map[string]string{"RIVVEN_PIPELINE": file, "RIVVEN_OUTPUT_TOPIC": "orders.marked"}, "the pipeline has no broker block (broker.transport: kafka, sqs or pubsub)"},
+		{"transport not linked", Function{"transform", "test-mark"}, map[string]string{"RIVVEN_PIPELINE": testPipeline + "broker: {transport: sqs}\n", "RIVVEN_OUTPUT_TOPIC": "orders.marked"}, "broker.transport: sqs is not linked into this binary (linked: none)"},
 		{"redis down", sinkFn, map[string]string{"RIVVEN_PIPELINE": file, "REDIS_URL": "redis://127.0.0.1:1"}, "unreachable"},
 		{"not linked", Function{"sink", "s3"}, map[string]string{"RIVVEN_PIPELINE": file}, `does not link the sink connector "s3"`},
 	}

@@ -126,68 +126,8 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 		}
 		ready = append(ready, en)
 	}
-	sent := 0
-	for start := 0; start < len(ready); {
-		end, bytes := start, 0
-		for end < len(ready) && end-start < s.cfg.BatchSize && bytes+ready[end].size <= maxBatchBytes {
-			bytes += ready[end].size
-			end++
-		}
-		chunk := ready[start:end]
-		start = end
-		reqEntries := make([]types.SendMessageBatchRequestEntry, len(chunk))
-		byID := make(map[string]int, len(chunk))
-		for i, en := range chunk {
-			reqEntries[i] = en.e
-			byID[*en.e.Id] = en.index
-		}
-		out, err := s.client.SendMessageBatch(ctx, &awssqs.SendMessageBatchInput{QueueUrl: aws.String(s.q.url), Entries: reqEntries})
-		if err != nil {
-			if sent == 0 && len(failed) == 0 {
-				return fmt.Errorf("sqs: SendMessageBatch: %w", err)
-			}
-			for _, en := range chunk {
-				failed[en.index] = fmt.Errorf("sqs: SendMessageBatch: %w", err)
-			}
-			if s.q.fifo {
-				s.failRest(failed, ready[start:], "an earlier request of the batch failed")
-				break
-			}
-			continue
-		}
-		ok := 0
-		for _, f := range out.Failed {
-			idx, known := byID[aws.ToString(f.Id)]
-			if !known {
-				continue
-			}
-			failed[idx] = fmt.Errorf("sqs: message rejected: %s: %s (sender fault: %v)", aws.ToString(f.Code), aws.ToString(f.Message), f.SenderFault)
-		}
-		for _, r := range out.Successful {
-			if _, known := byID[aws.ToString(r.Id)]; known {
-				ok++
-			}
-		}
-		// An entry in neither list was not confirmed: report it failed.
-		if ok+len(out.Failed) < len(chunk) {
-			seen := map[string]bool{}
-			for _, r := range out.Successful {
-				seen[aws.ToString(r.Id)] = true
-			}
-			for _, f := range out.Failed {
-				seen[aws.ToString(f.Id)] = true
-			}
-			for _, en := range chunk {
-				if !seen[*en.e.Id] {
-					failed[en.index] = errors.New("sqs: SendMessageBatch did not report this message")
-				}
-			}
-		}
-		sent += ok
-		if s.q.fifo && ok < len(chunk) {
-			s.failRest(failed, ready[start:], "an earlier message of the batch failed (FIFO order)")
-			break
-		}
+	if err := sendEntries(ctx, s.client, s.q, ready, s.cfg.BatchSize, failed); err != nil {
+		return err
 	}
 	if len(failed) > 0 {
 		return &pipeline.WriteError{Failed: failed}
@@ -195,7 +135,7 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 	return nil
 }
 
-func (s *Sink) failRest(failed map[int]error, rest []entry, why string) {
+func failRest(failed map[int]error, rest []entry, why string) {
 	for _, en := range rest {
 		failed[en.index] = errors.New("sqs: not sent: " + why)
 	}

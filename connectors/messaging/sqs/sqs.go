@@ -141,3 +141,76 @@ func checkQueue(ctx context.Context, c *awssqs.Client, q queue) error {
 	}
 	return nil
 }
+
+// sendEntries sends ready in SendMessageBatch requests of at most
+// batchSize messages and 256 KiB, recording in failed (by entry index)
+// what SQS rejected or did not confirm. It returns an error only when the
+// first request failed and nothing had failed before: then nothing was
+// sent. On a FIFO queue the first failure fails every later entry too, so
+// that a retry keeps the order.
+func sendEntries(ctx context.Context, c *awssqs.Client, q queue, ready []entry, batchSize int, failed map[int]error) error {
+	sent := 0
+	for start := 0; start < len(ready); {
+		end, bytes := start, 0
+		for end < len(ready) && end-start < batchSize && bytes+ready[end].size <= maxBatchBytes {
+			bytes += ready[end].size
+			end++
+		}
+		chunk := ready[start:end]
+		start = end
+		reqEntries := make([]types.SendMessageBatchRequestEntry, len(chunk))
+		byID := make(map[string]int, len(chunk))
+		for i, en := range chunk {
+			reqEntries[i] = en.e
+			byID[*en.e.Id] = en.index
+		}
+		out, err := c.SendMessageBatch(ctx, &awssqs.SendMessageBatchInput{QueueUrl: aws.String(q.url), Entries: reqEntries})
+		if err != nil {
+			if sent == 0 && len(failed) == 0 {
+				return fmt.Errorf("sqs: SendMessageBatch: %w", err)
+			}
+			for _, en := range chunk {
+				failed[en.index] = fmt.Errorf("sqs: SendMessageBatch: %w", err)
+			}
+			if q.fifo {
+				failRest(failed, ready[start:], "an earlier request of the batch failed")
+				break
+			}
+			continue
+		}
+		ok := 0
+		for _, f := range out.Failed {
+			idx, known := byID[aws.ToString(f.Id)]
+			if !known {
+				continue
+			}
+			failed[idx] = fmt.Errorf("sqs: message rejected: %s: %s (sender fault: %v)", aws.ToString(f.Code), aws.ToString(f.Message), f.SenderFault)
+		}
+		for _, r := range out.Successful {
+			if _, known := byID[aws.ToString(r.Id)]; known {
+				ok++
+			}
+		}
+		// An entry in neither list was not confirmed: report it failed.
+		if ok+len(out.Failed) < len(chunk) {
+			seen := map[string]bool{}
+			for _, r := range out.Successful {
+				seen[aws.ToString(r.Id)] = true
+			}
+			for _, f := range out.Failed {
+				seen[aws.ToString(f.Id)] = true
+			}
+			for _, en := range chunk {
+				if !seen[*en.e.Id] {
+					failed[en.index] = errors.New("sqs: SendMessageBatch did not report this message")
+				}
+			}
+		}
+		sent += ok
+		if q.fifo && ok < len(chunk) {
+			failRest(failed, ready[start:], "an earlier message of the batch failed (FIFO order)")
+			break
+		}
+	}
+	return nil
+}

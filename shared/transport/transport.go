@@ -1,0 +1,79 @@
+// Package transport opens the topic layer a pipeline's broker block names
+// (Kafka, SQS or Pub/Sub). Transports register themselves from their own
+// packages, so a binary links only the clients it was built with: the
+// CLI links all of them, an AWS function only SQS and Kafka.
+package transport
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/rivven/rivven-connect/shared/config"
+	"github.com/rivven/rivven-connect/shared/topic"
+)
+
+// Transport publishes to and manages the topics of a deployed pipeline.
+type Transport interface {
+	topic.Producer
+	topic.Admin
+	Close() error
+}
+
+// Opener connects to the transport described by b.
+type Opener func(ctx context.Context, b *config.Broker) (Transport, error)
+
+var (
+	mu      sync.RWMutex
+	openers = map[string]Opener{}
+)
+
+// Register makes a transport available under name (the broker.transport
+// value). It panics on a second registration of a name, a programming
+// error.
+func Register(name string, open Opener) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := openers[name]; dup {
+		panic("transport: " + name + " registered twice")
+	}
+	openers[name] = open
+}
+
+// Linked lists the transports this binary links, sorted.
+func Linked() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	out := make([]string, 0, len(openers))
+	for n := range openers {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Name is the transport b selects: broker.transport, kafka when unset.
+func Name(b *config.Broker) string {
+	if b.Transport == "" {
+		return "kafka"
+	}
+	return b.Transport
+}
+
+// Open connects to the transport b selects.
+func Open(ctx context.Context, b *config.Broker) (Transport, error) {
+	name := Name(b)
+	mu.RLock()
+	open, ok := openers[name]
+	mu.RUnlock()
+	if !ok {
+		linked := "none"
+		if l := Linked(); len(l) > 0 {
+			linked = strings.Join(l, ", ")
+		}
+		return nil, fmt.Errorf("broker.transport: %s is not linked into this binary (linked: %s)", name, linked)
+	}
+	return open(ctx, b)
+}
