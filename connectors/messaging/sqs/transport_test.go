@@ -5,8 +5,8 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 
