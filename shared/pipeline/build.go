@@ -120,6 +120,7 @@ func NewSinkHandler(p *config.Pipeline, name string, f Factory, d Deps) (*Handle
 	}
 	if d.Metrics != nil {
 		h.Latency = d.Metrics.BatchLatency(name, s.Connector, "sink")
+		reportMetrics(d.Metrics, name, sink)
 	}
 	if err := wireLedger(h, s, path, d); err != nil {
 		return nil, err
@@ -196,6 +197,9 @@ func NewSourceRunner(p *config.Pipeline, name string, f Factory, d Deps) (*Sourc
 		Producer: d.Producer, Store: d.Store, Status: NewStatus(name, s.Connector, "source"), Log: d.log(),
 		Metrics: d.Metrics,
 	}
+	if d.Metrics != nil {
+		reportMetrics(d.Metrics, name, src)
+	}
 	if f, ok := d.Store.(state.Fencer); ok {
 		r.Fencer = f
 	}
@@ -245,4 +249,16 @@ func buildChain(f Factory, ts config.Transforms) (Transform, error) {
 		chain = append(chain, tr)
 	}
 	return chain, nil
+}
+
+// MetricsReporter is implemented by connectors that keep their documented
+// metrics themselves; the engine exports them under the component's name.
+type MetricsReporter interface {
+	Metrics() map[string]float64
+}
+
+func reportMetrics(reg *telemetry.Registry, name string, c any) {
+	if m, ok := c.(MetricsReporter); ok {
+		reg.Report(name, m.Metrics)
+	}
 }

@@ -59,7 +59,7 @@ func (rt *Runtime) Gauge(name, help string) *telemetry.Gauge {
 	if rt.Metrics == nil {
 		return &telemetry.Gauge{}
 	}
-	return rt.Metrics.Gauge(name, help, "connector", rt.Name)
+	return rt.Metrics.Gauge(name, help, "name", rt.Name)
 }
 
 // Counter returns the counter name labelled with this component.
@@ -67,7 +67,7 @@ func (rt *Runtime) Counter(name, help string) *telemetry.Counter {
 	if rt.Metrics == nil {
 		return &telemetry.Counter{}
 	}
-	return rt.Metrics.Counter(name, help, "connector", rt.Name)
+	return rt.Metrics.Counter(name, help, "name", rt.Name)
 }
 
 // Progress reports how far a long task (a snapshot of one table, say) got:
@@ -79,8 +79,8 @@ func (rt *Runtime) Progress(task string, done, total int64) {
 		rt.Status.setProgress(task, done, total)
 	}
 	if rt.Metrics != nil {
-		rt.Metrics.Gauge("progress.done", "Units of a long task (e.g. snapshot rows) done.", "connector", rt.Name, "task", task).Set(float64(done))
-		rt.Metrics.Gauge("progress.total", "Estimated units of a long task; 0 when unknown.", "connector", rt.Name, "task", task).Set(float64(max(total, 0)))
+		rt.Metrics.Gauge("progress.done", "Units of a long task (e.g. snapshot rows) done.", "name", rt.Name, "task", task).Set(float64(done))
+		rt.Metrics.Gauge("progress.total", "Estimated units of a long task; 0 when unknown.", "name", rt.Name, "task", task).Set(float64(max(total, 0)))
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/state"
 	"github.com/rivven/rivven-connect/shared/telemetry"
 )
@@ -48,10 +49,47 @@ func TestRuntimeReachesSourceAndStatus(t *testing.T) {
 	if err := reg.WritePrometheus(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`test_rows{connector="db"} 3`, `progress_done{connector="db",task="public.orders"} 40`} {
+	for _, want := range []string{`test_rows{name="db"} 3`, `progress_done{name="db",task="public.orders"} 40`} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("metrics lack %s:\n%s", want, b.String())
 		}
 	}
 	RuntimeFrom(context.Background()).Progress("x", 1, 2) // no runtime: harmless
+}
+
+// reportingSink keeps its metrics itself, as kafka-sink does.
+type reportingSink struct{ written float64 }
+
+func (s *reportingSink) Write(_ context.Context, b []*events.Event) error {
+	s.written += float64(len(b))
+	return nil
+}
+
+func (s *reportingSink) Metrics() map[string]float64 {
+	return map[string]float64{"test.sink.messages_total": s.written, "test.sink.success_rate": 1}
+}
+
+func TestConnectorMetricsAreExported(t *testing.T) {
+	p := load(t, "sinks:\n  out: {connector: x, topics: [t]}\n")
+	reg := telemetry.NewRegistry()
+	sink := &reportingSink{}
+	h, err := NewSinkHandler(p, "out", fakeFactory{sink: sink}, Deps{Metrics: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Sink.Write(context.Background(), []*events.Event{{}, {}}); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := reg.WritePrometheus(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"# TYPE test_sink_messages_total counter", `test_sink_messages_total{name="out"} 2`,
+		"# TYPE test_sink_success_rate gauge", `test_sink_success_rate{name="out"} 1`,
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("metrics lack %s:\n%s", want, b.String())
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -535,4 +536,34 @@ func healthHandler(health func() (bool, any)) http.Handler {
 		}
 		_, _ = w.Write(append(body, '\n'))
 	})
+}
+
+// Report exports the numbers a connector keeps itself (its Metrics
+// method: documented metric name → value) under the connector label name.
+// fn is called on every scrape; names ending in _total are counters, the
+// rest gauges. Connectors that count with Registry.Counter/Gauge directly
+// need not report.
+func (r *Registry) Report(name string, fn func() map[string]float64) {
+	r.reg.MustRegister(reportCollector{name: name, fn: fn})
+}
+
+// reportCollector is an unchecked collector: the names are only known once
+// the connector reports them.
+type reportCollector struct {
+	name string
+	fn   func() map[string]float64
+}
+
+func (reportCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (c reportCollector) Collect(ch chan<- prometheus.Metric) {
+	m := c.fn()
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		kind := prometheus.GaugeValue
+		if strings.HasSuffix(k, "_total") {
+			kind = prometheus.CounterValue
+		}
+		desc := prometheus.NewDesc(PrometheusName(k), k+" (reported by the connector)", nil, prometheus.Labels{labelName: c.name})
+		ch <- prometheus.MustNewConstMetric(desc, kind, m[k])
+	}
 }

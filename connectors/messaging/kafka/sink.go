@@ -23,6 +23,7 @@ func init() {
 		Subcategory: "Queues",
 		Description: "Produces events to an Apache Kafka topic (or each event's route), with configurable acks and compression, optionally idempotent or one transaction per batch.",
 		Tags:        []string{"kafka", "producer", "redpanda", "msk", "confluent", "exactly-once", "queue"},
+		Metrics:     []string{"kafka.sink.messages_produced_total", "kafka.sink.bytes_produced_total", "kafka.sink.batches_sent_total", "kafka.sink.success_rate"},
 	}, NewSink)
 }
 

@@ -24,6 +24,7 @@ func init() {
 		Subcategory: "Queues",
 		Description: "Consumes an Apache Kafka topic in a consumer group and emits each record as an event; offsets are committed only after the batch was durably published.",
 		Tags:        []string{"kafka", "consumer", "redpanda", "msk", "confluent", "migration", "queue"},
+		Metrics:     []string{"kafka.source.messages_consumed_total", "kafka.source.bytes_consumed_total", "kafka.source.polls_total", "kafka.source.poll_latency_avg_ms"},
 	}, NewSource)
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -24,6 +25,7 @@ func init() {
 		Subcategory: "Queues",
 		Description: "Sends events to an Amazon SQS queue (standard or FIFO) with SendMessageBatch; per-message failures are reported per event.",
 		Tags:        []string{"sqs", "aws", "amazon", "queue", "fifo"},
+		Metrics:     []string{"sqs.sink.messages_sent_total", "sqs.sink.bytes_sent_total", "sqs.sink.batches_sent_total", "sqs.sink.success_rate", "sqs.sink.messages_failed_total"},
 	}, NewSink)
 }
 
@@ -84,6 +86,9 @@ type Sink struct {
 	q      queue
 	codec  events.Codec
 	client *awssqs.Client
+
+	// The reference's metrics, exported by the engine (Metrics).
+	sent, bytes, batches, failedN atomic.Uint64
 }
 
 // NewSink builds an sqs-sink.
@@ -98,6 +103,22 @@ func NewSink(cfg *SinkConfig) (pipeline.Sink, error) {
 		return nil, pipeline.Fatal(err)
 	}
 	return &Sink{cfg: *cfg, q: q, codec: codec, client: client}, nil
+}
+
+// Metrics returns the sink's counters under the reference's names.
+func (s *Sink) Metrics() map[string]float64 {
+	ok, bad := s.sent.Load(), s.failedN.Load()
+	rate := 1.0
+	if ok+bad > 0 {
+		rate = float64(ok) / float64(ok+bad)
+	}
+	return map[string]float64{
+		"sqs.sink.messages_sent_total":   float64(ok),
+		"sqs.sink.bytes_sent_total":      float64(s.bytes.Load()),
+		"sqs.sink.batches_sent_total":    float64(s.batches.Load()),
+		"sqs.sink.success_rate":          rate,
+		"sqs.sink.messages_failed_total": float64(bad),
+	}
 }
 
 // Check calls GetQueueAttributes.
@@ -126,9 +147,22 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 		}
 		ready = append(ready, en)
 	}
-	if err := sendEntries(ctx, s.client, s.q, ready, s.cfg.BatchSize, failed); err != nil {
+	requests, err := sendEntries(ctx, s.client, s.q, ready, s.cfg.BatchSize, failed)
+	s.batches.Add(uint64(requests))
+	if err != nil {
+		s.failedN.Add(uint64(len(batch)))
 		return err
 	}
+	var sent, bytes uint64
+	for _, en := range ready {
+		if _, bad := failed[en.index]; !bad {
+			sent++
+			bytes += uint64(en.size)
+		}
+	}
+	s.sent.Add(sent)
+	s.bytes.Add(bytes)
+	s.failedN.Add(uint64(len(failed)))
 	if len(failed) > 0 {
 		return &pipeline.WriteError{Failed: failed}
 	}

@@ -148,7 +148,7 @@ func checkQueue(ctx context.Context, c *awssqs.Client, q queue) error {
 // first request failed and nothing had failed before: then nothing was
 // sent. On a FIFO queue the first failure fails every later entry too, so
 // that a retry keeps the order.
-func sendEntries(ctx context.Context, c *awssqs.Client, q queue, ready []entry, batchSize int, failed map[int]error) error {
+func sendEntries(ctx context.Context, c *awssqs.Client, q queue, ready []entry, batchSize int, failed map[int]error) (requests int, err error) {
 	sent := 0
 	for start := 0; start < len(ready); {
 		end, bytes := start, 0
@@ -165,9 +165,10 @@ func sendEntries(ctx context.Context, c *awssqs.Client, q queue, ready []entry, 
 			byID[*en.e.Id] = en.index
 		}
 		out, err := c.SendMessageBatch(ctx, &awssqs.SendMessageBatchInput{QueueUrl: aws.String(q.url), Entries: reqEntries})
+		requests++
 		if err != nil {
 			if sent == 0 && len(failed) == 0 {
-				return fmt.Errorf("sqs: SendMessageBatch: %w", err)
+				return requests, fmt.Errorf("sqs: SendMessageBatch: %w", err)
 			}
 			for _, en := range chunk {
 				failed[en.index] = fmt.Errorf("sqs: SendMessageBatch: %w", err)
@@ -212,5 +213,5 @@ func sendEntries(ctx context.Context, c *awssqs.Client, q queue, ready []entry, 
 			break
 		}
 	}
-	return nil
+	return requests, nil
 }

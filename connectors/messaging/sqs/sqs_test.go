@@ -462,3 +462,19 @@ func TestCheck(t *testing.T) {
 		t.Errorf("check: %v", err)
 	}
 }
+
+func TestSinkMetrics(t *testing.T) {
+	f := sqsfake.New(t)
+	url := createQueue(t, f, "m", nil)
+	sink := newTestSink(t, f, SinkConfig{QueueURL: url, BatchSize: 2})
+	f.FailEntry = func(body string) bool { return strings.Contains(body, `"n":2`) }
+	var batch []*events.Event
+	for i := range 5 {
+		batch = append(batch, events.New(events.Insert, "s", events.ValuePayload(map[string]any{"n": i})))
+	}
+	_ = sink.Write(context.Background(), batch)
+	m := sink.Metrics()
+	if m["sqs.sink.messages_sent_total"] != 4 || m["sqs.sink.messages_failed_total"] != 1 || m["sqs.sink.batches_sent_total"] != 3 || m["sqs.sink.success_rate"] != 0.8 || m["sqs.sink.bytes_sent_total"] == 0 {
+		t.Fatalf("metrics %v", m)
+	}
+}

@@ -155,7 +155,7 @@ func (t *Transport) Produce(ctx context.Context, topicName string, msgs []topic.
 	delay := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		failed := map[int]error{}
-		if err := sendEntries(ctx, t.client, q, ready, 10, failed); err != nil {
+		if _, err := sendEntries(ctx, t.client, q, ready, 10, failed); err != nil {
 			return err
 		}
 		if len(failed) == 0 {
