@@ -23,6 +23,7 @@ import (
 	"github.com/rivven/rivven-connect/shared/state"
 	"github.com/rivven/rivven-connect/shared/telemetry"
 	"github.com/rivven/rivven-connect/shared/topic"
+	"github.com/rivven/rivven-connect/shared/transport"
 )
 
 func init() {
@@ -70,10 +71,6 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := pipeline.SecretsSupported(p); err != nil {
 		return exitWith(exitUsage, err)
 	}
-	if p.Broker != nil {
-		return exitWith(exitUsage, errors.New("broker.bootstrap_servers: the Kafka transport is not available yet; "+
-			"remove the broker block to run on the Redis Streams transport (settings.state.redis_url or REDIS_URL)"))
-	}
 	redisURL := p.Settings.State.RedisURL
 	if redisURL == "" {
 		redisURL = os.Getenv("REDIS_URL")
@@ -100,9 +97,27 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if !ok {
 		return exitWith(exitFailed, errors.New("the state store cannot carry topics"))
 	}
-	tr := topic.NewRedis(cp.Client())
-	tr.AutoCreate = p.Settings.Topic.AutoCreate
-	tr.Default = topic.Spec{Partitions: p.Settings.Topic.DefaultPartitions, ReplicationFactor: p.Settings.Topic.DefaultReplicationFactor}
+	// Topics live on the broker the pipeline names, else on Redis Streams
+	// next to the state.
+	var (
+		tr     topicTransport
+		stream pipeline.StreamTransport
+	)
+	if p.Broker != nil {
+		bt, err := transport.Open(ctx, p.Broker, p.Settings.Topic)
+		if err != nil {
+			return exitWith(exitUsage, err)
+		}
+		defer bt.Close()
+		tr = bt
+		stream, _ = bt.(pipeline.StreamTransport)
+		log.Info("topics on the broker", "transport", transport.Name(p.Broker))
+	} else {
+		rt := topic.NewRedis(cp.Client())
+		rt.AutoCreate = p.Settings.Topic.AutoCreate
+		rt.Default = topic.Spec{Partitions: p.Settings.Topic.DefaultPartitions, ReplicationFactor: p.Settings.Topic.DefaultReplicationFactor}
+		tr, stream = rt, rt
+	}
 
 	var reg *telemetry.Registry
 	if p.Settings.Metrics.Enabled {
@@ -133,6 +148,10 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if !ok || !s.Enabled {
 			return exitWith(exitUsage, fmt.Errorf("the pipeline has no enabled sink %q (sinks: %s)", name, strings.Join(p.SinkNames(), ", ")))
 		}
+		if stream == nil {
+			return exitWith(exitUsage, fmt.Errorf("broker.transport %s: a sink reading from %s runs as a function its queue triggers (see `rivven-connect deploy terraform`), not as `run sink`; `run sink` consumes Kafka or Redis Streams topics",
+				transport.Name(p.Broker), transport.Name(p.Broker)))
+		}
 		var uses []topicUse
 		for i, t := range s.Topics {
 			uses = append(uses, topicUse{t, nil, fmt.Sprintf("sinks.%s.topics[%d]", name, i)}, topicUse{deadLetterTopic(s.DeadLetterTopic, t), nil, "sinks." + name + ".dead_letter_topic"})
@@ -147,7 +166,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return exitWith(exitFailed, err)
 		}
 		deps.Delivery, deps.Epoch = pipeline.DeliveryOrdered, epoch
-		r, err := pipeline.NewSinkRunner(p, name, catalog.Builder{}, tr, deps)
+		r, err := pipeline.NewSinkRunner(p, name, catalog.Builder{}, stream, deps)
 		if err != nil {
 			return exitWith(exitUsage, err)
 		}
@@ -198,14 +217,25 @@ type topicUse struct {
 	path string
 }
 
-func ensureTopics(ctx context.Context, tr *topic.Redis, p *config.Pipeline, log *slog.Logger, uses []topicUse) error {
+// topicTransport is what the runner publishes through and creates
+// topics with: a broker transport or Redis Streams.
+type topicTransport interface {
+	topic.Producer
+	topic.Admin
+}
+
+func ensureTopics(ctx context.Context, tr topic.Admin, p *config.Pipeline, log *slog.Logger, uses []topicUse) error {
 	seen := map[string]bool{}
 	for _, u := range uses {
 		if seen[u.name] {
 			continue
 		}
 		seen[u.name] = true
-		if err := topic.ValidateTopic(u.name); err != nil {
+		validate := topic.ValidateTopic
+		if v, ok := tr.(interface{ ValidateTopic(string) error }); ok {
+			validate = v.ValidateTopic // the broker's own naming rules
+		}
+		if err := validate(u.name); err != nil {
 			return exitWith(exitUsage, fmt.Errorf("%s: %w", u.path, err))
 		}
 		if err := pipeline.EnsureTopic(ctx, tr, p.Settings.Topic, u.name, u.tc, u.path, log); err != nil {

@@ -46,13 +46,12 @@ type BrokerSQS struct {
 }
 
 // BrokerPubSub is broker.pubsub: each topic is a Pub/Sub topic of that
-// name in project_id.
+// name in project_id, and the event key is the ordering key, so
+// subscriptions with message ordering keep order per key.
 type BrokerPubSub struct {
 	ProjectID       string `yaml:"project_id" required:"true" doc:"Google Cloud project of the topics."`
 	CredentialsPath string `yaml:"credentials_path" doc:"Service account key file; Application Default Credentials when empty."`
-	Endpoint        string `yaml:"endpoint" doc:"Custom endpoint (the Pub/Sub emulator, tests)."`
-	// Ordering publishes with the event key as ordering key.
-	Ordering bool `yaml:"ordering" default:"true" doc:"Publish with the event key as ordering key, so subscriptions with message ordering keep order per key."`
+	EmulatorHost    string `yaml:"emulator_host" doc:"host:port of a Pub/Sub emulator (plaintext, no authentication); PUBSUB_EMULATOR_HOST works too."`
 }
 
 // Validate checks that the block for the chosen transport is there.

@@ -166,7 +166,7 @@ func Init(ctx context.Context, fn Function, opts Options) (*Runtime, error) {
 		return nil, err
 	}
 	if opts.Producer == nil && p.Broker != nil {
-		tr, err := transport.Open(ctx, p.Broker)
+		tr, err := transport.Open(ctx, p.Broker, p.Settings.Topic)
 		if err != nil {
 			rt.Store.Close()
 			return nil, err

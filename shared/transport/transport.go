@@ -22,8 +22,9 @@ type Transport interface {
 	Close() error
 }
 
-// Opener connects to the transport described by b.
-type Opener func(ctx context.Context, b *config.Broker) (Transport, error)
+// Opener connects to the transport described by b; topics are the
+// pipeline's settings.topic (auto_create and the defaults for new topics).
+type Opener func(ctx context.Context, b *config.Broker, topics config.TopicSettings) (Transport, error)
 
 var (
 	mu      sync.RWMutex
@@ -63,7 +64,7 @@ func Name(b *config.Broker) string {
 }
 
 // Open connects to the transport b selects.
-func Open(ctx context.Context, b *config.Broker) (Transport, error) {
+func Open(ctx context.Context, b *config.Broker, topics config.TopicSettings) (Transport, error) {
 	name := Name(b)
 	mu.RLock()
 	open, ok := openers[name]
@@ -75,5 +76,5 @@ func Open(ctx context.Context, b *config.Broker) (Transport, error) {
 		}
 		return nil, fmt.Errorf("broker.transport: %s is not linked into this binary (linked: %s)", name, linked)
 	}
-	return open(ctx, b)
+	return open(ctx, b, topics)
 }

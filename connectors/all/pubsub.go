@@ -1,0 +1,5 @@
+//go:build !custom || pubsub
+
+package all
+
+import _ "github.com/rivven/rivven-connect/connectors/messaging/pubsub"
