@@ -1,0 +1,286 @@
+package mysqlcdc
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"regexp"
+	"strings"
+
+	"github.com/rivven/rivven-connect/shared/spec"
+)
+
+// Config is the mysql-cdc source's config block.
+type Config struct {
+	Host     string `yaml:"host" required:"true" doc:"Database host."`
+	Port     int    `yaml:"port" default:"3306" min:"1" max:"65535" doc:"Database port."`
+	Database string `yaml:"database" required:"true" doc:"Database (schema) whose tables are captured."`
+	User     string `yaml:"user" required:"true" doc:"Username; needs REPLICATION SLAVE, REPLICATION CLIENT and SELECT (plus RELOAD on MySQL for the snapshot lock)."`
+	Password string `yaml:"password" required:"true" secret:"true" doc:"Password."`
+	ServerID uint32 `yaml:"server_id" required:"true" min:"1" max:"4294967295" doc:"Unique server ID this source registers with as a replica; must differ from every server and replica in the topology."`
+
+	Tables        []string `yaml:"tables" doc:"Tables to include (empty = all). Entries are table names or db.table; * and ? wildcards allowed."`
+	TableRegex    string   `yaml:"table_regex" doc:"Regular expression a table name (or db.table) must match."`
+	IncludeTables []string `yaml:"include_tables" doc:"More tables to include, same syntax as tables (the two lists are merged)."`
+	ExcludeTables []string `yaml:"exclude_tables" doc:"Tables to leave out, same syntax as tables; wins over the include lists."`
+
+	BinlogFilename string `yaml:"binlog_filename" doc:"Binlog file to start streaming from when there is no stored position and no snapshot is taken (snapshot.mode never or no_data). Empty: the current end of the binlog."`
+	BinlogPosition uint32 `yaml:"binlog_position" default:"4" min:"4" doc:"Position in binlog_filename to start from."`
+	UseGTID        bool   `yaml:"use_gtid" default:"true" doc:"Resume by GTID set (MariaDB domain-server-seq or MySQL uuid:interval) instead of file/position when the stored position has one; survives a failover to another server of the same topology."`
+	GTIDSet        string `yaml:"gtid_set" doc:"GTID set to start streaming after when there is no stored position and no snapshot is taken; overrides binlog_filename."`
+
+	Snapshot *Snapshot `yaml:"snapshot" doc:"Initial snapshot settings."`
+	TLS      *TLS      `yaml:"tls" doc:"TLS settings for the connections to the server."`
+
+	HeartbeatIntervalSecs int `yaml:"heartbeat_interval_secs" default:"10" min:"1" max:"3600" doc:"Seconds between server heartbeats on an idle binlog stream; the link counts as dead after three missed heartbeats."`
+	ConnectTimeoutSecs    int `yaml:"connect_timeout_secs" default:"30" min:"1" doc:"Timeout in seconds for connecting and authenticating."`
+	MaxBatchSize          int `yaml:"max_batch_size" default:"1000" min:"1" max:"100000" doc:"Most events handed to the pipeline in one batch while streaming."`
+	RetryInitialMS        int `yaml:"retry_initial_ms" default:"200" min:"1" doc:"First reconnect delay in milliseconds after the binlog stream broke."`
+	RetryMaxMS            int `yaml:"retry_max_ms" default:"30000" min:"1" doc:"Largest reconnect delay in milliseconds."`
+}
+
+// Snapshot configures the initial snapshot.
+type Snapshot struct {
+	Mode          string   `yaml:"mode" default:"initial" enum:"initial,always,never,when_needed,initial_only,no_data" doc:"initial: snapshot on first start, then stream; always: snapshot on every start; never: only stream; when_needed: snapshot when there is no stored position or the server no longer has it; initial_only: snapshot and stop; no_data: emit the table schemas only, then stream."`
+	BatchSize     int      `yaml:"batch_size" default:"10000" min:"1" max:"1000000" doc:"Rows per primary-key chunk (one SELECT and one batch each)."`
+	IncludeTables []string `yaml:"include_tables" doc:"Snapshot only these of the captured tables (same syntax as tables); the others are only streamed."`
+	ExcludeTables []string `yaml:"exclude_tables" doc:"Captured tables not to snapshot."`
+}
+
+// TLS configures encryption of the server connections.
+type TLS struct {
+	Mode       string `yaml:"mode" default:"prefer" enum:"disable,prefer,require,verify-ca,verify-full" doc:"disable: plain; prefer: TLS when the server offers it, unverified; require: TLS, unverified; verify-ca: TLS with the certificate chain checked against ca_path; verify-full: also check the host name."`
+	CAPath     string `yaml:"ca_path" doc:"PEM file of CA certificates (verify-ca, verify-full); system roots when empty."`
+	CertPath   string `yaml:"cert_path" doc:"PEM client certificate for mutual TLS (with key_path)."`
+	KeyPath    string `yaml:"key_path" doc:"PEM private key of cert_path."`
+	ServerName string `yaml:"server_name" doc:"Host name to verify (verify-full); defaults to host."`
+}
+
+var snapshotModes = []string{"initial", "always", "never", "when_needed", "initial_only", "no_data"}
+
+var tlsModes = []string{"disable", "prefer", "require", "verify-ca", "verify-full"}
+
+func oneOf(v string, allowed []string) bool {
+	for _, a := range allowed {
+		if v == a {
+			return true
+		}
+	}
+	return false
+}
+
+// Validate checks what the tags cannot express; New runs it too, for
+// configs built in code.
+func (c *Config) Validate() []spec.Problem {
+	var ps []spec.Problem
+	add := func(p, format string, args ...any) {
+		ps = append(ps, spec.Problem{Path: p, Message: fmt.Sprintf(format, args...)})
+	}
+	if strings.TrimSpace(c.Host) == "" {
+		add("host", "must not be empty")
+	}
+	if c.Port < 1 || c.Port > 65535 {
+		add("port", "must be between 1 and 65535")
+	}
+	if c.Database == "" {
+		add("database", "must not be empty")
+	}
+	if c.User == "" {
+		add("user", "must not be empty")
+	}
+	if c.ServerID == 0 {
+		add("server_id", "must be between 1 and 4294967295 and unique in the replication topology")
+	}
+	for name, list := range map[string][]string{"tables": c.Tables, "include_tables": c.IncludeTables, "exclude_tables": c.ExcludeTables} {
+		for i, p := range list {
+			if _, err := path.Match(p, ""); err != nil || strings.TrimSpace(p) == "" {
+				add(spec.Index(name, i), "%q is not a table name or wildcard pattern", p)
+			}
+		}
+	}
+	if c.TableRegex != "" {
+		if _, err := regexp.Compile(c.TableRegex); err != nil {
+			add("table_regex", "invalid regular expression: %v", err)
+		}
+	}
+	if c.BinlogPosition != 0 && c.BinlogPosition < 4 {
+		add("binlog_position", "must be at least 4 (the first event of a binlog file)")
+	}
+	if c.GTIDSet != "" {
+		if _, err := parseGTIDSet(c.GTIDSet); err != nil {
+			add("gtid_set", "%v", err)
+		}
+	}
+	if s := c.Snapshot; s != nil {
+		if !oneOf(s.Mode, snapshotModes) {
+			add("snapshot.mode", "unknown mode %q (allowed: %s)", s.Mode, strings.Join(snapshotModes, ", "))
+		}
+		if s.BatchSize < 1 {
+			add("snapshot.batch_size", "must be at least 1")
+		}
+		for name, list := range map[string][]string{"snapshot.include_tables": s.IncludeTables, "snapshot.exclude_tables": s.ExcludeTables} {
+			for i, p := range list {
+				if _, err := path.Match(p, ""); err != nil {
+					add(spec.Index(name, i), "%q is not a table name or wildcard pattern", p)
+				}
+			}
+		}
+	}
+	if t := c.TLS; t != nil {
+		if !oneOf(t.Mode, tlsModes) {
+			add("tls.mode", "unknown mode %q (allowed: %s)", t.Mode, strings.Join(tlsModes, ", "))
+		}
+		if (t.CertPath == "") != (t.KeyPath == "") {
+			add("tls", "cert_path and key_path go together")
+		}
+	}
+	if c.HeartbeatIntervalSecs < 1 || c.HeartbeatIntervalSecs > 3600 {
+		add("heartbeat_interval_secs", "must be between 1 and 3600")
+	}
+	if c.ConnectTimeoutSecs < 1 {
+		add("connect_timeout_secs", "must be at least 1")
+	}
+	if c.MaxBatchSize < 1 {
+		add("max_batch_size", "must be at least 1")
+	}
+	if c.RetryInitialMS < 1 {
+		add("retry_initial_ms", "must be at least 1")
+	}
+	if c.RetryMaxMS < c.RetryInitialMS {
+		add("retry_max_ms", "must be at least retry_initial_ms")
+	}
+	return ps
+}
+
+func (c *Config) snapshotMode() string {
+	if c.Snapshot == nil || c.Snapshot.Mode == "" {
+		return "initial"
+	}
+	return c.Snapshot.Mode
+}
+
+func (c *Config) snapshotBatch() int {
+	if c.Snapshot == nil || c.Snapshot.BatchSize < 1 {
+		return 10000
+	}
+	return c.Snapshot.BatchSize
+}
+
+// tlsConfig builds the client TLS config; nil for mode disable.
+func (c *Config) tlsConfig() (*tls.Config, bool, error) {
+	mode := "prefer"
+	if c.TLS != nil && c.TLS.Mode != "" {
+		mode = c.TLS.Mode
+	}
+	if mode == "disable" {
+		return nil, false, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.Host}
+	if c.TLS != nil {
+		if c.TLS.ServerName != "" {
+			tc.ServerName = c.TLS.ServerName
+		}
+		if c.TLS.CAPath != "" {
+			pem, err := os.ReadFile(c.TLS.CAPath)
+			if err != nil {
+				return nil, false, fmt.Errorf("tls.ca_path: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, false, errors.New("tls.ca_path: no PEM certificates found")
+			}
+			tc.RootCAs = pool
+		}
+		if c.TLS.CertPath != "" {
+			cert, err := tls.LoadX509KeyPair(c.TLS.CertPath, c.TLS.KeyPath)
+			if err != nil {
+				return nil, false, fmt.Errorf("tls.cert_path/key_path: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+	}
+	switch mode {
+	case "prefer", "require":
+		// Encryption without authentication of the server, like libpq's and
+		// mysql's modes of the same names.
+		tc.InsecureSkipVerify = true
+	case "verify-ca":
+		// Check the chain but not the host name.
+		roots := tc.RootCAs
+		tc.InsecureSkipVerify = true
+		tc.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("server sent no certificate")
+			}
+			opts := x509.VerifyOptions{Roots: roots, Intermediates: x509.NewCertPool()}
+			for _, ic := range cs.PeerCertificates[1:] {
+				opts.Intermediates.AddCert(ic)
+			}
+			_, err := cs.PeerCertificates[0].Verify(opts)
+			return err
+		}
+	}
+	return tc, mode != "prefer", nil
+}
+
+// filter decides which tables are captured.
+type filter struct {
+	db       string
+	include  []string
+	exclude  []string
+	re       *regexp.Regexp
+	snapIncl []string
+	snapExcl []string
+}
+
+func newFilter(c *Config) *filter {
+	f := &filter{db: c.Database, include: append(append([]string(nil), c.Tables...), c.IncludeTables...), exclude: c.ExcludeTables}
+	if c.TableRegex != "" {
+		f.re = regexp.MustCompile(c.TableRegex)
+	}
+	if c.Snapshot != nil {
+		f.snapIncl, f.snapExcl = c.Snapshot.IncludeTables, c.Snapshot.ExcludeTables
+	}
+	return f
+}
+
+func matchAny(patterns []string, db, table string) bool {
+	for _, p := range patterns {
+		name := table
+		if strings.Contains(p, ".") {
+			name = db + "." + table
+		}
+		if ok, _ := path.Match(p, name); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// captured reports whether changes of db.table are emitted.
+func (f *filter) captured(db, table string) bool {
+	if db != f.db {
+		return false
+	}
+	if len(f.include) > 0 && !matchAny(f.include, db, table) {
+		return false
+	}
+	if matchAny(f.exclude, db, table) {
+		return false
+	}
+	if f.re != nil && !f.re.MatchString(table) && !f.re.MatchString(db+"."+table) {
+		return false
+	}
+	return true
+}
+
+// snapshotted reports whether a captured table is part of the snapshot.
+func (f *filter) snapshotted(db, table string) bool {
+	if len(f.snapIncl) > 0 && !matchAny(f.snapIncl, db, table) {
+		return false
+	}
+	return !matchAny(f.snapExcl, db, table)
+}

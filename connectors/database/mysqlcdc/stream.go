@@ -1,0 +1,638 @@
+package mysqlcdc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/telemetry"
+)
+
+// stream follows the binlog from start until ctx is done. A broken link is
+// reconnected with exponential backoff from the last position handed to
+// the pipeline, so nothing is skipped and nothing emitted twice.
+func (s *Source) stream(ctx context.Context, emit pipeline.Emitter, start position) error {
+	rt := pipeline.RuntimeFrom(ctx)
+	m := &streamMetrics{
+		events:       rt.Counter(metricEvents, "Change events emitted from the binlog."),
+		transactions: rt.Counter(metricTransactions, "Binlog transactions processed."),
+		lag:          rt.Gauge(metricLag, "Seconds between a binlog event's timestamp and its processing."),
+		reconnects:   rt.Counter(metricReconnects, "Reconnects of the binlog stream."),
+		schema:       rt.Counter(metricSchema, "DDL statements seen in the binlog."),
+	}
+	delay := time.Duration(s.cfg.RetryInitialMS) * time.Millisecond
+	maxDelay := time.Duration(s.cfg.RetryMaxMS) * time.Millisecond
+	last := start
+	for {
+		st := &streamer{src: s, emit: emit, m: m, start: last}
+		err := st.run(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if st.emitted {
+			p, perr := parsePosition([]byte(st.lastPosition))
+			if perr != nil {
+				return pipeline.Fatal(perr)
+			}
+			last = *p
+			delay = time.Duration(s.cfg.RetryInitialMS) * time.Millisecond
+		}
+		if err == nil || errors.Is(err, pipeline.ErrFatal) || st.emitErr {
+			return err
+		}
+		var se *ServerError
+		if errors.As(err, &se) && (se.Code == 1236 || se.Code == 1045 || se.Code == 1227) {
+			// 1236: the position is gone or invalid; 1045/1227: access
+			// denied. Reconnecting cannot fix either.
+			return pipeline.Fatal(err)
+		}
+		m.reconnects.Inc()
+		rt.Logger().Warn("binlog stream broke; reconnecting", "error", err, "retry_in", delay, "position", last.human())
+		t := time.NewTimer(delay/2 + rand.N(delay/2+1))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		delay = min(delay*2, maxDelay)
+	}
+}
+
+// eventBundle is an event with the parts it points to, allocated together.
+type eventBundle struct {
+	ev    events.Event
+	src   events.SourceInfo
+	extra [1]events.Field
+}
+
+type streamMetrics struct {
+	events, transactions, reconnects, schema *telemetry.Counter
+	lag                                      *telemetry.Gauge
+}
+
+// streamer is one connection's worth of streaming.
+type streamer struct {
+	src   *Source
+	emit  pipeline.Emitter
+	m     *streamMetrics
+	start position
+
+	c, meta    *conn
+	dec        *decoder
+	collations map[uint16]string
+	tables     map[uint64]*tableInfo
+	schemas    map[string]*tableSchema
+
+	file      string
+	boundary  position
+	bPrefix   string // encoded boundary up to the skip count
+	bHuman    string
+	gtid      gtidSet
+	inTxn     bool
+	explicit  bool // the transaction began with BEGIN (or a non-standalone MariaDB GTID)
+	txnRows   int
+	skip      int
+	firstTxn  bool
+	txnID     string
+	pendMaria struct {
+		domain, server uint32
+		seq            uint64
+		ok             bool
+	}
+	pendMySQL struct {
+		uuid [16]byte
+		gno  int64
+		ok   bool
+	}
+
+	batch []*events.Event
+	// lastPosition is the encoded position of the last event handed to
+	// the pipeline (decoded only when a reconnect needs it).
+	lastPosition string
+	emitted      bool
+	emitErr      bool
+}
+
+func (st *streamer) run(ctx context.Context) error {
+	s := st.src
+	var err error
+	if st.meta, err = s.connect(ctx, false); err != nil {
+		return err
+	}
+	defer st.meta.Close()
+	if st.collations, err = loadCollations(st.meta); err != nil {
+		return err
+	}
+	if st.c, err = s.connect(ctx, false); err != nil {
+		return err
+	}
+	defer st.c.Close()
+	stop := context.AfterFunc(ctx, func() { _ = st.c.Close() })
+	defer stop()
+
+	st.tables = map[uint64]*tableInfo{}
+	st.schemas = map[string]*tableSchema{}
+	st.boundary = position{File: st.start.File, Pos: st.start.Pos, GTID: st.start.GTID}
+	st.file = st.start.File
+	st.skip = st.start.Skip
+	st.firstTxn = true
+	if st.gtid, err = parseGTIDSet(st.start.GTID); err != nil {
+		return pipeline.Fatal(err)
+	}
+	st.setBoundary(st.boundary)
+
+	if err := st.startDump(); err != nil {
+		return err
+	}
+	hb := time.Duration(s.cfg.HeartbeatIntervalSecs) * time.Second
+	// Three missed heartbeats (plus slack) mean the link is dead; an idle
+	// but healthy server sends one every hb.
+	readTimeout := 3*hb + 2*time.Second
+	nextDeadline := time.Time{}
+	for {
+		if now := time.Now(); now.After(nextDeadline) {
+			_ = st.c.nc.SetReadDeadline(now.Add(readTimeout))
+			nextDeadline = now.Add(time.Second)
+		}
+		pkt, err := st.c.readPacket()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return fmt.Errorf("no binlog event or heartbeat for %s: link considered dead", readTimeout)
+			}
+			if errors.Is(err, io.EOF) {
+				return errors.New("server closed the binlog stream")
+			}
+			return err
+		}
+		switch pkt[0] {
+		case 0x00:
+		case 0xff:
+			return parseErrPacket(pkt)
+		case 0xfe:
+			return errors.New("server ended the binlog stream")
+		default:
+			return fmt.Errorf("unexpected binlog packet 0x%02x", pkt[0])
+		}
+		if err := st.handle(ctx, pkt[1:]); err != nil {
+			return err
+		}
+		if len(st.batch) > 0 && (len(st.batch) >= s.cfg.MaxBatchSize || st.c.br.Buffered() == 0) {
+			if err := st.flush(ctx); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// startDump configures the replication session and sends the dump command.
+func (st *streamer) startDump() error {
+	c, s := st.c, st.src
+	res, err := c.query("SELECT @@global.binlog_checksum")
+	if err != nil {
+		return err
+	}
+	checksum := strings.EqualFold(string(res.Rows[0][0]), "CRC32")
+	// Announce that we understand checksums, so the server sends them (we
+	// verify every event's CRC32).
+	// MySQL 8.0.26+ reads the source_ spellings, older servers and
+	// MariaDB the master_ ones; user variables cost nothing to set twice.
+	hbNanos := strconv.FormatInt(int64(s.cfg.HeartbeatIntervalSecs)*int64(time.Second), 10)
+	for _, q := range []string{
+		"SET @master_binlog_checksum = @@global.binlog_checksum",
+		"SET @source_binlog_checksum = @@global.binlog_checksum",
+		"SET @master_heartbeat_period = " + hbNanos,
+		"SET @source_heartbeat_period = " + hbNanos,
+	} {
+		if err := c.exec(q); err != nil {
+			return err
+		}
+	}
+	st.dec = newDecoder(checksum)
+	useGTID := s.cfg.UseGTID && st.start.GTID != ""
+	if c.isMariaDB() {
+		st.dec.mysqlJSON = false
+		// 4 = MARIA_SLAVE_CAPABILITY_GTID: GTID events instead of BEGIN, and
+		// the GTID connect state below is understood.
+		if err := c.exec("SET @mariadb_slave_capability = 4"); err != nil {
+			return err
+		}
+		if useGTID {
+			for _, q := range []string{
+				"SET @slave_connect_state = " + quoteString(st.start.GTID),
+				"SET @slave_gtid_strict_mode = 0",
+				"SET @slave_gtid_ignore_duplicates = 0",
+			} {
+				if err := c.exec(q); err != nil {
+					return err
+				}
+			}
+		}
+	} else if useGTID && st.gtid.maria != nil {
+		return pipeline.Fatal(fmt.Errorf("stored GTID %q is in MariaDB format but the server is MySQL %s", st.start.GTID, c.serverVersion))
+	}
+	host, _ := os.Hostname()
+	if err := c.registerReplica(s.cfg.ServerID, host, 0); err != nil {
+		return fmt.Errorf("registering as replica with server_id %d: %w", s.cfg.ServerID, err)
+	}
+	switch {
+	case useGTID && !c.isMariaDB():
+		return c.binlogDumpGTID(s.cfg.ServerID, st.gtid.sidBlock())
+	case useGTID:
+		return c.binlogDump(s.cfg.ServerID, "", 4)
+	case st.start.File == "":
+		return pipeline.Fatal(errors.New("no binlog file to start from (use_gtid is false but the position only has a GTID set)"))
+	}
+	return c.binlogDump(s.cfg.ServerID, st.start.File, st.start.Pos)
+}
+
+// setBoundary records a transaction boundary and precomputes the encoded
+// position prefix the events of the next transaction share.
+func (st *streamer) setBoundary(p position) {
+	st.boundary = p
+	b := position{File: p.File, Pos: p.Pos, GTID: p.GTID}
+	enc := b.encode()
+	st.bPrefix = enc[:len(enc)-1] // without the closing brace
+	if st.bPrefix != "{" {
+		st.bPrefix += ","
+	}
+	st.bHuman = b.human()
+}
+
+func (st *streamer) eventPosition(skip int) string {
+	var sb strings.Builder
+	sb.Grow(len(st.bPrefix) + 16)
+	sb.WriteString(st.bPrefix)
+	sb.WriteString(`"skip":`)
+	var tmp [20]byte
+	sb.Write(strconv.AppendInt(tmp[:0], int64(skip), 10))
+	sb.WriteByte('}')
+	return sb.String()
+}
+
+var ddlTable = regexp.MustCompile("(?is)^(?:CREATE|ALTER|DROP|TRUNCATE|RENAME)\\s+(?:OR\\s+REPLACE\\s+)?(?:TEMPORARY\\s+)?(?:ONLINE\\s+|OFFLINE\\s+|IGNORE\\s+)?(?:TABLE\\s+)?(?:IF\\s+(?:NOT\\s+)?EXISTS\\s+)?((?:`(?:[^`]|``)+`|[\\w$]+)(?:\\s*\\.\\s*(?:`(?:[^`]|``)+`|[\\w$]+))?)")
+
+// ddlTarget extracts the database and table a DDL statement names (the
+// first one); ok is false when it names no table.
+func ddlTarget(defaultDB, q string) (db, table string, ok bool) {
+	q = strings.TrimSpace(stripComments(q))
+	up := strings.ToUpper(q)
+	if !strings.Contains(up, "TABLE") {
+		return "", "", false
+	}
+	m := ddlTable.FindStringSubmatch(q)
+	if m == nil {
+		return "", "", false
+	}
+	parts := splitQualified(m[1])
+	if len(parts) == 2 {
+		return parts[0], parts[1], true
+	}
+	return defaultDB, parts[0], true
+}
+
+func splitQualified(s string) []string {
+	var out []string
+	for len(s) > 0 {
+		s = strings.TrimSpace(s)
+		if strings.HasPrefix(s, "`") {
+			i := 1
+			var sb strings.Builder
+			for i < len(s) {
+				if s[i] == '`' {
+					if i+1 < len(s) && s[i+1] == '`' {
+						sb.WriteByte('`')
+						i += 2
+						continue
+					}
+					break
+				}
+				sb.WriteByte(s[i])
+				i++
+			}
+			out = append(out, sb.String())
+			s = s[min(i+1, len(s)):]
+		} else {
+			j := strings.IndexByte(s, '.')
+			if j < 0 {
+				out = append(out, strings.TrimSpace(s))
+				break
+			}
+			out = append(out, strings.TrimSpace(s[:j]))
+			s = s[j:]
+		}
+		s = strings.TrimSpace(s)
+		s = strings.TrimPrefix(s, ".")
+	}
+	return out
+}
+
+func (st *streamer) beginTxn(h header) {
+	if st.inTxn {
+		return
+	}
+	st.inTxn = true
+	st.txnRows = 0
+	if h.LogPos >= h.Size && h.LogPos != 0 && st.file != "" {
+		// The exact start of this transaction: a boundary (after a GTID
+		// connect this is the first place we learn the file position).
+		if st.boundary.File != st.file || st.boundary.Pos != h.LogPos-h.Size {
+			st.setBoundary(position{File: st.file, Pos: h.LogPos - h.Size, GTID: st.boundary.GTID})
+		}
+	}
+}
+
+func (st *streamer) endTxn(h header) {
+	switch {
+	case st.pendMaria.ok:
+		st.gtid.addMaria(st.pendMaria.domain, st.pendMaria.server, st.pendMaria.seq)
+	case st.pendMySQL.ok:
+		st.gtid.addMySQLRange(st.pendMySQL.uuid, st.pendMySQL.gno, st.pendMySQL.gno)
+	}
+	st.pendMaria.ok, st.pendMySQL.ok = false, false
+	st.inTxn, st.explicit, st.txnRows = false, false, 0
+	if st.firstTxn {
+		st.firstTxn, st.skip = false, 0
+	}
+	st.setBoundary(position{File: st.file, Pos: h.LogPos, GTID: st.gtid.String()})
+	st.m.transactions.Inc()
+}
+
+func (st *streamer) handle(ctx context.Context, raw []byte) error {
+	h, body, err := st.dec.split(raw)
+	if err != nil {
+		return err
+	}
+	if h.Timestamp != 0 && h.Type != evHeartbeat {
+		st.m.lag.Set(max(0, time.Since(time.Unix(int64(h.Timestamp), 0)).Seconds()))
+	}
+	switch h.Type {
+	case evFormatDescription:
+		return st.dec.formatDescription(body)
+	case evRotate:
+		name, pos, err := rotate(body)
+		if err != nil {
+			return err
+		}
+		st.file = name
+		if !st.inTxn && (h.LogPos != 0 || st.boundary.File == "") {
+			st.setBoundary(position{File: name, Pos: uint32(pos), GTID: st.boundary.GTID})
+		}
+	case evHeartbeat:
+		st.m.lag.Set(0)
+	case evMariaGTID:
+		seq, domain, standalone, err := parseMariaGTIDEvent(body)
+		if err != nil {
+			return err
+		}
+		st.beginTxn(h)
+		st.explicit = !standalone
+		st.pendMaria.domain, st.pendMaria.server, st.pendMaria.seq, st.pendMaria.ok = domain, h.ServerID, seq, true
+		st.txnID = fmt.Sprintf("%d-%d-%d", domain, h.ServerID, seq)
+	case evGTID:
+		u, gno, err := parseMySQLGTIDEvent(body)
+		if err != nil {
+			return err
+		}
+		st.beginTxn(h)
+		st.pendMySQL.uuid, st.pendMySQL.gno, st.pendMySQL.ok = u, gno, true
+		st.txnID = formatUUID(u) + ":" + strconv.FormatInt(gno, 10)
+	case evAnonymousGTID:
+		st.beginTxn(h)
+		st.txnID = ""
+	case evQuery:
+		qe, err := st.dec.query(body)
+		if err != nil {
+			return err
+		}
+		q := strings.TrimSpace(stripComments(qe.Query))
+		switch strings.ToUpper(q) {
+		case "BEGIN", "START TRANSACTION":
+			if !st.inTxn {
+				st.txnID = ""
+			}
+			st.beginTxn(h)
+			st.explicit = true
+			return nil
+		case "COMMIT", "ROLLBACK":
+			st.endTxn(h)
+			return nil
+		}
+		if st.inTxn && st.explicit {
+			return nil // SAVEPOINT and the like inside a transaction
+		}
+		if !st.inTxn {
+			st.beginTxn(h)
+		}
+		if isDDL(q) {
+			if err := st.ddl(h, qe); err != nil {
+				return err
+			}
+		}
+		st.endTxn(h)
+	case evXID:
+		st.endTxn(h)
+	case evTableMap:
+		tm, err := st.dec.tableMap(body)
+		if err != nil {
+			return err
+		}
+		return st.tableMap(tm)
+	case evWriteRowsV1, evUpdateRowsV1, evDeleteRowsV1, evWriteRowsV2, evUpdateRowsV2, evDeleteRowsV2:
+		rh, err := st.dec.rowsHeader(h.Type, body)
+		if err != nil {
+			return err
+		}
+		ti := st.tables[rh.TableID]
+		if ti == nil {
+			return fmt.Errorf("rows event for unknown table id %d", rh.TableID)
+		}
+		if !ti.captured {
+			return nil
+		}
+		if !st.inTxn {
+			st.beginTxn(h)
+		}
+		return st.rows(h, rh, ti)
+	case evMariaStartEncrypt:
+		return pipeline.Fatal(errors.New("the binlog is encrypted (encrypt_binlog=ON): a replica connection receives it decrypted only from MariaDB itself; turn binlog encryption off for CDC"))
+	case evMariaQueryCompressed, evMariaWriteRowsCompressed, evMariaWriteRowsCompressed + 1, evMariaWriteRowsCompressed + 2,
+		evMariaWriteRowsCompressedV1, evMariaWriteRowsCompressedV1 + 1, evMariaDeleteRowsCompressedV1:
+		return pipeline.Fatal(errors.New("compressed binlog events (log_bin_compress=ON) are not supported: set log_bin_compress=OFF"))
+	case evTransactionPayload:
+		return pipeline.Fatal(errors.New("compressed transaction payloads (binlog_transaction_compression=ON) are not supported: set binlog_transaction_compression=OFF"))
+	case evPartialUpdateRows:
+		return pipeline.Fatal(errors.New("partial JSON updates (binlog_row_value_options=PARTIAL_JSON) are not supported: set binlog_row_value_options=''"))
+	}
+	return nil
+}
+
+func (st *streamer) schemaFor(db, table string) (*tableSchema, error) {
+	k := db + "." + table
+	if ts, ok := st.schemas[k]; ok {
+		return ts, nil
+	}
+	ts, err := loadTableSchema(st.meta, db, table)
+	if err != nil {
+		return nil, err
+	}
+	st.schemas[k] = ts
+	return ts, nil
+}
+
+func (st *streamer) tableMap(tm *tableMap) error {
+	if old := st.tables[tm.ID]; old != nil && old.db == tm.Schema && old.table == tm.Table &&
+		string(old.tm.Types) == string(tm.Types) && len(old.tm.Meta) == len(tm.Meta) && (old.tm.Names != nil) == (tm.Names != nil) {
+		same := true
+		for i := range tm.Meta {
+			same = same && old.tm.Meta[i] == tm.Meta[i]
+		}
+		for i := range tm.Names {
+			same = same && old.tm.Names[i] == tm.Names[i]
+		}
+		if same {
+			return nil
+		}
+	}
+	captured := st.src.filter.captured(tm.Schema, tm.Table)
+	var ts *tableSchema
+	if captured && (tm.Names == nil || tm.Unsigned == nil || tm.PK == nil || tm.Collation == nil) {
+		// Metadata incomplete (binlog_row_metadata=MINIMAL, or a table
+		// without primary key): fill in from information_schema.
+		var err error
+		if ts, err = st.schemaFor(tm.Schema, tm.Table); err != nil {
+			return err
+		}
+	}
+	ti := buildTableInfo(tm, ts, st.collations)
+	ti.captured = captured
+	st.tables[tm.ID] = ti
+	return nil
+}
+
+func (st *streamer) rows(h header, rh rowsHeader, ti *tableInfo) error {
+	changes, err := st.dec.decodeRows(rh, ti)
+	if err != nil {
+		return fmt.Errorf("decoding rows of %s.%s at %s:%d: %w", ti.db, ti.table, st.file, h.LogPos, err)
+	}
+	ts := time.Unix(int64(h.Timestamp), 0).UTC()
+	ns := ti.db
+	stream := ti.db + "." + ti.table
+	serverID := []byte(strconv.FormatUint(uint64(h.ServerID), 10))
+	// One allocation holds the events of the whole rows event with their
+	// source blocks and metadata (Extra is capped at its length, so an
+	// append by a transform copies instead of touching a neighbour).
+	bundles := make([]eventBundle, len(changes))
+	for i, rc := range changes {
+		st.txnRows++
+		if st.firstTxn && st.txnRows <= st.skip {
+			continue // emitted before the restart
+		}
+		bd := &bundles[i]
+		bd.extra[0] = events.Field{Key: "server_id", Value: serverID}
+		bd.src = events.SourceInfo{Connector: connectorName, Database: ti.db, Table: ti.table, Position: st.bHuman, CommitTS: &ts}
+		bd.ev = events.Event{
+			Stream:    stream,
+			Namespace: &ns,
+			Timestamp: ts,
+			Key:       rc.Key,
+			Metadata: events.Metadata{
+				Position:      st.eventPosition(st.txnRows),
+				TransactionID: st.txnID,
+				Extra:         bd.extra[:1:1],
+			},
+			Source: &bd.src,
+		}
+		e := &bd.ev
+		switch rh.Kind {
+		case rowsInsert:
+			e.Type, e.Data = events.Insert, events.RawPayload(rc.After)
+		case rowsDelete:
+			e.Type, e.Data = events.Delete, events.RawPayload(rc.Before)
+		case rowsUpdate:
+			b := make([]byte, 0, len(rc.Before)+len(rc.After)+20)
+			b = append(b, `{"before":`...)
+			b = append(b, rc.Before...)
+			b = append(b, `,"after":`...)
+			b = append(b, rc.After...)
+			b = append(b, '}')
+			e.Type, e.Data = events.Update, events.RawPayload(b)
+		}
+		st.batch = append(st.batch, e)
+	}
+	return nil
+}
+
+// ddl refreshes the schema cache and emits a schema event (or a truncate
+// event) for a DDL statement on a captured table.
+func (st *streamer) ddl(h header, qe queryEvent) error {
+	st.m.schema.Inc()
+	db, table, ok := ddlTarget(qe.Schema, qe.Query)
+	// Table ids are reassigned after DDL; drop cached schemas of the db.
+	for k := range st.schemas {
+		if strings.HasPrefix(k, qe.Schema+".") || (ok && strings.HasPrefix(k, db+".")) {
+			delete(st.schemas, k)
+		}
+	}
+	for id, ti := range st.tables {
+		if ti.db == qe.Schema || (ok && ti.db == db) {
+			delete(st.tables, id)
+		}
+	}
+	if !ok {
+		db = qe.Schema
+	}
+	if db != st.src.cfg.Database || (ok && !st.src.filter.captured(db, table)) {
+		return nil
+	}
+	st.txnRows++
+	if st.firstTxn && st.txnRows <= st.skip {
+		return nil
+	}
+	var ts *tableSchema
+	if ok {
+		var err error
+		if ts, err = loadTableSchema(st.meta, db, table); err != nil {
+			return err
+		}
+	}
+	p := position{File: st.boundary.File, Pos: st.boundary.Pos, GTID: st.boundary.GTID, Skip: st.txnRows}
+	at := time.Unix(int64(h.Timestamp), 0).UTC()
+	e := st.src.schemaEvent(db, table, qe.Query, ts, &p, at)
+	e.Timestamp = at
+	e.Metadata.TransactionID = st.txnID
+	e.Metadata.Extra = []events.Field{{Key: "server_id", Value: []byte(strconv.FormatUint(uint64(h.ServerID), 10))}}
+	if ok && strings.HasPrefix(strings.ToUpper(strings.TrimSpace(stripComments(qe.Query))), "TRUNCATE") {
+		e.Type = events.Truncate
+		e.Data = events.RawPayload([]byte(`{}`))
+	}
+	st.batch = append(st.batch, e)
+	return nil
+}
+
+func (st *streamer) flush(ctx context.Context) error {
+	if len(st.batch) == 0 {
+		return nil
+	}
+	if err := st.emit.Emit(ctx, st.batch); err != nil {
+		st.emitErr = true
+		return err
+	}
+	st.lastPosition = st.batch[len(st.batch)-1].Metadata.Position
+	st.emitted = true
+	st.m.events.Add(uint64(len(st.batch)))
+	st.batch = st.batch[:0]
+	return nil
+}

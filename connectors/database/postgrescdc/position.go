@@ -1,0 +1,91 @@
+package postgrescdc
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/jackc/pglogrepl"
+)
+
+// position is what Metadata.Position holds and what Read gets back as
+// resume bytes. It is JSON:
+//
+//	{"lsn":"0/16B3748"}                          streaming: every transaction ending at or before lsn was emitted
+//	{"lsn":"0/16B3748","tx":"0/16C0000","n":500} ...plus the first 500 changes of the transaction committing at tx
+//	{"lsn":"0/16B3748","snapshot":{"done":["public.a"],"at":{"public.b":["41"]}}}
+//	                                             snapshot in progress: lsn is the slot's consistent point,
+//	                                             done lists finished tables, at the text of the last
+//	                                             emitted primary key per started table ([] = no key, restart it)
+type position struct {
+	LSN   pglogrepl.LSN
+	TxLSN pglogrepl.LSN
+	TxN   int64
+	Snap  *snapState
+}
+
+type snapState struct {
+	Done []string             `json:"done,omitempty"`
+	At   map[string][]*string `json:"at,omitempty"`
+}
+
+type positionJSON struct {
+	LSN      string     `json:"lsn"`
+	Tx       string     `json:"tx,omitempty"`
+	N        int64      `json:"n,omitempty"`
+	Snapshot *snapState `json:"snapshot,omitempty"`
+}
+
+func parsePosition(b []byte) (*position, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	var pj positionJSON
+	if err := json.Unmarshal(b, &pj); err != nil {
+		return nil, fmt.Errorf("resume position %q is not a postgres-cdc position: %w", b, err)
+	}
+	lsn, err := pglogrepl.ParseLSN(pj.LSN)
+	if err != nil {
+		return nil, fmt.Errorf("resume position: lsn: %w", err)
+	}
+	p := &position{LSN: lsn, TxN: pj.N, Snap: pj.Snapshot}
+	if pj.Tx != "" {
+		if p.TxLSN, err = pglogrepl.ParseLSN(pj.Tx); err != nil {
+			return nil, fmt.Errorf("resume position: tx: %w", err)
+		}
+	}
+	if p.Snap != nil && p.Snap.At == nil {
+		p.Snap.At = map[string][]*string{}
+	}
+	return p, nil
+}
+
+// streamPosition renders a streaming position without reflection: it is
+// written for every change.
+func streamPosition(buf []byte, lsn, tx pglogrepl.LSN, n int64) string {
+	buf = append(buf[:0], `{"lsn":"`...)
+	buf = appendLSN(buf, lsn)
+	buf = append(buf, '"')
+	if tx != 0 {
+		buf = append(buf, `,"tx":"`...)
+		buf = appendLSN(buf, tx)
+		buf = append(buf, `","n":`...)
+		buf = strconv.AppendInt(buf, n, 10)
+	}
+	buf = append(buf, '}')
+	return string(buf)
+}
+
+func appendLSN(dst []byte, lsn pglogrepl.LSN) []byte {
+	dst = strconv.AppendUint(dst, uint64(lsn>>32), 16)
+	dst = append(dst, '/')
+	return strconv.AppendUint(dst, uint64(uint32(lsn)), 16)
+}
+
+func lsnString(lsn pglogrepl.LSN) string { return string(appendLSN(nil, lsn)) }
+
+// snapshotPosition renders a snapshot position.
+func snapshotPosition(lsn pglogrepl.LSN, st *snapState) string {
+	b, _ := json.Marshal(positionJSON{LSN: lsnString(lsn), Snapshot: st})
+	return string(b)
+}

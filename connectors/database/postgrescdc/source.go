@@ -1,0 +1,448 @@
+// Package postgrescdc is the postgres-cdc source: change data capture from
+// PostgreSQL through logical replication (pgoutput, protocol version 2).
+//
+// It snapshots the captured tables from the replication slot's exported
+// snapshot, chunked by primary key and resumable, then streams inserts,
+// updates, deletes, truncates and schema changes. A position is confirmed
+// to PostgreSQL only after the events up to it were durably published, so
+// the slot never lets go of WAL that was not delivered. Transactions that
+// PostgreSQL streams while still in progress are spooled to a temporary
+// file and emitted at their commit (dropped at their abort), so a huge
+// transaction never sits in memory and never leaks uncommitted rows.
+package postgrescdc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/rivven/rivven-connect/connectors/catalog"
+	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/spec"
+)
+
+// Metric names (documented in the README and the catalog).
+const (
+	metricSlotLag      = "postgres_cdc.slot_lag_bytes"
+	metricEvents       = "postgres_cdc.events_total"
+	metricTransactions = "postgres_cdc.transactions_total"
+	metricSnapshotRows = "postgres_cdc.snapshot_rows_total"
+	metricHeartbeats   = "postgres_cdc.heartbeats_total"
+	metricConfirmedLSN = "postgres_cdc.confirmed_lsn"
+)
+
+func init() {
+	catalog.RegisterSource[Config](catalog.Meta{
+		Name:        "postgres-cdc",
+		Aliases:     []string{"postgresql-cdc"},
+		Category:    catalog.Database,
+		Subcategory: "CDC",
+		Description: "Change data capture from PostgreSQL via logical replication (pgoutput v2): resumable consistent snapshot, inserts/updates/deletes/truncates/schema changes, LSNs confirmed only after delivery.",
+		Tags:        []string{"postgres", "postgresql", "cdc", "logical-replication", "pgoutput", "wal", "database"},
+		Metrics:     []string{metricSlotLag, metricEvents, metricTransactions, metricSnapshotRows, metricHeartbeats, metricConfirmedLSN},
+	}, New)
+}
+
+// Source is the postgres-cdc source.
+type Source struct {
+	cfg     Config
+	capture tableFilter
+	snap    tableFilter
+	exclude []string
+	cols    map[string]map[string]bool
+	// maxBatch bounds the events of one streamed batch.
+	maxBatch int
+	// extraParams are session settings added to every connection (tests
+	// lower logical_decoding_work_mem so that PostgreSQL streams
+	// in-progress transactions early).
+	extraParams map[string]string
+	// streaming, when set, is called once replication has started (tests
+	// wait for it before writing changes they expect to see streamed).
+	streaming func()
+	// spillDir holds the per-slot spool directories of in-progress
+	// streamed transactions ("" = the system temp dir).
+	spillDir string
+}
+
+// New builds a postgres-cdc source.
+func New(cfg *Config) (pipeline.Source, error) {
+	return newSource(cfg)
+}
+
+func newSource(cfg *Config) (*Source, error) {
+	if ps := cfg.Validate(); len(ps) > 0 {
+		return nil, pipeline.Fatal(spec.Problems(ps))
+	}
+	s := &Source{
+		cfg:      *cfg,
+		capture:  newFilter(cfg.Schemas, cfg.Tables),
+		snap:     newFilter(nil, cfg.Snapshot.IncludeTables),
+		exclude:  cfg.Snapshot.ExcludeTables,
+		maxBatch: 2048,
+	}
+	if len(cfg.ColumnFilters) > 0 {
+		s.cols = map[string]map[string]bool{}
+		for t, cs := range cfg.ColumnFilters {
+			m := map[string]bool{}
+			for _, c := range cs {
+				m[c] = true
+			}
+			s.cols[t] = m
+		}
+	}
+	return s, nil
+}
+
+// keepColumn applies column_filters; key columns are always kept.
+func (s *Source) keepColumn(fullName, col string, key bool) bool {
+	if key || s.cols == nil {
+		return true
+	}
+	m, ok := s.cols[fullName]
+	return !ok || m[col]
+}
+
+func (s *Source) snapshotted(t *table) bool {
+	return s.snap.match(t.Schema, t.Name) && !matchAny(s.exclude, t.Schema, t.Name)
+}
+
+// connect opens a regular connection.
+func (s *Source) connect(ctx context.Context) (*pgx.Conn, error) {
+	cc, err := s.cfg.connConfig(false)
+	if err != nil {
+		return nil, pipeline.Fatal(err)
+	}
+	for k, v := range s.extraParams {
+		cc.RuntimeParams[k] = v
+	}
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s database %q as %q: %w", s.cfg.addr(), s.cfg.Database, s.cfg.User, redact(err, s.cfg.Password))
+	}
+	return conn, nil
+}
+
+// connectReplication opens a logical replication connection.
+func (s *Source) connectReplication(ctx context.Context) (*pgconn.PgConn, error) {
+	cc, err := s.cfg.connConfig(true)
+	if err != nil {
+		return nil, pipeline.Fatal(err)
+	}
+	for k, v := range s.extraParams {
+		cc.RuntimeParams[k] = v
+	}
+	conn, err := pgconn.ConnectConfig(ctx, &cc.Config)
+	if err != nil {
+		return nil, fmt.Errorf("open replication connection to %s: %w", s.cfg.addr(), redact(err, s.cfg.Password))
+	}
+	return conn, nil
+}
+
+// redact keeps a password out of error text (pgconn does not echo it,
+// but a DSN-parsing error could).
+func redact(err error, secret string) error {
+	if err == nil || secret == "" || !strings.Contains(err.Error(), secret) {
+		return err
+	}
+	return errors.New(strings.ReplaceAll(err.Error(), secret, "[redacted]"))
+}
+
+type slotInfo struct {
+	exists    bool
+	plugin    string
+	database  string
+	confirmed pglogrepl.LSN
+	active    bool
+}
+
+func readSlot(ctx context.Context, conn *pgx.Conn, name string) (slotInfo, error) {
+	var si slotInfo
+	var confirmed *string
+	err := conn.QueryRow(ctx, `SELECT COALESCE(plugin, ''), COALESCE(database, ''), confirmed_flush_lsn::text, active
+	                              FROM pg_replication_slots WHERE slot_name = $1`, name).
+		Scan(&si.plugin, &si.database, &confirmed, &si.active)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return si, nil
+	}
+	if err != nil {
+		return si, fmt.Errorf("read replication slot %q: %w", name, err)
+	}
+	si.exists = true
+	if confirmed != nil {
+		if si.confirmed, err = pglogrepl.ParseLSN(*confirmed); err != nil {
+			return si, err
+		}
+	}
+	return si, nil
+}
+
+// ensurePublication creates the publication when allowed and missing.
+func (s *Source) ensurePublication(ctx context.Context, conn *pgx.Conn) error {
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)`, s.cfg.PublicationName).Scan(&exists); err != nil {
+		return fmt.Errorf("look up publication: %w", err)
+	}
+	if exists {
+		return nil
+	}
+	if !s.cfg.AutoCreatePublication {
+		return pipeline.Fatal(fmt.Errorf("publication %q does not exist and auto_create_publication is false: run CREATE PUBLICATION %s %s, or set auto_create_publication: true",
+			s.cfg.PublicationName, quoteIdent(s.cfg.PublicationName), publicationTarget(s.cfg.PublicationTables)))
+	}
+	_, err := conn.Exec(ctx, "CREATE PUBLICATION "+quoteIdent(s.cfg.PublicationName)+" "+publicationTarget(s.cfg.PublicationTables))
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42710" { // duplicate_object: created concurrently
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create publication %q (needs CREATE on the database, and superuser for FOR ALL TABLES, or ownership of the tables): %w", s.cfg.PublicationName, err)
+	}
+	return nil
+}
+
+// capturedTables lists the published tables the config captures.
+func (s *Source) capturedTables(ctx context.Context, conn *pgx.Conn) ([]*table, error) {
+	all, err := listTables(ctx, conn, s.cfg.PublicationName)
+	if err != nil {
+		return nil, fmt.Errorf("list published tables: %w", err)
+	}
+	out := all[:0]
+	for _, t := range all {
+		if s.capture.match(t.Schema, t.Name) {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// Read snapshots (as the snapshot mode says) and streams changes until ctx
+// is done.
+func (s *Source) Read(ctx context.Context, resume []byte, emit pipeline.Emitter) (err error) {
+	pos, err := parsePosition(resume)
+	if err != nil {
+		return pipeline.Fatal(err)
+	}
+	rt := pipeline.RuntimeFrom(ctx)
+	log := rt.Logger()
+	mode := s.cfg.Snapshot.Mode
+	if pos != nil && pos.Snap == nil && mode == "initial_only" {
+		log.Info("postgres-cdc: initial_only snapshot already complete; nothing to do")
+		return nil
+	}
+
+	meta, err := s.connect(ctx)
+	if err != nil {
+		return err
+	}
+	cat := &catalogConn{conn: meta}
+	defer cat.close(context.WithoutCancel(ctx))
+	if err := s.ensurePublication(ctx, meta); err != nil {
+		return err
+	}
+	tables, err := s.capturedTables(ctx, meta)
+	if err != nil {
+		return err
+	}
+	log.Info("postgres-cdc: captured tables", "tables", describeTables(tables), "publication", s.cfg.PublicationName)
+	for _, t := range tables {
+		if note := identityNote(t); note != "" {
+			log.Warn("postgres-cdc: "+t.fullName()+": "+note, "table", t.fullName())
+		}
+	}
+	types := newTypeCache(func(oid uint32) (typeInfo, error) { return lookupType(context.WithoutCancel(ctx), cat, oid) })
+
+	if mode == "initial_only" {
+		// No slot: a REPEATABLE READ snapshot is consistent by itself,
+		// and nothing streams afterwards.
+		lsn := pglogrepl.LSN(0)
+		st := &snapState{At: map[string][]*string{}}
+		if pos != nil && pos.Snap != nil {
+			lsn, st = pos.LSN, pos.Snap
+		} else {
+			var cur string
+			if err := meta.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&cur); err != nil {
+				return fmt.Errorf("read the current WAL position: %w", err)
+			}
+			lsn, _ = pglogrepl.ParseLSN(cur)
+		}
+		return s.snapshot(ctx, emit, types, tables, lsn, st, "")
+	}
+
+	slot, err := readSlot(ctx, meta, s.cfg.SlotName)
+	if err != nil {
+		return err
+	}
+	if slot.exists && slot.plugin != "pgoutput" {
+		return pipeline.Fatal(fmt.Errorf("replication slot %q uses plugin %q, not pgoutput: drop it or choose another slot_name", s.cfg.SlotName, slot.plugin))
+	}
+	if slot.exists && slot.database != s.cfg.Database {
+		return pipeline.Fatal(fmt.Errorf("replication slot %q belongs to database %q, not %q: choose another slot_name", s.cfg.SlotName, slot.database, s.cfg.Database))
+	}
+	if !slot.exists && !s.cfg.AutoCreateSlot {
+		return pipeline.Fatal(fmt.Errorf("replication slot %q does not exist and auto_create_slot is false: run SELECT pg_create_logical_replication_slot('%s', 'pgoutput'), or set auto_create_slot: true", s.cfg.SlotName, s.cfg.SlotName))
+	}
+	if !slot.exists && pos != nil && pos.Snap == nil && mode != "when_needed" && mode != "always" && mode != "never" && mode != "no_data" {
+		return pipeline.Fatal(fmt.Errorf("replication slot %q no longer exists, so the changes after position %s are lost: set snapshot.mode to when_needed (re-snapshot) or never (continue without them), or restore the slot", s.cfg.SlotName, lsnString(pos.LSN)))
+	}
+
+	repl, err := s.connectReplication(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = repl.Close(context.WithoutCancel(ctx)) }()
+
+	// Decide what to snapshot and where streaming starts.
+	var (
+		doSnapshot   bool
+		snapState    = &snapState{At: map[string][]*string{}}
+		startLSN     pglogrepl.LSN
+		exportedName string
+	)
+	switch {
+	case mode == "never" || mode == "no_data":
+		if pos != nil {
+			startLSN = pos.LSN
+			if !slot.exists {
+				log.Warn("postgres-cdc: replication slot is gone; continuing from a new slot without the changes made meanwhile (snapshot.mode "+mode+")", "slot", s.cfg.SlotName, "position", lsnString(pos.LSN))
+			}
+		}
+	case pos != nil && pos.Snap != nil && slot.exists:
+		// Resume an interrupted snapshot: its exported snapshot died with
+		// the old connection, so the remaining chunks come from a new one;
+		// the slot still sits at the consistent point, and changes made in
+		// between arrive again through the stream.
+		doSnapshot, startLSN, snapState = true, pos.LSN, pos.Snap
+	case pos != nil && pos.Snap == nil && slot.exists && mode != "always":
+		startLSN = pos.LSN
+	default:
+		doSnapshot = true
+		if pos != nil && !slot.exists {
+			log.Warn("postgres-cdc: replication slot is gone; taking a new snapshot", "slot", s.cfg.SlotName)
+		}
+	}
+
+	if !slot.exists {
+		action := "NOEXPORT_SNAPSHOT"
+		if doSnapshot {
+			action = "EXPORT_SNAPSHOT"
+		}
+		res, err := pglogrepl.CreateReplicationSlot(ctx, repl, s.cfg.SlotName, "pgoutput",
+			pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: action})
+		if err != nil {
+			return fmt.Errorf("create replication slot %q (needs the REPLICATION attribute and a free max_replication_slots entry): %w", s.cfg.SlotName, err)
+		}
+		lsn, err := pglogrepl.ParseLSN(res.ConsistentPoint)
+		if err != nil {
+			return err
+		}
+		startLSN = lsn
+		exportedName = res.SnapshotName
+		log.Info("postgres-cdc: created replication slot", "slot", s.cfg.SlotName, "consistent_point", res.ConsistentPoint)
+	} else if doSnapshot && (pos == nil || pos.Snap == nil) {
+		// A fresh snapshot on an existing slot (first start with a slot
+		// made elsewhere, or mode always): stream from the slot's
+		// confirmed position; changes between it and the snapshot are
+		// delivered twice (snapshot row, then the change).
+		startLSN = slot.confirmed
+	}
+
+	if mode == "no_data" && pos == nil {
+		if err := s.emitSchemas(ctx, emit, tables, startLSN); err != nil {
+			return err
+		}
+	}
+	if doSnapshot {
+		if err := s.snapshot(ctx, emit, types, tables, startLSN, snapState, exportedName); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+	resumeTx := position{}
+	if pos != nil && pos.Snap == nil {
+		resumeTx = *pos
+	}
+	// Never report less than the slot already confirmed: PostgreSQL would
+	// move confirmed_flush_lsn back.
+	floor := max(startLSN, slot.confirmed)
+	err = s.stream(ctx, emit, repl, cat, types, startLSN, floor, resumeTx)
+	if err == nil && ctx.Err() != nil && s.cfg.DropSlotOnStop {
+		_ = repl.Close(context.WithoutCancel(ctx))
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if derr := dropSlot(dctx, cat, s.cfg.SlotName); derr != nil {
+			log.Warn("postgres-cdc: drop_slot_on_stop: could not drop the slot", "slot", s.cfg.SlotName, "error", derr)
+		} else {
+			log.Info("postgres-cdc: dropped replication slot on stop", "slot", s.cfg.SlotName)
+		}
+	}
+	return err
+}
+
+func dropSlot(ctx context.Context, cat *catalogConn, name string) error {
+	cat.mu.Lock()
+	defer cat.mu.Unlock()
+	// The walsender may take a moment to release the slot after the
+	// replication connection closed.
+	var err error
+	for range 50 {
+		_, err = cat.conn.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, name)
+		var pgErr *pgconn.PgError
+		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "55006" {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+// lookupType asks pg_type how to render a type pgtype does not know:
+// enums and other non-array types become strings, arrays use their
+// element type, domains their base type.
+func lookupType(ctx context.Context, cat *catalogConn, oid uint32) (typeInfo, error) {
+	cat.mu.Lock()
+	defer cat.mu.Unlock()
+	var name string
+	var typtype, category string
+	var elem, base uint32
+	err := cat.conn.QueryRow(ctx, `SELECT typname, typtype::text, typcategory::text, typelem, typbasetype FROM pg_type WHERE oid = $1`, oid).
+		Scan(&name, &typtype, &category, &elem, &base)
+	if err != nil {
+		return typeInfo{}, err
+	}
+	switch {
+	case typtype == "d" && base != 0:
+		if k, ok := builtin[base]; ok {
+			return typeInfo{kind: k, name: name}, nil
+		}
+		return typeInfo{kind: kString, name: name}, nil
+	case category == "A" && elem != 0:
+		return typeInfo{kind: kArray, elem: elem, name: name}, nil
+	}
+	return typeInfo{kind: kString, name: name}, nil
+}
+
+// emitSchemas emits one schema event per table (snapshot mode no_data).
+func (s *Source) emitSchemas(ctx context.Context, emit pipeline.Emitter, tables []*table, lsn pglogrepl.LSN) error {
+	if len(tables) == 0 {
+		return nil
+	}
+	posStr := streamPosition(nil, lsn, 0, 0)
+	batch := make([]*events.Event, 0, len(tables))
+	for _, t := range tables {
+		batch = append(batch, s.schemaEvent(t, posStr, lsnString(lsn), time.Now().UTC()))
+	}
+	return emit.Emit(ctx, batch)
+}
