@@ -562,7 +562,10 @@ func (debeziumCodec) ContentType() string { return "application/json" }
 
 func (debeziumCodec) Append(dst []byte, e *Event) ([]byte, error) {
 	op := e.Type.Op()
-	if op == "" || op == "s" {
+	if op == "s" {
+		return appendDebeziumSchemaChange(dst, e)
+	}
+	if op == "" {
 		return dst, fmt.Errorf("a Debezium envelope cannot carry %s events", e.Type)
 	}
 	var before, after []byte
@@ -598,7 +601,67 @@ func (debeziumCodec) Append(dst []byte, e *Event) ([]byte, error) {
 	dst = appendRawOrNull(dst, before)
 	dst = append(dst, `,"after":`...)
 	dst = appendRawOrNull(dst, after)
-	dst = append(dst, `,"source":{"version":"rivven-connect","connector":`...)
+	dst = append(dst, `,"source":`...)
+	dst = appendDebeziumSource(dst, e)
+	dst = append(dst, `,"op":"`...)
+	dst = append(dst, op...)
+	dst = append(dst, `","ts_ms":`...)
+	dst = strconv.AppendInt(dst, e.Timestamp.UnixMilli(), 10)
+	if e.Metadata.TransactionID != "" {
+		dst = append(dst, `,"transaction":{"id":`...)
+		dst = appendString(dst, e.Metadata.TransactionID)
+		if e.Metadata.Sequence != nil {
+			dst = append(dst, `,"total_order":`...)
+			dst = strconv.AppendUint(dst, *e.Metadata.Sequence, 10)
+		}
+		dst = append(dst, '}')
+	}
+	return append(dst, '}'), nil
+}
+
+// appendDebeziumSchemaChange renders a schema event the way Debezium's
+// schema change topic does: {source, ts_ms, databaseName, schemaName, ddl,
+// tableChanges: [{type: ALTER, id, table}]}, with the event's data (the
+// columns and keys the source saw) as the table. Debezium's own table
+// object has a fixed shape; ours carries what the CDC source reports.
+func appendDebeziumSchemaChange(dst []byte, e *Event) ([]byte, error) {
+	table, err := e.Data.JSON()
+	if err != nil {
+		return dst, err
+	}
+	src := e.Source
+	if src == nil {
+		src = &SourceInfo{}
+	}
+	schema := orDefault(src.Schema, e.NamespaceOr(""))
+	name := orDefault(src.Table, e.Stream)
+	dst = append(dst, `{"source":`...)
+	dst = appendDebeziumSource(dst, e)
+	dst = append(dst, `,"ts_ms":`...)
+	dst = strconv.AppendInt(dst, e.Timestamp.UnixMilli(), 10)
+	dst = append(dst, `,"databaseName":`...)
+	dst = appendString(dst, src.Database)
+	dst = append(dst, `,"schemaName":`...)
+	dst = appendString(dst, schema)
+	dst = append(dst, `,"ddl":null,"tableChanges":[{"type":"ALTER","id":`...)
+	id := `"` + name + `"`
+	if schema != "" {
+		id = `"` + schema + `".` + id
+	}
+	if src.Database != "" {
+		id = `"` + src.Database + `".` + id
+	}
+	dst = appendString(dst, id)
+	dst = append(dst, `,"table":`...)
+	dst = appendRawOrNull(dst, table)
+	return append(dst, "}]}"...), nil
+}
+
+// appendDebeziumSource writes the source block, with the fields the
+// Debezium connector of the same database would set: lsn and txId for
+// PostgreSQL, file/pos or gtid for MySQL and MariaDB.
+func appendDebeziumSource(dst []byte, e *Event) []byte {
+	dst = append(dst, `{"version":"rivven-connect","connector":`...)
 	src := e.Source
 	if src == nil {
 		src = &SourceInfo{}
@@ -630,20 +693,47 @@ func (debeziumCodec) Append(dst []byte, e *Event) ([]byte, error) {
 		dst = append(dst, `,"position":`...)
 		dst = appendString(dst, pos)
 	}
-	dst = append(dst, `},"op":"`...)
-	dst = append(dst, op...)
-	dst = append(dst, `","ts_ms":`...)
-	dst = strconv.AppendInt(dst, e.Timestamp.UnixMilli(), 10)
-	if e.Metadata.TransactionID != "" {
-		dst = append(dst, `,"transaction":{"id":`...)
-		dst = appendString(dst, e.Metadata.TransactionID)
-		if e.Metadata.Sequence != nil {
-			dst = append(dst, `,"total_order":`...)
-			dst = strconv.AppendUint(dst, *e.Metadata.Sequence, 10)
+	switch src.Connector {
+	case "postgres-cdc":
+		if lsn, ok := parseLSN(src.Position); ok {
+			dst = append(dst, `,"lsn":`...)
+			dst = strconv.AppendUint(dst, lsn, 10)
 		}
-		dst = append(dst, '}')
+		if tx, err := strconv.ParseUint(e.Metadata.TransactionID, 10, 64); err == nil {
+			dst = append(dst, `,"txId":`...)
+			dst = strconv.AppendUint(dst, tx, 10)
+		}
+	case "mysql-cdc":
+		// Binlog files end in .NNNNNN; anything else is a GTID set.
+		if file, pos, ok := strings.Cut(src.Position, ":"); ok && strings.Contains(file, ".") {
+			if n, err := strconv.ParseUint(pos, 10, 64); err == nil {
+				dst = append(dst, `,"file":`...)
+				dst = appendString(dst, file)
+				dst = append(dst, `,"pos":`...)
+				dst = strconv.AppendUint(dst, n, 10)
+				break
+			}
+		}
+		if src.Position != "" {
+			dst = append(dst, `,"gtid":`...)
+			dst = appendString(dst, src.Position)
+		}
 	}
-	return append(dst, '}'), nil
+	return append(dst, '}')
+}
+
+// parseLSN reads PostgreSQL's X/Y text form of a WAL position.
+func parseLSN(s string) (uint64, bool) {
+	hi, lo, ok := strings.Cut(s, "/")
+	if !ok {
+		return 0, false
+	}
+	h, err1 := strconv.ParseUint(hi, 16, 32)
+	l, err2 := strconv.ParseUint(lo, 16, 32)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return h<<32 | l, true
 }
 
 func appendRawOrNull(dst, raw []byte) []byte {
@@ -744,9 +834,11 @@ func (debeziumCodec) Decode(b []byte) (*Event, error) {
 }
 
 func decodeDebezium(b []byte, depth int) (*Event, error) {
-	var before, after, source, op, tsMs, txn, payload []byte
+	var before, after, source, op, tsMs, txn, payload, changes []byte
 	err := objectFields(b, func(k, v []byte) error {
 		switch {
+		case keyIs(k, "tableChanges"):
+			changes = v
 		case keyIs(k, "before"):
 			before = v
 		case keyIs(k, "after"):
@@ -769,6 +861,22 @@ func decodeDebezium(b []byte, depth int) (*Event, error) {
 	}
 	if op == nil && payload != nil && payload[0] == '{' && depth == 0 {
 		return decodeDebezium(payload, depth+1) // JSON-converter {schema, payload} wrapper
+	}
+	if op == nil && changes != nil {
+		// A schema change record: its first table change is the data.
+		var table []byte
+		err := arrayObjects(changes, func(n int, el []byte) (int, error) {
+			return objectFieldsEnd(el, func(k, v []byte) error {
+				if n == 0 && keyIs(k, "table") {
+					table = v
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			return nil, fmt.Errorf("debezium schema change: tableChanges: %w", err)
+		}
+		op, after = []byte(`"s"`), table
 	}
 	if op == nil {
 		return nil, fmt.Errorf("debezium envelope: missing op")
@@ -802,6 +910,8 @@ func decodeDebezium(b []byte, depth int) (*Event, error) {
 		e.Type, e.Data = Delete, RawPayload(before)
 	case "t":
 		e.Type = Truncate
+	case "s":
+		e.Type, e.Data = Schema, RawPayload(after)
 	default:
 		return nil, fmt.Errorf("debezium envelope: unknown op %q (allowed: c, u, d, r, t)", opc)
 	}

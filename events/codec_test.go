@@ -880,8 +880,59 @@ func TestDebeziumEncodeShape(t *testing.T) {
 	}
 }
 
+// CDC sources' source blocks carry what Debezium's connector for the same
+// database would: lsn and txId (PostgreSQL), file/pos or gtid (MySQL).
+func TestDebeziumSourceFields(t *testing.T) {
+	ts := time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)
+	for _, c := range []struct {
+		src  SourceInfo
+		txid string
+		want string
+	}{
+		{SourceInfo{Connector: "postgres-cdc", Database: "shop", Schema: "public", Table: "orders", Position: "0/16B3748"}, "771",
+			`"position":"0/16B3748","lsn":23803720,"txId":771}`},
+		{SourceInfo{Connector: "mysql-cdc", Database: "shop", Table: "orders", Position: "mariadb-bin.000003:4711"}, "",
+			`"position":"mariadb-bin.000003:4711","file":"mariadb-bin.000003","pos":4711}`},
+		{SourceInfo{Connector: "mysql-cdc", Database: "shop", Table: "orders", Position: "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-23"}, "",
+			`"gtid":"3E11FA47-71CA-11E1-9E33-C80AA9429562:1-23"}`},
+		{SourceInfo{Connector: "mysql-cdc", Database: "shop", Table: "orders", Position: "0-1-42"}, "", `"gtid":"0-1-42"}`},
+	} {
+		src := c.src
+		e := &Event{Type: Insert, Stream: "orders", Timestamp: ts, Data: RawPayload([]byte(`{"id":1}`)), Source: &src, Metadata: Metadata{TransactionID: c.txid}}
+		got := string(mustAppend(t, Debezium, e))
+		if !strings.Contains(got, c.want) {
+			t.Errorf("%s: %s\nwant it to contain %s", src.Position, got, c.want)
+		}
+		back, err := Debezium.Decode([]byte(got))
+		if err != nil || back.Source.Position != src.Position {
+			t.Errorf("%s: decoded back %+v, %v", src.Position, back, err)
+		}
+	}
+}
+
+// Schema events become Debezium schema change records and come back.
+func TestDebeziumSchemaChange(t *testing.T) {
+	e := &Event{Type: Schema, Stream: "orders", Namespace: ptr("public"), Timestamp: time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC),
+		Data:   RawPayload([]byte(`{"columns":[{"name":"id","type":"int8"}],"primary_key":["id"]}`)),
+		Source: &SourceInfo{Connector: "postgres-cdc", Database: "shop", Schema: "public", Table: "orders"}}
+	got := string(mustAppend(t, Debezium, e))
+	for _, want := range []string{`"databaseName":"shop"`, `"schemaName":"public"`, `"tableChanges":[{"type":"ALTER","id":"\"shop\".\"public\".\"orders\""`, `"table":{"columns":[{"name":"id","type":"int8"}],"primary_key":["id"]}}]}`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("%s\nwant it to contain %s", got, want)
+		}
+	}
+	back, err := Debezium.Decode([]byte(got))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := back.Data.JSON()
+	if back.Type != Schema || back.Stream != "orders" || string(data) != `{"columns":[{"name":"id","type":"int8"}],"primary_key":["id"]}` {
+		t.Fatalf("decoded %+v data %s", back, data)
+	}
+}
+
 func TestDebeziumEncodeErrors(t *testing.T) {
-	for _, typ := range []Type{Schema, State, Log, Type("bogus")} {
+	for _, typ := range []Type{State, Log, Type("bogus")} {
 		e := &Event{Type: typ, Stream: "s", Data: RawPayload([]byte(`{}`))}
 		b, err := Debezium.Append([]byte("keep"), e)
 		if err == nil {
