@@ -56,3 +56,9 @@ if [ "$(mysql_ok 'select @@log_bin, @@binlog_format' || true)" != "$(printf '1\t
   start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
   wait_port 3306
 fi
+
+# Azurite, the Azure Blob emulator the object-storage tests start, from npm
+# (versions pinned by .ci/node/package-lock.json).
+if [ ! -x "$(dirname "$0")/node/node_modules/.bin/azurite-blob" ]; then
+  npm ci --prefix "$(dirname "$0")/node" --no-audit --no-fund --loglevel=error
+fi
