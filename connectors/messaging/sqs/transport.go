@@ -24,7 +24,7 @@ import (
 )
 
 func init() {
-	transport.Register("sqs", func(ctx context.Context, b *config.Broker) (transport.Transport, error) {
+	transport.Register("sqs", func(ctx context.Context, b *config.Broker, _ config.TopicSettings) (transport.Transport, error) {
 		var c config.BrokerSQS
 		if b.SQS != nil {
 			c = *b.SQS
