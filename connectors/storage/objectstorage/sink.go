@@ -1,0 +1,272 @@
+// Package objectstorage is the object-storage sink: batches of events
+// become objects (files) in S3 (and S3-compatible stores), Google Cloud
+// Storage, Azure Blob Storage or a local directory, serialized by
+// shared/format and named deterministically so that a redelivered batch
+// overwrites its own object. The legacy names s3, gcs and azure-blob are
+// the same sink with the provider fixed.
+package objectstorage
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/rivven/rivven-connect/connectors/catalog"
+	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/format"
+	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/resilience"
+	"github.com/rivven/rivven-connect/shared/spec"
+)
+
+// Metric names.
+const (
+	metricObjects = "object_storage.objects_written"
+	metricBytes   = "object_storage.bytes_written"
+	metricEvents  = "object_storage.events_written"
+	metricLatency = "object_storage.flush_latency_seconds"
+	metricErrors  = "object_storage.write_errors"
+)
+
+var metrics = []string{metricObjects, metricBytes, metricEvents, metricLatency, metricErrors}
+
+func init() {
+	catalog.RegisterSink[Config](catalog.Meta{
+		Name:        "object-storage",
+		Aliases:     []string{"object-store", "blob-storage"},
+		Category:    catalog.Storage,
+		Subcategory: "Object",
+		Description: "Writes batches of events as objects (json, jsonl, csv, avro, parquet; optionally compressed, Hive-style time partitioned) to S3 or S3-compatible stores, Google Cloud Storage, Azure Blob Storage or a local directory, with deterministic keys so redeliveries overwrite instead of duplicating.",
+		Tags:        []string{"s3", "gcs", "azure", "blob", "minio", "r2", "object", "storage", "data-lake", "parquet", "avro", "csv", "jsonl", "local", "file"},
+		Metrics:     metrics,
+	}, New)
+	registerLegacy[legacyS3]("s3", "Amazon S3")
+	registerLegacy[legacyGCS]("gcs", "Google Cloud Storage")
+	registerLegacy[legacyAzure]("azure-blob", "Azure Blob Storage")
+}
+
+// registerLegacy registers a legacy name: the object-storage sink with the
+// provider fixed. Catalog aliases cannot carry a setting, so each is its own
+// entry whose constructor fills in the provider and calls New.
+func registerLegacy[P legacyName](name, what string) {
+	catalog.RegisterSink[LegacyConfig[P]](catalog.Meta{
+		Name:        name,
+		Category:    catalog.Storage,
+		Subcategory: "Object",
+		Description: "Legacy name of object-storage with provider fixed to " + what + "; new pipelines should use object-storage.",
+		Tags:        []string{"object", "storage", "legacy", name},
+		Metrics:     metrics,
+	}, func(c *LegacyConfig[P]) (pipeline.Sink, error) { return New(c.config()) })
+}
+
+// Sink writes batches as objects.
+type Sink struct {
+	cfg    Config
+	prefix string
+	enc    format.Encoder
+	// rowsOnly: the format writes rows only, so events without a row
+	// (schema, truncate) produce nothing and are not uploaded.
+	rowsOnly bool
+	store    store
+
+	mu  sync.Mutex // Write is not concurrency-safe (the encoder is not)
+	buf bytes.Buffer
+	h   hasher
+}
+
+// New builds an object-storage sink.
+func New(cfg *Config) (pipeline.Sink, error) { return newSink(context.Background(), cfg) }
+
+func newSink(ctx context.Context, cfg *Config) (*Sink, error) {
+	if ps := cfg.Validate(); len(ps) > 0 {
+		return nil, pipeline.Fatal(spec.Problems(ps))
+	}
+	enc, err := format.New(cfg.Options)
+	if err != nil {
+		return nil, pipeline.Fatal(err)
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, pipeline.Fatal(err)
+	}
+	f := cfg.Format
+	return &Sink{
+		cfg:      *cfg,
+		prefix:   cleanPrefix(cfg.Prefix),
+		enc:      enc,
+		rowsOnly: (f != "" && f != format.JSON && f != format.JSONL) || cfg.Envelope == format.EnvelopeRow,
+		store:    st,
+	}, nil
+}
+
+// Check writes a small probe object under prefix/_rivven_probe/ and
+// deletes it: the bucket exists, the credentials work and may write and
+// delete. The probe's name is random so that instances checking at the
+// same time do not delete each other's probe.
+func (s *Sink) Check(ctx context.Context) error {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	key := probeKey(s.prefix, time.Now().UTC().Format("20060102T150405Z")+"-"+hex.EncodeToString(b[:]))
+	if err := s.store.Put(ctx, key, []byte("rivven-connect object-storage probe\n"), "text/plain", ""); err != nil {
+		return fmt.Errorf("object-storage: %s is not writable (probe %s): %w", s.store.URL(), key, err)
+	}
+	if err := s.store.Delete(ctx, key); err != nil {
+		return fmt.Errorf("object-storage: cannot delete the probe %s in %s: %w", key, s.store.URL(), err)
+	}
+	return nil
+}
+
+// Close releases the provider client. Nothing is buffered: every Write
+// uploaded its batch before returning.
+func (s *Sink) Close(context.Context) error { return s.store.Close() }
+
+// chunk is the events of one object, by index into the batch.
+type chunk struct {
+	partition string
+	idx       []int
+}
+
+// Write uploads the batch before it returns: events are grouped by
+// partition (keeping their order), each group is cut into objects of at
+// most batch_size events, and each object is encoded and uploaded under its
+// deterministic key. Events that cannot be encoded fail alone (a Schema
+// error, not retried); an upload that fails fails its object's events, and
+// those of the objects not yet uploaded, with the provider's error,
+// classified retryable or not. Nothing is held across calls, so a nil
+// return means every object is stored.
+func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rt := pipeline.RuntimeFrom(ctx)
+	failed := map[int]error{}
+	var putErr error
+	for _, c := range s.chunks(batch) {
+		if putErr != nil {
+			// The store just failed: the next uploads would most likely
+			// fail too, each after the SDK's own retries. Hand the rest
+			// back at once; the redelivery writes them.
+			for _, i := range c.idx {
+				failed[i] = putErr
+			}
+			continue
+		}
+		putErr = s.writeChunk(ctx, rt, batch, c, failed)
+	}
+	switch {
+	case len(failed) == 0:
+		return nil
+	case len(failed) == len(batch):
+		// One shared cause (the usual case: the store is down) reads
+		// better as a whole-batch error.
+		var first error
+		same := true
+		for _, err := range failed {
+			if first == nil {
+				first = err
+			} else if err != first {
+				same = false
+				break
+			}
+		}
+		if same {
+			return first
+		}
+	}
+	return &pipeline.WriteError{Failed: failed}
+}
+
+// chunks groups the batch into objects.
+func (s *Sink) chunks(batch []*events.Event) []chunk {
+	var order []string
+	groups := map[string][]int{}
+	for i, e := range batch {
+		if s.rowsOnly && !e.Type.IsData() {
+			continue
+		}
+		p := partitionOf(s.cfg.Partitioning, e.Timestamp)
+		if _, ok := groups[p]; !ok {
+			order = append(order, p)
+		}
+		groups[p] = append(groups[p], i)
+	}
+	var out []chunk
+	for _, p := range order {
+		idx := groups[p]
+		for len(idx) > 0 {
+			n := min(len(idx), s.cfg.BatchSize)
+			out = append(out, chunk{partition: p, idx: idx[:n:n]})
+			idx = idx[n:]
+		}
+	}
+	return out
+}
+
+// writeChunk encodes and uploads one object, recording failed events in
+// failed; it returns the upload's error (encoding problems are per event
+// and not returned).
+func (s *Sink) writeChunk(ctx context.Context, rt *pipeline.Runtime, batch []*events.Event, c chunk, failed map[int]error) error {
+	evs := make([]*events.Event, len(c.idx))
+	for j, i := range c.idx {
+		evs[j] = batch[i]
+	}
+	idx := c.idx
+	s.buf.Reset()
+	if err := s.enc.Encode(&s.buf, evs); err != nil {
+		// Find the events the format rejects, fail those alone and write
+		// the rest.
+		evs, idx = s.isolate(evs, idx, failed)
+		if len(evs) == 0 {
+			return nil
+		}
+		s.buf.Reset()
+		if err := s.enc.Encode(&s.buf, evs); err != nil {
+			s.failAll(rt, idx, resilience.New(resilience.Schema, fmt.Errorf("object-storage: encoding as %s: %w", s.enc.Extension(), err)), failed)
+			return nil
+		}
+	}
+	id, err := s.h.batchID(evs)
+	if err != nil {
+		s.failAll(rt, idx, resilience.New(resilience.Schema, err), failed)
+		return nil
+	}
+	key := objectKey(s.prefix, c.partition, evs[0].Timestamp, id, s.enc.Extension())
+	start := time.Now()
+	if err := s.store.Put(ctx, key, s.buf.Bytes(), s.enc.ContentType(), s.enc.ContentEncoding()); err != nil {
+		err = fmt.Errorf("object-storage: put %s/%s: %w", s.store.URL(), key, err)
+		s.failAll(rt, idx, err, failed)
+		return err
+	}
+	rt.Gauge(metricLatency, "Seconds the last object upload took.").Set(time.Since(start).Seconds())
+	rt.Counter(metricObjects, "Objects written.").Inc()
+	rt.Counter(metricBytes, "Bytes of objects written (after compression).").Add(uint64(s.buf.Len()))
+	rt.Counter(metricEvents, "Events written into objects.").Add(uint64(len(evs)))
+	return nil
+}
+
+// isolate encodes each event alone and fails those the encoder rejects; it
+// returns the others.
+func (s *Sink) isolate(evs []*events.Event, idx []int, failed map[int]error) ([]*events.Event, []int) {
+	var okEvs []*events.Event
+	var okIdx []int
+	var scratch bytes.Buffer
+	for j, e := range evs {
+		scratch.Reset()
+		if err := s.enc.Encode(&scratch, []*events.Event{e}); err != nil {
+			failed[idx[j]] = resilience.New(resilience.Schema, fmt.Errorf("object-storage: event cannot be encoded as %s: %w", s.enc.Extension(), err))
+			continue
+		}
+		okEvs, okIdx = append(okEvs, e), append(okIdx, idx[j])
+	}
+	return okEvs, okIdx
+}
+
+func (s *Sink) failAll(rt *pipeline.Runtime, idx []int, err error, failed map[int]error) {
+	rt.Counter(metricErrors, "Objects that could not be encoded or uploaded.").Inc()
+	for _, i := range idx {
+		failed[i] = err
+	}
+}
