@@ -46,8 +46,11 @@ type SinkRunner struct {
 	// Backoff is the restart backoff after transport or health check
 	// errors (default RestartBackoff: 1 s ×2 up to 60 s).
 	Backoff   Backoff
-	BatchSize int           // default 1024
+	BatchSize int           // default 1024, or the sink's Batcher policy
 	Wait      time.Duration // how long a fetch blocks for new messages (default 1 s)
+	// Linger is how long a partial batch may wait for more records (the
+	// sink's Batcher policy; 0 = deliver what one fetch returns).
+	Linger time.Duration
 	Clock     Clock
 	Log       *slog.Logger
 	// Fencer, with an epoch in the handler's status, lets an idle
@@ -72,6 +75,9 @@ func NewSinkRunner(p *config.Pipeline, name string, f Factory, tr StreamTranspor
 	r := &SinkRunner{
 		Handler: h, Transport: tr, Topics: s.Topics, Group: ConsumerGroup(p, name), StartOffset: s.StartOffset,
 		Retry: RetryPolicy(p), Log: d.log(),
+	}
+	if _, ok := h.Sink.(Batcher); ok {
+		r.BatchSize, r.Linger = batchPolicy(h.Sink, 0)
 	}
 	if f, ok := d.Store.(state.Fencer); ok && d.Epoch > 0 {
 		r.Fencer = f
@@ -257,10 +263,19 @@ func (r *SinkRunner) consume(ctx context.Context, t string, p int32) error {
 	}
 	failures := 0
 	recs := make([]Record, 0, r.BatchSize)
+	fetch := func(fctx context.Context, from int64, limit int) ([]topic.Message, error) {
+		wait := r.Wait
+		if d, ok := fctx.Deadline(); ok {
+			if wait = min(wait, time.Until(d)); wait <= 0 {
+				return nil, nil
+			}
+		}
+		return r.Transport.Fetch(fctx, t, p, from, limit, wait)
+	}
 	for ctx.Err() == nil {
 		var msgs []topic.Message
 		if err := r.retry(ctx, "fetch", func() (err error) {
-			msgs, err = r.Transport.Fetch(ctx, t, p, offset, r.BatchSize, r.Wait)
+			msgs, err = gather(ctx, r.BatchSize, r.Linger, offset, fetch)
 			return
 		}); err != nil || len(msgs) == 0 {
 			continue

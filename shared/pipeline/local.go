@@ -79,6 +79,8 @@ type localSink struct {
 	handler *Handler
 	group   string
 	retry   Backoff
+	batch   int           // most records per delivery
+	linger  time.Duration // how long a partial batch waits for more (Batcher)
 }
 
 // NewLocal builds every enabled source and sink of the pipeline. Errors
@@ -142,8 +144,9 @@ func NewLocal(ctx context.Context, p *config.Pipeline, f Factory, opts LocalOpti
 			l.readers[t] = append(l.readers[t], group)
 		}
 		rt := p.Settings.Retry
+		batch, linger := batchPolicy(h.Sink, opts.BatchSize)
 		l.sinks = append(l.sinks, &localSink{
-			name: name, spec: s, group: group, handler: h,
+			name: name, spec: s, group: group, handler: h, batch: batch, linger: linger,
 			retry: Backoff{Initial: time.Duration(rt.InitialBackoffMs) * time.Millisecond,
 				Max: time.Duration(rt.MaxBackoffMs) * time.Millisecond, Multiplier: rt.BackoffMultiplier},
 		})
@@ -308,9 +311,16 @@ func (l *Local) consume(ctx context.Context, s *localSink, t string, part int32)
 	ad := &Adapter{Handler: s.handler, Topics: []string{t}}
 	attempts := map[int64]int{}
 	failures := 0
-	ds := make([]events.Delivery, 0, l.opts.BatchSize)
+	ds := make([]events.Delivery, 0, s.batch)
+	fetch := func(fctx context.Context, from int64, limit int) ([]topic.Message, error) {
+		msgs, err := l.Broker.Fetch(fctx, t, part, from, limit)
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return nil, nil // the linger is over
+		}
+		return msgs, err
+	}
 	for ctx.Err() == nil {
-		msgs, err := l.Broker.Fetch(ctx, t, part, offset, l.opts.BatchSize)
+		msgs, err := gather(ctx, s.batch, s.linger, offset, fetch)
 		if err != nil {
 			return
 		}

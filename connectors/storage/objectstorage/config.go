@@ -38,7 +38,7 @@ type Settings struct {
 	format.Options    `yaml:",inline"`
 	Partitioning      string `yaml:"partitioning" default:"none" enum:"none,day,hour" doc:"Hive-style time partitioning of keys by each event's timestamp (UTC): day adds year=YYYY/month=MM/day=DD/, hour adds hour=HH/ too. A batch spanning a boundary becomes one object per partition."`
 	BatchSize         int    `yaml:"batch_size" default:"1000" min:"1" doc:"Most events per object; a larger batch becomes several objects."`
-	FlushIntervalSecs int    `yaml:"flush_interval_secs" default:"60" min:"0" doc:"Max wait before flush. Every Write uploads its batch before it returns, so no event ever waits in the sink; how long events gather before a Write is the engine's batching (accepted for compatibility)."`
+	FlushIntervalSecs int    `yaml:"flush_interval_secs" default:"60" min:"0" doc:"Max wait before flush: a long-lived runner (run sink, local) gathers up to batch_size events for one object and writes a partial batch once the first of its events waited this long, even when no more arrive. Gathered events stay uncommitted on the topic. 0 writes whatever one fetch returns."`
 
 	S3    *S3Options    `yaml:"s3" doc:"S3 options (provider: s3)."`
 	GCS   *GCSOptions   `yaml:"gcs" doc:"Google Cloud Storage options (provider: gcs)."`

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -72,5 +73,57 @@ sinks:
 	}
 	if rows != 500 {
 		t.Fatalf("%d rows in %d objects, want 500", rows, len(objs))
+	}
+}
+
+// The engine gathers batch_size events per object, and a partial batch is
+// written once flush_interval_secs passed although no more events come.
+func TestBatchSizeAndFlushInterval(t *testing.T) {
+	root := t.TempDir()
+	doc := `
+sources:
+  gen:
+    connector: datagen
+    topic: orders
+    config: {pattern: orders, events_per_second: 0, max_events: 250, seed: 7}
+sinks:
+  lake:
+    connector: object-storage
+    topics: [orders]
+    config:
+      provider: local
+      bucket: lake
+      format: jsonl
+      batch_size: 100
+      flush_interval_secs: 1
+      local: {root: ` + root + `}
+`
+	p, err := config.Parse([]byte(doc), catalog.Default, config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := state.Open(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	// The emulator's own batches are smaller than batch_size: the sink's
+	// policy decides.
+	l, err := pipeline.NewLocal(context.Background(), p, catalog.Builder{}, pipeline.LocalOptions{
+		MaxEvents: 250, Store: st, BatchSize: 16, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int
+	for _, o := range listLocal(t, filepath.Join(root, "lake")) {
+		sizes = append(sizes, countRows(t, o.key, o.body))
+	}
+	slices.Sort(sizes)
+	if !slices.Equal(sizes, []int{50, 100, 100}) {
+		t.Fatalf("objects of %v rows, want [50 100 100]", sizes)
 	}
 }

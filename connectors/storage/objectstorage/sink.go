@@ -63,6 +63,14 @@ func registerLegacy[P legacyName](name, what string) {
 	}, func(c *LegacyConfig[P]) (pipeline.Sink, error) { return New(c.config()) })
 }
 
+// BatchPolicy asks long-lived runners for batches of batch_size events,
+// holding a partial batch at most flush_interval_secs (pipeline.Batcher),
+// so that objects are as large as configured without the sink keeping
+// data the engine already believes written.
+func (s *Sink) BatchPolicy() (int, time.Duration) {
+	return s.cfg.BatchSize, time.Duration(s.cfg.FlushIntervalSecs) * time.Second
+}
+
 // Sink writes batches as objects.
 type Sink struct {
 	cfg    Config
