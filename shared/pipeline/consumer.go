@@ -51,8 +51,8 @@ type SinkRunner struct {
 	// Linger is how long a partial batch may wait for more records (the
 	// sink's Batcher policy; 0 = deliver what one fetch returns).
 	Linger time.Duration
-	Clock     Clock
-	Log       *slog.Logger
+	Clock  Clock
+	Log    *slog.Logger
 	// Fencer, with an epoch in the handler's status, lets an idle
 	// instance notice that a newer one took over (a busy one learns it
 	// from its next batch) every FenceCheck (default 5 s).
