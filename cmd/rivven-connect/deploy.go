@@ -20,19 +20,23 @@ func init() {
 	register(command{"deploy", "Generate a Terraform root module that deploys a pipeline (deploy terraform --cloud aws|gcp)", runDeploy})
 }
 
-const deploySynopsis = "terraform -c FILE --cloud aws|gcp --out DIR [--sinks function|service] [--topics sqs|sqs-fifo|kinesis|msk|kafka] [--modules PATH] [--dist PATH]"
+const deploySynopsis = "terraform -c FILE --cloud aws|gcp --out DIR [--sinks function|service] [--topics sqs|sqs-fifo|msk|kafka] [--modules PATH] [--dist PATH]"
 
 // runDeploy writes a root module wiring infra/terraform/modules for the
 // pipeline: a function (or a service) per sink, a service per source, the
-// topics between them with their dead-letter queues, and Redis. The same pipeline always
-// gives the same bytes, so the output can be committed and diffed.
+// topics between them with their dead-letter queues, and Redis; and the
+// pipeline copy the deployment ships, with a broker block naming those
+// topics when the pipeline has none. A broker block of the pipeline that
+// does not fit --cloud/--topics is a usage error (exit 2). The same
+// pipeline always gives the same bytes, so the output can be committed and
+// diffed.
 func runDeploy(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("deploy", deploySynopsis, stdout)
 	file := fs.String("c", "", "pipeline file")
 	cloud := fs.String("cloud", "", "aws or gcp")
 	out := fs.String("out", "", "directory to write the root module to (created if missing)")
 	sinks := fs.String("sinks", "function", "how sinks run: function (Lambda / Cloud Run behind cloud topics) or service (`run sink` on the Redis streams the sources write)")
-	topics := fs.String("topics", "", "AWS, sink functions: what carries topics: sqs (default), sqs-fifo, kinesis, msk or kafka")
+	topics := fs.String("topics", "", "AWS, sink functions: what carries topics: sqs (default), sqs-fifo, msk or kafka (the sources publish there through the broker block the deployment adds to its pipeline copy)")
 	modules := fs.String("modules", "", "module source prefix: a path (relative to the current directory) or a remote address such as git::https://github.com/rivven/rivven-connect//infra/terraform/modules?ref=v1 (default: infra/terraform/modules of the repository around the current directory)")
 	dist := fs.String("dist", "", "where `go tool task build` writes functions (default: dist/ of that repository)")
 	// Flags may come before or after "terraform".

@@ -445,7 +445,6 @@ sources:
 		want       string
 	}{
 		{"no redis", base, []string{"source", "gen"}, "settings.state.redis_url or REDIS_URL"},
-		{"broker", base + "broker: {bootstrap_servers: [k:9092]}\nsettings: {state: {redis_url: \"redis://127.0.0.1:1/0\"}}\n", []string{"source", "gen"}, "Kafka transport is not available yet"},
 		{"kind", base, []string{"pipe", "gen"}, "must be source or sink"},
 		{"missing name", base, []string{"source"}, "usage: rivven-connect run"},
 	}
@@ -464,6 +463,11 @@ sources:
 	file := e.pipelineFile(t, "{pattern: users}", "drop")
 	if code, _, errOut := cli(t, "run", "source", "nope", "-c", file); code != exitUsage || !strings.Contains(errOut, `no enabled source "nope"`) {
 		t.Fatalf("unknown source: %d %s", code, errOut)
+	}
+	// On SQS a sink is a function the queue triggers, not a service.
+	sqsFile := writeFile(t, fmt.Sprintf("broker: {transport: sqs, sqs: {region: eu-west-1}}\nsettings: {state: {redis_url: \"redis://%s/0\"}}\nsinks:\n  %s: {connector: drop, topics: [t]}\n", redisAddr, e.sink))
+	if code, _, errOut := cli(t, "run", "sink", e.sink, "-c", sqsFile); code != exitUsage || !strings.Contains(errOut, "runs as a function its queue triggers") {
+		t.Fatalf("sink on sqs: %d %s", code, errOut)
 	}
 }
 

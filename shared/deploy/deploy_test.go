@@ -194,7 +194,7 @@ func TestCheckerCatchesMistakes(t *testing.T) {
 		{"variable without description", "gcp/topic/variables.tf", "  description = \"Project; null for the provider's.\"\n", "", `variable "project" has no description`},
 		{"variable without type", "gcp/state/variables.tf", "  type        = number\n  description = \"Memory in GB.\"", "  description = \"Memory in GB.\"", `variable "memory_size_gb" has no type`},
 		{"output without description", "aws/state/outputs.tf", "  description = \"The cache's security group.\"\n", "", `output "security_group_id" has no description`},
-		{"not canonical", "aws/topic/main.tf", "  name                      = \"${var.name}-dlq${local.suffix}\"", "  name = \"${var.name}-dlq${local.suffix}\"", "not in canonical format"},
+		{"not canonical", "aws/topic/main.tf", "  name                      = local.dead_letter_name", "  name = local.dead_letter_name", "not in canonical format"},
 		{"syntax error", "gcp/topic/main.tf", "resource \"google_pubsub_topic\" \"this\" {", "resource \"google_pubsub_topic\" \"this\" {{", "main.tf:"},
 		{"provider not required", "gcp/topic/versions.tf", "    google = {", "    googl = {", `provider "google" is not in required_providers`},
 		{"duplicate variable", "aws/state/variables.tf", "variable \"engine\" {", "variable \"vpc_id\" {", `variable "vpc_id" is declared twice`},

@@ -30,8 +30,9 @@ type Options struct {
 	// wrote the function zips), relative to the output directory; empty
 	// makes the variable required.
 	DistDir string
-	// Topics is what carries topics on AWS: sqs (default), sqs-fifo,
-	// kinesis, msk or kafka (self-managed). Pub/Sub on GCP.
+	// Topics is what carries topics on AWS: sqs (default), sqs-fifo, msk
+	// or kafka (self-managed). Pub/Sub on GCP. Kinesis is refused: no
+	// transport publishes to it, so no source could feed its stream.
 	Topics string
 	// Sinks is how sinks run: function (default: Lambda or Cloud Run
 	// behind the topics) or service (`rivven-connect run sink NAME`, one
@@ -49,7 +50,9 @@ type Options struct {
 // Result is a generated root module.
 type Result struct {
 	// Files by name: versions.tf, variables.tf, main.tf, outputs.tf and a
-	// copy of the pipeline file, pipeline.yaml.
+	// copy of the pipeline file, pipeline.yaml — with a broker block naming
+	// the deployment's topics appended when the pipeline has none and the
+	// sinks run as functions.
 	Files map[string][]byte
 	// Notes are things about the pipeline the deployment cannot fix; they
 	// are also written at the top of main.tf.
@@ -63,7 +66,7 @@ type Result struct {
 const PipelineFile = "pipeline.yaml"
 
 // AWSTopics lists the values of Options.Topics on AWS.
-var AWSTopics = []string{"sqs", "sqs-fifo", "kinesis", "msk", "kafka"}
+var AWSTopics = []string{"sqs", "sqs-fifo", "msk", "kafka"}
 
 // DefaultArtifact names a function after its kind and connector the way
 // functions/ names its folders (the connector's package name: letters and
@@ -109,6 +112,12 @@ func Generate(p *config.Pipeline, raw []byte, opts Options) (*Result, error) {
 		if opts.Topics == "" {
 			opts.Topics = "sqs"
 		}
+		if opts.Topics == "kinesis" {
+			// The sink-function module still takes Kinesis triggers for
+			// streams other producers fill; a generated deployment cannot
+			// use one.
+			return nil, errors.New("topics kinesis: rivven-connect run source cannot publish to Kinesis (broker.transport is kafka, sqs or pubsub), so nothing would feed the streams; use sqs, sqs-fifo, msk or kafka")
+		}
 		if !slices.Contains(AWSTopics, opts.Topics) {
 			return nil, fmt.Errorf("topics %q: one of %s", opts.Topics, strings.Join(AWSTopics, ", "))
 		}
@@ -141,6 +150,18 @@ func Generate(p *config.Pipeline, raw []byte, opts Options) (*Result, error) {
 		return nil, err
 	}
 	g := &gen{p: p, pl: pl, opts: opts}
+	if err := g.planBroker(); err != nil {
+		return nil, err
+	}
+	pipelineCopy := raw
+	if g.brokerYAML != "" {
+		if pipelineCopy, err = appendBroker(raw, g.brokerYAML); err != nil {
+			return nil, err
+		}
+		if q, _, err := ParsePipeline(pipelineCopy, nil); err != nil || q.Broker == nil {
+			return nil, fmt.Errorf("the pipeline with the generated broker block does not load (%v); add a broker block yourself", err)
+		}
+	}
 	g.notes()
 	res := &Result{Files: map[string][]byte{}, Notes: g.notesList, Services: len(pl.sources)}
 	if g.functions() {
@@ -157,7 +178,7 @@ func Generate(p *config.Pipeline, raw []byte, opts Options) (*Result, error) {
 	for name, f := range files {
 		res.Files[name] = hclwrite.Format(f.Bytes())
 	}
-	res.Files[PipelineFile] = raw
+	res.Files[PipelineFile] = pipelineCopy
 	return res, nil
 }
 
@@ -333,9 +354,45 @@ type gen struct {
 	pl        *plan
 	opts      Options
 	notesList []string
+
+	// brokerYAML is the broker block appended to the pipeline copy (empty:
+	// the pipeline's own block, or none, wins); brokerEnv the HCL map of
+	// the variables it reads, set on every function and service.
+	brokerYAML, brokerEnv string
+	// queuePrefix is the HCL expression of the SQS queue-name prefix.
+	queuePrefix string
 }
 
 func (g *gen) aws() bool { return g.opts.Cloud == "aws" }
+
+// transport is the broker.transport the functions and services use.
+func (g *gen) transport() string {
+	switch {
+	case !g.aws():
+		return "pubsub"
+	case strings.HasPrefix(g.opts.Topics, "sqs"):
+		return "sqs"
+	}
+	return "kafka"
+}
+
+// env is the environment of every function and service: the pipeline's
+// variables and those the generated broker block reads.
+func (g *gen) env() hclwrite.Tokens {
+	if g.brokerEnv == "" {
+		return expr("var.pipeline_env")
+	}
+	return expr("merge(var.pipeline_env, local.broker_env)")
+}
+
+// brokerLocals declares local.broker_env when the broker block is generated.
+func (g *gen) brokerLocals(l *hclwrite.Body) {
+	if g.brokerEnv != "" {
+		l.AppendNewline()
+		comment(l, "What the broker block appended to pipeline.yaml reads.")
+		set(l, a("broker_env", expr(g.brokerEnv)))
+	}
+}
 
 // functions reports whether sinks run as functions behind cloud topics.
 func (g *gen) functions() bool { return g.opts.Sinks == "function" && len(g.pl.sinks) > 0 }
@@ -351,16 +408,19 @@ func (g *gen) notes() {
 		n("settings.health.enabled is false: Cloud Run starts a service's instance once port %d answers, so set settings.health.enabled: true (port %d) or the services never become ready.",
 			g.p.Settings.Health.Port, g.p.Settings.Health.Port)
 	}
-	if g.services() && g.p.Broker != nil {
-		n("broker: `rivven-connect run` refuses a broker block until the Kafka transport exists; remove it for the Redis Streams transport.")
+	if len(g.pl.sinks) == 0 && g.p.Broker == nil {
+		n("the pipeline has no enabled sink, so no cloud topics are created and the sources publish to the Redis streams of the deployment's Redis; add the sinks, or a broker block naming topics that exist.")
 	}
-	if g.functions() && len(g.pl.sources) > 0 {
-		n("the sources publish to the Redis Streams transport until the SQS, Kinesis, Kafka and Pub/Sub producers are wired; until then the sink functions consume only what other producers put on their topics (--sinks service runs the sinks on the Redis streams instead).")
+	if b := g.p.Broker; b != nil && b.SQS != nil && b.SQS.Region != "" && !strings.Contains(b.SQS.Region, "${") {
+		n("broker.sqs.region is %s: the queues are created in var.region, so deploy to that region.", b.SQS.Region)
+	}
+	if b := g.p.Broker; b != nil && b.SQS != nil && (b.SQS.Endpoint != "" || b.SQS.AccountID != "") {
+		n("broker.sqs sets endpoint or account_id: the sources and functions then look for the queues there, not the ones this module creates.")
 	}
 	if u := g.p.Settings.State.RedisURL; u != "" && u != "${REDIS_URL}" {
 		n("settings.state.redis_url is set and wins over REDIS_URL, so the Redis this module creates goes unused; write ${REDIS_URL} there to use it.")
 	}
-	if g.opts.Topics == "kinesis" || g.opts.Topics == "msk" || g.opts.Topics == "kafka" {
+	if g.opts.Topics == "msk" || g.opts.Topics == "kafka" {
 		for _, s := range g.pl.sinks {
 			if len(s.topics) > 1 {
 				n("sinks.%s reads %d topics and has one on-failure destination: the dead-letter queue of topic %q.", s.name, len(s.topics), s.topics[0].name)
@@ -529,10 +589,10 @@ func (g *gen) variables() *hclwrite.File {
 		variable(b, "pipeline_env", "map(string)", desc, expr("{}"), false)
 		variable(b, "pipeline_secrets", "map(string)", "Secret environment variables of every function and service: name => Secret Manager secret id (projects/P/secrets/S), latest version.", expr("{}"), false)
 	}
-	switch g.opts.Topics {
-	case "msk":
+	if g.functions() && g.opts.Topics == "msk" {
 		variable(b, "msk_cluster_arn", "string", "The MSK cluster that carries the topics.", nil, false)
-	case "kafka":
+	}
+	if g.functions() && g.opts.Topics == "kafka" || g.opts.Topics == "msk" && g.brokerEnv != "" {
 		var def hclwrite.Tokens
 		if g.p.Broker != nil && len(g.p.Broker.BootstrapServers) > 0 {
 			var items []hclwrite.Tokens
@@ -541,7 +601,11 @@ func (g *gen) variables() *hclwrite.File {
 			}
 			def = list(items...)
 		}
-		variable(b, "kafka_bootstrap_servers", "list(string)", "Bootstrap servers (host:port) of the Kafka cluster that carries the topics.", def, false)
+		desc := "Bootstrap servers (host:port) of the Kafka cluster that carries the topics."
+		if g.brokerEnv != "" {
+			desc += fmt.Sprintf(" The sources and functions take the first %d as seeds (broker.bootstrap_servers); the transport speaks PLAINTEXT, or TLS with broker.tls, so on MSK name a listener without IAM or SASL authentication.", bootstrapSeeds)
+		}
+		variable(b, "kafka_bootstrap_servers", "list(string)", desc, def, false)
 	}
 	if g.aws() {
 		variable(b, "tags", "map(string)", "Tags for every resource.", expr("{}"), false)
@@ -562,7 +626,13 @@ func (g *gen) main() *hclwrite.File {
 		"change the pipeline and generate again. Sink transforms run inside their sink and source",
 		"transforms inside their source, so no transform is deployed on its own.")
 	if g.functions() {
-		comment(b, fmt.Sprintf("%d topic(s), %d source service(s), %d sink function(s).", len(g.pl.topics), len(g.pl.sources), len(g.pl.sinks)))
+		comment(b, wrapFlush(fmt.Sprintf("%d topic(s), %d source service(s), %d sink function(s). The sources publish to the topics through broker.transport %s (the broker block of pipeline.yaml), the topics trigger the sink functions, and they dead-letter through the same transport.",
+			len(g.pl.topics), len(g.pl.sources), len(g.pl.sinks), g.transport()), 90)...)
+		if !g.aws() {
+			comment(b, wrapFlush("A Pub/Sub topic's id is the pipeline's topic name (the transport adds no prefix), so two deployments in one project cannot share a topic name.", 90)...)
+		}
+	} else if g.p.Broker != nil {
+		comment(b, fmt.Sprintf("%d source service(s), %d sink service(s) on the pipeline's Kafka cluster (broker block).", len(g.pl.sources), len(g.pl.sinks)))
 	} else {
 		comment(b, fmt.Sprintf("%d source service(s), %d sink service(s) on the Redis Streams transport.", len(g.pl.sources), len(g.pl.sinks)))
 	}
@@ -579,6 +649,16 @@ func (g *gen) main() *hclwrite.File {
 		g.mainGCP(b)
 	}
 	return f
+}
+
+// wrapFlush breaks s into lines of at most width characters, without
+// indenting the continuation lines.
+func wrapFlush(s string, width int) []string {
+	lines := wrap(s, width)
+	for i := range lines {
+		lines[i] = strings.TrimPrefix(lines[i], "  ")
+	}
+	return lines
 }
 
 // wrap breaks s into lines of at most width characters.
@@ -611,6 +691,7 @@ func (g *gen) mainAWS(b *hclwrite.Body) {
 		b.AppendNewline()
 		l := block(b, "locals")
 		set(l, a("pipeline", expr(`"s3://${var.artifact_bucket}/${aws_s3_object.pipeline.key}"`)))
+		g.brokerLocals(l)
 		b.AppendNewline()
 	}
 
@@ -643,7 +724,12 @@ func (g *gen) mainAWS(b *hclwrite.Body) {
 		}
 		comment(b, fmt.Sprintf("Topic %s.", t.name))
 		m := block(b, "module", t.label)
-		set(m, a("source", g.source("topic")), a("name", expr(fmt.Sprintf(`"${var.name_prefix}-%s"`, t.short))), a("type", str(typ)))
+		if g.transport() == "sqs" {
+			// Named as the transport looks the queue up: queue_prefix + topic.
+			set(m, a("source", g.source("topic")), a("name", expr(g.queuePrefix)), a("topic", str(t.name)), a("type", str(typ)))
+		} else {
+			set(m, a("source", g.source("topic")), a("name", expr(fmt.Sprintf(`"${var.name_prefix}-%s"`, t.short))), a("type", str(typ)))
+		}
 		switch g.opts.Topics {
 		case "msk":
 			set(m, a("kafka_topic", str(t.name)))
@@ -652,7 +738,7 @@ func (g *gen) mainAWS(b *hclwrite.Body) {
 		}
 		b.AppendNewline()
 	}
-	service := func(label, short, kind, name, what string) {
+	service := func(label, short, kind, name, what string, t *topicPlan) {
 		comment(b, what)
 		m := block(b, "module", label)
 		set(m, a("source", g.source("source-service")), a("name", expr(fmt.Sprintf(`"${var.name_prefix}-%s-%s"`, kind, short))),
@@ -662,17 +748,22 @@ func (g *gen) mainAWS(b *hclwrite.Body) {
 		}
 		set(m, a("connector_name", str(name)),
 			a("redis_url", expr("module.state.redis_url")), a("log_level", expr("var.log_level")),
-			a("environment", expr("var.pipeline_env")), a("secrets", expr("var.pipeline_secrets")),
-			a("subnet_ids", expr("var.subnet_ids")), a("security_group_ids", expr("[aws_security_group.workloads.id]")),
+			a("environment", g.env()), a("secrets", expr("var.pipeline_secrets")))
+		if t != nil && g.functions() && g.transport() == "sqs" {
+			// Its topic's queue, and the dead-letter queue of events its
+			// transforms reject.
+			set(m, a("publish_queue_arns", expr(fmt.Sprintf("[module.%s.queue_arn, module.%[1]s.dead_letter_arn]", t.label))))
+		}
+		set(m, a("subnet_ids", expr("var.subnet_ids")), a("security_group_ids", expr("[aws_security_group.workloads.id]")),
 			a("ecr_repository_arns", expr("var.ecr_repository_arns")))
 		b.AppendNewline()
 	}
 	for _, s := range g.pl.sources {
-		service(s.label, s.short, "source", s.name, fmt.Sprintf("Source %s (%s), publishing to %s.", s.name, g.p.Sources[s.name].Connector, s.topic.name))
+		service(s.label, s.short, "source", s.name, fmt.Sprintf("Source %s (%s), publishing to %s.", s.name, g.p.Sources[s.name].Connector, s.topic.name), s.topic)
 	}
 	for _, s := range g.pl.sinks {
 		if !g.functions() {
-			service(s.label, s.short, "sink", s.name, fmt.Sprintf("Sink %s (%s), reading %s from the Redis streams.", s.name, g.p.Sinks[s.name].Connector, topicNames(s.topics)))
+			service(s.label, s.short, "sink", s.name, fmt.Sprintf("Sink %s (%s), reading %s %s.", s.name, g.p.Sinks[s.name].Connector, topicNames(s.topics), g.serviceTransport()), nil)
 			continue
 		}
 		comment(b, fmt.Sprintf("Sink %s (%s), reading %s.", s.name, g.p.Sinks[s.name].Connector, topicNames(s.topics)))
@@ -681,7 +772,7 @@ func (g *gen) mainAWS(b *hclwrite.Body) {
 			a("package_file", expr(fmt.Sprintf(`"${var.dist_dir}/aws/%s.zip"`, s.artifact))),
 			a("pipeline", expr("local.pipeline")), a("connector", str("sinks."+s.name)),
 			a("redis_url", expr("module.state.redis_url")), a("log_level", expr("var.log_level")),
-			a("environment", expr("var.pipeline_env")))
+			a("environment", g.env()))
 		refs := func(out string) hclwrite.Tokens {
 			var items []hclwrite.Tokens
 			for _, t := range s.topics {
@@ -692,9 +783,7 @@ func (g *gen) mainAWS(b *hclwrite.Body) {
 		dlq := expr("module." + s.topics[0].label + ".dead_letter_arn")
 		switch g.opts.Topics {
 		case "sqs", "sqs-fifo":
-			set(m, a("trigger_type", str("sqs")), a("sqs_queue_arns", refs("queue_arn")))
-		case "kinesis":
-			set(m, a("trigger_type", str("kinesis")), a("kinesis_stream_arns", refs("stream_arn")), a("dead_letter_arn", dlq))
+			set(m, a("trigger_type", str("sqs")), a("sqs_queue_arns", refs("queue_arn")), a("publish_queue_arns", refs("dead_letter_arn")))
 		case "msk":
 			set(m, a("trigger_type", str("msk")), a("msk_cluster_arn", expr("var.msk_cluster_arn")), a("kafka_topics", refs("kafka_topic")),
 				a("kafka_consumer_group", str(s.group)), a("dead_letter_arn", dlq))
@@ -705,6 +794,14 @@ func (g *gen) mainAWS(b *hclwrite.Body) {
 		set(m, a("subnet_ids", expr("var.subnet_ids")), a("security_group_ids", expr("[aws_security_group.workloads.id]")))
 		b.AppendNewline()
 	}
+}
+
+// serviceTransport says where sink services read.
+func (g *gen) serviceTransport() string {
+	if g.p.Broker != nil {
+		return "from the pipeline's Kafka cluster"
+	}
+	return "from the Redis streams"
 }
 
 func topicNames(ts []*topicPlan) string {
@@ -721,6 +818,7 @@ func (g *gen) mainGCP(b *hclwrite.Body) {
 		set(l, a("pipeline", expr(`"gs://${var.artifact_bucket}/${google_storage_bucket_object.pipeline.name}"`)))
 	}
 	set(l, a("secret_env", expr(`merge(var.pipeline_secrets, { REDIS_URL = module.state.redis_url_secret_id })`)))
+	g.brokerLocals(l)
 	b.AppendNewline()
 	if g.functions() {
 		comment(b, "The pipeline file, named by its hash: a changed file is a new object, and the",
@@ -740,10 +838,12 @@ func (g *gen) mainGCP(b *hclwrite.Body) {
 		}
 		comment(b, fmt.Sprintf("Topic %s.", t.name))
 		m := block(b, "module", t.label)
-		set(m, a("source", g.source("topic")), a("name", expr(fmt.Sprintf(`"${var.name_prefix}-%s"`, t.short))), a("project", expr("var.project")))
+		// The topic id is the topic's name: what broker.transport pubsub
+		// publishes to.
+		set(m, a("source", g.source("topic")), a("name", str(t.name)), a("project", expr("var.project")))
 		b.AppendNewline()
 	}
-	service := func(label, short, kind, name, what string) {
+	service := func(label, short, kind, name, what string, t *topicPlan) {
 		comment(b, what)
 		m := block(b, "module", label)
 		set(m, a("source", g.source("source-service")), a("name", expr(fmt.Sprintf(`"${var.name_prefix}-%s-%s"`, kind, short))),
@@ -752,16 +852,21 @@ func (g *gen) mainGCP(b *hclwrite.Body) {
 			set(m, a("kind", str(kind)))
 		}
 		set(m, a("connector_name", str(name)), a("health_port", expr(fmt.Sprint(g.p.Settings.Health.Port))),
-			a("log_level", expr("var.log_level")), a("environment", expr("var.pipeline_env")), a("secret_env", expr("local.secret_env")),
-			a("network", expr("var.network")), a("subnetwork", expr("var.subnetwork")))
+			a("log_level", expr("var.log_level")), a("environment", g.env()), a("secret_env", expr("local.secret_env")))
+		if t != nil && g.functions() {
+			// Its topic, and the dead-letter topic of events its
+			// transforms reject.
+			set(m, a("publish_topics", expr(fmt.Sprintf("[module.%s.topic_id, module.%[1]s.dead_letter_topic_id]", t.label))))
+		}
+		set(m, a("network", expr("var.network")), a("subnetwork", expr("var.subnetwork")))
 		b.AppendNewline()
 	}
 	for _, s := range g.pl.sources {
-		service(s.label, s.short, "source", s.name, fmt.Sprintf("Source %s (%s), publishing to %s.", s.name, g.p.Sources[s.name].Connector, s.topic.name))
+		service(s.label, s.short, "source", s.name, fmt.Sprintf("Source %s (%s), publishing to %s.", s.name, g.p.Sources[s.name].Connector, s.topic.name), s.topic)
 	}
 	for _, s := range g.pl.sinks {
 		if !g.functions() {
-			service(s.label, s.short, "sink", s.name, fmt.Sprintf("Sink %s (%s), reading %s from the Redis streams.", s.name, g.p.Sinks[s.name].Connector, topicNames(s.topics)))
+			service(s.label, s.short, "sink", s.name, fmt.Sprintf("Sink %s (%s), reading %s %s.", s.name, g.p.Sinks[s.name].Connector, topicNames(s.topics), g.serviceTransport()), nil)
 			continue
 		}
 		comment(b, fmt.Sprintf("Sink %s (%s), reading %s.", s.name, g.p.Sinks[s.name].Connector, topicNames(s.topics)))
@@ -774,7 +879,7 @@ func (g *gen) mainGCP(b *hclwrite.Body) {
 			a("project", expr("var.project")), a("region", expr("var.region")),
 			a("image", expr(fmt.Sprintf(`"${var.image_registry}/%s:${var.image_tag}"`, s.artifact))),
 			a("pipeline", expr("local.pipeline")), a("connector", str("sinks."+s.name)),
-			a("log_level", expr("var.log_level")), a("environment", expr("var.pipeline_env")), a("secret_env", expr("local.secret_env")),
+			a("log_level", expr("var.log_level")), a("environment", g.env()), a("secret_env", expr("local.secret_env")),
 			a("topics", list(items...)), a("network", expr("var.network")), a("subnetwork", expr("var.subnetwork")))
 		b.AppendNewline()
 	}
@@ -803,9 +908,6 @@ func (g *gen) outputs() *hclwrite.File {
 			out(t.label+"_dead_letter_subscription", "Subscription holding the dead letters of "+t.name+".", "module."+t.label+".dead_letter_subscription_id")
 		case strings.HasPrefix(g.opts.Topics, "sqs"):
 			out(t.label+"_queue_url", "SQS queue of topic "+t.name+".", "module."+t.label+".queue_url")
-			out(t.label+"_dead_letter_url", "Dead-letter queue of topic "+t.name+".", "module."+t.label+".dead_letter_url")
-		case g.opts.Topics == "kinesis":
-			out(t.label+"_stream_arn", "Kinesis stream of topic "+t.name+".", "module."+t.label+".stream_arn")
 			out(t.label+"_dead_letter_url", "Dead-letter queue of topic "+t.name+".", "module."+t.label+".dead_letter_url")
 		default:
 			out(t.label+"_dead_letter_url", "Dead-letter queue of topic "+t.name+".", "module."+t.label+".dead_letter_url")

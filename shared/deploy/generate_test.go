@@ -81,13 +81,12 @@ func TestExamplesUpToDate(t *testing.T) {
 
 // multi is a pipeline with two sources, two sinks sharing a topic, a sink
 // reading two topics, a disabled sink, ${VAR}s with and without defaults,
-// and names that need cleaning.
+// and names that need cleaning. It has no broker block: the deployment
+// adds one.
 const multi = `
 version: "1.0"
 settings:
   health: {enabled: true, port: 9000}
-broker:
-  bootstrap_servers: [kafka-1:9092, kafka-2:9092]
 sources:
   Orders.DB:
     connector: postgres-cdc
@@ -152,7 +151,12 @@ func TestGeneratedModulesPassTheChecks(t *testing.T) {
 		{"quickstart/aws-sqs", quick, Options{Cloud: "aws"}},
 		{"quickstart/aws-sqs-fifo", quick, Options{Cloud: "aws", Topics: "sqs-fifo"}},
 		{"quickstart/gcp", quick, Options{Cloud: "gcp"}},
-		{"multi/aws-kinesis", []byte(multi), Options{Cloud: "aws", Topics: "kinesis"}},
+		{"multi/aws-kafka with its broker", []byte(multiKafka), Options{Cloud: "aws", Topics: "kafka"}},
+		{"multi/aws-msk with its broker", []byte(multiKafka), Options{Cloud: "aws", Topics: "msk"}},
+		{"multi/aws-sink-services with its broker", []byte(multiKafka), Options{Cloud: "aws", Sinks: "service"}},
+		{"dotted/aws-sqs-fifo", []byte(dotted), Options{Cloud: "aws", Topics: "sqs-fifo"}},
+		{"dotted/aws-sqs with its broker", []byte(dotted + "broker:\n  transport: sqs\n  sqs: {queue_prefix: shop.}\n"), Options{Cloud: "aws"}},
+		{"dotted/gcp", []byte(dotted), Options{Cloud: "gcp"}},
 		{"multi/aws-msk", []byte(multi), Options{Cloud: "aws", Topics: "msk"}},
 		{"multi/aws-kafka", []byte(multi), Options{Cloud: "aws", Topics: "kafka"}},
 		{"multi/gcp", []byte(multi), Options{Cloud: "gcp"}},
@@ -193,7 +197,7 @@ func TestGeneratedModulesPassTheChecks(t *testing.T) {
 // iteration order differs from run to run, the bytes must not.
 func TestGenerateIsDeterministic(t *testing.T) {
 	for _, cloud := range []string{"aws", "gcp"} {
-		opts := Options{Cloud: cloud, Modules: "../modules", Topics: map[string]string{"aws": "kinesis", "gcp": ""}[cloud]}
+		opts := Options{Cloud: cloud, Modules: "../modules", Topics: map[string]string{"aws": "kafka", "gcp": ""}[cloud]}
 		first, err := Generate(parse(t, []byte(multi)), []byte(multi), opts)
 		if err != nil {
 			t.Fatal(err)
@@ -233,7 +237,10 @@ func TestGenerateWiring(t *testing.T) {
 		`kafka_topic = "cdc.orders"`,
 		`source = "../m/aws/topic"`,
 		"# - sinks.lake reads 2 topics and has one on-failure destination",
-		"# - broker: `rivven-connect run` refuses a broker block",
+		// The generated broker block reads the seeds from the environment.
+		`broker_env = { RIVVEN_BROKER_BOOTSTRAP_1 = element(var.kafka_bootstrap_servers, 0), RIVVEN_BROKER_BOOTSTRAP_2 = element(var.kafka_bootstrap_servers, 1), RIVVEN_BROKER_BOOTSTRAP_3 = element(var.kafka_bootstrap_servers, 2) }`,
+		`environment = merge(var.pipeline_env, local.broker_env)`,
+		"through broker.transport kafka",
 	} {
 		if !strings.Contains(squeeze(main), squeeze(want)) {
 			t.Errorf("main.tf lacks %q", want)
@@ -253,16 +260,23 @@ func TestGenerateWiring(t *testing.T) {
 	if res.Functions != 2 || res.Services != 2 || res.Topics != 2 {
 		t.Errorf("counts %d/%d/%d", res.Functions, res.Services, res.Topics)
 	}
-	// The broker's servers become the default of kafka_bootstrap_servers.
-	res, err = Generate(parse(t, []byte(multi)), []byte(multi), Options{Cloud: "aws", Topics: "kafka", Modules: "../m"})
+	if !strings.Contains(vars, `variable "kafka_bootstrap_servers"`) || !strings.Contains(vars, `variable "msk_cluster_arn"`) {
+		t.Errorf("msk needs the cluster and its servers:\n%s", vars)
+	}
+	// The broker's servers become the default of kafka_bootstrap_servers,
+	// and the pipeline's own broker block is left as it is.
+	res, err = Generate(parse(t, []byte(multiKafka)), []byte(multiKafka), Options{Cloud: "aws", Topics: "kafka", Modules: "../m"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(squeeze(string(res.Files["variables.tf"])), `default = ["kafka-1:9092", "kafka-2:9092"]`) {
 		t.Errorf("variables.tf:\n%s", res.Files["variables.tf"])
 	}
-	if !bytes.Equal(res.Files[PipelineFile], []byte(multi)) {
+	if !bytes.Equal(res.Files[PipelineFile], []byte(multiKafka)) {
 		t.Error("the pipeline copy is not the file as written")
+	}
+	if strings.Contains(string(res.Files["main.tf"]), "broker_env") {
+		t.Error("the pipeline's broker block reads no generated variable")
 	}
 }
 
@@ -279,11 +293,12 @@ func TestGenerateRefuses(t *testing.T) {
 	}{
 		{"sqs fan-out", []byte(multi), Options{Cloud: "aws"}, `topic "cdc.orders" is consumed by sinks lake, search_index, and an SQS queue hands each message to one consumer`},
 		{"unknown cloud", quick, Options{Cloud: "azure"}, `cloud "azure": aws or gcp`},
-		{"unknown topics", quick, Options{Cloud: "aws", Topics: "sns"}, `topics "sns": one of sqs, sqs-fifo, kinesis, msk, kafka`},
+		{"unknown topics", quick, Options{Cloud: "aws", Topics: "sns"}, `topics "sns": one of sqs, sqs-fifo, msk, kafka`},
+		{"kinesis", quick, Options{Cloud: "aws", Topics: "kinesis"}, "topics kinesis: rivven-connect run source cannot publish to Kinesis"},
 		{"topics on gcp", quick, Options{Cloud: "gcp", Topics: "sqs"}, "GCP topics are Pub/Sub topics"},
 		{"topic from the environment", []byte("sources:\n  a:\n    connector: datagen\n    topic: ${TOPIC}\n"), Options{Cloud: "aws"}, "sources.a.topic: \"${TOPIC}\": a deployed topic needs a literal name"},
 		{"sinks unknown", quick, Options{Cloud: "aws", Sinks: "lambda"}, `sinks "lambda": function or service`},
-		{"sink services with topics", quick, Options{Cloud: "aws", Sinks: "service", Topics: "kinesis"}, "there are no topics to choose"},
+		{"sink services with topics", quick, Options{Cloud: "aws", Sinks: "service", Topics: "msk"}, "there are no topics to choose"},
 		{"nothing enabled", []byte("sinks:\n  a:\n    connector: stdout\n    topics: [x]\n    enabled: false\n"), Options{Cloud: "aws"}, "no enabled source or sink"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -321,12 +336,12 @@ func TestNotes(t *testing.T) {
 		}
 		return res.Notes
 	}
-	const health, transport, unused = "settings.health.enabled is false", "the sources publish to the Redis Streams transport", "goes unused"
+	const health, unused = "settings.health.enabled is false", "goes unused"
 	// Cloud Run needs the health port of a service; ECS does not.
-	if n := gen(quick, Options{Cloud: "gcp"}); !hasNote(n, health) || !hasNote(n, transport) || len(n) != 2 {
+	if n := gen(quick, Options{Cloud: "gcp"}); !hasNote(n, health) || len(n) != 1 {
 		t.Errorf("gcp notes %q", n)
 	}
-	if n := gen(quick, Options{Cloud: "aws"}); hasNote(n, health) || !hasNote(n, transport) || len(n) != 1 {
+	if n := gen(quick, Options{Cloud: "aws"}); len(n) != 0 {
 		t.Errorf("aws notes %q", n)
 	}
 	// Sinks on the Redis streams get what the sources publish.

@@ -4,6 +4,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -42,7 +43,7 @@ func strFunc(f func(a, b string) cty.Value, params ...string) function.Function 
 var tfFunctions = map[string]function.Function{
 	"compact": stdlib.CompactFunc, "concat": stdlib.ConcatFunc, "contains": stdlib.ContainsFunc,
 	"distinct": stdlib.DistinctFunc, "keys": stdlib.KeysFunc, "merge": stdlib.MergeFunc,
-	"regex": stdlib.RegexFunc, "replace": stdlib.ReplaceFunc, "split": stdlib.SplitFunc,
+	"regex": stdlib.RegexFunc, "replace": tfReplace, "split": stdlib.SplitFunc,
 	"substr": stdlib.SubstrFunc, "trimprefix": stdlib.TrimPrefixFunc, "trimsuffix": stdlib.TrimSuffixFunc,
 	"values": stdlib.ValuesFunc, "length": stdlib.LengthFunc,
 	"startswith": strFunc(func(a, b string) cty.Value { return cty.BoolVal(strings.HasPrefix(a, b)) }, "string", "prefix"),
@@ -52,6 +53,25 @@ var tfFunctions = map[string]function.Function{
 		return cty.StringVal(hex.EncodeToString(h[:]))
 	}, "string"),
 }
+
+// tfReplace is Terraform's replace(), not go-cty's: a search string
+// between slashes is a regular expression (RE2, like Terraform's), which
+// go-cty's ReplaceFunc would look for literally.
+var tfReplace = function.New(&function.Spec{
+	Params: []function.Parameter{{Name: "str", Type: cty.String}, {Name: "substr", Type: cty.String}, {Name: "replace", Type: cty.String}},
+	Type:   function.StaticReturnType(cty.String),
+	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		str, sub, rep := args[0].AsString(), args[1].AsString(), args[2].AsString()
+		if len(sub) > 1 && sub[0] == '/' && sub[len(sub)-1] == '/' {
+			re, err := regexp.Compile(sub[1 : len(sub)-1])
+			if err != nil {
+				return cty.NilVal, err
+			}
+			return cty.StringVal(re.ReplaceAllString(str, rep)), nil
+		}
+		return cty.StringVal(strings.ReplaceAll(str, sub, rep)), nil
+	},
+})
 
 // evalLocals evaluates a module's locals with vars (defaults for the rest)
 // and data (data sources, by type, then name).

@@ -65,7 +65,8 @@ resource "aws_iam_role" "this" {
 }
 
 # Least privilege: the log group this module made, the trigger it reads, the
-# dead-letter queue it writes, the pipeline object and the secrets it names.
+# dead-letter queues it writes (the mapping's and the transport's), the
+# pipeline object and the secrets it names.
 data "aws_iam_policy_document" "this" {
   statement {
     sid       = "Logs"
@@ -119,6 +120,15 @@ data "aws_iam_policy_document" "this" {
       sid       = "DeadLetter"
       actions   = ["sqs:SendMessage"]
       resources = [var.dead_letter_arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(var.publish_queue_arns) > 0 ? [1] : []
+    content {
+      sid       = "Publish"
+      actions   = ["sqs:GetQueueUrl", "sqs:SendMessage"]
+      resources = var.publish_queue_arns
     }
   }
 

@@ -197,6 +197,12 @@ variable "dead_letter_arn" {
   default     = null
 }
 
+variable "publish_queue_arns" {
+  type        = list(string)
+  description = "SQS queues the function publishes to through broker.transport sqs: the dead-letter queues of its topics (the host dead-letters a record that fails settings.retry.max_retries + 1 deliveries there, saying why)."
+  default     = []
+}
+
 variable "subnet_ids" {
   type        = list(string)
   description = "Subnets the function (and, for self-managed Kafka, the event pollers) run in, to reach Redis and private targets; empty for no VPC."

@@ -107,6 +107,26 @@ resource "aws_iam_role_policy" "task" {
   policy = var.task_policy_json
 }
 
+# Publishing through broker.transport sqs: GetQueueUrl resolves a topic's
+# queue by name, SendMessage(Batch) publishes. The queues exist (Terraform
+# made them), so the transport never needs CreateQueue.
+data "aws_iam_policy_document" "publish" {
+  count = length(var.publish_queue_arns) > 0 ? 1 : 0
+
+  statement {
+    sid       = "Publish"
+    actions   = ["sqs:GetQueueUrl", "sqs:SendMessage"]
+    resources = var.publish_queue_arns
+  }
+}
+
+resource "aws_iam_role_policy" "publish" {
+  count  = length(var.publish_queue_arns) > 0 ? 1 : 0
+  name   = "rivven-publish"
+  role   = aws_iam_role.task.id
+  policy = data.aws_iam_policy_document.publish[0].json
+}
+
 resource "aws_ecs_task_definition" "this" {
   family                   = var.name
   requires_compatibilities = ["FARGATE"]
@@ -169,5 +189,6 @@ resource "aws_ecs_service" "this" {
 
   tags = var.tags
 
-  depends_on = [aws_iam_role_policy.execution]
+  # The task publishes from its first batch on.
+  depends_on = [aws_iam_role_policy.execution, aws_iam_role_policy.publish]
 }

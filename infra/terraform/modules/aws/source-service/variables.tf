@@ -126,6 +126,12 @@ variable "task_policy_json" {
   default     = null
 }
 
+variable "publish_queue_arns" {
+  type        = list(string)
+  description = "SQS queues the task publishes to through broker.transport sqs (its topic's queue and dead-letter queue): the task role may look them up and send to them, nothing else."
+  default     = []
+}
+
 variable "log_retention_days" {
   type        = number
   description = "CloudWatch log retention in days."

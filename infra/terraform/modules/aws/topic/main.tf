@@ -8,10 +8,20 @@ locals {
   sqs    = startswith(var.type, "sqs")
   fifo   = var.type == "sqs-fifo"
   suffix = local.fifo ? ".fifo" : ""
+
+  # With topic, the queues are named the way broker.transport sqs looks them
+  # up (Transport.QueueName in connectors/messaging/sqs): queue_prefix (here
+  # name) + the topic with every character SQS refuses replaced by '-'. The
+  # dead-letter queue is then the queue of the topic's default dead-letter
+  # topic, <topic>.dlq, whose '.' becomes '-' the same way, so dead letters
+  # a function publishes and those the redrive policy moves meet there.
+  base             = var.topic == null ? var.name : "${var.name}${replace(var.topic, "/[^A-Za-z0-9_-]/", "-")}"
+  queue_name       = "${local.base}${local.suffix}"
+  dead_letter_name = "${local.base}-dlq${local.suffix}"
 }
 
 resource "aws_sqs_queue" "dead_letter" {
-  name                      = "${var.name}-dlq${local.suffix}"
+  name                      = local.dead_letter_name
   fifo_queue                = local.fifo ? true : null
   message_retention_seconds = var.dead_letter_retention_seconds
   sqs_managed_sse_enabled   = true
@@ -21,7 +31,7 @@ resource "aws_sqs_queue" "dead_letter" {
 resource "aws_sqs_queue" "this" {
   count = local.sqs ? 1 : 0
 
-  name                        = "${var.name}${local.suffix}"
+  name                        = local.queue_name
   fifo_queue                  = local.fifo ? true : null
   content_based_deduplication = local.fifo ? var.content_based_deduplication : null
   visibility_timeout_seconds  = var.visibility_timeout_seconds
@@ -50,7 +60,7 @@ resource "aws_sqs_queue_redrive_allow_policy" "dead_letter" {
 resource "aws_kinesis_stream" "this" {
   count = var.type == "kinesis" ? 1 : 0
 
-  name             = var.name
+  name             = local.base
   shard_count      = var.kinesis_shard_count
   retention_period = var.kinesis_retention_hours
   encryption_type  = "KMS"

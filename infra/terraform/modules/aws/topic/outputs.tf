@@ -8,6 +8,11 @@ output "queue_arn" {
   value       = one(aws_sqs_queue.this[*].arn)
 }
 
+output "queue_name" {
+  description = "sqs, sqs-fifo: the queue's name (null otherwise)."
+  value       = one(aws_sqs_queue.this[*].name)
+}
+
 output "queue_url" {
   description = "sqs, sqs-fifo: the queue's URL (null otherwise)."
   value       = one(aws_sqs_queue.this[*].url)
@@ -20,7 +25,7 @@ output "stream_arn" {
 
 output "kafka_topic" {
   description = "kafka: the topic's name on the cluster (null otherwise)."
-  value       = var.type == "kafka" ? coalesce(var.kafka_topic, var.name) : null
+  value       = var.type == "kafka" ? coalesce(var.kafka_topic, var.topic, var.name) : null
 }
 
 output "kafka_bootstrap_servers" {

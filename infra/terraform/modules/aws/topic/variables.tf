@@ -1,11 +1,17 @@
 variable "name" {
   type        = string
-  description = "Queue or stream name (.fifo is appended for sqs-fifo); the dead-letter queue is <name>-dlq."
+  description = "Queue or stream name (.fifo is appended for sqs-fifo); the dead-letter queue is <name>-dlq. With topic, the prefix of the name (broker.sqs.queue_prefix; may be empty)."
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9_-]{1,70}$", var.name))
-    error_message = "name: 1 to 70 letters, digits, hyphens or underscores (room for -dlq.fifo in an SQS name)."
+    condition     = can(regex("^[A-Za-z0-9_-]{0,70}$", var.name))
+    error_message = "name: up to 70 letters, digits, hyphens or underscores (room for -dlq.fifo in an SQS name)."
   }
+}
+
+variable "topic" {
+  type        = string
+  description = "The pipeline topic this carries, for sources publishing through broker.transport sqs: the queue is then name + topic with every character outside [A-Za-z0-9_-] replaced by '-' (+ .fifo), exactly the queue the transport looks up, and the dead-letter queue that of <topic>.dlq. null: the queue is name."
+  default     = null
 }
 
 variable "type" {
@@ -62,7 +68,7 @@ variable "kinesis_retention_hours" {
 
 variable "kafka_topic" {
   type        = string
-  description = "kafka: the topic's name on the cluster; null means name."
+  description = "kafka: the topic's name on the cluster; null means topic, or name without one."
   default     = null
 }
 

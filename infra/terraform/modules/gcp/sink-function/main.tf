@@ -190,3 +190,15 @@ resource "google_pubsub_subscription_iam_member" "dead_letter" {
   role         = "roles/pubsub.subscriber"
   member       = local.pubsub_agent
 }
+
+# With broker.transport pubsub the function publishes its own dead letters
+# (after settings.retry.max_retries + 1 attempts, with the reason) to each
+# topic's dead-letter topic: publish there and nowhere else.
+resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
+  count = length(var.topics)
+
+  project = var.project
+  topic   = var.topics[count.index].dead_letter_topic
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${google_service_account.runtime.email}"
+}

@@ -125,5 +125,28 @@ resource "google_cloud_run_v2_service" "this" {
     }
   }
 
-  depends_on = [google_secret_manager_secret_iam_member.runtime]
+  # The service publishes from its first batch on.
+  depends_on = [google_secret_manager_secret_iam_member.runtime, google_pubsub_topic_iam_member.publisher, google_pubsub_topic_iam_member.viewer]
+}
+
+# Publishing through broker.transport pubsub: at start the service checks
+# that its topics exist (pubsub.topics.get, in roles/pubsub.viewer), then
+# publishes (roles/pubsub.publisher). Both on those topics only; they exist
+# (Terraform made them), so it never needs to create one.
+resource "google_pubsub_topic_iam_member" "publisher" {
+  count = length(var.publish_topics)
+
+  project = var.project
+  topic   = var.publish_topics[count.index]
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${google_service_account.runtime.email}"
+}
+
+resource "google_pubsub_topic_iam_member" "viewer" {
+  count = length(var.publish_topics)
+
+  project = var.project
+  topic   = var.publish_topics[count.index]
+  role    = "roles/pubsub.viewer"
+  member  = "serviceAccount:${google_service_account.runtime.email}"
 }

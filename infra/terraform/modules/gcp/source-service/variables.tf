@@ -99,6 +99,12 @@ variable "subnetwork" {
   default     = null
 }
 
+variable "publish_topics" {
+  type        = list(string)
+  description = "Pub/Sub topics (projects/P/topics/T) the service publishes to through broker.transport pubsub (its topic and dead-letter topic): it may look them up (pubsub.topics.get, at start) and publish to them, nothing else."
+  default     = []
+}
+
 variable "deletion_protection" {
   type        = bool
   description = "Refuse to destroy the service."

@@ -1,6 +1,6 @@
 variable "name" {
   type        = string
-  description = "Topic id; the dead-letter topic and its subscription are <name>-dlq."
+  description = "Topic id: the pipeline's topic name, which broker.transport pubsub publishes to; the dead-letter topic and its subscription are <name>.dlq (the default dead_letter_topic)."
 
   validation {
     condition     = can(regex("^[A-Za-z][A-Za-z0-9._~%+-]{2,250}$", var.name)) && !startswith(var.name, "goog")

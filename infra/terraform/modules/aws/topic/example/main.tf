@@ -3,9 +3,13 @@ provider "aws" {
   region = "eu-west-1"
 }
 
+# Queues example-shop-orders.fifo and example-shop-orders-dlq.fifo: what
+# broker.sqs {queue_prefix: "example-", fifo: true} publishes topic
+# shop.orders (and its dead letters) to.
 module "orders" {
   source = "../"
-  name   = "example-orders"
+  name   = "example-"
+  topic  = "shop.orders"
   type   = "sqs-fifo"
 }
 
