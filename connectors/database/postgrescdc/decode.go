@@ -7,9 +7,10 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/rivven/rivven-connect/events"
 )
 
 // kind is how a PostgreSQL type is rendered in JSON. Every value arrives
@@ -158,7 +159,7 @@ func (c *typeCache) appendKind(dst []byte, ti typeInfo, text []byte) []byte {
 			return c.appendArray(dst, c.get(ti.elem), arr)
 		}
 	}
-	return appendJSONString(dst, text)
+	return events.AppendJSONString(dst, text)
 }
 
 func (c *typeCache) appendArray(dst []byte, elem typeInfo, a *pgArray) []byte {
@@ -364,50 +365,6 @@ func parseArrayAt(s string) (*pgArray, string, bool) {
 		}
 		s = s[1:]
 	}
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
-func appendJSONString[T string | []byte](dst []byte, s T) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
 
 // typeName renders a type for Discover and schema events.

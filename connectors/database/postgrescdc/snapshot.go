@@ -335,7 +335,7 @@ func appendRow(dst []byte, types *typeCache, cols []column, vals [][]byte) []byt
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendJSONString(dst, col.Name)
+		dst = events.AppendJSONString(dst, col.Name)
 		dst = append(dst, ':')
 		if vals[i] == nil {
 			dst = append(dst, "null"...)
@@ -352,7 +352,7 @@ func appendKey(dst []byte, types *typeCache, cols []column, keyIdx []int, vals [
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendJSONString(dst, cols[idx].Name)
+		dst = events.AppendJSONString(dst, cols[idx].Name)
 		dst = append(dst, ':')
 		if vals[idx] == nil {
 			dst = append(dst, "null"...)
@@ -376,12 +376,12 @@ func snapPrefix(lsn pglogrepl.LSN, st *snapState, table string) string {
 		if k == table {
 			continue
 		}
-		b.Write(appendJSONString(nil, k))
+		b.Write(events.AppendJSONString(nil, k))
 		b.WriteByte(':')
 		b.WriteString(pkJSON(v))
 		b.WriteByte(',')
 	}
-	b.Write(appendJSONString(nil, table))
+	b.Write(events.AppendJSONString(nil, table))
 	b.WriteByte(':')
 	return b.String()
 }
@@ -392,7 +392,7 @@ func writeStrings(b *strings.Builder, ss []string) {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.Write(appendJSONString(nil, s))
+		b.Write(events.AppendJSONString(nil, s))
 	}
 	b.WriteByte(']')
 }
@@ -406,7 +406,7 @@ func pkJSON(pk []*string) string {
 		if v == nil {
 			b = append(b, "null"...)
 		} else {
-			b = appendJSONString(b, *v)
+			b = events.AppendJSONString(b, *v)
 		}
 	}
 	return string(append(b, ']'))

@@ -762,7 +762,7 @@ func (st *streamer) appendTuple(dst []byte, r *relation, t *pglogrepl.TupleData,
 			dst = append(dst, ',')
 		}
 		first = false
-		dst = appendJSONString(dst, r.cols[i].name)
+		dst = events.AppendJSONString(dst, r.cols[i].name)
 		dst = append(dst, ':')
 		dst = st.appendColumn(dst, r.cols[i].oid, col)
 	}
@@ -774,7 +774,7 @@ func (st *streamer) appendColumn(dst []byte, oid uint32, c *pglogrepl.TupleDataC
 	case pglogrepl.TupleDataTypeText:
 		return st.types.appendValue(dst, oid, c.Data)
 	case pglogrepl.TupleDataTypeBinary:
-		return appendJSONString(dst, c.Data)
+		return events.AppendJSONString(dst, c.Data)
 	}
 	return append(dst, "null"...)
 }
@@ -790,7 +790,7 @@ func (st *streamer) appendKey(r *relation, t, alt *pglogrepl.TupleData) []byte {
 		if j > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendJSONString(dst, r.cols[i].name)
+		dst = events.AppendJSONString(dst, r.cols[i].name)
 		dst = append(dst, ':')
 		var c *pglogrepl.TupleDataColumn
 		if i < len(t.Columns) {
