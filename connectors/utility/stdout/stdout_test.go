@@ -74,10 +74,6 @@ func update() *events.Event {
 	}
 }
 
-func schema() *events.Event {
-	return &events.Event{Type: events.Schema, Stream: "orders", Timestamp: ts, Data: events.RawPayload([]byte(`{"columns":[]}`))}
-}
-
 func write(t *testing.T, s *Sink, batch ...*events.Event) error {
 	t.Helper()
 	return s.Write(context.Background(), batch)
@@ -170,7 +166,8 @@ func TestCodecsRoundTrip(t *testing.T) {
 
 func TestUnencodableEventsAreReported(t *testing.T) {
 	s, w := testSink(t, Config{Format: "jsonl", Codec: events.CodecDebezium})
-	err := write(t, s, insert(), schema(), update())
+	state := &events.Event{Type: events.State, Stream: "_state", Timestamp: ts, Data: events.RawPayload([]byte(`{"cursor":1}`))}
+	err := write(t, s, insert(), state, update())
 	var we *pipeline.WriteError
 	if !errors.As(err, &we) || len(we.Failed) != 1 || we.Failed[1] == nil {
 		t.Fatalf("got %v, want a WriteError for event 1", err)
