@@ -79,6 +79,9 @@ type decoder struct {
 
 	vals  [][2]int // scratch for decodeRowImage
 	arena []byte   // row JSON is carved from here (see decodeRowImage)
+	// changes is decodeRows' result, reused from one rows event to the
+	// next so a rows event costs no slice growth.
+	changes []rowChange
 }
 
 func newDecoder(checksum bool) *decoder {

@@ -89,6 +89,7 @@ type conn struct {
 	connID        uint32
 	caps          uint32
 	hdr           [4]byte
+	pbuf          []byte // reused by readPacketReuse
 }
 
 // isMariaDB reports whether the server is MariaDB (GTID format, capability
@@ -142,6 +143,39 @@ func (c *conn) readPacket() ([]byte, error) {
 			return nil, err
 		}
 		if n < maxPacket {
+			return out, nil
+		}
+	}
+}
+
+// readPacketReuse is readPacket into a buffer the connection reuses: the
+// result is valid only until the next call. The binlog stream uses it
+// (every event is decoded into fresh memory before the next one is read),
+// which saves an allocation and its garbage per event.
+func (c *conn) readPacketReuse() ([]byte, error) {
+	out := c.pbuf[:0]
+	for {
+		if _, err := io.ReadFull(c.br, c.hdr[:]); err != nil {
+			return nil, err
+		}
+		n := int(uint32(c.hdr[0]) | uint32(c.hdr[1])<<8 | uint32(c.hdr[2])<<16)
+		c.seq = c.hdr[3] + 1
+		start := len(out)
+		if cap(out)-start < n {
+			grown := make([]byte, start, start+n+start/4)
+			copy(grown, out)
+			out = grown
+		}
+		out = out[:start+n]
+		if _, err := io.ReadFull(c.br, out[start:]); err != nil {
+			return nil, err
+		}
+		if n < maxPacket {
+			if cap(out) <= 1<<20 {
+				// Keep the buffer unless one huge event grew it: a rare
+				// large event should not pin its memory forever.
+				c.pbuf = out
+			}
 			return out, nil
 		}
 	}

@@ -196,6 +196,14 @@ type tableInfo struct {
 	// differs from the TABLE_MAP and no names came with the event: names
 	// are then col_N.
 	schemaMismatch bool
+
+	// Precomputed once per table map instead of per row: each column's
+	// quoted JSON name followed by ':' (so row decoding copies bytes
+	// instead of escaping names), the stream name and the namespace the
+	// events of this table share (events only read it).
+	colKeys [][]byte
+	stream  string
+	ns      *string
 }
 
 // buildTableInfo merges TABLE_MAP metadata with the schema cache (ts may
@@ -260,5 +268,23 @@ func buildTableInfo(tm *tableMap, ts *tableSchema, collations map[uint16]string)
 	case useSchema:
 		ti.pk = ts.PK
 	}
+	var keys []byte
+	ends := make([]int, n)
+	for i := range ti.cols {
+		keys = appendJSONString(keys, ti.cols[i].Name)
+		keys = append(keys, ':')
+		ends[i] = len(keys)
+	}
+	ti.colKeys = make([][]byte, n)
+	for i, off := range ends {
+		start := 0
+		if i > 0 {
+			start = ends[i-1]
+		}
+		ti.colKeys[i] = keys[start:off:off]
+	}
+	ti.stream = ti.db + "." + ti.table
+	ns := ti.db
+	ti.ns = &ns
 	return ti
 }

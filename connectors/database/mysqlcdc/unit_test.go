@@ -1,8 +1,10 @@
 package mysqlcdc
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestGTIDSets(t *testing.T) {
@@ -137,5 +139,33 @@ func TestBinaryJSON(t *testing.T) {
 	out, err := appendBinaryJSON(nil, append([]byte{jsonSmallObject}, obj...))
 	if err != nil || string(out) != `{"a":[1,"x",true],"b":2.5}` {
 		t.Fatalf("%s %v", out, err)
+	}
+}
+
+// TestAppendJSONStringBytes: escaping from bytes (column values) and from
+// strings (names) gives the same JSON, which decodes back to the input
+// with invalid UTF-8 replaced, also when a multi-byte rune is cut off at
+// the end of the value.
+func TestAppendJSONStringBytes(t *testing.T) {
+	for _, s := range []string{"", "plain", `q"uote\back`, "ctl\x00\x1f\n\t<>&", "smile 😀 €", "bad \xff\xfe utf8", "cut \xf0\x9f\x98", "sep \u2028\u2029", strings.Repeat("long é ", 20)} {
+		fromString := appendJSONString(nil, s)
+		fromBytes := appendJSONString(nil, []byte(s))
+		if string(fromString) != string(fromBytes) {
+			t.Errorf("%q: string %s, bytes %s", s, fromString, fromBytes)
+		}
+		var back string
+		if err := json.Unmarshal(fromBytes, &back); err != nil {
+			t.Fatalf("%q: %s: %v", s, fromBytes, err)
+		}
+		// every invalid byte becomes one U+FFFD
+		var want strings.Builder
+		for i := 0; i < len(s); {
+			r, n := utf8.DecodeRuneInString(s[i:])
+			want.WriteRune(r)
+			i += n
+		}
+		if back != want.String() {
+			t.Errorf("%q: decoded %q, want %q", s, back, want.String())
+		}
 	}
 }

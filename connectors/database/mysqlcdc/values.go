@@ -83,13 +83,15 @@ type colInfo struct {
 }
 
 // appendJSONString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
-func appendJSONString(b []byte, s string) []byte {
+// It takes bytes too, so a column value is escaped straight from the event
+// without a string conversion (which allocates beyond 32 bytes).
+func appendJSONString[T string | []byte](b []byte, s T) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if jsonSafe[c] {
 				i++
 				continue
 			}
@@ -110,7 +112,8 @@ func appendJSONString(b []byte, s string) []byte {
 			start = i
 			continue
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
+		// (at most 4 bytes are converted: no allocation for []byte)
+		r, size := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
 		if r == utf8.RuneError && size == 1 {
 			b = append(b, s[start:i]...)
 			b = append(b, `\ufffd`...)
@@ -133,6 +136,16 @@ func appendJSONString(b []byte, s string) []byte {
 }
 
 const hexDigits = "0123456789abcdef"
+
+// jsonSafe marks the ASCII bytes appendJSONString copies unescaped (one
+// table lookup per byte instead of six comparisons). <, > and & are
+// escaped as encoding/json does, so both produce the same text.
+var jsonSafe = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
 
 func appendBase64(b []byte, v []byte) []byte {
 	b = append(b, '"')
@@ -176,7 +189,7 @@ func appendText(b []byte, charset string, v []byte) []byte {
 	}
 	// utf8mb4, utf8mb3, ascii and anything unknown: passed through (invalid
 	// UTF-8 becomes U+FFFD).
-	return appendJSONString(b, string(v))
+	return appendJSONString(b, v)
 }
 
 func decodeUTF16BE(v []byte) string {
@@ -199,16 +212,25 @@ func appendFrac(b []byte, micros int, fsp int) []byte {
 	if fsp <= 0 {
 		return b
 	}
-	var d [6]byte
-	for i := 5; i >= 0; i-- {
-		d[i] = byte('0' + micros%10)
-		micros /= 10
-	}
+	fsp = min(fsp, 6)
 	b = append(b, '.')
-	return append(b, d[:min(fsp, 6)]...)
+	// The first fsp of the six microsecond digits (corrupt data with more
+	// than six digits keeps the low six, as the table map allows no more).
+	return appendPad(b, micros%1000000/pow10[6-fsp], fsp)
 }
 
 func appendPad(b []byte, v, width int) []byte {
+	if v >= 0 && width >= 1 && width <= 9 && v < pow10[width] {
+		// The common case (date parts, DECIMAL groups): the digits are
+		// written in place, right to left, without strconv.
+		n := len(b)
+		b = append(b, "000000000"[:width]...)
+		for i := n + width - 1; v > 0; i-- {
+			b[i] = byte('0' + v%10)
+			v /= 10
+		}
+		return b
+	}
 	var tmp [20]byte
 	s := strconv.AppendInt(tmp[:0], int64(v), 10)
 	for i := len(s); i < width; i++ {
@@ -216,6 +238,8 @@ func appendPad(b []byte, v, width int) []byte {
 	}
 	return append(b, s...)
 }
+
+var pow10 = [10]int{1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000}
 
 func appendDate(b []byte, y, m, d int) []byte {
 	b = appendPad(b, y, 4)

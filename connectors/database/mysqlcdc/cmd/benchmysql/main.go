@@ -48,15 +48,16 @@ func main() {
 	db := flag.String("db", "test", "database for the bench table")
 	keep := flag.Bool("keep", false, "keep the bench table")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the mysql-cdc run to this file")
+	memprofile := flag.String("memprofile", "", "write an allocation profile (go tool pprof -sample_index=alloc_space) to this file after the mysql-cdc run")
 	flag.Parse()
-	profile = *cpuprofile
+	profile, memProfile = *cpuprofile, *memprofile
 	if err := run(*rows, *host, *port, *user, *password, *db, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "benchmysql:", err)
 		os.Exit(1)
 	}
 }
 
-var profile string
+var profile, memProfile string
 
 type client struct {
 	host, user, password, db string
@@ -272,6 +273,19 @@ func benchCDC(c client, table string, rows int, file string, pos uint32) (time.D
 	}
 	d := time.Since(start)
 	cpu := processCPU() - cpu0
+	if memProfile != "" {
+		f, err := os.Create(memProfile)
+		if err != nil {
+			return 0, 0, err
+		}
+		defer f.Close()
+		// The allocs profile covers the whole process since its start:
+		// besides the mysql-cdc run it holds the load's statement
+		// building (main.load), which is easy to tell apart.
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			return 0, 0, err
+		}
+	}
 	fmt.Printf("mysql-cdc: first batch after %s (connect, session setup, dump start)\n", time.Unix(0, em.first.Load()).Sub(start).Round(time.Millisecond))
 	cancel()
 	<-errc
