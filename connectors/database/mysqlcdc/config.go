@@ -2,14 +2,12 @@ package mysqlcdc
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
-	"os"
 	"path"
 	"regexp"
 	"strings"
 
+	"github.com/rivven/rivven-connect/connectors/database/cdc"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
@@ -51,26 +49,7 @@ type Snapshot struct {
 }
 
 // TLS configures encryption of the server connections.
-type TLS struct {
-	Mode       string `yaml:"mode" default:"prefer" enum:"disable,prefer,require,verify-ca,verify-full" doc:"disable: plain; prefer: TLS when the server offers it, unverified; require: TLS, unverified; verify-ca: TLS with the certificate chain checked against ca_path; verify-full: also check the host name."`
-	CAPath     string `yaml:"ca_path" doc:"PEM file of CA certificates (verify-ca, verify-full); system roots when empty."`
-	CertPath   string `yaml:"cert_path" doc:"PEM client certificate for mutual TLS (with key_path)."`
-	KeyPath    string `yaml:"key_path" doc:"PEM private key of cert_path."`
-	ServerName string `yaml:"server_name" doc:"Host name to verify (verify-full); defaults to host."`
-}
-
-var snapshotModes = []string{"initial", "always", "never", "when_needed", "initial_only", "no_data"}
-
-var tlsModes = []string{"disable", "prefer", "require", "verify-ca", "verify-full"}
-
-func oneOf(v string, allowed []string) bool {
-	for _, a := range allowed {
-		if v == a {
-			return true
-		}
-	}
-	return false
-}
+type TLS = cdc.TLS
 
 // Validate checks what the tags cannot express; New runs it too, for
 // configs built in code.
@@ -115,8 +94,8 @@ func (c *Config) Validate() []spec.Problem {
 		}
 	}
 	if s := c.Snapshot; s != nil {
-		if !oneOf(s.Mode, snapshotModes) {
-			add("snapshot.mode", "unknown mode %q (allowed: %s)", s.Mode, strings.Join(snapshotModes, ", "))
+		if mp := cdc.ValidateSnapshotMode(s.Mode); mp != nil {
+			ps = append(ps, mp...)
 		}
 		if s.BatchSize < 1 {
 			add("snapshot.batch_size", "must be at least 1")
@@ -129,13 +108,8 @@ func (c *Config) Validate() []spec.Problem {
 			}
 		}
 	}
-	if t := c.TLS; t != nil {
-		if !oneOf(t.Mode, tlsModes) {
-			add("tls.mode", "unknown mode %q (allowed: %s)", t.Mode, strings.Join(tlsModes, ", "))
-		}
-		if (t.CertPath == "") != (t.KeyPath == "") {
-			add("tls", "cert_path and key_path go together")
-		}
+	if c.TLS != nil {
+		ps = append(ps, c.TLS.Validate()...)
 	}
 	if c.HeartbeatIntervalSecs < 1 || c.HeartbeatIntervalSecs > 3600 {
 		add("heartbeat_interval_secs", "must be between 1 and 3600")
@@ -169,61 +143,15 @@ func (c *Config) snapshotBatch() int {
 	return c.Snapshot.BatchSize
 }
 
-// tlsConfig builds the client TLS config; nil for mode disable.
+// tlsConfig builds the client TLS config (nil for mode disable) and says
+// whether the server must speak TLS (every mode but prefer).
 func (c *Config) tlsConfig() (*tls.Config, bool, error) {
-	mode := "prefer"
-	if c.TLS != nil && c.TLS.Mode != "" {
-		mode = c.TLS.Mode
+	t := c.TLS
+	if t == nil {
+		t = &cdc.TLS{}
 	}
-	if mode == "disable" {
-		return nil, false, nil
-	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.Host}
-	if c.TLS != nil {
-		if c.TLS.ServerName != "" {
-			tc.ServerName = c.TLS.ServerName
-		}
-		if c.TLS.CAPath != "" {
-			pem, err := os.ReadFile(c.TLS.CAPath)
-			if err != nil {
-				return nil, false, fmt.Errorf("tls.ca_path: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, false, errors.New("tls.ca_path: no PEM certificates found")
-			}
-			tc.RootCAs = pool
-		}
-		if c.TLS.CertPath != "" {
-			cert, err := tls.LoadX509KeyPair(c.TLS.CertPath, c.TLS.KeyPath)
-			if err != nil {
-				return nil, false, fmt.Errorf("tls.cert_path/key_path: %w", err)
-			}
-			tc.Certificates = []tls.Certificate{cert}
-		}
-	}
-	switch mode {
-	case "prefer", "require":
-		// Encryption without authentication of the server, like libpq's and
-		// mysql's modes of the same names.
-		tc.InsecureSkipVerify = true
-	case "verify-ca":
-		// Check the chain but not the host name.
-		roots := tc.RootCAs
-		tc.InsecureSkipVerify = true
-		tc.VerifyConnection = func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("server sent no certificate")
-			}
-			opts := x509.VerifyOptions{Roots: roots, Intermediates: x509.NewCertPool()}
-			for _, ic := range cs.PeerCertificates[1:] {
-				opts.Intermediates.AddCert(ic)
-			}
-			_, err := cs.PeerCertificates[0].Verify(opts)
-			return err
-		}
-	}
-	return tc, mode != "prefer", nil
+	tc, prefer, err := t.Client(c.Host)
+	return tc, tc != nil && !prefer, err
 }
 
 // filter decides which tables are captured.

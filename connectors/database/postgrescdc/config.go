@@ -1,11 +1,8 @@
 package postgrescdc
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -14,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/rivven/rivven-connect/connectors/database/cdc"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
@@ -39,12 +37,7 @@ type Config struct {
 }
 
 // TLS configures the connection's encryption, as libpq's sslmode.
-type TLS struct {
-	Mode     string `yaml:"mode" default:"prefer" enum:"disable,prefer,require,verify-ca,verify-full" doc:"disable: plain TCP; prefer: TLS when the server offers it, without certificate checks; require: TLS without certificate checks; verify-ca: TLS, server certificate signed by ca_path; verify-full: verify-ca plus host name check."`
-	CAPath   string `yaml:"ca_path" doc:"PEM file of CA certificates for verify-ca / verify-full (system roots when empty)."`
-	CertPath string `yaml:"cert_path" doc:"PEM client certificate for certificate authentication (with key_path)."`
-	KeyPath  string `yaml:"key_path" doc:"PEM private key of cert_path."`
-}
+type TLS = cdc.TLS
 
 // Snapshot configures the initial copy of the tables.
 type Snapshot struct {
@@ -56,19 +49,8 @@ type Snapshot struct {
 }
 
 var (
-	snapshotModes = []string{"initial", "always", "never", "when_needed", "initial_only", "no_data"}
-	tlsModes      = []string{"disable", "prefer", "require", "verify-ca", "verify-full"}
-	slotNameRE    = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
+	slotNameRE = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
 )
-
-func oneOf(v string, allowed []string) bool {
-	for _, a := range allowed {
-		if v == a {
-			return true
-		}
-	}
-	return false
-}
 
 // Validate checks what the tags cannot express; New runs it too, for
 // configs built in code.
@@ -105,15 +87,8 @@ func (c *Config) Validate() []spec.Problem {
 			add(spec.Index("tables", i), "%v", err)
 		}
 	}
-	if !oneOf(c.TLS.Mode, tlsModes) {
-		add("tls.mode", "unknown tls mode %q (allowed: %s)", c.TLS.Mode, strings.Join(tlsModes, ", "))
-	}
-	if (c.TLS.CertPath == "") != (c.TLS.KeyPath == "") {
-		add("tls", "cert_path and key_path go together")
-	}
-	if !oneOf(c.Snapshot.Mode, snapshotModes) {
-		add("snapshot.mode", "unknown snapshot mode %q (allowed: %s)", c.Snapshot.Mode, strings.Join(snapshotModes, ", "))
-	}
+	ps = append(ps, c.TLS.Validate()...)
+	ps = append(ps, cdc.ValidateSnapshotMode(c.Snapshot.Mode)...)
 	if c.Snapshot.BatchSize < 1 {
 		add("snapshot.batch_size", "must be at least 1")
 	}
@@ -187,7 +162,7 @@ func (c *Config) connConfig(replication bool) (*pgx.ConnConfig, error) {
 	if replication {
 		cfg.RuntimeParams["replication"] = "database"
 	}
-	tlsCfg, fallbackPlain, err := c.tlsConfig()
+	tlsCfg, fallbackPlain, err := c.TLS.Client(c.Host)
 	if err != nil {
 		return nil, err
 	}
@@ -196,66 +171,6 @@ func (c *Config) connConfig(replication bool) (*pgx.ConnConfig, error) {
 		cfg.Fallbacks = []*pgconn.FallbackConfig{{Host: cfg.Host, Port: cfg.Port}}
 	}
 	return cfg, nil
-}
-
-// tlsConfig maps tls.mode to a *tls.Config, as libpq does for sslmode.
-func (c *Config) tlsConfig() (*tls.Config, bool, error) {
-	mode := c.TLS.Mode
-	if mode == "disable" {
-		return nil, false, nil
-	}
-	// For an IP address host, crypto/tls checks the certificate's IP SANs.
-	t := &tls.Config{ServerName: c.Host, MinVersion: tls.VersionTLS12}
-	switch mode {
-	case "prefer", "require":
-		t.InsecureSkipVerify = true
-	case "verify-ca", "verify-full":
-		var pool *x509.CertPool
-		if c.TLS.CAPath != "" {
-			pem, err := os.ReadFile(c.TLS.CAPath)
-			if err != nil {
-				return nil, false, fmt.Errorf("tls.ca_path: %w", err)
-			}
-			pool = x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, false, fmt.Errorf("tls.ca_path: no PEM certificates in %s", c.TLS.CAPath)
-			}
-		}
-		if mode == "verify-full" {
-			t.RootCAs = pool
-		} else {
-			// verify-ca checks the chain but not the host name, which
-			// crypto/tls only allows through VerifyPeerCertificate.
-			t.InsecureSkipVerify = true
-			t.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
-				if len(raw) == 0 {
-					return fmt.Errorf("server sent no certificate")
-				}
-				certs := make([]*x509.Certificate, len(raw))
-				for i, r := range raw {
-					cert, err := x509.ParseCertificate(r)
-					if err != nil {
-						return err
-					}
-					certs[i] = cert
-				}
-				opts := x509.VerifyOptions{Roots: pool, Intermediates: x509.NewCertPool()}
-				for _, ic := range certs[1:] {
-					opts.Intermediates.AddCert(ic)
-				}
-				_, err := certs[0].Verify(opts)
-				return err
-			}
-		}
-	}
-	if c.TLS.CertPath != "" {
-		cert, err := tls.LoadX509KeyPair(c.TLS.CertPath, c.TLS.KeyPath)
-		if err != nil {
-			return nil, false, fmt.Errorf("tls.cert_path/key_path: %w", err)
-		}
-		t.Certificates = []tls.Certificate{cert}
-	}
-	return t, mode == "prefer", nil
 }
 
 // addr renders host:port for messages (never the password).
