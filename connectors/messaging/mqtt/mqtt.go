@@ -1,9 +1,16 @@
-// Package mqtt is a source that subscribes to MQTT 3.1.1 topic filters
-// (wildcards + and #) and emits every message as a record event. QoS 1 and 2
-// messages are acknowledged to the broker only after the batch holding them
-// was durably published, so with a persistent session (clean_session: false
-// and a fixed client_id) nothing acknowledged is lost and nothing
-// unacknowledged is forgotten: the broker redelivers it on reconnect.
+// Package mqtt is a source that subscribes to MQTT 3.1.1 or MQTT 5 topic
+// filters (wildcards + and #) and emits every message as a record event.
+// QoS 1 and 2 messages are acknowledged to the broker only after the batch
+// holding them was durably published, so with a persistent session
+// (clean_session: false and a fixed client_id) nothing acknowledged is lost
+// and nothing unacknowledged is forgotten: the broker redelivers it on
+// reconnect.
+//
+// mqtt.go holds the configuration and the one read loop (batching,
+// acknowledging, reconnect backoff) that both protocol versions share;
+// v311.go (Eclipse Paho, github.com/eclipse/paho.mqtt.golang) and v5.go
+// (github.com/eclipse/paho.golang) each implement the small conn interface
+// over their client.
 package mqtt
 
 import (
@@ -20,11 +27,11 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
+	paho5 "github.com/eclipse/paho.golang/paho"
+	"golang.org/x/net/proxy"
 
 	"github.com/rivven/rivven-connect/connectors/catalog"
 	"github.com/rivven/rivven-connect/events"
@@ -38,7 +45,7 @@ func init() {
 		Aliases:     []string{"mqtt-source"},
 		Category:    catalog.Messaging,
 		Subcategory: "MQTT",
-		Description: "Subscribes to MQTT 3.1.1 topic filters (wildcards + and #) and emits each message as a record; QoS 1/2 messages are acknowledged only after they are durably published.",
+		Description: "Subscribes to MQTT 3.1.1 or 5 topic filters (wildcards + and #) and emits each message as a record; QoS 1/2 messages are acknowledged only after they are durably published.",
 		Tags:        []string{"mqtt", "iot", "mosquitto", "pubsub", "broker", "sensors"},
 	}, New)
 }
@@ -46,20 +53,22 @@ func init() {
 // Config is the mqtt source's config block.
 type Config struct {
 	BrokerURL          string    `yaml:"broker_url" required:"true" doc:"MQTT broker URL: mqtt:// (or tcp://) for plain TCP, mqtts:// (or ssl://) for TLS. The port defaults to 1883 and 8883."`
+	ProtocolVersion    string    `yaml:"protocol_version" default:"3.1.1" enum:"3.1.1,5" doc:"MQTT protocol version spoken to the broker: 3.1.1 or 5 (MQTT 5.0)."`
 	Topics             []string  `yaml:"topics" required:"true" doc:"MQTT topic filters to subscribe to; + matches one level, # (last) any number of levels."`
 	ClientID           string    `yaml:"client_id" doc:"Client identifier; generated (rivven-<random>) when empty. Required with clean_session: false, so that the session can be resumed."`
 	QoS                string    `yaml:"qos" default:"at_most_once" enum:"at_most_once,at_least_once,exactly_once" doc:"Quality of Service of the subscriptions."`
-	CleanSession       bool      `yaml:"clean_session" default:"true" doc:"Start with a clean session. false keeps the subscriptions and unacknowledged QoS 1/2 messages at the broker across reconnects."`
+	CleanSession       bool      `yaml:"clean_session" default:"true" doc:"Start with a clean session. false keeps the subscriptions and unacknowledged QoS 1/2 messages at the broker across reconnects (MQTT 5: Clean Start 0 and a Session Expiry Interval of session_expiry_secs; true is Clean Start 1 with expiry 0)."`
+	SessionExpirySecs  *uint32   `yaml:"session_expiry_secs" min:"1" max:"4294967295" doc:"MQTT 5 with clean_session: false only: seconds the broker keeps the session (subscriptions, unacknowledged messages) after a disconnect; 4294967295 never expires. 3600 when not set."`
 	Auth               *Auth     `yaml:"auth" doc:"Username and password authentication."`
 	TLS                *TLS      `yaml:"tls" doc:"TLS settings for mqtts:// and ssl:// URLs."`
 	KeepAliveSecs      int       `yaml:"keep_alive_secs" default:"60" min:"1" max:"65535" doc:"Keep-alive interval in seconds."`
 	ConnectTimeoutSecs int       `yaml:"connect_timeout_secs" default:"30" min:"1" doc:"Connection timeout in seconds (connect, subscribe)."`
-	MaxInflight        int       `yaml:"max_inflight" default:"100" min:"1" max:"65535" doc:"Max received messages not yet published and acknowledged; when reached the source stops reading from the broker (back-pressure)."`
+	MaxInflight        int       `yaml:"max_inflight" default:"100" min:"1" max:"65535" doc:"Max received messages not yet published and acknowledged; when reached the source stops reading from the broker (back-pressure). MQTT 5: also sent as Receive Maximum."`
 	RetryInitialMS     int       `yaml:"retry_initial_ms" default:"100" min:"1" doc:"Initial reconnect backoff delay in milliseconds."`
 	RetryMaxMS         int       `yaml:"retry_max_ms" default:"10000" min:"1" doc:"Maximum reconnect backoff delay in milliseconds."`
 	RetryMultiplier    float64   `yaml:"retry_multiplier" default:"2.0" min:"1" doc:"Backoff multiplier applied after each failed connection attempt."`
 	ParseJSONPayload   bool      `yaml:"parse_json_payload" default:"true" doc:"Use a payload that is valid JSON as the event data; otherwise (or when false) the data is the payload as a JSON string (base64 when not UTF-8)."`
-	IncludeMetadata    bool      `yaml:"include_metadata" default:"true" doc:"Add mqtt_topic, qos, retained and message_id to the event metadata."`
+	IncludeMetadata    bool      `yaml:"include_metadata" default:"true" doc:"Add mqtt_topic, qos, retained and message_id to the event metadata; with MQTT 5 also user_properties, content_type, response_topic, correlation_data and message_expiry_secs when the message carries them."`
 	LastWill           *LastWill `yaml:"last_will" doc:"Last Will and Testament, published by the broker when the connection drops without a clean disconnect."`
 }
 
@@ -87,6 +96,18 @@ type LastWill struct {
 
 var qosLevels = map[string]byte{"at_most_once": 0, "at_least_once": 1, "exactly_once": 2}
 
+// Values of protocol_version.
+const (
+	v311 = "3.1.1"
+	v5   = "5"
+)
+
+// defaultSessionExpiry is the MQTT 5 Session Expiry Interval of a
+// persistent session (clean_session: false) when session_expiry_secs is
+// not set: long enough to ride out restarts and deploys, short enough that
+// a source that is gone for good does not pin messages at the broker.
+const defaultSessionExpiry = 3600
+
 // Validate checks what the tags cannot express; New runs it too, for
 // configs built in code.
 func (c *Config) Validate() []spec.Problem {
@@ -102,6 +123,20 @@ func (c *Config) Validate() []spec.Problem {
 	for i, t := range c.Topics {
 		if err := validFilter(t); err != nil {
 			ps = append(ps, spec.Problem{Path: spec.Index("topics", i), Message: err.Error()})
+		}
+	}
+	// "" is 3.1.1 too, for configs built in code without the defaults.
+	if c.ProtocolVersion != "" && c.ProtocolVersion != v311 && c.ProtocolVersion != v5 {
+		ps = append(ps, spec.Problem{Path: "protocol_version", Message: fmt.Sprintf("unknown protocol_version %q (allowed: \"3.1.1\", \"5\")", c.ProtocolVersion)})
+	}
+	if c.SessionExpirySecs != nil {
+		switch {
+		case c.ProtocolVersion != v5:
+			ps = append(ps, spec.Problem{Path: "session_expiry_secs", Message: `only used with protocol_version: "5" (MQTT 3.1.1 has no session expiry: a persistent session lasts until the broker drops it)`})
+		case c.CleanSession:
+			ps = append(ps, spec.Problem{Path: "session_expiry_secs", Message: "only used with clean_session: false (a clean session ends with the connection)"})
+		case *c.SessionExpirySecs == 0:
+			ps = append(ps, spec.Problem{Path: "session_expiry_secs", Message: "must be at least 1 (0 ends the session with the connection; use clean_session: true)"})
 		}
 	}
 	if _, ok := qosLevels[c.QoS]; !ok {
@@ -204,14 +239,15 @@ func validFilter(f string) error {
 // a restart (it keeps no state between Reads but its client id).
 type Source struct {
 	cfg      Config
-	broker   string
+	broker   string // paho v3 URI: tcp://host:port or ssl://host:port
+	addr     string // host:port
 	clientID string
 	qos      byte
 	tlsCfg   *tls.Config
 
-	// Test hooks: dial replaces paho's dialer, subscribed is called once
-	// the subscriptions are in place.
-	dial       paho.OpenConnectionFunc
+	// Test hooks: dial replaces the TCP dialer (TLS still runs on top),
+	// subscribed is called once the subscriptions are in place.
+	dial       func(ctx context.Context, addr string) (net.Conn, error)
 	subscribed func()
 }
 
@@ -222,6 +258,7 @@ func New(cfg *Config) (pipeline.Source, error) {
 	}
 	s := &Source{cfg: *cfg, qos: qosLevels[cfg.QoS], clientID: cfg.ClientID}
 	s.broker, _ = brokerURI(cfg.BrokerURL)
+	_, s.addr, _ = strings.Cut(s.broker, "://")
 	if s.clientID == "" {
 		var b [8]byte
 		_, _ = rand.Read(b[:])
@@ -264,130 +301,145 @@ func tlsConfig(c *TLS) (*tls.Config, error) {
 	return t, nil
 }
 
-// received is one message with the time it arrived.
-type received struct {
-	msg paho.Message
-	at  time.Time
+// openConn dials the broker (through the dial hook or a proxy from the
+// environment, as Paho v3 does) and runs the TLS handshake for mqtts://.
+func (s *Source) openConn(ctx context.Context) (net.Conn, error) {
+	dial := s.dial
+	if dial == nil {
+		dial = func(ctx context.Context, addr string) (net.Conn, error) { return proxy.Dial(ctx, "tcp", addr) }
+	}
+	c, err := dial(ctx, s.addr)
+	if err != nil || s.tlsCfg == nil {
+		return c, err
+	}
+	t := s.tlsCfg.Clone()
+	if t.ServerName == "" {
+		t.ServerName, _, _ = net.SplitHostPort(s.addr)
+	}
+	tc := tls.Client(c, t)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return tc, nil
 }
 
-// session is one connection: its client, the messages it delivers and a
-// channel closed when the connection is lost.
+func (s *Source) connectTimeout() time.Duration {
+	return time.Duration(s.cfg.ConnectTimeoutSecs) * time.Second
+}
+
+// message is one received PUBLISH, whatever the protocol version.
+type message struct {
+	topic    string
+	payload  []byte
+	qos      byte
+	retained bool
+	id       uint16
+	props    *paho5.PublishProperties // MQTT 5 only
+	at       time.Time
+	// ack sends PUBACK (QoS 1) or PUBREC (QoS 2); a no-op for QoS 0 and
+	// when the connection that delivered the message is gone.
+	ack func()
+}
+
+// conn is one MQTT connection as the shared read loop sees it; v311.go and
+// v5.go implement it over their clients. Acknowledgements go through each
+// message's ack.
+type conn interface {
+	// subscribe subscribes to the filters at qos and fails when the broker
+	// refuses any of them.
+	subscribe(ctx context.Context, filters []string, qos byte) error
+	// disconnect sends DISCONNECT (so the broker publishes no will) once
+	// the acknowledgements requested so far are on the wire, giving up on
+	// them after a short quiesce time, and closes the connection.
+	disconnect()
+}
+
+// session is one connection: the messages it delivers and a channel
+// closed when the connection is lost.
 type session struct {
-	client   paho.Client
-	msgs     chan received
-	stop     chan struct{} // closed to release a handler blocked on msgs
-	lost     chan struct{} // closed when the connection is lost
-	lostOnce sync.Once
+	conn conn
+	msgs chan message
+	stop chan struct{}   // closed to release a handler blocked on msgs
+	lost <-chan struct{} // closed when the connection is lost
 }
 
-func (s *Source) options(sess *session) *paho.ClientOptions {
-	o := paho.NewClientOptions().
-		AddBroker(s.broker).
-		SetClientID(s.clientID).
-		SetProtocolVersion(4). // MQTT 3.1.1
-		SetCleanSession(s.cfg.CleanSession).
-		SetKeepAlive(time.Duration(s.cfg.KeepAliveSecs) * time.Second).
-		SetConnectTimeout(time.Duration(s.cfg.ConnectTimeoutSecs) * time.Second).
-		SetAutoReconnect(false). // Read reconnects, with the configured backoff
-		SetConnectRetry(false).
-		SetResumeSubs(false).
-		SetOrderMatters(true).
-		SetAutoAckDisabled(true) // ack only after Emit returned
-	if s.tlsCfg != nil {
-		o.SetTLSConfig(s.tlsCfg)
-	}
-	if a := s.cfg.Auth; a != nil {
-		o.SetUsername(a.Username).SetPassword(a.Password)
-	}
-	if w := s.cfg.LastWill; w != nil {
-		o.SetWill(w.Topic, w.Message, qosLevels[w.QoS], w.Retain)
-	}
-	if s.dial != nil {
-		o.SetCustomOpenConnectionFn(s.dial)
-	}
-	if sess != nil {
-		// Every PUBLISH goes to this one handler, once, also those the
-		// broker redelivers right after CONNACK (before SUBSCRIBE): no
-		// per-filter routes, which would dispatch a message matching two
-		// filters twice.
-		o.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
-			select {
-			case sess.msgs <- received{msg: m, at: time.Now().UTC()}:
-			case <-sess.stop:
-			}
-		})
-		o.SetConnectionLostHandler(func(paho.Client, error) {
-			sess.lostOnce.Do(func() { close(sess.lost) })
-		})
-	}
-	return o
+func newSession(buffer int) *session {
+	return &session{msgs: make(chan message, buffer), stop: make(chan struct{})}
 }
 
-// wait waits for a token, ctx or the connect timeout.
-func (s *Source) wait(ctx context.Context, t paho.Token) error {
-	timer := time.NewTimer(time.Duration(s.cfg.ConnectTimeoutSecs) * time.Second)
-	defer timer.Stop()
+// deliver hands a message from the client's receive goroutine to the read
+// loop; it blocks while max_inflight messages wait, which stops the client
+// reading from the broker (back-pressure).
+func (sess *session) deliver(m message) {
+	m.at = time.Now().UTC()
 	select {
-	case <-t.Done():
-		return t.Error()
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-timer.C:
-		return errors.New("timed out")
+	case sess.msgs <- m:
+	case <-sess.stop:
 	}
 }
+
+func (sess *session) close() {
+	close(sess.stop)
+	sess.conn.disconnect()
+}
+
+// open connects sess with the configured protocol version; probe connects
+// as the health check (its own client id, a clean session, no will).
+func (s *Source) open(ctx context.Context, sess *session, probe bool) error {
+	var err error
+	if s.cfg.ProtocolVersion == v5 {
+		err = s.open5(ctx, sess, probe)
+	} else {
+		err = s.open311(ctx, sess, probe)
+	}
+	if err != nil {
+		close(sess.stop) // release a handler that got a message before the failure
+	}
+	return err
+}
+
+// checkClientID is the health check's client id: it must not take over
+// the session of a running source.
+func (s *Source) checkClientID() string { return s.clientID + "-check" }
 
 // Check connects to the broker and disconnects.
 func (s *Source) Check(ctx context.Context) error {
-	o := s.options(nil)
-	o.SetClientID(s.clientID + "-check") // do not take over the session of a running source
-	o.SetCleanSession(true)
-	o.UnsetWill()
-	c := paho.NewClient(o)
-	if err := s.wait(ctx, c.Connect()); err != nil {
-		c.Disconnect(0)
+	sess := newSession(1)
+	if err := s.open(ctx, sess, true); err != nil {
 		return fmt.Errorf("mqtt: connect to %s: %w", s.cfg.BrokerURL, err)
 	}
-	c.Disconnect(250)
+	sess.close()
 	return nil
 }
 
 // connect opens a session and subscribes.
 func (s *Source) connect(ctx context.Context) (*session, error) {
-	sess := &session{
-		msgs: make(chan received, s.cfg.MaxInflight),
-		stop: make(chan struct{}),
-		lost: make(chan struct{}),
-	}
-	sess.client = paho.NewClient(s.options(sess))
-	if err := s.wait(ctx, sess.client.Connect()); err != nil {
-		sess.close(0)
+	sess := newSession(s.cfg.MaxInflight)
+	if err := s.open(ctx, sess, false); err != nil {
 		return nil, fmt.Errorf("mqtt: connect to %s: %w", s.cfg.BrokerURL, err)
 	}
-	filters := make(map[string]byte, len(s.cfg.Topics))
+	// A filter listed twice is subscribed once (a second SUBSCRIBE of the
+	// same filter only replaces the first).
+	var filters []string
+	seen := make(map[string]bool, len(s.cfg.Topics))
 	for _, t := range s.cfg.Topics {
-		filters[t] = s.qos
-	}
-	tok := sess.client.SubscribeMultiple(filters, nil)
-	if err := s.wait(ctx, tok); err != nil {
-		sess.close(0)
-		return nil, fmt.Errorf("mqtt: subscribe: %w", err)
-	}
-	for f, q := range tok.(*paho.SubscribeToken).Result() {
-		if q == 0x80 {
-			sess.close(250)
-			return nil, fmt.Errorf("mqtt: the broker refused the subscription to %q", f)
+		if !seen[t] {
+			seen[t] = true
+			filters = append(filters, t)
 		}
+	}
+	subCtx, cancel := context.WithTimeout(ctx, s.connectTimeout())
+	err := sess.conn.subscribe(subCtx, filters, s.qos)
+	cancel()
+	if err != nil {
+		sess.close()
+		return nil, fmt.Errorf("mqtt: subscribe: %w", err)
 	}
 	if s.subscribed != nil {
 		s.subscribed()
 	}
 	return sess, nil
-}
-
-func (sess *session) close(quiesce uint) {
-	close(sess.stop)
-	sess.client.Disconnect(quiesce)
 }
 
 // Batching: a batch is emitted when it holds maxBatch messages or
@@ -396,6 +448,10 @@ const (
 	maxBatch = 100
 	maxWait  = 50 * time.Millisecond
 )
+
+// quiesce bounds how long a clean disconnect waits for outgoing
+// acknowledgements.
+const quiesce = 250 * time.Millisecond
 
 // errLost ends a session whose connection dropped.
 var errLost = errors.New("connection lost")
@@ -429,7 +485,7 @@ func (s *Source) Read(ctx context.Context, _ []byte, emit pipeline.Emitter) erro
 		}
 		delay = time.Duration(s.cfg.RetryInitialMS) * time.Millisecond
 		err = s.consume(ctx, sess, emit)
-		sess.close(250)
+		sess.close()
 		switch {
 		case errors.Is(err, errLost):
 			continue // reconnect; unacknowledged messages come again
@@ -445,7 +501,7 @@ func (s *Source) Read(ctx context.Context, _ []byte, emit pipeline.Emitter) erro
 // connection is lost (errLost) or Emit fails.
 func (s *Source) consume(ctx context.Context, sess *session, emit pipeline.Emitter) error {
 	batch := make([]*events.Event, 0, maxBatch)
-	msgs := make([]paho.Message, 0, maxBatch)
+	msgs := make([]message, 0, maxBatch)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -457,9 +513,9 @@ func (s *Source) consume(ctx context.Context, sess *session, emit pipeline.Emitt
 			return nil
 		case <-sess.lost:
 			return errLost
-		case r := <-sess.msgs:
-			batch = append(batch, s.event(r))
-			msgs = append(msgs, r.msg)
+		case m := <-sess.msgs:
+			batch = append(batch, s.event(m))
+			msgs = append(msgs, m)
 		}
 		timer.Reset(maxWait)
 	fill:
@@ -470,9 +526,9 @@ func (s *Source) consume(ctx context.Context, sess *session, emit pipeline.Emitt
 			case <-sess.lost:
 				ended = errLost // emit what arrived; acks would be dropped
 				break fill
-			case r := <-sess.msgs:
-				batch = append(batch, s.event(r))
-				msgs = append(msgs, r.msg)
+			case m := <-sess.msgs:
+				batch = append(batch, s.event(m))
+				msgs = append(msgs, m)
 			case <-timer.C:
 				break fill
 			}
@@ -489,7 +545,7 @@ func (s *Source) consume(ctx context.Context, sess *session, emit pipeline.Emitt
 			return fmt.Errorf("mqtt: emit: %w", err)
 		}
 		for _, m := range msgs {
-			m.Ack() // in the order received, as MQTT requires
+			m.ack() // in the order received, as MQTT requires
 		}
 		clear(msgs)
 		msgs = msgs[:0]
@@ -500,31 +556,57 @@ func (s *Source) consume(ctx context.Context, sess *session, emit pipeline.Emitt
 }
 
 // event turns a message into a record event.
-func (s *Source) event(r received) *events.Event {
-	m := r.msg
-	topic := m.Topic()
-	payload := m.Payload()
+func (s *Source) event(m message) *events.Event {
 	e := &events.Event{
 		Type:      events.Record,
-		Stream:    topic,
-		Timestamp: r.at,
-		Key:       jsonOf(topic),
-		Source:    &events.SourceInfo{Connector: "mqtt", Table: topic},
+		Stream:    m.topic,
+		Timestamp: m.at,
+		Key:       jsonOf(m.topic),
+		Source:    &events.SourceInfo{Connector: "mqtt", Table: m.topic},
 	}
 	switch {
-	case s.cfg.ParseJSONPayload && json.Valid(payload):
-		e.Data = events.RawPayload(append([]byte(nil), payload...))
-	case utf8.Valid(payload):
-		e.Data = events.RawPayload(jsonOf(string(payload)))
+	case s.cfg.ParseJSONPayload && json.Valid(m.payload):
+		e.Data = events.RawPayload(append([]byte(nil), m.payload...))
+	case utf8.Valid(m.payload):
+		e.Data = events.RawPayload(jsonOf(string(m.payload)))
 	default:
-		e.Data = events.RawPayload(jsonOf(base64.StdEncoding.EncodeToString(payload)))
+		e.Data = events.RawPayload(jsonOf(base64.StdEncoding.EncodeToString(m.payload)))
 		e.Metadata.Set("payload_encoding", jsonOf("base64"))
 	}
-	if s.cfg.IncludeMetadata {
-		e.Metadata.Set("mqtt_topic", jsonOf(topic))
-		e.Metadata.Set("qos", jsonOf(m.Qos()))
-		e.Metadata.Set("retained", jsonOf(m.Retained()))
-		e.Metadata.Set("message_id", jsonOf(m.MessageID()))
+	if !s.cfg.IncludeMetadata {
+		return e
+	}
+	e.Metadata.Set("mqtt_topic", jsonOf(m.topic))
+	e.Metadata.Set("qos", jsonOf(m.qos))
+	e.Metadata.Set("retained", jsonOf(m.retained))
+	e.Metadata.Set("message_id", jsonOf(m.id))
+	if p := m.props; p != nil {
+		if len(p.User) > 0 {
+			// A list of pairs, not an object: MQTT 5 user properties are
+			// ordered and a name may repeat.
+			type pair struct {
+				Key   string `json:"key"`
+				Value string `json:"value"`
+			}
+			ps := make([]pair, len(p.User))
+			for i, u := range p.User {
+				ps[i] = pair{u.Key, u.Value}
+			}
+			e.Metadata.Set("user_properties", jsonOf(ps))
+		}
+		if p.ContentType != "" {
+			e.Metadata.Set("content_type", jsonOf(p.ContentType))
+		}
+		if p.ResponseTopic != "" {
+			e.Metadata.Set("response_topic", jsonOf(p.ResponseTopic))
+		}
+		if len(p.CorrelationData) > 0 {
+			// Binary by definition: base64, like a binary payload.
+			e.Metadata.Set("correlation_data", jsonOf(base64.StdEncoding.EncodeToString(p.CorrelationData)))
+		}
+		if p.MessageExpiry != nil {
+			e.Metadata.Set("message_expiry_secs", jsonOf(*p.MessageExpiry))
+		}
 	}
 	return e
 }

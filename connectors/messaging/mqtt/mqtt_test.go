@@ -8,13 +8,14 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/packets"
+	paho5 "github.com/eclipse/paho.golang/paho"
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/rivven/rivven-connect/connectors/catalog"
@@ -83,7 +84,7 @@ func TestConfig(t *testing.T) {
 	if len(ps) > 0 {
 		t.Fatal(ps)
 	}
-	if cfg.QoS != "at_most_once" || !cfg.CleanSession || cfg.KeepAliveSecs != 60 || cfg.ConnectTimeoutSecs != 30 ||
+	if cfg.QoS != "at_most_once" || !cfg.CleanSession || cfg.ProtocolVersion != "3.1.1" || cfg.SessionExpirySecs != nil || cfg.KeepAliveSecs != 60 || cfg.ConnectTimeoutSecs != 30 ||
 		cfg.MaxInflight != 100 || cfg.RetryInitialMS != 100 || cfg.RetryMaxMS != 10000 || cfg.RetryMultiplier != 2.0 ||
 		!cfg.ParseJSONPayload || !cfg.IncludeMetadata || cfg.LastWill != nil || cfg.Auth != nil || cfg.TLS != nil {
 		t.Errorf("defaults %+v", cfg)
@@ -121,6 +122,13 @@ func TestConfig(t *testing.T) {
 		{"broker_url: mqtt://h\ntopics: [a]\nretry_max_ms: 10\nretry_initial_ms: 50\n", p + "retry_max_ms", "retry_initial_ms"},
 		{"broker_url: mqtt://h\ntopics: [a]\nretry_multiplier: 0.5\n", p + "retry_multiplier", "range"},
 		{"broker_url: mqtt://h\ntopics: [a]\nqos_level: 1\n", p + "qos_level", "unknown key"},
+		{"broker_url: mqtt://h\ntopics: [a]\nprotocol_version: 4\n", p + "protocol_version", `allowed: 3.1.1, 5`},
+		{"broker_url: mqtt://h\ntopics: [a]\nprotocol_version: '3.1'\n", p + "protocol_version", `allowed: 3.1.1, 5`},
+		{"broker_url: mqtt://h\ntopics: [a]\nclient_id: c\nclean_session: false\nsession_expiry_secs: 60\n", p + "session_expiry_secs", `only used with protocol_version: "5"`},
+		{"broker_url: mqtt://h\ntopics: [a]\nprotocol_version: 5\nsession_expiry_secs: 60\n", p + "session_expiry_secs", "only used with clean_session: false"},
+		{"broker_url: mqtt://h\ntopics: [a]\nprotocol_version: 5\nclient_id: c\nclean_session: false\nsession_expiry_secs: 0\n", p + "session_expiry_secs", "range"},
+		{"broker_url: mqtt://h\ntopics: [a]\nprotocol_version: 5\nclient_id: c\nclean_session: false\nsession_expiry_secs: 4294967296\n", p + "session_expiry_secs", "range"},
+		{"broker_url: mqtt://h\ntopics: [a]\nprotocol_version: 5\nclean_session: false\n", p + "client_id", "required with clean_session: false"},
 	} {
 		_, ps := decode(tc.yaml)
 		if len(ps) != 1 || ps[0].Path != tc.path || !strings.Contains(ps[0].Message, tc.msg) {
@@ -135,11 +143,59 @@ func TestConfig(t *testing.T) {
 	if _, err := New(&Config{BrokerURL: "mqtt://h"}); !errors.Is(err, pipeline.ErrFatal) {
 		t.Errorf("New without topics: %v", err)
 	}
+	if _, err := New(&Config{BrokerURL: "mqtt://h", Topics: []string{"a"}, ProtocolVersion: "5.0", QoS: "at_most_once", CleanSession: true,
+		KeepAliveSecs: 1, ConnectTimeoutSecs: 1, MaxInflight: 1, RetryInitialMS: 1, RetryMaxMS: 1, RetryMultiplier: 1}); !errors.Is(err, pipeline.ErrFatal) || !strings.Contains(err.Error(), "protocol_version") {
+		t.Errorf("New with protocol_version 5.0: %v", err)
+	}
+}
+
+// The MQTT 5 CONNECT carries the MQTT 5 meaning of every key.
+func TestConnectPacketV5(t *testing.T) {
+	cfg, ps := decode(referenceExample + "protocol_version: 5\n")
+	if len(ps) > 0 {
+		t.Fatal(ps)
+	}
+	src, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := src.(*Source)
+	cp := s.connectPacket(false)
+	if cp.ClientID != "rivven-mqtt-client" || !cp.CleanStart || cp.KeepAlive != 60 || cp.Username != "user" || !cp.UsernameFlag ||
+		string(cp.Password) != "secret-pw" || !cp.PasswordFlag || *cp.Properties.ReceiveMaximum != 100 || cp.Properties.SessionExpiryInterval != nil {
+		t.Errorf("connect %+v %+v", cp, cp.Properties)
+	}
+	if w := cp.WillMessage; w == nil || w.Topic != "clients/rivven/status" || string(w.Payload) != "offline" || w.QoS != 1 || !w.Retain ||
+		cp.WillProperties == nil || *cp.WillProperties.PayloadFormat != 1 || cp.WillProperties.WillDelayInterval != nil {
+		t.Errorf("will %+v %+v", w, cp.WillProperties)
+	}
+	probe := s.connectPacket(true)
+	if probe.ClientID != "rivven-mqtt-client-check" || !probe.CleanStart || probe.WillMessage != nil || probe.Properties.SessionExpiryInterval != nil {
+		t.Errorf("probe %+v", probe)
+	}
+
+	// clean_session: false is Clean Start 0 plus a Session Expiry Interval.
+	s.cfg.CleanSession = false
+	if cp := s.connectPacket(false); cp.CleanStart || cp.Properties.SessionExpiryInterval == nil || *cp.Properties.SessionExpiryInterval != 3600 {
+		t.Errorf("persistent session: clean start %v, expiry %v", cp.CleanStart, cp.Properties.SessionExpiryInterval)
+	}
+	week := uint32(7 * 24 * 3600)
+	s.cfg.SessionExpirySecs = &week
+	if cp := s.connectPacket(false); *cp.Properties.SessionExpiryInterval != week {
+		t.Errorf("expiry %d", *cp.Properties.SessionExpiryInterval)
+	}
+	if cp := s.connectPacket(true); !cp.CleanStart || cp.Properties.SessionExpiryInterval != nil {
+		t.Errorf("the probe must not open a persistent session: %+v", cp)
+	}
+	cfg, ps = decode("broker_url: mqtt://h\ntopics: [a]\nprotocol_version: 5\nclient_id: c\nclean_session: false\nsession_expiry_secs: 4294967295\n")
+	if len(ps) > 0 || *cfg.SessionExpirySecs != 4294967295 || cfg.ProtocolVersion != "5" {
+		t.Errorf("max session expiry: %v %+v", ps, cfg)
+	}
 }
 
 func TestEventShape(t *testing.T) {
 	s := &Source{cfg: Config{ParseJSONPayload: true, IncludeMetadata: true}}
-	e := s.event(received{msg: fakeMsg{topic: "a/b", payload: []byte{0xff, 0x00}, qos: 1, id: 7}})
+	e := s.event(message{topic: "a/b", payload: []byte{0xff, 0x00}, qos: 1, id: 7})
 	raw, _ := e.Data.JSON()
 	if want := jsonOf(base64.StdEncoding.EncodeToString([]byte{0xff, 0})); string(raw) != string(want) {
 		t.Errorf("binary data %s, want %s", raw, want)
@@ -150,22 +206,19 @@ func TestEventShape(t *testing.T) {
 	if v, _ := e.Metadata.Get("message_id"); string(v) != "7" {
 		t.Errorf("message_id %s", v)
 	}
+	for _, k := range []string{"user_properties", "content_type", "response_topic", "correlation_data", "message_expiry_secs"} {
+		if v, ok := e.Metadata.Get(k); ok {
+			t.Errorf("%s %s without MQTT 5 properties", k, v)
+		}
+	}
 }
 
-type fakeMsg struct {
-	topic   string
-	payload []byte
-	qos     byte
-	id      uint16
+// versions runs f once per protocol version.
+func versions(t *testing.T, f func(t *testing.T, version string)) {
+	for _, v := range []string{"3.1.1", "5"} {
+		t.Run("v"+v, func(t *testing.T) { f(t, v) })
+	}
 }
-
-func (m fakeMsg) Duplicate() bool   { return false }
-func (m fakeMsg) Qos() byte         { return m.qos }
-func (m fakeMsg) Retained() bool    { return false }
-func (m fakeMsg) Topic() string     { return m.topic }
-func (m fakeMsg) MessageID() uint16 { return m.id }
-func (m fakeMsg) Payload() []byte   { return m.payload }
-func (m fakeMsg) Ack()              {}
 
 // ---- integration tests against the real Mosquitto ----
 
@@ -184,6 +237,25 @@ func publisher(t *testing.T) paho.Client {
 		t.Fatalf("publisher connect: %v", tok.Error())
 	}
 	t.Cleanup(func() { c.Disconnect(250) })
+	return c
+}
+
+// publisher5 is an MQTT 5 client for publishing with properties.
+func publisher5(t *testing.T) *paho5.Client {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", brokerAddr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	c := paho5.NewClient(paho5.ClientConfig{Conn: packets.NewThreadSafeConn(nc)})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Connect(ctx, &paho5.Connect{ClientID: "rivven-pub5-" + hex.EncodeToString(b[:]), CleanStart: true, KeepAlive: 30}); err != nil {
+		t.Fatalf("v5 publisher connect: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Disconnect(&paho5.Disconnect{}) })
 	return c
 }
 
@@ -297,8 +369,14 @@ func baseConfig(topics ...string) *Config {
 
 func TestWildcards(t *testing.T) {
 	testenv.RequireService(t, "mosquitto", brokerAddr)
+	versions(t, testWildcards)
+}
+
+func testWildcards(t *testing.T, version string) {
 	base := unique(t)
-	r := start(t, baseConfig(base+"/+/temp", base+"/multi/#"), nil, nil)
+	cfg := baseConfig(base+"/+/temp", base+"/multi/#")
+	cfg.ProtocolVersion = version
+	r := start(t, cfg, nil, nil)
 	pub := publisher(t)
 	for _, topic := range []string{
 		base + "/a/temp",      // +
@@ -327,12 +405,17 @@ func TestWildcards(t *testing.T) {
 
 func TestPayloadsAndMetadata(t *testing.T) {
 	testenv.RequireService(t, "mosquitto", brokerAddr)
+	versions(t, testPayloadsAndMetadata)
+}
+
+func testPayloadsAndMetadata(t *testing.T, version string) {
 	for _, tc := range []struct {
 		parse, meta bool
 	}{{true, true}, {false, false}} {
 		base := unique(t)
 		cfg := baseConfig(base + "/#")
 		cfg.ParseJSONPayload, cfg.IncludeMetadata, cfg.QoS = tc.parse, tc.meta, "at_least_once"
+		cfg.ProtocolVersion = version
 		r := start(t, cfg, nil, nil)
 		pub := publisher(t)
 		publish(t, pub, base+"/json", 1, `{"a": 1, "b": [true]}`)
@@ -377,22 +460,22 @@ func TestPayloadsAndMetadata(t *testing.T) {
 
 func TestUnackedMessageIsRedelivered(t *testing.T) {
 	testenv.RequireService(t, "mosquitto", brokerAddr)
-	for _, qos := range []string{"at_least_once", "exactly_once"} {
-		t.Run(qos, func(t *testing.T) { testRedelivery(t, qos) })
-	}
-}
-
-func testRedelivery(t *testing.T, qos string) {
-	base := unique(t)
-	cfg := baseConfig(base + "/#")
-	cfg.QoS, cfg.CleanSession = qos, false
-	cfg.ClientID = "rivven-t-" + base[len(base)-12:]
-	t.Cleanup(func() { // drop the persistent session
-		c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + brokerAddr).SetClientID(cfg.ClientID).SetCleanSession(true))
-		if tok := c.Connect(); tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
-			c.Disconnect(100)
+	versions(t, func(t *testing.T, version string) {
+		for _, qos := range []string{"at_least_once", "exactly_once"} {
+			t.Run(qos, func(t *testing.T) { testRedelivery(t, version, qos) })
 		}
 	})
+}
+
+// testRedelivery: a message whose batch Emit refused is not acknowledged,
+// and the persistent session (3.1.1: clean session 0; 5: Clean Start 0
+// with the default Session Expiry Interval) keeps it for the next run.
+func testRedelivery(t *testing.T, version, qos string) {
+	base := unique(t)
+	cfg := baseConfig(base + "/#")
+	cfg.QoS, cfg.CleanSession, cfg.ProtocolVersion = qos, false, version
+	cfg.ClientID = "rivven-t-" + base[len(base)-12:]
+	t.Cleanup(func() { dropSession(cfg.ClientID) })
 
 	boom := errors.New("sink down")
 	r := start(t, cfg, boom, nil)
@@ -421,12 +504,29 @@ func testRedelivery(t *testing.T, qos string) {
 	r3 := start(t, cfg, nil, nil)
 	publish(t, publisher(t), base+"/m3", 2, "third")
 	if got := r3.until(t, base+"/m3"); len(got) != 1 {
-		t.Errorf("acknowledged messages came again: %d events", len(got))
+		var streams []string
+		for _, e := range got {
+			streams = append(streams, strings.TrimPrefix(e.Stream, base))
+		}
+		t.Errorf("acknowledged messages came again: %v", streams)
+	}
+}
+
+// dropSession ends the persistent session of a client id at the broker
+// (a clean-session connect replaces it, whatever version made it).
+func dropSession(clientID string) {
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + brokerAddr).SetClientID(clientID).SetCleanSession(true))
+	if tok := c.Connect(); tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+		c.Disconnect(100)
 	}
 }
 
 func TestLastWillOnAbruptDrop(t *testing.T) {
 	testenv.RequireService(t, "mosquitto", brokerAddr)
+	versions(t, testLastWill)
+}
+
+func testLastWill(t *testing.T, version string) {
 	base := unique(t)
 	willTopic := base + "/status"
 
@@ -438,11 +538,12 @@ func TestLastWillOnAbruptDrop(t *testing.T) {
 
 	cfg := baseConfig(base + "/data/#")
 	cfg.LastWill = &LastWill{Topic: willTopic, Message: "offline", QoS: "at_least_once"}
+	cfg.ProtocolVersion = version
 	var mu sync.Mutex
 	var conns []*droppable
 	r := start(t, cfg, nil, func(s *Source) {
-		s.dial = func(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
-			c, err := net.DialTimeout("tcp", u.Host, 10*time.Second)
+		s.dial = func(ctx context.Context, addr string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
 			if err != nil {
 				return nil, err
 			}
@@ -516,7 +617,13 @@ func (d *droppable) Read(b []byte) (int, error) {
 
 func TestCheck(t *testing.T) {
 	testenv.RequireService(t, "mosquitto", brokerAddr)
-	src, err := New(baseConfig("a"))
+	versions(t, testCheck)
+}
+
+func testCheck(t *testing.T, version string) {
+	cfg := baseConfig("a")
+	cfg.ProtocolVersion = version
+	src, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -530,7 +637,6 @@ func TestCheck(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	cfg := baseConfig("a")
 	cfg.BrokerURL, cfg.ConnectTimeoutSecs = "mqtt://"+addr, 2
 	src, _ = New(cfg)
 	if err := src.(pipeline.Checker).Check(context.Background()); err == nil {
@@ -539,6 +645,10 @@ func TestCheck(t *testing.T) {
 }
 
 func TestReconnectBackoffUntilCancel(t *testing.T) {
+	versions(t, testReconnectBackoff)
+}
+
+func testReconnectBackoff(t *testing.T, version string) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -548,14 +658,15 @@ func TestReconnectBackoffUntilCancel(t *testing.T) {
 	cfg := baseConfig("a")
 	cfg.BrokerURL, cfg.ConnectTimeoutSecs = "mqtt://"+addr, 1
 	cfg.RetryInitialMS, cfg.RetryMaxMS, cfg.RetryMultiplier = 1, 20, 3
+	cfg.ProtocolVersion = version
 	src, _ := New(cfg)
 	var mu sync.Mutex
 	attempts := 0
-	src.(*Source).dial = func(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
+	src.(*Source).dial = func(ctx context.Context, addr string) (net.Conn, error) {
 		mu.Lock()
 		attempts++
 		mu.Unlock()
-		return net.DialTimeout("tcp", u.Host, time.Second)
+		return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

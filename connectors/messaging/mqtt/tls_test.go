@@ -164,9 +164,15 @@ func (b *privateBroker) publisher() paho.Client {
 // the broker goes away and comes back, and the source reconnects with
 // backoff and goes on receiving.
 func TestTLSAuthAndBrokerRestart(t *testing.T) {
+	versions(t, testTLSAuthAndBrokerRestart)
+}
+
+func testTLSAuthAndBrokerRestart(t *testing.T, version string) {
 	b := newPrivateBroker(t)
 	base := unique(t)
-	r := start(t, b.config(base+"/#"), nil, nil)
+	cfg := b.config(base + "/#")
+	cfg.ProtocolVersion = version
+	r := start(t, cfg, nil, nil)
 	pub := b.publisher()
 	publish(t, pub, base+"/one", 1, `{"n":1}`)
 	if got := r.until(t, base+"/one"); len(got) != 1 || data(t, got[0]) != `{"n":1}` {
@@ -199,23 +205,44 @@ func TestTLSAuthAndBrokerRestart(t *testing.T) {
 // Wrong credentials and an untrusted certificate fail the health check
 // with a message that never shows the password.
 func TestTLSAndAuthFailures(t *testing.T) {
+	versions(t, testTLSAndAuthFailures)
+}
+
+func testTLSAndAuthFailures(t *testing.T, version string) {
 	b := newPrivateBroker(t)
-	cfg := b.config("x")
+	// Each failure is immediate; the long timeout only keeps a slow,
+	// loaded machine (loading the system roots under -race) from turning
+	// it into a timeout.
+	config := func() *Config {
+		cfg := b.config("x")
+		cfg.ProtocolVersion, cfg.ConnectTimeoutSecs = version, 15
+		return cfg
+	}
+	cfg := config()
 	cfg.Auth.Password = "wrong-password-123"
 	src, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err = src.(*Source).Check(ctx)
 	if err == nil || strings.Contains(err.Error(), "wrong-password-123") {
 		t.Fatalf("check with a wrong password: %v", err)
 	}
-	cfg = b.config("x")
+	// Mosquitto answers 0x87 (not authorized) to a wrong password.
+	if version == "5" && !strings.Contains(err.Error(), "refused the connection: Not authorized (reason code 0x87)") {
+		t.Errorf("v5 refusal does not give the reason: %v", err)
+	}
+	cfg = config()
 	cfg.TLS = &TLS{} // system roots do not trust the test CA
 	src, _ = New(cfg)
 	if err := src.(*Source).Check(ctx); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("check with an untrusted certificate: %v", err)
+	}
+	cfg = config()
+	src, _ = New(cfg)
+	if err := src.(*Source).Check(ctx); err != nil {
+		t.Fatalf("check with the right CA and password: %v", err)
 	}
 }
