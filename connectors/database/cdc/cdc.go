@@ -108,3 +108,21 @@ func (t *TLS) Client(host string) (cfg *tls.Config, prefer bool, err error) {
 	}
 	return tc, mode == "prefer", nil
 }
+
+// ValidateServer checks the connection keys both sources have.
+func ValidateServer(host string, port int, database, user string) []spec.Problem {
+	var ps []spec.Problem
+	if strings.TrimSpace(host) == "" {
+		ps = append(ps, spec.Problem{Path: "host", Message: "must not be empty"})
+	}
+	if port < 1 || port > 65535 {
+		ps = append(ps, spec.Problem{Path: "port", Message: "must be between 1 and 65535"})
+	}
+	if database == "" {
+		ps = append(ps, spec.Problem{Path: "database", Message: "must not be empty"})
+	}
+	if user == "" {
+		ps = append(ps, spec.Problem{Path: "user", Message: "must not be empty"})
+	}
+	return ps
+}

@@ -58,18 +58,7 @@ func (c *Config) Validate() []spec.Problem {
 	add := func(p, format string, args ...any) {
 		ps = append(ps, spec.Problem{Path: p, Message: fmt.Sprintf(format, args...)})
 	}
-	if strings.TrimSpace(c.Host) == "" {
-		add("host", "must not be empty")
-	}
-	if c.Port < 1 || c.Port > 65535 {
-		add("port", "must be between 1 and 65535")
-	}
-	if c.Database == "" {
-		add("database", "must not be empty")
-	}
-	if c.User == "" {
-		add("user", "must not be empty")
-	}
+	ps = append(ps, cdc.ValidateServer(c.Host, c.Port, c.Database, c.User)...)
 	if c.ServerID == 0 {
 		add("server_id", "must be between 1 and 4294967295 and unique in the replication topology")
 	}

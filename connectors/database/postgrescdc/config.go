@@ -59,18 +59,7 @@ func (c *Config) Validate() []spec.Problem {
 	add := func(path, format string, args ...any) {
 		ps = append(ps, spec.Problem{Path: path, Message: fmt.Sprintf(format, args...)})
 	}
-	if strings.TrimSpace(c.Host) == "" {
-		add("host", "must not be empty")
-	}
-	if c.Port < 1 || c.Port > 65535 {
-		add("port", "must be between 1 and 65535")
-	}
-	if c.Database == "" {
-		add("database", "must not be empty")
-	}
-	if c.User == "" {
-		add("user", "must not be empty")
-	}
+	ps = append(ps, cdc.ValidateServer(c.Host, c.Port, c.Database, c.User)...)
 	if !slotNameRE.MatchString(c.SlotName) {
 		add("slot_name", "%q is not a valid slot name (1-63 lower-case letters, digits and underscores)", c.SlotName)
 	}
