@@ -164,22 +164,22 @@ func TestCheckAndDiscover(t *testing.T) {
 	}
 }
 
-// TestTLSRequireWithoutServerTLS: the local server has no TLS; require
-// fails with a message saying what to change, prefer falls back to plain.
-func TestTLSRequireWithoutServerTLS(t *testing.T) {
+// TestTLSRequireAndPrefer: against a server without TLS (the local one),
+// require fails with a message saying what to change; against one with
+// TLS it connects. prefer connects either way.
+func TestTLSRequireAndPrefer(t *testing.T) {
 	c := testDB(t)
 	res, err := c.query("SELECT @@have_ssl")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(res.Rows[0][0]) == "YES" {
-		t.Skip("server has TLS; this test covers a server without it")
-	}
 	cfg := testConfig()
 	cfg.TLS = &TLS{Mode: "require"}
 	err = newSource(t, cfg).Check(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "does not support TLS") {
-		t.Fatalf("require: %v", err)
+	if serverTLS := string(res.Rows[0][0]) == "YES"; serverTLS && err != nil {
+		t.Fatalf("require against a server with TLS: %v", err)
+	} else if !serverTLS && (err == nil || !strings.Contains(err.Error(), "does not support TLS")) {
+		t.Fatalf("require against a server without TLS: %v", err)
 	}
 	cfg.TLS = &TLS{Mode: "prefer"}
 	if err := newSource(t, cfg).Check(context.Background()); err != nil {
