@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/rivven/rivven-connect/shared/topic"
@@ -19,8 +20,13 @@ type Batcher interface {
 }
 
 // fetchFunc reads up to limit messages from offset from; it may block
-// until ctx is done and then returns what it has (or ctx's error).
-type fetchFunc func(ctx context.Context, from int64, limit int) ([]topic.Message, error)
+// until ctx is done and then returns what it has (or ctx's error). more
+// says the fetch is for the rest of a partial batch: an error then only
+// ends the gathering (errLingerOver when there is no point waiting).
+type fetchFunc func(ctx context.Context, from int64, limit int, more bool) ([]topic.Message, error)
+
+// errLingerOver ends the gathering of a partial batch early.
+var errLingerOver = errors.New("linger over")
 
 // gather collects up to max messages from offset from. Without linger it
 // is a single fetch. With linger it fetches again until max messages
@@ -29,7 +35,7 @@ type fetchFunc func(ctx context.Context, from int64, limit int) ([]topic.Message
 // first fetch ends the gathering with what it has; the next fetch reports
 // it again.
 func gather(ctx context.Context, max int, linger time.Duration, from int64, fetch fetchFunc) ([]topic.Message, error) {
-	msgs, err := fetch(ctx, from, max)
+	msgs, err := fetch(ctx, from, max, false)
 	if err != nil || len(msgs) == 0 || linger <= 0 || len(msgs) >= max {
 		return msgs, err
 	}
@@ -40,7 +46,7 @@ func gather(ctx context.Context, max int, linger time.Duration, from int64, fetc
 			break
 		}
 		fctx, cancel := context.WithTimeout(ctx, left)
-		more, err := fetch(fctx, msgs[len(msgs)-1].Offset+1, max-len(msgs))
+		more, err := fetch(fctx, msgs[len(msgs)-1].Offset+1, max-len(msgs), true)
 		cancel()
 		if ctx.Err() != nil {
 			return nil, ctx.Err() // stopping: nothing was committed, it is read again

@@ -23,10 +23,10 @@ func TestGather(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	fetch := func(fctx context.Context, from int64, limit int) ([]topic.Message, error) {
+	fetch := func(fctx context.Context, from int64, limit int, more bool) ([]topic.Message, error) {
 		msgs, err := m.Fetch(fctx, "t", 0, from, limit)
-		if fctx.Err() != nil && ctx.Err() == nil {
-			return nil, nil
+		if more && fctx.Err() != nil && ctx.Err() == nil {
+			return nil, errLingerOver
 		}
 		return msgs, err
 	}

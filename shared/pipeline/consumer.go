@@ -263,7 +263,7 @@ func (r *SinkRunner) consume(ctx context.Context, t string, p int32) error {
 	}
 	failures := 0
 	recs := make([]Record, 0, r.BatchSize)
-	fetch := func(fctx context.Context, from int64, limit int) ([]topic.Message, error) {
+	fetch := func(fctx context.Context, from int64, limit int, _ bool) ([]topic.Message, error) {
 		wait := r.Wait
 		if d, ok := fctx.Deadline(); ok {
 			if wait = min(wait, time.Until(d)); wait <= 0 {

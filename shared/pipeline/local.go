@@ -71,6 +71,9 @@ type Local struct {
 	sinks   []*localSink
 	status  Statuses
 	readers map[string][]string // topic → consumer groups reading it
+	// draining is closed once the sources are done: nothing more will
+	// arrive, so sinks stop holding partial batches back (Batcher).
+	draining chan struct{}
 }
 
 type localSink struct {
@@ -105,7 +108,7 @@ func NewLocal(ctx context.Context, p *config.Pipeline, f Factory, opts LocalOpti
 		return nil, fmt.Errorf("unknown trigger %q (allowed: %s)", opts.Trigger, strings.Join(LocalTriggers, ", "))
 	}
 	ts := p.Settings.Topic
-	l := &Local{p: p, opts: opts, Broker: topic.NewMemory(), readers: map[string][]string{}}
+	l := &Local{p: p, opts: opts, Broker: topic.NewMemory(), readers: map[string][]string{}, draining: make(chan struct{})}
 	l.Broker.AutoCreate = ts.AutoCreate
 	l.Broker.Default = topic.Spec{Partitions: ts.DefaultPartitions, ReplicationFactor: ts.DefaultReplicationFactor}
 	var budget *Budget
@@ -232,6 +235,7 @@ func (l *Local) Run(ctx context.Context) error {
 			<-srcCtx.Done()
 		}
 		if ctx.Err() == nil {
+			close(l.draining)
 			l.drain(ctx)
 		}
 	}
@@ -312,10 +316,24 @@ func (l *Local) consume(ctx context.Context, s *localSink, t string, part int32)
 	attempts := map[int64]int{}
 	failures := 0
 	ds := make([]events.Delivery, 0, s.batch)
-	fetch := func(fctx context.Context, from int64, limit int) ([]topic.Message, error) {
+	fetch := func(fctx context.Context, from int64, limit int, more bool) ([]topic.Message, error) {
+		if !more {
+			return l.Broker.Fetch(fctx, t, part, from, limit)
+		}
+		// Waiting for the rest of a partial batch: stop once the sources
+		// are done, since nothing more will come.
+		fctx, cancel := context.WithCancel(fctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-l.draining:
+				cancel()
+			case <-fctx.Done():
+			}
+		}()
 		msgs, err := l.Broker.Fetch(fctx, t, part, from, limit)
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			return nil, nil // the linger is over
+		if err != nil && ctx.Err() == nil {
+			return msgs, errLingerOver
 		}
 		return msgs, err
 	}

@@ -3,11 +3,13 @@ package objectstorage
 import (
 	"context"
 	"io"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rivven/rivven-connect/connectors/catalog"
 	_ "github.com/rivven/rivven-connect/connectors/utility/datagen"
@@ -76,9 +78,9 @@ sinks:
 	}
 }
 
-// The engine gathers batch_size events per object, and a partial batch is
-// written once flush_interval_secs passed although no more events come.
-func TestBatchSizeAndFlushInterval(t *testing.T) {
+// The engine gathers batch_size events per object; when the sources are
+// done the partial rest is written at once, not after flush_interval_secs.
+func TestBatchSizeAndDrain(t *testing.T) {
 	root := t.TempDir()
 	doc := `
 sources:
@@ -95,7 +97,7 @@ sinks:
       bucket: lake
       format: jsonl
       batch_size: 100
-      flush_interval_secs: 1
+      flush_interval_secs: 3600
       local: {root: ` + root + `}
 `
 	p, err := config.Parse([]byte(doc), catalog.Default, config.Options{})
@@ -125,5 +127,73 @@ sinks:
 	slices.Sort(sizes)
 	if !slices.Equal(sizes, []int{50, 100, 100}) {
 		t.Fatalf("objects of %v rows, want [50 100 100]", sizes)
+	}
+}
+
+// While a source still runs, a partial batch is written once its first
+// event waited flush_interval_secs, although batch_size is far off.
+func TestFlushIntervalWritesPartialBatch(t *testing.T) {
+	root := t.TempDir()
+	doc := `
+sources:
+  gen:
+    connector: datagen
+    topic: orders
+    config: {pattern: orders, events_per_second: 20}
+sinks:
+  lake:
+    connector: object-storage
+    topics: [orders]
+    config:
+      provider: local
+      bucket: lake
+      format: jsonl
+      batch_size: 100000
+      flush_interval_secs: 1
+      local: {root: ` + root + `}
+`
+	p, err := config.Parse([]byte(doc), catalog.Default, config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := state.Open(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l, err := pipeline.NewLocal(ctx, p, catalog.Builder{}, pipeline.LocalOptions{Store: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	// Poll without listLocal: a temporary file may be there mid-upload.
+	written := func() bool {
+		found := false
+		_ = filepath.WalkDir(filepath.Join(root, "lake"), func(_ string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && !strings.HasPrefix(d.Name(), ".") {
+				found = true
+			}
+			return nil
+		})
+		return found
+	}
+	for !written() {
+		select {
+		case err := <-done:
+			t.Fatalf("the run ended (%v) before any object was written", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no object within 30 s although flush_interval_secs is 1")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
