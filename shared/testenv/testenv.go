@@ -10,6 +10,7 @@ package testenv
 import (
 	"net"
 	"os"
+	"os/exec"
 	"testing"
 	"time"
 )
@@ -45,4 +46,21 @@ func RequireService(t testing.TB, name, addr string) {
 		return // Fatalf does not return on a real T, but may on a TB wrapper
 	}
 	t.Skipf("%s at %s is unreachable, skipping (set %s=1 to fail instead): %v", name, addr, EnvRequire, err)
+}
+
+// RequireCommand checks that every named program is on PATH and, when one
+// is not, skips the test — or fails it when Required() is true, as
+// RequireService does for a service.
+func RequireCommand(t testing.TB, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		if _, err := exec.LookPath(name); err != nil {
+			if Required() {
+				t.Fatalf("%s is required (%s=1) but not installed: %v", name, EnvRequire, err)
+				return
+			}
+			t.Skipf("%s is not installed, skipping (set %s=1 to fail instead): %v", name, EnvRequire, err)
+			return
+		}
+	}
 }

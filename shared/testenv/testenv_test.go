@@ -65,3 +65,27 @@ func TestRequireServiceUnreachable(t *testing.T) {
 		})
 	}
 }
+
+func TestRequireCommandMissing(t *testing.T) {
+	for _, tc := range []struct {
+		env       string
+		wantFatal bool
+	}{{"", false}, {"1", true}} {
+		t.Run("env="+tc.env, func(t *testing.T) {
+			t.Setenv(EnvRequire, tc.env)
+			r := &recorder{TB: t}
+			RequireCommand(r, "go", "rivven-no-such-tool")
+			if gotFatal := r.fatal != ""; gotFatal != tc.wantFatal || (r.skip != "") == tc.wantFatal {
+				t.Fatalf("fatal=%q skip=%q, want fatal=%v", r.fatal, r.skip, tc.wantFatal)
+			}
+			if msg := r.fatal + r.skip; !strings.Contains(msg, "rivven-no-such-tool") {
+				t.Errorf("message %q does not name the program", msg)
+			}
+		})
+	}
+	r := &recorder{TB: t}
+	RequireCommand(r, "go")
+	if r.fatal != "" || r.skip != "" {
+		t.Fatalf("go is on PATH: fatal=%q skip=%q", r.fatal, r.skip)
+	}
+}

@@ -37,16 +37,7 @@ type privateBroker struct {
 
 func newPrivateBroker(t *testing.T) *privateBroker {
 	t.Helper()
-	_, err := exec.LookPath("mosquitto")
-	if err == nil {
-		_, err = exec.LookPath("mosquitto_passwd")
-	}
-	if err != nil {
-		if testenv.Required() {
-			t.Fatalf("mosquitto and mosquitto_passwd are required (%s=1): %v", testenv.EnvRequire, err)
-		}
-		t.Skipf("mosquitto not installed: %v", err)
-	}
+	testenv.RequireCommand(t, "mosquitto", "mosquitto_passwd")
 	b := &privateBroker{t: t, dir: t.TempDir(), user: "rivven", pass: "s3cret-pass"}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
