@@ -44,21 +44,7 @@ sinks:
       batch_size: 100
       local: {root: ` + root + `}
 `
-	p, err := config.Parse([]byte(doc), catalog.Default, config.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := state.Open(context.Background(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	l, err := pipeline.NewLocal(context.Background(), p, catalog.Builder{}, pipeline.LocalOptions{
-		MaxEvents: 500, Store: st, BatchSize: 64, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := newLocal(t, context.Background(), doc, pipeline.LocalOptions{MaxEvents: 500, BatchSize: 64})
 	if err := l.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -100,23 +86,9 @@ sinks:
       flush_interval_secs: 3600
       local: {root: ` + root + `}
 `
-	p, err := config.Parse([]byte(doc), catalog.Default, config.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := state.Open(context.Background(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	// The emulator's own batches are smaller than batch_size: the sink's
 	// policy decides.
-	l, err := pipeline.NewLocal(context.Background(), p, catalog.Builder{}, pipeline.LocalOptions{
-		MaxEvents: 250, Store: st, BatchSize: 16, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := newLocal(t, context.Background(), doc, pipeline.LocalOptions{MaxEvents: 250, BatchSize: 16})
 	if err := l.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -152,21 +124,9 @@ sinks:
       flush_interval_secs: 1
       local: {root: ` + root + `}
 `
-	p, err := config.Parse([]byte(doc), catalog.Default, config.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := state.Open(context.Background(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	l, err := pipeline.NewLocal(ctx, p, catalog.Builder{}, pipeline.LocalOptions{Store: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := newLocal(t, ctx, doc, pipeline.LocalOptions{})
 	done := make(chan error, 1)
 	go func() { done <- l.Run(ctx) }()
 	deadline := time.Now().Add(30 * time.Second)
@@ -196,4 +156,25 @@ sinks:
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// newLocal builds the local emulator for a pipeline document, with an
+// embedded state store and logs discarded.
+func newLocal(t *testing.T, ctx context.Context, doc string, opts pipeline.LocalOptions) *pipeline.Local {
+	t.Helper()
+	p, err := config.Parse([]byte(doc), catalog.Default, config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := state.Open(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	opts.Store, opts.Log = st, slog.New(slog.NewTextHandler(io.Discard, nil))
+	l, err := pipeline.NewLocal(ctx, p, catalog.Builder{}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
