@@ -459,6 +459,15 @@ func AppendJSONString[T string | []byte](dst []byte, s T) []byte {
 	return append(dst, '"')
 }
 
+// AppendJSONValue appends v (nil, bool, string, json.Number, float64 and
+// the like, []any, map[string]any) as JSON the way AppendJSONString writes
+// strings: object keys sorted, nothing HTML-escaped. Connectors that
+// re-encode a JSON document (a MySQL JSON column) use it so the document's
+// strings come out as the rest of the event's.
+func AppendJSONValue(dst []byte, v any) ([]byte, error) {
+	return appendValue(dst, v, 0)
+}
+
 // appendEscaped appends the body of s as a JSON string, without quotes.
 func appendEscaped[T string | []byte](dst []byte, s T) []byte {
 	start := 0

@@ -9,6 +9,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/rivven/rivven-connect/events"
 )
 
 // MySQL stores the JSON type in the binlog in its binary form
@@ -47,11 +49,7 @@ func appendBinaryJSON(b []byte, data []byte) ([]byte, error) {
 	if err != nil {
 		return b, err
 	}
-	out, err := json.Marshal(v)
-	if err != nil {
-		return b, err
-	}
-	return append(b, out...), nil
+	return events.AppendJSONValue(b, v)
 }
 
 func jsonValue(t byte, d []byte, depth int, budget *int) (any, error) {

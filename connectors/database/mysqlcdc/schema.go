@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/rivven/rivven-connect/events"
 )
 
 // tableSchema is a table's columns as information_schema describes them
@@ -271,7 +273,7 @@ func buildTableInfo(tm *tableMap, ts *tableSchema, collations map[uint16]string)
 	var keys []byte
 	ends := make([]int, n)
 	for i := range ti.cols {
-		keys = appendJSONString(keys, ti.cols[i].Name)
+		keys = events.AppendJSONString(keys, ti.cols[i].Name)
 		keys = append(keys, ':')
 		ends[i] = len(keys)
 	}

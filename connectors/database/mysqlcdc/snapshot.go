@@ -215,7 +215,7 @@ func (s *Source) snapshotTable(ctx context.Context, c *conn, emit pipeline.Emitt
 				if i > 0 {
 					obj = append(obj, ',')
 				}
-				obj = appendJSONString(obj, ts.Cols[i].Name)
+				obj = events.AppendJSONString(obj, ts.Cols[i].Name)
 				obj = append(obj, ':')
 				if obj, err = appendTextValue(obj, &ts.Cols[i], cell); err != nil {
 					return fmt.Errorf("snapshot of %s: %w", task, err)
@@ -230,7 +230,7 @@ func (s *Source) snapshotTable(ctx context.Context, c *conn, emit pipeline.Emitt
 					if j > 0 {
 						key = append(key, ',')
 					}
-					key = appendJSONString(key, ts.Cols[k].Name)
+					key = events.AppendJSONString(key, ts.Cols[k].Name)
 					key = append(key, ':')
 					key, _ = appendTextValue(key, &ts.Cols[k], row[k])
 					after = append(after, hex.EncodeToString(row[k]))

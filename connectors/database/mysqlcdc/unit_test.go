@@ -1,10 +1,12 @@
 package mysqlcdc
 
 import (
-	"encoding/json"
+	"bytes"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/rivven/rivven-connect/connectors/database/cdc/cdctest"
 )
 
 func TestGTIDSets(t *testing.T) {
@@ -142,30 +144,34 @@ func TestBinaryJSON(t *testing.T) {
 	}
 }
 
-// TestAppendJSONStringBytes: escaping from bytes (column values) and from
-// strings (names) gives the same JSON, which decodes back to the input
-// with invalid UTF-8 replaced, also when a multi-byte rune is cut off at
-// the end of the value.
-func TestAppendJSONStringBytes(t *testing.T) {
-	for _, s := range []string{"", "plain", `q"uote\back`, "ctl\x00\x1f\n\t<>&", "smile 😀 €", "bad \xff\xfe utf8", "cut \xf0\x9f\x98", "sep \u2028\u2029", strings.Repeat("long é ", 20)} {
-		fromString := appendJSONString(nil, s)
-		fromBytes := appendJSONString(nil, []byte(s))
-		if string(fromString) != string(fromBytes) {
-			t.Errorf("%q: string %s, bytes %s", s, fromString, fromBytes)
+// TestStringValuesMatchGolden: a string column's value is written with the
+// bytes every CDC source writes (cdctest's golden text, which postgres-cdc
+// is held to as well), from the snapshot's text protocol, from the binlog,
+// and inside a JSON document. Before, this source escaped <, > and & where
+// postgres-cdc did not, so one row had two encodings.
+func TestStringValuesMatchGolden(t *testing.T) {
+	ci := &colInfo{Name: "s", Kind: kText, Charset: "utf8mb4"}
+	for _, tc := range cdctest.StringCases(t) {
+		snap, err := appendTextValue(nil, ci, []byte(tc.In))
+		if err != nil {
+			t.Fatal(err)
 		}
-		var back string
-		if err := json.Unmarshal(fromBytes, &back); err != nil {
-			t.Fatalf("%q: %s: %v", s, fromBytes, err)
+		if !bytes.Equal(snap, tc.Want) {
+			t.Errorf("%q snapshot: %s, want %s", tc.In, snap, tc.Want)
 		}
-		// every invalid byte becomes one U+FFFD
-		var want strings.Builder
-		for i := 0; i < len(s); {
-			r, n := utf8.DecodeRuneInString(s[i:])
-			want.WriteRune(r)
-			i += n
+		if bin := appendStringValue(nil, []byte(tc.In), ci); !bytes.Equal(bin, tc.Want) {
+			t.Errorf("%q binlog: %s, want %s", tc.In, bin, tc.Want)
 		}
-		if back != want.String() {
-			t.Errorf("%q: decoded %q, want %q", s, back, want.String())
+		if !utf8.ValidString(tc.In) {
+			continue // a JSON document is UTF-8 text
+		}
+		doc := `{"s": ` + string(tc.Want) + `}`
+		got, err := appendNormalizedJSON(nil, []byte(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := `{"s":` + string(tc.Want) + `}`; string(got) != want {
+			t.Errorf("%q in a JSON column: %s, want %s", tc.In, got, want)
 		}
 	}
 }

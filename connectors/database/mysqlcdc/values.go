@@ -10,7 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/rivven/rivven-connect/events"
 )
 
 // MySQL column type codes as they appear in TABLE_MAP events.
@@ -82,71 +83,6 @@ type colInfo struct {
 	Set     []string
 }
 
-// appendJSONString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
-// It takes bytes too, so a column value is escaped straight from the event
-// without a string conversion (which allocates beyond 32 bytes).
-func appendJSONString[T string | []byte](b []byte, s T) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if jsonSafe[c] {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		// (at most 4 bytes are converted: no allocation for []byte)
-		r, size := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, `\u202`...)
-			b = append(b, hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// jsonSafe marks the ASCII bytes appendJSONString copies unescaped (one
-// table lookup per byte instead of six comparisons). <, > and & are
-// escaped as encoding/json does, so both produce the same text.
-var jsonSafe = func() (t [utf8.RuneSelf]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
-	}
-	return t
-}()
-
 func appendBase64(b []byte, v []byte) []byte {
 	b = append(b, '"')
 	b = base64.StdEncoding.AppendEncode(b, v)
@@ -177,19 +113,19 @@ func appendText(b []byte, charset string, v []byte) []byte {
 				sb.WriteRune(rune(c))
 			}
 		}
-		return appendJSONString(b, sb.String())
+		return events.AppendJSONString(b, sb.String())
 	case "ucs2", "utf16":
-		return appendJSONString(b, decodeUTF16BE(v))
+		return events.AppendJSONString(b, decodeUTF16BE(v))
 	case "utf32":
 		var sb strings.Builder
 		for i := 0; i+4 <= len(v); i += 4 {
 			sb.WriteRune(rune(binary.BigEndian.Uint32(v[i:])))
 		}
-		return appendJSONString(b, sb.String())
+		return events.AppendJSONString(b, sb.String())
 	}
 	// utf8mb4, utf8mb3, ascii and anything unknown: passed through (invalid
 	// UTF-8 becomes U+FFFD).
-	return appendJSONString(b, v)
+	return events.AppendJSONString(b, v)
 }
 
 func decodeUTF16BE(v []byte) string {
@@ -316,7 +252,7 @@ func appendSet(b []byte, names []string, mask uint64) []byte {
 			parts = append(parts, n)
 		}
 	}
-	return appendJSONString(b, strings.Join(parts, ","))
+	return events.AppendJSONString(b, strings.Join(parts, ","))
 }
 
 var dig2bytes = [10]int{0, 1, 1, 2, 2, 3, 3, 4, 4, 4}
@@ -569,7 +505,7 @@ func appendBinlogValue(b []byte, r *reader, t byte, meta uint16, unsigned bool, 
 			return b, r.err
 		}
 		if ci != nil && idx > 0 && idx <= len(ci.Enum) {
-			return appendJSONString(b, ci.Enum[idx-1]), nil
+			return events.AppendJSONString(b, ci.Enum[idx-1]), nil
 		}
 		if idx == 0 {
 			return append(b, `""`...), nil
@@ -681,12 +617,12 @@ func appendTextValue(b []byte, ci *colInfo, v []byte) ([]byte, error) {
 		}
 		return appendFloat64(b, f), nil
 	case kDecimal:
-		return appendJSONString(b, s), nil
+		return events.AppendJSONString(b, s), nil
 	case kDate:
 		if len(s) < 10 || s[5:7] == "00" || s[8:10] == "00" {
 			return append(b, "null"...), nil
 		}
-		return appendJSONString(b, s), nil
+		return events.AppendJSONString(b, s), nil
 	case kDatetime, kTimestamp:
 		if len(s) < 19 || s[5:7] == "00" || s[8:10] == "00" {
 			return append(b, "null"...), nil
@@ -700,9 +636,9 @@ func appendTextValue(b []byte, ci *colInfo, v []byte) ([]byte, error) {
 		}
 		return append(b, '"'), nil
 	case kTime:
-		return appendJSONString(b, s), nil
+		return events.AppendJSONString(b, s), nil
 	case kText, kEnum, kSet:
-		return appendJSONString(b, s), nil
+		return events.AppendJSONString(b, s), nil
 	case kBytes:
 		return appendBase64(b, v), nil
 	case kBit:
@@ -710,12 +646,13 @@ func appendTextValue(b []byte, ci *colInfo, v []byte) ([]byte, error) {
 	case kJSON:
 		return appendNormalizedJSON(b, v)
 	}
-	return appendJSONString(b, s), nil
+	return events.AppendJSONString(b, s), nil
 }
 
 // appendNormalizedJSON re-encodes a JSON document with sorted object keys
 // and exact numbers, so documents read as text and as MySQL binary JSON
-// compare equal.
+// compare equal, and its strings escaped as every other string of the
+// event (and as postgres-cdc writes them).
 func appendNormalizedJSON(b []byte, v []byte) ([]byte, error) {
 	dec := json.NewDecoder(strings.NewReader(string(v)))
 	dec.UseNumber()
@@ -723,9 +660,5 @@ func appendNormalizedJSON(b []byte, v []byte) ([]byte, error) {
 	if err := dec.Decode(&x); err != nil {
 		return b, fmt.Errorf("invalid JSON value: %w", err)
 	}
-	out, err := json.Marshal(normalizeNumbers(x))
-	if err != nil {
-		return b, err
-	}
-	return append(b, out...), nil
+	return events.AppendJSONValue(b, normalizeNumbers(x))
 }

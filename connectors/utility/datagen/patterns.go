@@ -84,9 +84,9 @@ func patternNames() []string {
 	return names
 }
 
-// Value tables. Whole values go through appendString; composed ones (name,
-// email, page_url) append parts raw, so entries must need no escaping (a
-// test checks).
+// Value tables. Whole values go through events.AppendJSONString; composed
+// ones (name, email, page_url) append parts raw, so entries must need no
+// escaping (a test checks).
 var (
 	products       = []string{"Widget Pro", "Gadget X", "Super Tool", "Mega Device", "Ultra Kit", "Power Pack", "Smart Hub", "Data Box", "Cloud Unit", "Sync Module"}
 	orderStatuses  = []string{"pending", "confirmed", "processing", "shipped", "delivered", "cancelled"}
@@ -127,13 +127,13 @@ func orderRow(rng *rand.Rand, d []byte, r rowState) []byte {
 	d = append(d, `,"customer_id":`...)
 	d = strconv.AppendInt(d, int64(1+rng.IntN(10_000)), 10)
 	d = append(d, `,"product":`...)
-	d = appendString(d, pick(rng, products))
+	d = events.AppendJSONString(d, pick(rng, products))
 	d = append(d, `,"quantity":`...)
 	d = strconv.AppendInt(d, int64(qty), 10)
 	d = append(d, `,"total":`...)
 	d = appendCents(d, int64(qty*cents))
 	d = append(d, `,"status":`...)
-	d = appendString(d, pick(rng, orderStatuses))
+	d = events.AppendJSONString(d, pick(rng, orderStatuses))
 	return append(d, '}')
 }
 
@@ -170,7 +170,7 @@ func pageviewRow(rng *rand.Rand, d []byte, r rowState) []byte {
 	d = events.AppendTimestamp(d, timestamp(r.written))
 	d = append(d, `","referrer":`...)
 	if i := rng.IntN(len(referrers) + 2); i < len(referrers) {
-		d = appendString(d, referrers[i])
+		d = events.AppendJSONString(d, referrers[i])
 	} else {
 		d = append(d, "null"...) // direct traffic
 	}
@@ -195,7 +195,7 @@ func randomRow(rng *rand.Rand, d []byte, r rowState) []byte {
 	d = append(d, `,"active":`...)
 	d = strconv.AppendBool(d, rng.IntN(2) == 1)
 	d = append(d, `,"category":`...)
-	d = appendString(d, pick(rng, categories))
+	d = events.AppendJSONString(d, pick(rng, categories))
 	return append(d, '}')
 }
 
@@ -203,13 +203,13 @@ func eventRow(rng *rand.Rand, d []byte, r rowState) []byte {
 	d = append(d, `{"event_id":`...)
 	d = strconv.AppendUint(d, r.id, 10)
 	d = append(d, `,"event_type":`...)
-	d = appendString(d, pick(rng, eventTypes))
+	d = events.AppendJSONString(d, pick(rng, eventTypes))
 	d = append(d, `,"user_id":`...)
 	d = strconv.AppendInt(d, int64(1+rng.IntN(10_000)), 10)
 	d = append(d, `,"session_id":"sess_`...)
 	d = strconv.AppendUint(d, rng.Uint64()>>16, 16)
 	d = append(d, `","source":`...)
-	d = appendString(d, pick(rng, eventSources))
+	d = events.AppendJSONString(d, pick(rng, eventSources))
 	return append(d, '}')
 }
 
@@ -218,13 +218,13 @@ func metricRow(rng *rand.Rand, d []byte, r rowState) []byte {
 	d = append(d, `{"metric_id":`...)
 	d = strconv.AppendUint(d, r.id, 10)
 	d = append(d, `,"name":`...)
-	d = appendString(d, metricNames[m])
+	d = events.AppendJSONString(d, metricNames[m])
 	d = append(d, `,"value":`...)
 	d = appendCents(d, int64(rng.IntN(metricScale[m]*100)))
 	d = append(d, `,"unit":`...)
-	d = appendString(d, metricUnits[m])
+	d = events.AppendJSONString(d, metricUnits[m])
 	d = append(d, `,"host":`...)
-	d = appendString(d, pick(rng, hosts))
+	d = events.AppendJSONString(d, pick(rng, hosts))
 	d = append(d, `,"timestamp":"`...)
 	d = events.AppendTimestamp(d, timestamp(r.written))
 	return append(d, `"}`...)
@@ -254,33 +254,4 @@ func appendPadded(d []byte, v uint64, width int) []byte {
 		d = append(d, '0')
 	}
 	return append(d, b...)
-}
-
-// appendString appends s as a JSON string, escaping what JSON requires.
-func appendString(d []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	d = append(d, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		d = append(d, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			d = append(d, '\\', c)
-		case '\n':
-			d = append(d, '\\', 'n')
-		case '\r':
-			d = append(d, '\\', 'r')
-		case '\t':
-			d = append(d, '\\', 't')
-		default:
-			d = append(d, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		}
-		start = i + 1
-	}
-	d = append(d, s[start:]...)
-	return append(d, '"')
 }
