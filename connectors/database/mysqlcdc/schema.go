@@ -114,8 +114,12 @@ func kindOf(dataType, columnType, charset string) kind {
 			return kBytes
 		}
 		return kText
-	case "uuid", "inet4", "inet6":
-		return kText
+	case "uuid":
+		return kUUID
+	case "inet4":
+		return kInet4
+	case "inet6":
+		return kInet6
 	}
 	// binary, varbinary, blobs, geometry types
 	return kBytes

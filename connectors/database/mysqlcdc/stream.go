@@ -517,9 +517,11 @@ func (st *streamer) tableMap(tm *tableMap) error {
 	}
 	captured := st.src.filter.captured(tm.Schema, tm.Table)
 	var ts *tableSchema
-	if captured && (tm.Names == nil || tm.Unsigned == nil || tm.PK == nil || tm.Collation == nil) {
+	if captured && (tm.Names == nil || tm.Unsigned == nil || tm.PK == nil || tm.Collation == nil || st.c.isMariaDB() && hasFixedString(tm)) {
 		// Metadata incomplete (binlog_row_metadata=MINIMAL, or a table
-		// without primary key): fill in from information_schema.
+		// without primary key), or a MariaDB fixed-length string column
+		// that may be a UUID, INET4 or INET6 (the table map has no type
+		// names): fill in from information_schema.
 		var err error
 		if ts, err = st.schemaFor(tm.Schema, tm.Table); err != nil {
 			return err
@@ -529,6 +531,17 @@ func (st *streamer) tableMap(tm *tableMap) error {
 	ti.captured = captured
 	st.tables[tm.ID] = ti
 	return nil
+}
+
+// hasFixedString reports whether a table map has a CHAR/BINARY-typed
+// column (as which MariaDB logs UUID, INET4 and INET6).
+func hasFixedString(tm *tableMap) bool {
+	for i, t := range tm.Types {
+		if rt, _ := realType(t, tm.Meta[i]); rt == typeString {
+			return true
+		}
+	}
+	return false
 }
 
 func (st *streamer) rows(h header, rh rowsHeader, ti *tableInfo) error {

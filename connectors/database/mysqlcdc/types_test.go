@@ -3,8 +3,11 @@ package mysqlcdc
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -110,24 +113,81 @@ func decodeJSON(t testing.TB, b []byte) any {
 	return v
 }
 
-// TestTypesRoundTrip: every column type, read by the snapshot (text
-// protocol) and by the binlog decoder, gives exactly the expected JSON.
+// mariaTypes are MariaDB's own column types (UUID since 10.7, INET6 since
+// 10.5, INET4 since 10.10): the binlog carries their storage bytes, which
+// must come out as the text MariaDB shows, as from the snapshot. Values
+// per row of typeRows, and the JSON wanted for each.
+var mariaTypes = []struct {
+	name, ddl string
+	vals      [4]string
+	want      [4]string
+}{
+	{"u", "UUID", [4]string{"'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'", "'6ccd780c-baba-1026-9564-5b8c656024db'", "NULL", "'00000000-0000-0000-0000-000000000000'"},
+		[4]string{`"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"`, `"6ccd780c-baba-1026-9564-5b8c656024db"`, "null", `"00000000-0000-0000-0000-000000000000"`}},
+	{"u2", "UUID", [4]string{"'ffffffff-ffff-ffff-ffff-ffffffffffff'", "'00112233-4455-6677-c899-aabbccddeeff'", "NULL", "'00112233-4455-1677-8899-aabbccddee00'"},
+		[4]string{`"ffffffff-ffff-ffff-ffff-ffffffffffff"`, `"00112233-4455-6677-c899-aabbccddeeff"`, "null", `"00112233-4455-1677-8899-aabbccddee00"`}},
+	{"i4", "INET4", [4]string{"'192.0.2.1'", "'0.0.0.0'", "NULL", "'255.255.255.0'"},
+		[4]string{`"192.0.2.1"`, `"0.0.0.0"`, "null", `"255.255.255.0"`}},
+	{"i6", "INET6", [4]string{"'2001:db8::1'", "'::ffff:192.0.2.128'", "NULL", "'::'"},
+		[4]string{`"2001:db8::1"`, `"::ffff:192.0.2.128"`, "null", `"::"`}},
+	{"i6b", "INET6", [4]string{"'2001:db8:0:1:1:1:1:1'", "'::1.2.3.4'", "NULL", "'fe80::'"},
+		[4]string{`"2001:db8::1:1:1:1:1"`, `"::1.2.3.4"`, "null", `"fe80::"`}},
+}
+
+// hasMariaTypes reports whether the server has every type of mariaTypes.
+func hasMariaTypes(t testing.TB, c *conn) bool {
+	t.Helper()
+	if !c.isMariaDB() {
+		return false
+	}
+	var major, minor int
+	// MariaDB before 11 announces itself as "5.5.5-10.11.6-MariaDB..."
+	// for the sake of old clients.
+	v := strings.TrimPrefix(c.serverVersion, "5.5.5-")
+	if _, err := fmt.Sscanf(v, "%d.%d", &major, &minor); err != nil {
+		t.Fatalf("server version %q: %v", c.serverVersion, err)
+	}
+	return major > 10 || major == 10 && minor >= 10
+}
+
+// TestTypesRoundTrip: every column type the server has, read by the
+// snapshot (text protocol) and by the binlog decoder, gives exactly the
+// expected JSON, and the snapshot image of a row is byte for byte its
+// streamed image.
 func TestTypesRoundTrip(t *testing.T) {
 	c := testDB(t)
 	tbl := uniqueTable(t, c, "types")
-	mustExec(t, c, "SET SESSION sql_mode = ''", "SET SESSION time_zone = '+00:00'", "CREATE TABLE "+tbl+" "+typesDDL+" DEFAULT CHARSET=utf8mb4")
-	for _, r := range typeRows {
+	ddl, rows := typesDDL, append([]string(nil), typeRows...)
+	cols := "id + 10 AS id, ti, tiu, si, siu, mi, miu, i, iu, bi, biu, f, d, dec1, dec2, dec3, dec4, dt, dtm, dtm3, dtm6, ts, ts0, tm, tm3, tm6, yr, c, vc, tx, lt, l1, bn, vb, bl, e, st, bt, bt64, bt10, js, g"
+	wants := map[int]map[string]any{}
+	for id, w := range typeWant {
+		wants[id] = decodeJSON(t, []byte(w)).(map[string]any)
+	}
+	if hasMariaTypes(t, c) {
+		for _, mt := range mariaTypes {
+			ddl = strings.TrimSuffix(ddl, ")") + ", " + mt.name + " " + mt.ddl + " NULL)"
+			cols += ", " + mt.name
+			for i := range rows {
+				rows[i] = strings.TrimSuffix(strings.TrimSpace(rows[i]), ")") + ", " + mt.vals[i] + ")"
+				wants[i+1][mt.name] = decodeJSON(t, []byte(mt.want[i]))
+			}
+		}
+	} else {
+		t.Logf("server %s lacks MariaDB's UUID/INET4/INET6: those columns are not checked", c.serverVersion)
+	}
+	mustExec(t, c, "SET SESSION sql_mode = ''", "SET SESSION time_zone = '+00:00'", "CREATE TABLE "+tbl+" "+ddl+" DEFAULT CHARSET=utf8mb4")
+	for _, r := range rows {
 		mustExec(t, c, "INSERT INTO "+tbl+" VALUES "+r)
 	}
 	cfg := testConfig(tbl)
 	em := newRecorder()
 	_, stop := runRead(t, newSource(t, cfg), nil, em)
 	defer stop()
-	waitFor(t, 20*time.Second, "snapshot", func() bool { ev, _ := em.snapshot(); return len(ev) >= len(typeRows) })
-	mustExec(t, c, "INSERT INTO "+tbl+" SELECT * FROM (SELECT id + 10 AS id, ti, tiu, si, siu, mi, miu, i, iu, bi, biu, f, d, dec1, dec2, dec3, dec4, dt, dtm, dtm3, dtm6, ts, ts0, tm, tm3, tm6, yr, c, vc, tx, lt, l1, bn, vb, bl, e, st, bt, bt64, bt10, js, g FROM "+tbl+") AS x",
+	waitFor(t, 20*time.Second, "snapshot", func() bool { ev, _ := em.snapshot(); return len(ev) >= len(rows) })
+	mustExec(t, c, "INSERT INTO "+tbl+" SELECT * FROM (SELECT "+cols+" FROM "+tbl+") AS x",
 		"UPDATE "+tbl+" SET id = id + 10 WHERE id > 10",
 		"DELETE FROM "+tbl+" WHERE id > 20")
-	n := len(typeRows)
+	n := len(rows)
 	waitFor(t, 20*time.Second, "stream", func() bool { ev, _ := em.snapshot(); return len(ev) >= 4*n })
 	if err := stop(); err != nil {
 		t.Fatal(err)
@@ -135,18 +195,38 @@ func TestTypesRoundTrip(t *testing.T) {
 	ev, _ := em.snapshot()
 	check := func(what string, id int, got []byte) {
 		t.Helper()
-		want := decodeJSON(t, []byte(typeWant[id]))
+		want := wants[id]
 		g := decodeJSON(t, got).(map[string]any)
 		g["id"] = json.Number(string(rune('0' + id)))
 		if !reflect.DeepEqual(g, want) {
-			gm, wm := g, want.(map[string]any)
-			for k := range wm {
-				if !reflect.DeepEqual(gm[k], wm[k]) {
-					gs := truncate(toJSONText(gm[k]), 100)
-					ws := truncate(toJSONText(wm[k]), 100)
+			for k := range want {
+				if !reflect.DeepEqual(g[k], want[k]) {
+					gs := truncate(toJSONText(g[k]), 100)
+					ws := truncate(toJSONText(want[k]), 100)
 					t.Errorf("%s row %d column %s: got %s, want %s", what, id, k, gs, ws)
 				}
 			}
+			for k := range g {
+				if _, ok := want[k]; !ok {
+					t.Errorf("%s row %d: unexpected column %s", what, id, k)
+				}
+			}
+		}
+	}
+	// The same row's bytes: snapshot row id vs streamed insert id+10.
+	images := map[string]string{}
+	for _, e := range ev {
+		raw, _ := e.Data.JSON()
+		var m map[string]any
+		_ = json.Unmarshal(raw, &m)
+		if id, ok := m["id"].(float64); ok && (e.Type == events.SnapshotRead || e.Type == events.Insert) {
+			images[string(e.Type)+strconv.Itoa(int(id)%10)] = strings.TrimPrefix(string(raw), `{"id":`+strconv.Itoa(int(id)))
+		}
+	}
+	for id := 1; id <= n; id++ {
+		k := strconv.Itoa(id)
+		if s, i := images[string(events.SnapshotRead)+k], images[string(events.Insert)+k]; s != i || s == "" {
+			t.Errorf("row %d: snapshot image %s\nstreamed image %s", id, truncate(s, 400), truncate(i, 400))
 		}
 	}
 	seen := map[events.Type]int{}
@@ -186,4 +266,31 @@ func TestTypesRoundTrip(t *testing.T) {
 func toJSONText(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestInet6TextAsMariaDB: the INET6 text written for the binlog's 16 bytes
+// is the text MariaDB itself gives for the same address, for the shapes
+// where its formatting differs from RFC 5952 and Go's netip (a single
+// zero word compressed, ties, IPv4-compatible and -mapped tails).
+func TestInet6TextAsMariaDB(t *testing.T) {
+	c := testDB(t)
+	if !hasMariaTypes(t, c) {
+		t.Skipf("server %s has no INET6", c.serverVersion)
+	}
+	for _, a := range []string{"::", "::1", "1::", "::1.2.3.4", "::0.0.1.0", "::ffff:0.0.0.0", "::ffff:1.2.3.4", "::fffe:1.2.3.4",
+		"1:0:0:2:0:0:3:4", "1:0:0:2:0:0:0:4", "1:0:2:0:3:0:4:0", "2001:db8:0:1:1:1:1:1", "0:0:0:0:0:1:0:0",
+		"0:0:0:0:0:0:1:0", "fe80::abcd:ef01:2345:6789", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "0:1::"} {
+		res, err := c.query("SELECT CAST(CAST(" + quoteString(a) + " AS INET6) AS CHAR), HEX(CAST(CAST(" + quoteString(a) + " AS INET6) AS BINARY(16)))")
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := hex.DecodeString(string(res.Rows[0][1]))
+		if err != nil || len(raw) != 16 {
+			t.Fatalf("%s: binary %s", a, res.Rows[0][1])
+		}
+		want := `"` + string(res.Rows[0][0]) + `"`
+		if got := string(appendInet6(nil, raw)); got != want {
+			t.Errorf("%s: wrote %s, MariaDB shows %s", a, got, want)
+		}
+	}
 }
