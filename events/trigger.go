@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bytes"
 	"crypto/md5"
 	"encoding/hex"
 	"encoding/json"
@@ -71,7 +72,13 @@ const (
 	sourceKinesis          = "aws:kinesis"
 	sourceMSK              = "aws:kafka"
 	sourceSelfManagedKafka = "SelfManagedKafka"
+	// sourceSelfManagedKafkaOld is the spelling of older AWS docs and of
+	// Lambda Powertools' test events; Lambda may still send it.
+	sourceSelfManagedKafkaOld = "aws:SelfManagedKafka"
 )
+
+// supportedSources lists the eventSource values an error message names.
+const supportedSources = "aws:sqs, aws:kinesis, aws:kafka, SelfManagedKafka, aws:SelfManagedKafka"
 
 // ErrUnknownTrigger is returned for an event no trigger parser recognizes.
 var ErrUnknownTrigger = errors.New("unknown trigger event")
@@ -89,6 +96,7 @@ func DetectLambdaTrigger(raw []byte) (TriggerKind, error) {
 func detect(raw []byte) (TriggerKind, []byte, error) {
 	var kind TriggerKind
 	var records []byte
+	top := ""
 	err := objectFields(raw, func(k, v []byte) error {
 		switch {
 		case keyIs(k, "eventSource"):
@@ -96,7 +104,9 @@ func detect(raw []byte) (TriggerKind, []byte, error) {
 			if err != nil {
 				return err
 			}
-			if s == sourceMSK || s == sourceSelfManagedKafka {
+			top = s
+			switch s {
+			case sourceMSK, sourceSelfManagedKafka, sourceSelfManagedKafkaOld:
 				kind = TriggerKafka
 			}
 		case keyIs(k, "Records"):
@@ -131,9 +141,11 @@ func detect(raw []byte) (TriggerKind, []byte, error) {
 		case sourceKinesis:
 			return TriggerKinesis, records, nil
 		}
-		return "", nil, fmt.Errorf("%w: eventSource %q (supported: aws:sqs, aws:kinesis, aws:kafka, SelfManagedKafka)", ErrUnknownTrigger, src)
+		return "", nil, fmt.Errorf("%w: eventSource %q (supported: %s)", ErrUnknownTrigger, src, supportedSources)
+	case top != "":
+		return "", nil, fmt.Errorf("%w: eventSource %q (supported: %s)", ErrUnknownTrigger, top, supportedSources)
 	}
-	return "", nil, fmt.Errorf("%w: no eventSource (supported: SQS, Kinesis, MSK and self-managed Kafka events)", ErrUnknownTrigger)
+	return "", nil, fmt.Errorf("%w: no eventSource (supported: %s)", ErrUnknownTrigger, supportedSources)
 }
 
 // ParseLambdaEvent parses the event a Lambda trigger sent, whichever it is.
@@ -190,18 +202,20 @@ func ReadLambdaResponse(kind TriggerKind, ds []Delivery, resp []byte) ([]int, er
 		switch kind {
 		case TriggerKafka:
 			var id KafkaItemIdentifier
-			if err := json.Unmarshal(f.ItemIdentifier, &id); err != nil {
-				return nil, fmt.Errorf("read kafka response: itemIdentifier: %w", err)
+			dec := json.NewDecoder(bytes.NewReader(f.ItemIdentifier))
+			dec.DisallowUnknownFields() // Lambda fails the batch for a key it does not know
+			if err := dec.Decode(&id); err != nil || id.TopicPartition == "" {
+				return nil, fmt.Errorf("read kafka response: itemIdentifier must be {\"topic-partition\": ..., \"offset\": ...}, got %s", f.ItemIdentifier)
 			}
 			found := false
 			for i, d := range ds {
-				if KafkaTopicPartition(d.Topic, d.Partition) == id.Partition && d.Offset >= id.Offset {
+				if KafkaTopicPartition(d.Topic, d.Partition) == id.TopicPartition && d.Offset >= id.Offset {
 					again[i], found = true, true
 				}
 			}
 			if !found {
 				// Lambda fails the whole batch for an identifier not in it.
-				return nil, fmt.Errorf("read kafka response: %s offset %d is not in the batch", id.Partition, id.Offset)
+				return nil, fmt.Errorf("read kafka response: %s offset %d is not in the batch", id.TopicPartition, id.Offset)
 			}
 		default:
 			var id string

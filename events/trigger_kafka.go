@@ -14,14 +14,15 @@ import (
 // self-managed Kafka event source mapping with ReportBatchItemFailures on.
 // aws-lambda-go has no type for it. Unlike SQS and Kinesis, the item
 // identifier is an object: the key of the event's records map
-// ("<topic>-<partition>") and the offset to resume that partition from —
-// the shape AWS's own Lambda Powertools emits and the Lambda docs' "Kafka
-// error handling controls" page describes:
+// ("<topic>-<partition>") under "topic-partition", and the offset to resume
+// that partition from, as the Lambda docs' "Configuring error handling
+// controls for Kafka event sources" page gives it:
 //
-//	{"batchItemFailures": [{"itemIdentifier": {"partition": "orders-0", "offset": 42}}]}
+//	{"batchItemFailures": [{"itemIdentifier": {"topic-partition": "orders-0", "offset": 42}}]}
 //
-// An empty list acknowledges the whole batch; an identifier naming a
-// partition or offset that is not in the batch fails the whole batch.
+// An empty list acknowledges the whole batch; an identifier Lambda does not
+// recognise (another key name, a partition or offset not in the batch)
+// fails the whole batch, so every partition would be replayed.
 type KafkaEventResponse struct {
 	BatchItemFailures []KafkaBatchItemFailure `json:"batchItemFailures"`
 }
@@ -33,8 +34,8 @@ type KafkaBatchItemFailure struct {
 
 // KafkaItemIdentifier names the record a partition resumes from.
 type KafkaItemIdentifier struct {
-	Partition string `json:"partition"` // the records-map key, "<topic>-<partition>"
-	Offset    int64  `json:"offset"`
+	TopicPartition string `json:"topic-partition"` // the records-map key, "<topic>-<partition>"
+	Offset         int64  `json:"offset"`
 }
 
 // ParseKafkaEvent parses an MSK or self-managed Kafka trigger event:
@@ -96,7 +97,7 @@ func (b *Batch) kafkaResponse(failed []int) KafkaEventResponse {
 		}
 	}
 	for _, tp := range order {
-		r.BatchItemFailures = append(r.BatchItemFailures, KafkaBatchItemFailure{ItemIdentifier: KafkaItemIdentifier{Partition: tp, Offset: lowest[tp]}})
+		r.BatchItemFailures = append(r.BatchItemFailures, KafkaBatchItemFailure{ItemIdentifier: KafkaItemIdentifier{TopicPartition: tp, Offset: lowest[tp]}})
 	}
 	return r
 }

@@ -231,16 +231,26 @@ func objectFieldsEnd(b []byte, fn func(key, val []byte) error) (int, error) {
 	}
 }
 
-// sqsResponse lists the failed messages. A FIFO queue must not see later
-// messages of the batch before the failed one again, so from the first
-// failure on every message is reported (the AWS rule for FIFO partial
-// batch responses); the ones already written are deduplicated by id when
-// they come back.
+// sqsResponse lists the failed messages. On a FIFO queue a message group
+// must not see a later message before the failed one comes again, so
+// from a group's first failure on every message of that group is
+// reported; other groups are acknowledged as they went (what Powertools'
+// FIFO processor does with skip_group_on_error). A later message of the
+// group that was written anyway is deduplicated by id when it comes back.
 func (b *Batch) sqsResponse(failed []int) lambdaevents.SQSEventResponse {
 	r := lambdaevents.SQSEventResponse{BatchItemFailures: []lambdaevents.SQSBatchItemFailure{}}
 	if b.FIFO && len(failed) > 0 {
-		for _, d := range b.Deliveries[failed[0]:] {
-			r.BatchItemFailures = append(r.BatchItemFailures, lambdaevents.SQSBatchItemFailure{ItemIdentifier: d.ID})
+		stopped := map[string]bool{}
+		next := 0
+		for i, d := range b.Deliveries {
+			isFailed := next < len(failed) && failed[next] == i
+			if isFailed {
+				next++
+				stopped[d.Group] = true
+			}
+			if isFailed || stopped[d.Group] {
+				r.BatchItemFailures = append(r.BatchItemFailures, lambdaevents.SQSBatchItemFailure{ItemIdentifier: d.ID})
+			}
 		}
 		return r
 	}

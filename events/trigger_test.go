@@ -127,10 +127,14 @@ func TestSQSResponse(t *testing.T) {
 	if got, want := responseJSON(t, std.Response([]int{1})), `{"batchItemFailures":[{"itemIdentifier":"`+id(std, 1)+`"}]}`; got != want {
 		t.Errorf("standard queue: %s, want %s", got, want)
 	}
-	// FIFO: the first failure and every later message.
-	if got, want := responseJSON(t, fifo.Response([]int{1})),
-		`{"batchItemFailures":[{"itemIdentifier":"`+id(fifo, 1)+`"},{"itemIdentifier":"`+id(fifo, 2)+`"}]}`; got != want {
+	// FIFO: per message group, the first failure and every later message
+	// of that group (0 and 1 are group orders-0, 2 is orders-1).
+	if got, want := responseJSON(t, fifo.Response([]int{0})),
+		`{"batchItemFailures":[{"itemIdentifier":"`+id(fifo, 0)+`"},{"itemIdentifier":"`+id(fifo, 1)+`"}]}`; got != want {
 		t.Errorf("fifo queue: %s, want %s", got, want)
+	}
+	if got, want := responseJSON(t, fifo.Response([]int{1})), `{"batchItemFailures":[{"itemIdentifier":"`+id(fifo, 1)+`"}]}`; got != want {
+		t.Errorf("fifo queue, other group goes on: %s, want %s", got, want)
 	}
 	if got := responseJSON(t, fifo.Response(nil)); got != `{"batchItemFailures":[]}` {
 		t.Errorf("success: %s", got)
@@ -170,7 +174,7 @@ func TestKafkaResponseShape(t *testing.T) {
 		t.Errorf("headers: %v", b.Deliveries[0].Attributes)
 	}
 	got := responseJSON(t, b.Response([]int{1, 2}))
-	want := `{"batchItemFailures":[{"itemIdentifier":{"partition":"demo.orders-0","offset":16}},{"itemIdentifier":{"partition":"demo.orders-1","offset":7}}]}`
+	want := `{"batchItemFailures":[{"itemIdentifier":{"topic-partition":"demo.orders-0","offset":16}},{"itemIdentifier":{"topic-partition":"demo.orders-1","offset":7}}]}`
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
@@ -178,7 +182,7 @@ func TestKafkaResponseShape(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(again, []int{1, 2}) {
 		t.Errorf("redelivered %v (%v)", again, err)
 	}
-	if _, err := ReadLambdaResponse(TriggerKafka, b.Deliveries, []byte(`{"batchItemFailures":[{"itemIdentifier":{"partition":"x-0","offset":1}}]}`)); err == nil {
+	if _, err := ReadLambdaResponse(TriggerKafka, b.Deliveries, []byte(`{"batchItemFailures":[{"itemIdentifier":{"topic-partition":"x-0","offset":1}}]}`)); err == nil {
 		t.Error("an identifier not in the batch was accepted")
 	}
 }

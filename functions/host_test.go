@@ -208,7 +208,7 @@ func TestLambdaBootstrap(t *testing.T) {
 		t.Fatalf("sqs: %s %s\nstderr: %s", r.kind, r.body, stderr)
 	}
 
-	// SQS FIFO: the failed message and every later one.
+	// SQS FIFO: the failed message and every later one of its group.
 	fifo := events.NewSQSEvent(events.SQSSource{QueueARN: "arn:aws:sqs:eu-west-1:123456789012:orders.fifo"},
 		deliveries("fifo", event(`{"n":3}`), `not json`, event(`{"n":4}`), event(`{"n":5}`)))
 	r = api.invoke(t, mustJSON(t, fifo))
@@ -233,7 +233,7 @@ func TestLambdaBootstrap(t *testing.T) {
 	}
 	kafka := events.NewKafkaEvent(events.KafkaSource{ClusterARN: "arn:aws:kafka:eu-west-1:123456789012:cluster/c/1"}, kf)
 	r = api.invoke(t, mustJSON(t, kafka))
-	if want := `{"batchItemFailures":[{"itemIdentifier":{"partition":"orders-0","offset":102}},{"itemIdentifier":{"partition":"orders-1","offset":101}}]}`; string(r.body) != want {
+	if want := `{"batchItemFailures":[{"itemIdentifier":{"topic-partition":"orders-0","offset":102}},{"itemIdentifier":{"topic-partition":"orders-1","offset":101}}]}`; string(r.body) != want {
 		t.Fatalf("kafka: %s, want %s", r.body, want)
 	}
 
@@ -246,8 +246,14 @@ func TestLambdaBootstrap(t *testing.T) {
 	// What was written, and the metrics as EMF lines.
 	out := stdout.String()
 	for n := 1; n <= 7; n++ {
-		if c := strings.Count(out, fmt.Sprintf(`"data":{"n":%d}`, n)); c != 1 {
-			t.Errorf("event n=%d written %d times\n%s", n, c, out)
+		// n=4 and n=5 follow the broken FIFO message in its message group:
+		// held back (reported failed, not written) to keep the group's order.
+		want := 1
+		if n == 4 || n == 5 {
+			want = 0
+		}
+		if c := strings.Count(out, fmt.Sprintf(`"data":{"n":%d}`, n)); c != want {
+			t.Errorf("event n=%d written %d times, want %d\n%s", n, c, want, out)
 		}
 	}
 	if !strings.Contains(out, `"CloudWatchMetrics":[{"Namespace":"RivvenConnect"`) || !strings.Contains(out, `"FunctionName":"stdout"`) {

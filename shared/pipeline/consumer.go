@@ -263,6 +263,9 @@ func (r *SinkRunner) consume(ctx context.Context, t string, p int32) error {
 	}
 	failures := 0
 	recs := make([]Record, 0, r.BatchSize)
+	// The partition is consumed in order: a failed record holds back the
+	// rest of its batch, which is fetched again from it.
+	group := resilience.StreamOf(t, p)
 	fetch := func(fctx context.Context, from int64, limit int, _ bool) ([]topic.Message, error) {
 		wait := r.Wait
 		if d, ok := fctx.Deadline(); ok {
@@ -282,7 +285,7 @@ func (r *SinkRunner) consume(ctx context.Context, t string, p int32) error {
 		}
 		recs = recs[:0]
 		for _, m := range msgs {
-			rec := Record{ID: strconv.FormatInt(m.Offset, 10), Topic: t, Partition: p, Offset: m.Offset, Raw: m.Value}
+			rec := Record{ID: strconv.FormatInt(m.Offset, 10), Topic: t, Partition: p, Offset: m.Offset, Raw: m.Value, Group: group}
 			rec.Event, rec.DecodeErr = events.DecodeAny(m.Value)
 			recs = append(recs, rec)
 		}

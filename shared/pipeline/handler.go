@@ -27,6 +27,12 @@ type Record struct {
 	// Attempt is the delivery attempt (1 on first delivery), when the
 	// trigger knows it; records past the retry limit are dead-lettered.
 	Attempt int
+	// Group is the ordering scope the trigger promises: the SQS FIFO
+	// MessageGroupId, the Kafka topic-partition, the Kinesis shard, a
+	// Redis Streams partition; "" when records are unordered. Once a
+	// record of a group fails, the later records of that group in the
+	// batch are held back: not written, reported failed.
+	Group string
 	// Event is the decoded event; nil when decoding failed (then Raw and
 	// DecodeErr say why, and the record is dead-lettered).
 	Event     *events.Event
@@ -43,6 +49,11 @@ type Result struct {
 	// DeadLettered counts records sent to the dead-letter topic (these are
 	// done: a host acknowledges them).
 	DeadLettered int
+	// Held counts the failed records that were not tried at all because
+	// an earlier record of their ordering group failed.
+	Held int
+
+	deadReasons []string // the first few dead-lettered records, for the log
 }
 
 // ErrSinkFailed is returned once a sink has moved to Failed.
@@ -199,6 +210,18 @@ func (h *Handler) Handle(ctx context.Context, recs []Record) (Result, error) {
 	batch := make([]*events.Event, 0, len(recs))
 	origin := make([]int, 0, len(recs))
 	var dead []deadRecord
+	failed := make(map[int]error)
+	var ord ordering
+	unusable := func(i int, stage string, err error) {
+		if h.DeadLetters == nil {
+			// Nowhere to put it: it fails back to the trigger, whose
+			// redrive policy or on-failure destination takes it.
+			failed[i] = fmt.Errorf("%s: %w (no dead-letter topic, so it is reported failed)", stage, err)
+			ord.fail(recs, i)
+			return
+		}
+		dead = append(dead, deadRecord{i, stage, err})
+	}
 	duplicates := 0
 	for i := range recs {
 		r := &recs[i]
@@ -206,12 +229,17 @@ func (h *Handler) Handle(ctx context.Context, recs []Record) (Result, error) {
 			duplicates++ // a redelivery of a record already written
 			continue
 		}
+		if err := ord.held(r); err != nil {
+			failed[i] = err
+			ord.hold(i)
+			continue
+		}
 		if r.Event == nil {
 			err := r.DecodeErr
 			if err == nil {
 				err = errors.New("record has no event")
 			}
-			dead = append(dead, deadRecord{i, "decode", err})
+			unusable(i, "decode", err)
 			continue
 		}
 		if h.Transforms == nil {
@@ -223,10 +251,10 @@ func (h *Handler) Handle(ctx context.Context, recs []Record) (Result, error) {
 		var te *TransformError
 		switch {
 		case errors.As(err, &te):
-			dead = append(dead, deadRecord{i, "transform", te.Failed[0].Err})
+			unusable(i, "transform", te.Failed[0].Err)
 			continue
 		case err != nil:
-			dead = append(dead, deadRecord{i, "transform", err})
+			unusable(i, "transform", err)
 			continue
 		}
 		if len(out) == 0 {
@@ -239,8 +267,19 @@ func (h *Handler) Handle(ctx context.Context, recs []Record) (Result, error) {
 	if duplicates > 0 {
 		h.Status.Duplicates.Add(uint64(duplicates))
 	}
+	// Records that cannot be written are dead-lettered before the write,
+	// so that when dead-lettering fails the later records of their
+	// ordering groups can still be held back.
+	if len(dead) > 0 {
+		if h.deadLetterOrFail(ctx, recs, attempt, dead, failed, &res) == 0 {
+			for _, d := range dead {
+				ord.fail(recs, d.idx)
+			}
+		}
+		dead = dead[:0]
+		batch, origin = ord.filter(recs, batch, origin, failed)
+	}
 
-	failed := make(map[int]error)
 	outcome := resilience.NoWrite
 	if len(batch) > 0 {
 		var err error
@@ -290,7 +329,7 @@ func (h *Handler) Handle(ctx context.Context, recs []Record) (Result, error) {
 	// topic instead of being retried again.
 	for i := range recs {
 		err, ok := failed[i]
-		if !ok {
+		if !ok || ord.isHeld(i) {
 			continue
 		}
 		if h.MaxAttempts > 0 && attempt[i] >= h.MaxAttempts && h.DeadLetters != nil {
@@ -298,9 +337,10 @@ func (h *Handler) Handle(ctx context.Context, recs []Record) (Result, error) {
 			delete(failed, i)
 		}
 	}
+	res.Held = len(ord.heldIdx)
 	h.conclude(ctx, recs, attempt, dead, failed, &res)
 	if h.Ledger != nil {
-		if err := h.settleLocked(ctx, recs, adm, attempt, failed, outcome); err != nil {
+		if err := h.settleLocked(ctx, recs, adm, attempt, failed, ord.heldIdx, outcome); err != nil {
 			return res, err
 		}
 	}
@@ -388,7 +428,7 @@ func (h *Handler) rejectLocked(ctx context.Context, recs []Record, adm resilienc
 		failed[i] = err
 	}
 	h.conclude(ctx, recs, attempt, dead, failed, &res)
-	if serr := h.settleLocked(ctx, recs, adm, attempt, failed, resilience.WriteSkipped); serr != nil {
+	if serr := h.settleLocked(ctx, recs, adm, attempt, failed, nil, resilience.WriteSkipped); serr != nil {
 		return res, serr
 	}
 	return res, nil
@@ -398,7 +438,7 @@ func (h *Handler) rejectLocked(ctx context.Context, recs []Record, adm resilienc
 // when there is nothing to record): the breaker outcome, per partition the
 // committed offset (the prefix with no failure, for ordered transports),
 // done IDs, and failure counts where the trigger keeps none.
-func (h *Handler) settleLocked(ctx context.Context, recs []Record, adm resilience.Admission, attempt []int, failed map[int]error, outcome resilience.Outcome) error {
+func (h *Handler) settleLocked(ctx context.Context, recs []Record, adm resilience.Admission, attempt []int, failed map[int]error, held map[int]bool, outcome resilience.Outcome) error {
 	mode := h.Ledger.Config().Dedup
 	st := resilience.Settlement{Outcome: outcome, Probe: adm.Probe}
 	if mode != resilience.DedupNone {
@@ -414,7 +454,9 @@ func (h *Handler) settleLocked(ctx context.Context, recs []Record, adm resilienc
 			done := adm.Done != nil && adm.Done[i]
 			m := ""
 			if bad {
-				if r.Attempt == 0 { // the trigger does not count: the ledger does
+				// The trigger does not count: the ledger does. A held-back
+				// record was not tried, so it did not fail.
+				if r.Attempt == 0 && !held[i] {
 					st.Failed = append(st.Failed, member(r))
 				}
 			} else if !done && adm.Attempts != nil && adm.Attempts[i] > 0 {
@@ -544,7 +586,6 @@ func (h *Handler) deadLetter(ctx context.Context, recs []Record, attempt []int, 
 		}
 	}
 	h.Status.DeadLettered.Add(uint64(len(dead)))
-	h.Log.Warn("records dead-lettered", "sink", h.Name, "count", len(dead), "first_error", dead[0].err)
 	return nil
 }
 
@@ -563,21 +604,144 @@ func (h *Handler) Close(ctx context.Context) error {
 }
 
 // conclude dead-letters what must go there (or, when that fails, reports it
-// failed so nothing is lost) and lists the failed records in res.
+// failed so nothing is lost), lists the failed records in res and logs the
+// batch's failures.
 func (h *Handler) conclude(ctx context.Context, recs []Record, attempt []int, dead []deadRecord, failed map[int]error, res *Result) {
 	if len(dead) > 0 {
-		if err := h.deadLetter(ctx, recs, attempt, dead); err != nil {
-			h.Status.Fail(err)
-			for _, d := range dead {
-				failed[d.idx] = err
-			}
-		} else {
-			res.DeadLettered = len(dead)
-		}
+		h.deadLetterOrFail(ctx, recs, attempt, dead, failed, res)
 	}
 	for i, r := range recs {
 		if _, ok := failed[i]; ok {
 			res.Failed, res.FailedIdx = append(res.Failed, r.ID), append(res.FailedIdx, i)
 		}
 	}
+	h.logFailures(recs, failed, res)
+}
+
+// deadLetterOrFail dead-letters dead and returns how many went; when
+// that fails, they are reported failed (nothing is lost) with both
+// reasons, and the failure is logged with their ids.
+func (h *Handler) deadLetterOrFail(ctx context.Context, recs []Record, attempt []int, dead []deadRecord, failed map[int]error, res *Result) int {
+	err := h.deadLetter(ctx, recs, attempt, dead)
+	if err == nil {
+		res.DeadLettered += len(dead)
+		for _, d := range dead {
+			res.deadReasons = appendReason(res.deadReasons, recs[d.idx].ID, fmt.Errorf("dead-lettered: %s: %w", d.stage, d.err))
+		}
+		return len(dead)
+	}
+	h.Status.Fail(err)
+	var ids []string
+	for _, d := range dead {
+		failed[d.idx] = fmt.Errorf("%s: %w; dead-lettering it failed: %w", d.stage, d.err, err)
+		if len(ids) < maxLoggedReasons {
+			ids = append(ids, recs[d.idx].ID)
+		}
+	}
+	h.Log.Error("dead-lettering failed; the records are reported failed instead", "sink", h.Name,
+		"count", len(dead), "ids", ids, "error", err, "first_reason", dead[0].err)
+	return 0
+}
+
+// maxLoggedReasons bounds the per-record reasons one log line carries.
+const maxLoggedReasons = 3
+
+func appendReason(rs []string, id string, err error) []string {
+	if len(rs) >= maxLoggedReasons {
+		return rs
+	}
+	return append(rs, id+": "+err.Error())
+}
+
+// logFailures writes one line for a batch in which records failed or were
+// dead-lettered: the counts and the first few ids with their reasons, so
+// that why a record failed is visible on every host (Lambda, Cloud Run,
+// run, local, invoke).
+func (h *Handler) logFailures(recs []Record, failed map[int]error, res *Result) {
+	if len(failed) == 0 && res.DeadLettered == 0 {
+		return
+	}
+	var first []string
+	for _, i := range res.FailedIdx {
+		if len(first) >= maxLoggedReasons {
+			break
+		}
+		first = appendReason(first, recs[i].ID, failed[i])
+	}
+	for _, r := range res.deadReasons {
+		if len(first) >= maxLoggedReasons {
+			break
+		}
+		first = append(first, r)
+	}
+	h.Log.Warn("records failed or dead-lettered", "sink", h.Name, "records", len(recs),
+		"failed", len(res.FailedIdx), "held", res.Held, "dead_lettered", res.DeadLettered, "first", first)
+}
+
+// ordering holds back, within one batch, the records of an ordering group
+// that come after a failed record of that group, so that the sink never
+// sees a group's records out of order: written now, the later record
+// would reach the sink before the failed one's redelivery.
+type ordering struct {
+	first   map[string]int // group → index of its first failed record
+	heldIdx map[int]bool
+}
+
+// fail notes that record i failed before the write.
+func (o *ordering) fail(recs []Record, i int) {
+	g := recs[i].Group
+	if g == "" {
+		return
+	}
+	if o.first == nil {
+		o.first = map[string]int{}
+	}
+	if j, ok := o.first[g]; !ok || i < j {
+		o.first[g] = i
+	}
+}
+
+// held returns the error of a record held back by an earlier failure of
+// its group, nil when it may go on.
+func (o *ordering) held(r *Record) error {
+	if r.Group == "" || o.first == nil {
+		return nil
+	}
+	return o.errFor(r)
+}
+
+func (o *ordering) errFor(r *Record) error {
+	if _, ok := o.first[r.Group]; !ok {
+		return nil
+	}
+	return fmt.Errorf("held back: an earlier record of ordering group %s failed in this batch", r.Group)
+}
+
+func (o *ordering) hold(i int) {
+	if o.heldIdx == nil {
+		o.heldIdx = map[int]bool{}
+	}
+	o.heldIdx[i] = true
+}
+
+func (o *ordering) isHeld(i int) bool { return o.heldIdx[i] }
+
+// filter removes from the batch the outputs of records that come after a
+// failure of their group, reporting those records failed.
+func (o *ordering) filter(recs []Record, batch []*events.Event, origin []int, failed map[int]error) ([]*events.Event, []int) {
+	if o.first == nil {
+		return batch, origin
+	}
+	n := 0
+	for k, i := range origin {
+		r := &recs[i]
+		if j, ok := o.first[r.Group]; ok && r.Group != "" && i > j {
+			failed[i] = o.errFor(r)
+			o.hold(i)
+			continue
+		}
+		batch[n], origin[n] = batch[k], i
+		n++
+	}
+	return batch[:n], origin[:n]
 }

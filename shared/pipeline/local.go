@@ -312,7 +312,7 @@ func (l *Local) consume(ctx context.Context, s *localSink, t string, part int32)
 		offset = l.startOffset(s, t, part)
 		l.Broker.Commit(s.group, t, part, offset)
 	}
-	ad := &Adapter{Handler: s.handler, Topics: []string{t}}
+	ad := &Adapter{Handler: s.handler, Topics: []string{t}, Ordered: true}
 	attempts := map[int64]int{}
 	failures := 0
 	ds := make([]events.Delivery, 0, s.batch)

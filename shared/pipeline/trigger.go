@@ -35,6 +35,11 @@ type Adapter struct {
 	// attributed to the only topic when there is exactly one, so that its
 	// dead letters go to the configured <topic>.dlq.
 	Topics []string
+	// Ordered makes every batch keep its order as one ordering group
+	// where the trigger names none (a standard SQS queue): the local
+	// emulator delivers one partition per batch and redelivers from the
+	// first failure, which promises the partition's order.
+	Ordered bool
 }
 
 // Outcome is what one delivered batch came to.
@@ -56,7 +61,7 @@ func (a *Adapter) Deliver(ctx context.Context, b *events.Batch) (Outcome, error)
 		d := &b.Deliveries[i]
 		d.Topic = a.topic(d.Topic)
 		r := &recs[i]
-		*r = Record{ID: d.ID, Topic: d.Topic, Partition: d.Partition, Offset: d.Offset, Attempt: d.Attempt, Raw: d.Value}
+		*r = Record{ID: d.ID, Topic: d.Topic, Partition: d.Partition, Offset: d.Offset, Attempt: d.Attempt, Raw: d.Value, Group: a.group(b, d)}
 		r.Event, r.DecodeErr = events.DecodeDelivery(a.Payload, d)
 	}
 	res, err := a.Handler.Handle(ctx, recs)
@@ -66,6 +71,21 @@ func (a *Adapter) Deliver(ctx context.Context, b *events.Batch) (Outcome, error)
 	}
 	out.Response = b.Response(res.FailedIdx)
 	return out, nil
+}
+
+// group is a delivery's ordering scope: what the trigger promises to keep
+// in order (SQS FIFO message groups, Kafka partitions, Kinesis shards,
+// Pub/Sub ordering keys). A standard SQS queue promises no order, even
+// for messages that carry a MessageGroupId (fair queues).
+func (a *Adapter) group(b *events.Batch, d *events.Delivery) string {
+	g := d.Group
+	if b.Kind == events.TriggerSQS && !b.FIFO {
+		g = ""
+	}
+	if g == "" && a.Ordered {
+		g = events.KafkaTopicPartition(d.Topic, d.Partition)
+	}
+	return g
 }
 
 func (a *Adapter) topic(name string) string {
