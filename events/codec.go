@@ -32,7 +32,8 @@ const (
 // CodecNames lists the codecs in a stable order.
 var CodecNames = []string{CodecRivven, CodecDebezium, CodecCloudEvents}
 
-// CodecByName returns the codec with that name.
+// CodecByName returns the codec with that name and its default options
+// (NewCodec takes options).
 func CodecByName(name string) (Codec, error) {
 	switch name {
 	case CodecRivven, "", "json":
@@ -206,7 +207,7 @@ func (rivvenCodec) Append(dst []byte, e *Event) ([]byte, error) {
 	}
 	var err error
 	dst = append(dst, `{"event_type":`...)
-	dst = appendString(dst, string(e.Type))
+	dst = appendString(dst, string(e.Type.Wire()))
 	dst = append(dst, `,"stream":`...)
 	dst = appendString(dst, e.Stream)
 	dst = append(dst, `,"namespace":`...)
@@ -222,7 +223,7 @@ func (rivvenCodec) Append(dst []byte, e *Event) ([]byte, error) {
 		return dst[:n], err
 	}
 	dst = append(dst, `,"metadata":`...)
-	dst = appendMetadata(dst, &e.Metadata)
+	dst = appendMetadata(dst, &e.Metadata, wireMark(e.Type))
 	if len(e.Key) > 0 {
 		dst = append(dst, `,"key":`...)
 		dst = append(dst, e.Key...)
@@ -235,7 +236,28 @@ func (rivvenCodec) Append(dst []byte, e *Event) ([]byte, error) {
 	return append(dst, '}'), nil
 }
 
-func appendMetadata(dst []byte, m *Metadata) []byte {
+// Metadata keys that tell the event types the reference's set lacks apart
+// on the wire: metadata.snapshot (true, or "last" from the source) marks a
+// snapshot row written as insert, metadata.control = "truncate" a truncate
+// written as a state event.
+const (
+	MetaSnapshot = "snapshot"
+	MetaControl  = "control"
+)
+
+// wireMark is the metadata entry Rivven JSON adds for t, if any.
+func wireMark(t Type) Field {
+	switch t {
+	case SnapshotRead:
+		return Field{Key: MetaSnapshot, Value: json.RawMessage("true")}
+	case Truncate:
+		return Field{Key: MetaControl, Value: json.RawMessage(`"truncate"`)}
+	}
+	return Field{}
+}
+
+// appendMetadata writes m, plus mark when m does not already have its key.
+func appendMetadata(dst []byte, m *Metadata, mark Field) []byte {
 	dst = append(dst, '{')
 	first := true
 	sep := func() {
@@ -275,7 +297,31 @@ func appendMetadata(dst []byte, m *Metadata) []byte {
 		dst = append(dst, ':')
 		dst = appendRawOrNull(dst, f.Value)
 	}
+	if mark.Key != "" {
+		if _, ok := m.Get(mark.Key); !ok {
+			sep()
+			dst = appendString(dst, mark.Key)
+			dst = append(dst, ':')
+			dst = append(dst, mark.Value...)
+		}
+	}
 	return append(dst, '}')
+}
+
+// unwire gives back the event type a Rivven event_type stood for: an
+// insert marked as a snapshot row, a state event marked as a truncate.
+func unwire(t Type, m *Metadata) Type {
+	switch t {
+	case Insert:
+		if v, ok := m.Get(MetaSnapshot); ok && !isNull(v) && string(v) != "false" && string(v) != `"false"` {
+			return SnapshotRead
+		}
+	case State:
+		if v, ok := m.Get(MetaControl); ok && string(v) == `"truncate"` {
+			return Truncate
+		}
+	}
+	return t
 }
 
 // appendSource writes SourceInfo with the field names and omitempty rules
@@ -294,7 +340,7 @@ func appendSource(dst []byte, s *SourceInfo) ([]byte, error) {
 		dst = append(dst, '"', ':')
 	}
 	for _, f := range [...]struct{ name, val string }{
-		{"connector", s.Connector}, {"database", s.Database}, {"schema", s.Schema},
+		{"connector", s.Connector}, {"name", s.Name}, {"database", s.Database}, {"schema", s.Schema},
 		{"table", s.Table}, {"position", s.Position},
 	} {
 		if f.val != "" {
@@ -315,6 +361,14 @@ func appendSource(dst []byte, s *SourceInfo) ([]byte, error) {
 		field("snapshot")
 		dst = append(dst, "true"...)
 	}
+	if s.Commit != "" {
+		field("commit")
+		dst = appendString(dst, s.Commit)
+	}
+	if s.LastCommit != "" {
+		field("last_commit")
+		dst = appendString(dst, s.LastCommit)
+	}
 	return append(dst, '}'), nil
 }
 
@@ -331,6 +385,12 @@ func decodeSource(b []byte) (*SourceInfo, error) {
 		switch {
 		case keyIs(k, "connector"):
 			s.Connector, err = stringOrNull(v)
+		case keyIs(k, "name"):
+			s.Name, err = stringOrNull(v)
+		case keyIs(k, "commit"):
+			s.Commit, err = stringOrNull(v)
+		case keyIs(k, "last_commit"):
+			s.LastCommit, err = stringOrNull(v)
 		case keyIs(k, "database"):
 			s.Database, err = stringOrNull(v)
 		case keyIs(k, "schema"):
@@ -469,6 +529,7 @@ func (rivvenCodec) Decode(b []byte) (*Event, error) {
 	if !haveTS {
 		return nil, fmt.Errorf("rivven event: missing timestamp")
 	}
+	e.Type = unwire(e.Type, &e.Metadata)
 	return e, nil
 }
 
@@ -548,180 +609,6 @@ func parseUint(v []byte, bits int) (uint64, error) {
 	return n, nil
 }
 
-// ---- Debezium envelope -----------------------------------------------------
-
-type debeziumCodec struct{}
-
-// Debezium encodes the Debezium change envelope
-// {before, after, source, op, ts_ms} and decodes it with or without the
-// {schema, payload} wrapper of the JSON converter.
-var Debezium Codec = debeziumCodec{}
-
-func (debeziumCodec) Name() string        { return CodecDebezium }
-func (debeziumCodec) ContentType() string { return "application/json" }
-
-func (debeziumCodec) Append(dst []byte, e *Event) ([]byte, error) {
-	op := e.Type.Op()
-	if op == "s" {
-		return appendDebeziumSchemaChange(dst, e)
-	}
-	if op == "" {
-		return dst, fmt.Errorf("a Debezium envelope cannot carry %s events", e.Type)
-	}
-	var before, after []byte
-	var err error
-	switch e.Type {
-	case Insert, Record, SnapshotRead:
-		if after, err = e.Data.JSON(); err != nil {
-			return dst, err
-		}
-	case Delete:
-		if before, err = e.Data.JSON(); err != nil {
-			return dst, err
-		}
-	case Update:
-		var data []byte
-		if data, err = e.Data.JSON(); err != nil {
-			return dst, err
-		}
-		err = objectFields(data, func(k, v []byte) error {
-			switch {
-			case keyIs(k, "before"):
-				before = v
-			case keyIs(k, "after"):
-				after = v
-			}
-			return nil
-		})
-		if err != nil {
-			return dst, fmt.Errorf("update data: %w", err)
-		}
-	}
-	dst = append(dst, `{"before":`...)
-	dst = appendRawOrNull(dst, before)
-	dst = append(dst, `,"after":`...)
-	dst = appendRawOrNull(dst, after)
-	dst = append(dst, `,"source":`...)
-	dst = appendDebeziumSource(dst, e)
-	dst = append(dst, `,"op":"`...)
-	dst = append(dst, op...)
-	dst = append(dst, `","ts_ms":`...)
-	dst = strconv.AppendInt(dst, e.Timestamp.UnixMilli(), 10)
-	if e.Metadata.TransactionID != "" {
-		dst = append(dst, `,"transaction":{"id":`...)
-		dst = appendString(dst, e.Metadata.TransactionID)
-		if e.Metadata.Sequence != nil {
-			dst = append(dst, `,"total_order":`...)
-			dst = strconv.AppendUint(dst, *e.Metadata.Sequence, 10)
-		}
-		dst = append(dst, '}')
-	}
-	return append(dst, '}'), nil
-}
-
-// appendDebeziumSchemaChange renders a schema event the way Debezium's
-// schema change topic does: {source, ts_ms, databaseName, schemaName, ddl,
-// tableChanges: [{type: ALTER, id, table}]}, with the event's data (the
-// columns and keys the source saw) as the table. Debezium's own table
-// object has a fixed shape; ours carries what the CDC source reports.
-func appendDebeziumSchemaChange(dst []byte, e *Event) ([]byte, error) {
-	table, err := e.Data.JSON()
-	if err != nil {
-		return dst, err
-	}
-	src := e.Source
-	if src == nil {
-		src = &SourceInfo{}
-	}
-	schema := orDefault(src.Schema, e.NamespaceOr(""))
-	name := orDefault(src.Table, e.Stream)
-	dst = append(dst, `{"source":`...)
-	dst = appendDebeziumSource(dst, e)
-	dst = append(dst, `,"ts_ms":`...)
-	dst = strconv.AppendInt(dst, e.Timestamp.UnixMilli(), 10)
-	dst = append(dst, `,"databaseName":`...)
-	dst = appendString(dst, src.Database)
-	dst = append(dst, `,"schemaName":`...)
-	dst = appendString(dst, schema)
-	dst = append(dst, `,"ddl":null,"tableChanges":[{"type":"ALTER","id":`...)
-	id := `"` + name + `"`
-	if schema != "" {
-		id = `"` + schema + `".` + id
-	}
-	if src.Database != "" {
-		id = `"` + src.Database + `".` + id
-	}
-	dst = appendString(dst, id)
-	dst = append(dst, `,"table":`...)
-	dst = appendRawOrNull(dst, table)
-	return append(dst, "}]}"...), nil
-}
-
-// appendDebeziumSource writes the source block, with the fields the
-// Debezium connector of the same database would set: lsn and txId for
-// PostgreSQL, file/pos or gtid for MySQL and MariaDB.
-func appendDebeziumSource(dst []byte, e *Event) []byte {
-	dst = append(dst, `{"version":"rivven-connect","connector":`...)
-	src := e.Source
-	if src == nil {
-		src = &SourceInfo{}
-	}
-	dst = appendString(dst, orDefault(src.Connector, "rivven"))
-	dst = append(dst, `,"name":`...)
-	dst = appendString(dst, e.Stream)
-	dst = append(dst, `,"ts_ms":`...)
-	ts := e.Timestamp
-	if src.CommitTS != nil {
-		ts = *src.CommitTS
-	}
-	dst = strconv.AppendInt(dst, ts.UnixMilli(), 10)
-	dst = append(dst, `,"snapshot":`...)
-	if e.Type == SnapshotRead || src.Snapshot {
-		dst = append(dst, `"true"`...)
-	} else {
-		dst = append(dst, `"false"`...)
-	}
-	dst = append(dst, `,"db":`...)
-	dst = appendString(dst, src.Database)
-	if schema := orDefault(src.Schema, e.NamespaceOr("")); schema != "" {
-		dst = append(dst, `,"schema":`...)
-		dst = appendString(dst, schema)
-	}
-	dst = append(dst, `,"table":`...)
-	dst = appendString(dst, orDefault(src.Table, e.Stream))
-	if pos := orDefault(src.Position, e.Metadata.Position); pos != "" {
-		dst = append(dst, `,"position":`...)
-		dst = appendString(dst, pos)
-	}
-	switch src.Connector {
-	case "postgres-cdc":
-		if lsn, ok := parseLSN(src.Position); ok {
-			dst = append(dst, `,"lsn":`...)
-			dst = strconv.AppendUint(dst, lsn, 10)
-		}
-		if tx, err := strconv.ParseUint(e.Metadata.TransactionID, 10, 64); err == nil {
-			dst = append(dst, `,"txId":`...)
-			dst = strconv.AppendUint(dst, tx, 10)
-		}
-	case "mysql-cdc":
-		// Binlog files end in .NNNNNN; anything else is a GTID set.
-		if file, pos, ok := strings.Cut(src.Position, ":"); ok && strings.Contains(file, ".") {
-			if n, err := strconv.ParseUint(pos, 10, 64); err == nil {
-				dst = append(dst, `,"file":`...)
-				dst = appendString(dst, file)
-				dst = append(dst, `,"pos":`...)
-				dst = strconv.AppendUint(dst, n, 10)
-				break
-			}
-		}
-		if src.Position != "" {
-			dst = append(dst, `,"gtid":`...)
-			dst = appendString(dst, src.Position)
-		}
-	}
-	return append(dst, '}')
-}
-
 // parseLSN reads PostgreSQL's X/Y text form of a WAL position.
 func parseLSN(s string) (uint64, bool) {
 	hi, lo, ok := strings.Cut(s, "/")
@@ -754,7 +641,9 @@ func orDefault(s, def string) string {
 // uses; PostgreSQL, MySQL and our own encoder fill different parts of it.
 type debeziumSource struct {
 	Connector string
+	Name      string
 	TsMs      int64
+	TsNs      int64
 	Snapshot  bool
 	DB        string
 	Schema    string
@@ -773,9 +662,22 @@ func decodeDebeziumSource(b []byte, src *debeziumSource) error {
 		switch {
 		case keyIs(k, "connector"):
 			src.Connector, err = stringOrNull(v)
+		case keyIs(k, "name"):
+			src.Name, err = stringOrNull(v)
 		case keyIs(k, "ts_ms"):
 			if !isNull(v) {
 				src.TsMs, err = parseInt(v)
+			}
+		case keyIs(k, "ts_us"):
+			if !isNull(v) && src.TsNs == 0 {
+				var us int64
+				if us, err = parseInt(v); err == nil {
+					src.TsNs = us * 1000
+				}
+			}
+		case keyIs(k, "ts_ns"):
+			if !isNull(v) {
+				src.TsNs, err = parseInt(v)
 			}
 		case keyIs(k, "snapshot"):
 			// "true", "last", "first", "incremental", ... or a boolean in
@@ -829,7 +731,7 @@ func parseInt(v []byte) (int64, error) {
 	return n, nil
 }
 
-func (debeziumCodec) Decode(b []byte) (*Event, error) {
+func (*debeziumCodec) Decode(b []byte) (*Event, error) {
 	return decodeDebezium(b, 0)
 }
 
@@ -924,13 +826,23 @@ func decodeDebezium(b []byte, depth int) (*Event, error) {
 			return nil, fmt.Errorf("debezium envelope: source: %w", err)
 		}
 	}
-	ms := src.TsMs
+	// The event time is the commit time (source.ts_*); the top-level
+	// ts_ms is when the connector processed the change, used only when
+	// the source block has no time.
+	var ms int64
 	if !isNull(tsMs) {
 		if ms, err = parseInt(tsMs); err != nil {
 			return nil, fmt.Errorf("debezium envelope: ts_ms: %w", err)
 		}
 	}
-	e.Timestamp = time.UnixMilli(ms).UTC()
+	switch {
+	case src.TsNs != 0 && src.TsNs/1_000_000 == src.TsMs:
+		e.Timestamp = time.Unix(0, src.TsNs).UTC()
+	case src.TsMs != 0:
+		e.Timestamp = time.UnixMilli(src.TsMs).UTC()
+	default:
+		e.Timestamp = time.UnixMilli(ms).UTC()
+	}
 	if err := checkTime("ts_ms", e.Timestamp); err != nil {
 		return nil, fmt.Errorf("debezium envelope: %w", err)
 	}
@@ -939,19 +851,23 @@ func decodeDebezium(b []byte, depth int) (*Event, error) {
 		e.Namespace = &box.ns
 	}
 	info := &box.src
-	*info = SourceInfo{Connector: src.Connector, Database: src.DB, Schema: src.Schema, Table: src.Table}
+	*info = SourceInfo{Connector: src.Connector, Name: src.Name, Database: src.DB, Schema: src.Schema, Table: src.Table}
+	lsn, lsnErr := strconv.ParseUint(src.LSN, 10, 64)
 	switch {
 	case src.Position != "":
 		info.Position = src.Position
+	case src.LSN != "" && lsnErr == nil && src.Connector == "postgresql":
+		// PostgreSQL's own X/Y spelling, as postgres-cdc writes it.
+		info.Position = strings.ToUpper(strconv.FormatUint(lsn>>32, 16) + "/" + strconv.FormatUint(lsn&0xffffffff, 16))
 	case src.LSN != "":
 		info.Position = "lsn:" + src.LSN
-	case src.GTID != "":
-		info.Position = "gtid:" + src.GTID
 	case src.File != "":
 		info.Position = src.File + ":" + src.Pos
+	case src.GTID != "":
+		info.Position = "gtid:" + src.GTID
 	}
 	if src.TsMs != 0 {
-		box.ct = time.UnixMilli(src.TsMs).UTC()
+		box.ct = e.Timestamp
 		if err := checkTime("source ts_ms", box.ct); err != nil {
 			return nil, fmt.Errorf("debezium envelope: %w", err)
 		}
@@ -961,6 +877,9 @@ func decodeDebezium(b []byte, depth int) (*Event, error) {
 	e.Source = info
 	e.Metadata.Position = info.Position
 	e.Metadata.TransactionID = src.TxID // PostgreSQL's source.txId
+	if e.Metadata.TransactionID == "" {
+		e.Metadata.TransactionID = src.GTID // MySQL's transaction GTID
+	}
 	if !isNull(txn) {
 		// The transaction block (provide.transaction.metadata=true).
 		_ = objectFields(txn, func(k, v []byte) error {
@@ -983,102 +902,6 @@ func decodeDebezium(b []byte, depth int) (*Event, error) {
 
 // ---- CloudEvents 1.0 (structured JSON) -------------------------------------
 
-type cloudEventsCodec struct{}
-
-// CloudEvents encodes structured-mode CloudEvents 1.0 JSON with type
-// "rivven.<stream>.<event_type>" and the Rivven fields as extension
-// attributes, so that decoding gives the same event back.
-var CloudEvents Codec = cloudEventsCodec{}
-
-func (cloudEventsCodec) Name() string        { return CodecCloudEvents }
-func (cloudEventsCodec) ContentType() string { return "application/cloudevents+json" }
-
-func (cloudEventsCodec) Append(dst []byte, e *Event) ([]byte, error) {
-	n := len(dst)
-	if err := checkTime("timestamp", e.Timestamp); err != nil {
-		return dst, err
-	}
-	var err error
-	dst = append(dst, `{"specversion":"1.0","type":"rivven.`...)
-	dst = appendEscaped(dst, e.Stream)
-	dst = append(dst, '.')
-	dst = appendEscaped(dst, string(e.Type))
-	dst = append(dst, `","source":`...)
-	if e.Source != nil && e.Source.Connector != "" {
-		dst = append(dst, `"/rivven/`...)
-		dst = appendEscaped(dst, e.Source.Connector)
-		dst = append(dst, '"')
-	} else {
-		dst = append(dst, `"rivven-connect"`...)
-	}
-	dst = append(dst, `,"id":"`...)
-	dst = appendCloudEventID(dst, e)
-	dst = append(dst, `","time":"`...)
-	dst = AppendTimestamp(dst, e.Timestamp)
-	dst = append(dst, `","datacontenttype":"application/json","data":`...)
-	if dst, err = e.Data.AppendJSON(dst); err != nil {
-		return dst[:n], err
-	}
-	dst = append(dst, `,"rivvenstream":`...)
-	dst = appendString(dst, e.Stream)
-	if e.Namespace != nil {
-		dst = append(dst, `,"rivvennamespace":`...)
-		dst = appendString(dst, *e.Namespace)
-	}
-	dst = append(dst, `,"rivvenop":`...)
-	dst = appendString(dst, string(e.Type))
-	if len(e.Key) > 0 {
-		// The CloudEvents partitioning extension: a string, here the key's JSON.
-		dst = append(dst, `,"partitionkey":"`...)
-		dst = appendEscaped(dst, string(e.Key))
-		dst = append(dst, '"')
-	}
-	// CloudEvents extension attributes are strings, numbers, booleans,
-	// binaries, URIs or timestamps, never objects (CloudEvents SDKs reject
-	// an event that has one), so metadata and source travel as JSON text.
-	if md := &e.Metadata; md.Position != "" || md.TransactionID != "" || md.Sequence != nil ||
-		md.SchemaID != nil || md.SchemaSubject != "" || len(md.Extra) > 0 {
-		dst = append(dst, `,"rivvenmetadata":"`...)
-		dst = appendEscaped(dst, string(appendMetadata(nil, md)))
-		dst = append(dst, '"')
-	}
-	if e.Source != nil {
-		src, err := appendSource(nil, e.Source)
-		if err != nil {
-			return dst[:n], err
-		}
-		dst = append(dst, `,"rivvensource":"`...)
-		dst = appendEscaped(dst, string(src))
-		dst = append(dst, '"')
-	}
-	return append(dst, '}'), nil
-}
-
-// appendCloudEventID appends an id that is stable for the same change (so
-// consumers can dedupe on it), JSON-escaped: stream, position and sequence
-// when the source gave a position, else a hash of stream, type, timestamp
-// and data.
-func appendCloudEventID(dst []byte, e *Event) []byte {
-	if e.Metadata.Position != "" {
-		dst = appendEscaped(dst, e.Stream)
-		dst = append(dst, ':')
-		dst = appendEscaped(dst, e.Metadata.Position)
-		if e.Metadata.Sequence != nil {
-			dst = append(dst, ':')
-			dst = strconv.AppendUint(dst, *e.Metadata.Sequence, 10)
-		}
-		return dst
-	}
-	var tsBuf [40]byte
-	h := fnvOffset
-	h = fnvAdd(h, e.Stream)
-	h = fnvAdd(h, string(e.Type))
-	h = fnvAdd(h, AppendTimestamp(tsBuf[:0], e.Timestamp))
-	b, _ := e.Data.JSON()
-	h ^= fnvAdd(fnvOffset, b)
-	return strconv.AppendUint(dst, h, 16)
-}
-
 const fnvOffset = uint64(14695981039346656037)
 
 // fnvAdd continues an FNV-1a hash over s.
@@ -1090,7 +913,7 @@ func fnvAdd[T string | []byte](h uint64, s T) uint64 {
 	return h
 }
 
-func (cloudEventsCodec) Decode(b []byte) (*Event, error) {
+func (*cloudEventsCodec) Decode(b []byte) (*Event, error) {
 	box := new(rivvenBox)
 	e := &box.e
 	e.Stream = "default"
@@ -1173,11 +996,12 @@ func (cloudEventsCodec) Decode(b []byte) (*Event, error) {
 	if op != nil {
 		e.Type, err = parseTypeToken(op)
 	} else {
-		// type is rivven.<stream>.<op>; streams may contain dots.
+		// type is [io.]rivven.<stream>.<op>; streams may contain dots.
 		var t string
 		if typ != nil {
 			t, err = unquote(typ)
 		}
+		t = strings.TrimPrefix(t, "io.")
 		if i := strings.LastIndexByte(t, '.'); err == nil && strings.HasPrefix(t, "rivven.") && i > len("rivven") {
 			if e.Stream == "default" && i > len("rivven.") {
 				e.Stream = t[len("rivven."):i]

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -87,8 +88,9 @@ var rivvenGoldens = []struct {
 	{"record/full-metadata", `{"event_type":"record","stream":"clicks","namespace":null,"timestamp":"2024-01-15T10:30:00.123456789Z","data":{"url":"/pricing","ms":12},"metadata":{"position":"offset:42","transaction_id":"tx-1","sequence":18446744073709551615,"schema_id":4294967295,"schema_subject":"clicks-value","zeta":1,"alpha":{"nested":[1,2.5,"x",null,true]},"mid":"x","nothing":null,"flag":false}}`},
 	{"record/schema-only", `{"event_type":"record","stream":"clicks","namespace":null,"timestamp":"2024-01-15T10:30:00Z","data":{"url":"/"},"metadata":{"schema_id":0,"schema_subject":"clicks-value"}}`},
 	{"record/sequence-zero", `{"event_type":"record","stream":"s","namespace":null,"timestamp":"2024-01-15T10:30:00Z","data":{},"metadata":{"sequence":0}}`},
-	{"snapshot-read", `{"event_type":"snapshot-read","stream":"users","namespace":"app","timestamp":"1970-01-01T00:00:00Z","data":{"id":1},"metadata":{"position":"snapshot"}}`},
-	{"truncate", `{"event_type":"truncate","stream":"users","namespace":"app","timestamp":"2024-01-15T10:30:00Z","data":null,"metadata":{}}`},
+	{"snapshot-read", `{"event_type":"insert","stream":"users","namespace":"app","timestamp":"1970-01-01T00:00:00Z","data":{"id":1},"metadata":{"position":"snapshot","snapshot":true}}`},
+	{"snapshot-last", `{"event_type":"insert","stream":"users","namespace":"app","timestamp":"1970-01-01T00:00:00Z","data":{"id":1},"metadata":{"snapshot":"last"}}`},
+	{"truncate", `{"event_type":"state","stream":"users","namespace":"app","timestamp":"2024-01-15T10:30:00Z","data":null,"metadata":{"control":"truncate"}}`},
 	{"schema", `{"event_type":"schema","stream":"users","namespace":"app","timestamp":"2024-01-15T10:30:00Z","data":{"ddl":"ALTER TABLE users ADD COLUMN age int"},"metadata":{}}`},
 	{"state", `{"event_type":"state","stream":"users","namespace":null,"timestamp":"2024-01-15T10:30:00Z","data":{"cursor":"abc"},"metadata":{}}`},
 	{"log", `{"event_type":"log","stream":"connector","namespace":null,"timestamp":"2024-01-15T10:30:00Z","data":{"level":"info","message":"started"},"metadata":{}}`},
@@ -608,7 +610,7 @@ func TestRivvenDecodeErrors(t *testing.T) {
 		{"open brace", `{`, ""},
 		{"missing event_type", sub(`"event_type":"insert",`, ""), "missing event_type"},
 		{"missing timestamp", sub(`"timestamp":"2024-01-15T10:30:00Z",`, ""), "missing timestamp"},
-		{"unknown event_type", sub(`"insert"`, `"upsert"`), `unknown event_type "upsert" (allowed: record, insert, update, delete, snapshot-read, truncate, schema, state, log)`},
+		{"unknown event_type", sub(`"insert"`, `"upsert"`), `unknown event_type "upsert" (allowed: record, insert, update, delete, state, log, schema)`},
 		{"event_type case", sub(`"insert"`, `"INSERT"`), `unknown event_type "INSERT"`},
 		{"event_type null", sub(`"insert"`, `null`), "event_type"},
 		{"event_type number", sub(`"insert"`, `1`), "event_type"},
@@ -791,15 +793,18 @@ func debeziumRoundTripEvents() []*Event {
 			Data: RawPayload([]byte(`{"id":3,"s":"b"}`)), Metadata: Metadata{Position: "lsn:102", TransactionID: "tx3"}},
 		{Type: Truncate, Stream: "orders", Namespace: ptr("public"), Timestamp: base},
 		{Type: Insert, Stream: "orders", Timestamp: base, Data: RawPayload([]byte(`{"id":4}`)),
-			Source: &SourceInfo{Connector: "postgresql", Database: "shop", Schema: "sales", Table: "orders", Position: "lsn:7",
+			Source: &SourceInfo{Connector: "postgresql", Database: "shop", Schema: "sales", Table: "orders", Position: "0/7",
 				CommitTS: ptr(base.Add(-time.Second)), Snapshot: true}},
 	}
 }
 
 func TestDebeziumRoundTrip(t *testing.T) {
+	opts := DefaultDebeziumOptions()
+	opts.SkippedOperations = "none"
+	dbz := fixedDebezium(t, opts, time.Date(2024, 1, 15, 10, 31, 0, 0, time.UTC))
 	for _, e := range debeziumRoundTripEvents() {
 		t.Run(string(e.Type), func(t *testing.T) {
-			b := mustAppend(t, Debezium, e)
+			b := mustAppend(t, dbz, e)
 			var env map[string]any
 			if err := json.Unmarshal(b, &env); err != nil {
 				t.Fatal(err)
@@ -812,7 +817,7 @@ func TestDebeziumRoundTrip(t *testing.T) {
 					t.Errorf("envelope lacks %q: %s", k, b)
 				}
 			}
-			d := mustDecode(t, Debezium, b)
+			d := mustDecode(t, dbz, b)
 			wantType := e.Type
 			if wantType == Record {
 				wantType = Insert // Debezium has no record op
@@ -823,18 +828,20 @@ func TestDebeziumRoundTrip(t *testing.T) {
 			if d.Stream != e.Stream {
 				t.Errorf("stream %q, want %q", d.Stream, e.Stream)
 			}
-			if !d.Timestamp.Equal(e.Timestamp.Truncate(time.Millisecond)) {
-				t.Errorf("timestamp %v, want %v", d.Timestamp, e.Timestamp.Truncate(time.Millisecond))
+			// The event time is the commit time, to the nanosecond (source.ts_ns).
+			wantTS := e.Timestamp
+			if e.Source != nil && e.Source.CommitTS != nil {
+				wantTS = *e.Source.CommitTS
+			}
+			if !d.Timestamp.Equal(wantTS) {
+				t.Errorf("timestamp %v, want %v", d.Timestamp, wantTS)
 			}
 			wantPos := e.Metadata.Position
 			if e.Source != nil && e.Source.Position != "" {
 				wantPos = e.Source.Position
 			}
-			if d.Metadata.Position != wantPos || d.Metadata.TransactionID != e.Metadata.TransactionID {
+			if d.Metadata.Position != wantPos {
 				t.Errorf("metadata %+v", d.Metadata)
-			}
-			if e.Metadata.TransactionID != "" && !reflect.DeepEqual(d.Metadata.Sequence, e.Metadata.Sequence) {
-				t.Errorf("sequence %v, want %v", d.Metadata.Sequence, e.Metadata.Sequence)
 			}
 			if e.NamespaceOr("") != "" && e.Source == nil && d.NamespaceOr("") != e.NamespaceOr("") {
 				t.Errorf("namespace %q, want %q", d.NamespaceOr(""), e.NamespaceOr(""))
@@ -854,12 +861,12 @@ func TestDebeziumRoundTrip(t *testing.T) {
 			if e.Source != nil {
 				s := d.Source
 				if s.Connector != "postgresql" || s.Database != "shop" || s.Schema != "sales" || s.Table != "orders" ||
-					s.CommitTS == nil || !s.CommitTS.Equal(e.Source.CommitTS.Truncate(time.Millisecond)) {
+					s.CommitTS == nil || !s.CommitTS.Equal(*e.Source.CommitTS) {
 					t.Errorf("source %+v", s)
 				}
 			}
 			// Re-encoding the decoded event gives the same envelope.
-			if b2 := mustAppend(t, Debezium, d); e.Source != nil && !bytes.Equal(b, b2) {
+			if b2 := mustAppend(t, dbz, d); e.Source != nil && !bytes.Equal(b, b2) {
 				t.Errorf("re-encode differs\n1 %s\n2 %s", b, b2)
 			}
 			// Rivven round trip of the decoded event.
@@ -873,29 +880,32 @@ func TestDebeziumEncodeShape(t *testing.T) {
 		Timestamp: time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC),
 		Data:      RawPayload([]byte(`{"after":{"id":3},"before":{"id":2}}`)),
 		Metadata:  Metadata{Position: "lsn:1", TransactionID: "t<1>", Sequence: ptr(uint64(9))}}
-	got := string(mustAppend(t, Debezium, e))
-	want := `{"before":{"id":2},"after":{"id":3},"source":{"version":"rivven-connect","connector":"rivven","name":"orders","ts_ms":1705314600000,"snapshot":"false","db":"","schema":"public","table":"orders","position":"lsn:1"},"op":"u","ts_ms":1705314600000,"transaction":{"id":"t<1>","total_order":9}}`
+	opts := DefaultDebeziumOptions()
+	opts.ProvideTransactionMetadata = true
+	got := string(mustAppend(t, fixedDebezium(t, opts, time.Date(2024, 1, 15, 10, 30, 1, 0, time.UTC)), e))
+	want := `{"before":{"id":2},"after":{"id":3},"source":{"version":"rivven-connect","connector":"rivven","name":"orders","ts_ms":1705314600000,"ts_us":1705314600000000,"ts_ns":1705314600000000000,"snapshot":"false","db":"","schema":"public","table":"orders","position":"lsn:1"},"op":"u","ts_ms":1705314601000,"ts_us":1705314601000000,"ts_ns":1705314601000000000,"transaction":{"id":"t<1>","total_order":9}}`
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
 
 // CDC sources' source blocks carry what Debezium's connector for the same
-// database would: lsn and txId (PostgreSQL), file/pos or gtid (MySQL).
+// database would: sequence, txId, lsn and xmin (PostgreSQL), server_id,
+// gtid, file, pos and row (MySQL), and decode back.
 func TestDebeziumSourceFields(t *testing.T) {
 	ts := time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)
 	for _, c := range []struct {
-		src  SourceInfo
-		txid string
-		want string
+		src     SourceInfo
+		txid    string
+		want    string
+		backPos string
 	}{
-		{SourceInfo{Connector: "postgres-cdc", Database: "shop", Schema: "public", Table: "orders", Position: "0/16B3748"}, "771",
-			`"position":"0/16B3748","lsn":23803720,"txId":771}`},
-		{SourceInfo{Connector: "mysql-cdc", Database: "shop", Table: "orders", Position: "mariadb-bin.000003:4711"}, "",
-			`"position":"mariadb-bin.000003:4711","file":"mariadb-bin.000003","pos":4711}`},
-		{SourceInfo{Connector: "mysql-cdc", Database: "shop", Table: "orders", Position: "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-23"}, "",
-			`"gtid":"3E11FA47-71CA-11E1-9E33-C80AA9429562:1-23"}`},
-		{SourceInfo{Connector: "mysql-cdc", Database: "shop", Table: "orders", Position: "0-1-42"}, "", `"gtid":"0-1-42"}`},
+		{SourceInfo{Connector: "postgres-cdc", Name: "pg1", Database: "shop", Schema: "public", Table: "orders", Position: "0/16B3748", LastCommit: "0/16B3740"}, "771",
+			`"name":"pg1","ts_ms":1705314600000,"ts_us":1705314600000000,"ts_ns":1705314600000000000,"snapshot":"false","db":"shop","sequence":"[\"23803712\",\"23803720\"]","schema":"public","table":"orders","txId":771,"lsn":23803720,"xmin":null}`, "0/16B3748"},
+		{SourceInfo{Connector: "mysql-cdc", Database: "shop", Table: "orders", Position: "mariadb-bin.000003:4711", Commit: "mariadb-bin.000003:4711"}, "0-1-42",
+			`"table":"orders","server_id":0,"gtid":"0-1-42","file":"mariadb-bin.000003","pos":4711,"row":0,"thread":null,"query":null}`, "mariadb-bin.000003:4711"},
+		{SourceInfo{Connector: "mysql-cdc", Database: "shop", Table: "orders", Position: "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-23", Commit: "binlog.000002:120"}, "3E11FA47-71CA-11E1-9E33-C80AA9429562:23",
+			`"gtid":"3E11FA47-71CA-11E1-9E33-C80AA9429562:23","file":"binlog.000002","pos":120,`, "binlog.000002:120"},
 	} {
 		src := c.src
 		e := &Event{Type: Insert, Stream: "orders", Timestamp: ts, Data: RawPayload([]byte(`{"id":1}`)), Source: &src, Metadata: Metadata{TransactionID: c.txid}}
@@ -904,19 +914,29 @@ func TestDebeziumSourceFields(t *testing.T) {
 			t.Errorf("%s: %s\nwant it to contain %s", src.Position, got, c.want)
 		}
 		back, err := Debezium.Decode([]byte(got))
-		if err != nil || back.Source.Position != src.Position {
-			t.Errorf("%s: decoded back %+v, %v", src.Position, back, err)
+		if err != nil || back.Source.Position != c.backPos || back.Metadata.TransactionID != c.txid {
+			t.Errorf("%s: decoded back %+v %+v, %v", src.Position, back, back.Source, err)
 		}
 	}
 }
 
-// Schema events become Debezium schema change records and come back.
+// With schema_changes_topic, schema events become records of Debezium's
+// schema change topic, and come back.
 func TestDebeziumSchemaChange(t *testing.T) {
 	e := &Event{Type: Schema, Stream: "orders", Namespace: ptr("public"), Timestamp: time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC),
-		Data:   RawPayload([]byte(`{"columns":[{"name":"id","type":"int8"}],"primary_key":["id"]}`)),
+		Data:   RawPayload([]byte(`{"schema":"public","table":"orders","columns":[{"name":"id","type":"bigint","key":true,"nullable":false},{"name":"note","type":"character varying(20)","nullable":true}],"primary_key":["id"]}`)),
 		Source: &SourceInfo{Connector: "postgres-cdc", Database: "shop", Schema: "public", Table: "orders"}}
-	got := string(mustAppend(t, Debezium, e))
-	for _, want := range []string{`"databaseName":"shop"`, `"schemaName":"public"`, `"tableChanges":[{"type":"ALTER","id":"\"shop\".\"public\".\"orders\""`, `"table":{"columns":[{"name":"id","type":"int8"}],"primary_key":["id"]}}]}`} {
+	opts := DefaultDebeziumOptions()
+	opts.SchemaChangesTopic = "pg1.schema-changes"
+	c := fixedDebezium(t, opts, time.Date(2024, 1, 15, 10, 30, 1, 0, time.UTC))
+	if topic, ok := c.(Diverter).Divert(e); !ok || topic != "pg1.schema-changes" {
+		t.Fatalf("divert %q %v", topic, ok)
+	}
+	got := string(mustAppend(t, c, e))
+	for _, want := range []string{`"databaseName":"shop"`, `"schemaName":"public"`, `"ddl":null`,
+		`"tableChanges":[{"type":"ALTER","id":"\"public\".\"orders\"","table":{"defaultCharsetName":null,"primaryKeyColumnNames":["id"],"columns":[` +
+			`{"name":"id","jdbcType":-5,"typeName":"BIGINT","typeExpression":"BIGINT","position":1,"optional":false},` +
+			`{"name":"note","jdbcType":12,"typeName":"CHARACTER VARYING","typeExpression":"CHARACTER VARYING(20)","position":2,"optional":true}]}}]}`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("%s\nwant it to contain %s", got, want)
 		}
@@ -925,9 +945,8 @@ func TestDebeziumSchemaChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, _ := back.Data.JSON()
-	if back.Type != Schema || back.Stream != "orders" || string(data) != `{"columns":[{"name":"id","type":"int8"}],"primary_key":["id"]}` {
-		t.Fatalf("decoded %+v data %s", back, data)
+	if back.Type != Schema || back.Stream != "orders" {
+		t.Fatalf("decoded %+v", back)
 	}
 }
 
@@ -1029,42 +1048,44 @@ func TestDebeziumDecodeRealWorld(t *testing.T) {
 		source   SourceInfo
 	}
 	pgSrc := func(lsn string, ms int64) SourceInfo {
-		return SourceInfo{Connector: "postgresql", Database: "postgres", Schema: "inventory", Table: "customers",
-			Position: "lsn:" + lsn, CommitTS: ptr(time.UnixMilli(ms).UTC())}
+		n, _ := strconv.ParseUint(lsn, 10, 64)
+		return SourceInfo{Connector: "postgresql", Name: "PostgreSQL_server", Database: "postgres", Schema: "inventory", Table: "customers",
+			Position: fmt.Sprintf("%X/%X", n>>32, uint32(n)), CommitTS: ptr(time.UnixMilli(ms).UTC())}
 	}
+	pgPos := func(lsn string) string { s := pgSrc(lsn, 0); return s.Position }
 	cases := []struct {
 		name string
 		in   string
 		want want
 	}{
-		{"pg create", pgCreate, want{typ: Insert, stream: "customers", ns: "inventory", tsMs: 1559033904964, pos: "lsn:24023128", txID: "555",
+		{"pg create", pgCreate, want{typ: Insert, stream: "customers", ns: "inventory", tsMs: 1559033904964, pos: pgPos("24023128"), txID: "555",
 			after:  `{"id":1004,"first_name":"Anne","last_name":"Kretchmar","email":"annek@noanswer.org","event_type":"signup"}`,
 			source: pgSrc("24023128", 1559033904863)}},
-		{"pg update", pgUpdate, want{typ: Update, stream: "customers", ns: "inventory", tsMs: 1559033904965, pos: "lsn:24023200",
+		{"pg update", pgUpdate, want{typ: Update, stream: "customers", ns: "inventory", tsMs: 1559033904965, pos: pgPos("24023200"),
 			txID: "556:24023200", seq: ptr(uint64(2)),
 			after:  `{"id":1004,"first_name":"Anne Marie","last_name":"Kretchmar","email":"annek@noanswer.org","event_type":"signup"}`,
 			before: `{"id":1004,"first_name":"Anne","last_name":"Kretchmar","email":"annek@noanswer.org","event_type":"signup"}`,
 			source: pgSrc("24023200", 1559033904863)}},
-		{"pg delete", pgDelete, want{typ: Delete, stream: "customers", ns: "inventory", tsMs: 1559033904966, pos: "lsn:46523128", txID: "557",
+		{"pg delete", pgDelete, want{typ: Delete, stream: "customers", ns: "inventory", tsMs: 1559033904966, pos: pgPos("46523128"), txID: "557",
 			before: `{"id":1004,"first_name":null,"last_name":null,"email":null,"event_type":null}`,
 			source: pgSrc("46523128", 1559033904863)}},
-		{"pg read", pgRead, want{typ: SnapshotRead, stream: "customers", ns: "inventory", tsMs: 1559033900100, pos: "lsn:24020000", txID: "550",
+		{"pg read", pgRead, want{typ: SnapshotRead, stream: "customers", ns: "inventory", tsMs: 1559033900100, pos: pgPos("24020000"), txID: "550",
 			snapshot: true, after: `{"id":1001,"first_name":"Sally","last_name":"Thomas","email":"sally.thomas@acme.com","event_type":null}`,
 			source: pgSrc("24020000", 1559033900000)}},
-		{"pg truncate", pgTruncate, want{typ: Truncate, stream: "customers", ns: "inventory", tsMs: 1559033905050, pos: "lsn:24030000", txID: "560",
+		{"pg truncate", pgTruncate, want{typ: Truncate, stream: "customers", ns: "inventory", tsMs: 1559033905050, pos: pgPos("24030000"), txID: "560",
 			source: pgSrc("24030000", 1559033905000)}},
 		{"mysql update", mysqlUpdate, want{typ: Update, stream: "customers", ns: "inventory", tsMs: 1465581029523, pos: "mysql-bin.000003:484",
 			after:  `{"id":1004,"first_name":"Anne Marie","last_name":"Kretchmar","email":"annek@noanswer.org","balance":12345678901234567890.123456789}`,
 			before: `{"id":1004,"first_name":"Anne","last_name":"Kretchmar","email":"annek@noanswer.org","balance":12345678901234567890.123456789}`,
-			source: SourceInfo{Connector: "mysql", Database: "inventory", Table: "customers", Position: "mysql-bin.000003:484",
+			source: SourceInfo{Connector: "mysql", Name: "mysql-server-1", Database: "inventory", Table: "customers", Position: "mysql-bin.000003:484",
 				CommitTS: ptr(time.UnixMilli(1465581029100).UTC())}}},
 		{"mysql gtid create", mysqlGTIDCreate, want{typ: Insert, stream: "customers", ns: "inventory", tsMs: 1465581030010,
-			pos: "gtid:c3a4f5a6-1b2c-11ee-8c99-0242ac120002:23", after: `{"id":1005,"first_name":"Bob"}`,
-			source: SourceInfo{Connector: "mysql", Database: "inventory", Table: "customers", Position: "gtid:c3a4f5a6-1b2c-11ee-8c99-0242ac120002:23",
+			pos: "mysql-bin.000003:805", txID: "c3a4f5a6-1b2c-11ee-8c99-0242ac120002:23", after: `{"id":1005,"first_name":"Bob"}`,
+			source: SourceInfo{Connector: "mysql", Name: "mysql-server-1", Database: "inventory", Table: "customers", Position: "mysql-bin.000003:805",
 				CommitTS: ptr(time.UnixMilli(1465581030000).UTC())}}},
 		{"mysql snapshot (boolean, ts_ms 0)", mysqlSnapshot, want{typ: SnapshotRead, stream: "customers", ns: "inventory", tsMs: 1465581029000,
 			pos: "mysql-bin.000003:154", snapshot: true, after: `{"id":1001,"first_name":"Sally"}`,
-			source: SourceInfo{Connector: "mysql", Database: "inventory", Table: "customers", Position: "mysql-bin.000003:154"}}},
+			source: SourceInfo{Connector: "mysql", Name: "mysql-server-1", Database: "inventory", Table: "customers", Position: "mysql-bin.000003:154"}}},
 	}
 	for _, c := range cases {
 		for _, wrapped := range []bool{false, true} {
@@ -1083,8 +1104,14 @@ func TestDebeziumDecodeRealWorld(t *testing.T) {
 					if e.Type != w.typ || e.Stream != w.stream || e.NamespaceOr("") != w.ns {
 						t.Errorf("type %s stream %q namespace %q", e.Type, e.Stream, e.NamespaceOr(""))
 					}
-					if !e.Timestamp.Equal(time.UnixMilli(w.tsMs)) || e.Timestamp.Location() != time.UTC {
-						t.Errorf("timestamp %v, want %v", e.Timestamp, time.UnixMilli(w.tsMs).UTC())
+					// The event time is the commit time (source.ts_ms), the
+					// top-level ts_ms (processing time) only without one.
+					wantTS := time.UnixMilli(w.tsMs).UTC()
+					if w.source.CommitTS != nil {
+						wantTS = *w.source.CommitTS
+					}
+					if !e.Timestamp.Equal(wantTS) || e.Timestamp.Location() != time.UTC {
+						t.Errorf("timestamp %v, want %v", e.Timestamp, wantTS)
 					}
 					if e.Metadata.Position != w.pos || e.Metadata.TransactionID != w.txID || !reflect.DeepEqual(e.Metadata.Sequence, w.seq) {
 						t.Errorf("metadata %+v (sequence %v)", e.Metadata, e.Metadata.Sequence)
@@ -1237,10 +1264,10 @@ func TestCloudEventsEncode(t *testing.T) {
 	if str("specversion") != "1.0" {
 		t.Errorf("specversion %s", ce["specversion"])
 	}
-	if str("type") != "rivven.orders.eu.update" {
+	if str("type") != "io.rivven.orders.eu.update" {
 		t.Errorf("type %s", ce["type"])
 	}
-	if str("source") != "/rivven/postgresql" {
+	if str("source") != "/postgresql/shop" {
 		t.Errorf("source %s", ce["source"])
 	}
 	if str("id") != "orders.eu:0/16B3748:12" {
@@ -1556,5 +1583,100 @@ func TestEncodeRejectsUnknownType(t *testing.T) {
 	e := New(Type("upsert"), "s", RawPayload([]byte(`{}`)))
 	if _, err := Marshal(e); err == nil || !strings.Contains(err.Error(), `unknown event_type "upsert"`) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// A change's id is its transaction's commit position and its index in
+// the transaction, whatever position the stream resumed from (which
+// metadata.position carried before); a snapshot row's id is the
+// snapshot's position and the row's key.
+func TestCloudEventsStableID(t *testing.T) {
+	id := func(e *Event) string {
+		var ce struct{ ID, Source, Type string }
+		if err := json.Unmarshal(mustAppend(t, CloudEvents, e), &ce); err != nil {
+			t.Fatal(err)
+		}
+		return ce.ID
+	}
+	change := func(resumedAt string, seq uint64) *Event {
+		return &Event{Type: Insert, Stream: "orders", Namespace: ptr("public"), Timestamp: time.Unix(1, 0),
+			Data:     RawPayload([]byte(`{"id":1}`)),
+			Metadata: Metadata{Position: `{"lsn":"` + resumedAt + `","tx":"0/5000","n":2}`, Sequence: &seq},
+			Source:   &SourceInfo{Connector: "postgres-cdc", Name: "pg1", Database: "shop", Commit: "0/5000", Position: "0/4F00"}}
+	}
+	a, b := id(change("0/1000", 2)), id(change("0/3000", 2))
+	if a != b || a != "public.orders:0/5000:2" {
+		t.Errorf("ids %q and %q: the resume point changes the id", a, b)
+	}
+	if id(change("0/1000", 3)) == a {
+		t.Error("two changes of a transaction share an id")
+	}
+	snap := func(at string, key string) *Event {
+		return &Event{Type: SnapshotRead, Stream: "orders", Namespace: ptr("public"), Timestamp: time.Now(),
+			Data: RawPayload([]byte(`{"id":1}`)), Key: json.RawMessage(key),
+			Metadata: Metadata{Position: at},
+			Source:   &SourceInfo{Connector: "postgres-cdc", Database: "shop", Position: "0/9000", Snapshot: true}}
+	}
+	x := id(snap(`{"lsn":"0/9000","snapshot":{"at":{"public.orders":["1"]}}}`, `{"id":1}`))
+	y := id(snap(`{"lsn":"0/9000","snapshot":{"done":["public.a"]}}`, `{"id":1}`))
+	if x != y || x != `public.orders:snapshot@0/9000:{"id":1}` {
+		t.Errorf("snapshot row ids %q and %q", x, y)
+	}
+	if id(snap("x", `{"id":1}`)) == id(snap("x", `{"id":2}`)) {
+		t.Error("two snapshot rows share an id")
+	}
+}
+
+// source names connector, server and database, so that two databases
+// never share source + id; type has a reverse-DNS prefix, configurable.
+func TestCloudEventsSourceAndType(t *testing.T) {
+	e := &Event{Type: Insert, Stream: "orders", Timestamp: time.Unix(1, 0), Data: RawPayload([]byte(`{}`)),
+		Source: &SourceInfo{Connector: "postgres-cdc", Name: "pg main", Database: "shop"}}
+	c, err := NewCodec(CodecCloudEvents, DefaultDebeziumOptions(), CloudEventsOptions{TypePrefix: "com.example.cdc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ce struct{ Source, Type string }
+	if err := json.Unmarshal(mustAppend(t, c, e), &ce); err != nil {
+		t.Fatal(err)
+	}
+	if ce.Source != "/postgres-cdc/pg%20main/shop" || ce.Type != "com.example.cdc.orders.insert" {
+		t.Errorf("source %q type %q", ce.Source, ce.Type)
+	}
+	e2 := e.Clone()
+	e2.Source.Database = "shop2"
+	var ce2 struct{ Source string }
+	_ = json.Unmarshal(mustAppend(t, c, e2), &ce2)
+	if ce2.Source == ce.Source {
+		t.Error("two databases share a source")
+	}
+	for _, bad := range []string{"io.rivven.", "a b", `x"y`} {
+		if _, err := NewCodec(CodecCloudEvents, DebeziumOptions{}, CloudEventsOptions{TypePrefix: bad}); err == nil || !strings.Contains(err.Error(), "cloudevents.type_prefix") {
+			t.Errorf("type_prefix %q: %v", bad, err)
+		}
+	}
+}
+
+// Rivven JSON writes only the reference's event types: a snapshot row is
+// an insert with metadata.snapshot, a truncate a state event with
+// metadata.control; both decode back to what they were.
+func TestRivvenWireTypes(t *testing.T) {
+	allowed := map[string]bool{"record": true, "insert": true, "update": true, "delete": true, "state": true, "log": true, "schema": true}
+	for _, typ := range Types {
+		e := &Event{Type: typ, Stream: "s", Timestamp: time.Unix(1, 0).UTC(), Data: RawPayload([]byte(`{"id":1}`))}
+		b := mustMarshal(t, e)
+		var w struct {
+			EventType string                     `json:"event_type"`
+			Metadata  map[string]json.RawMessage `json:"metadata"`
+		}
+		if err := json.Unmarshal(b, &w); err != nil {
+			t.Fatal(err)
+		}
+		if !allowed[w.EventType] {
+			t.Errorf("%s written as event_type %q", typ, w.EventType)
+		}
+		if back := mustDecode(t, Rivven, b); back.Type != typ {
+			t.Errorf("%s came back as %s: %s", typ, back.Type, b)
+		}
 	}
 }

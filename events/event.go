@@ -27,14 +27,30 @@ const (
 // Types lists every event type in a stable order.
 var Types = []Type{Record, Insert, Update, Delete, SnapshotRead, Truncate, Schema, State, Log}
 
-// ParseType accepts an event type name.
+// ParseType accepts an event type name: the reference's set, and the two
+// names (snapshot-read, truncate) that earlier versions wrote on the wire.
 func ParseType(s string) (Type, error) {
 	for _, t := range Types {
 		if string(t) == s {
 			return t, nil
 		}
 	}
-	return "", fmt.Errorf("unknown event_type %q (allowed: record, insert, update, delete, snapshot-read, truncate, schema, state, log)", s)
+	return "", fmt.Errorf("unknown event_type %q (allowed: record, insert, update, delete, state, log, schema)", s)
+}
+
+// Wire is the event_type Rivven JSON writes for t: always one of the
+// reference's set (record, insert, update, delete, state, log, schema),
+// since the reference's consumers reject anything else. A snapshot row is
+// an insert (with metadata.snapshot), a truncate a state event (with
+// metadata.control = "truncate").
+func (t Type) Wire() Type {
+	switch t {
+	case SnapshotRead:
+		return Insert
+	case Truncate:
+		return State
+	}
+	return t
 }
 
 // Op returns the short operation code used by Debezium and by transforms:
@@ -106,13 +122,23 @@ func (m *Metadata) Set(key string, raw json.RawMessage) {
 
 // SourceInfo is what Rivven's wire format loses: where a change came from.
 type SourceInfo struct {
-	Connector string     `json:"connector,omitempty"`
-	Database  string     `json:"database,omitempty"`
-	Schema    string     `json:"schema,omitempty"`
-	Table     string     `json:"table,omitempty"`
-	Position  string     `json:"position,omitempty"`
-	CommitTS  *time.Time `json:"commit_ts,omitempty"`
-	Snapshot  bool       `json:"snapshot,omitempty"`
+	Connector string `json:"connector,omitempty"`
+	// Name is the logical server name: the source's name in the pipeline
+	// (Debezium's topic.prefix). It keeps two databases apart.
+	Name     string     `json:"name,omitempty"`
+	Database string     `json:"database,omitempty"`
+	Schema   string     `json:"schema,omitempty"`
+	Table    string     `json:"table,omitempty"`
+	Position string     `json:"position,omitempty"`
+	CommitTS *time.Time `json:"commit_ts,omitempty"`
+	Snapshot bool       `json:"snapshot,omitempty"`
+	// Commit is the position of the change's transaction, the same for
+	// every change of it: PostgreSQL's commit LSN, MySQL's GTID or the
+	// binlog file:pos where the transaction starts.
+	Commit string `json:"commit,omitempty"`
+	// LastCommit is PostgreSQL's last committed LSN before this change
+	// (the first element of Debezium's source.sequence).
+	LastCommit string `json:"last_commit,omitempty"`
 }
 
 // Event is one change or record moving through a pipeline.

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -490,5 +491,61 @@ func TestConfigProblems(t *testing.T) {
 	sc, ps := spec.DecodeString[SourceConfig]("brokers: [a:9092]\ntopic: t\nconsumer_group: g", "sources.k.config")
 	if len(ps) > 0 || sc.StartOffset != "latest" || sc.Codec != "auto" {
 		t.Errorf("source defaults: %+v %v", sc, ps)
+	}
+}
+
+// codec debezium writes what a Debezium topic holds: a delete followed by
+// a tombstone (same key, null value), no truncate (skipped_operations t)
+// and no schema change in the data stream; with schema_changes_topic the
+// schema change goes to that topic.
+func TestDebeziumTopicShape(t *testing.T) {
+	addrs := cluster(t, kfake.SeedTopics(1, "dbz", "dbz.schema-changes"))
+	ctx := ctxT(t)
+	dbz := events.DefaultDebeziumOptions()
+	dbz.SchemaChangesTopic = "dbz.schema-changes"
+	sink := mkSink(t, SinkConfig{Brokers: addrs, Topic: "dbz", Codec: "debezium", Debezium: dbz})
+	in := sample(1, "orders")
+	del := sample(1, "orders")[0]
+	del.Type = events.Delete
+	trunc := &events.Event{Type: events.Truncate, Stream: "orders", Timestamp: t0, Source: &events.SourceInfo{Connector: "test", Table: "orders"}}
+	schema := &events.Event{Type: events.Schema, Stream: "orders", Timestamp: t0, Data: events.RawPayload([]byte(`{"table":"orders","columns":[{"name":"id","type":"integer","key":true}]}`)),
+		Source: &events.SourceInfo{Connector: "test", Database: "shop", Table: "orders"}}
+	if err := sink.Write(ctx, append(in, del, trunc, schema)); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumeTopics("dbz", "dbz.schema-changes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	byTopic := map[string][]*kgo.Record{}
+	for n := 0; n < 4; {
+		fs := cl.PollFetches(ctx)
+		if err := fs.Err(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) { byTopic[r.Topic] = append(byTopic[r.Topic], r); n++ })
+	}
+	data := byTopic["dbz"]
+	if len(data) != 3 {
+		t.Fatalf("data topic has %d records, want insert, delete, tombstone", len(data))
+	}
+	var op struct{ Op string }
+	for i, want := range []string{"c", "d"} {
+		if err := json.Unmarshal(data[i].Value, &op); err != nil || op.Op != want {
+			t.Errorf("record %d: %s", i, data[i].Value)
+		}
+	}
+	if data[2].Value != nil || string(data[2].Key) != `{"id":0}` {
+		t.Errorf("tombstone: key %s value %q", data[2].Key, data[2].Value)
+	}
+	hist := byTopic["dbz.schema-changes"]
+	if len(hist) != 1 || !strings.Contains(string(hist[0].Value), `"tableChanges":[{"type":"ALTER"`) {
+		t.Errorf("schema change topic: %d records %v", len(hist), hist)
+	}
+	// Validation names the option.
+	bad := SinkConfig{Brokers: addrs, Topic: "x", Codec: "debezium", Debezium: events.DebeziumOptions{SkippedOperations: "x"}}
+	if ps := bad.Validate(); len(ps) != 1 || ps[0].Path != "debezium.skipped_operations" {
+		t.Errorf("problems %v", ps)
 	}
 }

@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -29,15 +30,17 @@ func init() {
 
 // SinkConfig is the kafka-sink config block.
 type SinkConfig struct {
-	Brokers         []string  `yaml:"brokers" required:"true" doc:"Kafka bootstrap broker addresses (host:port)."`
-	Topic           string    `yaml:"topic" required:"true" doc:"Kafka topic to produce to; an event routed by a transform goes to its route instead."`
-	Acks            string    `yaml:"acks" default:"all" enum:"none,leader,all" doc:"Acknowledgements a produce waits for: none, leader, or all in-sync replicas. idempotent and transactional_id need all."`
-	Compression     string    `yaml:"compression" default:"none" enum:"none,gzip,snappy,lz4,zstd" doc:"Compression of record batches."`
-	Idempotent      bool      `yaml:"idempotent" default:"false" doc:"Idempotent producer: retries do not duplicate or reorder records. Implied by transactional_id."`
-	TransactionalID string    `yaml:"transactional_id" doc:"Makes every batch one Kafka transaction (committed when all records were written, aborted otherwise), for exactly-once with read_committed consumers. Unique per running sink instance."`
-	KeyField        string    `yaml:"key_field" doc:"Dot path into the event's row whose value is the record key (a string as is, anything else as JSON); default: the event key as JSON."`
-	Codec           string    `yaml:"codec" default:"rivven" enum:"rivven,debezium,cloudevents" doc:"How events are encoded as record values: Rivven event JSON, Debezium change envelope or CloudEvents (structured JSON)."`
-	Security        *Security `yaml:"security" doc:"TLS and SASL settings."`
+	Brokers         []string                  `yaml:"brokers" required:"true" doc:"Kafka bootstrap broker addresses (host:port)."`
+	Topic           string                    `yaml:"topic" required:"true" doc:"Kafka topic to produce to; an event routed by a transform goes to its route instead."`
+	Acks            string                    `yaml:"acks" default:"all" enum:"none,leader,all" doc:"Acknowledgements a produce waits for: none, leader, or all in-sync replicas. idempotent and transactional_id need all."`
+	Compression     string                    `yaml:"compression" default:"none" enum:"none,gzip,snappy,lz4,zstd" doc:"Compression of record batches."`
+	Idempotent      bool                      `yaml:"idempotent" default:"false" doc:"Idempotent producer: retries do not duplicate or reorder records. Implied by transactional_id."`
+	TransactionalID string                    `yaml:"transactional_id" doc:"Makes every batch one Kafka transaction (committed when all records were written, aborted otherwise), for exactly-once with read_committed consumers. Unique per running sink instance."`
+	KeyField        string                    `yaml:"key_field" doc:"Dot path into the event's row whose value is the record key (a string as is, anything else as JSON); default: the event key as JSON."`
+	Codec           string                    `yaml:"codec" default:"rivven" enum:"rivven,debezium,cloudevents" doc:"How events are encoded as record values: Rivven event JSON, Debezium change envelope or CloudEvents (structured JSON)."`
+	Debezium        events.DebeziumOptions    `yaml:"debezium" doc:"Settings of codec debezium, named after the Debezium connector properties (dots as underscores), with Debezium's defaults."`
+	CloudEvents     events.CloudEventsOptions `yaml:"cloudevents" doc:"Settings of codec cloudevents."`
+	Security        *Security                 `yaml:"security" doc:"TLS and SASL settings."`
 }
 
 // Validate checks what the tags cannot express.
@@ -59,10 +62,8 @@ func (c *SinkConfig) Validate() []spec.Problem {
 	if _, ok := compressionOf[c.Compression]; !ok {
 		ps = append(ps, spec.Problem{Path: "compression", Message: fmt.Sprintf("unknown compression %q (allowed: none, gzip, snappy, lz4, zstd)", c.Compression)})
 	}
-	if c.Codec != "" {
-		if _, err := events.CodecByName(c.Codec); err != nil {
-			ps = append(ps, spec.Problem{Path: "codec", Message: err.Error()})
-		}
+	for _, oe := range events.CodecErrors(c.Codec, c.Debezium, c.CloudEvents, true) {
+		ps = append(ps, spec.Problem{Path: oe.Path, Message: oe.Message})
 	}
 	if c.KeyField != "" && strings.Contains("."+c.KeyField+".", "..") {
 		ps = append(ps, spec.Problem{Path: "key_field", Message: fmt.Sprintf("%q is not a dot path like id or customer.id", c.KeyField)})
@@ -96,7 +97,7 @@ func newSink(cfg *SinkConfig, extra ...kgo.Opt) (*Sink, error) {
 	if ps := cfg.Validate(); len(ps) > 0 {
 		return nil, pipeline.Fatal(spec.Problems(ps))
 	}
-	codec, err := events.CodecByName(cfg.Codec)
+	codec, err := events.NewCodec(cfg.Codec, cfg.Debezium, cfg.CloudEvents)
 	if err != nil {
 		return nil, pipeline.Fatal(err)
 	}
@@ -172,13 +173,15 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 	recs := make([]*kgo.Record, 0, len(batch))
 	idx := make([]int, 0, len(batch))
 	for i, e := range batch {
-		r, err := s.record(e)
-		if err != nil {
+		n := len(recs)
+		var err error
+		if recs, err = s.records(recs, e); err != nil {
 			failed[i] = fmt.Errorf("kafka: %w", err)
 			continue
 		}
-		recs = append(recs, r)
-		idx = append(idx, i)
+		for range recs[n:] {
+			idx = append(idx, i)
+		}
 	}
 	s.failed.Add(int64(len(failed)))
 	if len(recs) > 0 {
@@ -284,26 +287,41 @@ func (s *Sink) abort(ctx context.Context) {
 	_ = s.cl.EndTransaction(actx, kgo.TryAbort)
 }
 
-// record encodes an event and picks its topic and key.
-func (s *Sink) record(e *events.Event) (*kgo.Record, error) {
+// records appends the records of an event to recs: none when the codec
+// leaves it out, the record (on the codec's own topic for what it
+// diverts, like Debezium's schema changes), and a tombstone after it when
+// the codec asks for one (Debezium's deletes) and the record has a key.
+func (s *Sink) records(recs []*kgo.Record, e *events.Event) ([]*kgo.Record, error) {
 	val, err := s.codec.Append(nil, e)
+	if errors.Is(err, events.ErrSkipped) {
+		return recs, nil
+	}
 	if err != nil {
-		return nil, fmt.Errorf("encode: %w", err)
+		return recs, fmt.Errorf("encode: %w", err)
 	}
 	r := &kgo.Record{Topic: s.cfg.Topic, Value: val}
 	if e.Route != "" {
 		r.Topic = e.Route
 	}
+	if d, ok := s.codec.(events.Diverter); ok {
+		if topic, ok := d.Divert(e); ok {
+			r.Topic = topic
+		}
+	}
 	if s.path != nil {
 		k, err := s.keyOf(e)
 		if err != nil {
-			return nil, err
+			return recs, err
 		}
 		r.Key = k
 	} else if len(e.Key) > 0 && string(e.Key) != "null" {
 		r.Key = append([]byte(nil), e.Key...)
 	}
-	return r, nil
+	recs = append(recs, r)
+	if t, ok := s.codec.(events.Tombstoner); ok && t.Tombstone(e) && len(r.Key) > 0 {
+		recs = append(recs, &kgo.Record{Topic: r.Topic, Key: r.Key})
+	}
+	return recs, nil
 }
 
 // keyOf reads key_field from the event's row.

@@ -31,18 +31,20 @@ func init() {
 
 // SinkConfig is the sqs-sink's config block.
 type SinkConfig struct {
-	QueueURL            string `yaml:"queue_url" required:"true" doc:"Full SQS queue URL, like https://sqs.us-east-1.amazonaws.com/123456789012/my-queue; a name ending in .fifo is a FIFO queue."`
-	Region              string `yaml:"region" doc:"AWS region; when empty the region in queue_url's host, else us-east-1."`
-	EndpointURL         string `yaml:"endpoint_url" doc:"Endpoint to call instead of AWS's (LocalStack, tests)."`
-	BatchSize           int    `yaml:"batch_size" default:"10" min:"1" max:"10" doc:"Messages per SendMessageBatch request (a request also stays within 256 KiB)."`
-	BatchTimeoutMS      int    `yaml:"batch_timeout_ms" default:"1000" min:"0" doc:"Max wait before flush. Accepted for compatibility: the engine hands the sink whole batches and each Write sends its batch at once, so nothing waits."`
-	MessageGroupID      string `yaml:"message_group_id" doc:"Static MessageGroupId (FIFO queues; on standard queues it makes fair-queue groups). With message_group_id_field it is the fallback for events without that field."`
-	MessageGroupIDField string `yaml:"message_group_id_field" doc:"Event field (of the row: after, or before for deletes) whose value is the MessageGroupId."`
-	DedupIDField        string `yaml:"deduplication_id_field" doc:"Event field whose value is the MessageDeduplicationId (FIFO queues); events without it rely on the queue's content-based deduplication."`
-	DelaySeconds        int    `yaml:"delay_seconds" default:"0" min:"0" max:"900" doc:"Message delay in seconds (standard queues; FIFO queues only have a queue-level delay)."`
-	IncludeMetadata     bool   `yaml:"include_metadata" default:"true" doc:"Send event_type, stream, namespace, timestamp, position, transaction_id and codec as String message attributes."`
-	Codec               string `yaml:"codec" default:"rivven" enum:"rivven,debezium,cloudevents" doc:"Message body encoding: Rivven event JSON, Debezium change envelope or CloudEvents (structured JSON)."`
-	Auth                *Auth  `yaml:"auth" doc:"Credentials; without it the AWS default credential chain."`
+	QueueURL            string                    `yaml:"queue_url" required:"true" doc:"Full SQS queue URL, like https://sqs.us-east-1.amazonaws.com/123456789012/my-queue; a name ending in .fifo is a FIFO queue."`
+	Region              string                    `yaml:"region" doc:"AWS region; when empty the region in queue_url's host, else us-east-1."`
+	EndpointURL         string                    `yaml:"endpoint_url" doc:"Endpoint to call instead of AWS's (LocalStack, tests)."`
+	BatchSize           int                       `yaml:"batch_size" default:"10" min:"1" max:"10" doc:"Messages per SendMessageBatch request (a request also stays within 256 KiB)."`
+	BatchTimeoutMS      int                       `yaml:"batch_timeout_ms" default:"1000" min:"0" doc:"Max wait before flush. Accepted for compatibility: the engine hands the sink whole batches and each Write sends its batch at once, so nothing waits."`
+	MessageGroupID      string                    `yaml:"message_group_id" doc:"Static MessageGroupId (FIFO queues; on standard queues it makes fair-queue groups). With message_group_id_field it is the fallback for events without that field."`
+	MessageGroupIDField string                    `yaml:"message_group_id_field" doc:"Event field (of the row: after, or before for deletes) whose value is the MessageGroupId."`
+	DedupIDField        string                    `yaml:"deduplication_id_field" doc:"Event field whose value is the MessageDeduplicationId (FIFO queues); events without it rely on the queue's content-based deduplication."`
+	DelaySeconds        int                       `yaml:"delay_seconds" default:"0" min:"0" max:"900" doc:"Message delay in seconds (standard queues; FIFO queues only have a queue-level delay)."`
+	IncludeMetadata     bool                      `yaml:"include_metadata" default:"true" doc:"Send event_type, stream, namespace, timestamp, position, transaction_id and codec as String message attributes."`
+	Codec               string                    `yaml:"codec" default:"rivven" enum:"rivven,debezium,cloudevents" doc:"Message body encoding: Rivven event JSON, Debezium change envelope or CloudEvents (structured JSON)."`
+	Debezium            events.DebeziumOptions    `yaml:"debezium" doc:"Settings of codec debezium, named after the Debezium connector properties (dots as underscores), with Debezium's defaults."`
+	CloudEvents         events.CloudEventsOptions `yaml:"cloudevents" doc:"Settings of codec cloudevents."`
+	Auth                *Auth                     `yaml:"auth" doc:"Credentials; without it the AWS default credential chain."`
 }
 
 // Validate checks what the tags cannot express.
@@ -54,8 +56,8 @@ func (c *SinkConfig) Validate() []spec.Problem {
 	if c.DelaySeconds < 0 || c.DelaySeconds > 900 {
 		ps = append(ps, spec.Problem{Path: "delay_seconds", Message: "must be between 0 and 900"})
 	}
-	if _, err := events.CodecByName(c.Codec); err != nil {
-		ps = append(ps, spec.Problem{Path: "codec", Message: err.Error()})
+	for _, oe := range events.CodecErrors(c.Codec, c.Debezium, c.CloudEvents, false) {
+		ps = append(ps, spec.Problem{Path: oe.Path, Message: oe.Message})
 	}
 	if len(c.MessageGroupID) > 128 {
 		ps = append(ps, spec.Problem{Path: "message_group_id", Message: "at most 128 characters"})
@@ -97,7 +99,7 @@ func NewSink(cfg *SinkConfig) (pipeline.Sink, error) {
 		return nil, pipeline.Fatal(spec.Problems(ps))
 	}
 	q, _ := parseQueueURL(cfg.QueueURL)
-	codec, _ := events.CodecByName(cfg.Codec)
+	codec, _ := events.NewCodec(cfg.Codec, cfg.Debezium, cfg.CloudEvents)
 	client, err := newClient(context.Background(), q, cfg.Region, cfg.EndpointURL, cfg.Auth)
 	if err != nil {
 		return nil, pipeline.Fatal(err)
@@ -141,6 +143,9 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 	var ready []entry
 	for i, ev := range batch {
 		en, err := s.entry(i, ev)
+		if errors.Is(err, events.ErrSkipped) {
+			continue // left out by the encoding: done, nothing to send
+		}
 		if err != nil {
 			failed[i] = err
 			continue
@@ -194,7 +199,7 @@ func (s *Sink) entry(i int, ev *events.Event) (entry, error) {
 				size += len(k) + len("String") + len(v)
 			}
 		}
-		add("event_type", string(ev.Type))
+		add("event_type", string(ev.Type.Wire()))
 		add("stream", ev.Stream)
 		if ev.Namespace != nil {
 			add("namespace", *ev.Namespace)

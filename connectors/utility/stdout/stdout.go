@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -31,9 +32,11 @@ func init() {
 
 // Config is the stdout sink's config block.
 type Config struct {
-	Format string `yaml:"format" default:"json" enum:"json,jsonl,pretty,text,tsv" doc:"Output layout: json (one document per event, indented when pretty), jsonl (one compact line per event), pretty (a header line, then the indented data), text (timestamp, event type, stream and data on one line), tsv (tab-separated event_type, stream, namespace, timestamp, data)."`
-	Pretty bool   `yaml:"pretty" default:"false" doc:"Indent the documents of format json."`
-	Codec  string `yaml:"codec" default:"rivven" enum:"rivven,debezium,cloudevents" doc:"How formats json and jsonl render an event: Rivven event JSON, Debezium change envelope or CloudEvents."`
+	Format      string                    `yaml:"format" default:"json" enum:"json,jsonl,pretty,text,tsv" doc:"Output layout: json (one document per event, indented when pretty), jsonl (one compact line per event), pretty (a header line, then the indented data), text (timestamp, event type, stream and data on one line), tsv (tab-separated event_type, stream, namespace, timestamp, data)."`
+	Pretty      bool                      `yaml:"pretty" default:"false" doc:"Indent the documents of format json."`
+	Codec       string                    `yaml:"codec" default:"rivven" enum:"rivven,debezium,cloudevents" doc:"How formats json and jsonl render an event: Rivven event JSON, Debezium change envelope or CloudEvents."`
+	Debezium    events.DebeziumOptions    `yaml:"debezium" doc:"Settings of codec debezium, named after the Debezium connector properties (dots as underscores), with Debezium's defaults."`
+	CloudEvents events.CloudEventsOptions `yaml:"cloudevents" doc:"Settings of codec cloudevents."`
 }
 
 // Validate rejects settings the chosen format would silently ignore.
@@ -42,6 +45,9 @@ func (c *Config) Validate() []spec.Problem {
 	jsonish := c.Format == "json" || c.Format == "jsonl"
 	if c.Codec != events.CodecRivven && !jsonish {
 		ps = append(ps, spec.Problem{Path: "codec", Message: fmt.Sprintf("codec applies to formats json and jsonl, not %q", c.Format)})
+	}
+	for _, oe := range events.CodecErrors(c.Codec, c.Debezium, c.CloudEvents, false) {
+		ps = append(ps, spec.Problem{Path: oe.Path, Message: oe.Message})
 	}
 	if c.Pretty && c.Format != "json" && c.Format != "pretty" {
 		ps = append(ps, spec.Problem{Path: "pretty", Message: fmt.Sprintf("pretty applies to format json; format %q is one line per event", c.Format)})
@@ -70,7 +76,7 @@ func newSink(cfg *Config, w io.Writer) (*Sink, error) {
 	if ps := cfg.Validate(); len(ps) > 0 {
 		return nil, pipeline.Fatal(spec.Problems(ps))
 	}
-	codec, err := events.CodecByName(cfg.Codec)
+	codec, err := events.NewCodec(cfg.Codec, cfg.Debezium, cfg.CloudEvents)
 	if err != nil {
 		return nil, pipeline.Fatal(err)
 	}
@@ -128,6 +134,9 @@ func (s *Sink) render(b []byte, e *events.Event) ([]byte, error) {
 		start := len(b)
 		var err error
 		if b, err = s.codec.Append(b, e); err != nil {
+			if errors.Is(err, events.ErrSkipped) {
+				return b, nil // left out by the encoding (no line)
+			}
 			return b, err
 		}
 		if s.indent {

@@ -250,7 +250,7 @@ func TestConfig(t *testing.T) {
 		t.Errorf("decoded %+v, %v", cfg, ps)
 	}
 	cfg, ps = decode(t, "{}")
-	if len(ps) > 0 || *cfg != (Config{Format: "json", Codec: "rivven"}) {
+	if len(ps) > 0 || *cfg != (Config{Format: "json", Codec: "rivven", Debezium: events.DefaultDebeziumOptions(), CloudEvents: events.DefaultCloudEventsOptions()}) {
 		t.Errorf("defaults %+v, %v", cfg, ps)
 	}
 	for _, tc := range []struct{ yaml, path, msg string }{

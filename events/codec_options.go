@@ -1,0 +1,146 @@
+package events
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ErrSkipped is returned by a codec's Append for an event the encoding
+// leaves out (a truncate under Debezium's default skipped.operations, a
+// schema change that does not belong in the data stream). A sink counts
+// such an event as done without writing it.
+var ErrSkipped = errors.New("left out by the encoding")
+
+// Tombstoner is implemented by codecs that follow some events with a
+// tombstone (the same key, a null value), as Debezium follows a delete, so
+// that a compacted topic forgets the key. Only sinks whose records have a
+// key and may have no value (Kafka) write them.
+type Tombstoner interface {
+	Tombstone(e *Event) bool
+}
+
+// Diverter is implemented by codecs that send some events to a topic of
+// their own instead of the data stream (Debezium's schema change topic).
+// A sink that cannot write there leaves such events out.
+type Diverter interface {
+	Divert(e *Event) (topic string, ok bool)
+}
+
+// DebeziumOptions are the settings of the Debezium encoding, named after
+// the Debezium connector properties they mirror (dots become
+// underscores) and defaulting as Debezium does.
+type DebeziumOptions struct {
+	SkippedOperations          string `yaml:"skipped_operations" default:"t" doc:"Operations left out of the stream, as Debezium's skipped.operations: a comma-separated list of c (insert), u (update), d (delete), t (truncate), or none. Debezium skips truncates by default, and Flink's debezium-json format fails on them."`
+	TombstonesOnDelete         bool   `yaml:"tombstones_on_delete" default:"true" doc:"After a delete, a tombstone (same key, null value) so that log compaction can drop the key, as Debezium's tombstones.on.delete. Written by sinks whose records can have a null value (kafka); others ignore it."`
+	ProvideTransactionMetadata bool   `yaml:"provide_transaction_metadata" default:"false" doc:"Add Debezium's transaction block {id: \"<txId>:<commit position>\", total_order, data_collection_order} to every change, as provide.transaction.metadata."`
+	SchemaChangesTopic         string `yaml:"schema_changes_topic" doc:"Topic that schema changes go to, in Debezium's schema change topic shape (tableChanges with jdbcType, typeName, position). Empty: schema changes are left out, as Debezium's PostgreSQL connector does; they never go into the data stream. Only the kafka sink writes it."`
+}
+
+// DefaultDebeziumOptions are Debezium's defaults.
+func DefaultDebeziumOptions() DebeziumOptions {
+	return DebeziumOptions{SkippedOperations: "t", TombstonesOnDelete: true}
+}
+
+// CloudEventsOptions are the settings of the CloudEvents encoding.
+type CloudEventsOptions struct {
+	TypePrefix string `yaml:"type_prefix" default:"io.rivven" doc:"Reverse-DNS prefix of the CloudEvents type: <type_prefix>.<stream>.<event type>."`
+}
+
+// DefaultCloudEventsOptions are the CloudEvents defaults.
+func DefaultCloudEventsOptions() CloudEventsOptions {
+	return CloudEventsOptions{TypePrefix: "io.rivven"}
+}
+
+// OptionError is a problem with one encoding option; Path is relative to
+// the sink's config (debezium.skipped_operations).
+type OptionError struct {
+	Path, Message string
+}
+
+func (e *OptionError) Error() string { return e.Path + ": " + e.Message }
+
+// skipSet is a parsed skipped_operations.
+type skipSet uint8
+
+func parseSkipped(s string) (skipSet, error) {
+	var set skipSet
+	for _, p := range strings.Split(s, ",") {
+		switch p = strings.TrimSpace(p); p {
+		case "c":
+			set |= 1
+		case "u":
+			set |= 2
+		case "d":
+			set |= 4
+		case "t":
+			set |= 8
+		case "none", "":
+		default:
+			return 0, fmt.Errorf("unknown operation %q (allowed: c, u, d, t, none)", p)
+		}
+	}
+	return set, nil
+}
+
+func (s skipSet) has(op string) bool {
+	switch op {
+	case "c":
+		return s&1 != 0
+	case "u":
+		return s&2 != 0
+	case "d":
+		return s&4 != 0
+	case "t":
+		return s&8 != 0
+	}
+	return false
+}
+
+// NewCodec returns the codec name stands for with its options (each
+// codec reads its own and ignores the others'). Problems are
+// *OptionError values naming the option.
+func NewCodec(name string, dbz DebeziumOptions, ce CloudEventsOptions) (Codec, error) {
+	switch name {
+	case CodecRivven, "", "json":
+		return Rivven, nil
+	case CodecDebezium:
+		if dbz == (DebeziumOptions{}) {
+			dbz = DefaultDebeziumOptions() // a config built in code, without spec defaults
+		}
+		skip, err := parseSkipped(dbz.SkippedOperations)
+		if err != nil {
+			return nil, &OptionError{Path: "debezium.skipped_operations", Message: err.Error()}
+		}
+		return &debeziumCodec{opts: dbz, skip: skip, now: time.Now}, nil
+	case CodecCloudEvents:
+		if ce == (CloudEventsOptions{}) {
+			ce = DefaultCloudEventsOptions()
+		}
+		if strings.ContainsAny(ce.TypePrefix, " \t\"") || strings.HasSuffix(ce.TypePrefix, ".") {
+			return nil, &OptionError{Path: "cloudevents.type_prefix", Message: fmt.Sprintf("%q is not a reverse-DNS prefix like io.rivven", ce.TypePrefix)}
+		}
+		return &cloudEventsCodec{prefix: ce.TypePrefix}, nil
+	}
+	return nil, &OptionError{Path: "codec", Message: fmt.Sprintf("unknown codec %q (allowed: %s)", name, strings.Join(CodecNames, ", "))}
+}
+
+// CodecErrors lists what is wrong with a sink's codec and its options.
+// topics says whether the sink can write to a topic of the codec's
+// choosing (Kafka), which debezium.schema_changes_topic needs.
+func CodecErrors(name string, dbz DebeziumOptions, ce CloudEventsOptions, topics bool) []*OptionError {
+	var errs []*OptionError
+	if _, err := NewCodec(name, dbz, ce); err != nil {
+		var oe *OptionError
+		if !errors.As(err, &oe) {
+			oe = &OptionError{Path: "codec", Message: err.Error()}
+		}
+		errs = append(errs, oe)
+	}
+	if !topics && dbz.SchemaChangesTopic != "" {
+		errs = append(errs, &OptionError{Path: "debezium.schema_changes_topic",
+			Message: "this sink cannot write to a second topic; schema changes are left out of the Debezium stream (the kafka sink can write them to a topic)"})
+	}
+	return errs
+}
