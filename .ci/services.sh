@@ -57,8 +57,12 @@ if [ "$(mysql_ok 'select @@log_bin, @@binlog_format' || true)" != "$(printf '1\t
   wait_port 3306
 fi
 
-# Azurite, the Azure Blob emulator the object-storage tests start, from npm
-# (versions pinned by .ci/node/package-lock.json).
-if [ ! -x "$(dirname "$0")/node/node_modules/.bin/azurite-blob" ]; then
-  npm ci --prefix "$(dirname "$0")/node" --no-audit --no-fund --loglevel=error
+# npm packages the tests use, pinned by .ci/node/package-lock.json: Azurite,
+# the Azure Blob emulator the object-storage tests start, and hyparquet, the
+# independent Parquet reader. npm ci runs again whenever the lock file is not
+# the one the installed tree came from (a package added or bumped).
+node_dir="$(dirname "$0")/node"
+if ! cmp -s "$node_dir/package-lock.json" "$node_dir/node_modules/.rivven-installed-lock.json"; then
+  npm ci --prefix "$node_dir" --no-audit --no-fund --loglevel=error
+  cp "$node_dir/package-lock.json" "$node_dir/node_modules/.rivven-installed-lock.json"
 fi

@@ -119,6 +119,10 @@ func (p *parquetEncoder) writer(w io.Writer) (*parquet.GenericWriter[any], error
 		sig = append(sig, 0, byte(c.kind), boolByte(c.nullable))
 	}
 	p.sig = sig
+	// Reusing the writer needs parquet-go v0.32.1 or later: v0.32.0's Reset
+	// cleared the column paths it shared with the previous file's footer,
+	// so every file after the first had an empty path_in_schema, which
+	// readers other than arrow-go refuse (TestParquetEveryObjectReadable).
 	if p.lastW != nil && string(sig) == p.lastSg {
 		p.lastW.Reset(w)
 		return p.lastW, nil

@@ -8,9 +8,11 @@
 package testenv
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -62,5 +64,47 @@ func RequireCommand(t testing.TB, names ...string) {
 			t.Skipf("%s is not installed, skipping (set %s=1 to fail instead): %v", name, EnvRequire, err)
 			return
 		}
+	}
+}
+
+// NodeModule returns the directory of an npm package installed under the
+// repository's .ci/node (pinned by its package-lock.json; .ci/services.sh
+// installs it), after checking that node is on PATH. When either is
+// missing the test skips — or fails when Required() is true.
+func NodeModule(t testing.TB, name string) string {
+	t.Helper()
+	RequireCommand(t, "node")
+	dir, err := nodeModuleDir(name)
+	if err == nil {
+		return dir
+	}
+	if Required() {
+		t.Fatalf("npm package %s is required (%s=1): %v", name, EnvRequire, err)
+		return ""
+	}
+	t.Skipf("npm package %s is missing, skipping (set %s=1 to fail instead): %v", name, EnvRequire, err)
+	return ""
+}
+
+// nodeModuleDir finds .ci/node/node_modules/NAME under the module root
+// (the nearest directory above the working directory with a go.mod).
+func nodeModuleDir(name string) (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			p := filepath.Join(dir, ".ci", "node", "node_modules", name)
+			if _, err := os.Stat(filepath.Join(p, "package.json")); err != nil {
+				return "", fmt.Errorf("%s not installed (npm ci --prefix .ci/node at the repository root): %w", p, err)
+			}
+			return p, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above the working directory")
+		}
+		dir = parent
 	}
 }

@@ -3,6 +3,7 @@ package testenv
 import (
 	"fmt"
 	"net"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -87,5 +88,27 @@ func TestRequireCommandMissing(t *testing.T) {
 	RequireCommand(r, "go")
 	if r.fatal != "" || r.skip != "" {
 		t.Fatalf("go is on PATH: fatal=%q skip=%q", r.fatal, r.skip)
+	}
+}
+
+func TestNodeModuleMissing(t *testing.T) {
+	for _, tc := range []struct {
+		env       string
+		wantFatal bool
+	}{{"", false}, {"1", true}} {
+		t.Run("env="+tc.env, func(t *testing.T) {
+			t.Setenv(EnvRequire, tc.env)
+			r := &recorder{TB: t}
+			NodeModule(r, "rivven-no-such-package")
+			if _, err := exec.LookPath("node"); err != nil {
+				t.Skip("node is not installed: RequireCommand decides")
+			}
+			if gotFatal := r.fatal != ""; gotFatal != tc.wantFatal || (r.skip != "") == tc.wantFatal {
+				t.Fatalf("fatal=%q skip=%q, want fatal=%v", r.fatal, r.skip, tc.wantFatal)
+			}
+			if msg := r.fatal + r.skip; !strings.Contains(msg, "rivven-no-such-package") || !strings.Contains(msg, "npm ci --prefix .ci/node") {
+				t.Errorf("message %q does not name the package and how to install it", msg)
+			}
+		})
 	}
 }
