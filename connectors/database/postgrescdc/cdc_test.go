@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/jackc/pglogrepl"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -687,9 +688,12 @@ func TestDebeziumRendering(t *testing.T) {
 	if err := json.Unmarshal(b, &env); err != nil {
 		t.Fatal(err)
 	}
-	if env.Op != "u" || env.After["name"] != "b" || env.Before != nil || env.Source["db"] != "test" || env.Source["schema"] != "public" ||
-		env.Source["table"] != h.name || env.Source["connector"] != "postgres-cdc" || env.Transaction["id"] != u.Metadata.TransactionID ||
-		env.TsMs != u.Source.CommitTS.UnixMilli() || !strings.Contains(fmt.Sprint(env.Source["position"]), "/") {
+	// Under REPLICA IDENTITY DEFAULT, before carries the key (as in
+	// Debezium's update example; Flink's debezium-json rejects null).
+	lsn, _ := pglogrepl.ParseLSN(u.Source.Position)
+	if env.Op != "u" || env.After["name"] != "b" || fmt.Sprint(env.Before) != "map[id:1]" || env.Source["db"] != "test" || env.Source["schema"] != "public" ||
+		env.Source["table"] != h.name || env.Source["connector"] != "postgresql" || fmt.Sprint(env.Source["txId"]) != u.Metadata.TransactionID ||
+		int64(env.Source["ts_ms"].(float64)) != u.Source.CommitTS.UnixMilli() || uint64(env.Source["lsn"].(float64)) != uint64(lsn) || env.Transaction != nil {
 		t.Fatalf("debezium envelope: %s", b)
 	}
 	// Decoding it back keeps the change.
@@ -851,6 +855,81 @@ func TestTableFilters(t *testing.T) {
 	for _, e := range rec.snapshot() {
 		if e.Stream == h.name+"_c" {
 			t.Fatalf("c is not captured but produced a %s event", e.Type)
+		}
+	}
+}
+
+// Two slots that start streaming at different points see the same
+// change with the same position and CloudEvents id (commit LSN and index
+// in the transaction, not where streaming started); streamed schema
+// events say which columns are nullable, as snapshot ones do.
+func TestStableIdentityAcrossStartPoints(t *testing.T) {
+	h := newHarness(t)
+	h.exec(`CREATE TABLE $T (id int PRIMARY KEY, name text NOT NULL, note text)`)
+	cfgA := h.config([]string{"$T"}, "snapshot:\n  mode: never\n")
+	recA, stopA := startStreaming(t, h, cfgA, context.Background())
+	h.exec(`INSERT INTO $T VALUES (0, 'zero', NULL)`)
+	waitFor(t, 20*time.Second, "row 0 on slot A", func() bool { return len(eventsOf(recA, h.name, events.Insert)) == 1 })
+	cfgB := h.config([]string{"$T"}, "snapshot:\n  mode: never\n")
+	cfgB.SlotName = h.name + "_b"
+	t.Cleanup(func() {
+		_, _ = h.db.Exec(context.Background(), `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active`, cfgB.SlotName)
+	})
+	recB, stopB := startStreaming(t, h, cfgB, context.Background())
+	h.exec(`BEGIN`, `INSERT INTO $T VALUES (1, 'a', NULL)`, `INSERT INTO $T VALUES (2, 'b', 'x')`, `UPDATE $T SET note = 'y' WHERE id = 1`, `COMMIT`)
+	for _, rec := range []*recorder{recA, recB} {
+		waitFor(t, 20*time.Second, "the transaction", func() bool { return len(eventsOf(rec, h.name, events.Update)) == 1 })
+	}
+	if err := stopA(); err != nil {
+		t.Fatal(err)
+	}
+	if err := stopB(); err != nil {
+		t.Fatal(err)
+	}
+	changes := func(rec *recorder) []*events.Event {
+		var out []*events.Event
+		for _, e := range rec.snapshot() {
+			if e.Stream == h.name && e.Type.IsData() && string(e.Key) != `{"id":0}` {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	a, b := changes(recA), changes(recB)
+	if len(a) != 3 || len(b) != 3 {
+		t.Fatalf("changes: %d on A, %d on B", len(a), len(b))
+	}
+	for i := range a {
+		ida, _ := events.CloudEvents.Append(nil, a[i])
+		idb, _ := events.CloudEvents.Append(nil, b[i])
+		var ca, cb struct{ ID string }
+		_ = json.Unmarshal(ida, &ca)
+		_ = json.Unmarshal(idb, &cb)
+		if a[i].Metadata.Position != b[i].Metadata.Position || ca.ID != cb.ID || ca.ID == "" {
+			t.Errorf("change %d: positions %s / %s, ids %s / %s", i, a[i].Metadata.Position, b[i].Metadata.Position, ca.ID, cb.ID)
+		}
+		if a[i].Source.Commit == "" || a[i].Source.Commit != b[i].Source.Commit {
+			t.Errorf("change %d: commit %q / %q", i, a[i].Source.Commit, b[i].Source.Commit)
+		}
+	}
+	// The schema event slot B streamed for the table has nullable.
+	var schema map[string]any
+	for _, e := range recB.snapshot() {
+		if e.Type == events.Schema && e.Stream == h.name {
+			var err error
+			if schema, err = e.Data.Object(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if schema == nil {
+		t.Fatal("no streamed schema event")
+	}
+	want := map[string]bool{"id": false, "name": false, "note": true}
+	for _, c := range schema["columns"].([]any) {
+		col := c.(map[string]any)
+		if n, ok := col["nullable"].(bool); !ok || n != want[col["name"].(string)] {
+			t.Errorf("column %v: nullable %v", col["name"], col["nullable"])
 		}
 	}
 }

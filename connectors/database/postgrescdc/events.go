@@ -19,6 +19,7 @@ func (s *Source) newEvent(typ events.Type, schema, name string, ts time.Time, co
 		Timestamp: ts,
 		Source: &events.SourceInfo{
 			Connector: connectorName,
+			Name:      s.name,
 			Database:  s.cfg.Database,
 			Schema:    schema,
 			Table:     name,

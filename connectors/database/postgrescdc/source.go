@@ -69,6 +69,9 @@ type Source struct {
 	// spillDir holds the per-slot spool directories of in-progress
 	// streamed transactions ("" = the system temp dir).
 	spillDir string
+	// name is the source's name in the pipeline: the logical server name
+	// in every event's source block (Debezium's source.name).
+	name string
 }
 
 // New builds a postgres-cdc source.
@@ -231,6 +234,7 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit pipeline.Emitter)
 	}
 	rt := pipeline.RuntimeFrom(ctx)
 	log := rt.Logger()
+	s.name = rt.Name
 	mode := s.cfg.Snapshot.Mode
 	if pos != nil && pos.Snap == nil && mode == "initial_only" {
 		log.Info("postgres-cdc: initial_only snapshot already complete; nothing to do")

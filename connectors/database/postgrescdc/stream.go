@@ -566,7 +566,7 @@ func (st *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage) 
 		st.rels[m.RelationID] = r
 		return nil
 	}
-	pk, typeNames, err := st.describe(ctx, r)
+	pk, typeNames, notNull, err := st.describe(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -603,7 +603,8 @@ func (st *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage) 
 	}
 	for i, c := range r.cols {
 		if r.keep[i] {
-			si.Columns = append(si.Columns, schemaColumn{Name: c.name, Type: typeNames[i], OID: c.oid, Key: r.pk[i]})
+			nullable := !notNull[c.name]
+			si.Columns = append(si.Columns, schemaColumn{Name: c.name, Type: typeNames[i], OID: c.oid, Key: r.pk[i], Nullable: &nullable})
 		}
 	}
 	ts := time.Now().UTC()
@@ -628,9 +629,10 @@ func sameColumns(a, b []relCol) bool {
 	return true
 }
 
-// describe looks up a relation's primary key and its column types as
-// format_type writes them (as the snapshot's schema events do).
-func (st *streamer) describe(ctx context.Context, r *relation) ([]string, []string, error) {
+// describe looks up a relation's primary key, its column types as
+// format_type writes them and its NOT NULL columns (as the snapshot's
+// schema events have them).
+func (st *streamer) describe(ctx context.Context, r *relation) ([]string, []string, map[string]bool, error) {
 	st.cat.mu.Lock()
 	defer st.cat.mu.Unlock()
 	oids := make([]uint32, len(r.cols))
@@ -638,7 +640,7 @@ func (st *streamer) describe(ctx context.Context, r *relation) ([]string, []stri
 	for i, c := range r.cols {
 		oids[i], mods[i] = c.oid, c.typmod
 	}
-	var pk, types []string
+	var pk, types, notNull []string
 	err := st.cat.conn.QueryRow(ctx, `
 SELECT COALESCE((SELECT array_agg(a.attname ORDER BY k.ord)
                    FROM pg_index i
@@ -648,10 +650,15 @@ SELECT COALESCE((SELECT array_agg(a.attname ORDER BY k.ord)
                    JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
                   WHERE i.indisprimary AND n.nspname = $1 AND c.relname = $2), '{}')::text[],
        COALESCE((SELECT array_agg(format_type(t.o, t.m) ORDER BY t.ord)
-                   FROM unnest($3::oid[], $4::int4[]) WITH ORDINALITY AS t(o, m, ord)), '{}')::text[]`,
-		r.schema, r.name, oids, mods).Scan(&pk, &types)
+                   FROM unnest($3::oid[], $4::int4[]) WITH ORDINALITY AS t(o, m, ord)), '{}')::text[],
+       COALESCE((SELECT array_agg(a.attname)
+                   FROM pg_attribute a
+                   JOIN pg_class c ON c.oid = a.attrelid
+                   JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull), '{}')::text[]`,
+		r.schema, r.name, oids, mods).Scan(&pk, &types, &notNull)
 	if err != nil {
-		return nil, nil, fmt.Errorf("describe %s.%s: %w", r.schema, r.name, err)
+		return nil, nil, nil, fmt.Errorf("describe %s.%s: %w", r.schema, r.name, err)
 	}
 	if len(types) != len(r.cols) {
 		types = make([]string, len(r.cols))
@@ -659,12 +666,35 @@ SELECT COALESCE((SELECT array_agg(a.attname ORDER BY k.ord)
 			types[i] = st.types.typeName(c.oid)
 		}
 	}
-	return pk, types, nil
+	nn := make(map[string]bool, len(notNull))
+	for _, c := range notNull {
+		nn[c] = true
+	}
+	return pk, types, nn, nil
 }
 
-// position is the position of the change being emitted now.
+// position is the position of the change being emitted now. It names
+// the transaction by its commit LSN and the change by its index in it,
+// and resumes just before that commit (every transaction committed
+// earlier was emitted, as transactions arrive in commit order), so the
+// same change has the same position however the stream was resumed.
 func (st *streamer) position() string {
-	return streamPosition(st.posBuf, st.committed, st.finalLSN, st.n)
+	return streamPosition(st.posBuf, st.finalLSN-1, st.finalLSN, st.n)
+}
+
+// stamp fills what every change of the current transaction carries: the
+// transaction id, the change's index in it, its position, and the commit
+// and last committed LSNs in the source block.
+func (st *streamer) stamp(e *events.Event, walStart pglogrepl.LSN) {
+	e.Metadata.TransactionID = st.xid
+	seq := uint64(st.n)
+	e.Metadata.Sequence = &seq
+	e.Metadata.Position = st.position()
+	e.Source.Position = lsnString(walStart)
+	e.Source.Commit = lsnString(st.finalLSN)
+	if st.committed != 0 {
+		e.Source.LastCommit = lsnString(st.committed)
+	}
 }
 
 // skip reports whether the change just counted was already delivered
@@ -687,11 +717,7 @@ func (st *streamer) change(ctx context.Context, walStart pglogrepl.LSN, typ even
 		return nil
 	}
 	e := st.s.newEvent(typ, r.schema, r.name, *st.commitTime, st.commitTime, false)
-	e.Metadata.TransactionID = st.xid
-	seq := uint64(st.n)
-	e.Metadata.Sequence = &seq
-	e.Metadata.Position = st.position()
-	e.Source.Position = lsnString(walStart)
+	st.stamp(e, walStart)
 
 	var buf []byte
 	var unchanged []string
@@ -705,9 +731,16 @@ func (st *streamer) change(ctx context.Context, walStart pglogrepl.LSN, typ even
 		e.Key = st.appendKey(r, nu, nil)
 	case events.Update:
 		buf = append(buf, `{"before":`...)
-		if old != nil {
+		switch {
+		case old != nil:
 			buf, _ = st.appendTuple(buf, r, old, nil, oldType == 'K')
-		} else {
+		case len(r.keyIdx) > 0 && r.identity != 'n':
+			// The key did not change, so PostgreSQL sent no old tuple:
+			// before carries the key columns (REPLICA IDENTITY DEFAULT
+			// or INDEX), as Debezium's update events do. Flink's
+			// debezium-json rejects an update whose before is null.
+			buf = append(buf, st.appendKey(r, nu, nil)...)
+		default:
 			buf = append(buf, "null"...)
 		}
 		buf = append(buf, `,"after":`...)
@@ -819,11 +852,7 @@ func (st *streamer) truncate(ctx context.Context, walStart pglogrepl.LSN, m *pgl
 			continue
 		}
 		e := st.s.newEvent(events.Truncate, r.schema, r.name, *st.commitTime, st.commitTime, false)
-		e.Metadata.TransactionID = st.xid
-		seq := uint64(st.n)
-		e.Metadata.Sequence = &seq
-		e.Metadata.Position = st.position()
-		e.Source.Position = lsnString(walStart)
+		st.stamp(e, walStart)
 		if m.Option&pglogrepl.TruncateOptionCascade != 0 {
 			e.Metadata.Set("truncate_cascade", json.RawMessage("true"))
 		}
