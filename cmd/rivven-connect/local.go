@@ -57,6 +57,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if redisURL == "" {
 		redisURL = os.Getenv("REDIS_URL")
 	}
+	state.LogTo(log)
 	store, err := state.Open(ctx, redisURL)
 	if err != nil {
 		return exitWith(exitFailed, err)

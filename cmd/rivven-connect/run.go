@@ -88,6 +88,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return exitWith(exitUsage, err)
 	}
 
+	state.LogTo(log)
 	store, err := state.Open(ctx, redisURL)
 	if err != nil {
 		return exitWith(exitFailed, err)

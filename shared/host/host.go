@@ -162,6 +162,7 @@ func Init(ctx context.Context, fn Function, opts Options) (*Runtime, error) {
 	if redisURL == "" {
 		redisURL = env.RedisURL
 	}
+	state.LogTo(rt.Log)
 	if rt.Store, err = state.Open(ctx, redisURL); err != nil {
 		return nil, err
 	}
