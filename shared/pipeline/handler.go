@@ -359,16 +359,23 @@ func (h *Handler) failedWriteLocked(err error) {
 }
 
 // stateError turns a failed ledger call into what Handle returns: fencing
-// is fatal (this instance must stop), anything else means Redis is
-// unreachable, which is a Connection error the trigger retries. Neither
-// counts toward the sink's consecutive write errors: the sink was never
-// asked.
+// is fatal (this instance must stop); Redis refusing the call (an error
+// reply no retry changes, such as a key of the wrong type) keeps its
+// class and is logged; anything else means Redis is unreachable, which is
+// a Connection error the trigger retries. None counts toward the sink's
+// consecutive write errors: the sink was never asked.
 func (h *Handler) stateError(err error) error {
 	if errors.Is(err, state.ErrFenced) {
 		h.Status.Fail(err)
 		h.Status.SetState(Failed)
 		h.Log.Error("sink fenced: a newer instance took over; this one stops", "sink", h.Name, "error", err)
 		return Fatal(err)
+	}
+	if c := resilience.ClassOf(err); !c.Retryable() {
+		err = resilience.New(c, fmt.Errorf("shared state (redis) refused the batch; batch not written: %w", err))
+		h.Status.Fail(err)
+		h.Log.Error("sink state error; batch not written", "sink", h.Name, "error", err)
+		return err
 	}
 	err = resilience.New(resilience.Connection, fmt.Errorf("%w: %w", ErrStateUnavailable, err))
 	h.Status.Fail(err)

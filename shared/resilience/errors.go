@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/rivven/rivven-connect/shared/state"
 )
 
@@ -121,12 +123,26 @@ func ClassOf(err error) Class {
 		}
 		return Connection
 	}
-	// Redis answers these while failing over or loading; they pass.
+	// Redis answers these while failing over, loading, out of memory,
+	// busy with a script or without enough replicas; they pass.
 	msg := err.Error()
-	for _, p := range []string{"LOADING ", "READONLY ", "MASTERDOWN ", "CLUSTERDOWN ", "TRYAGAIN ", "redis: connection pool timeout"} {
+	for _, p := range []string{"LOADING ", "READONLY ", "MASTERDOWN ", "CLUSTERDOWN ", "TRYAGAIN ", "BUSY ", "NOREPLICAS ",
+		"OOM ", "ERR max number of clients reached", "redis: connection pool timeout"} {
 		if strings.HasPrefix(msg, p) || strings.Contains(msg, ": "+p) {
 			return Connection
 		}
+	}
+	// Any other error reply means Redis was reached and refused the
+	// command (a script error, a key of the wrong type): sending the same
+	// command again gets the same answer.
+	var re redis.Error
+	if errors.As(err, &re) {
+		for _, p := range []string{"NOAUTH ", "WRONGPASS ", "NOPERM "} {
+			if strings.HasPrefix(re.Error(), p) {
+				return Auth
+			}
+		}
+		return Fatal
 	}
 	return Unknown
 }

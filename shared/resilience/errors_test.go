@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/rivven/rivven-connect/shared/state"
 )
 
@@ -112,3 +114,41 @@ func TestRedact(t *testing.T) {
 		t.Errorf("nil redactor: %q", got)
 	}
 }
+
+// TestClassOfRedisReplies classifies error replies as a Redis server
+// sends them: a refused command (a key of the wrong type, a broken
+// script) is not a connection problem and is not retried; a server that
+// is busy or failing over is.
+func TestClassOfRedisReplies(t *testing.T) {
+	backends(t, func(t *testing.T, c redis.UniversalClient) {
+		ctx := context.Background()
+		key := state.Key(connector(t, c), LedgerSuffix)
+		if err := c.Set(ctx, key, "not a hash", time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+		err := c.HGet(ctx, key, "f").Err()
+		if err == nil || ClassOf(err) != Fatal || ClassOf(fmt.Errorf("ledger: %w", err)) != Fatal {
+			t.Errorf("WRONGTYPE reply %v: class %v, want fatal", err, ClassOf(err))
+		}
+		err = c.Eval(ctx, "return redis.call('NOSUCHCOMMAND')", nil).Err()
+		if err == nil || ClassOf(err) != Fatal {
+			t.Errorf("script error %v: class %v, want fatal", err, ClassOf(err))
+		}
+	})
+	for _, msg := range []string{"BUSY Redis is busy running a script.", "OOM command not allowed when used memory > 'maxmemory'.",
+		"NOREPLICAS Not enough good replicas to write.", "ERR max number of clients reached"} {
+		if got := ClassOf(fmt.Errorf("ledger: %w", replyError(msg))); got != Connection {
+			t.Errorf("%q: class %v, want connection", msg, got)
+		}
+	}
+	if got := ClassOf(replyError("NOPERM User has no permissions to run the 'eval' command")); got != Auth {
+		t.Errorf("NOPERM: class %v, want auth", got)
+	}
+}
+
+// replyError is an error reply of the kind go-redis returns (redis.Error)
+// for replies the embedded store cannot be made to send.
+type replyError string
+
+func (e replyError) Error() string { return string(e) }
+func (replyError) RedisError()     {}

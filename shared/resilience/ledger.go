@@ -170,7 +170,17 @@ end
 -- Flags and counts travel as two strings: far cheaper to build and parse
 -- than nested arrays of n integers. The prefixes keep them strings for
 -- Lua implementations that turn a numeric-looking result into a number.
-return {'OK', allowed, probe, st, fails, 'd' .. table.concat(done), 't' .. table.concat(tries, ',')}
+-- They are joined in slices: gopher-lua (the embedded store) pushes every
+-- element of a table.concat onto a fixed-size stack, which a batch of a
+-- few thousand records overflows; real Redis has no such limit.
+local function join(t, sep)
+  local parts = {}
+  for i = 1, #t, 500 do
+    parts[#parts + 1] = table.concat(t, sep, i, math.min(i + 499, #t))
+  end
+  return table.concat(parts, sep)
+end
+return {'OK', allowed, probe, st, fails, 'd' .. join(done, ''), 't' .. join(tries, ',')}
 `)
 
 // KEYS as for begin. ARGV: now, breaker on, reset ms, failure thr,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -161,6 +162,54 @@ func TestLedgerBreaker(t *testing.T) {
 		}
 		if s, _ := l.Breaker().Snapshot(ctx); s.State != Closed {
 			t.Fatalf("snapshot %+v", s)
+		}
+	})
+}
+
+// TestLedgerTriggerSizedBatches runs the largest batch a trigger sends
+// (10,000 records: SQS and Kafka on Lambda) and more through Begin and End
+// in both dedup modes, on the embedded store (whose Lua has a fixed-size
+// stack) and on Redis: no error, and every flag and count comes back for
+// the right record.
+func TestLedgerTriggerSizedBatches(t *testing.T) {
+	backends(t, func(t *testing.T, c redis.UniversalClient) {
+		ctx := context.Background()
+		for _, n := range []int{10000, 25000} {
+			for _, mode := range []DedupMode{DedupOffsets, DedupIDs} {
+				t.Run(fmt.Sprintf("n=%d/mode=%d", n, mode), func(t *testing.T) {
+					l, err := NewLedger(c, LedgerConfig{Connector: connector(t, c), Dedup: mode,
+						Breaker: &BreakerConfig{FailureThreshold: 5, ResetTimeout: time.Minute, SuccessThreshold: 1}})
+					if err != nil {
+						t.Fatal(err)
+					}
+					batch := items("big", 0, 0, int64(n))
+					a, err := l.Begin(ctx, batch)
+					if err != nil || !a.Allowed || len(a.Done) != n || strings.Contains(doneOf(a), "1") {
+						t.Fatalf("first delivery of %d: %d flags, %v", n, len(a.Done), err)
+					}
+					// Every third record failed, the rest were written.
+					var done, failed []string
+					for i, it := range batch {
+						if i%3 == 0 {
+							failed = append(failed, it.Member)
+						} else {
+							done = append(done, it.Member)
+						}
+					}
+					if _, err := l.End(ctx, Settlement{Outcome: WriteOK, Commits: []Commit{{StreamOf("big", 0), 0}}, Done: done, Failed: failed}); err != nil {
+						t.Fatal(err)
+					}
+					a, err = l.Begin(ctx, batch)
+					if err != nil || len(a.Done) != n || len(a.Attempts) != n {
+						t.Fatalf("redelivery of %d: %d flags, %d counts, %v", n, len(a.Done), len(a.Attempts), err)
+					}
+					for i := range batch {
+						if a.Done[i] != (i%3 != 0) || (i%3 == 0) != (a.Attempts[i] == 1) {
+							t.Fatalf("record %d: done %v, attempts %d", i, a.Done[i], a.Attempts[i])
+						}
+					}
+				})
+			}
 		}
 	})
 }
