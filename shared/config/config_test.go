@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -1271,5 +1272,126 @@ sources:
 `), reservingCatalog{newCatalog()}, noEnv)
 	if got := Problems(err).Error(); !strings.Contains(got, `sources.gen.transforms[0].type (line 7:15): "llm-chat" is reserved for the LLM chat transform, which is not available yet`) {
 		t.Fatalf("problems:\n%s", got)
+	}
+}
+
+// ---- YAML aliases ------------------------------------------------------------
+
+// bomb is a "billion laughs" pipeline: nine levels of aliases, each naming
+// the one before nine times, in a transform config value that is decoded
+// only when the transform is built.
+func bomb(key string) string {
+	var b strings.Builder
+	b.WriteString(`
+sources:
+  gen:
+    connector: datagen
+    topic: orders
+    config: {pattern: orders}
+sinks:
+  out:
+    connector: stdout
+    topics: [orders]
+    transforms:
+      - type: InsertField
+        config:
+          ` + key + `:
+            l0: &l0 [x, x, x, x, x, x, x, x, x]
+`)
+	for i := 1; i <= 8; i++ {
+		ref := strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*l%d, ", i-1), 9), ", ")
+		fmt.Fprintf(&b, "            l%d: &l%d [%s]\n", i, i, ref)
+	}
+	return b.String()
+}
+
+// The loader refuses an alias bomb itself, with the line of the alias that
+// expands most, before any check or decode walks the aliases: every command
+// and host loads through it, so none can accept what another refuses.
+func TestAliasBombRefusedAtLoad(t *testing.T) {
+	cat := newCatalog()
+	cat.kinds["transform"]["InsertField"] = comp[struct {
+		Static map[string]yaml.Node `yaml:"static"`
+	}]()
+	_, err := Parse(doc(bomb("static")), cat, noEnv)
+	ps := Problems(err)
+	if len(ps) != 1 {
+		t.Fatalf("want one problem, got %v", ps)
+	}
+	p := ps[0]
+	if !strings.Contains(p.Message, "excessive YAML aliasing") || p.Line != 22 || !strings.HasPrefix(p.Path, "sinks.out.transforms[0].config.static.l8[") {
+		t.Errorf("got %s (line %d): %s", p.Path, p.Line, p.Message)
+	}
+}
+
+// An alias used inside its own anchor is refused, not followed forever.
+func TestAliasInsideItsOwnAnchor(t *testing.T) {
+	src := strings.Replace(valid, "pattern: orders", "pattern: orders\n      loop: &x [a, *x]", 1)
+	cat := newCatalog()
+	cat.kinds["source"]["datagen"] = comp[struct {
+		datagenConfig `yaml:",inline"`
+		Loop          yaml.Node `yaml:"loop"`
+	}]()
+	_, err := Parse(doc(src), cat, noEnv)
+	ps := Problems(err)
+	expect(t, ps, spec.Problem{Path: "sources.gen.config.loop[1]", Line: 8, Message: "used inside its own anchor"})
+}
+
+// Aliases within the yaml package's limits are accepted and replaced by
+// copies: a value decoded on its own later (as InsertField's static values
+// are) never meets an alias, and defaults filled into one use do not show
+// up in another.
+func TestAliasesExpandedAtLoad(t *testing.T) {
+	// 1,500 items behind one alias: a Decode of just that value would be
+	// 99.9% aliases and refused by the yaml package.
+	src := `
+sources:
+  gen:
+    connector: datagen
+    topic: orders
+    config: &gen
+      pattern: orders
+      list: &big [` + strings.TrimSuffix(strings.Repeat("1, ", 1500), ", ") + `]
+  again:
+    connector: datagen
+    topic: orders
+    config: *gen
+sinks:
+  out:
+    connector: stdout
+    topics: [orders]
+    config: {format: json, items: *big}
+`
+	cat := newCatalog()
+	cat.kinds["sink"]["stdout"] = comp[struct {
+		Format string    `yaml:"format"`
+		Items  yaml.Node `yaml:"items"`
+	}]()
+	cat.kinds["source"]["datagen"] = comp[struct {
+		datagenConfig `yaml:",inline"`
+		List          []int `yaml:"list"`
+	}]()
+	p, err := Parse(doc(src), cat, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := spec.Find(&p.Sinks["out"].Config, "items")
+	var v []int
+	if err := items.Decode(&v); err != nil || len(v) != 1500 {
+		t.Fatalf("decoding the aliased value on its own: %d items, %v", len(v), err)
+	}
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n.Kind == yaml.AliasNode {
+			t.Fatalf("alias *%s left in the loaded tree at line %d", n.Value, n.Line)
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(p.Root)
+	a, b := &p.Sources["gen"].Config, &p.Sources["again"].Config
+	if spec.Find(a, "pattern") == spec.Find(b, "pattern") {
+		t.Errorf("the two uses of &gen share nodes")
 	}
 }

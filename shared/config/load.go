@@ -79,12 +79,16 @@ func Parse(doc []byte, cat Catalog, opts Options) (*Pipeline, error) {
 	if root.Kind == 0 || len(root.Content) == 0 {
 		return nil, spec.Problems{{Message: "the pipeline file is empty"}}
 	}
+	if p := checkAliases(&root); p != nil {
+		return nil, spec.Problems{*p}
+	}
 	env := opts.Env
 	if env == nil {
 		env = os.LookupEnv
 	}
 	var ps spec.Problems
 	substitute(&root, "", env, &ps)
+	expandAliases(&root)
 	ps = append(ps, spec.Check(spec.FieldsOf(reflectType[File]()), &root, "")...)
 	ps = append(ps, checkComponents(&root, cat)...)
 	ps = append(ps, crossCheck(&root)...)
