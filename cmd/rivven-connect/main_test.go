@@ -379,3 +379,85 @@ sinks:
 		t.Fatalf("exit %d after Ctrl-C", code)
 	}
 }
+
+// Two sinks spelling one connector differently, with metrics and the
+// circuit breaker on, used to make `local` panic: the breaker's counter was
+// named after the spelling, and object-storage and object_storage are one
+// name to Prometheus. Metric names and labels now come from the catalog's
+// name of the connector.
+func TestLocalMetricsNameConnectorsCanonically(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	root := t.TempDir()
+	for _, b := range []string{"a", "b"} {
+		if err := os.Mkdir(filepath.Join(root, b), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := writeFile(t, fmt.Sprintf(`
+settings:
+  metrics: {enabled: true, port: %d}
+sources:
+  gen: {connector: datagen, topic: t, config: {pattern: users, events_per_second: 200}}
+sinks:
+  a:
+    connector: object-storage
+    topics: [t]
+    circuit_breaker: {enabled: true}
+    config: {provider: local, bucket: a, local: {root: %q}, format: jsonl}
+  b:
+    connector: object_storage
+    topics: [t]
+    circuit_breaker: {enabled: true}
+    config: {provider: local, bucket: b, local: {root: %q}, format: jsonl}
+`, port, root, root))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var errOut bytes.Buffer
+	go func() {
+		var o bytes.Buffer
+		done <- run(ctx, []string{"local", "-c", p, "--quiet"}, &o, &errOut)
+	}()
+	want := []string{
+		`rivven_connector_events_out_total{connector="object-storage",kind="sink",name="a"}`,
+		`rivven_connector_events_out_total{connector="object-storage",kind="sink",name="b"}`,
+		`object_storage_circuit_breaker_rejected{name="a"}`,
+		`object_storage_circuit_breaker_rejected{name="b"}`,
+	}
+	var body string
+	missing := want
+	for i := 0; i < 200 && len(missing) > 0; i++ {
+		select {
+		case code := <-done:
+			t.Fatalf("local exited (%d) while it should run: %s", code, errOut.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+		if err != nil {
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		missing = nil
+		for _, w := range want {
+			if !strings.Contains(body, w) {
+				missing = append(missing, w)
+			}
+		}
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if len(missing) > 0 {
+		t.Fatalf("metrics lack %v:\n%s", missing, body)
+	}
+	if strings.Contains(body, `connector="object_storage"`) {
+		t.Fatalf("a metric is labelled with the pipeline's spelling:\n%s", body)
+	}
+}

@@ -345,6 +345,17 @@ func (b Builder) get(kind Kind, name string, node *yaml.Node, path string) (any,
 	return e.Instantiate(node, path)
 }
 
+// Canonical returns the catalog's own name of a component however the
+// pipeline spells it ("object_storage", "object-store" → "object-storage"),
+// or name itself when the catalog does not know it. Metric names and
+// labels use it, so two spellings of one connector are one series.
+func (b Builder) Canonical(kind, name string) string {
+	if e, ok := b.reg().Lookup(Kind(kind), name); ok {
+		return e.Name
+	}
+	return name
+}
+
 // NewSource builds a source.
 func (b Builder) NewSource(name string, node *yaml.Node, path string) (pipeline.Source, error) {
 	c, err := b.get(Source, name, node, path)

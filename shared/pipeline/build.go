@@ -114,12 +114,12 @@ func NewSinkHandler(p *config.Pipeline, name string, f Factory, d Deps) (*Handle
 	}
 	h := &Handler{
 		Name: name, Sink: sink, Transforms: chain, DeadLetters: d.Producer, DeadLetterTopic: s.DeadLetterTopic,
-		Status: NewStatus(name, s.Connector, "sink"), Log: d.log(),
+		Status: NewStatus(name, canonical(f, "sink", s.Connector), "sink"), Log: d.log(),
 		MaxConsecutiveErrors: p.Settings.MaxConsecutiveErrors, MaxAttempts: p.Settings.Retry.MaxRetries + 1,
 		Metrics: d.Metrics,
 	}
 	if d.Metrics != nil {
-		h.Latency = d.Metrics.BatchLatency(name, s.Connector, "sink")
+		h.Latency = d.Metrics.BatchLatency(name, h.Status.Connector, "sink")
 		reportMetrics(d.Metrics, name, sink)
 	}
 	if err := wireLedger(h, s, path, d); err != nil {
@@ -171,11 +171,28 @@ func wireLedger(h *Handler, s *config.Sink, path string, d Deps) error {
 	if cfg.Breaker != nil {
 		h.Status.Breaker.Store(int32(resilience.Closed))
 		if d.Metrics != nil {
-			h.Rejections = d.Metrics.Counter(s.Connector+".circuit_breaker.rejected",
+			h.Rejections = d.Metrics.Counter(h.Status.Connector+".circuit_breaker.rejected",
 				"Batches rejected by the open circuit breaker.", "name", h.Name)
 		}
 	}
 	return nil
+}
+
+// canonicalNamer is a Factory that knows each connector's own name
+// (catalog.Builder).
+type canonicalNamer interface {
+	Canonical(kind, name string) string
+}
+
+// canonical is the connector's own name however the pipeline spells it:
+// metric names and labels come from it, so that "object-storage" and
+// "object_storage" in one pipeline are one connector to Prometheus rather
+// than two series whose names clash.
+func canonical(f Factory, kind, name string) string {
+	if c, ok := f.(canonicalNamer); ok {
+		return c.Canonical(kind, name)
+	}
+	return name
 }
 
 // NewSourceRunner builds the runner for sources.<name> of a pipeline.
@@ -194,7 +211,7 @@ func NewSourceRunner(p *config.Pipeline, name string, f Factory, d Deps) (*Sourc
 	}
 	r := &SourceRunner{
 		Name: name, Source: src, Transforms: chain, Topic: s.Topic, DeadLetterTopic: s.DeadLetterTopic,
-		Producer: d.Producer, Store: d.Store, Status: NewStatus(name, s.Connector, "source"), Log: d.log(),
+		Producer: d.Producer, Store: d.Store, Status: NewStatus(name, canonical(f, "source", s.Connector), "source"), Log: d.log(),
 		Metrics: d.Metrics,
 	}
 	if d.Metrics != nil {
