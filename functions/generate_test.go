@@ -19,15 +19,56 @@ import (
 const module = "github.com/rivven/rivven-connect"
 
 // deployable lists the connectors that deploy as functions: every sink and
-// every transform (sources are long-lived and run as a service).
-func deployable() []*catalog.Entry {
-	var out []*catalog.Entry
+// every transform (sources are long-lived and run as a service), one per
+// function folder. A package that registers legacy names besides its
+// connector (object-storage's s3, gcs, azure-blob) has one function, which
+// hosts the connector itself and also takes sinks spelled the legacy way.
+func deployable() ([]*catalog.Entry, error) {
+	byDir := map[string][]*catalog.Entry{}
+	var dirs []string
 	for _, e := range catalog.All() {
-		if e.Kind == catalog.Sink || e.Kind == catalog.Transform {
-			out = append(out, e)
+		if e.Kind != catalog.Sink && e.Kind != catalog.Transform {
+			continue
 		}
+		d := dir(e)
+		if _, ok := byDir[d]; !ok {
+			dirs = append(dirs, d)
+		}
+		byDir[d] = append(byDir[d], e)
 	}
-	return out
+	var out []*catalog.Entry
+	for _, d := range dirs {
+		var canonical []*catalog.Entry
+		for _, e := range byDir[d] {
+			if e.LegacyOf == "" {
+				canonical = append(canonical, e)
+			}
+		}
+		if len(canonical) != 1 {
+			var names []string
+			for _, e := range canonical {
+				names = append(names, e.Name)
+			}
+			return nil, fmt.Errorf("functions/%s: %d connectors that are not legacy names of another (%s); one package, one function: mark the others with LegacyOf",
+				filepath.ToSlash(d), len(canonical), strings.Join(names, ", "))
+		}
+		for _, e := range byDir[d] {
+			if e.LegacyOf != "" && e.LegacyOf != canonical[0].Name {
+				return nil, fmt.Errorf("functions/%s: %s is a legacy name of %q, and the package's connector is %s", filepath.ToSlash(d), e.Name, e.LegacyOf, canonical[0].Name)
+			}
+		}
+		out = append(out, canonical[0])
+	}
+	return out, nil
+}
+
+func mustDeployable(t *testing.T) []*catalog.Entry {
+	t.Helper()
+	es, err := deployable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return es
 }
 
 // dir is where a connector's function main lives: functions/<kind>/<the
@@ -79,7 +120,7 @@ func transformsFile() []byte {
 // by running UPDATE_FUNCTIONS=1 go test ./functions/.
 func TestMainsUpToDate(t *testing.T) {
 	want := map[string][]byte{filepath.Join("internal", "transforms", "transforms.go"): transformsFile()}
-	for _, e := range deployable() {
+	for _, e := range mustDeployable(t) {
 		want[filepath.Join(dir(e), "main.go")] = mainFile(e)
 	}
 	update := os.Getenv("UPDATE_FUNCTIONS") == "1"
@@ -156,7 +197,7 @@ func TestFunctionsLinkOnlyTheirConnector(t *testing.T) {
 				}
 			}
 			own := map[string]bool{}
-			for _, e := range deployable() {
+			for _, e := range catalog.All() {
 				if filepath.Join(string(e.Kind), path.Base(e.Package())) == filepath.FromSlash(c.fn) {
 					own[e.Package()] = true
 				}
@@ -173,7 +214,7 @@ func TestFunctionsLinkOnlyTheirConnector(t *testing.T) {
 		})
 	}
 	// Every transform function links its transform and no sink or source.
-	for _, e := range deployable() {
+	for _, e := range mustDeployable(t) {
 		if e.Kind != catalog.Transform {
 			continue
 		}

@@ -54,6 +54,12 @@ type Meta struct {
 	Tags        []string
 	// Metrics lists the connector-specific metric names it reports.
 	Metrics []string
+	// LegacyOf, on an entry kept for an old name of a connector (object
+	// storage's s3, gcs, azure-blob), names the entry it stands in for:
+	// that one, registered from the same package, is the package's
+	// function (functions/<kind>/<package>), and the function also hosts
+	// sinks that use the legacy name.
+	LegacyOf string
 }
 
 // Entry is one registered component.
@@ -155,6 +161,13 @@ func (r *Registry) Lookup(kind Kind, name string) (*Entry, bool) {
 	defer r.mu.RUnlock()
 	e, ok := r.byName[kind][normalize(name)]
 	return e, ok
+}
+
+// SamePackage reports whether e and o are components of one kind built by
+// one package: a function binary that links the package hosts both, so a
+// pipeline may name either (object-storage, or its legacy name s3).
+func (e *Entry) SamePackage(o *Entry) bool {
+	return e == o || e.Kind == o.Kind && e.Package() == o.Package()
 }
 
 // Lookup finds a component in the Default registry.

@@ -222,11 +222,14 @@ func (rt *Runtime) release() error {
 }
 
 // findSink picks the pipeline's sink this function hosts: the one
-// RIVVEN_CONNECTOR names, else the only enabled sink using this connector.
+// RIVVEN_CONNECTOR names, else the only enabled sink using this connector
+// — under any spelling of it: its aliases, and the legacy names its
+// package registers (the object-storage function hosts a sink whose
+// connector is object_storage, object-store or s3).
 func findSink(p *config.Pipeline, reg *catalog.Registry, entry *catalog.Entry, want string) (string, error) {
 	uses := func(s *config.Sink) bool {
 		e, ok := reg.Lookup(catalog.Sink, s.Connector)
-		return ok && e == entry
+		return ok && entry.SamePackage(e)
 	}
 	if want != "" {
 		name := strings.TrimPrefix(want, "sinks.")
@@ -272,7 +275,7 @@ func findStep(p *config.Pipeline, reg *catalog.Registry, entry *catalog.Entry, w
 	var all []cand
 	add := func(base string, ts config.Transforms, topics []string, dlq string) {
 		for i, t := range ts {
-			if e, ok := reg.Lookup(catalog.Transform, t.Kind()); ok && e == entry {
+			if e, ok := reg.Lookup(catalog.Transform, t.Kind()); ok && entry.SamePackage(e) {
 				all = append(all, cand{t, base, spec.Index(base+".transforms", i), topics, dlq})
 			}
 		}

@@ -32,11 +32,14 @@ const (
 	metricErrors  = "object_storage.write_errors"
 )
 
+// connectorName is the connector's catalog name; the legacy names stand in for it.
+const connectorName = "object-storage"
+
 var metrics = []string{metricObjects, metricBytes, metricEvents, metricLatency, metricErrors}
 
 func init() {
 	catalog.RegisterSink[Config](catalog.Meta{
-		Name:        "object-storage",
+		Name:        connectorName,
 		Aliases:     []string{"object-store", "blob-storage"},
 		Category:    catalog.Storage,
 		Subcategory: "Object",
@@ -52,14 +55,15 @@ func init() {
 // registerLegacy registers a legacy name: the object-storage sink with the
 // provider fixed. Catalog aliases cannot carry a setting, so each is its own
 // entry whose constructor fills in the provider and calls New.
-func registerLegacy[P legacyName](name, what string) {
+func registerLegacy[P legacyName](legacy, what string) {
 	catalog.RegisterSink[LegacyConfig[P]](catalog.Meta{
-		Name:        name,
+		Name:        legacy,
 		Category:    catalog.Storage,
 		Subcategory: "Object",
 		Description: "Legacy name of object-storage with provider fixed to " + what + "; new pipelines should use object-storage.",
-		Tags:        []string{"object", "storage", "legacy", name},
+		Tags:        []string{"object", "storage", "legacy", legacy},
 		Metrics:     metrics,
+		LegacyOf:    connectorName,
 	}, func(c *LegacyConfig[P]) (pipeline.Sink, error) { return New(c.config()) })
 }
 
