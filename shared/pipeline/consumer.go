@@ -30,6 +30,51 @@ type StreamTransport interface {
 
 var _ StreamTransport = (*topic.Redis)(nil)
 
+// TopicIDs is a StreamTransport that tells one life of a topic from the
+// next (topic.Redis): a topic deleted and created again, or lost with a
+// Redis restarted empty and created again by the next publish, starts over
+// at offset 0 under a new id. The runner remembers the id its offset was
+// read on, so it notices the change even when the new topic has already
+// grown past that offset.
+type TopicIDs interface {
+	// CommittedID is Committed plus the topic's id, read together; an
+	// offset committed on an earlier life of the topic is not returned.
+	CommittedID(ctx context.Context, group, topic string, partition int32) (next int64, ok bool, topicID string, err error)
+	// HighWatermarkID is HighWatermark plus the topic's id, read together
+	// ("" when the topic does not exist).
+	HighWatermarkID(ctx context.Context, topic string, partition int32) (int64, string, error)
+	// CommitOn commits unless the topic's id is no longer topicID
+	// (then it fails with topic.ErrTopicRecreated).
+	CommitOn(ctx context.Context, group, topic string, partition int32, next int64, topicID string) error
+}
+
+var _ TopicIDs = (*topic.Redis)(nil)
+
+// noTopicIDs serves a transport without topic ids: every topic has the id
+// "", so only an offset past the partition's end shows a reset.
+type noTopicIDs struct{ StreamTransport }
+
+func (n noTopicIDs) CommittedID(ctx context.Context, group, t string, p int32) (int64, bool, string, error) {
+	next, ok, err := n.Committed(ctx, group, t, p)
+	return next, ok, "", err
+}
+
+func (n noTopicIDs) HighWatermarkID(ctx context.Context, t string, p int32) (int64, string, error) {
+	hw, err := n.HighWatermark(ctx, t, p)
+	return hw, "", err
+}
+
+func (n noTopicIDs) CommitOn(ctx context.Context, group, t string, p int32, next int64, _ string) error {
+	return n.Commit(ctx, group, t, p, next)
+}
+
+func (r *SinkRunner) topicIDs() TopicIDs {
+	if ids, ok := r.Transport.(TopicIDs); ok {
+		return ids
+	}
+	return noTopicIDs{r.Transport}
+}
+
 // SinkRunner is the long-lived host of one sink (`rivven-connect run
 // sink`): one consumer per topic partition feeding the same Handler the
 // serverless hosts call, committing the group's offset after each batch
@@ -244,18 +289,91 @@ func (r *SinkRunner) startOffset(ctx context.Context, t string, p int32) (int64,
 	}
 }
 
+// cursor is where a partition's consumer stands: the next offset, and the
+// id of the topic that offset belongs to.
+type cursor struct {
+	offset int64
+	id     string
+}
+
+// resume is where a partition's consumer starts: the group's committed
+// offset, or start_offset without one. A committed offset past the end
+// of the partition means the topic went back in time (Redis restarted
+// empty, the topic deleted and created again): it is logged and the
+// consumer starts per start_offset.
+func (r *SinkRunner) resume(ctx context.Context, ids TopicIDs, t string, p int32) (cursor, error) {
+	next, ok, id, err := ids.CommittedID(ctx, r.Group, t, p)
+	if err != nil {
+		return cursor{}, err
+	}
+	if !ok {
+		off, err := r.startOffset(ctx, t, p)
+		return cursor{off, id}, err
+	}
+	hw, hwID, err := ids.HighWatermarkID(ctx, t, p)
+	if err != nil {
+		return cursor{}, err
+	}
+	switch {
+	case hwID != id:
+		return r.restart(ctx, ids, t, p, cursor{next, id}, hw, hwID, "the topic was recreated")
+	case next > hw:
+		return r.restart(ctx, ids, t, p, cursor{next, id}, hw, hwID, "the committed offset is past the end of the partition")
+	}
+	return cursor{next, id}, nil
+}
+
+// restart moves a partition's consumer that found its topic gone back in
+// time to start_offset on the topic as it is now, says so at warn, and
+// commits the new position so that a restart of the sink does not
+// compute it again (a "latest" would then skip what came meanwhile).
+func (r *SinkRunner) restart(ctx context.Context, ids TopicIDs, t string, p int32, was cursor, hw int64, id, why string) (cursor, error) {
+	off, err := r.startOffset(ctx, t, p)
+	if err != nil {
+		return cursor{}, err
+	}
+	so := r.StartOffset
+	if so == "" {
+		so = "earliest"
+	}
+	r.Log.Warn("topic went back in time; resuming per start_offset", "sink", r.Handler.Name, "topic", t, "partition", p,
+		"reason", why, "offset", was.offset, "end", hw, "topic_id", was.id, "new_topic_id", id, "start_offset", so, "resume_at", off)
+	if err := ids.CommitOn(ctx, r.Group, t, p, off, id); err != nil && !errors.Is(err, topic.ErrTopicRecreated) {
+		r.Log.Warn("offset commit failed", "sink", r.Handler.Name, "topic", t, "partition", p, "error", err)
+	}
+	return cursor{off, id}, nil
+}
+
+// check compares the consumer's position with the partition as it is now
+// (its end and the topic's id) and returns the end, and a new position
+// when the topic went back in time. A consumer that has read nothing of a
+// topic that did not exist yet (offset 0, no id) simply adopts its id.
+func (r *SinkRunner) check(ctx context.Context, ids TopicIDs, t string, p int32, c cursor) (hw int64, next cursor, reset bool, err error) {
+	hw, id, err := ids.HighWatermarkID(ctx, t, p)
+	if err != nil {
+		return 0, c, false, err
+	}
+	switch {
+	case id != c.id && c.id == "" && c.offset == 0:
+		c.id = id
+	case id != c.id:
+		next, err = r.restart(ctx, ids, t, p, c, hw, id, "the topic was recreated")
+		return hw, next, true, err
+	case c.offset > hw:
+		next, err = r.restart(ctx, ids, t, p, c, hw, id, "the offset is past the end of the partition")
+		return hw, next, true, err
+	}
+	return hw, c, false, nil
+}
+
 // consume feeds one partition to the handler. It returns an error only
 // when the sink can go on no more (Failed, fenced).
 func (r *SinkRunner) consume(ctx context.Context, t string, p int32) error {
 	h := r.Handler
-	var offset int64
-	err := r.retry(ctx, "read committed offset", func() error {
-		next, ok, err := r.Transport.Committed(ctx, r.Group, t, p)
-		if err != nil || ok {
-			offset = next
-			return err
-		}
-		offset, err = r.startOffset(ctx, t, p)
+	ids := r.topicIDs()
+	var cur cursor
+	err := r.retry(ctx, "read committed offset", func() (err error) {
+		cur, err = r.resume(ctx, ids, t, p)
 		return err
 	})
 	if err != nil {
@@ -278,14 +396,32 @@ func (r *SinkRunner) consume(ctx context.Context, t string, p int32) error {
 	for ctx.Err() == nil {
 		var msgs []topic.Message
 		if err := r.retry(ctx, "fetch", func() (err error) {
-			msgs, err = gather(ctx, r.BatchSize, r.Linger, offset, fetch)
+			msgs, err = gather(ctx, r.BatchSize, r.Linger, cur.offset, fetch)
 			return
-		}); err != nil || len(msgs) == 0 {
+		}); err != nil {
+			continue
+		}
+		// What was fetched is only used once the topic is known to be the
+		// one the offset belongs to: after a Redis restarted empty, a
+		// fetch from the old offset returns the new topic's messages from
+		// there on, and everything before them would be skipped.
+		var (
+			hw    int64
+			reset bool
+		)
+		if err := r.retry(ctx, "read end offset", func() (err error) {
+			hw, cur, reset, err = r.check(ctx, ids, t, p, cur)
+			return err
+		}); err != nil {
+			continue
+		}
+		if reset || len(msgs) == 0 {
+			r.setLag(group, hw-cur.offset)
 			continue
 		}
 		recs = recs[:0]
 		for _, m := range msgs {
-			rec := Record{ID: strconv.FormatInt(m.Offset, 10), Topic: t, Partition: p, Offset: m.Offset, Raw: m.Value, Group: group}
+			rec := Record{ID: strconv.FormatInt(m.Offset, 10), Topic: t, TopicID: cur.id, Partition: p, Offset: m.Offset, Raw: m.Value, Group: group}
 			rec.Event, rec.DecodeErr = events.DecodeAny(m.Value)
 			recs = append(recs, rec)
 		}
@@ -302,17 +438,16 @@ func (r *SinkRunner) consume(ctx context.Context, t string, p int32) error {
 		if len(res.FailedIdx) > 0 {
 			next = recs[res.FailedIdx[0]].Offset
 		}
-		if next > offset {
-			if cerr := r.Transport.Commit(ctx, r.Group, t, p, next); cerr != nil {
+		if next > cur.offset {
+			// A topic recreated since the check is noticed by the next one.
+			if cerr := ids.CommitOn(ctx, r.Group, t, p, next, cur.id); cerr != nil && !errors.Is(cerr, topic.ErrTopicRecreated) {
 				// The ledger already knows what was written; the commit
 				// only saves re-reading it.
 				r.Log.Warn("offset commit failed", "sink", h.Name, "topic", t, "partition", p, "error", cerr)
 			}
-			offset = next
+			cur.offset = next
 		}
-		if hw, herr := r.Transport.HighWatermark(ctx, t, p); herr == nil {
-			r.setLag(resilience.StreamOf(t, p), hw-offset)
-		}
+		r.setLag(group, max(hw-cur.offset, 0))
 		if len(res.FailedIdx) == 0 {
 			failures = 0
 			continue

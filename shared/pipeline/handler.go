@@ -20,8 +20,13 @@ import (
 // Record is one delivered message as every host sees it: an SQS message, a
 // Kafka record, a Pub/Sub push, a local topic entry.
 type Record struct {
-	ID        string // what the trigger wants back for a partial failure
-	Topic     string
+	ID    string // what the trigger wants back for a partial failure
+	Topic string
+	// TopicID names the life of the topic the offset belongs to, when the
+	// transport tells one from the next (Redis Streams): a topic created
+	// again starts over at offset 0, and the ledger must not take its
+	// records for the old topic's.
+	TopicID   string
 	Partition int32
 	Offset    int64
 	// Attempt is the delivery attempt (1 on first delivery), when the
@@ -394,14 +399,25 @@ func member(r *Record) string {
 	if id == "" {
 		id = "@" + strconv.FormatInt(r.Offset, 10)
 	}
-	return resilience.StreamOf(r.Topic, r.Partition) + ":" + id
+	return ledgerStream(r) + ":" + id
+}
+
+// ledgerStream is a record's partition in the ledger: "<topic>:<partition>",
+// with "@<topic id>" when the transport names the topic's life, so that
+// offsets of a topic created again are not taken for the old topic's.
+func ledgerStream(r *Record) string {
+	s := resilience.StreamOf(r.Topic, r.Partition)
+	if r.TopicID != "" {
+		s += "@" + r.TopicID
+	}
+	return s
 }
 
 func (h *Handler) items(recs []Record) []resilience.Item {
 	out := make([]resilience.Item, len(recs))
 	for i := range recs {
 		r := &recs[i]
-		out[i] = resilience.Item{Stream: resilience.StreamOf(r.Topic, r.Partition), Offset: r.Offset, Member: member(r)}
+		out[i] = resilience.Item{Stream: ledgerStream(r), Offset: r.Offset, Member: member(r)}
 	}
 	return out
 }
@@ -482,7 +498,7 @@ func (h *Handler) settleLocked(ctx context.Context, recs []Record, adm resilienc
 			if streams == nil {
 				streams = map[string]*prefix{}
 			}
-			key := resilience.StreamOf(r.Topic, r.Partition)
+			key := ledgerStream(r)
 			p := streams[key]
 			if p == nil {
 				p = &prefix{next: -1}

@@ -25,15 +25,23 @@ import (
 // Keys of topic T (all share the hash tag {T}, so one Lua script may touch
 // every partition of a topic, also on a Redis Cluster; a topic is one slot):
 //
-//	rivven:topic:{T}:meta    HASH  partitions, replication_factor, hw:<p> (next offset of partition p)
+//	rivven:topic:{T}:meta    HASH  partitions, replication_factor, id (this life of the topic), hw:<p> (next offset of partition p)
 //	rivven:topic:{T}:p<N>    STREAM partition N; entry ID "0-<offset+1>", fields k (key), v (value), h (headers), t (ms), e (producer epoch)
 //	rivven:topic:{T}:fence   HASH  epoch:<producer>, pos:<producer> (last published source position), batch:<producer>
-//	rivven:topic:{T}:groups  HASH  <group>:<p> → committed next offset
+//	rivven:topic:{T}:groups  HASH  <group>:<p> → committed next offset, <group>:<p>:id → the topic id it was committed on
 //
 // Offsets are dense per partition and start at 0, like Kafka's, because the
 // publishing script numbers entries itself. Topic names must not contain
 // braces (they would break the hash tag). Streams are not trimmed: use
 // XTRIM MINID by the lowest committed offset, or a retention job.
+//
+// A topic gets a random id when it is created. A topic that is deleted and
+// created again — or lost with a Redis restarted empty and created again by
+// the next publish — starts over at offset 0 under a new id, so offsets
+// committed on the old one mean nothing on it: Committed does not return
+// them, CommitOn refuses to store them (ErrTopicRecreated), and a consumer
+// that compares ids (HighWatermarkID) notices. Topics created before ids
+// existed have the id "" until they are created again.
 type Redis struct {
 	c redis.UniversalClient
 	// AutoCreate creates unknown topics on first produce with Default.
@@ -89,7 +97,7 @@ func (r *Redis) Describe(ctx context.Context, topic string) (Spec, error) {
 
 var createTopic = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'partitions', ARGV[1], 'replication_factor', ARGV[2])
+redis.call('HSET', KEYS[1], 'partitions', ARGV[1], 'replication_factor', ARGV[2], 'id', ARGV[3])
 return 1
 `)
 
@@ -98,7 +106,7 @@ func (r *Redis) Create(ctx context.Context, topic string, s Spec) error {
 	if err := ValidateTopic(topic); err != nil {
 		return err
 	}
-	if err := createTopic.Run(ctx, r.c, []string{topicKey(topic, "meta")}, max(s.Partitions, 1), max(s.ReplicationFactor, 1)).Err(); err != nil {
+	if err := createTopic.Run(ctx, r.c, []string{topicKey(topic, "meta")}, max(s.Partitions, 1), max(s.ReplicationFactor, 1), newTopicID()).Err(); err != nil {
 		return fmt.Errorf("create topic %q: %w", topic, err)
 	}
 	return nil
@@ -324,43 +332,123 @@ func decodeEntry(topic string, partition int32, xm redis.XMessage) (Message, err
 // instance wrote it.
 const EpochHeader = "rivven-epoch"
 
+// ErrTopicRecreated is returned by CommitOn when the topic is no longer
+// the one the offset was read from: it was deleted (or lost with Redis)
+// and created again, and its offsets start over.
+var ErrTopicRecreated = errors.New("topic was recreated: its offsets started over")
+
+// commitGroup stores a group's next offset with the id of the topic it
+// belongs to. KEYS: groups, meta. ARGV: field, next, expected topic id,
+// whether to check it. An offset stored on an earlier topic of the same
+// name is replaced, else the offset never moves backwards.
 var commitGroup = redis.NewScript(`
-local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1])) or -1
-if tonumber(ARGV[2]) > cur then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
-return 0
+local cur = redis.call('HGET', KEYS[2], 'id') or ''
+if ARGV[4] == '1' and ARGV[3] ~= cur then return {'RECREATED', cur} end
+local idf = ARGV[1] .. ':id'
+local was = redis.call('HGET', KEYS[1], idf) or ''
+local next = tonumber(ARGV[2])
+if was ~= cur then
+  redis.call('HSET', KEYS[1], ARGV[1], next, idf, cur)
+  return {'OK'}
+end
+local off = tonumber(redis.call('HGET', KEYS[1], ARGV[1])) or -1
+if next > off then redis.call('HSET', KEYS[1], ARGV[1], next, idf, cur) end
+return {'OK'}
 `)
 
 // Commit stores a consumer group's next offset of a partition. It never
 // moves backwards, so a late commit from a slow consumer cannot rewind the
 // group.
 func (r *Redis) Commit(ctx context.Context, group, topic string, partition int32, next int64) error {
+	return r.commit(ctx, group, topic, partition, next, "", false)
+}
+
+// CommitOn is Commit for an offset read from the topic whose id is
+// topicID (see HighWatermarkID): it fails with ErrTopicRecreated, storing
+// nothing, when the topic has another id now.
+func (r *Redis) CommitOn(ctx context.Context, group, topic string, partition int32, next int64, topicID string) error {
+	return r.commit(ctx, group, topic, partition, next, topicID, true)
+}
+
+func (r *Redis) commit(ctx context.Context, group, topic string, partition int32, next int64, topicID string, check bool) error {
 	field := group + ":" + strconv.Itoa(int(partition))
-	if err := commitGroup.Run(ctx, r.c, []string{topicKey(topic, "groups")}, field, next).Err(); err != nil {
+	v, err := commitGroup.Run(ctx, r.c, []string{topicKey(topic, "groups"), topicKey(topic, "meta")}, field, next, topicID, b01(check)).Slice()
+	if err != nil {
 		return fmt.Errorf("commit %s %s[%d]: %w", group, topic, partition, err)
+	}
+	if len(v) > 0 && v[0] == "RECREATED" {
+		return fmt.Errorf("commit %s %s[%d] at %d: %w (id %q, now %q)", group, topic, partition, next, ErrTopicRecreated, topicID, v[1])
 	}
 	return nil
 }
 
+func b01(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// committedGroup reads a group's next offset and the topic's id at once.
+// KEYS: groups, meta. ARGV: field. An offset stored on an earlier topic of
+// the same name is not returned.
+var committedGroup = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[2], 'id') or ''
+local off = redis.call('HGET', KEYS[1], ARGV[1])
+local was = redis.call('HGET', KEYS[1], ARGV[1] .. ':id') or ''
+if off == false or was ~= cur then return {'', cur} end
+return {off, cur}
+`)
+
 // Committed returns a group's committed next offset (ok false if none).
 func (r *Redis) Committed(ctx context.Context, group, topic string, partition int32) (next int64, ok bool, err error) {
+	next, ok, _, err = r.CommittedID(ctx, group, topic, partition)
+	return next, ok, err
+}
+
+// CommittedID is Committed plus the id of the topic (read in the same
+// atomic step), for CommitOn and HighWatermarkID. An offset committed on
+// an earlier topic of the same name is not returned.
+func (r *Redis) CommittedID(ctx context.Context, group, topic string, partition int32) (next int64, ok bool, topicID string, err error) {
 	field := group + ":" + strconv.Itoa(int(partition))
-	next, err = r.c.HGet(ctx, topicKey(topic, "groups"), field).Int64()
-	if errors.Is(err, redis.Nil) {
-		return 0, false, nil
+	v, err := committedGroup.Run(ctx, r.c, []string{topicKey(topic, "groups"), topicKey(topic, "meta")}, field).StringSlice()
+	if err == nil && len(v) != 2 {
+		err = fmt.Errorf("unexpected reply %v", v)
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("committed %s %s[%d]: %w", group, topic, partition, err)
+		return 0, false, "", fmt.Errorf("committed %s %s[%d]: %w", group, topic, partition, err)
 	}
-	return next, true, nil
+	if v[0] == "" {
+		return 0, false, v[1], nil
+	}
+	next, err = strconv.ParseInt(v[0], 10, 64)
+	if err != nil {
+		return 0, false, "", fmt.Errorf("committed %s %s[%d]: %w", group, topic, partition, err)
+	}
+	return next, true, v[1], nil
 }
 
 // HighWatermark returns the next offset a partition will get.
 func (r *Redis) HighWatermark(ctx context.Context, topic string, partition int32) (int64, error) {
-	n, err := r.c.HGet(ctx, topicKey(topic, "meta"), "hw:"+strconv.Itoa(int(partition))).Int64()
-	if errors.Is(err, redis.Nil) {
-		return 0, nil
-	}
+	n, _, err := r.HighWatermarkID(ctx, topic, partition)
 	return n, err
+}
+
+// HighWatermarkID returns the next offset a partition will get and the
+// topic's id, read together: 0 and "" when the topic does not exist.
+func (r *Redis) HighWatermarkID(ctx context.Context, topic string, partition int32) (int64, string, error) {
+	v, err := r.c.HMGet(ctx, topicKey(topic, "meta"), "hw:"+strconv.Itoa(int(partition)), "id").Result()
+	if err != nil {
+		return 0, "", fmt.Errorf("end of %s[%d]: %w", topic, partition, err)
+	}
+	var n int64
+	if s, ok := v[0].(string); ok {
+		if n, err = strconv.ParseInt(s, 10, 64); err != nil {
+			return 0, "", fmt.Errorf("end of %s[%d]: %w", topic, partition, err)
+		}
+	}
+	id, _ := v[1].(string)
+	return n, id, nil
 }
 
 // OffsetForTime returns the first offset of a partition whose message is
@@ -401,6 +489,13 @@ func (r *Redis) Delete(ctx context.Context, topic string) error {
 	delete(r.parts, topic)
 	r.mu.Unlock()
 	return r.c.Del(ctx, keys...).Err()
+}
+
+// newTopicID names one life of a topic.
+func newTopicID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func newToken() string {

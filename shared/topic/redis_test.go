@@ -213,3 +213,61 @@ func TestRedisTransportGroups(t *testing.T) {
 		}
 	})
 }
+
+// A topic created again under the same name (deleted, or lost with a Redis
+// restarted empty and created by the next publish) is a new topic: a new
+// id, offsets from 0, and offsets committed on the old one are neither
+// returned nor accepted, even when the group's hash outlived it.
+func TestRedisTransportTopicRecreated(t *testing.T) {
+	redisBackends(t, func(t *testing.T, r *Redis) {
+		ctx := context.Background()
+		name := uniqueTopic(t, r)
+		if hw, id, err := r.HighWatermarkID(ctx, name, 0); hw != 0 || id != "" || err != nil {
+			t.Fatalf("missing topic: %d %q %v", hw, id, err)
+		}
+		r.Create(ctx, name, Spec{Partitions: 1})
+		r.Produce(ctx, name, []Message{{Value: []byte("a")}, {Value: []byte("b")}})
+		hw, id1, err := r.HighWatermarkID(ctx, name, 0)
+		if hw != 2 || len(id1) != 16 || err != nil {
+			t.Fatalf("end %d, id %q, %v", hw, id1, err)
+		}
+		if err := r.CommitOn(ctx, "g", name, 0, 2, id1); err != nil {
+			t.Fatal(err)
+		}
+		if n, ok, id, _ := r.CommittedID(ctx, "g", name, 0); !ok || n != 2 || id != id1 {
+			t.Fatalf("committed %d %v on %q", n, ok, id)
+		}
+
+		// The topic's messages and metadata go; its groups stay.
+		if err := r.c.Del(ctx, topicKey(name, "meta"), partKey(name, 0)).Err(); err != nil {
+			t.Fatal(err)
+		}
+		r.Create(ctx, name, Spec{Partitions: 1})
+		r.Produce(ctx, name, []Message{{Value: []byte("c")}})
+		hw, id2, _ := r.HighWatermarkID(ctx, name, 0)
+		if hw != 1 || id2 == id1 || id2 == "" {
+			t.Fatalf("recreated: end %d, id %q (was %q)", hw, id2, id1)
+		}
+		if _, ok, id, _ := r.CommittedID(ctx, "g", name, 0); ok || id != id2 {
+			t.Fatalf("the old topic's offset is returned for the new one (ok=%v, id %q)", ok, id)
+		}
+		if _, ok, _ := r.Committed(ctx, "g", name, 0); ok {
+			t.Fatal("Committed returns the old topic's offset")
+		}
+		// A consumer that read on the old topic cannot commit on the new.
+		if err := r.CommitOn(ctx, "g", name, 0, 5, id1); !errors.Is(err, ErrTopicRecreated) {
+			t.Fatalf("commit with the old id: %v", err)
+		}
+		// On the new one the offset may be lower than the old topic's.
+		if err := r.CommitOn(ctx, "g", name, 0, 1, id2); err != nil {
+			t.Fatal(err)
+		}
+		if n, ok, _ := r.Committed(ctx, "g", name, 0); !ok || n != 1 {
+			t.Fatalf("committed %d %v", n, ok)
+		}
+		r.Commit(ctx, "g", name, 0, 0) // still never backwards within one topic
+		if n, _, _ := r.Committed(ctx, "g", name, 0); n != 1 {
+			t.Fatalf("committed moved back to %d", n)
+		}
+	})
+}
