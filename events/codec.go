@@ -8,6 +8,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -369,6 +370,10 @@ func appendSource(dst []byte, s *SourceInfo) ([]byte, error) {
 		field("last_commit")
 		dst = appendString(dst, s.LastCommit)
 	}
+	if len(s.Columns) > 0 {
+		field("columns")
+		dst = append(dst, s.Columns...)
+	}
 	return append(dst, '}'), nil
 }
 
@@ -399,6 +404,14 @@ func decodeSource(b []byte) (*SourceInfo, error) {
 			s.Table, err = stringOrNull(v)
 		case keyIs(k, "position"):
 			s.Position, err = stringOrNull(v)
+		case keyIs(k, "columns"):
+			if !isNull(v) {
+				if len(v) == 0 || v[0] != '{' {
+					err = fmt.Errorf("expected an object, got %s", abbrev(v))
+				} else {
+					s.Columns = internColumns(v)
+				}
+			}
 		case keyIs(k, "commit_ts"):
 			if !isNull(v) {
 				if box.ts, err = parseTimestamp(v); err == nil {
@@ -427,6 +440,27 @@ func decodeSource(b []byte) (*SourceInfo, error) {
 }
 
 func isNull(v []byte) bool { return len(v) == 0 || string(v) == "null" }
+
+// columnsIntern keeps one string per distinct source.columns, so that
+// decoding a table's events does not copy its column list for each.
+var columnsIntern struct {
+	sync.Mutex
+	m map[string]string
+}
+
+func internColumns(v []byte) string {
+	columnsIntern.Lock()
+	defer columnsIntern.Unlock()
+	if s, ok := columnsIntern.m[string(v)]; ok {
+		return s
+	}
+	if columnsIntern.m == nil || len(columnsIntern.m) >= maxCachedTables {
+		columnsIntern.m = map[string]string{}
+	}
+	s := string(v)
+	columnsIntern.m[s] = s
+	return s
+}
 
 // stringOrNull decodes a string token; null gives "".
 func stringOrNull(v []byte) (string, error) {

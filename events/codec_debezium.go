@@ -15,9 +15,10 @@ import (
 // PostgreSQL and MySQL connectors write it with schemas.enable=false, and
 // decodes it with or without the {schema, payload} wrapper.
 type debeziumCodec struct {
-	opts DebeziumOptions
-	skip skipSet
-	now  func() time.Time // processing time (top-level ts_ms); a clock in tests
+	opts   DebeziumOptions
+	skip   skipSet
+	now    func() time.Time // processing time (top-level ts_ms); a clock in tests
+	tables tableCache
 }
 
 // Debezium is the Debezium codec with Debezium's default options.
@@ -89,10 +90,21 @@ func (c *debeziumCodec) Append(dst []byte, e *Event) ([]byte, error) {
 			return dst, fmt.Errorf("update data: %w", err)
 		}
 	}
+	n := len(dst)
+	t := c.table(e.Source)
+	if c.opts.SchemasEnable {
+		dst = append(dst, `{"schema":`...)
+		dst = c.appendEnvelopeSchema(dst, e, t, before, after)
+		dst = append(dst, `,"payload":`...)
+	}
 	dst = append(dst, `{"before":`...)
-	dst = appendRawOrNull(dst, before)
+	if dst, err = c.appendDBZRow(dst, before, t); err != nil {
+		return dst[:n], fmt.Errorf("before: %w", err)
+	}
 	dst = append(dst, `,"after":`...)
-	dst = appendRawOrNull(dst, after)
+	if dst, err = c.appendDBZRow(dst, after, t); err != nil {
+		return dst[:n], fmt.Errorf("after: %w", err)
+	}
 	dst = append(dst, `,"source":`...)
 	dst = appendDebeziumSource(dst, e)
 	dst = append(dst, `,"op":"`...)
@@ -102,7 +114,11 @@ func (c *debeziumCodec) Append(dst []byte, e *Event) ([]byte, error) {
 	if c.opts.ProvideTransactionMetadata && op != "r" && e.Metadata.TransactionID != "" {
 		dst = appendDebeziumTransaction(dst, e)
 	}
-	return append(dst, '}'), nil
+	dst = append(dst, '}')
+	if c.opts.SchemasEnable {
+		dst = append(dst, '}')
+	}
+	return dst, nil
 }
 
 // appendDebeziumTimes writes ,"ts_ms":..,"ts_us":..,"ts_ns":.. for t.

@@ -36,11 +36,15 @@ type DebeziumOptions struct {
 	TombstonesOnDelete         bool   `yaml:"tombstones_on_delete" default:"true" doc:"After a delete, a tombstone (same key, null value) so that log compaction can drop the key, as Debezium's tombstones.on.delete. Written by sinks whose records can have a null value (kafka); others ignore it."`
 	ProvideTransactionMetadata bool   `yaml:"provide_transaction_metadata" default:"false" doc:"Add Debezium's transaction block {id: \"<txId>:<commit position>\", total_order, data_collection_order} to every change, as provide.transaction.metadata."`
 	SchemaChangesTopic         string `yaml:"schema_changes_topic" doc:"Topic that schema changes go to, in Debezium's schema change topic shape (tableChanges with jdbcType, typeName, position). Empty: schema changes are left out, as Debezium's PostgreSQL connector does; they never go into the data stream. Only the kafka sink writes it."`
+	SchemasEnable              bool   `yaml:"schemas_enable" default:"false" doc:"Write each record as Kafka Connect's JsonConverter does with schemas.enable=true: {schema, payload}, the schema built from the table's columns with Debezium's type names (org.apache.kafka.connect.data.Decimal, io.debezium.time.MicroTimestamp, io.debezium.data.Json, ...); the kafka sink's keys too. Off by default, as in Debezium Server."`
+	DecimalHandlingMode        string `yaml:"decimal_handling_mode" default:"precise" enum:"precise,double,string" doc:"How NUMERIC/DECIMAL (and PostgreSQL money) columns are written, as Debezium's decimal.handling.mode: precise (the default) as Kafka Connect's Decimal, base64 of the unscaled big-endian two's complement value with the scale in the schema (NUMERIC without a scale as io.debezium.data.VariableScaleDecimal {scale, value}); double as a number; string as the exact text."`
+	TimePrecisionMode          string `yaml:"time_precision_mode" default:"adaptive" enum:"adaptive,adaptive_time_microseconds,connect" doc:"How DATE, TIME and local TIMESTAMP/DATETIME columns are written, as Debezium's time.precision.mode: adaptive (the default) by the column's precision (io.debezium.time.Date days, Time ms or MicroTime µs, Timestamp ms or MicroTimestamp µs; MySQL TIME always MicroTime, as its connector's default adaptive_time_microseconds); adaptive_time_microseconds: TIME always MicroTime; connect: Kafka Connect's Date, Time (ms) and Timestamp (ms). Zoned timestamps are ISO strings (io.debezium.time.ZonedTimestamp) in every mode."`
 }
 
 // DefaultDebeziumOptions are Debezium's defaults.
 func DefaultDebeziumOptions() DebeziumOptions {
-	return DebeziumOptions{SkippedOperations: "t", TombstonesOnDelete: true}
+	return DebeziumOptions{SkippedOperations: "t", TombstonesOnDelete: true,
+		DecimalHandlingMode: DecimalPrecise, TimePrecisionMode: TimeAdaptive}
 }
 
 // CloudEventsOptions are the settings of the CloudEvents encoding.
@@ -112,6 +116,22 @@ func NewCodec(name string, dbz DebeziumOptions, ce CloudEventsOptions) (Codec, e
 		skip, err := parseSkipped(dbz.SkippedOperations)
 		if err != nil {
 			return nil, &OptionError{Path: "debezium.skipped_operations", Message: err.Error()}
+		}
+		switch dbz.DecimalHandlingMode {
+		case "":
+			dbz.DecimalHandlingMode = DecimalPrecise
+		case DecimalPrecise, DecimalDouble, DecimalString:
+		default:
+			return nil, &OptionError{Path: "debezium.decimal_handling_mode",
+				Message: fmt.Sprintf("unknown mode %q (allowed: precise, double, string)", dbz.DecimalHandlingMode)}
+		}
+		switch dbz.TimePrecisionMode {
+		case "":
+			dbz.TimePrecisionMode = TimeAdaptive
+		case TimeAdaptive, TimeAdaptiveMicroseconds, TimeConnect:
+		default:
+			return nil, &OptionError{Path: "debezium.time_precision_mode",
+				Message: fmt.Sprintf("unknown mode %q (allowed: adaptive, adaptive_time_microseconds, connect)", dbz.TimePrecisionMode)}
 		}
 		return &debeziumCodec{opts: dbz, skip: skip, now: time.Now}, nil
 	case CodecCloudEvents:

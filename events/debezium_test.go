@@ -222,6 +222,11 @@ func TestDebeziumDifferencesInReadme(t *testing.T) {
 			t.Errorf("README.md does not list the Debezium difference `%s`", k)
 		}
 	}
+	for k, why := range schemaDifferences {
+		if !strings.HasPrefix(why, "see ") && !strings.Contains(string(b), "`"+k+"`") {
+			t.Errorf("README.md does not list the Debezium schema difference `%s`", k)
+		}
+	}
 }
 
 // Debezium's defaults: truncates skipped (Flink's debezium-json fails on

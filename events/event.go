@@ -139,6 +139,14 @@ type SourceInfo struct {
 	// LastCommit is PostgreSQL's last committed LSN before this change
 	// (the first element of Debezium's source.sequence).
 	LastCommit string `json:"last_commit,omitempty"`
+	// Columns describes the table's columns (AppendColumns' form: name to
+	// database type, " not null" for NOT NULL columns), so that an
+	// encoding can write values and schemas by column type (Debezium's
+	// Decimal, MicroTimestamp, Json) without asking the database. It is
+	// the JSON text of the object (a string keeps SourceInfo comparable
+	// and the text immutable; CDC sources share one among a table's
+	// events, decoders intern it).
+	Columns string `json:"columns,omitempty"`
 }
 
 // Event is one change or record moving through a pipeline.

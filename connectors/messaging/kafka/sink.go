@@ -315,7 +315,15 @@ func (s *Sink) records(recs []*kgo.Record, e *events.Event) ([]*kgo.Record, erro
 		}
 		r.Key = k
 	} else if len(e.Key) > 0 && string(e.Key) != "null" {
-		r.Key = append([]byte(nil), e.Key...)
+		if ke, ok := s.codec.(events.KeyEncoder); ok {
+			// Debezium's key: the key columns as the value writes them,
+			// with their schema under schemas_enable.
+			if r.Key, err = ke.AppendKey(nil, e); err != nil {
+				return recs, fmt.Errorf("encode key: %w", err)
+			}
+		} else {
+			r.Key = append([]byte(nil), e.Key...)
+		}
 	}
 	recs = append(recs, r)
 	if t, ok := s.codec.(events.Tombstoner); ok && t.Tombstone(e) && len(r.Key) > 0 {
