@@ -76,6 +76,7 @@ type decoder struct {
 	postHeader []byte // post-header length per event type (index type-1)
 	tables     map[uint64]*tableMap
 	mysqlJSON  bool // type 245 is MySQL binary JSON (false on MariaDB, where JSON is LONGTEXT)
+	mariaDB    bool // the server is MariaDB: its SIGNEDNESS metadata counts YEAR columns
 
 	vals  [][2]int // scratch for decodeRowImage
 	arena []byte   // row JSON is carved from here (see decodeRowImage)
@@ -254,7 +255,7 @@ func (d *decoder) tableMap(body []byte) (*tableMap, error) {
 	if meta.err != nil {
 		return nil, fmt.Errorf("table map metadata: %w", meta.err)
 	}
-	if err := tm.optionalMetadata(r.rest()); err != nil {
+	if err := tm.optionalMetadata(r.rest(), d.mariaDB); err != nil {
 		return nil, fmt.Errorf("table map optional metadata: %w", err)
 	}
 	return tm, nil
@@ -276,10 +277,17 @@ func realType(t byte, meta uint16) (byte, int) {
 	return b0, b1
 }
 
-func isNumericType(t byte) bool {
+// isNumericType reports whether the SIGNEDNESS metadata has a bit for a
+// column of type t. MariaDB gives YEAR one too (its YEAR field is a
+// TINYINT UNSIGNED underneath), and counting it wrong moves the bits of
+// every later column: a signed TINYINT after a YEAR would read as
+// unsigned.
+func isNumericType(t byte, mariaDB bool) bool {
 	switch t {
 	case typeTiny, typeShort, typeInt24, typeLong, typeLongLong, typeNewDecimal, typeFloat, typeDouble, typeDecimal:
 		return true
+	case typeYear:
+		return mariaDB
 	}
 	return false
 }
@@ -298,7 +306,7 @@ func (tm *tableMap) isEnumSet(i int) (enum, set bool) {
 	return t == typeEnum, t == typeSet
 }
 
-func (tm *tableMap) optionalMetadata(b []byte) error {
+func (tm *tableMap) optionalMetadata(b []byte, mariaDB bool) error {
 	n := len(tm.Types)
 	r := reader{b: b}
 	for r.i < len(r.b) && r.err == nil {
@@ -312,7 +320,7 @@ func (tm *tableMap) optionalMetadata(b []byte) error {
 			tm.Unsigned = make([]bool, n)
 			k := 0
 			for i, t := range tm.Types {
-				if !isNumericType(t) {
+				if !isNumericType(t, mariaDB) {
 					continue
 				}
 				if k/8 < len(v.b) {

@@ -20,6 +20,32 @@ type tableSchema struct {
 	PK        []int
 }
 
+// columnTypes renders the columns as source.columns, which every change
+// of the table carries so that an encoding can write values by column
+// type (Debezium's Decimal, MicroTimestamp, Json) without the schema
+// event (a function that started mid-stream, another partition).
+func (ts *tableSchema) columnTypes() string {
+	cols := make([]events.Column, len(ts.Cols))
+	for i, c := range ts.Cols {
+		cols[i] = events.Column{Name: c.Name, Type: ts.ColTypes[i], NotNull: !ts.Nullable[i]}
+	}
+	return string(events.AppendColumns(nil, cols))
+}
+
+// describes reports whether ts has the columns of ti, by name and in
+// order: only then do its types describe ti's row images.
+func (ts *tableSchema) describes(ti *tableInfo) bool {
+	if ts == nil || len(ts.Cols) != len(ti.cols) {
+		return false
+	}
+	for i := range ts.Cols {
+		if !strings.EqualFold(ts.Cols[i].Name, ti.cols[i].Name) {
+			return false
+		}
+	}
+	return true
+}
+
 func (ts *tableSchema) colIndex(name string) int {
 	for i, c := range ts.Cols {
 		if strings.EqualFold(c.Name, name) {
@@ -202,6 +228,10 @@ type tableInfo struct {
 	// differs from the TABLE_MAP and no names came with the event: names
 	// are then col_N.
 	schemaMismatch bool
+	// columns is the source.columns of its events (empty when
+	// information_schema does not describe the columns the table map
+	// has).
+	columns string
 
 	// Precomputed once per table map instead of per row: each column's
 	// quoted JSON name followed by ':' (so row decoding copies bytes

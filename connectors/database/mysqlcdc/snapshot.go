@@ -163,6 +163,7 @@ func (s *Source) snapshotTable(ctx context.Context, c *conn, emit pipeline.Emitt
 		rt.Logger().Warn("table disappeared before the snapshot read it", "table", task)
 		return nil
 	}
+	columns := ts.columnTypes()
 	estimate := tableEstimate(c, db, table)
 	rt.Progress(task, st.Done, estimate)
 	defer rt.Done(task)
@@ -251,7 +252,7 @@ func (s *Source) snapshotTable(ctx context.Context, c *conn, emit pipeline.Emitt
 				Data:      events.RawPayload(obj),
 				Key:       key,
 				Metadata:  events.Metadata{Position: p.encode(), Extra: []events.Field{{Key: "server_id", Value: s.snapServerID}}},
-				Source:    &events.SourceInfo{Connector: connectorName, Database: db, Table: table, Position: start.human(), CommitTS: &commit, Snapshot: true},
+				Source:    &events.SourceInfo{Connector: connectorName, Name: s.name, Database: db, Table: table, Position: start.human(), CommitTS: &commit, Snapshot: true, Columns: columns},
 			})
 			if len(ts.PK) > 0 {
 				st.After = after

@@ -60,6 +60,9 @@ type Source struct {
 	// snapServerID is the server's @@server_id, for the snapshot events'
 	// metadata (streamed events take it from the binlog event header).
 	snapServerID []byte
+	// name is the source's name in the pipeline: the logical server name
+	// in every event's source block (Debezium's source.name).
+	name string
 }
 
 // New validates the config and builds the source.
@@ -105,6 +108,7 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit pipeline.Emitter)
 	mode := s.cfg.snapshotMode()
 	s.mu.Lock()
 	done := s.snapshotted
+	s.name = pipeline.RuntimeFrom(ctx).Name
 	s.mu.Unlock()
 
 	switch {
@@ -298,7 +302,7 @@ func (s *Source) schemaEvent(db, table, ddl string, ts *tableSchema, p *position
 		Timestamp: time.Now().UTC(),
 		Data:      events.RawPayload(raw),
 		Metadata:  events.Metadata{Position: p.encode()},
-		Source:    &events.SourceInfo{Connector: connectorName, Database: db, Table: table, Position: p.human(), CommitTS: &commit},
+		Source:    &events.SourceInfo{Connector: connectorName, Name: s.name, Database: db, Table: table, Position: p.human(), CommitTS: &commit},
 	}
 	return e
 }

@@ -228,6 +228,7 @@ func (st *streamer) startDump() error {
 	useGTID := s.cfg.UseGTID && st.start.GTID != ""
 	if c.isMariaDB() {
 		st.dec.mysqlJSON = false
+		st.dec.mariaDB = true
 		// 4 = MARIA_SLAVE_CAPABILITY_GTID: GTID events instead of BEGIN, and
 		// the GTID connect state below is understood.
 		if err := c.exec("SET @mariadb_slave_capability = 4"); err != nil {
@@ -529,6 +530,19 @@ func (st *streamer) tableMap(tm *tableMap) error {
 	}
 	ti := buildTableInfo(tm, ts, st.collations)
 	ti.captured = captured
+	if captured {
+		if ts == nil {
+			// Full table map metadata: information_schema only for the
+			// column types of source.columns (cached per table).
+			var err error
+			if ts, err = st.schemaFor(tm.Schema, tm.Table); err != nil {
+				return err
+			}
+		}
+		if ts.describes(ti) {
+			ti.columns = ts.columnTypes()
+		}
+	}
 	st.tables[tm.ID] = ti
 	return nil
 }
@@ -577,7 +591,7 @@ func (st *streamer) rows(h header, rh rowsHeader, ti *tableInfo) error {
 	// transforms copy the source block before changing it, and Extra is
 	// capped at its length, so an append copies instead of touching a
 	// neighbour.
-	src := &events.SourceInfo{Connector: connectorName, Database: ti.db, Table: ti.table, Position: st.bHuman, CommitTS: &ts}
+	src := &events.SourceInfo{Connector: connectorName, Name: st.src.name, Database: ti.db, Table: ti.table, Position: st.bHuman, CommitTS: &ts, Columns: ti.columns}
 	extra := []events.Field{{Key: "server_id", Value: serverID}} // len = cap = 1
 	var typ events.Type
 	switch rh.Kind {

@@ -46,6 +46,19 @@ type schemaColumn struct {
 	Nullable *bool  `json:"nullable,omitempty"`
 }
 
+// columnTypes renders the columns of a schema event as source.columns,
+// which every change of the table carries so that an encoding can write
+// values by column type (Debezium's Decimal, MicroTimestamp, Json) even
+// where the schema event itself was not seen (a function that started
+// mid-stream, another partition).
+func columnTypes(cols []schemaColumn) string {
+	types := make([]events.Column, len(cols))
+	for i, c := range cols {
+		types[i] = events.Column{Name: c.Name, Type: c.Type, NotNull: c.Nullable != nil && !*c.Nullable}
+	}
+	return string(events.AppendColumns(nil, types))
+}
+
 func identityName(b byte) string {
 	switch b {
 	case 'd':

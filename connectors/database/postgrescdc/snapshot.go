@@ -21,6 +21,7 @@ type snapTable struct {
 	cols    []column // selected columns (column_filters applied)
 	keyIdx  []int    // positions of the primary key columns in cols
 	keyOIDs []uint32
+	columns string // source.columns of its events (see columnTypes)
 }
 
 // chunk is what a snapshot reader hands the emitting goroutine: one
@@ -205,6 +206,11 @@ func (s *Source) snapTable(t *table) *snapTable {
 		}
 		st.cols = append(st.cols, c)
 	}
+	types := make([]events.Column, len(st.cols))
+	for i, c := range st.cols {
+		types[i] = events.Column{Name: c.Name, Type: c.Type, NotNull: !c.Nullable}
+	}
+	st.columns = string(events.AppendColumns(nil, types))
 	return st
 }
 
@@ -289,6 +295,7 @@ func (s *Source) readRows(ctx context.Context, c *pgx.Conn, types *typeCache, st
 		vals := rr.Values()
 		buf = appendRow(buf[:0], types, st.cols, vals)
 		e := s.newEvent(events.SnapshotRead, st.t.Schema, st.t.Name, time.Now().UTC(), nil, true)
+		e.Source.Columns = st.columns
 		e.Data = events.RawPayload(append([]byte(nil), buf...))
 		if keyed {
 			e.Key = appendKey(nil, types, st.cols, st.keyIdx, vals)

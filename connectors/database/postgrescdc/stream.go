@@ -57,6 +57,7 @@ type relation struct {
 	pk           map[int]bool
 	identity     byte
 	captured     bool
+	columns      string // source.columns of its events: the kept columns' types
 }
 
 // streamer decodes the replication stream. Its run method owns the
@@ -562,7 +563,7 @@ func (st *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage) 
 	}
 	old := st.rels[m.RelationID]
 	if old != nil && old.captured && sameColumns(old.cols, r.cols) && old.identity == r.identity {
-		r.keep, r.keyIdx, r.pk = old.keep, old.keyIdx, old.pk
+		r.keep, r.keyIdx, r.pk, r.columns = old.keep, old.keyIdx, old.pk, old.columns
 		st.rels[m.RelationID] = r
 		return nil
 	}
@@ -607,6 +608,7 @@ func (st *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage) 
 			si.Columns = append(si.Columns, schemaColumn{Name: c.name, Type: typeNames[i], OID: c.oid, Key: r.pk[i], Nullable: &nullable})
 		}
 	}
+	r.columns = columnTypes(si.Columns)
 	ts := time.Now().UTC()
 	if st.commitTime != nil {
 		ts = *st.commitTime
@@ -717,6 +719,7 @@ func (st *streamer) change(ctx context.Context, walStart pglogrepl.LSN, typ even
 		return nil
 	}
 	e := st.s.newEvent(typ, r.schema, r.name, *st.commitTime, st.commitTime, false)
+	e.Source.Columns = r.columns
 	st.stamp(e, walStart)
 
 	var buf []byte

@@ -1,0 +1,137 @@
+package mysqlcdc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/pipeline"
+)
+
+// Snapshot rows and binlog changes carry the table's column types
+// (source.columns) and the source's name, so that the Debezium encoding
+// writes each column as Debezium's MySQL connector does (the data type
+// mappings of its documentation) with the schema of schemas_enable. The
+// TINYINT after a YEAR column also checks MariaDB's SIGNEDNESS metadata,
+// which counts YEAR: -5 must not stream as 251.
+func TestColumnTypesForDebezium(t *testing.T) {
+	c := testDB(t)
+	tbl := uniqueTable(t, c, "dbzcols")
+	mustExec(t, c, "CREATE TABLE `"+tbl+"` (id INT NOT NULL PRIMARY KEY, price DECIMAL(10,2) NOT NULL, born DATE, seen DATETIME,"+
+		" seen_us DATETIME(6), at TIMESTAMP NULL, tm TIME, doc JSON, size ENUM('small','large'), flags BIT(16), y YEAR, tiny TINYINT)")
+	row := "(%d, 1.56, '1997-05-19', '2018-06-20 06:37:03', '2018-06-20 06:37:03.000001', '2018-06-20 13:37:03', '-838:59:59', '{\"a\": 1}', 'large', b'0000000100000010', 2024, -5)"
+	mustExec(t, c, "SET time_zone = '+00:00'", "INSERT INTO `"+tbl+"` VALUES "+fmt.Sprintf(row, 1))
+	em := newRecorder()
+	s := newSource(t, testConfig(tbl))
+	ctx, cancel := context.WithCancel(pipeline.WithRuntime(context.Background(), &pipeline.Runtime{Name: "mysql-server-1"}))
+	done := make(chan error, 1)
+	go func() { done <- s.Read(ctx, nil, em) }()
+	stop := func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(30 * time.Second):
+			return fmt.Errorf("Read did not return after cancel")
+		}
+	}
+	t.Cleanup(func() { cancel() })
+	waitFor(t, 30*time.Second, "snapshot row", func() bool { ev, _ := em.snapshot(); return len(ev) >= 1 })
+	mustExec(t, c, "SET time_zone = '+00:00'", "INSERT INTO `"+tbl+"` VALUES "+fmt.Sprintf(row, 2))
+	var snap, ins *events.Event
+	waitFor(t, 30*time.Second, "streamed row", func() bool {
+		ev, _ := em.snapshot()
+		for _, e := range ev {
+			switch {
+			case e.Type == events.SnapshotRead && e.Source.Table == tbl:
+				snap = e
+			case e.Type == events.Insert && e.Source.Table == tbl:
+				ins = e
+			}
+		}
+		return snap != nil && ins != nil
+	})
+	if err := stop(); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	opts := events.DefaultDebeziumOptions()
+	opts.SchemasEnable = true
+	codec, err := events.NewCodec(events.CodecDebezium, opts, events.DefaultCloudEventsOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Values from Debezium's MySQL documentation (DATETIME 2018-06-20
+	// 06:37:03 is 1529476623000; TIMESTAMP is an ISO string in UTC) and
+	// Kafka's JsonConverter tests (1.56 at scale 2 is "AJw=", day 10000
+	// is 1997-05-19).
+	want := map[string]string{
+		"price": `"AJw="`, "born": `10000`, "seen": `1529476623000`, "seen_us": `1529476623000001`, "at": `"2018-06-20T13:37:03Z"`,
+		"tm": `-3020399000000`, "doc": `"{\"a\":1}"`, "size": `"large"`, "flags": `"AgE="`, "y": `2024`, "tiny": `-5`,
+	}
+	wantSchema := map[string]string{
+		"id": "int32 false", "price": "bytes false org.apache.kafka.connect.data.Decimal", "born": "int32 true io.debezium.time.Date",
+		"seen": "int64 true io.debezium.time.Timestamp", "seen_us": "int64 true io.debezium.time.MicroTimestamp",
+		"at": "string true io.debezium.time.ZonedTimestamp", "tm": "int64 true io.debezium.time.MicroTime",
+		"doc": "string true io.debezium.data.Json", "size": "string true io.debezium.data.Enum", "flags": "bytes true io.debezium.data.Bits",
+		"y": "int32 true io.debezium.time.Year", "tiny": "int8 true",
+	}
+	if c.isMariaDB() {
+		// MariaDB's JSON is LONGTEXT with a json_valid check: a string,
+		// as information_schema (and so Debezium's DDL reading) has it.
+		want["doc"], wantSchema["doc"] = `"{\"a\": 1}"`, "string true"
+	}
+	for _, e := range []*events.Event{snap, ins} {
+		if e.Source.Columns == "" || e.Source.Name != "mysql-server-1" {
+			t.Fatalf("%s: source %+v", e.Type, e.Source)
+		}
+		b, err := codec.Append(nil, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec struct {
+			Schema struct {
+				Name   string
+				Fields []struct {
+					Field  string
+					Fields []struct {
+						Type, Name, Field string
+						Optional          bool
+					}
+				}
+			}
+			Payload struct {
+				After  map[string]json.RawMessage
+				Source struct{ Name string }
+			}
+		}
+		if err := json.Unmarshal(b, &rec); err != nil {
+			t.Fatalf("%v: %s", err, b)
+		}
+		if rec.Schema.Name != "mysql-server-1.test."+tbl+".Envelope" || rec.Payload.Source.Name != "mysql-server-1" {
+			t.Errorf("%s: envelope %s, source.name %s", e.Type, rec.Schema.Name, rec.Payload.Source.Name)
+		}
+		for col, w := range want {
+			if got := string(rec.Payload.After[col]); got != w {
+				t.Errorf("%s %s = %s, want %s", e.Type, col, got, w)
+			}
+		}
+		for _, f := range rec.Schema.Fields {
+			if f.Field != "after" {
+				continue
+			}
+			for _, c := range f.Fields {
+				got := fmt.Sprintf("%s %v", c.Type, c.Optional)
+				if c.Name != "" {
+					got += " " + c.Name
+				}
+				if got != wantSchema[c.Field] {
+					t.Errorf("%s schema of %s: %s, want %s", e.Type, c.Field, got, wantSchema[c.Field])
+				}
+			}
+		}
+	}
+}
