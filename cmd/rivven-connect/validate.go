@@ -36,9 +36,15 @@ func loadPipeline(path string) (*config.Pipeline, error) {
 	return p, err
 }
 
+// formatProblems prints one line per listed problem; the loader lists at
+// most spec.MaxProblems, then a line counting the rest.
 func formatProblems(path string, ps spec.Problems) string {
 	var b []byte
 	for _, p := range ps {
+		if p.Omitted > 0 {
+			b = fmt.Appendf(b, "  %s\n", p.Message)
+			continue
+		}
 		if p.Line > 0 {
 			b = fmt.Appendf(b, "  %s:%d:%d: ", path, p.Line, p.Column)
 		} else {
@@ -49,7 +55,7 @@ func formatProblems(path string, ps spec.Problems) string {
 		}
 		b = fmt.Appendf(b, "%s\n", p.Message)
 	}
-	return fmt.Sprintf("%s  %d problem(s)", b, len(ps))
+	return fmt.Sprintf("%s  %d problem(s)", b, ps.Count())
 }
 
 func runValidate(_ context.Context, args []string, stdout, _ io.Writer) error {
@@ -74,12 +80,15 @@ func runValidate(_ context.Context, args []string, stdout, _ io.Writer) error {
 			Column  int    `json:"column"`
 			Message string `json:"message"`
 		}
+		// problems lists the first spec.MaxProblems by position; count
+		// is how many there are in all.
 		out := struct {
 			File     string    `json:"file"`
 			Valid    bool      `json:"valid"`
+			Count    int       `json:"count"`
 			Problems []problem `json:"problems"`
-		}{File: *file, Valid: err == nil, Problems: []problem{}}
-		for _, p := range ps {
+		}{File: *file, Valid: err == nil, Count: ps.Count(), Problems: []problem{}}
+		for _, p := range ps.Listed() {
 			out.Problems = append(out.Problems, problem{p.Path, p.Line, p.Column, p.Message})
 		}
 		enc := json.NewEncoder(stdout)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -83,5 +84,79 @@ func TestAliasesAcceptedByValidateRunInLocal(t *testing.T) {
 	}
 	if !strings.Contains(out, `"copy":["x","x",`) {
 		t.Errorf("the aliased static value was not inserted:\n%.300s", out)
+	}
+}
+
+// validate on a generated file with 30,000 unknown keys prints the first
+// 100 problems, one line counting the rest and the total: 103 lines on
+// stderr, whatever the number of problems.
+func TestValidateHugeFileListsTheFirst100(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("sources:\n  gen:\n    connector: datagen\n    topic: t\n    config:\n      pattern: orders\n")
+	const n = 30000
+	for i := range n {
+		fmt.Fprintf(&b, "      unknown_%05d: %d\n", i, i)
+	}
+	b.WriteString("sinks:\n  out:\n    connector: stdout\n    topics: [t]\n")
+	file := writeFile(t, b.String())
+	code, _, errOut := cli(t, "validate", "-c", file)
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	if code != exitUsage || len(lines) != 1+100+2 {
+		t.Fatalf("exit %d, %d lines:\n%.2000s", code, len(lines), errOut)
+	}
+	if !strings.Contains(lines[1], ":7:7: sources.gen.config.unknown_00000: unknown key") ||
+		!strings.Contains(lines[100], ":106:7: sources.gen.config.unknown_00099: unknown key") ||
+		!strings.Contains(lines[101], "29900 more problem(s)") || strings.TrimSpace(lines[102]) != "30000 problem(s)" {
+		t.Errorf("unexpected lines:\n%s\n%s\n%s\n%s", lines[1], lines[100], lines[101], lines[102])
+	}
+
+	code, out, _ := cli(t, "validate", "-c", file, "--json")
+	var res struct {
+		Valid    bool
+		Count    int
+		Problems []struct{ Line int }
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != exitUsage {
+		t.Fatalf("exit %d, %v", code, err)
+	}
+	if res.Valid || res.Count != n || len(res.Problems) != 100 || res.Problems[99].Line != 106 {
+		t.Errorf("--json: valid %v, count %d, %d problems", res.Valid, res.Count, len(res.Problems))
+	}
+}
+
+// A wrong type in a connector block does not hide the block's other
+// problems: postgres-cdc's port "abc" and its slot name (checked by the
+// connector's Validate) are both reported, with the rest.
+func TestValidateReportsEveryProblemOfABlock(t *testing.T) {
+	file := writeFile(t, `sources:
+  pg:
+    connector: postgres-cdc
+    topic: t
+    config:
+      host: localhost
+      port: "abc"
+      database: test
+      user: postgres
+      password: ""
+      publication_name: pub
+      slot_name: "Bad-Slot!"
+      snapshot: {mode: sometimes}
+sinks:
+  out:
+    connector: stdout
+    topics: [t]
+    config: {format: jsonl, pretty: maybe}
+`)
+	code, _, errOut := cli(t, "validate", "-c", file)
+	for _, want := range []string{
+		`:7:13: sources.pg.config.port: expected an integer, got "abc"`,
+		`:12:18: sources.pg.config.slot_name: "Bad-Slot!" is not a valid slot name`,
+		`:13:24: sources.pg.config.snapshot.mode: "sometimes" is not allowed`,
+		`:18:37: sinks.out.config.pretty: expected true or false`,
+		"  4 problem(s)",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("missing %q (exit %d):\n%s", want, code, errOut)
+		}
 	}
 }

@@ -84,6 +84,17 @@ func count64(n int64) string {
 
 func addCapped(a, b int64) int64 { return min(a+b, sizeCap) }
 
+// leaf is a scalar without an anchor: it counts one wherever it is, and
+// needs no path (a file may hold millions).
+func leaf(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.Anchor == "" }
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // measure returns the number of nodes n stands for once every alias is
 // expanded, as the yaml decoder counts them (an alias node, then what it
 // names). written is false below an alias: those nodes are not in the file
@@ -112,32 +123,46 @@ func (c *aliasCheck) measure(n *yaml.Node, path string, written bool) int64 {
 		}
 		return s
 	}
-	if !written {
-		if s, ok := c.size[n]; ok {
+	// Only an anchored node can be reached twice (through an alias), so
+	// only those are remembered: a file of millions of nodes and no
+	// anchors costs no map at all.
+	anchored := n.Anchor != ""
+	if anchored {
+		if s, ok := c.size[n]; ok && !written {
 			return s
 		}
+		c.visiting[n] = true
+		defer delete(c.visiting, n)
 	}
-	c.visiting[n] = true
-	defer delete(c.visiting, n)
 	s := int64(1)
 	switch n.Kind {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			s = addCapped(s, c.measure(n.Content[i], path, written))
-			s = addCapped(s, c.measure(n.Content[i+1], spec.Join(path, n.Content[i].Value), written))
+			if v := n.Content[i+1]; leaf(v) {
+				s, c.plain = addCapped(s, 1), c.plain+b2i(written)
+			} else {
+				s = addCapped(s, c.measure(v, spec.Join(path, n.Content[i].Value), written))
+			}
 		}
 	case yaml.SequenceNode:
 		for i, e := range n.Content {
-			s = addCapped(s, c.measure(e, spec.Index(path, i), written))
+			if leaf(e) {
+				s, c.plain = addCapped(s, 1), c.plain+b2i(written)
+			} else {
+				s = addCapped(s, c.measure(e, spec.Index(path, i), written))
+			}
 		}
 	default:
 		for _, e := range n.Content {
 			s = addCapped(s, c.measure(e, path, written))
 		}
 	}
-	// A node is first measured where it is written, then through its
-	// aliases; both count the same.
-	c.size[n] = s
+	if anchored {
+		// First measured where it is written, then through its aliases;
+		// both count the same.
+		c.size[n] = s
+	}
 	return s
 }
 

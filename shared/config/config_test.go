@@ -1395,3 +1395,66 @@ sinks:
 		t.Errorf("the two uses of &gen share nodes")
 	}
 }
+
+// ---- huge files --------------------------------------------------------------
+
+// A generated file with tens of thousands of mistakes of every kind (unset
+// variables, unknown keys in the file's structure and in connector
+// blocks, wrong types) lists the first spec.MaxProblems by line and counts
+// every one.
+func TestHugeFileListsFirstProblemsAndCountsAll(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("settings:\n")
+	for i := range 20000 {
+		fmt.Fprintf(&b, "  s%05d: ${UNSET_%d}\n", i, i) // an unknown key and an unset variable each
+	}
+	b.WriteString("sources:\n  gen:\n    connector: datagen\n    topic: orders\n    config:\n      pattern: orders\n")
+	for i := range 20000 {
+		fmt.Fprintf(&b, "      c%d: 1\n", i)
+	}
+	b.WriteString("sinks:\n  out:\n    connector: stdout\n    topics: [")
+	for i := range 10000 {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("[x]")
+	}
+	b.WriteString("]\n")
+	if b.Len() > MaxFileSize {
+		t.Fatalf("the generated file is %d bytes, above MaxFileSize", b.Len())
+	}
+	_, err := Parse([]byte(b.String()), newCatalog(), noEnv)
+	ps := Problems(err)
+	if ps.Count() != 2*20000+20000+10000 {
+		t.Fatalf("counted %d problems", ps.Count())
+	}
+	listed := ps.Listed()
+	if len(listed) != spec.MaxProblems || len(ps) != spec.MaxProblems+1 || ps[len(ps)-1].Omitted != ps.Count()-spec.MaxProblems {
+		t.Fatalf("%d listed, %d entries, last %+v", len(listed), len(ps), ps[len(ps)-1])
+	}
+	// Lines 2..51, each with its unknown key (column 3) and its unset
+	// variable (column 11), in that order.
+	for i, p := range listed {
+		line, col := 2+i/2, 3
+		if i%2 == 1 {
+			col = 11
+		}
+		if p.Line != line || p.Column != col {
+			t.Fatalf("problem %d at %d:%d, want %d:%d: %v", i, p.Line, p.Column, line, col, p)
+		}
+	}
+}
+
+// A file above MaxFileSize is refused before it is parsed: the parser's
+// tree is many times the file, and the cap is what bounds it.
+func TestFileTooLarge(t *testing.T) {
+	big := []byte(valid + "# " + strings.Repeat("x", MaxFileSize) + "\n")
+	_, err := Parse(big, newCatalog(), noEnv)
+	expect(t, Problems(err), spec.Problem{Message: "at most 1048576 (1 MiB) are read"})
+	path := filepath.Join(t.TempDir(), "big.yaml")
+	if err := os.WriteFile(path, big, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(path, newCatalog(), noEnv)
+	expect(t, Problems(err), spec.Problem{Message: "at most 1048576 (1 MiB) are read"})
+}

@@ -69,9 +69,19 @@ func Load(path string, cat Catalog, opts Options) (*Pipeline, error) {
 	return p, err
 }
 
+// MaxFileSize bounds a pipeline file. The YAML parser holds the whole
+// document as a tree of nodes, 30 to 120 times the file's size, so the cap
+// is what keeps loading in bounded memory (about 120 MB at worst); real
+// pipelines are a few KB.
+const MaxFileSize = 1 << 20
+
 // Parse validates a pipeline document. On failure the error is a
-// spec.Problems listing every problem, sorted by line.
+// spec.Problems listing every problem, sorted by line: at most
+// spec.MaxProblems of them, then an entry counting the rest.
 func Parse(doc []byte, cat Catalog, opts Options) (*Pipeline, error) {
+	if len(doc) > MaxFileSize {
+		return nil, spec.Problems{{Message: fmt.Sprintf("the pipeline file is %d bytes; at most %d (%d MiB) are read", len(doc), MaxFileSize, MaxFileSize>>20)}}
+	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(doc, &root); err != nil {
 		return nil, spec.Problems{yamlSyntaxProblem(doc, err)}
@@ -86,55 +96,27 @@ func Parse(doc []byte, cat Catalog, opts Options) (*Pipeline, error) {
 	if env == nil {
 		env = os.LookupEnv
 	}
-	var ps spec.Problems
-	substitute(&root, "", env, &ps)
+	var c spec.Collector
+	substitute(&root, "", env, &c)
 	expandAliases(&root)
-	ps = append(ps, spec.Check(spec.FieldsOf(reflectType[File]()), &root, "")...)
-	ps = append(ps, checkComponents(&root, cat)...)
-	ps = append(ps, crossCheck(&root)...)
-	if len(ps) > 0 {
-		ps.Sort()
-		return nil, ps
+	checkComponents(&root, cat, &c)
+	crossCheck(&root, &c)
+	if c.Len() > 0 {
+		// Transform steps that failed their check may not decode: check
+		// the file's structure only.
+		c.Add(spec.Check(spec.FieldsOf(reflectType[File]()), &root, "")...)
+		return nil, c.Problems()
 	}
-	v, dps := spec.DecodeType(reflectType[File](), &root, "")
-	if len(dps) > 0 {
-		ps = dps
-		ps.Sort()
-		return nil, ps
+	// Decoding checks the structure, fills the defaults into the document
+	// and runs File.Validate (the broker block), all problems together.
+	v, ps := spec.DecodeType(reflectType[File](), &root, "")
+	if len(ps) > 0 {
+		c.Add(ps...)
+		return nil, c.Problems()
 	}
 	p := &Pipeline{File: *v.(*File), Root: &root}
-	if p.Broker != nil {
-		// Which broker keys are required depends on the transport.
-		if ps = located(&root, "broker", p.Broker.Validate()); len(ps) > 0 {
-			ps.Sort()
-			return nil, ps
-		}
-	}
 	p.locateTransforms()
 	return p, nil
-}
-
-// located prefixes the paths of a block's Validate problems with the
-// block's path and places them on the closest line that exists.
-func located(root *yaml.Node, base string, in []spec.Problem) spec.Problems {
-	var ps spec.Problems
-	for _, p := range in {
-		p.Path = spec.Join(base, p.Path)
-		for at := p.Path; at != "" && p.Line == 0; at = parentOf(at) {
-			if n := spec.Find(root, at); n != nil {
-				p.Line, p.Column = n.Line, n.Column
-			}
-		}
-		ps = append(ps, p)
-	}
-	return ps
-}
-
-func parentOf(path string) string {
-	if i := strings.LastIndexByte(path, '.'); i >= 0 {
-		return path[:i]
-	}
-	return ""
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
@@ -185,8 +167,7 @@ func splitYAMLError(err error) (line int, msg string) {
 
 // checkComponents checks connector names, their config blocks and
 // transform steps against the catalog.
-func checkComponents(root *yaml.Node, cat Catalog) []spec.Problem {
-	var ps []spec.Problem
+func checkComponents(root *yaml.Node, cat Catalog, ps *spec.Collector) {
 	for _, sec := range []struct{ key, kind string }{{"sources", "source"}, {"sinks", "sink"}} {
 		m := spec.Find(root, sec.key)
 		if m == nil || m.Kind != yaml.MappingNode {
@@ -201,16 +182,15 @@ func checkComponents(root *yaml.Node, cat Catalog) []spec.Problem {
 			if conn := spec.Find(entry, "connector"); conn != nil && conn.Kind == yaml.ScalarNode && conn.Value != "" {
 				cps, ok := cat.CheckConfig(sec.kind, conn.Value, configNode(entry), path+".config")
 				if !ok {
-					ps = append(ps, unknown(cat, sec.kind, conn, path+".connector"))
+					ps.Add(unknown(cat, sec.kind, conn, path+".connector"))
 				}
-				ps = append(ps, cps...)
+				ps.Add(cps...)
 			}
 			if ts := spec.Find(entry, "transforms"); ts != nil {
-				ps = append(ps, checkTransforms(ts, path+".transforms", cat)...)
+				checkTransforms(ts, path+".transforms", cat, ps)
 			}
 		}
 	}
-	return ps
 }
 
 // configNode returns the config block of a component, or, when there is
@@ -223,39 +203,38 @@ func configNode(component *yaml.Node) *yaml.Node {
 	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: component.Line, Column: component.Column}
 }
 
-func checkTransforms(n *yaml.Node, path string, cat Catalog) []spec.Problem {
-	var ps []spec.Problem
+func checkTransforms(n *yaml.Node, path string, cat Catalog, ps *spec.Collector) {
 	check := func(step *yaml.Node, p string, named bool) {
 		if step.Kind == yaml.AliasNode && step.Alias != nil {
 			step = step.Alias
 		}
 		if step.Kind == yaml.ScalarNode && step.ShortTag() == "!!null" {
-			ps = append(ps, spec.At(step, p, "transform step is empty; it needs a type"))
+			ps.Add(spec.At(step, p, "transform step is empty; it needs a type"))
 			return
 		}
-		ps = append(ps, spec.Check(transformFields, step, p)...)
+		ps.Add(spec.Check(transformFields, step, p)...)
 		if step.Kind != yaml.MappingNode {
 			return
 		}
 		if pred := spec.Find(step, "predicate"); pred != nil {
 			_, pps := spec.Decode[condition.Predicate](pred, p+".predicate")
-			ps = append(ps, pps...)
+			ps.Add(pps...)
 		}
 		typ := spec.Find(step, "type")
 		if alt := spec.Find(step, "transform"); typ == nil {
 			typ = alt
 		} else if alt != nil {
-			ps = append(ps, spec.At(alt, p+".transform", "give either type or transform, not both"))
+			ps.Add(spec.At(alt, p+".transform", "give either type or transform, not both"))
 		}
 		if typ == nil || typ.Value == "" {
-			ps = append(ps, spec.At(step, p+".type", "transform step needs a type"))
+			ps.Add(spec.At(step, p+".type", "transform step needs a type"))
 			return
 		}
 		cps, ok := cat.CheckConfig("transform", typ.Value, configNode(step), p+".config")
 		if !ok {
-			ps = append(ps, unknown(cat, "transform", typ, p+".type"))
+			ps.Add(unknown(cat, "transform", typ, p+".type"))
 		}
-		ps = append(ps, cps...)
+		ps.Add(cps...)
 	}
 	switch n.Kind {
 	case yaml.SequenceNode:
@@ -267,7 +246,7 @@ func checkTransforms(n *yaml.Node, path string, cat Catalog) []spec.Problem {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k := n.Content[i]
 			if seen[k.Value] {
-				ps = append(ps, spec.At(k, path+"."+k.Value, "duplicate transform name %q", k.Value))
+				ps.Add(spec.At(k, path+"."+k.Value, "duplicate transform name %q", k.Value))
 				continue
 			}
 			seen[k.Value] = true
@@ -275,10 +254,9 @@ func checkTransforms(n *yaml.Node, path string, cat Catalog) []spec.Problem {
 		}
 	case yaml.ScalarNode:
 		if n.Tag != "!!null" {
-			ps = append(ps, spec.At(n, path, "expected a list of transform steps or a map of named steps"))
+			ps.Add(spec.At(n, path, "expected a list of transform steps or a map of named steps"))
 		}
 	}
-	return ps
 }
 
 // Reserver is implemented by catalogs that know names kept for components
@@ -311,8 +289,7 @@ func didYouMean(s string, names []string) string {
 // crossCheck validates what the per-field spec cannot express. It works on
 // the document, so that its problems are reported together with all the
 // others.
-func crossCheck(root *yaml.Node) []spec.Problem {
-	var ps []spec.Problem
+func crossCheck(root *yaml.Node, ps *spec.Collector) {
 	entries := func(key string) (*yaml.Node, bool) {
 		m := spec.Find(root, key)
 		if m == nil || m.Kind == yaml.ScalarNode && m.ShortTag() == "!!null" {
@@ -332,24 +309,23 @@ func crossCheck(root *yaml.Node) []spec.Problem {
 			case "earliest", "latest":
 			default:
 				if _, err := time.Parse(time.RFC3339, v); err != nil {
-					ps = append(ps, spec.At(so, path+".start_offset", "%q is not allowed (allowed: earliest, latest, or an RFC 3339 timestamp such as 2024-01-01T00:00:00Z)", v))
+					ps.Add(spec.At(so, path+".start_offset", "%q is not allowed (allowed: earliest, latest, or an RFC 3339 timestamp such as 2024-01-01T00:00:00Z)", v))
 				}
 			}
 		}
 		if ts := child(s, "topics"); ts != nil && ts.Kind == yaml.SequenceNode && len(ts.Content) == 0 {
-			ps = append(ps, spec.At(ts, path+".topics", "a sink needs at least one topic"))
+			ps.Add(spec.At(ts, path+".topics", "a sink needs at least one topic"))
 		}
 	}
 	for i := 0; sources != nil && i+1 < len(sources.Content); i += 2 {
 		path, s := "sources."+sources.Content[i].Value, sources.Content[i+1]
 		if t := child(s, "topic"); isScalar(t) && strings.TrimSpace(t.Value) == "" {
-			ps = append(ps, spec.At(t, path+".topic", "topic must not be empty"))
+			ps.Add(spec.At(t, path+".topic", "topic must not be empty"))
 		}
 	}
 	if sinksOK && sourcesOK && count(sinks)+count(sources) == 0 {
-		ps = append(ps, spec.Problem{Message: "the pipeline defines no sources and no sinks"})
+		ps.Add(spec.Problem{Message: "the pipeline defines no sources and no sinks"})
 	}
-	return ps
 }
 
 // child returns the value of key in mapping m (not a dotted path: entry
@@ -435,7 +411,7 @@ var envRef = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}
 // substitute replaces ${VAR} and ${VAR:-default} in every scalar value
 // ($$ is a literal $). A variable that is unset and has no default is an
 // error naming it and where it is used, never a silent empty string.
-func substitute(n *yaml.Node, path string, env func(string) (string, bool), ps *spec.Problems) {
+func substitute(n *yaml.Node, path string, env func(string) (string, bool), ps *spec.Collector) {
 	switch n.Kind {
 	case yaml.DocumentNode:
 		for _, c := range n.Content {
@@ -443,11 +419,15 @@ func substitute(n *yaml.Node, path string, env func(string) (string, bool), ps *
 		}
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			substitute(n.Content[i+1], spec.Join(path, n.Content[i].Value), env, ps)
+			if v := n.Content[i+1]; !plain(v) {
+				substitute(v, spec.Join(path, n.Content[i].Value), env, ps)
+			}
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
-			substitute(c, spec.Index(path, i), env, ps)
+			if !plain(c) {
+				substitute(c, spec.Index(path, i), env, ps)
+			}
 		}
 	case yaml.ScalarNode:
 		if !strings.Contains(n.Value, "$") {
@@ -468,7 +448,7 @@ func substitute(n *yaml.Node, path string, env func(string) (string, bool), ps *
 				changed = true
 				return sub[3]
 			}
-			*ps = append(*ps, spec.At(n, path, "environment variable %s is not set (set it, or write ${%s:-default})", sub[1], sub[1]))
+			ps.Add(spec.At(n, path, "environment variable %s is not set (set it, or write ${%s:-default})", sub[1], sub[1]))
 			return m
 		})
 		if changed {
@@ -481,6 +461,12 @@ func substitute(n *yaml.Node, path string, env func(string) (string, bool), ps *
 			}
 		}
 	}
+}
+
+// plain reports a scalar without a $: nothing to substitute, so no path
+// need be built for it (a file may hold millions).
+func plain(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && !strings.Contains(n.Value, "$")
 }
 
 // resolveTag gives a plain scalar the tag YAML would have given it. A

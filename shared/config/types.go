@@ -20,6 +20,19 @@ type File struct {
 	Secrets  *Secrets           `yaml:"secrets" doc:"Secret store for vault:/... references."`
 }
 
+// Validate checks what spans blocks: the broker block's keys depend on
+// its transport.
+func (f *File) Validate() []spec.Problem {
+	if f.Broker == nil {
+		return nil
+	}
+	ps := f.Broker.Validate()
+	for i := range ps {
+		ps[i].Path = spec.Join("broker", ps[i].Path)
+	}
+	return ps
+}
+
 // Broker is the broker block: what carries topics between sources and
 // sink or transform functions once a pipeline is deployed. Kafka is the
 // reference's broker; SQS queues and Pub/Sub topics serve pipelines that

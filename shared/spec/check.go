@@ -13,47 +13,67 @@ import (
 
 // Check validates node against fields and returns every problem found:
 // unknown keys (with a did-you-mean), missing required keys, wrong types,
-// values outside the enum or range.
+// values outside the enum or range. At most MaxProblems are listed, the
+// first by position; the rest are counted in a last entry (Omitted).
 func Check(fields []Field, node *yaml.Node, path string) []Problem {
-	var ps []Problem
-	checkObject(fields, node, path, &ps)
-	return ps
+	c := newChecker()
+	c.object(fields, node, path)
+	return c.out.Problems()
 }
 
-func checkObject(fields []Field, node *yaml.Node, path string, ps *[]Problem) {
+// checker walks a node against field descriptions. It remembers the nodes
+// it found wrong (up to a bound), so that DecodeType can decode the rest
+// of a block and still run its Validate.
+type checker struct {
+	out Collector
+	bad map[*yaml.Node]bool
+}
+
+func newChecker() *checker { return &checker{bad: map[*yaml.Node]bool{}} }
+
+// add records a problem; at, when not nil, is the node to leave out of
+// the decode that runs Validate (the wrong value, or an unknown key).
+func (c *checker) add(at *yaml.Node, p Problem) {
+	c.out.Add(p)
+	if at != nil && len(c.bad) <= MaxProblems {
+		c.bad[at] = true
+	}
+}
+
+func (c *checker) object(fields []Field, node *yaml.Node, path string) {
 	node = deref(node)
 	if isNull(node) {
 		for _, f := range fields {
 			if f.Required {
-				*ps = append(*ps, At(node, Join(path, f.Name), "required key %q is missing", f.Name))
+				c.add(nil, At(node, Join(path, f.Name), "required key %q is missing", f.Name))
 			}
 		}
 		return
 	}
 	if node.Kind != yaml.MappingNode {
-		*ps = append(*ps, At(node, path, "expected a mapping of keys, got %s", describe(node)))
+		c.add(node, At(node, path, "expected a mapping of keys, got %s", describe(node)))
 		return
 	}
-	checkMerges(node, path, ps)
+	c.merges(node, path)
 	seen := make(map[string]bool, len(node.Content)/2)
 	for _, e := range entries(node) {
 		key := e.k.Value
 		p := Join(path, key)
 		if seen[key] {
-			*ps = append(*ps, At(e.k, p, "duplicate key %q", key))
+			c.add(e.k, At(e.k, p, "duplicate key %q", key))
 			continue
 		}
 		seen[key] = true
 		f, ok := Lookup(fields, key)
 		if !ok {
-			*ps = append(*ps, At(e.k, p, "unknown key %q%s", key, suggest(key, fieldNames(fields))))
+			c.add(e.k, At(e.k, p, "unknown key %q%s", key, suggest(key, fieldNames(fields))))
 			continue
 		}
-		checkValue(f, e.v, p, ps)
+		c.value(f, e.v, p)
 	}
 	for _, f := range fields {
 		if f.Required && !seen[f.Name] {
-			*ps = append(*ps, At(node, Join(path, f.Name), "required key %q is missing", f.Name))
+			c.add(nil, At(node, Join(path, f.Name), "required key %q is missing", f.Name))
 		}
 	}
 }
@@ -153,11 +173,11 @@ func mergeSources(v *yaml.Node) []*yaml.Node {
 	return nil
 }
 
-// checkMerges reports merge keys whose value yaml cannot merge.
-func checkMerges(m *yaml.Node, path string, ps *[]Problem) {
+// merges reports merge keys whose value yaml cannot merge.
+func (c *checker) merges(m *yaml.Node, path string) {
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		if isMerge(m.Content[i]) && mergeSources(m.Content[i+1]) == nil {
-			*ps = append(*ps, At(m.Content[i+1], Join(path, "<<"), "a merge key (<<) needs a mapping or a list of mappings"))
+			c.add(m.Content[i], At(m.Content[i+1], Join(path, "<<"), "a merge key (<<) needs a mapping or a list of mappings"))
 		}
 	}
 }
@@ -182,16 +202,16 @@ func secretField(f Field) Field {
 
 // CheckValue validates one value against a field description.
 func CheckValue(f Field, node *yaml.Node, path string) []Problem {
-	var ps []Problem
-	checkValue(f, node, path, &ps)
-	return ps
+	c := newChecker()
+	c.value(f, node, path)
+	return c.out.Problems()
 }
 
-func checkValue(f Field, node *yaml.Node, path string, ps *[]Problem) {
+func (c *checker) value(f Field, node *yaml.Node, path string) {
 	node = deref(node)
 	if isNull(node) {
 		if f.Required {
-			*ps = append(*ps, At(node, path, "%q must have a value", f.Name))
+			c.add(node, At(node, path, "%q must have a value", f.Name))
 		}
 		return
 	}
@@ -203,24 +223,26 @@ func checkValue(f Field, node *yaml.Node, path string, ps *[]Problem) {
 		if f.Secret && node.Kind == yaml.ScalarNode {
 			shown = "a value" // the kind of a list or mapping gives nothing away
 		}
-		*ps = append(*ps, At(node, path, "expected %s, got %s", want, shown))
+		c.add(node, At(node, path, "expected %s, got %s", want, shown))
 	}
 	switch f.Type {
 	case TAny:
 		if f.Check != nil {
-			*ps = append(*ps, f.Check(node, path)...)
+			for _, p := range f.Check(node, path) {
+				c.add(node, p)
+			}
 		}
 		return
 	case TObject:
-		checkObject(f.Fields, node, path, ps)
+		c.object(f.Fields, node, path)
 		return
 	case TArray:
 		if node.Kind != yaml.SequenceNode {
 			bad("a list")
 			return
 		}
-		for i, c := range node.Content {
-			checkValue(*f.Elem, c, Index(path, i), ps)
+		for i, e := range node.Content {
+			c.value(*f.Elem, e, Index(path, i))
 		}
 		return
 	case TMap:
@@ -228,16 +250,16 @@ func checkValue(f Field, node *yaml.Node, path string, ps *[]Problem) {
 			bad("a mapping")
 			return
 		}
-		checkMerges(node, path, ps)
+		c.merges(node, path)
 		seen := make(map[string]bool, len(node.Content)/2)
 		for _, e := range entries(node) {
 			p := Join(path, e.k.Value)
 			if seen[e.k.Value] {
-				*ps = append(*ps, At(e.k, p, "duplicate key %q", e.k.Value))
+				c.add(e.k, At(e.k, p, "duplicate key %q", e.k.Value))
 				continue
 			}
 			seen[e.k.Value] = true
-			checkValue(*f.Elem, e.v, p, ps)
+			c.value(*f.Elem, e.v, p)
 		}
 		return
 	}
@@ -280,7 +302,7 @@ func checkValue(f Field, node *yaml.Node, path string, ps *[]Problem) {
 			if f.Secret {
 				shown = "the value"
 			}
-			*ps = append(*ps, At(node, path, "%s is out of range (%s)", shown, rangeText(f)))
+			c.add(node, At(node, path, "%s is out of range (%s)", shown, rangeText(f)))
 			return
 		}
 	case TDuration:
@@ -291,10 +313,10 @@ func checkValue(f Field, node *yaml.Node, path string, ps *[]Problem) {
 	}
 	if len(f.Enum) > 0 && !contains(f.Enum, node.Value) {
 		if f.Secret {
-			*ps = append(*ps, At(node, path, "the value is not allowed (allowed: %s)", strings.Join(f.Enum, ", ")))
+			c.add(node, At(node, path, "the value is not allowed (allowed: %s)", strings.Join(f.Enum, ", ")))
 			return
 		}
-		*ps = append(*ps, At(node, path, "%q is not allowed (allowed: %s)%s",
+		c.add(node, At(node, path, "%q is not allowed (allowed: %s)%s",
 			node.Value, strings.Join(f.Enum, ", "), suggest(node.Value, f.Enum)))
 	}
 }
@@ -411,21 +433,66 @@ func Decode[T any](node *yaml.Node, path string) (*T, []Problem) {
 }
 
 // DecodeType is Decode for a type known at run time; it returns a pointer.
+// When the check finds problems, the value is nil; the sound rest of the
+// block is still decoded so that its Validate reports what it finds too
+// (a bad port does not hide a bad slot name), except about values the
+// check already named.
 func DecodeType(t reflect.Type, node *yaml.Node, path string) (any, []Problem) {
 	fields := FieldsOf(t)
-	ps := Check(fields, node, path)
-	if len(ps) > 0 {
+	c := newChecker()
+	c.object(fields, node, path)
+	if ps := c.out.Problems(); len(ps) > 0 {
+		if c.out.Len() > MaxProblems || len(c.bad) > MaxProblems {
+			return nil, ps // the list is full anyway
+		}
+		if n := deref(node); n != nil && c.bad[n] {
+			return nil, ps // nothing sound to decode
+		}
+		vps, ok := validatePruned(t, fields, prune(node, c.bad, map[*yaml.Node]*yaml.Node{}), path)
+		if !ok {
+			return nil, ps
+		}
+		for _, vp := range vps {
+			if !relatedToAny(vp.Path, ps) {
+				ps = append(ps, vp)
+			}
+		}
+		ps.Sort()
 		return nil, ps
 	}
+	v, ps, ok := decodeValidate(t, fields, node, path)
+	if !ok {
+		return nil, ps
+	}
+	return v, ps
+}
+
+// validatePruned runs decodeValidate on a block the check found wrong,
+// with the wrong values left out. A Validate may rely on what the check
+// promises (a required key is there), so a panic only means there is no
+// more to report.
+func validatePruned(t reflect.Type, fields []Field, node *yaml.Node, path string) (ps []Problem, ok bool) {
+	defer func() {
+		if recover() != nil {
+			ps, ok = nil, false
+		}
+	}()
+	_, ps, ok = decodeValidate(t, fields, node, path)
+	return ps, ok
+}
+
+// decodeValidate fills the defaults into node, decodes it and runs the
+// type's Validate. ok is false when the decode itself failed (ps says why).
+func decodeValidate(t reflect.Type, fields []Field, node *yaml.Node, path string) (v any, ps []Problem, ok bool) {
 	FillDefaults(fields, node)
 	ptr := reflect.New(t)
 	if err := ApplyDefaults(ptr.Interface()); err != nil {
-		return nil, []Problem{At(node, path, "bad default in spec: %v", err)}
+		return nil, []Problem{At(node, path, "bad default in spec: %v", err)}, false
 	}
 	n := deref(node)
 	if !isNull(n) {
 		if err := n.Decode(ptr.Interface()); err != nil {
-			return nil, []Problem{At(n, path, "%s", cleanYAMLError(err))}
+			return nil, []Problem{At(n, path, "%s", cleanYAMLError(err))}, false
 		}
 	}
 	if v, ok := ptr.Interface().(Validator); ok {
@@ -446,7 +513,58 @@ func DecodeType(t reflect.Type, node *yaml.Node, path string) (any, []Problem) {
 			ps = append(ps, p)
 		}
 	}
-	return ptr.Interface(), ps
+	return ptr.Interface(), ps, true
+}
+
+// prune copies node without the entries and items whose key or value is
+// in bad. Aliases are kept (pointing at pruned copies), not expanded.
+func prune(n *yaml.Node, bad map[*yaml.Node]bool, done map[*yaml.Node]*yaml.Node) *yaml.Node {
+	if n == nil {
+		return nil
+	}
+	if c, ok := done[n]; ok {
+		return c
+	}
+	c := *n
+	done[n] = &c
+	switch n.Kind {
+	case yaml.AliasNode:
+		c.Alias = prune(n.Alias, bad, done)
+	case yaml.MappingNode:
+		c.Content = make([]*yaml.Node, 0, len(n.Content))
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if bad[k] || bad[v] || bad[deref(v)] {
+				continue
+			}
+			c.Content = append(c.Content, prune(k, bad, done), prune(v, bad, done))
+		}
+	default:
+		c.Content = make([]*yaml.Node, 0, len(n.Content))
+		for _, e := range n.Content {
+			if bad[e] || bad[deref(e)] {
+				continue
+			}
+			c.Content = append(c.Content, prune(e, bad, done))
+		}
+	}
+	return &c
+}
+
+// relatedToAny reports whether path is, contains or lies within the path
+// of one of the problems: Validate's findings about a value the check
+// already named (or left out of the decode) would only repeat it, or be
+// wrong.
+func relatedToAny(path string, ps []Problem) bool {
+	within := func(a, b string) bool { // a is b or below it
+		return a == b || b == "" || strings.HasPrefix(a, b+".") || strings.HasPrefix(a, b+"[")
+	}
+	for _, p := range ps {
+		if p.Omitted == 0 && (within(path, p.Path) || within(p.Path, path)) {
+			return true
+		}
+	}
+	return false
 }
 
 // parentPath drops the last key or index of a path ("a.b[2]" → "a.b").

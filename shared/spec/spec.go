@@ -202,9 +202,16 @@ type Problem struct {
 	Line    int    // 1-based; 0 when unknown
 	Column  int
 	Message string
+	// Omitted, when above 0, makes this entry no problem of its own: it
+	// says how many more problems were found than a capped list holds
+	// (see Collector). It sorts last.
+	Omitted int
 }
 
 func (p Problem) Error() string {
+	if p.Omitted > 0 {
+		return p.Message
+	}
 	if p.Line > 0 {
 		if p.Path == "" {
 			return fmt.Sprintf("line %d:%d: %s", p.Line, p.Column, p.Message)
@@ -240,14 +247,149 @@ func (ps Problems) Error() string {
 	return b.String()
 }
 
-// Sort orders problems by position in the file.
+// Sort orders problems by position in the file; a count of omitted ones
+// comes last.
 func (ps Problems) Sort() {
-	sort.SliceStable(ps, func(i, j int) bool {
-		if ps[i].Line != ps[j].Line {
-			return ps[i].Line < ps[j].Line
+	sort.SliceStable(ps, func(i, j int) bool { return before(ps[i], ps[j]) })
+}
+
+func before(a, b Problem) bool {
+	if (a.Omitted > 0) != (b.Omitted > 0) {
+		return b.Omitted > 0
+	}
+	if a.Line != b.Line {
+		return a.Line < b.Line
+	}
+	return a.Column < b.Column
+}
+
+// Count is the number of problems found: those listed plus those omitted.
+func (ps Problems) Count() int {
+	n := 0
+	for _, p := range ps {
+		if p.Omitted > 0 {
+			n += p.Omitted
+		} else {
+			n++
 		}
-		return ps[i].Column < ps[j].Column
-	})
+	}
+	return n
+}
+
+// Listed is the problems without the count of omitted ones.
+func (ps Problems) Listed() Problems {
+	out := ps[:0:0]
+	for _, p := range ps {
+		if p.Omitted == 0 {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// MaxProblems is how many problems a check lists. A file with millions of
+// mistakes (a generated file gone wrong) is reported in bounded memory and
+// output: the first MaxProblems by position, and how many there were.
+const MaxProblems = 100
+
+// Collector keeps the first Max problems by position (MaxProblems when
+// Max is 0) and counts the rest, in memory bounded by Max whatever the
+// number added. An added entry that counts omitted problems (Omitted > 0,
+// from a list capped elsewhere) adds to the count.
+type Collector struct {
+	Max     int
+	kept    []ranked // a max-heap on position: kept[0] is the last kept
+	omitted int
+	seq     int
+}
+
+type ranked struct {
+	p   Problem
+	seq int // insertion order, so that equal positions keep it
+}
+
+func (r ranked) after(o ranked) bool {
+	if before(r.p, o.p) || before(o.p, r.p) {
+		return before(o.p, r.p)
+	}
+	return r.seq > o.seq
+}
+
+// Add records problems.
+func (c *Collector) Add(ps ...Problem) {
+	limit := c.Max
+	if limit <= 0 {
+		limit = MaxProblems
+	}
+	for _, p := range ps {
+		if p.Omitted > 0 {
+			c.omitted += p.Omitted
+			continue
+		}
+		c.seq++
+		r := ranked{p, c.seq}
+		if len(c.kept) < limit {
+			c.kept = append(c.kept, r)
+			c.up(len(c.kept) - 1)
+			continue
+		}
+		c.omitted++
+		if c.kept[0].after(r) {
+			c.kept[0] = r
+			c.down(0)
+		}
+	}
+}
+
+func (c *Collector) up(i int) {
+	for i > 0 {
+		parent := (i - 1) / 2
+		if !c.kept[i].after(c.kept[parent]) {
+			return
+		}
+		c.kept[i], c.kept[parent] = c.kept[parent], c.kept[i]
+		i = parent
+	}
+}
+
+func (c *Collector) down(i int) {
+	for {
+		l, r, top := 2*i+1, 2*i+2, i
+		if l < len(c.kept) && c.kept[l].after(c.kept[top]) {
+			top = l
+		}
+		if r < len(c.kept) && c.kept[r].after(c.kept[top]) {
+			top = r
+		}
+		if top == i {
+			return
+		}
+		c.kept[i], c.kept[top] = c.kept[top], c.kept[i]
+		i = top
+	}
+}
+
+// Len is the number of problems added, listed or not.
+func (c *Collector) Len() int { return len(c.kept) + c.omitted }
+
+// Problems returns the kept problems by position, followed, when some
+// were left out, by one entry counting them; nil when there are none.
+func (c *Collector) Problems() Problems {
+	if c.Len() == 0 {
+		return nil
+	}
+	rs := make([]ranked, len(c.kept))
+	copy(rs, c.kept)
+	sort.Slice(rs, func(i, j int) bool { return rs[j].after(rs[i]) })
+	out := make(Problems, 0, len(rs)+1)
+	for _, r := range rs {
+		out = append(out, r.p)
+	}
+	if c.omitted > 0 {
+		out = append(out, Problem{Omitted: c.omitted,
+			Message: fmt.Sprintf("… and %d more problem(s) not listed (%d in all; only the first %d by position are listed)", c.omitted, c.Len(), len(rs))})
+	}
+	return out
 }
 
 // Join appends a child key to a YAML path. An empty key leaves the path

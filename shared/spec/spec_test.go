@@ -2,6 +2,7 @@ package spec
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"regexp"
 	"strings"
@@ -535,6 +536,97 @@ func TestDecodeCheckProblemsStopDecoding(t *testing.T) {
 	v, ps := Decode[sampleConfig](parse(t, "count: x\n"), "cfg")
 	if v != nil || len(ps) != 2 {
 		t.Fatalf("got %v, %v", v, Problems(ps))
+	}
+}
+
+// A wrong type in a block does not hide what the block's Validate finds
+// about its other keys (port: "abc" and a bad slot name are both
+// reported); what Validate would say about the values the check already
+// named, or about the block as a whole, is left out: it would repeat them
+// or be wrong.
+func TestDecodeValidatesTheRestOfABlockWithProblems(t *testing.T) {
+	doc := "name: x\ncount: abc\nroutes:\n  - pattern: a\n    topic: t\n  - pattern: b\n    topic: t\nmode: sometimes\nbogus: 1\n"
+	v, ps := Decode[sampleConfig](parse(t, doc), "cfg")
+	if v != nil || len(ps) != 4 {
+		t.Fatalf("got %v:\n%v", v, Problems(ps))
+	}
+	assertProblem(t, ps[0], "cfg.count", 2, 8, "expected an integer")
+	assertProblem(t, ps[1], "cfg.routes[1].topic", 7, 12, "same topic as routes[0]")
+	assertProblem(t, ps[2], "cfg.mode", 8, 7, "not allowed")
+	assertProblem(t, ps[3], "cfg.bogus", 9, 1, "unknown key")
+
+	// Validate's problem about the whole block is not reported next to
+	// one about a key.
+	_, ps = Decode[sampleConfig](parse(t, "name: whole\ncount: abc\n"), "cfg")
+	assertProblem(t, only(t, ps), "cfg.count", 2, 8, "expected an integer")
+	// Nor one about the value that was wrong: left out, routes[1].topic
+	// takes its default, the same as routes[0]'s.
+	_, ps = Decode[sampleConfig](parse(t, "name: x\nroutes:\n  - pattern: a\n  - pattern: b\n    topic: [t]\n"), "cfg")
+	assertProblem(t, only(t, ps), "cfg.routes[1].topic", 5, 12, "expected a string")
+}
+
+// However many problems a block has, at most MaxProblems are listed, the
+// first by position, and one more entry counts the rest.
+func TestCheckListsTheFirstProblemsAndCountsTheRest(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("name: x\n")
+	for i := range 5000 {
+		fmt.Fprintf(&b, "unknown_%d: 1\n", i)
+	}
+	ps := Problems(Check(sampleFields, parse(t, b.String()), "cfg"))
+	listed := ps.Listed()
+	if len(listed) != MaxProblems || len(ps) != MaxProblems+1 || ps.Count() != 5000 {
+		t.Fatalf("listed %d, entries %d, count %d", len(listed), len(ps), ps.Count())
+	}
+	for i, p := range listed {
+		if p.Line != i+2 {
+			t.Fatalf("problem %d is at line %d, want the first ones by position: %v", i, p.Line, p)
+		}
+	}
+	last := ps[len(ps)-1]
+	if last.Omitted != 4900 || !strings.Contains(last.Error(), "4900 more") {
+		t.Errorf("last entry %+v", last)
+	}
+	// Decode does not try to validate what it cannot list.
+	if v, dps := Decode[sampleConfig](parse(t, b.String()), "cfg"); v != nil || Problems(dps).Count() != 5000 {
+		t.Errorf("Decode: %v, %d problems", v, Problems(dps).Count())
+	}
+}
+
+// The collector keeps the first problems by position whatever the order
+// they come in, in memory bounded by its limit, and adds up counts of
+// problems left out of lists capped elsewhere.
+func TestCollector(t *testing.T) {
+	c := Collector{Max: 3}
+	for _, line := range []int{9, 4, 7, 1, 8, 4, 2} {
+		c.Add(Problem{Line: line, Message: fmt.Sprint(line)})
+	}
+	c.Add(Problem{Omitted: 10, Message: "ten more"})
+	if len(c.kept) != 3 {
+		t.Fatalf("kept %d", len(c.kept))
+	}
+	ps := c.Problems()
+	var got []int
+	for _, p := range ps.Listed() {
+		got = append(got, p.Line)
+	}
+	if !reflect.DeepEqual(got, []int{1, 2, 4}) || ps.Count() != 17 || c.Len() != 17 {
+		t.Fatalf("listed %v, count %d, len %d", got, ps.Count(), c.Len())
+	}
+	// Equal positions keep the order they were added in.
+	c = Collector{Max: 2}
+	c.Add(Problem{Line: 1, Message: "a"}, Problem{Line: 1, Message: "b"}, Problem{Line: 1, Message: "c"})
+	if ps := c.Problems(); ps[0].Message != "a" || ps[1].Message != "b" || ps[2].Omitted != 1 {
+		t.Errorf("got %v", ps)
+	}
+	// Sort puts a count of omitted problems last.
+	ps = Problems{{Omitted: 2, Message: "more"}, {Line: 5}, {Line: 0}}
+	ps.Sort()
+	if ps[0].Line != 0 || ps[1].Line != 5 || ps[2].Omitted != 2 {
+		t.Errorf("sorted %v", ps)
+	}
+	if (&Collector{}).Problems() != nil {
+		t.Errorf("an empty collector has problems")
 	}
 }
 
