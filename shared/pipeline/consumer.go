@@ -453,7 +453,14 @@ func (r *SinkRunner) consume(ctx context.Context, t string, p int32) error {
 			continue
 		}
 		failures++
-		if r.Clock.Sleep(ctx, r.Retry.Delay(failures, rand.Float64())) != nil {
+		delay := r.Retry.Delay(failures, rand.Float64())
+		if res.ProbeIn > 0 {
+			// The breaker is open: nothing is written before its next
+			// probe, and a grown backoff would hold the probe back
+			// seconds past reset_timeout_secs.
+			delay = res.ProbeIn
+		}
+		if r.Clock.Sleep(ctx, delay) != nil {
 			return nil
 		}
 	}

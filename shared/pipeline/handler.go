@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rivven/rivven-connect/events"
@@ -57,6 +58,11 @@ type Result struct {
 	// Held counts the failed records that were not tried at all because
 	// an earlier record of their ordering group failed.
 	Held int
+	// ProbeIn, while the circuit breaker is open after this batch, is how
+	// long until it admits its next probe: a runner redelivering failed
+	// records waits that long rather than its retry backoff, so that the
+	// probe goes out when reset_timeout_secs says and not seconds later.
+	ProbeIn time.Duration
 
 	deadReasons []string // the first few dead-lettered records, for the log
 }
@@ -112,6 +118,9 @@ type Handler struct {
 	one         [1]*events.Event
 	attempt     []int // per-batch scratch, reused under mu
 	rt          *Runtime
+	// probeAt is when the open breaker admits its next probe, as the last
+	// batch learned it (unix ns; 0 while it is closed).
+	probeAt atomic.Int64
 }
 
 func (h *Handler) init() {
@@ -345,11 +354,36 @@ func (h *Handler) Handle(ctx context.Context, recs []Record) (Result, error) {
 	res.Held = len(ord.heldIdx)
 	h.conclude(ctx, recs, attempt, dead, failed, &res)
 	if h.Ledger != nil {
-		if err := h.settleLocked(ctx, recs, adm, attempt, failed, ord.heldIdx, outcome); err != nil {
+		err := h.settleLocked(ctx, recs, adm, attempt, failed, ord.heldIdx, outcome, &res)
+		h.noteProbe(&res)
+		if err != nil {
 			return res, err
 		}
 	}
 	return res, nil
+}
+
+// ProbeIn is how long until the circuit breaker, open after the last
+// batch, admits its next probe; 0 when it is closed or has no breaker. A
+// runner that redelivers failed records waits that long instead of its
+// retry backoff, which would otherwise send the probe seconds after
+// reset_timeout_secs.
+func (h *Handler) ProbeIn() time.Duration {
+	h.init()
+	at := h.probeAt.Load()
+	if at == 0 {
+		return 0
+	}
+	return max(time.Duration(at-h.Clock.Now().UnixNano()), 0)
+}
+
+// noteProbe remembers when the next probe goes, from a batch's result.
+func (h *Handler) noteProbe(res *Result) {
+	if res.ProbeIn > 0 {
+		h.probeAt.Store(h.Clock.Now().Add(res.ProbeIn).UnixNano())
+	} else {
+		h.probeAt.Store(0)
+	}
 }
 
 // failedWriteLocked counts a write where nothing got through toward the
@@ -429,7 +463,7 @@ func (h *Handler) items(recs []Record) []resilience.Item {
 // as a failed write toward the consecutive-error threshold, as the
 // reference's "fail fast with an error" implies.
 func (h *Handler) rejectLocked(ctx context.Context, recs []Record, adm resilience.Admission, attempt []int) (Result, error) {
-	var res Result
+	res := Result{ProbeIn: adm.ProbeIn}
 	h.Status.Rejected.Add(1)
 	if h.Rejections != nil {
 		h.Rejections.Inc()
@@ -451,7 +485,9 @@ func (h *Handler) rejectLocked(ctx context.Context, recs []Record, adm resilienc
 		failed[i] = err
 	}
 	h.conclude(ctx, recs, attempt, dead, failed, &res)
-	if serr := h.settleLocked(ctx, recs, adm, attempt, failed, nil, resilience.WriteSkipped); serr != nil {
+	serr := h.settleLocked(ctx, recs, adm, attempt, failed, nil, resilience.WriteSkipped, &res)
+	h.noteProbe(&res)
+	if serr != nil {
 		return res, serr
 	}
 	return res, nil
@@ -461,7 +497,7 @@ func (h *Handler) rejectLocked(ctx context.Context, recs []Record, adm resilienc
 // when there is nothing to record): the breaker outcome, per partition the
 // committed offset (the prefix with no failure, for ordered transports),
 // done IDs, and failure counts where the trigger keeps none.
-func (h *Handler) settleLocked(ctx context.Context, recs []Record, adm resilience.Admission, attempt []int, failed map[int]error, held map[int]bool, outcome resilience.Outcome) error {
+func (h *Handler) settleLocked(ctx context.Context, recs []Record, adm resilience.Admission, attempt []int, failed map[int]error, held map[int]bool, outcome resilience.Outcome, res *Result) error {
 	mode := h.Ledger.Config().Dedup
 	st := resilience.Settlement{Outcome: outcome, Probe: adm.Probe}
 	if mode != resilience.DedupNone {
@@ -533,7 +569,7 @@ func (h *Handler) settleLocked(ctx context.Context, recs []Record, adm resilienc
 	// written but not marked done, and the next instance would repeat them.
 	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
-	bs, err := h.Ledger.End(ectx, st)
+	bs, probeIn, err := h.Ledger.End(ectx, st)
 	if err != nil {
 		if errors.Is(err, state.ErrFenced) {
 			return h.stateError(err)
@@ -546,6 +582,9 @@ func (h *Handler) settleLocked(ctx context.Context, recs []Record, adm resilienc
 	}
 	if h.Ledger.Config().Breaker != nil {
 		h.Status.Breaker.Store(int32(bs))
+		if bs != resilience.Closed {
+			res.ProbeIn = probeIn
+		}
 	}
 	return nil
 }

@@ -372,7 +372,11 @@ func (l *Local) consume(ctx context.Context, s *localSink, t string, part int32)
 			continue
 		}
 		failures++
-		if (RealClock{}).Sleep(ctx, s.retry.Delay(failures)) != nil {
+		delay := s.retry.Delay(failures)
+		if d := s.handler.ProbeIn(); d > 0 {
+			delay = d // the open breaker's next probe, not later
+		}
+		if (RealClock{}).Sleep(ctx, delay) != nil {
 			return
 		}
 	}

@@ -96,6 +96,15 @@ local function br_allow(k, b, now, reset)
   redis.call('HSET', k, 'p', b.p)
   return 1, 1
 end
+-- wait: ms until the breaker admits its next probe (0: it admits now or
+-- is closed), so a refused caller can come back exactly then instead of
+-- after a backoff that may overshoot reset_timeout by seconds.
+local function br_wait(b, now, reset)
+  local w = 0
+  if b.s == 1 then w = b.t + reset - now elseif b.s == 2 then w = b.p - now end
+  if w < 0 then w = 0 end
+  return w
+end
 -- failure: closed counts toward the threshold; half-open re-opens at once;
 -- open ignores it (a write admitted before the circuit opened).
 local function br_failure(k, b, now, thr)

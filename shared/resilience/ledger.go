@@ -124,6 +124,9 @@ type Admission struct {
 	Failures int
 	Done     []bool // per item: already done (a redelivery) — skip it
 	Attempts []int  // per item: failed deliveries so far (ledger count)
+	// ProbeIn, when the breaker refused the batch, is how long until it
+	// admits the next probe.
+	ProbeIn time.Duration
 }
 
 // KEYS: 1 breaker, 2 offsets, 3 dedup, 4 attempts, 5 epoch.
@@ -135,11 +138,12 @@ if epoch > 0 then
   local cur = tonumber(redis.call('GET', KEYS[5])) or 0
   if cur > epoch then return {'FENCED', cur} end
 end
-local allowed, probe, st, fails = 1, 0, 0, 0
+local allowed, probe, st, fails, wait = 1, 0, 0, 0, 0
 if ARGV[2] == '1' then
   local b = br_load(KEYS[1])
   allowed, probe = br_allow(KEYS[1], b, now, tonumber(ARGV[3]))
   st, fails = b.s, b.f
+  if allowed == 0 then wait = br_wait(b, now, tonumber(ARGV[3])) end
 end
 local done, tries = {}, {}
 if mode ~= 'n' and n > 0 then
@@ -180,7 +184,7 @@ local function join(t, sep)
   end
   return table.concat(parts, sep)
 end
-return {'OK', allowed, probe, st, fails, 'd' .. join(done, ''), 't' .. join(tries, ',')}
+return {'OK', allowed, probe, st, fails, 'd' .. join(done, ''), 't' .. join(tries, ','), wait}
 `)
 
 // KEYS as for begin. ARGV: now, breaker on, reset ms, failure thr,
@@ -194,7 +198,7 @@ if epoch > 0 then
   local cur = tonumber(redis.call('GET', KEYS[5])) or 0
   if cur > epoch then return {'FENCED', cur} end
 end
-local st = -1
+local st, wait = -1, 0
 if ARGV[2] == '1' then
   local b = br_load(KEYS[1])
   if outcome == 's' then
@@ -204,8 +208,10 @@ if ARGV[2] == '1' then
   elseif probe == 1 and b.s == 2 then
     -- a probe that wrote nothing proves nothing: free the slot
     redis.call('HSET', KEYS[1], 'p', 0)
+    b.p = 0
   end
   st = b.s
+  if b.s ~= 0 then wait = br_wait(b, now, tonumber(ARGV[3])) end
 end
 local i = 14
 for j = 1, nc do
@@ -232,7 +238,7 @@ for j = 1, nx do
   redis.call('HDEL', KEYS[4], ARGV[i])
   i = i + 1
 end
-return {'OK', st}
+return {'OK', st, wait}
 `)
 
 func (l *Ledger) mode() string {
@@ -271,10 +277,12 @@ func (l *Ledger) Begin(ctx context.Context, items []Item) (Admission, error) {
 	if len(v) > 0 && v[0] == "FENCED" {
 		return Admission{}, l.fenced(v[1])
 	}
-	if len(v) != 7 {
+	if len(v) != 8 {
 		return Admission{}, fmt.Errorf("ledger: unexpected reply %v", v)
 	}
-	a := Admission{Allowed: v[1] == int64(1), Probe: v[2] == int64(1), State: BreakerState(v[3].(int64)), Failures: int(v[4].(int64))}
+	wait, _ := v[7].(int64)
+	a := Admission{Allowed: v[1] == int64(1), Probe: v[2] == int64(1), State: BreakerState(v[3].(int64)), Failures: int(v[4].(int64)),
+		ProbeIn: time.Duration(wait) * time.Millisecond}
 	if n > 0 {
 		done, _ := v[5].(string)
 		tries, _ := v[6].(string)
@@ -354,8 +362,9 @@ func (l *Ledger) NeedsEnd(a Admission, s *Settlement) bool {
 }
 
 // End records a batch's outcome in one round trip and returns the
-// breaker's state after it (Closed without a breaker).
-func (l *Ledger) End(ctx context.Context, s Settlement) (BreakerState, error) {
+// breaker's state after it (Closed without a breaker) and, while it is not
+// closed, how long until it admits the next probe.
+func (l *Ledger) End(ctx context.Context, s Settlement) (BreakerState, time.Duration, error) {
 	outcome := "-"
 	switch s.Outcome {
 	case WriteOK:
@@ -376,19 +385,20 @@ func (l *Ledger) End(ctx context.Context, s Settlement) (BreakerState, error) {
 	}
 	v, err := ledgerEnd.Run(ctx, l.c, l.keys, args...).Slice()
 	if err != nil {
-		return 0, fmt.Errorf("ledger: %w", err)
+		return 0, 0, fmt.Errorf("ledger: %w", err)
 	}
 	if len(v) > 0 && v[0] == "FENCED" {
-		return 0, l.fenced(v[1])
+		return 0, 0, l.fenced(v[1])
 	}
-	if len(v) != 2 {
-		return 0, fmt.Errorf("ledger: unexpected reply %v", v)
+	if len(v) != 3 {
+		return 0, 0, fmt.Errorf("ledger: unexpected reply %v", v)
 	}
 	st, _ := v[1].(int64)
 	if st < 0 {
 		st = 0
 	}
-	return BreakerState(st), nil
+	wait, _ := v[2].(int64)
+	return BreakerState(st), time.Duration(wait) * time.Millisecond, nil
 }
 
 // StreamOf is the ledger field of a topic partition.

@@ -45,7 +45,7 @@ func TestLedgerOffsets(t *testing.T) {
 			t.Fatalf("first delivery: %+v %v", a, err)
 		}
 		// 10..12 written, 13 failed, 14..15 written: commit 13, remember 14, 15.
-		if _, err := l.End(ctx, Settlement{Outcome: WriteOK,
+		if _, _, err := l.End(ctx, Settlement{Outcome: WriteOK,
 			Commits: []Commit{{StreamOf("orders", 2), 13}},
 			Done:    []string{batch[4].Member, batch[5].Member},
 			Failed:  []string{batch[3].Member}}); err != nil {
@@ -111,7 +111,7 @@ func TestLedgerFencing(t *testing.T) {
 		if newer <= old {
 			t.Fatalf("epoch %d after %d", newer, old)
 		}
-		_, err := l.End(ctx, Settlement{Outcome: WriteOK, Commits: []Commit{{StreamOf("t", 0), 2}}})
+		_, _, err := l.End(ctx, Settlement{Outcome: WriteOK, Commits: []Commit{{StreamOf("t", 0), 2}}})
 		var fe *state.FencedError
 		if !errors.Is(err, state.ErrFenced) || !errors.As(err, &fe) || fe.Current != newer {
 			t.Fatalf("End from the old epoch: %v", err)
@@ -136,20 +136,34 @@ func TestLedgerBreaker(t *testing.T) {
 		if !a.Allowed || l.NeedsEnd(a, &s) {
 			t.Fatalf("healthy closed breaker: %+v, needs end %v", a, l.NeedsEnd(a, &s))
 		}
-		for range 2 {
+		for i := range 2 {
 			a, _ = l.Begin(ctx, nil)
 			if !a.Allowed {
 				t.Fatal("rejected while closed")
 			}
-			l.End(ctx, Settlement{Outcome: WriteFailed})
+			// The failure that opens the circuit says when the first
+			// probe goes: reset_timeout from now.
+			st, wait, _ := l.End(ctx, Settlement{Outcome: WriteFailed})
+			if want := [2]time.Duration{0, 5 * time.Second}[i]; wait != want || (i == 1) != (st == Open) {
+				t.Fatalf("failure %d: %v, probe in %v (want %v)", i+1, st, wait, want)
+			}
 		}
-		if a, _ = l.Begin(ctx, nil); a.Allowed || a.State != Open {
+		if a, _ = l.Begin(ctx, nil); a.Allowed || a.State != Open || a.ProbeIn != 5*time.Second {
 			t.Fatalf("after 2 failures: %+v", a)
 		}
-		clk.Advance(5 * time.Second)
+		clk.Advance(3 * time.Second)
+		if a, _ = l.Begin(ctx, nil); a.Allowed || a.ProbeIn != 2*time.Second {
+			t.Fatalf("3 s after opening: %+v", a)
+		}
+		clk.Advance(2 * time.Second)
 		a, _ = l.Begin(ctx, nil)
 		if !a.Allowed || !a.Probe {
 			t.Fatalf("probe: %+v", a)
+		}
+		// Another instance meanwhile waits for the probe's lease.
+		clk.Advance(time.Second)
+		if b, _ := l.Begin(ctx, nil); b.Allowed || b.ProbeIn != 4*time.Second {
+			t.Fatalf("while a probe is out: %+v", b)
 		}
 		// A probe with nothing to write frees the slot for another.
 		l.End(ctx, Settlement{Outcome: NoWrite, Probe: true})
@@ -157,7 +171,7 @@ func TestLedgerBreaker(t *testing.T) {
 		if !a.Allowed || !a.Probe {
 			t.Fatalf("second probe: %+v", a)
 		}
-		if st, _ := l.End(ctx, Settlement{Outcome: WriteOK, Probe: true}); st != Closed {
+		if st, wait, _ := l.End(ctx, Settlement{Outcome: WriteOK, Probe: true}); st != Closed || wait != 0 {
 			t.Fatalf("after a successful probe: %v", st)
 		}
 		if s, _ := l.Breaker().Snapshot(ctx); s.State != Closed {
@@ -196,7 +210,7 @@ func TestLedgerTriggerSizedBatches(t *testing.T) {
 							done = append(done, it.Member)
 						}
 					}
-					if _, err := l.End(ctx, Settlement{Outcome: WriteOK, Commits: []Commit{{StreamOf("big", 0), 0}}, Done: done, Failed: failed}); err != nil {
+					if _, _, err := l.End(ctx, Settlement{Outcome: WriteOK, Commits: []Commit{{StreamOf("big", 0), 0}}, Done: done, Failed: failed}); err != nil {
 						t.Fatal(err)
 					}
 					a, err = l.Begin(ctx, batch)
