@@ -153,9 +153,10 @@ func TestMainsUpToDate(t *testing.T) {
 }
 
 // TestFunctionsLinkOnlyTheirConnector checks with go list -deps that a
-// function links its own connector and no other: no other sink, source or
-// transform package, and no cloud SDK unless a pipeline loader is built in
-// (tags rivven_s3, rivven_gcs), and then only that cloud's.
+// function built with -tags custom links its own connector and no other:
+// no other sink, source or transform package, and no cloud SDK unless a
+// pipeline loader is built in (tags loaders.s3, loaders.gcs), and then only
+// that cloud's.
 func TestFunctionsLinkOnlyTheirConnector(t *testing.T) {
 	if testing.Short() && !testenv.Required() {
 		t.Skip("go list over every function (never skipped with RIVVEN_REQUIRE_SERVICES=1)")
@@ -169,19 +170,19 @@ func TestFunctionsLinkOnlyTheirConnector(t *testing.T) {
 		mustNot   []string
 		ownPrefix string
 	}{
-		{fn: "sink/stdout", tags: "lambda.norpc", must: []string{module + "/connectors/utility/stdout", "github.com/aws/aws-lambda-go/lambda", "github.com/GoogleCloudPlatform/functions-framework-go/funcframework"},
+		{fn: "sink/stdout", tags: "custom,hosts.lambda,hosts.cloudrun,lambda.norpc", must: []string{module + "/connectors/utility/stdout", "github.com/aws/aws-lambda-go/lambda", "github.com/GoogleCloudPlatform/functions-framework-go/funcframework"},
 			mustNot: []string{awsSDK, gcpSDK, grpc, module + "/shared/host/s3src", module + "/shared/host/gcssrc"}},
-		{fn: "sink/stdout", tags: "lambda.norpc,rivven_s3", must: []string{awsSDK + "service/s3", module + "/shared/host/s3src"},
+		{fn: "sink/stdout", tags: "custom,hosts.lambda,hosts.cloudrun,lambda.norpc,loaders.s3", must: []string{awsSDK + "service/s3", module + "/shared/host/s3src"},
 			mustNot: []string{gcpSDK, grpc, module + "/shared/host/gcssrc"}},
-		{fn: "sink/stdout", tags: "rivven_gcs", must: []string{gcpSDK, module + "/shared/host/gcssrc"},
+		{fn: "sink/stdout", tags: "custom,hosts.lambda,hosts.cloudrun,loaders.gcs", must: []string{gcpSDK, module + "/shared/host/gcssrc"},
 			mustNot: []string{awsSDK, module + "/shared/host/s3src"}},
-		// The Lambda zips (tag rivven_aws) leave the Cloud Run host out.
-		{fn: "sink/stdout", tags: "lambda.norpc,rivven_aws,rivven_s3", must: []string{"github.com/aws/aws-lambda-go/lambda", awsSDK + "service/s3"},
+		// The Lambda zips (no hosts.cloudrun) leave the Cloud Run host out.
+		{fn: "sink/stdout", tags: "custom,hosts.lambda,lambda.norpc,loaders.s3", must: []string{"github.com/aws/aws-lambda-go/lambda", awsSDK + "service/s3"},
 			mustNot: []string{"github.com/GoogleCloudPlatform/functions-framework-go", "github.com/cloudevents/sdk-go", gcpSDK, grpc}},
-		// The Cloud Run images (tag rivven_gcp) leave the Lambda host out.
-		{fn: "sink/stdout", tags: "rivven_gcp,rivven_gcs", must: []string{"github.com/GoogleCloudPlatform/functions-framework-go/funcframework", gcpSDK},
+		// The Cloud Run images (no hosts.lambda) leave the Lambda host out.
+		{fn: "sink/stdout", tags: "custom,hosts.cloudrun,loaders.gcs", must: []string{"github.com/GoogleCloudPlatform/functions-framework-go/funcframework", gcpSDK},
 			mustNot: []string{"github.com/aws/aws-lambda-go/lambda", awsSDK}},
-		{fn: "sink/drop", tags: "lambda.norpc", must: []string{module + "/connectors/utility/drop"}, mustNot: []string{awsSDK, gcpSDK, grpc}},
+		{fn: "sink/drop", tags: "custom,hosts.lambda,hosts.cloudrun,lambda.norpc", must: []string{module + "/connectors/utility/drop"}, mustNot: []string{awsSDK, gcpSDK, grpc}},
 	}
 	for _, c := range cases {
 		t.Run(c.fn+"/"+c.tags, func(t *testing.T) {
@@ -213,12 +214,23 @@ func TestFunctionsLinkOnlyTheirConnector(t *testing.T) {
 			}
 		})
 	}
+	// A build without -tags custom links everything: both hosts, every
+	// loader and every transport.
+	t.Run("plain build", func(t *testing.T) {
+		deps := goListDeps(t, "./sink/stdout", "")
+		for _, m := range []string{"github.com/aws/aws-lambda-go/lambda", "github.com/GoogleCloudPlatform/functions-framework-go/funcframework",
+			module + "/shared/host/s3src", module + "/shared/host/gcssrc", module + "/shared/topic/kafkatopic", module + "/shared/topic/pubsubtopic", module + "/connectors/messaging/sqs"} {
+			if !hasDep(deps, m) {
+				t.Errorf("a plain build of sink/stdout does not link %s", m)
+			}
+		}
+	})
 	// Every transform function links its transform and no sink or source.
 	for _, e := range mustDeployable(t) {
 		if e.Kind != catalog.Transform {
 			continue
 		}
-		deps := goListDeps(t, "./"+filepath.ToSlash(dir(e)), "lambda.norpc")
+		deps := goListDeps(t, "./"+filepath.ToSlash(dir(e)), "custom,hosts.lambda,hosts.cloudrun,lambda.norpc")
 		for _, o := range catalog.All() {
 			if o.Kind != catalog.Transform && slices.Contains(deps, o.Package()) {
 				t.Errorf("transform function %s links %s %s", e.Name, o.Kind, o.Name)
@@ -232,7 +244,7 @@ func TestFunctionsLinkOnlyTheirConnector(t *testing.T) {
 
 func goListDeps(t *testing.T, pkg, tags string) []string {
 	t.Helper()
-	cmd := exec.Command("go", "list", "-deps", "-tags", tags, pkg)
+	cmd := exec.Command("go", "list", "-deps", "-tags="+tags, pkg)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)

@@ -22,9 +22,10 @@ import (
 	"github.com/rivven/rivven-connect/shared/testenv"
 )
 
-// The stdout function, built once for the host's architecture with the
-// tags of the Lambda build (the shipped zip holds the same code built for
-// linux/arm64).
+// The stdout function, built once for the host's architecture with both
+// hosts and no loader or transport (-tags custom,hosts.lambda,
+// hosts.cloudrun): the shipped zip and image hold the same code, each with
+// its one host.
 var stdoutBin string
 
 func TestMain(m *testing.M) {
@@ -36,7 +37,7 @@ func TestMain(m *testing.M) {
 	code := 0
 	if !testing.Short() {
 		stdoutBin = filepath.Join(dir, "stdout")
-		cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", stdoutBin, "./sink/stdout")
+		cmd := exec.Command("go", "build", "-tags", "custom,hosts.lambda,hosts.cloudrun,lambda.norpc", "-o", stdoutBin, "./sink/stdout")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "build the stdout function: %v\n%s", err, out)

@@ -13,6 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rivven/rivven-connect/shared/buildtag"
 	"github.com/rivven/rivven-connect/shared/pipeline"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
@@ -83,10 +84,9 @@ type Registry struct {
 var Default = &Registry{}
 
 // normalize makes "ExtractNewRecordState", "extract_new_record_state" and
-// "extract-new-record-state" the same name.
-func normalize(name string) string {
-	return strings.NewReplacer("-", "", "_", "").Replace(strings.ToLower(name))
-}
+// "extract-new-record-state" the same name; the build-tag vocabulary
+// looks names up the same way.
+func normalize(name string) string { return buildtag.Normalize(name) }
 
 func (r *Registry) add(e *Entry) {
 	r.mu.Lock()
@@ -153,6 +153,27 @@ var reserved = map[Kind]map[string]string{
 func (r *Registry) Reserved(kind, name string) (string, bool) {
 	what, ok := reserved[Kind(kind)][normalize(name)]
 	return what, ok
+}
+
+// Unlinked reports whether name is a component this binary was built
+// without (a -tags custom build that left it out), and the build tag that
+// links it, so that a pipeline naming it is told how to get it rather than
+// that the name is unknown.
+func (r *Registry) Unlinked(kind, name string) (tag string, ok bool) {
+	if _, linked := r.Lookup(Kind(kind), name); linked {
+		return "", false
+	}
+	c, ok := buildtag.Lookup(kind, name)
+	if !ok {
+		return "", false
+	}
+	return c.Tag(), true
+}
+
+// NotLinkedError says that a pipeline names a component this binary was
+// built without, and which tag links it.
+func NotLinkedError(path, kind, name, tag string) error {
+	return fmt.Errorf("%s: %s %q is not linked into this binary (it was built with -tags custom without %s); %s", path, kind, name, tag, buildtag.Hint(tag))
 }
 
 // Lookup finds a component by name or alias, ignoring case, '-' and '_'.
@@ -353,6 +374,9 @@ func (b Builder) reg() *Registry {
 func (b Builder) get(kind Kind, name string, node *yaml.Node, path string) (any, error) {
 	e, ok := b.reg().Lookup(kind, name)
 	if !ok {
+		if tag, unlinked := b.reg().Unlinked(string(kind), name); unlinked {
+			return nil, NotLinkedError(path, string(kind), name, tag)
+		}
 		return nil, fmt.Errorf("%s: unknown %s %q", path, kind, name)
 	}
 	return e.Instantiate(node, path)

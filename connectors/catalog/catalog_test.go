@@ -9,6 +9,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/buildtag"
 	"github.com/rivven/rivven-connect/shared/pipeline"
 )
 
@@ -136,4 +137,22 @@ func TestReservedNames(t *testing.T) {
 	}()
 	register(r, Transform, Meta{Name: "llm-embedding", Category: Transforms, Description: "x"},
 		func(*nopConfig) (pipeline.Transform, error) { return nop{}, nil })
+}
+
+// TestUnlinked checks that a component the build-tag vocabulary knows but
+// this registry does not (a -tags custom build left it out) is reported
+// with the tag that links it, by validation and by the builder alike.
+func TestUnlinked(t *testing.T) {
+	buildtag.Know(buildtag.Component{Kind: "sink", Name: "elsewhere-sink", Aliases: []string{"elsewhere"}})
+	r := &Registry{}
+	if tag, ok := r.Unlinked("sink", "elsewhere"); !ok || tag != "sinks.elsewhere" {
+		t.Fatalf("Unlinked = %q, %v", tag, ok)
+	}
+	if _, ok := r.Unlinked("sink", "never-heard-of"); ok {
+		t.Error("an unknown name was reported as unlinked")
+	}
+	_, err := Builder{R: r}.NewSink("elsewhere", &yaml.Node{}, "sinks.out.connector")
+	if err == nil || !strings.Contains(err.Error(), `sinks.out.connector: sink "elsewhere" is not linked into this binary (it was built with -tags custom without sinks.elsewhere); build one that has it with `+"`rivven-connect build -c PIPELINE`") {
+		t.Errorf("NewSink error = %v", err)
+	}
 }

@@ -3,18 +3,20 @@
 //
 //   - dist/aws/<kind>-<name>.zip: a Lambda deployment package for the
 //     provided.al2023 runtime on arm64 — one file, bootstrap, built with
-//     CGO_ENABLED=0, -tags lambda.norpc (no net/rpc runtime shim) and
-//     rivven_aws (no Cloud Run host), -trimpath and -ldflags="-s -w";
+//     CGO_ENABLED=0, -tags custom,hosts.lambda,lambda.norpc (the Lambda
+//     host only, no net/rpc runtime shim), -trimpath and -ldflags="-s -w";
 //   - dist/gcp/<kind>-<name>/: a Cloud Run build context — the static
-//     linux/amd64 binary (tag rivven_gcp: no Lambda host) and a
-//     Dockerfile on a distroless base — for
+//     linux/amd64 binary (-tags custom,hosts.cloudrun: the Cloud Run host
+//     only) and a Dockerfile on a distroless base — for
 //     `gcloud run deploy --source dist/gcp/<kind>-<name>`.
 //
-// -aws-tags and -gcp-tags add build tags (rivven_s3, rivven_gcs link the
-// pipeline loaders for s3:// and gs:// URLs). It is a Go program rather
-// than a shell script so that it runs wherever Go does, zip included.
+// -aws-tags and -gcp-tags add build tags of shared/buildtag's vocabulary:
+// loaders.s3 and loaders.gcs link the pipeline loaders for s3:// and gs://
+// URLs, transports.sqs, transports.kafka and transports.pubsub the
+// broker.transport clients. It is a Go program rather than a shell script
+// so that it runs wherever Go does, zip included.
 //
-//	go run ./scripts/buildfunctions [-out dist] [-aws-tags rivven_s3] [-gcp-tags rivven_gcs]
+//	go run ./scripts/buildfunctions [-out dist] [-aws-tags loaders.s3,transports.sqs] [-gcp-tags loaders.gcs,transports.pubsub]
 package main
 
 import (
@@ -31,8 +33,8 @@ import (
 
 func main() {
 	out := flag.String("out", "dist", "output directory")
-	awsTags := flag.String("aws-tags", "", "extra build tags for the Lambda binaries (e.g. rivven_s3)")
-	gcpTags := flag.String("gcp-tags", "", "extra build tags for the Cloud Run binaries (e.g. rivven_gcs)")
+	awsTags := flag.String("aws-tags", "", "extra build tags for the Lambda binaries (e.g. loaders.s3,transports.sqs)")
+	gcpTags := flag.String("gcp-tags", "", "extra build tags for the Cloud Run binaries (e.g. loaders.gcs,transports.pubsub)")
 	only := flag.String("only", "", "build only functions whose kind/name contains this")
 	flag.Parse()
 	fns, err := functions()
@@ -61,7 +63,7 @@ func main() {
 			fail(err)
 		}
 		bootstrap := filepath.Join(tmp, "bootstrap")
-		if err := build(pkg, bootstrap, "linux", "arm64", join("lambda.norpc,rivven_aws", *awsTags)); err != nil {
+		if err := build(pkg, bootstrap, "linux", "arm64", join("custom,hosts.lambda,lambda.norpc", *awsTags)); err != nil {
 			fail(err)
 		}
 		zipPath := filepath.Join(*out, "aws", name+".zip")
@@ -77,7 +79,7 @@ func main() {
 			fail(err)
 		}
 		server := filepath.Join(ctxDir, "server")
-		if err := build(pkg, server, "linux", "amd64", join("rivven_gcp", *gcpTags)); err != nil {
+		if err := build(pkg, server, "linux", "amd64", join("custom,hosts.cloudrun", *gcpTags)); err != nil {
 			fail(err)
 		}
 		if err := os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte(dockerfile(fn)), 0o644); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rivven/rivven-connect/shared/buildtag"
 	"github.com/rivven/rivven-connect/shared/condition"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
@@ -265,10 +266,22 @@ type Reserver interface {
 	Reserved(kind, name string) (what string, ok bool)
 }
 
+// Unlinker is implemented by catalogs that know components a binary was
+// built without (a -tags custom build); using one gets the build tag that
+// links it instead of "unknown".
+type Unlinker interface {
+	Unlinked(kind, name string) (tag string, ok bool)
+}
+
 func unknown(cat Catalog, kind string, name *yaml.Node, path string) spec.Problem {
 	if r, ok := cat.(Reserver); ok {
 		if what, ok := r.Reserved(kind, name.Value); ok {
 			return spec.At(name, path, "%q is reserved for %s, which is not available yet", name.Value, what)
+		}
+	}
+	if u, ok := cat.(Unlinker); ok {
+		if tag, ok := u.Unlinked(kind, name.Value); ok {
+			return spec.At(name, path, "%s %q is not linked into this binary (it was built with -tags custom without %s); %s", kind, name.Value, tag, buildtag.Hint(tag))
 		}
 	}
 	label := kind + " connector"

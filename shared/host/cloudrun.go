@@ -1,4 +1,4 @@
-//go:build !rivven_aws
+//go:build !custom || hosts || hosts.cloudrun
 
 package host
 

@@ -47,8 +47,8 @@ type Options struct {
 	Lookup func(string) (string, bool)
 	// Producer publishes dead letters and, for transform functions, the
 	// output. nil means the transport the pipeline's broker block names
-	// (broker.transport, linked by build tag: rivven_sqs, rivven_kafka,
-	// rivven_pubsub). Without a broker block a sink function runs without
+	// (broker.transport, linked by build tag: transports.sqs,
+	// transports.kafka, transports.pubsub). Without a broker block a sink function runs without
 	// one: records that fail are reported to the trigger (whose redrive
 	// policy or on-failure destination then dead-letters them); a transform
 	// function cannot start.

@@ -18,6 +18,7 @@ import (
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/pipeline"
 	"github.com/rivven/rivven-connect/shared/topic"
+	"github.com/rivven/rivven-connect/shared/transport"
 )
 
 // Test-only components: a sink that keeps what it gets and a transform
@@ -115,7 +116,7 @@ func TestInitErrorsAreOneClearLine(t *testing.T) {
 		{"bad payload", sinkFn, map[string]string{"RIVVEN_PIPELINE": file, "RIVVEN_PAYLOAD": "avro"}, `RIVVEN_PAYLOAD: unknown payload format "avro" (allowed: auto, rivven, debezium, cloudevents, raw)`},
 		{"bad level", sinkFn, map[string]string{"RIVVEN_PIPELINE": file, "RIVVEN_LOG_LEVEL": "loud"}, "RIVVEN_LOG_LEVEL"},
 		{"missing file", sinkFn, map[string]string{"RIVVEN_PIPELINE": filepath.Join(dir, "nope.yaml")}, "no such file"},
-		{"no loader", sinkFn, map[string]string{"RIVVEN_PIPELINE": "s3://b/p.yaml"}, "cannot read s3:// URLs (it reads: none); build the function with -tags rivven_s3"},
+		{"no loader", sinkFn, map[string]string{"RIVVEN_PIPELINE": "s3://b/p.yaml"}, "cannot read s3:// URLs (it reads: none); build the function with the tag loaders.s3 (or without -tags custom)"},
 		{"invalid file", sinkFn, map[string]string{"RIVVEN_PIPELINE": "sinks:\n  out: {connector: test-collect, topic: [x]}\n"}, `RIVVEN_PIPELINE (inline): sinks.out.topics (line 2:8): required key "topics" is missing; sinks.out.topic (line 2:34): unknown key`},
 		{"unset var", sinkFn, map[string]string{"RIVVEN_PIPELINE": "sinks:\n  out: {connector: test-collect, topics: ['${TOPIC}']}\n"}, "TOPIC"},
 		{"no such sink", sinkFn, map[string]string{"RIVVEN_PIPELINE": file, "RIVVEN_CONNECTOR": "nope"}, `RIVVEN_CONNECTOR: the pipeline has no sink "nope" (sinks: lake, out)`},
@@ -125,10 +126,18 @@ func TestInitErrorsAreOneClearLine(t *testing.T) {
 			`sinks.out uses connectors this sink/test-collect function does not link: sinks.out.transforms[0]: transform "Elsewhere"`},
 		{"transform without output topic", Function{"transform", "test-mark"}, map[string]string{"RIVVEN_PIPELINE": file}, "RIVVEN_OUTPUT_TOPIC: required"},
 		{"transform without producer", Function{"transform", "test-mark"}, map[string]string{"RIVVEN_PIPELINE": file, "RIVVEN_OUTPUT_TOPIC": "orders.marked"}, "the pipeline has no broker block (broker.transport: kafka, sqs or pubsub)"},
-		{"transport not linked", Function{"transform", "test-mark"}, map[string]string{"RIVVEN_PIPELINE": testPipeline + "broker: {transport: sqs}\n", "RIVVEN_OUTPUT_TOPIC": "orders.marked"}, "broker.transport: sqs is not linked into this binary (linked: none)"},
+		{"transport not linked", Function{"transform", "test-mark"}, map[string]string{"RIVVEN_PIPELINE": testPipeline + "broker: {transport: sqs}\n", "RIVVEN_OUTPUT_TOPIC": "orders.marked"}, "broker.transport: sqs is not linked into this binary (linked: none; the tag transports.sqs links it)"},
 		{"redis down", sinkFn, map[string]string{"RIVVEN_PIPELINE": file, "REDIS_URL": "redis://127.0.0.1:1"}, "unreachable"},
 		{"not linked", Function{"sink", "s3"}, map[string]string{"RIVVEN_PIPELINE": file}, `does not link the sink connector "s3"`},
 	}
+	// As a build with -tags custom and none of the loaders.* and
+	// transports.* tags: the cases above check what such a build says.
+	t.Cleanup(transport.Hide(transport.Linked()...))
+	loadersMu.Lock()
+	saved := loaders
+	loaders = map[string]Loader{}
+	loadersMu.Unlock()
+	t.Cleanup(func() { loadersMu.Lock(); loaders = saved; loadersMu.Unlock() })
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := initWith(t, c.fn, c.env, nil)

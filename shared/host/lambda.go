@@ -1,4 +1,4 @@
-//go:build !rivven_gcp
+//go:build !custom || hosts || hosts.lambda
 
 package host
 

@@ -1,4 +1,4 @@
-//go:build rivven_gcp
+//go:build custom && !hosts && !hosts.lambda
 
 package host
 
@@ -8,9 +8,9 @@ import (
 	"io"
 )
 
-// Built with rivven_gcp (the Cloud Run images): the Lambda host is left
-// out.
+// Built with -tags custom without hosts.lambda (the Cloud Run images): the
+// Lambda host is left out.
 func runLambda(_ context.Context, fn Function, _ string, _ Options, _, stderr io.Writer) int {
-	fmt.Fprintf(stderr, "rivven-connect %s: this build is for Cloud Run only (tag rivven_gcp), and this is AWS Lambda\n", fn)
+	fmt.Fprintf(stderr, "rivven-connect %s: this build has no Lambda host (built with -tags custom without hosts.lambda), and this is AWS Lambda\n", fn)
 	return 2
 }

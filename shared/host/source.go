@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/rivven/rivven-connect/shared/buildtag"
 )
 
 // Loader fetches a pipeline file from a URL.
@@ -19,8 +21,9 @@ var (
 
 // RegisterLoader makes RIVVEN_PIPELINE accept URLs of a scheme ("s3",
 // "gs"). Loaders register themselves from files behind build tags
-// (rivven_s3, rivven_gcs), so that a function links a cloud SDK only when
-// it is built to read its pipeline from that cloud's storage.
+// (loaders.s3, loaders.gcs), so that a function built with -tags custom
+// links a cloud SDK only when it reads its pipeline from that cloud's
+// storage.
 func RegisterLoader(scheme string, l Loader) {
 	loadersMu.Lock()
 	defer loadersMu.Unlock()
@@ -40,7 +43,7 @@ func Loaders() []string {
 }
 
 // buildTags names the tag that links each known loader, for errors.
-var buildTags = map[string]string{"s3": "rivven_s3", "gs": "rivven_gcs"}
+var buildTags = map[string]string{"s3": buildtag.Loader("s3"), "gs": buildtag.Loader("gcs")}
 
 // ReadPipeline returns the pipeline document RIVVEN_PIPELINE refers to and
 // where it came from ("" for inline YAML). A value with a line break, or
@@ -57,7 +60,7 @@ func ReadPipeline(ctx context.Context, ref string) (doc []byte, where string, er
 		if l == nil {
 			hint := ""
 			if tag := buildTags[scheme]; tag != "" {
-				hint = fmt.Sprintf("; build the function with -tags %s", tag)
+				hint = fmt.Sprintf("; build the function with the tag %s (or without -tags custom)", tag)
 			}
 			have := "none"
 			if ls := Loaders(); len(ls) > 0 {

@@ -1,7 +1,8 @@
-//go:build rivven_sqs
+//go:build !custom || transports || transports.sqs
 
 package host
 
-// Built with -tags rivven_sqs: broker.transport sqs publishes transform
-// output and dead letters to SQS queues.
+// Built with the tag transports.sqs (or without -tags custom):
+// broker.transport sqs publishes transform output and dead letters to SQS
+// queues.
 import _ "github.com/rivven/rivven-connect/connectors/messaging/sqs"

@@ -1,7 +1,8 @@
 // Package transport opens the topic layer a pipeline's broker block names
 // (Kafka, SQS or Pub/Sub). Transports register themselves from their own
-// packages, so a binary links only the clients it was built with: the
-// CLI links all of them, an AWS function only SQS and Kafka.
+// packages, so a binary links only the clients it was built with: a plain
+// build of the CLI links all of them, a build with -tags custom only those
+// its transports.<name> tags name (see shared/buildtag).
 package transport
 
 import (
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/rivven/rivven-connect/shared/buildtag"
 	"github.com/rivven/rivven-connect/shared/config"
 	"github.com/rivven/rivven-connect/shared/topic"
 )
@@ -74,7 +76,30 @@ func Open(ctx context.Context, b *config.Broker, topics config.TopicSettings) (T
 		if l := Linked(); len(l) > 0 {
 			linked = strings.Join(l, ", ")
 		}
-		return nil, fmt.Errorf("broker.transport: %s is not linked into this binary (linked: %s)", name, linked)
+		tag := buildtag.Transport(name)
+		return nil, fmt.Errorf("broker.transport: %s is not linked into this binary (linked: %s; the tag %s links it); %s", name, linked, tag, buildtag.Hint(tag))
 	}
 	return open(ctx, b, topics)
+}
+
+// Hide makes this binary act as one built without the named transports
+// until restore is called: tests use it to check what a custom build says
+// when a pipeline needs a transport it lacks.
+func Hide(names ...string) (restore func()) {
+	mu.Lock()
+	defer mu.Unlock()
+	hidden := map[string]Opener{}
+	for _, n := range names {
+		if o, ok := openers[n]; ok {
+			hidden[n] = o
+			delete(openers, n)
+		}
+	}
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for n, o := range hidden {
+			openers[n] = o
+		}
+	}
 }

@@ -1,7 +1,7 @@
 // Package gcssrc reads pipeline files from Google Cloud Storage
 // (gs://bucket/object) with cloud.google.com/go/storage. It is its own
-// package so that only functions built with the rivven_gcs tag link the
-// Google Cloud client libraries.
+// package so that a function built with -tags custom links the Google
+// Cloud client libraries only with the tag loaders.gcs.
 package gcssrc
 
 import (

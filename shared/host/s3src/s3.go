@@ -1,6 +1,6 @@
 // Package s3src reads pipeline files from Amazon S3 (s3://bucket/key) with
-// aws-sdk-go-v2. It is its own package so that only functions built with
-// the rivven_s3 tag link the AWS SDK.
+// aws-sdk-go-v2. It is its own package so that a function built with
+// -tags custom links the AWS SDK only with the tag loaders.s3.
 package s3src
 
 import (

@@ -7,7 +7,7 @@ data "aws_partition" "current" {}
 locals {
   kafka = contains(["msk", "kafka"], var.trigger_type)
 
-  # The host reads s3:// pipelines itself (built with rivven_s3), so the role
+  # The host reads s3:// pipelines itself (built with the tag loaders.s3), so the role
   # needs that one object and nothing else of the bucket.
   pipeline_object_arn = startswith(var.pipeline, "s3://") ? "arn:${data.aws_partition.current.partition}:s3:::${trimprefix(var.pipeline, "s3://")}" : null
 
