@@ -181,3 +181,22 @@ func (s Set) String() string {
 func Hint(tag string) string {
 	return "build one that has it with `rivven-connect build -c PIPELINE` (it picks the tags), or add " + tag + " to -tags custom,…; a build without -tags links everything"
 }
+
+// Names lists the names and aliases of every known component of a kind,
+// sorted (for did-you-mean).
+func Names(kind string) []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	seen := map[string]bool{}
+	var out []string
+	for _, c := range known[kind] {
+		for _, n := range append([]string{c.Name}, c.Aliases...) {
+			if !seen[n] {
+				seen[n] = true
+				out = append(out, n)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
