@@ -19,6 +19,7 @@ type debeziumCodec struct {
 	skip   skipSet
 	now    func() time.Time // processing time (top-level ts_ms); a clock in tests
 	tables tableCache
+	topics bool // the sink writes diverted records (ForTopics)
 }
 
 // Debezium is the Debezium codec with Debezium's default options.
@@ -42,10 +43,34 @@ func (c *debeziumCodec) Divert(e *Event) (string, bool) {
 	if e.Type == Schema && c.opts.SchemaChangesTopic != "" {
 		return c.opts.SchemaChangesTopic, true
 	}
+	if IsTransactionBoundary(e) && c.opts.ProvideTransactionMetadata && c.topics {
+		return c.transactionTopic(e), true
+	}
 	return "", false
 }
 
+// transactionTopic is where e's BEGIN/END record goes: transaction_topic,
+// or <server>.transaction as Debezium names it.
+func (c *debeziumCodec) transactionTopic(e *Event) string {
+	if c.opts.TransactionTopic != "" {
+		return c.opts.TransactionTopic
+	}
+	server := e.Stream
+	if e.Source != nil {
+		server = orDefault(e.Source.Name, orDefault(e.Source.Connector, e.Stream))
+	}
+	return server + ".transaction"
+}
+
 func (c *debeziumCodec) Append(dst []byte, e *Event) ([]byte, error) {
+	if IsTransactionBoundary(e) {
+		if !c.opts.ProvideTransactionMetadata || !c.topics {
+			// Never in the data stream: Debezium writes them to a
+			// topic of their own.
+			return dst, ErrSkipped
+		}
+		return c.appendTransactionRecord(dst, e)
+	}
 	op := e.Type.Op()
 	switch {
 	case op == "s":
@@ -137,15 +162,11 @@ func appendDebeziumTimes(dst []byte, t time.Time) []byte {
 // of the transaction.
 func appendDebeziumTransaction(dst []byte, e *Event) []byte {
 	dst = append(dst, `,"transaction":{"id":`...)
-	id := e.Metadata.TransactionID
-	if e.Source != nil && e.Source.Commit != "" {
-		commit := e.Source.Commit
-		if lsn, ok := parseLSN(commit); ok {
-			commit = strconv.FormatUint(lsn, 10)
-		}
-		id += ":" + commit
+	commit := ""
+	if e.Source != nil {
+		commit = e.Source.Commit
 	}
-	dst = appendString(dst, id)
+	dst = appendString(dst, DebeziumTransactionID(e.Metadata.TransactionID, commit))
 	if e.Metadata.Sequence != nil {
 		dst = append(dst, `,"total_order":`...)
 		dst = strconv.AppendUint(dst, *e.Metadata.Sequence, 10)
@@ -155,6 +176,19 @@ func appendDebeziumTransaction(dst []byte, e *Event) []byte {
 		dst = append(dst, v...)
 	}
 	return append(dst, '}')
+}
+
+// DebeziumTransactionID is the transaction id of Debezium's transaction
+// block and BEGIN/END records: "<txId>:<commit position>", a PostgreSQL
+// LSN in decimal as Debezium writes it.
+func DebeziumTransactionID(txID, commit string) string {
+	if commit == "" {
+		return txID
+	}
+	if lsn, ok := parseLSN(commit); ok {
+		commit = strconv.FormatUint(lsn, 10)
+	}
+	return txID + ":" + commit
 }
 
 // MetaCollectionOrder is the metadata key a CDC source puts a change's
@@ -495,4 +529,89 @@ func jdbcType(t string) int {
 		return -2 // BINARY
 	}
 	return 1111 // OTHER
+}
+
+// Transaction boundaries: with provide_transaction_metadata a CDC source
+// sends a BEGIN before the first change of a transaction and an END after
+// its last one, as state events (metadata.control "transaction") whose
+// data is Debezium's transaction record {status, id, ts_ms, event_count,
+// data_collections}.
+
+// MetaControlTransaction is metadata.control of a transaction boundary.
+const MetaControlTransaction = "transaction"
+
+// IsTransactionBoundary reports whether e is a BEGIN or END record.
+func IsTransactionBoundary(e *Event) bool {
+	if e.Type != State {
+		return false
+	}
+	v, ok := e.Metadata.Get(MetaControl)
+	return ok && string(v) == `"`+MetaControlTransaction+`"`
+}
+
+// CollectionCount is one entry of an END record's data_collections.
+type CollectionCount struct {
+	Collection string
+	Count      uint64
+}
+
+// AppendTransactionRecord writes the data of a transaction boundary as
+// Debezium's TransactionMetadataValue: status BEGIN (event_count and
+// data_collections null) or END with the counts, id "<txId>:<commit
+// position>", ts_ms the commit time.
+func AppendTransactionRecord(dst []byte, end bool, id string, ts time.Time, count uint64, collections []CollectionCount) []byte {
+	if end {
+		dst = append(dst, `{"status":"END","id":`...)
+	} else {
+		dst = append(dst, `{"status":"BEGIN","id":`...)
+	}
+	dst = appendString(dst, id)
+	dst = append(dst, `,"event_count":`...)
+	if !end {
+		dst = append(dst, `null,"data_collections":null`...)
+	} else {
+		dst = strconv.AppendUint(dst, count, 10)
+		dst = append(dst, `,"data_collections":[`...)
+		for i, cc := range collections {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"data_collection":`...)
+			dst = appendString(dst, cc.Collection)
+			dst = append(dst, `,"event_count":`...)
+			dst = strconv.AppendUint(dst, cc.Count, 10)
+			dst = append(dst, '}')
+		}
+		dst = append(dst, ']')
+	}
+	dst = append(dst, `,"ts_ms":`...)
+	dst = strconv.AppendInt(dst, ts.UnixMilli(), 10)
+	return append(dst, '}')
+}
+
+// Schemas of the transaction topic's records, as Debezium's SchemaFactory
+// builds them.
+const (
+	dbzTransactionValueSchema = `{"type":"struct","fields":[{"type":"string","optional":false,"field":"status"},` +
+		`{"type":"string","optional":false,"field":"id"},{"type":"int64","optional":true,"field":"event_count"},` +
+		`{"type":"array","items":{"type":"struct","fields":[{"type":"string","optional":false,"field":"data_collection"},` +
+		`{"type":"int64","optional":false,"field":"event_count"}],"optional":true,"name":"event.collection","version":1},"optional":true,"field":"data_collections"},` +
+		`{"type":"int64","optional":false,"field":"ts_ms"}],"optional":false,"name":"io.debezium.connector.common.TransactionMetadataValue","version":1}`
+	dbzTransactionKeySchema = `{"type":"struct","fields":[{"type":"string","optional":false,"field":"id"}],` +
+		`"optional":false,"name":"io.debezium.connector.common.TransactionMetadataKey","version":1}`
+)
+
+// appendTransactionRecord writes a BEGIN/END record: the data the source
+// built, in the {schema, payload} wrapper under schemas_enable.
+func (c *debeziumCodec) appendTransactionRecord(dst []byte, e *Event) ([]byte, error) {
+	raw, err := e.Data.JSON()
+	if err != nil {
+		return dst, err
+	}
+	if !c.opts.SchemasEnable {
+		return append(dst, raw...), nil
+	}
+	dst = append(dst, `{"schema":`+dbzTransactionValueSchema+`,"payload":`...)
+	dst = append(dst, raw...)
+	return append(dst, '}'), nil
 }

@@ -34,7 +34,8 @@ type Diverter interface {
 type DebeziumOptions struct {
 	SkippedOperations          string `yaml:"skipped_operations" default:"t" doc:"Operations left out of the stream, as Debezium's skipped.operations: a comma-separated list of c (insert), u (update), d (delete), t (truncate), or none. Debezium skips truncates by default, and Flink's debezium-json format fails on them."`
 	TombstonesOnDelete         bool   `yaml:"tombstones_on_delete" default:"true" doc:"After a delete, a tombstone (same key, null value) so that log compaction can drop the key, as Debezium's tombstones.on.delete. Written by sinks whose records can have a null value (kafka); others ignore it."`
-	ProvideTransactionMetadata bool   `yaml:"provide_transaction_metadata" default:"false" doc:"Add Debezium's transaction block {id: \"<txId>:<commit position>\", total_order, data_collection_order} to every change, as provide.transaction.metadata."`
+	ProvideTransactionMetadata bool   `yaml:"provide_transaction_metadata" default:"false" doc:"As Debezium's provide.transaction.metadata: add the transaction block {id: \"<txId>:<commit position>\", total_order, data_collection_order} to every change, and (kafka sink) write the BEGIN and END records a CDC source with provide_transaction_metadata sends to transaction_topic. data_collection_order and the BEGIN/END records need the source's provide_transaction_metadata too."`
+	TransactionTopic           string `yaml:"transaction_topic" doc:"Topic of the BEGIN/END records (Debezium's topic.transaction). Empty: <source name>.transaction, as Debezium names it after the logical server name. Only the kafka sink writes them; other sinks leave them out."`
 	SchemaChangesTopic         string `yaml:"schema_changes_topic" doc:"Topic that schema changes go to, in Debezium's schema change topic shape (tableChanges with jdbcType, typeName, position). Empty: schema changes are left out, as Debezium's PostgreSQL connector does; they never go into the data stream. Only the kafka sink writes it."`
 	SchemasEnable              bool   `yaml:"schemas_enable" default:"false" doc:"Write each record as Kafka Connect's JsonConverter does with schemas.enable=true: {schema, payload}, the schema built from the table's columns with Debezium's type names (org.apache.kafka.connect.data.Decimal, io.debezium.time.MicroTimestamp, io.debezium.data.Json, ...); the kafka sink's keys too. Off by default, as in Debezium Server."`
 	DecimalHandlingMode        string `yaml:"decimal_handling_mode" default:"precise" enum:"precise,double,string" doc:"How NUMERIC/DECIMAL (and PostgreSQL money) columns are written, as Debezium's decimal.handling.mode: precise (the default) as Kafka Connect's Decimal, base64 of the unscaled big-endian two's complement value with the scale in the schema (NUMERIC without a scale as io.debezium.data.VariableScaleDecimal {scale, value}); double as a number; string as the exact text."`
@@ -102,6 +103,17 @@ func (s skipSet) has(op string) bool {
 	return false
 }
 
+// ForTopics returns c as used by a sink that can write records to topics
+// of the codec's choosing (Kafka): the Debezium encoding then writes the
+// BEGIN/END records of provide_transaction_metadata, which other sinks
+// leave out. Other codecs are returned as they are.
+func ForTopics(c Codec) Codec {
+	if d, ok := c.(*debeziumCodec); ok {
+		return &debeziumCodec{opts: d.opts, skip: d.skip, now: d.now, topics: true}
+	}
+	return c
+}
+
 // NewCodec returns the codec name stands for with its options (each
 // codec reads its own and ignores the others'). Problems are
 // *OptionError values naming the option.
@@ -157,6 +169,10 @@ func CodecErrors(name string, dbz DebeziumOptions, ce CloudEventsOptions, topics
 			oe = &OptionError{Path: "codec", Message: err.Error()}
 		}
 		errs = append(errs, oe)
+	}
+	if !topics && dbz.TransactionTopic != "" {
+		errs = append(errs, &OptionError{Path: "debezium.transaction_topic",
+			Message: "this sink cannot write to a second topic; BEGIN/END records are left out of the Debezium stream (the kafka sink can write them to a topic)"})
 	}
 	if !topics && dbz.SchemaChangesTopic != "" {
 		errs = append(errs, &OptionError{Path: "debezium.schema_changes_topic",

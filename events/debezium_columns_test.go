@@ -361,3 +361,66 @@ func TestDebeziumSchemaWithoutColumnTypes(t *testing.T) {
 		t.Errorf("after %v", after)
 	}
 }
+
+// The BEGIN and END records of provide_transaction_metadata are
+// Debezium's (the Transaction metadata section of its PostgreSQL
+// documentation), apart from the BEGIN's id, which names the commit LSN
+// as every other record of the transaction does; they go to
+// <server>.transaction only from a sink that writes topics, and never
+// into the data stream.
+func TestDebeziumTransactionRecords(t *testing.T) {
+	mk := func(end bool, ts int64) *Event {
+		e := &Event{Type: State, Stream: "_state", Timestamp: time.UnixMilli(ts).UTC(),
+			Metadata: Metadata{TransactionID: "571", Extra: []Field{{Key: MetaControl, Value: json.RawMessage(`"transaction"`)}}},
+			Source:   &SourceInfo{Connector: "postgres-cdc", Name: "PostgreSQL_server", Database: "postgres", Commit: "0/32BB438"}}
+		id := DebeziumTransactionID("571", "0/32BB438")
+		e.Data = RawPayload(AppendTransactionRecord(nil, end, id, e.Timestamp, 2,
+			[]CollectionCount{{"s1.a", 1}, {"s2.a", 1}}))
+		e.Key = []byte(`{"id":"` + id + `"}`)
+		return e
+	}
+	for _, c := range []struct {
+		file string
+		end  bool
+	}{{"postgresql-transaction-begin.json", false}, {"postgresql-transaction-end.json", true}} {
+		theirs := debeziumDoc(t, c.file)
+		e := mk(c.end, int64(theirs["ts_ms"].(float64)))
+		opts := DefaultDebeziumOptions()
+		if _, err := fixedDebezium(t, opts, time.Unix(1, 0)).Append(nil, e); err != ErrSkipped {
+			t.Errorf("%s without provide_transaction_metadata: %v, want left out", c.file, err)
+		}
+		opts.ProvideTransactionMetadata = true
+		if _, err := fixedDebezium(t, opts, time.Unix(1, 0)).Append(nil, e); err != ErrSkipped {
+			t.Errorf("%s from a sink without topics: %v, want left out", c.file, err)
+		}
+		codec := ForTopics(fixedDebezium(t, opts, time.Unix(1, 0)))
+		if topic, ok := codec.(Diverter).Divert(e); !ok || topic != "PostgreSQL_server.transaction" {
+			t.Errorf("%s goes to %q %v", c.file, topic, ok)
+		}
+		ours := encodeDebeziumMap(t, codec, e)
+		if !c.end {
+			if ours["id"] != "571:53195832" || theirs["id"] != "571:53195829" {
+				t.Errorf("BEGIN id %v (Debezium's %v)", ours["id"], theirs["id"])
+			}
+			delete(ours, "id")
+			delete(theirs, "id")
+		}
+		compareDebezium(t, c.file, ours, theirs)
+		opts.SchemasEnable = true
+		codec = ForTopics(fixedDebezium(t, opts, time.Unix(1, 0)))
+		b, err := codec.Append(nil, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := readConnectJSON(b, true); err != nil {
+			t.Errorf("%s with schemas_enable: %v\n%s", c.file, err, b)
+		}
+		k, err := codec.(KeyEncoder).AppendKey(nil, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, v, err := readConnectJSON(k, true); err != nil || v.(map[string]any)["id"] != "571:53195832" {
+			t.Errorf("key %s: %v %v", k, v, err)
+		}
+	}
+}

@@ -235,6 +235,15 @@ func (c *debeziumCodec) AppendKey(dst []byte, e *Event) ([]byte, error) {
 		return dst, nil
 	}
 	n := len(dst)
+	if IsTransactionBoundary(e) {
+		// The transaction topic's key {id}.
+		if !c.opts.SchemasEnable {
+			return append(dst, e.Key...), nil
+		}
+		dst = append(dst, `{"schema":`+dbzTransactionKeySchema+`,"payload":`...)
+		dst = append(dst, e.Key...)
+		return append(dst, '}'), nil
+	}
 	t := c.table(e.Source)
 	if e.Key[0] != '{' {
 		return append(dst, e.Key...), nil // a scalar key: nothing to describe

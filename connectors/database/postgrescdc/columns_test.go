@@ -95,3 +95,85 @@ func TestColumnTypesForDebezium(t *testing.T) {
 		}
 	}
 }
+
+// With provide_transaction_metadata a transaction is BEGIN, its changes
+// numbered within their table (data_collection_order), END with
+// event_count and data_collections, as Debezium's PostgreSQL connector
+// sends them; the Debezium encoding puts the boundaries on
+// <server>.transaction with the id its changes' transaction blocks carry.
+func TestTransactionBoundaries(t *testing.T) {
+	h := newHarness(t)
+	h.exec(`CREATE TABLE $T (id int PRIMARY KEY)`, `CREATE TABLE $T_b (id int PRIMARY KEY)`)
+	cfg := h.config([]string{"$T", "$T_b"}, "snapshot:\n  mode: never\nprovide_transaction_metadata: true\n")
+	rec, stop := startStreaming(t, h, cfg, context.Background())
+	h.exec(`BEGIN; INSERT INTO $T VALUES (1); INSERT INTO $T_b VALUES (1); INSERT INTO $T VALUES (2); COMMIT`)
+	var got []*events.Event
+	waitFor(t, 20*time.Second, "END", func() bool {
+		got = got[:0]
+		for _, e := range rec.snapshot() {
+			if e.Type != events.Schema {
+				got = append(got, e)
+			}
+		}
+		return len(got) == 5
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	opts := events.DefaultDebeziumOptions()
+	opts.ProvideTransactionMetadata = true
+	codec, err := events.NewCodec(events.CodecDebezium, opts, events.DefaultCloudEventsOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec = events.ForTopics(codec)
+	a, b := "public."+h.name, "public."+h.name+"_b"
+	var txID string
+	for i, want := range []string{"BEGIN", a + " 1", b + " 1", a + " 2", "END"} {
+		e := got[i]
+		out, err := codec.Append(nil, e)
+		if err != nil {
+			t.Fatalf("%d: %v", i, err)
+		}
+		var rec struct {
+			Status, ID      string
+			EventCount      *int `json:"event_count"`
+			DataCollections []struct {
+				DataCollection string `json:"data_collection"`
+				EventCount     int    `json:"event_count"`
+			} `json:"data_collections"`
+			Transaction struct {
+				ID                  string
+				DataCollectionOrder int `json:"data_collection_order"`
+			}
+			Source struct{ Schema, Table string }
+		}
+		if err := json.Unmarshal(out, &rec); err != nil {
+			t.Fatalf("%s: %v", out, err)
+		}
+		topic, diverted := codec.(events.Diverter).Divert(e)
+		switch want {
+		case "BEGIN", "END":
+			server := e.Source.Name // empty without a pipeline runtime: the connector's name stands in
+			if server == "" {
+				server = connectorName
+			}
+			if rec.Status != want || !diverted || topic != server+".transaction" {
+				t.Errorf("%d: %s to %q, want %s on the transaction topic", i, out, topic, want)
+			}
+			if txID == "" {
+				txID = rec.ID
+			} else if rec.ID != txID {
+				t.Errorf("END id %s, BEGIN's %s", rec.ID, txID)
+			}
+			if want == "END" && (rec.EventCount == nil || *rec.EventCount != 3 || fmt.Sprint(rec.DataCollections) != fmt.Sprintf("[{%s 2} {%s 1}]", a, b)) {
+				t.Errorf("END %s", out)
+			}
+		default:
+			gotDesc := fmt.Sprintf("%s.%s %d", rec.Source.Schema, rec.Source.Table, rec.Transaction.DataCollectionOrder)
+			if gotDesc != want || rec.Transaction.ID != txID || diverted {
+				t.Errorf("%d: %s, want %s in transaction %s", i, out, want, txID)
+			}
+		}
+	}
+}

@@ -17,23 +17,24 @@ import (
 
 // Config is the postgres-cdc source's config block.
 type Config struct {
-	Host                  string              `yaml:"host" required:"true" doc:"Database host."`
-	Port                  int                 `yaml:"port" default:"5432" min:"1" max:"65535" doc:"Database port."`
-	Database              string              `yaml:"database" required:"true" doc:"Database name."`
-	User                  string              `yaml:"user" required:"true" doc:"Username; needs the REPLICATION attribute (or superuser) and SELECT on the captured tables."`
-	Password              string              `yaml:"password" required:"true" secret:"true" doc:"Password (may be empty with trust authentication)."`
-	SlotName              string              `yaml:"slot_name" required:"true" doc:"Replication slot name (lower-case letters, digits, underscore)."`
-	PublicationName       string              `yaml:"publication_name" required:"true" doc:"Publication name."`
-	PublicationTables     []string            `yaml:"publication_tables" doc:"Tables (schema.table) the auto-created publication includes; empty = all tables. Ignored when the publication already exists."`
-	AutoCreateSlot        bool                `yaml:"auto_create_slot" default:"true" doc:"Create the replication slot when it does not exist."`
-	AutoCreatePublication bool                `yaml:"auto_create_publication" default:"true" doc:"Create the publication when it does not exist."`
-	Schemas               []string            `yaml:"schemas" doc:"Only capture tables in these schemas; empty = every schema the publication covers."`
-	Tables                []string            `yaml:"tables" doc:"Only capture these tables (schema.table, or table in any schema); empty = every table the publication covers."`
-	TLS                   TLS                 `yaml:"tls" doc:"TLS settings."`
-	DropSlotOnStop        bool                `yaml:"drop_slot_on_stop" default:"false" doc:"Drop the replication slot when the source stops cleanly. The next start then cannot resume and falls back to the snapshot mode; use for throw-away pipelines only."`
-	Snapshot              Snapshot            `yaml:"snapshot" doc:"Initial snapshot settings."`
-	HeartbeatIntervalSecs int                 `yaml:"heartbeat_interval_secs" default:"10" min:"0" doc:"Every this many seconds of quiet, write a non-transactional pg_logical_emit_message so that the slot's confirmed position advances on an idle database and WAL does not pile up; 0 disables."`
-	ColumnFilters         map[string][]string `yaml:"column_filters" doc:"Per table (schema.table), the columns to capture; other columns are left out of events. Key columns are always kept."`
+	Host                       string              `yaml:"host" required:"true" doc:"Database host."`
+	Port                       int                 `yaml:"port" default:"5432" min:"1" max:"65535" doc:"Database port."`
+	Database                   string              `yaml:"database" required:"true" doc:"Database name."`
+	User                       string              `yaml:"user" required:"true" doc:"Username; needs the REPLICATION attribute (or superuser) and SELECT on the captured tables."`
+	Password                   string              `yaml:"password" required:"true" secret:"true" doc:"Password (may be empty with trust authentication)."`
+	SlotName                   string              `yaml:"slot_name" required:"true" doc:"Replication slot name (lower-case letters, digits, underscore)."`
+	PublicationName            string              `yaml:"publication_name" required:"true" doc:"Publication name."`
+	PublicationTables          []string            `yaml:"publication_tables" doc:"Tables (schema.table) the auto-created publication includes; empty = all tables. Ignored when the publication already exists."`
+	AutoCreateSlot             bool                `yaml:"auto_create_slot" default:"true" doc:"Create the replication slot when it does not exist."`
+	AutoCreatePublication      bool                `yaml:"auto_create_publication" default:"true" doc:"Create the publication when it does not exist."`
+	Schemas                    []string            `yaml:"schemas" doc:"Only capture tables in these schemas; empty = every schema the publication covers."`
+	Tables                     []string            `yaml:"tables" doc:"Only capture these tables (schema.table, or table in any schema); empty = every table the publication covers."`
+	TLS                        TLS                 `yaml:"tls" doc:"TLS settings."`
+	DropSlotOnStop             bool                `yaml:"drop_slot_on_stop" default:"false" doc:"Drop the replication slot when the source stops cleanly. The next start then cannot resume and falls back to the snapshot mode; use for throw-away pipelines only."`
+	Snapshot                   Snapshot            `yaml:"snapshot" doc:"Initial snapshot settings."`
+	HeartbeatIntervalSecs      int                 `yaml:"heartbeat_interval_secs" default:"10" min:"0" doc:"Every this many seconds of quiet, write a non-transactional pg_logical_emit_message so that the slot's confirmed position advances on an idle database and WAL does not pile up; 0 disables."`
+	ColumnFilters              map[string][]string `yaml:"column_filters" doc:"Per table (schema.table), the columns to capture; other columns are left out of events. Key columns are always kept."`
+	ProvideTransactionMetadata bool                `yaml:"provide_transaction_metadata" default:"false" doc:"As Debezium's provide.transaction.metadata: a BEGIN state event before the first change of each transaction and an END one after its last (metadata.control: transaction, data: Debezium's transaction record with event_count and data_collections), and every change numbered among its table's changes of the transaction (metadata.data_collection_order). The Debezium encoding with provide_transaction_metadata writes them to the transaction topic."`
 }
 
 // TLS configures the connection's encryption, as libpq's sslmode.

@@ -79,10 +79,14 @@ type streamer struct {
 	finalLSN   pglogrepl.LSN
 	commitTime *time.Time
 	n          int64 // changes of the transaction so far, skipped ones included
-	committed  pglogrepl.LSN
-	skipTx     pglogrepl.LSN
-	skipN      int64
-	pending    []*events.Event
+	// txCounts are the changes of the transaction per table so far,
+	// skipped ones included, in the order the tables first changed (for
+	// provide_transaction_metadata).
+	txCounts  []events.CollectionCount
+	committed pglogrepl.LSN
+	skipTx    pglogrepl.LSN
+	skipN     int64
+	pending   []*events.Event
 
 	// streamed (in-progress) transactions spooled to disk, by top-level xid
 	spills    map[uint32]*spill
@@ -521,6 +525,7 @@ func (st *streamer) begin(xid uint32, final pglogrepl.LSN, commit time.Time) {
 	ct := commit.UTC()
 	st.commitTime = &ct
 	st.n = 0
+	st.txCounts = st.txCounts[:0]
 }
 
 // commit ends a transaction: its last event carries the committed
@@ -531,12 +536,65 @@ func (st *streamer) commit(ctx context.Context, end pglogrepl.LSN) error {
 	if st.lastMarker < end {
 		st.lastMarker = end
 	}
+	if st.s.cfg.ProvideTransactionMetadata && st.n > 0 {
+		st.pending = append(st.pending, st.boundary(true))
+	}
 	evs := st.pending
 	st.pending = nil
 	if len(evs) > 0 {
 		evs[len(evs)-1].Metadata.Position = streamPosition(st.posBuf, end, 0, 0)
 	}
 	return st.push(ctx, item{evs: evs, ack: end, txs: 1})
+}
+
+// countChange counts a change of r in the transaction and, with
+// provide_transaction_metadata, numbers e among its table's changes
+// (Debezium's data_collection_order). It runs for skipped changes too,
+// so that the numbers and the END record's counts do not depend on where
+// the stream resumed.
+func (st *streamer) countChange(r *relation) uint64 {
+	name := r.schema + "." + r.name
+	for i := range st.txCounts {
+		if st.txCounts[i].Collection == name {
+			st.txCounts[i].Count++
+			return st.txCounts[i].Count
+		}
+	}
+	st.txCounts = append(st.txCounts, events.CollectionCount{Collection: name, Count: 1})
+	return 1
+}
+
+// transactionMeta stamps a change with data_collection_order and puts a
+// BEGIN before the transaction's first change (a BEGIN of a transaction
+// resumed after its first change was delivered before the restart).
+func (st *streamer) transactionMeta(e *events.Event, order uint64) {
+	if st.n == 1 {
+		st.pending = append(st.pending, st.boundary(false))
+	}
+	e.Metadata.Set(events.MetaCollectionOrder, json.RawMessage(strconv.FormatUint(order, 10)))
+}
+
+// boundary builds the BEGIN (end false) or END state event of the
+// current transaction. A BEGIN resumes before the transaction's first
+// change, an END after the commit (commit gives the last event of a
+// transaction that position).
+func (st *streamer) boundary(end bool) *events.Event {
+	e := st.s.newEvent(events.State, "", "_state", *st.commitTime, st.commitTime, false)
+	e.Namespace = nil
+	e.Source.Schema, e.Source.Table = "", ""
+	e.Source.Commit = lsnString(st.finalLSN)
+	e.Metadata.TransactionID = st.xid
+	e.Metadata.Position = streamPosition(st.posBuf, st.finalLSN-1, st.finalLSN, 0)
+	e.Metadata.Set(events.MetaControl, json.RawMessage(`"`+events.MetaControlTransaction+`"`))
+	id := events.DebeziumTransactionID(st.xid, lsnString(st.finalLSN))
+	var total uint64
+	for _, c := range st.txCounts {
+		total += c.Count
+	}
+	e.Data = events.RawPayload(events.AppendTransactionRecord(nil, end, id, *st.commitTime, total, st.txCounts))
+	e.Key = events.AppendJSONString([]byte(`{"id":`), id)
+	e.Key = append(e.Key, '}')
+	return e
 }
 
 func (st *streamer) flushPending(ctx context.Context) error {
@@ -714,6 +772,7 @@ func (st *streamer) change(ctx context.Context, walStart pglogrepl.LSN, typ even
 		return nil
 	}
 	st.n++
+	order := st.countChange(r)
 	st.active.Store(time.Now().UnixNano())
 	if st.skip() {
 		return nil
@@ -721,6 +780,9 @@ func (st *streamer) change(ctx context.Context, walStart pglogrepl.LSN, typ even
 	e := st.s.newEvent(typ, r.schema, r.name, *st.commitTime, st.commitTime, false)
 	e.Source.Columns = r.columns
 	st.stamp(e, walStart)
+	if st.s.cfg.ProvideTransactionMetadata {
+		st.transactionMeta(e, order)
+	}
 
 	var buf []byte
 	var unchanged []string
@@ -851,11 +913,15 @@ func (st *streamer) truncate(ctx context.Context, walStart pglogrepl.LSN, m *pgl
 			continue
 		}
 		st.n++
+		order := st.countChange(r)
 		if st.skip() {
 			continue
 		}
 		e := st.s.newEvent(events.Truncate, r.schema, r.name, *st.commitTime, st.commitTime, false)
 		st.stamp(e, walStart)
+		if st.s.cfg.ProvideTransactionMetadata {
+			st.transactionMeta(e, order)
+		}
 		if m.Option&pglogrepl.TruncateOptionCascade != 0 {
 			e.Metadata.Set("truncate_cascade", json.RawMessage("true"))
 		}

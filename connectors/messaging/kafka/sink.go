@@ -101,6 +101,9 @@ func newSink(cfg *SinkConfig, extra ...kgo.Opt) (*Sink, error) {
 	if err != nil {
 		return nil, pipeline.Fatal(err)
 	}
+	// Records can go to topics of the codec's choosing (Debezium's
+	// transaction topic).
+	codec = events.ForTopics(codec)
 	opts, err := clientOpts(cfg.Brokers, cfg.Security)
 	if err != nil {
 		return nil, pipeline.Fatal(err)
