@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bytes"
 	"encoding/base64"
 	"math"
 	"math/big"
@@ -299,6 +300,22 @@ type dbzTable struct {
 	index map[string]int
 }
 
+// columnToken finds the column of a key token (quotes included) without
+// allocating when the name needs no unescaping.
+func (t *dbzTable) columnToken(k []byte) *dbzColumn {
+	if len(k) >= 2 && bytes.IndexByte(k, '\\') < 0 {
+		if i, ok := t.index[string(k[1:len(k)-1])]; ok {
+			return t.cols[i]
+		}
+		return nil
+	}
+	name, err := unquote(k)
+	if err != nil {
+		return nil
+	}
+	return t.column(name)
+}
+
 func (t *dbzTable) column(name string) *dbzColumn {
 	if t == nil {
 		return nil
@@ -371,11 +388,8 @@ func (c *debeziumCodec) appendDBZRow(dst, row []byte, t *dbzTable) ([]byte, erro
 		first = false
 		dst = append(dst, k...)
 		dst = append(dst, ':')
-		name, err := unquote(k)
-		if err != nil {
-			return err
-		}
-		if col := t.column(name); col != nil {
+		col := t.columnToken(k)
+		if col != nil {
 			dst = c.appendDBZValue(dst, col, v)
 		} else {
 			dst = append(dst, v...)
@@ -546,7 +560,13 @@ func floorDiv(a, b int64) int64 {
 // the column, or {scale, value} for a column without one; double as a
 // number; string as the text.
 func (c *debeziumCodec) appendDecimal(dst []byte, col *dbzColumn, s string) []byte {
-	r, ok := new(big.Rat).SetString(strings.TrimSpace(s))
+	s = strings.TrimSpace(s)
+	if c.opts.DecimalHandlingMode == DecimalPrecise && col.conv == convDecimal {
+		if n, ok := unscaledInt64(s, col.scale); ok {
+			return appendBase64(dst, twosComplement64(n))
+		}
+	}
+	r, ok := new(big.Rat).SetString(s)
 	if !ok {
 		return append(dst, "null"...) // NaN, Infinity
 	}
@@ -555,7 +575,7 @@ func (c *debeziumCodec) appendDecimal(dst []byte, col *dbzColumn, s string) []by
 		f, _ := r.Float64()
 		return strconv.AppendFloat(dst, f, 'g', -1, 64)
 	case DecimalString:
-		return appendString(dst, strings.TrimSpace(s))
+		return appendString(dst, s)
 	}
 	scale := col.scale
 	if col.conv == convVarDecimal {
@@ -571,6 +591,52 @@ func (c *debeziumCodec) appendDecimal(dst []byte, col *dbzColumn, s string) []by
 		return append(appendBase64(dst, b), '}')
 	}
 	return appendBase64(dst, b)
+}
+
+// unscaledInt64 reads a plain decimal ("-123.4") as its unscaled value at
+// scale, when it has at most scale decimals and fits 18 digits: the
+// common case, without big.Rat.
+func unscaledInt64(s string, scale int) (int64, bool) {
+	neg := false
+	if s != "" && (s[0] == '-' || s[0] == '+') {
+		neg, s = s[0] == '-', s[1:]
+	}
+	intPart, frac, _ := strings.Cut(s, ".")
+	if intPart == "" && frac == "" || len(frac) > scale || len(intPart)+scale > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, part := range [2]string{intPart, frac} {
+		for i := 0; i < len(part); i++ {
+			c := part[i]
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			n = n*10 + int64(c-'0')
+		}
+	}
+	for i := len(frac); i < scale; i++ {
+		n *= 10
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}
+
+// twosComplement64 is twosComplement for an int64.
+func twosComplement64(n int64) []byte {
+	var b [8]byte
+	for i := 7; i >= 0; i-- {
+		b[i] = byte(n)
+		n >>= 8
+	}
+	// Drop leading bytes that only repeat the sign of the next one.
+	i := 0
+	for i < 7 && (b[i] == 0 && b[i+1]&0x80 == 0 || b[i] == 0xff && b[i+1]&0x80 != 0) {
+		i++
+	}
+	return b[i:]
 }
 
 // decimalScale counts the digits after the point of a decimal text

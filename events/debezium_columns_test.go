@@ -3,6 +3,7 @@ package events
 import (
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"sort"
@@ -421,6 +422,33 @@ func TestDebeziumTransactionRecords(t *testing.T) {
 		}
 		if _, v, err := readConnectJSON(k, true); err != nil || v.(map[string]any)["id"] != "571:53195832" {
 			t.Errorf("key %s: %v %v", k, v, err)
+		}
+	}
+}
+
+// The int64 fast path of Decimal encodes as Java's BigInteger.toByteArray
+// (the big.Int path) does, on both sides of every byte boundary.
+func TestTwosComplementFastPath(t *testing.T) {
+	for shift := 0; shift < 63; shift++ {
+		for _, d := range []int64{-1, 0, 1} {
+			for _, sign := range []int64{1, -1} {
+				n := sign * (int64(1)<<shift + d)
+				got := fmt.Sprintf("%x", twosComplement64(n))
+				want := fmt.Sprintf("%x", twosComplement(new(big.Int).SetInt64(n)))
+				if got != want {
+					t.Errorf("%d: %s, want %s", n, got, want)
+				}
+			}
+		}
+	}
+	for _, c := range []struct {
+		s     string
+		scale int
+		want  int64
+		ok    bool
+	}{{"1.56", 2, 156, true}, {"-1.5", 2, -150, true}, {"7", 3, 7000, true}, {"1.234", 2, 0, false}, {"1e5", 0, 0, false}, {"", 0, 0, false}} {
+		if n, ok := unscaledInt64(c.s, c.scale); n != c.want || ok != c.ok {
+			t.Errorf("%q at %d: %d %v", c.s, c.scale, n, ok)
 		}
 	}
 }
