@@ -135,3 +135,85 @@ func TestColumnTypesForDebezium(t *testing.T) {
 		}
 	}
 }
+
+// With provide_transaction_metadata a transaction is BEGIN, its row
+// changes numbered in the transaction and within their table, END with
+// event_count and data_collections, as Debezium's MySQL connector sends
+// them; the transaction id is the GTID the changes carry.
+func TestTransactionBoundaries(t *testing.T) {
+	c := testDB(t)
+	a := uniqueTable(t, c, "txa")
+	b := uniqueTable(t, c, "txb")
+	mustExec(t, c, "CREATE TABLE `"+a+"` (id INT PRIMARY KEY)", "CREATE TABLE `"+b+"` (id INT PRIMARY KEY)")
+	cfg := testConfig(a, b)
+	cfg.Snapshot.Mode = "never"
+	cfg.ProvideTransactionMetadata = true
+	em := newRecorder()
+	s := newSource(t, cfg)
+	_, stop := runRead(t, s, nil, em)
+	defer stop()
+	// The stream is up once a first transaction comes through.
+	mustExec(t, c, "INSERT INTO `"+a+"` VALUES (100)")
+	waitFor(t, 30*time.Second, "stream", func() bool { ev, _ := em.snapshot(); return len(ev) >= 3 })
+	mustExec(t, c, "BEGIN", "INSERT INTO `"+a+"` VALUES (1)", "INSERT INTO `"+b+"` VALUES (1)", "INSERT INTO `"+a+"` VALUES (2)", "COMMIT")
+	var got []*events.Event
+	waitFor(t, 30*time.Second, "END", func() bool {
+		ev, _ := em.snapshot()
+		got = nil
+		for _, e := range ev[3:] {
+			if e.Type != events.Schema {
+				got = append(got, e)
+			}
+		}
+		return len(got) == 5
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	opts := events.DefaultDebeziumOptions()
+	opts.ProvideTransactionMetadata = true
+	codec, err := events.NewCodec(events.CodecDebezium, opts, events.DefaultCloudEventsOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec = events.ForTopics(codec)
+	ta, tb := "test."+a, "test."+b
+	txID := got[1].Metadata.TransactionID
+	for i, want := range []string{"BEGIN", ta + " 1 1", tb + " 2 1", ta + " 3 2", "END"} {
+		out, err := codec.Append(nil, got[i])
+		if err != nil {
+			t.Fatalf("%d: %v", i, err)
+		}
+		var rec struct {
+			Status, ID      string
+			EventCount      *int `json:"event_count"`
+			DataCollections []struct {
+				DataCollection string `json:"data_collection"`
+				EventCount     int    `json:"event_count"`
+			} `json:"data_collections"`
+			Transaction struct {
+				ID                  string
+				TotalOrder          int `json:"total_order"`
+				DataCollectionOrder int `json:"data_collection_order"`
+			}
+			Source struct{ DB, Table string }
+		}
+		if err := json.Unmarshal(out, &rec); err != nil {
+			t.Fatalf("%s: %v", out, err)
+		}
+		switch want {
+		case "BEGIN", "END":
+			if rec.Status != want || rec.ID != txID || txID == "" {
+				t.Errorf("%d: %s, want %s of %s", i, out, want, txID)
+			}
+			if want == "END" && (rec.EventCount == nil || *rec.EventCount != 3 || fmt.Sprint(rec.DataCollections) != fmt.Sprintf("[{%s 2} {%s 1}]", ta, tb)) {
+				t.Errorf("END %s", out)
+			}
+		default:
+			desc := fmt.Sprintf("%s.%s %d %d", rec.Source.DB, rec.Source.Table, rec.Transaction.TotalOrder, rec.Transaction.DataCollectionOrder)
+			if desc != want || rec.Transaction.ID != txID {
+				t.Errorf("%d: %s, want %s in %s", i, out, want, txID)
+			}
+		}
+	}
+}

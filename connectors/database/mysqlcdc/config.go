@@ -33,11 +33,12 @@ type Config struct {
 	Snapshot *Snapshot `yaml:"snapshot" doc:"Initial snapshot settings."`
 	TLS      *TLS      `yaml:"tls" doc:"TLS settings for the connections to the server."`
 
-	HeartbeatIntervalSecs int `yaml:"heartbeat_interval_secs" default:"10" min:"1" max:"3600" doc:"Seconds between server heartbeats on an idle binlog stream; the link counts as dead after three missed heartbeats."`
-	ConnectTimeoutSecs    int `yaml:"connect_timeout_secs" default:"30" min:"1" doc:"Timeout in seconds for connecting and authenticating."`
-	MaxBatchSize          int `yaml:"max_batch_size" default:"1000" min:"1" max:"100000" doc:"Most events handed to the pipeline in one batch while streaming."`
-	RetryInitialMS        int `yaml:"retry_initial_ms" default:"200" min:"1" doc:"First reconnect delay in milliseconds after the binlog stream broke."`
-	RetryMaxMS            int `yaml:"retry_max_ms" default:"30000" min:"1" doc:"Largest reconnect delay in milliseconds."`
+	HeartbeatIntervalSecs      int  `yaml:"heartbeat_interval_secs" default:"10" min:"1" max:"3600" doc:"Seconds between server heartbeats on an idle binlog stream; the link counts as dead after three missed heartbeats."`
+	ConnectTimeoutSecs         int  `yaml:"connect_timeout_secs" default:"30" min:"1" doc:"Timeout in seconds for connecting and authenticating."`
+	MaxBatchSize               int  `yaml:"max_batch_size" default:"1000" min:"1" max:"100000" doc:"Most events handed to the pipeline in one batch while streaming."`
+	RetryInitialMS             int  `yaml:"retry_initial_ms" default:"200" min:"1" doc:"First reconnect delay in milliseconds after the binlog stream broke."`
+	RetryMaxMS                 int  `yaml:"retry_max_ms" default:"30000" min:"1" doc:"Largest reconnect delay in milliseconds."`
+	ProvideTransactionMetadata bool `yaml:"provide_transaction_metadata" default:"false" doc:"As Debezium's provide.transaction.metadata: a BEGIN state event before the first row change of each transaction and an END one after its last (metadata.control: transaction, key {id}, data: Debezium's transaction record with event_count and data_collections; the id is the transaction's GTID), and every row change numbered in its transaction (metadata.sequence) and among its table's changes (metadata.data_collection_order). The Debezium encoding with provide_transaction_metadata writes them to the transaction topic."`
 }
 
 // Snapshot configures the initial snapshot.

@@ -3,6 +3,7 @@ package mysqlcdc
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -88,14 +89,17 @@ type streamer struct {
 	tables     map[uint64]*tableInfo
 	schemas    map[string]*tableSchema
 
-	file      string
-	boundary  position
-	bPrefix   string // encoded boundary up to the skip count
-	bHuman    string
-	gtid      gtidSet
-	inTxn     bool
-	explicit  bool // the transaction began with BEGIN (or a non-standalone MariaDB GTID)
-	txnRows   int
+	file     string
+	boundary position
+	bPrefix  string // encoded boundary up to the skip count
+	bHuman   string
+	gtid     gtidSet
+	inTxn    bool
+	explicit bool // the transaction began with BEGIN (or a non-standalone MariaDB GTID)
+	txnRows  int
+	// txCounts are the row changes of the transaction per table so far,
+	// skipped ones included (provide_transaction_metadata).
+	txCounts  []events.CollectionCount
 	skip      int
 	firstTxn  bool
 	txnID     string
@@ -355,6 +359,7 @@ func (st *streamer) beginTxn(h header) {
 	}
 	st.inTxn = true
 	st.txnRows = 0
+	st.txCounts = st.txCounts[:0]
 	if h.LogPos >= h.Size && h.LogPos != 0 && st.file != "" {
 		// The exact start of this transaction: a boundary (after a GTID
 		// connect this is the first place we learn the file position).
@@ -377,7 +382,51 @@ func (st *streamer) endTxn(h header) {
 		st.firstTxn, st.skip = false, 0
 	}
 	st.setBoundary(position{File: st.file, Pos: h.LogPos, GTID: st.gtid.String()})
+	if st.src.cfg.ProvideTransactionMetadata && len(st.txCounts) > 0 {
+		// After the commit: resuming from here starts with the next
+		// transaction.
+		st.batch = append(st.batch, st.txBoundary(true, time.Unix(int64(h.Timestamp), 0).UTC(), st.eventPosition(0)))
+		st.txCounts = st.txCounts[:0]
+	}
 	st.m.transactions.Inc()
+}
+
+// txBoundary builds the BEGIN (end false) or END state event of the
+// current transaction, with the changes counted so far.
+func (st *streamer) txBoundary(end bool, at time.Time, pos string) *events.Event {
+	id := orHuman(st.txnID, st.bHuman)
+	var total uint64
+	for _, c := range st.txCounts {
+		total += c.Count
+	}
+	e := &events.Event{Type: events.State, Stream: "_state", Timestamp: at,
+		Data: events.RawPayload(events.AppendTransactionRecord(nil, end, id, at, total, st.txCounts)),
+		Key:  append(events.AppendJSONString([]byte(`{"id":`), id), '}'),
+		Metadata: events.Metadata{Position: pos, TransactionID: st.txnID,
+			Extra: []events.Field{{Key: events.MetaControl, Value: json.RawMessage(`"` + events.MetaControlTransaction + `"`)}}},
+		Source: &events.SourceInfo{Connector: connectorName, Name: st.src.name, Database: st.src.cfg.Database, Position: st.bHuman, CommitTS: &at}}
+	return e
+}
+
+// orHuman is the transaction's GTID, or where it starts without GTIDs.
+func orHuman(gtid, human string) string {
+	if gtid != "" {
+		return gtid
+	}
+	return human
+}
+
+// countChange counts a row change of table (db.table) in the
+// transaction: its number among the table's changes.
+func (st *streamer) countChange(table string) uint64 {
+	for i := range st.txCounts {
+		if st.txCounts[i].Collection == table {
+			st.txCounts[i].Count++
+			return st.txCounts[i].Count
+		}
+	}
+	st.txCounts = append(st.txCounts, events.CollectionCount{Collection: table, Count: 1})
+	return 1
 }
 
 func (st *streamer) handle(ctx context.Context, raw []byte) error {
@@ -611,13 +660,23 @@ func (st *streamer) rows(h header, rh rowsHeader, ti *tableInfo) error {
 		upd = make([]byte, 0, n)
 	}
 	start := 0
+	meta := st.src.cfg.ProvideTransactionMetadata
 	for i := range changes {
 		rc := &changes[i]
 		st.txnRows++
 		pos := positions[start:ends[i]]
 		start = ends[i]
+		var order uint64
+		if meta {
+			order = st.countChange(ti.stream)
+		}
 		if st.firstTxn && st.txnRows <= st.skip {
 			continue // emitted before the restart
+		}
+		if meta && order == 1 && len(st.txCounts) == 1 {
+			// The transaction's first row change: BEGIN before it,
+			// resuming at the transaction's start.
+			st.batch = append(st.batch, st.txBoundary(false, ts, st.eventPosition(0)))
 		}
 		e := st.newEvent()
 		e.Type = typ
@@ -628,6 +687,11 @@ func (st *streamer) rows(h header, rh rowsHeader, ti *tableInfo) error {
 		e.Metadata.Position = pos
 		e.Metadata.TransactionID = st.txnID
 		e.Metadata.Extra = extra
+		if meta {
+			seq := uint64(st.txnRows)
+			e.Metadata.Sequence = &seq
+			e.Metadata.Extra = append(extra, events.Field{Key: events.MetaCollectionOrder, Value: json.RawMessage(strconv.FormatUint(order, 10))})
+		}
 		e.Source = src
 		switch rh.Kind {
 		case rowsInsert:
