@@ -27,7 +27,8 @@ func runDiscover(ctx context.Context, args []string, stdout, _ io.Writer) error 
 	asJSON := fs.Bool("json", false, "print JSON (one object per source)")
 	columns := fs.Bool("columns", false, "list every table's columns too")
 	timeout := fs.Duration("timeout", 30*time.Second, "time allowed for each source")
-	if err := parse(fs, args); err != nil {
+	want, err := parseWith(fs, args, 1)
+	if err != nil {
 		return err
 	}
 	p, err := loadPipeline(*file)
@@ -38,7 +39,7 @@ func runDiscover(ctx context.Context, args []string, stdout, _ io.Writer) error 
 		return exitWith(exitUsage, err)
 	}
 	names := p.SourceNames()
-	if want := fs.Args(); len(want) > 0 {
+	if len(want) > 0 {
 		if _, ok := p.Sources[want[0]]; !ok {
 			return exitWith(exitUsage, fmt.Errorf("the pipeline has no source %q (sources: %s)", want[0], strings.Join(names, ", ")))
 		}

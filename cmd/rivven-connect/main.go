@@ -132,6 +132,30 @@ func newFlags(name, synopsis string, stdout io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// parseWith parses flags and up to max positional arguments, which may
+// come before, between or after the flags (`discover -c FILE pg` and
+// `discover pg -c FILE` alike): the flag package stops at the first
+// non-flag, so parsing resumes after each one.
+func parseWith(fs *flag.FlagSet, args []string, max int) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, exitWith(exitUsage, err)
+		}
+		if args = fs.Args(); len(args) == 0 {
+			break
+		}
+		if len(pos) == max {
+			return nil, exitWith(exitUsage, fmt.Errorf("unexpected argument %q", args[0]))
+		}
+		pos, args = append(pos, args[0]), args[1:]
+	}
+	return pos, nil
+}
+
 func parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
