@@ -64,7 +64,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer store.Close()
 
-	disp := newStatusDisplay(stderr, *asJSON, *quiet, *interval)
+	disp := newStatusDisplay(stdout, stderr, *asJSON, *quiet, *interval)
 	var reg *telemetry.Registry
 	if p.Settings.Metrics.Enabled || p.Settings.Health.Enabled {
 		reg = telemetry.NewRegistry()

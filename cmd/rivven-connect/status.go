@@ -19,12 +19,59 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
+// sameFile reports whether two writers are one open file, terminal or not
+// (2>&1, or both on the terminal a shell runs in).
+func sameFile(a, b io.Writer) bool {
+	fa, ok1 := a.(*os.File)
+	fb, ok2 := b.(*os.File)
+	if !ok1 || !ok2 {
+		return false
+	}
+	sa, err1 := fa.Stat()
+	sb, err2 := fb.Stat()
+	return err1 == nil && err2 == nil && os.SameFile(sa, sb)
+}
+
+// statusMode is how the status is shown.
+type statusMode int
+
+const (
+	// modeRedraw redraws one line per connector in place (a terminal of
+	// its own).
+	modeRedraw statusMode = iota
+	// modePeriodic prints the lines every interval (a file or pipe).
+	modePeriodic
+	// modeJSON prints JSON lines every interval (--json).
+	modeJSON
+	// modeFinal prints only the final state, once the sinks are done:
+	// stdout and stderr are one terminal or file, so anything drawn while
+	// sinks print would land in their output (a redraw moves the cursor
+	// over it and clears it).
+	modeFinal
+)
+
+// chooseMode decides from what stdout and stderr are. The sinks own
+// stdout, so the status is drawn live only where it cannot touch their
+// output.
+func chooseMode(asJSON, stderrTTY, same bool) statusMode {
+	switch {
+	case same:
+		return modeFinal
+	case asJSON:
+		return modeJSON
+	case stderrTTY:
+		return modeRedraw
+	}
+	return modePeriodic
+}
+
 // statusDisplay shows one line per connector on stderr (stdout belongs to
 // sinks such as stdout): redrawn in place on a terminal, printed
-// periodically otherwise, as JSON lines with --json.
+// periodically otherwise, as JSON lines with --json; only at the end when
+// stdout and stderr are the same terminal or file.
 type statusDisplay struct {
 	w        io.Writer
-	tty      bool
+	mode     statusMode
 	json     bool
 	quiet    bool
 	interval time.Duration
@@ -37,13 +84,17 @@ type statusDisplay struct {
 	lastT time.Time
 }
 
-func newStatusDisplay(w io.Writer, asJSON, quiet bool, interval time.Duration) *statusDisplay {
-	d := &statusDisplay{w: w, tty: isTerminal(w) && !asJSON, json: asJSON, quiet: quiet, interval: interval, done: make(chan struct{})}
+func newStatusDisplay(stdout, stderr io.Writer, asJSON, quiet bool, interval time.Duration) *statusDisplay {
+	mode := chooseMode(asJSON, isTerminal(stderr), sameFile(stdout, stderr))
+	d := &statusDisplay{w: stderr, mode: mode, json: asJSON, quiet: quiet || mode == modeFinal, interval: interval, done: make(chan struct{})}
 	if d.interval == 0 {
 		d.interval = 5 * time.Second
-		if d.tty {
+		if mode == modeRedraw {
 			d.interval = 200 * time.Millisecond
 		}
+	}
+	if mode == modeFinal && !quiet {
+		fmt.Fprintln(stderr, "status: shown when the run ends, since the sinks print to this same terminal or file (send stdout elsewhere, e.g. > events.jsonl, to watch it live)")
 	}
 	return d
 }
@@ -106,8 +157,9 @@ func (d *statusDisplay) draw(final bool, elapsed time.Duration) {
 		}
 		return
 	}
+	tty := d.mode == modeRedraw
 	var b strings.Builder
-	if d.tty && d.drawn > 0 {
+	if tty && d.drawn > 0 {
 		fmt.Fprintf(&b, "\x1b[%dA", d.drawn) // back to the first status line
 	}
 	for _, s := range d.st {
@@ -121,8 +173,8 @@ func (d *statusDisplay) draw(final bool, elapsed time.Duration) {
 		if l := s.Lag.Load(); l >= 0 {
 			lag = human(float64(l))
 		}
-		line := fmt.Sprintf("%-6s %-16s %-10s %-8s in %-8s out %-8s err %-5d lag %-6s%s",
-			s.Kind, s.Name, s.Connector, s.State(), human(float64(s.EventsIn.Load())), human(float64(out)), s.Errors.Load(), lag, rate)
+		line := fmt.Sprintf("%-6s %-16s %-10s %-8s in %-8s out %-8s dropped %-6s err %-5d lag %-6s%s",
+			s.Kind, s.Name, s.Connector, s.State(), human(float64(s.EventsIn.Load())), human(float64(out)), human(float64(s.Dropped.Load())), s.Errors.Load(), lag, rate)
 		if n := s.DeadLettered.Load(); n > 0 {
 			line += fmt.Sprintf("  dlq %d", n)
 		}
@@ -132,7 +184,7 @@ func (d *statusDisplay) draw(final bool, elapsed time.Duration) {
 		if e := s.LastError(); e != "" && (s.State() == pipeline.Failed || final) {
 			line += "  last error: " + e
 		}
-		if d.tty {
+		if tty {
 			b.WriteString("\x1b[2K") // clear the old line
 		}
 		b.WriteString(strings.TrimRight(line, " "))
