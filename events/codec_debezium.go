@@ -163,8 +163,8 @@ func appendDebeziumTimes(dst []byte, t time.Time) []byte {
 func appendDebeziumTransaction(dst []byte, e *Event) []byte {
 	dst = append(dst, `,"transaction":{"id":`...)
 	commit := ""
-	if e.Source != nil {
-		commit = e.Source.Commit
+	if e.Source != nil && debeziumConnector(e.Source.Connector) == "postgresql" {
+		commit = e.Source.Commit // MySQL's transaction id is the GTID alone
 	}
 	dst = appendString(dst, DebeziumTransactionID(e.Metadata.TransactionID, commit))
 	if e.Metadata.Sequence != nil {

@@ -105,7 +105,10 @@ func TestColumnTypesForDebezium(t *testing.T) {
 			}
 			Payload struct {
 				After  map[string]json.RawMessage
-				Source struct{ Name string }
+				Source struct {
+					Name, File string
+					Pos        int64
+				}
 			}
 		}
 		if err := json.Unmarshal(b, &rec); err != nil {
@@ -113,6 +116,11 @@ func TestColumnTypesForDebezium(t *testing.T) {
 		}
 		if rec.Schema.Name != "mysql-server-1.test."+tbl+".Envelope" || rec.Payload.Source.Name != "mysql-server-1" {
 			t.Errorf("%s: envelope %s, source.name %s", e.Type, rec.Schema.Name, rec.Payload.Source.Name)
+		}
+		// Debezium's source.file and pos name a binlog position even
+		// when the source's positions are GTID sets.
+		if rec.Payload.Source.File == "" || rec.Payload.Source.Pos <= 0 {
+			t.Errorf("%s: source file %q pos %d", e.Type, rec.Payload.Source.File, rec.Payload.Source.Pos)
 		}
 		for col, w := range want {
 			if got := string(rec.Payload.After[col]); got != w {

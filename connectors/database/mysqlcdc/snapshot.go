@@ -164,6 +164,10 @@ func (s *Source) snapshotTable(ctx context.Context, c *conn, emit pipeline.Emitt
 		return nil
 	}
 	columns := ts.columnTypes()
+	var filePos string // source.commit: the binlog position the snapshot is consistent with
+	if start.File != "" {
+		filePos = start.File + ":" + strconv.FormatUint(uint64(start.Pos), 10)
+	}
 	estimate := tableEstimate(c, db, table)
 	rt.Progress(task, st.Done, estimate)
 	defer rt.Done(task)
@@ -252,7 +256,7 @@ func (s *Source) snapshotTable(ctx context.Context, c *conn, emit pipeline.Emitt
 				Data:      events.RawPayload(obj),
 				Key:       key,
 				Metadata:  events.Metadata{Position: p.encode(), Extra: []events.Field{{Key: "server_id", Value: s.snapServerID}}},
-				Source:    &events.SourceInfo{Connector: connectorName, Name: s.name, Database: db, Table: table, Position: start.human(), CommitTS: &commit, Snapshot: true, Columns: columns},
+				Source:    &events.SourceInfo{Connector: connectorName, Name: s.name, Database: db, Table: table, Position: start.human(), CommitTS: &commit, Snapshot: true, Columns: columns, Commit: filePos},
 			})
 			if len(ts.PK) > 0 {
 				st.After = after

@@ -93,6 +93,7 @@ type streamer struct {
 	boundary position
 	bPrefix  string // encoded boundary up to the skip count
 	bHuman   string
+	bFilePos string // file:pos of the boundary: source.commit, for Debezium's source.file and pos
 	gtid     gtidSet
 	inTxn    bool
 	explicit bool // the transaction began with BEGIN (or a non-standalone MariaDB GTID)
@@ -284,6 +285,12 @@ func (st *streamer) setBoundary(p position) {
 		st.bPrefix += ","
 	}
 	st.bHuman = b.human()
+	// Where the transaction starts in the binlog, for Debezium's
+	// source.file and source.pos even when positions are GTID sets.
+	st.bFilePos = ""
+	if p.File != "" {
+		st.bFilePos = p.File + ":" + strconv.FormatUint(uint64(p.Pos), 10)
+	}
 }
 
 // eventPosition is the encoded position of the skip-th row of the current
@@ -640,7 +647,7 @@ func (st *streamer) rows(h header, rh rowsHeader, ti *tableInfo) error {
 	// transforms copy the source block before changing it, and Extra is
 	// capped at its length, so an append copies instead of touching a
 	// neighbour.
-	src := &events.SourceInfo{Connector: connectorName, Name: st.src.name, Database: ti.db, Table: ti.table, Position: st.bHuman, CommitTS: &ts, Columns: ti.columns}
+	src := &events.SourceInfo{Connector: connectorName, Name: st.src.name, Database: ti.db, Table: ti.table, Position: st.bHuman, CommitTS: &ts, Columns: ti.columns, Commit: st.bFilePos}
 	extra := []events.Field{{Key: "server_id", Value: serverID}} // len = cap = 1
 	var typ events.Type
 	switch rh.Kind {
