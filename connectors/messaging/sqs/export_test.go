@@ -1,0 +1,8 @@
+package sqs
+
+// Test helpers shared with the external test package.
+var (
+	TestAuth         = testAuth
+	NewTestTransport = newTestTransport
+	ReceiveAll       = receiveAll
+)
