@@ -37,7 +37,7 @@ const runSynopsis = "source|sink NAME -c FILE [--log-level L] [--json-logs]"
 // Topics, offsets, epochs and breakers live in the Redis named by
 // settings.state.redis_url or REDIS_URL, so instances on other machines
 // share them.
-func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	fs := newFlags("run", runSynopsis, stdout)
 	file := fs.String("c", "", "pipeline file")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default: settings.log_level)")
@@ -87,6 +87,15 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return exitWith(exitUsage, err)
 	}
+	// From here on the reason the service stops is a log line like every
+	// other (JSON in JSON mode), not a plain "error:" line after them.
+	defer func() {
+		var ee *exitError
+		if errors.As(err, &ee) && ee.err != nil {
+			log.Error(ee.err.Error(), "exit_code", ee.code)
+			err = exitWith(ee.code, nil)
+		}
+	}()
 
 	state.LogTo(log)
 	store, err := state.Open(ctx, redisURL)

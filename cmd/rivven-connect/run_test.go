@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -461,7 +462,7 @@ sources:
 	}
 	e := newRunEnv(t)
 	file := e.pipelineFile(t, "{pattern: users}", "drop")
-	if code, _, errOut := cli(t, "run", "source", "nope", "-c", file); code != exitUsage || !strings.Contains(errOut, `no enabled source "nope"`) {
+	if code, _, errOut := cli(t, "run", "source", "nope", "-c", file); code != exitUsage || !strings.Contains(errOut, `no enabled source \"nope\"`) {
 		t.Fatalf("unknown source: %d %s", code, errOut)
 	}
 	// On SQS a sink is a function the queue triggers, not a service.
@@ -488,5 +489,121 @@ sources:
 	r := resilience.NewRedactor(got...)
 	if s := r.Redact("AUTH failed for hunter2 at cache"); strings.Contains(s, "hunter2") {
 		t.Fatalf("not redacted: %s", s)
+	}
+}
+
+// TestRunSinkLogsFailuresAndBreaker: while `run sink` cannot write, its
+// log says so — each failed batch with the reason, the circuit breaker
+// opening, each probe, the circuit closing once the target is back, and
+// the sink going Failed — and every line is JSON. The target is the
+// object-storage sink's local provider; its bucket directory is replaced
+// by a plain file to make every write fail.
+func TestRunSinkLogsFailuresAndBreaker(t *testing.T) {
+	e := newRunEnv(t)
+	root := t.TempDir()
+	bucket := filepath.Join(root, "lake")
+	if err := os.Mkdir(bucket, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := writeFile(t, fmt.Sprintf(`
+settings:
+  state: {redis_url: "redis://%s/0"}
+  topic: {default_partitions: 1}
+  max_consecutive_errors: 6
+  retry: {max_retries: 1000, initial_backoff_ms: 10, max_backoff_ms: 100}
+sinks:
+  %s:
+    connector: object-storage
+    topics: [%s]
+    circuit_breaker: {failure_threshold: 2, reset_timeout_secs: 1, success_threshold: 1}
+    config: {provider: local, bucket: lake, local: {root: %q}, format: jsonl, batch_size: 1}
+`, redisAddr, e.sink, e.topc, root))
+	moved := 0
+	breakBucket := func() {
+		// Renamed aside, atomically: the sink may be writing into it.
+		moved++
+		if err := os.Rename(bucket, fmt.Sprintf("%s.%d", bucket, moved)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(bucket, []byte("not a directory"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	repairBucket := func() {
+		if err := os.Remove(bucket); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(bucket, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produce := func(n int) {
+		var msgs []topic.Message
+		for i := range n {
+			ev, _ := events.Marshal(events.New(events.Insert, "orders", events.RawPayload(fmt.Appendf(nil, `{"n":%d}`, i))))
+			msgs = append(msgs, topic.Message{Value: ev})
+		}
+		if err := e.tr.Produce(context.Background(), e.topc, msgs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errOut := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		var out bytes.Buffer
+		done <- run(context.Background(), []string{"run", "sink", e.sink, "-c", file, "--log-level", "info"}, &out, errOut)
+	}()
+	logged := func(msg string) bool { return strings.Contains(errOut.String(), `"msg":"`+msg) }
+	until(t, "the sink to run", func() bool { return logged("running") })
+	// A first event written shows the sink is up (health check passed).
+	produce(1)
+	until(t, "the first object", func() bool {
+		n := 0
+		filepath.WalkDir(bucket, func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.HasSuffix(p, ".jsonl") {
+				n++
+			}
+			return nil
+		})
+		return n > 0
+	})
+
+	breakBucket()
+	produce(3)
+	until(t, "the breaker to open", func() bool { return logged("circuit breaker open") })
+	repairBucket()
+	until(t, "the breaker to close", func() bool { return logged("circuit breaker closed") })
+
+	breakBucket()
+	produce(3)
+	var code int
+	select {
+	case code = <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("run sink did not stop Failed:\n%s", errOut)
+	}
+	if code != exitFailed {
+		t.Fatalf("exit %d, want %d:\n%s", code, exitFailed, errOut)
+	}
+	log := errOut.String()
+	for _, want := range []string{
+		`"msg":"records failed or dead-lettered"`,
+		"not a directory",
+		`"msg":"circuit breaker open`,
+		`"msg":"circuit breaker half-open: this batch is the probe"`,
+		`"msg":"circuit breaker closed`,
+		`"msg":"sink failed: too many consecutive write errors`,
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the log lacks %s", want)
+		}
+	}
+	for _, line := range strings.Split(strings.TrimSpace(log), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("not a JSON line: %s", line)
+		}
+	}
+	if t.Failed() {
+		t.Logf("log:\n%s", log)
 	}
 }

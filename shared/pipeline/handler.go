@@ -212,7 +212,7 @@ func (h *Handler) Handle(ctx context.Context, recs []Record) (Result, error) {
 			}
 		}
 		if h.Ledger.Config().Breaker != nil {
-			h.Status.Breaker.Store(int32(adm.State))
+			h.noteBreaker(adm.State, adm.Probe, adm.ProbeIn)
 		}
 		if !adm.Allowed {
 			return h.rejectLocked(ctx, recs, adm, attempt)
@@ -386,6 +386,24 @@ func (h *Handler) noteProbe(res *Result) {
 	}
 }
 
+// noteBreaker records the breaker's state as this instance last saw it
+// and logs its transitions, so that an operator reading the logs of any
+// host sees the circuit open, each probe go out, and the circuit close.
+// The state is shared by the fleet: an instance logs what it observes.
+func (h *Handler) noteBreaker(st resilience.BreakerState, probe bool, probeIn time.Duration) {
+	prev := resilience.BreakerState(h.Status.Breaker.Swap(int32(st)))
+	switch {
+	case probe:
+		h.Log.Info("circuit breaker half-open: this batch is the probe", "sink", h.Name)
+	case st == prev:
+	case st == resilience.Open:
+		h.Log.Warn("circuit breaker open: batches are refused until a probe succeeds", "sink", h.Name,
+			"was", prev.String(), "probe_in", probeIn.String())
+	case st == resilience.Closed:
+		h.Log.Info("circuit breaker closed: writes go through again", "sink", h.Name, "was", prev.String())
+	}
+}
+
 // failedWriteLocked counts a write where nothing got through toward the
 // consecutive-error threshold.
 func (h *Handler) failedWriteLocked(err error) {
@@ -418,6 +436,7 @@ func (h *Handler) stateError(err error) error {
 	}
 	err = resilience.New(resilience.Connection, fmt.Errorf("%w: %w", ErrStateUnavailable, err))
 	h.Status.Fail(err)
+	h.Log.Warn("shared state unavailable; batch not written, its records come back", "sink", h.Name, "error", err)
 	return err
 }
 
@@ -581,10 +600,10 @@ func (h *Handler) settleLocked(ctx context.Context, recs []Record, adm resilienc
 		return nil
 	}
 	if h.Ledger.Config().Breaker != nil {
-		h.Status.Breaker.Store(int32(bs))
 		if bs != resilience.Closed {
 			res.ProbeIn = probeIn
 		}
+		h.noteBreaker(bs, false, res.ProbeIn)
 	}
 	return nil
 }
