@@ -160,20 +160,39 @@ func TestTransactionBoundaries(t *testing.T) {
 	s := newSource(t, cfg)
 	_, stop := runRead(t, s, nil, em)
 	defer stop()
-	// The stream is up once a first transaction comes through.
-	mustExec(t, c, "INSERT INTO `"+a+"` VALUES (100)")
-	waitFor(t, 30*time.Second, "stream", func() bool { ev, _ := em.snapshot(); return len(ev) >= 3 })
+	// The stream is up once a probe transaction comes through. With
+	// snapshot mode never the stream starts where the binlog ends when the
+	// source connects, so probes committed before that are not seen: probe
+	// until one is (a freshly restarted server can take seconds to accept
+	// the replication connection).
+	for i := 0; ; i++ {
+		mustExec(t, c, fmt.Sprintf("INSERT INTO `%s` VALUES (%d)", a, 100+i))
+		ev, _ := em.snapshot()
+		if len(ev) >= 3 {
+			break
+		}
+		if i == 300 {
+			t.Fatal("timed out waiting for the stream")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	mustExec(t, c, "BEGIN", "INSERT INTO `"+a+"` VALUES (1)", "INSERT INTO `"+b+"` VALUES (1)", "INSERT INTO `"+a+"` VALUES (2)", "COMMIT")
+	// Probe transactions all commit before the one under test, so it is
+	// the last five events once its END and its row in b have arrived.
 	var got []*events.Event
 	waitFor(t, 30*time.Second, "END", func() bool {
 		ev, _ := em.snapshot()
 		got = nil
-		for _, e := range ev[3:] {
+		for _, e := range ev {
 			if e.Type != events.Schema {
 				got = append(got, e)
 			}
 		}
-		return len(got) == 5
+		if len(got) < 5 {
+			return false
+		}
+		got = got[len(got)-5:]
+		return got[4].Type == events.State && got[2].Source != nil && got[2].Source.Table == b
 	})
 	if err := stop(); err != nil {
 		t.Fatal(err)
