@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -41,6 +42,11 @@ func RequireService(t testing.TB, name, addr string) {
 	conn, err := net.DialTimeout("tcp", addr, dialTimeout)
 	if err == nil {
 		_ = conn.Close()
+		if reason, bad := unusable.Load(addr); bad {
+			// Main has already failed the package under CI; locally the
+			// tests skip with the reason instead of each timing out.
+			t.Skipf("%s", reason)
+		}
 		return
 	}
 	if Required() {
@@ -107,4 +113,53 @@ func nodeModuleDir(name string) (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// Usability is a check, run once per test binary, that a service which
+// answers can also serve the package's tests (a MariaDB without a binlog
+// answers on its port but cannot feed a CDC test).
+type Usability struct {
+	Name, Addr string
+	// Check returns why the service cannot serve the tests, best in the
+	// words of the code under test (a source's own Check).
+	Check func() error
+}
+
+var unusable sync.Map // addr -> reason
+
+// Main runs a package's tests after the usability checks, for TestMain:
+//
+//	func TestMain(m *testing.M) { os.Exit(testenv.Main(m, testenv.Usability{...})) }
+//
+// A service that does not answer is left to RequireService. One that
+// answers but fails its check is one clear failure under CI, before any
+// test runs, instead of every test timing out; locally its tests skip
+// with the same reason.
+func Main(m *testing.M, checks ...Usability) int {
+	if reason := checkUsability(checks); reason != "" {
+		fmt.Fprintf(os.Stderr, "FAIL: %s\n", reason)
+		return 1
+	}
+	return m.Run()
+}
+
+// checkUsability runs the checks of services that answer and returns the
+// reason to fail the package, if it must fail; otherwise it remembers
+// each unusable service for RequireService to skip on.
+func checkUsability(checks []Usability) string {
+	for _, c := range checks {
+		conn, err := net.DialTimeout("tcp", c.Addr, dialTimeout)
+		if err != nil {
+			continue
+		}
+		_ = conn.Close()
+		if err := c.Check(); err != nil {
+			reason := fmt.Sprintf("%s at %s answers but cannot serve these tests: %v (.ci/services.sh sets the services up; go tool task test runs it first)", c.Name, c.Addr, err)
+			if Required() {
+				return reason
+			}
+			unusable.Store(c.Addr, reason)
+		}
+	}
+	return ""
 }

@@ -112,3 +112,32 @@ func TestNodeModuleMissing(t *testing.T) {
 		})
 	}
 }
+
+// A service that answers but fails its usability check fails the package
+// once under CI, with the check's reason; locally each test that needs it
+// skips with that reason.
+func TestUsability(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	addr := l.Addr().String()
+	check := []Usability{{Name: "mariadb", Addr: addr, Check: func() error { return fmt.Errorf("binary logging is off") }}}
+
+	t.Setenv(EnvRequire, "1")
+	if reason := checkUsability(check); !strings.Contains(reason, "mariadb at "+addr) || !strings.Contains(reason, "binary logging is off") {
+		t.Errorf("under CI: reason %q does not name the service and the check's error", reason)
+	}
+
+	t.Setenv(EnvRequire, "")
+	if reason := checkUsability(check); reason != "" {
+		t.Errorf("locally the package must run: %q", reason)
+	}
+	defer unusable.Delete(addr)
+	r := &recorder{TB: t}
+	RequireService(r, "mariadb", addr)
+	if r.fatal != "" || !strings.Contains(r.skip, "binary logging is off") {
+		t.Errorf("fatal=%q skip=%q, want a skip with the reason", r.fatal, r.skip)
+	}
+}

@@ -6,7 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"runtime"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,10 +20,28 @@ import (
 
 const testAddr = "127.0.0.1:3306"
 
+func TestMain(m *testing.M) {
+	os.Exit(testenv.Main(m, testenv.Usability{Name: "mariadb", Addr: testAddr, Check: serverUsable}))
+}
+
+// serverUsable is the source's own Check against the test server, so a
+// server without a row-based binlog fails the package once, saying what to
+// change, instead of every test timing out.
+func serverUsable() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := New(testConfig())
+	if err != nil {
+		return err
+	}
+	return s.(*Source).Check(ctx)
+}
+
 // testDB connects to the local MariaDB (skipping or failing per testenv).
 func testDB(t testing.TB) *conn {
 	t.Helper()
 	testenv.RequireService(t, "mariadb", testAddr)
+	sourceStopped.Store(nil) // a new test: no source of it has stopped
 	c, err := dial(context.Background(), connParams{Addr: testAddr, User: "root", Database: "test", Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatalf("connect: %v", err)
@@ -108,11 +130,19 @@ func (r *recorder) snapshot() ([]*events.Event, []byte) {
 	return append([]*events.Event(nil), r.events...), r.committed
 }
 
+// sourceStopped holds the error a source's Read returned on its own (not
+// cancelled) in the running test, so that a wait fails with the source's
+// reason instead of a timeout. Tests of this package run one at a time.
+var sourceStopped atomic.Pointer[error]
+
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
+		if err := sourceStopped.Load(); err != nil {
+			t.Fatalf("waiting for %s: the source stopped: %v", what, *err)
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
@@ -128,7 +158,14 @@ func runRead(t testing.TB, s *Source, resume []byte, em *recorder) (ctx context.
 	em.cancel = cancel
 	em.mu.Unlock()
 	done := make(chan error, 1)
-	go func() { done <- s.Read(ctx, resume, em) }()
+	sourceStopped.Store(nil)
+	go func() {
+		err := s.Read(ctx, resume, em)
+		if err != nil && ctx.Err() == nil {
+			sourceStopped.Store(&err)
+		}
+		done <- err
+	}()
 	var once sync.Once
 	var err error
 	return ctx, func() error {
@@ -157,4 +194,38 @@ func data(t testing.TB, e *events.Event) map[string]any {
 		t.Fatalf("event data %s: %v", raw, err)
 	}
 	return m
+}
+
+// fatalRecorder stands in for a testing.TB to see how a helper fails
+// without failing the real test.
+type fatalRecorder struct {
+	testing.TB
+	fatal string
+}
+
+func (r *fatalRecorder) Helper() {}
+func (r *fatalRecorder) Fatalf(format string, args ...any) {
+	r.fatal = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// A wait on a source that has stopped fails with the source's own error,
+// not "timed out waiting for snapshot" after the full timeout.
+func TestWaitSurfacesSourceError(t *testing.T) {
+	testDB(t)
+	cfg := testConfig("no_such_table")
+	cfg.User = "rivven_no_such_user"
+	em := newRecorder()
+	_, stop := runRead(t, newSource(t, cfg), nil, em)
+	defer func() { _ = stop() }()
+	r := &fatalRecorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		waitFor(r, time.Minute, "snapshot", func() bool { return false })
+	}()
+	<-done
+	if !strings.Contains(r.fatal, "the source stopped") || !strings.Contains(r.fatal, "rivven_no_such_user") {
+		t.Fatalf("wait failed with %q, want the source's error", r.fatal)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +24,23 @@ import (
 
 const pgAddr = "127.0.0.1:5432"
 
+// serverUsable is the source's own Check against the test server, so a
+// server without logical decoding fails the package once, saying what to
+// change, instead of every test timing out.
+func serverUsable() error {
+	cfg, ps := spec.DecodeString[Config]("host: 127.0.0.1\nport: 5432\ndatabase: test\nuser: postgres\npassword: \"\"\nslot_name: rivven_usable_probe\npublication_name: rivven_usable_probe\ntls:\n  mode: disable\n", "config")
+	if len(ps) > 0 {
+		return fmt.Errorf("probe config: %v", spec.Problems(ps))
+	}
+	s, err := newSource(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return s.Check(ctx)
+}
+
 // harness gives a test its own slot, publication and tables (all named
 // after h.name) and removes them afterwards.
 type harness struct {
@@ -34,6 +52,7 @@ type harness struct {
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	testenv.RequireService(t, "postgres", pgAddr)
+	sourceStopped.Store(nil) // a new test: no source of it has stopped
 	ctx := context.Background()
 	db, err := pgx.Connect(ctx, "postgres://postgres@"+pgAddr+"/test?sslmode=disable")
 	if err != nil {
@@ -173,7 +192,14 @@ func run(base context.Context, s *Source, resume string, r *recorder) (stop func
 	if resume != "" {
 		res = []byte(resume)
 	}
-	go func() { ch <- s.Read(ctx, res, r) }()
+	sourceStopped.Store(nil)
+	go func() {
+		err := s.Read(ctx, res, r)
+		if err != nil && ctx.Err() == nil {
+			sourceStopped.Store(&err)
+		}
+		ch <- err
+	}()
 	var once sync.Once
 	var err error
 	return func() error {
@@ -189,11 +215,19 @@ func run(base context.Context, s *Source, resume string, r *recorder) (stop func
 	}, ch
 }
 
+// sourceStopped holds the error a source's Read returned on its own (not
+// cancelled) in the running test, so that a wait fails with the source's
+// reason instead of a timeout. Tests of this package run one at a time.
+var sourceStopped atomic.Pointer[error]
+
 // waitFor polls cond until it holds or the timeout passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
+		if err := sourceStopped.Load(); err != nil {
+			t.Fatalf("waiting for %s: the source stopped: %v", what, *err)
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}

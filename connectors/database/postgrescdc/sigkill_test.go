@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
 		os.Exit(childMain())
 	}
-	os.Exit(m.Run())
+	os.Exit(testenv.Main(m, testenv.Usability{Name: "postgres", Addr: pgAddr, Check: serverUsable}))
 }
 
 func childMain() int {
