@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	_ "github.com/rivven/rivven-connect/connectors/all"
-	"github.com/rivven/rivven-connect/connectors/catalog"
+	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/testenv"
 )
 

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rivven/rivven-connect/connectors/catalog"
+	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/events"
 )
 

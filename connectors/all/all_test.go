@@ -5,7 +5,7 @@ package all
 import (
 	"testing"
 
-	"github.com/rivven/rivven-connect/connectors/catalog"
+	"github.com/rivven/rivven-connect/shared/catalog"
 )
 
 // TestLinked checks that importing all registers the utility connectors

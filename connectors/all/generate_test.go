@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rivven/rivven-connect/connectors/catalog"
+	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/buildtag"
 )
 

@@ -33,7 +33,7 @@ func (Transforms) SpecField() spec.Field {
 }
 
 // Catalog is what the loader needs to know about connectors: which exist
-// and how to check their config blocks. connectors/catalog implements it.
+// and how to check their config blocks. shared/catalog implements it.
 type Catalog interface {
 	// CheckConfig validates a component's config block; ok is false when
 	// no component of that kind and name exists.

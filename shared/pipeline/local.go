@@ -24,7 +24,7 @@ import (
 	"github.com/rivven/rivven-connect/shared/topic"
 )
 
-// Factory builds components by connector name; connectors/catalog
+// Factory builds components by connector name; shared/catalog
 // provides it (shared code never imports connectors).
 type Factory interface {
 	NewSource(connector string, cfg *yaml.Node, path string) (Source, error)

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rivven/rivven-connect/connectors/catalog"
+	"github.com/rivven/rivven-connect/shared/catalog"
 )
 
 // TestREADMEConfigTable keeps this README's config table equal to the one

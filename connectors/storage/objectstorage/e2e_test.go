@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rivven/rivven-connect/connectors/catalog"
+	"github.com/rivven/rivven-connect/shared/catalog"
 	_ "github.com/rivven/rivven-connect/connectors/utility/datagen"
 	"github.com/rivven/rivven-connect/shared/config"
 	"github.com/rivven/rivven-connect/shared/pipeline"

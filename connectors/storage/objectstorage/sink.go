@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rivven/rivven-connect/connectors/catalog"
+	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/format"
 	"github.com/rivven/rivven-connect/shared/pipeline"

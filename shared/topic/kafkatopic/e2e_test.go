@@ -11,7 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/rivven/rivven-connect/connectors/catalog"
+	"github.com/rivven/rivven-connect/shared/catalog"
 	_ "github.com/rivven/rivven-connect/connectors/utility/datagen"
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/config"

@@ -117,7 +117,7 @@ func TestInstantiateDecodesWithDefaultsAndPath(t *testing.T) {
 	if ps, ok := r.CheckConfig("sink", "nope", &n, "x"); ok || ps != nil {
 		t.Fatal("unknown component reported as known")
 	}
-	if e.Package() != "github.com/rivven/rivven-connect/connectors/catalog" {
+	if e.Package() != "github.com/rivven/rivven-connect/shared/catalog" {
 		t.Fatalf("package %q", e.Package())
 	}
 }
