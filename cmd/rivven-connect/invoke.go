@@ -12,8 +12,8 @@ import (
 	"os"
 	"strings"
 
-	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/host"
 	"github.com/rivven/rivven-connect/shared/topic"
 )

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/catalog"
 )
 
 // cli runs the command line. Sinks such as stdout write to the process's

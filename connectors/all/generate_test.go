@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/buildtag"
+	"github.com/rivven/rivven-connect/shared/catalog"
 )
 
 // handWritten are the files of this package that are not generated.

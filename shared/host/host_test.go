@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/pipeline"
 	"github.com/rivven/rivven-connect/shared/topic"
 	"github.com/rivven/rivven-connect/shared/transport"

@@ -33,8 +33,8 @@ import (
 	paho5 "github.com/eclipse/paho.golang/paho"
 	"golang.org/x/net/proxy"
 
-	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/pipeline"
 	"github.com/rivven/rivven-connect/shared/spec"
 )

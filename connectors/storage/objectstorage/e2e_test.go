@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rivven/rivven-connect/shared/catalog"
 	_ "github.com/rivven/rivven-connect/connectors/utility/datagen"
+	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/config"
 	"github.com/rivven/rivven-connect/shared/pipeline"
 	"github.com/rivven/rivven-connect/shared/state"

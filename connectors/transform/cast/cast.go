@@ -14,9 +14,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/connectors/transform/row"
 	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/pipeline"
 	"github.com/rivven/rivven-connect/shared/spec"
 )

@@ -5,8 +5,8 @@ package filter
 import (
 	"context"
 
-	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/condition"
 	"github.com/rivven/rivven-connect/shared/pipeline"
 	"github.com/rivven/rivven-connect/shared/spec"

@@ -8,9 +8,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/connectors/transform/transformtest"
 	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/pipeline"
 	"github.com/rivven/rivven-connect/shared/spec"
 )

@@ -10,9 +10,9 @@ import (
 	"time"
 	_ "time/tzdata" // zones work in minimal containers without /usr/share/zoneinfo
 
-	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/connectors/transform/row"
 	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/pipeline"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
