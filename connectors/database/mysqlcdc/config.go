@@ -43,7 +43,7 @@ type Config struct {
 
 // Snapshot configures the initial snapshot.
 type Snapshot struct {
-	Mode          string   `yaml:"mode" default:"initial" enum:"initial,always,never,when_needed,initial_only,no_data" doc:"initial: snapshot on first start, then stream; always: snapshot on every start; never: only stream; when_needed: snapshot when there is no stored position or the server no longer has it; initial_only: snapshot and stop; no_data: emit the table schemas only, then stream."`
+	Mode          string   `yaml:"mode" default:"initial" enum:"initial,always,never,when_needed,initial_only,no_data" doc:"initial: snapshot on first start, then stream; always: snapshot on every start; never: only stream; when_needed: snapshot when there is no stored position or the server no longer has it (binlog file purged, or the dump refused for a purged GTID); initial_only: snapshot and stop; no_data: emit the table schemas only, then stream."`
 	BatchSize     int      `yaml:"batch_size" default:"10000" min:"1" max:"1000000" doc:"Rows per primary-key chunk (one SELECT and one batch each)."`
 	IncludeTables []string `yaml:"include_tables" doc:"Snapshot only these of the captured tables (same syntax as tables); the others are only streamed."`
 	ExcludeTables []string `yaml:"exclude_tables" doc:"Captured tables not to snapshot."`

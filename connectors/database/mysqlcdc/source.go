@@ -142,7 +142,33 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit pipeline.Emitter)
 	if mode == "initial_only" {
 		return nil
 	}
-	return s.stream(ctx, emit, *pos)
+	err = s.stream(ctx, emit, *pos)
+	if mode == "when_needed" && positionGone(err) {
+		// The server no longer has the binlog the position needs (a
+		// purged GTID is only reported once the dump starts): when_needed
+		// means exactly this case is answered with a new snapshot rather
+		// than a stopped source. Once per Read: a position the snapshot
+		// itself just took being gone again is not something a further
+		// snapshot fixes.
+		pipeline.RuntimeFrom(ctx).Logger().Warn("mysql-cdc: the server no longer has the binlog the stored position needs; taking a new snapshot (snapshot.mode when_needed)", "position", pos.human(), "error", err)
+		if pos, err = s.snapshot(ctx, emit, nil); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		pos = &position{File: pos.File, Pos: pos.Pos, GTID: pos.GTID}
+		err = s.stream(ctx, emit, *pos)
+	}
+	return err
+}
+
+// positionGone reports whether err is the server refusing the dump's
+// start position (ER_MASTER_FATAL_ERROR_READING_BINLOG, 1236): the GTID
+// state or binlog file it needs was purged, or never existed there.
+func positionGone(err error) bool {
+	var se *ServerError
+	return errors.As(err, &se) && se.Code == 1236
 }
 
 // configuredStart is where streaming starts without a stored position and
@@ -206,7 +232,9 @@ func currentPosition(c *conn) (*position, error) {
 // of a stored position (for snapshot.mode when_needed).
 func (s *Source) positionAvailable(ctx context.Context, p *position) (bool, error) {
 	if p.File == "" {
-		return true, nil // GTID only: the server reports a purged GTID when streaming starts
+		// GTID only: the server reports a purged GTID when the dump
+		// starts, and Read answers that with a snapshot.
+		return true, nil
 	}
 	c, err := s.connect(ctx, false)
 	if err != nil {
