@@ -15,7 +15,8 @@ import (
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
-// SnapshotModes are the values of snapshot.mode.
+// SnapshotModes are the values of snapshot.mode every CDC source has; a
+// source may add its own (postgres-cdc: recovery).
 var SnapshotModes = []string{"initial", "always", "never", "when_needed", "initial_only", "no_data"}
 
 // TLSModes are the values of tls.mode.
@@ -42,12 +43,14 @@ func (t *TLS) Validate() []spec.Problem {
 	return ps
 }
 
-// ValidateSnapshotMode checks snapshot.mode.
-func ValidateSnapshotMode(mode string) []spec.Problem {
-	if slices.Contains(SnapshotModes, mode) {
+// ValidateSnapshotMode checks snapshot.mode against SnapshotModes plus the
+// source's own extra modes.
+func ValidateSnapshotMode(mode string, extra ...string) []spec.Problem {
+	allowed := append(slices.Clip(SnapshotModes), extra...)
+	if slices.Contains(allowed, mode) {
 		return nil
 	}
-	return []spec.Problem{{Path: "snapshot.mode", Message: fmt.Sprintf("unknown mode %q (allowed: %s)", mode, strings.Join(SnapshotModes, ", "))}}
+	return []spec.Problem{{Path: "snapshot.mode", Message: fmt.Sprintf("unknown mode %q (allowed: %s)", mode, strings.Join(allowed, ", "))}}
 }
 
 // Client returns the client TLS config for host (nil for disable) and

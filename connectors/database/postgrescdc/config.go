@@ -42,7 +42,7 @@ type TLS = cdc.TLS
 
 // Snapshot configures the initial copy of the tables.
 type Snapshot struct {
-	Mode           string   `yaml:"mode" default:"initial" enum:"initial,always,never,when_needed,initial_only,no_data" doc:"initial: snapshot once, then stream; always: snapshot on every start, then stream; never: stream only; when_needed: snapshot when there is no usable position (first start, or the slot was lost); initial_only: snapshot once and stop; no_data: emit schema events only, then stream."`
+	Mode           string   `yaml:"mode" default:"initial" enum:"initial,always,never,when_needed,initial_only,no_data,recovery" doc:"initial: snapshot once, then stream; always: snapshot on every start, then stream; never: stream only; when_needed: snapshot when there is no usable position (first start, or the slot was lost or invalidated); initial_only: snapshot once and stop; no_data: emit schema events only, then stream; recovery: rebuild what a lost slot or a lost history took: with a usable slot, a schema event per table, then stream from the stored position; when the slot is gone or invalidated (its WAL removed), or no position is stored, drop what is left of it, create it again and take a snapshot from its exported snapshot, then stream with an exact handoff."`
 	BatchSize      int      `yaml:"batch_size" default:"10000" min:"1" doc:"Rows per snapshot chunk (keyset pagination by primary key); each chunk is one emitted batch and a resume point."`
 	ParallelTables int      `yaml:"parallel_tables" default:"4" min:"1" max:"64" doc:"Tables read at the same time (one connection each)."`
 	IncludeTables  []string `yaml:"include_tables" doc:"Only snapshot these tables (schema.table or table); empty = all captured tables. Excluded tables are still streamed."`
@@ -78,7 +78,7 @@ func (c *Config) Validate() []spec.Problem {
 		}
 	}
 	ps = append(ps, c.TLS.Validate()...)
-	ps = append(ps, cdc.ValidateSnapshotMode(c.Snapshot.Mode)...)
+	ps = append(ps, cdc.ValidateSnapshotMode(c.Snapshot.Mode, "recovery")...)
 	if c.Snapshot.BatchSize < 1 {
 		add("snapshot.batch_size", "must be at least 1")
 	}

@@ -163,14 +163,18 @@ type slotInfo struct {
 	database  string
 	confirmed pglogrepl.LSN
 	active    bool
+	// lost is wal_status 'lost': the slot was invalidated (its WAL went
+	// past max_slot_wal_keep_size and was removed), so it can no longer
+	// deliver the changes after its position; streaming from it fails.
+	lost bool
 }
 
 func readSlot(ctx context.Context, conn *pgx.Conn, name string) (slotInfo, error) {
 	var si slotInfo
 	var confirmed *string
-	err := conn.QueryRow(ctx, `SELECT COALESCE(plugin, ''), COALESCE(database, ''), confirmed_flush_lsn::text, active
+	err := conn.QueryRow(ctx, `SELECT COALESCE(plugin, ''), COALESCE(database, ''), confirmed_flush_lsn::text, active, COALESCE(wal_status = 'lost', false)
 	                              FROM pg_replication_slots WHERE slot_name = $1`, name).
-		Scan(&si.plugin, &si.database, &confirmed, &si.active)
+		Scan(&si.plugin, &si.database, &confirmed, &si.active, &si.lost)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return si, nil
 	}
@@ -292,8 +296,38 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit pipeline.Emitter)
 	if !slot.exists && !s.cfg.AutoCreateSlot {
 		return pipeline.Fatal(fmt.Errorf("replication slot %q does not exist and auto_create_slot is false: run SELECT pg_create_logical_replication_slot('%s', 'pgoutput'), or set auto_create_slot: true", s.cfg.SlotName, s.cfg.SlotName))
 	}
-	if !slot.exists && pos != nil && pos.Snap == nil && mode != "when_needed" && mode != "always" && mode != "never" && mode != "no_data" {
-		return pipeline.Fatal(fmt.Errorf("replication slot %q no longer exists, so the changes after position %s are lost: set snapshot.mode to when_needed (re-snapshot) or never (continue without them), or restore the slot", s.cfg.SlotName, lsnString(pos.LSN)))
+	// Modes that may go on when the changes after a stored streaming
+	// position are gone (initial refuses: it promises them).
+	lossOK := mode == "when_needed" || mode == "recovery" || mode == "always" || mode == "never" || mode == "no_data"
+	if slot.exists && slot.lost {
+		if pos != nil && pos.Snap == nil && !lossOK {
+			return pipeline.Fatal(fmt.Errorf("replication slot %q was invalidated (PostgreSQL removed its WAL, see max_slot_wal_keep_size), so the changes after position %s are lost: set snapshot.mode to recovery or when_needed (re-snapshot) or never (continue without them)", s.cfg.SlotName, lsnString(pos.LSN)))
+		}
+		if !s.cfg.AutoCreateSlot {
+			return pipeline.Fatal(fmt.Errorf("replication slot %q was invalidated (PostgreSQL removed its WAL) and auto_create_slot is false: drop and create it again, or set auto_create_slot: true", s.cfg.SlotName))
+		}
+		// Nothing can be read from it any more: make it anew, as if it
+		// had been dropped.
+		log.Warn("postgres-cdc: replication slot was invalidated (its WAL was removed); dropping it to create it again", "slot", s.cfg.SlotName, "snapshot_mode", mode)
+		if err := dropSlot(ctx, cat, s.cfg.SlotName); err != nil {
+			return fmt.Errorf("drop invalidated replication slot %q: %w", s.cfg.SlotName, err)
+		}
+		slot = slotInfo{}
+	}
+	if mode == "recovery" && slot.exists && pos == nil && s.cfg.AutoCreateSlot {
+		// No stored position (a first start, or the pipeline's positions
+		// were lost) on a slot that exists: what it has confirmed says
+		// nothing about what downstream has. Rebuild from scratch with a
+		// slot whose exported snapshot is exactly its start, so that the
+		// snapshot and the stream meet without a duplicate.
+		log.Warn("postgres-cdc: snapshot.mode recovery without a stored position: dropping the existing replication slot to snapshot from a new one", "slot", s.cfg.SlotName)
+		if err := dropSlot(ctx, cat, s.cfg.SlotName); err != nil {
+			return fmt.Errorf("drop replication slot %q for recovery (is another consumer using it?): %w", s.cfg.SlotName, err)
+		}
+		slot = slotInfo{}
+	}
+	if !slot.exists && pos != nil && pos.Snap == nil && !lossOK {
+		return pipeline.Fatal(fmt.Errorf("replication slot %q no longer exists, so the changes after position %s are lost: set snapshot.mode to recovery or when_needed (re-snapshot) or never (continue without them), or restore the slot", s.cfg.SlotName, lsnString(pos.LSN)))
 	}
 
 	repl, err := s.connectReplication(ctx)
@@ -308,6 +342,10 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit pipeline.Emitter)
 		snapState    = &snapState{At: map[string][]*string{}}
 		startLSN     pglogrepl.LSN
 		exportedName string
+		// rebuildSchemas: recovery on a usable slot re-emits every
+		// table's schema event (the history downstream may have lost)
+		// before streaming on.
+		rebuildSchemas bool
 	)
 	switch {
 	case mode == "never" || mode == "no_data":
@@ -325,6 +363,7 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit pipeline.Emitter)
 		doSnapshot, startLSN, snapState = true, pos.LSN, pos.Snap
 	case pos != nil && pos.Snap == nil && slot.exists && mode != "always":
 		startLSN = pos.LSN
+		rebuildSchemas = mode == "recovery"
 	default:
 		doSnapshot = true
 		if pos != nil && !slot.exists {
@@ -357,8 +396,16 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit pipeline.Emitter)
 		startLSN = slot.confirmed
 	}
 
-	if mode == "no_data" && pos == nil {
-		if err := s.emitSchemas(ctx, emit, tables, startLSN); err != nil {
+	switch {
+	case mode == "no_data" && pos == nil:
+		if err := s.emitSchemas(ctx, emit, tables, streamPosition(nil, startLSN, 0, 0), startLSN); err != nil {
+			return err
+		}
+	case rebuildSchemas:
+		// The stored position itself, so that a crash right after them
+		// resumes exactly where the stream was (mid-transaction too).
+		log.Info("postgres-cdc: snapshot.mode recovery: re-emitting the schema of every captured table, then streaming from the stored position", "tables", len(tables), "position", lsnString(pos.LSN))
+		if err := s.emitSchemas(ctx, emit, tables, string(resume), startLSN); err != nil {
 			return err
 		}
 	}
@@ -438,12 +485,12 @@ func lookupType(ctx context.Context, cat *catalogConn, oid uint32) (typeInfo, er
 	return typeInfo{kind: kString, name: name}, nil
 }
 
-// emitSchemas emits one schema event per table (snapshot mode no_data).
-func (s *Source) emitSchemas(ctx context.Context, emit pipeline.Emitter, tables []*table, lsn pglogrepl.LSN) error {
+// emitSchemas emits one schema event per table (snapshot modes no_data
+// and recovery), all at position posStr.
+func (s *Source) emitSchemas(ctx context.Context, emit pipeline.Emitter, tables []*table, posStr string, lsn pglogrepl.LSN) error {
 	if len(tables) == 0 {
 		return nil
 	}
-	posStr := streamPosition(nil, lsn, 0, 0)
 	batch := make([]*events.Event, 0, len(tables))
 	for _, t := range tables {
 		batch = append(batch, s.schemaEvent(t, posStr, lsnString(lsn), time.Now().UTC()))
