@@ -31,7 +31,7 @@ const (
 )
 
 // queueName is the SQS queue broker.transport sqs uses for a topic:
-// Transport.QueueName in connectors/messaging/sqs, byte for byte (the
+// Transport.QueueName in shared/topic/sqstopic, byte for byte (the
 // aws/topic module computes the same with replace(); the tests compare all
 // three).
 func queueName(prefix, topic string, fifo bool) string {

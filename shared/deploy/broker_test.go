@@ -7,8 +7,8 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/rivven/rivven-connect/connectors/messaging/sqs"
 	"github.com/rivven/rivven-connect/shared/config"
+	"github.com/rivven/rivven-connect/shared/topic/sqstopic"
 )
 
 // multiKafka is multi with its own broker block.
@@ -55,7 +55,7 @@ func TestQueueNamesAgree(t *testing.T) {
 	ctx := context.Background()
 	for _, prefix := range []string{"shop-", "", "a_b-"} {
 		for _, fifo := range []bool{false, true} {
-			tr, err := sqs.NewTransport(ctx, config.BrokerSQS{Region: "eu-west-1", QueuePrefix: prefix, FIFO: fifo}, nil)
+			tr, err := sqstopic.NewTransport(ctx, config.BrokerSQS{Region: "eu-west-1", QueuePrefix: prefix, FIFO: fifo}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -106,7 +106,7 @@ func TestGeneratedBrokerBlock(t *testing.T) {
 		if b := p.Broker; b.Transport != "sqs" || b.SQS == nil || b.SQS.Region != "eu-west-1" || b.SQS.QueuePrefix != "shop-" || b.SQS.FIFO != fifo {
 			t.Fatalf("%s broker %+v %+v", opts.Topics, b, b.SQS)
 		}
-		tr, err := sqs.NewTransport(ctx, *p.Broker.SQS, nil)
+		tr, err := sqstopic.NewTransport(ctx, *p.Broker.SQS, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/pipeline"
 	"github.com/rivven/rivven-connect/shared/spec"
+	"github.com/rivven/rivven-connect/shared/topic/sqstopic"
 )
 
 func init() {
@@ -62,30 +63,24 @@ func (c *SinkConfig) Validate() []spec.Problem {
 	if len(c.MessageGroupID) > 128 {
 		ps = append(ps, spec.Problem{Path: "message_group_id", Message: "at most 128 characters"})
 	}
-	if q.url != "" {
-		if q.fifo && c.MessageGroupID == "" && c.MessageGroupIDField == "" {
+	if q.URL != "" {
+		if q.FIFO && c.MessageGroupID == "" && c.MessageGroupIDField == "" {
 			ps = append(ps, spec.Problem{Path: "message_group_id", Message: "a FIFO queue needs message_group_id or message_group_id_field"})
 		}
-		if q.fifo && c.DelaySeconds != 0 {
+		if q.FIFO && c.DelaySeconds != 0 {
 			ps = append(ps, spec.Problem{Path: "delay_seconds", Message: "FIFO queues take no per-message delay (set the queue's DelaySeconds)"})
 		}
-		if !q.fifo && c.DedupIDField != "" {
+		if !q.FIFO && c.DedupIDField != "" {
 			ps = append(ps, spec.Problem{Path: "deduplication_id_field", Message: "deduplication applies to FIFO queues (a name ending in .fifo) only"})
 		}
 	}
 	return ps
 }
 
-// Limits of SQS (as of the API reference this was written from).
-const (
-	maxMessageBytes = 256 * 1024 // one message: body plus attribute names, types and values
-	maxBatchBytes   = 256 * 1024 // the sum of a SendMessageBatch request's messages
-)
-
 // Sink sends events to one queue.
 type Sink struct {
 	cfg    SinkConfig
-	q      queue
+	q      sqstopic.Queue
 	codec  events.Codec
 	client *awssqs.Client
 
@@ -98,9 +93,9 @@ func NewSink(cfg *SinkConfig) (pipeline.Sink, error) {
 	if ps := cfg.Validate(); len(ps) > 0 {
 		return nil, pipeline.Fatal(spec.Problems(ps))
 	}
-	q, _ := parseQueueURL(cfg.QueueURL)
+	q, _ := sqstopic.ParseQueueURL(cfg.QueueURL)
 	codec, _ := events.NewCodec(cfg.Codec, cfg.Debezium, cfg.CloudEvents)
-	client, err := newClient(context.Background(), q, cfg.Region, cfg.EndpointURL, cfg.Auth)
+	client, err := sqstopic.NewClient(context.Background(), q, cfg.Region, cfg.EndpointURL, cfg.Auth)
 	if err != nil {
 		return nil, pipeline.Fatal(err)
 	}
@@ -124,14 +119,7 @@ func (s *Sink) Metrics() map[string]float64 {
 }
 
 // Check calls GetQueueAttributes.
-func (s *Sink) Check(ctx context.Context) error { return checkQueue(ctx, s.client, s.q) }
-
-// entry is one event ready to send.
-type entry struct {
-	index int
-	e     types.SendMessageBatchRequestEntry
-	size  int
-}
+func (s *Sink) Check(ctx context.Context) error { return sqstopic.CheckQueue(ctx, s.client, s.q) }
 
 // Write sends the batch in SendMessageBatch requests of at most batch_size
 // messages and 256 KiB. Events that cannot be encoded, are too large or
@@ -140,7 +128,7 @@ type entry struct {
 // that a retry keeps the order.
 func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 	failed := map[int]error{}
-	var ready []entry
+	var ready []sqstopic.Entry
 	for i, ev := range batch {
 		en, err := s.entry(i, ev)
 		if errors.Is(err, events.ErrSkipped) {
@@ -152,7 +140,7 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 		}
 		ready = append(ready, en)
 	}
-	requests, err := sendEntries(ctx, s.client, s.q, ready, s.cfg.BatchSize, failed)
+	requests, err := sqstopic.SendEntries(ctx, s.client, s.q, ready, s.cfg.BatchSize, failed)
 	s.batches.Add(uint64(requests))
 	if err != nil {
 		s.failedN.Add(uint64(len(batch)))
@@ -160,9 +148,9 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 	}
 	var sent, bytes uint64
 	for _, en := range ready {
-		if _, bad := failed[en.index]; !bad {
+		if _, bad := failed[en.Index]; !bad {
 			sent++
-			bytes += uint64(en.size)
+			bytes += uint64(en.Size)
 		}
 	}
 	s.sent.Add(sent)
@@ -174,17 +162,11 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 	return nil
 }
 
-func failRest(failed map[int]error, rest []entry, why string) {
-	for _, en := range rest {
-		failed[en.index] = errors.New("sqs: not sent: " + why)
-	}
-}
-
 // entry encodes one event; its Id is its index in the batch.
-func (s *Sink) entry(i int, ev *events.Event) (entry, error) {
+func (s *Sink) entry(i int, ev *events.Event) (sqstopic.Entry, error) {
 	body, err := s.codec.Append(nil, ev)
 	if err != nil {
-		return entry{}, fmt.Errorf("sqs: encode: %w", err)
+		return sqstopic.Entry{}, fmt.Errorf("sqs: encode: %w", err)
 	}
 	en := types.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(string(body))}
 	size := len(body)
@@ -212,23 +194,23 @@ func (s *Sink) entry(i int, ev *events.Event) (entry, error) {
 		add("codec", s.codec.Name())
 		en.MessageAttributes = attrs
 	}
-	if size > maxMessageBytes {
-		return entry{}, fmt.Errorf("sqs: message of %d bytes (body and attributes) exceeds the SQS limit of %d bytes (256 KiB)", size, maxMessageBytes)
+	if size > sqstopic.MaxMessageBytes {
+		return sqstopic.Entry{}, fmt.Errorf("sqs: message of %d bytes (body and attributes) exceeds the SQS limit of %d bytes (256 KiB)", size, sqstopic.MaxMessageBytes)
 	}
 	group := s.cfg.MessageGroupID
 	if f := s.cfg.MessageGroupIDField; f != "" {
 		v, ok, err := fieldString(ev, f)
 		switch {
 		case err != nil:
-			return entry{}, fmt.Errorf("sqs: message_group_id_field: %w", err)
+			return sqstopic.Entry{}, fmt.Errorf("sqs: message_group_id_field: %w", err)
 		case ok:
 			group = v
-		case group == "" && s.q.fifo:
-			return entry{}, fmt.Errorf("sqs: the event has no field %q for the MessageGroupId (and no message_group_id is set)", f)
+		case group == "" && s.q.FIFO:
+			return sqstopic.Entry{}, fmt.Errorf("sqs: the event has no field %q for the MessageGroupId (and no message_group_id is set)", f)
 		}
 	}
 	if len(group) > 128 {
-		return entry{}, fmt.Errorf("sqs: MessageGroupId %.20q... is longer than 128 characters", group)
+		return sqstopic.Entry{}, fmt.Errorf("sqs: MessageGroupId %.20q... is longer than 128 characters", group)
 	}
 	if group != "" {
 		en.MessageGroupId = aws.String(group)
@@ -236,16 +218,16 @@ func (s *Sink) entry(i int, ev *events.Event) (entry, error) {
 	if f := s.cfg.DedupIDField; f != "" {
 		v, ok, err := fieldString(ev, f)
 		if err != nil {
-			return entry{}, fmt.Errorf("sqs: deduplication_id_field: %w", err)
+			return sqstopic.Entry{}, fmt.Errorf("sqs: deduplication_id_field: %w", err)
 		}
 		if len(v) > 128 {
-			return entry{}, fmt.Errorf("sqs: MessageDeduplicationId %.20q... is longer than 128 characters", v)
+			return sqstopic.Entry{}, fmt.Errorf("sqs: MessageDeduplicationId %.20q... is longer than 128 characters", v)
 		}
 		if ok && v != "" {
 			en.MessageDeduplicationId = aws.String(v)
 		}
 	}
-	return entry{index: i, e: en, size: size}, nil
+	return sqstopic.Entry{Index: i, E: en, Size: size}, nil
 }
 
 // fieldString reads a top-level field of the event's row as a string:

@@ -16,6 +16,7 @@ import (
 	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/pipeline"
 	"github.com/rivven/rivven-connect/shared/spec"
+	"github.com/rivven/rivven-connect/shared/topic/sqstopic"
 )
 
 func init() {
@@ -61,7 +62,7 @@ func (c *SourceConfig) Validate() []spec.Problem {
 // Source reads one queue.
 type Source struct {
 	cfg    SourceConfig
-	q      queue
+	q      sqstopic.Queue
 	client *awssqs.Client
 	// decodeFailed is a test hook, called with each message that did not
 	// decode.
@@ -73,8 +74,8 @@ func NewSource(cfg *SourceConfig) (pipeline.Source, error) {
 	if ps := cfg.Validate(); len(ps) > 0 {
 		return nil, pipeline.Fatal(spec.Problems(ps))
 	}
-	q, _ := parseQueueURL(cfg.QueueURL)
-	client, err := newClient(context.Background(), q, cfg.Region, cfg.EndpointURL, cfg.Auth)
+	q, _ := sqstopic.ParseQueueURL(cfg.QueueURL)
+	client, err := sqstopic.NewClient(context.Background(), q, cfg.Region, cfg.EndpointURL, cfg.Auth)
 	if err != nil {
 		return nil, pipeline.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func NewSource(cfg *SourceConfig) (pipeline.Source, error) {
 }
 
 // Check calls GetQueueAttributes.
-func (s *Source) Check(ctx context.Context) error { return checkQueue(ctx, s.client, s.q) }
+func (s *Source) Check(ctx context.Context) error { return sqstopic.CheckQueue(ctx, s.client, s.q) }
 
 // Read receives and emits batches until ctx is done (then it returns nil)
 // or a call fails. Messages are deleted only after Emit returned nil; when
@@ -92,7 +93,7 @@ func (s *Source) Check(ctx context.Context) error { return checkQueue(ctx, s.cli
 // redrive policy moves it to its dead-letter queue after maxReceiveCount.
 func (s *Source) Read(ctx context.Context, _ []byte, emit pipeline.Emitter) error {
 	in := &awssqs.ReceiveMessageInput{
-		QueueUrl:                    aws.String(s.q.url),
+		QueueUrl:                    aws.String(s.q.URL),
 		MaxNumberOfMessages:         int32(s.cfg.MaxMessages),
 		WaitTimeSeconds:             int32(s.cfg.WaitTimeSeconds),
 		VisibilityTimeout:           int32(s.cfg.VisibilityTimeout),
@@ -107,7 +108,7 @@ func (s *Source) Read(ctx context.Context, _ []byte, emit pipeline.Emitter) erro
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("sqs: ReceiveMessage %s: %w", s.q.url, err)
+			return fmt.Errorf("sqs: ReceiveMessage %s: %w", s.q.URL, err)
 		}
 		batch, done = batch[:0], done[:0]
 		for _, m := range out.Messages {
@@ -134,7 +135,7 @@ func (s *Source) Read(ctx context.Context, _ []byte, emit pipeline.Emitter) erro
 		clear(batch)
 		// The batch is durable: delete it, even if ctx ends meanwhile.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		res, err := s.client.DeleteMessageBatch(dctx, &awssqs.DeleteMessageBatchInput{QueueUrl: aws.String(s.q.url), Entries: done})
+		res, err := s.client.DeleteMessageBatch(dctx, &awssqs.DeleteMessageBatchInput{QueueUrl: aws.String(s.q.URL), Entries: done})
 		cancel()
 		if err != nil {
 			return fmt.Errorf("sqs: DeleteMessageBatch (the %d published messages will be delivered again): %w", len(done), err)
@@ -155,7 +156,7 @@ func (s *Source) event(m types.Message) (*events.Event, error) {
 	attrs := m.Attributes
 	d := events.Delivery{
 		ID:      aws.ToString(m.MessageId),
-		Topic:   s.q.name,
+		Topic:   s.q.Name,
 		Value:   []byte(aws.ToString(m.Body)),
 		Attempt: atoi(attrs["ApproximateReceiveCount"]),
 		Group:   attrs["MessageGroupId"],

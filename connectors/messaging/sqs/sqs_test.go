@@ -13,11 +13,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/rivven/rivven-connect/connectors/messaging/sqs/sqsfake"
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/pipeline"
 	"github.com/rivven/rivven-connect/shared/spec"
+	"github.com/rivven/rivven-connect/shared/topic/sqstopic"
+	"github.com/rivven/rivven-connect/shared/topic/sqstopic/sqsfake"
 )
 
 var testAuth = &Auth{AccessKeyID: "AKIDFAKE", SecretAccessKey: "fake-secret"}
@@ -79,7 +80,7 @@ func TestConfig(t *testing.T) {
 	if src.MaxMessages != 10 || src.WaitTimeSeconds != 20 || src.VisibilityTimeout != 0 || src.Codec != "auto" {
 		t.Errorf("source defaults %+v", src)
 	}
-	if q, _ := parseQueueURL(src.QueueURL); q.region != "eu-west-1" || q.name != "q" || q.fifo {
+	if q, _ := sqstopic.ParseQueueURL(src.QueueURL); q.Region != "eu-west-1" || q.Name != "q" || q.FIFO {
 		t.Errorf("queue %+v", q)
 	}
 
@@ -136,8 +137,8 @@ func TestConfig(t *testing.T) {
 // createQueue creates a queue in the fake through the SDK.
 func createQueue(t *testing.T, f *sqsfake.Server, name string, attrs map[string]string) string {
 	t.Helper()
-	q, _ := parseQueueURL(f.URL("bootstrap"))
-	c, err := newClient(context.Background(), q, "us-east-1", f.HTTP.URL, testAuth)
+	q, _ := sqstopic.ParseQueueURL(f.URL("bootstrap"))
+	c, err := sqstopic.NewClient(context.Background(), q, "us-east-1", f.HTTP.URL, testAuth)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -435,8 +436,8 @@ func TestDeleteOnlyAfterEmit(t *testing.T) {
 
 	// A body that does not decode stays for the redrive policy.
 	url = createQueue(t, f, "bad", nil)
-	q, _ := parseQueueURL(url)
-	c, _ := newClient(context.Background(), q, "", f.HTTP.URL, testAuth)
+	q, _ := sqstopic.ParseQueueURL(url)
+	c, _ := sqstopic.NewClient(context.Background(), q, "", f.HTTP.URL, testAuth)
 	if _, err := c.SendMessage(context.Background(), &awssqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String("not json")}); err != nil {
 		t.Fatal(err)
 	}

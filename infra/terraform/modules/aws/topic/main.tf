@@ -10,7 +10,7 @@ locals {
   suffix = local.fifo ? ".fifo" : ""
 
   # With topic, the queues are named the way broker.transport sqs looks them
-  # up (Transport.QueueName in connectors/messaging/sqs): queue_prefix (here
+  # up (Transport.QueueName in shared/topic/sqstopic): queue_prefix (here
   # name) + the topic with every character SQS refuses replaced by '-'. The
   # dead-letter queue is then the queue of the topic's default dead-letter
   # topic, <topic>.dlq, whose '.' becomes '-' the same way, so dead letters

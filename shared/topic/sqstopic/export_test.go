@@ -1,4 +1,4 @@
-package sqs
+package sqstopic
 
 // Test helpers shared with the external test package.
 var (

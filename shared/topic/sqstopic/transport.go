@@ -1,4 +1,4 @@
-package sqs
+package sqstopic
 
 import (
 	"context"
@@ -50,17 +50,17 @@ type Transport struct {
 	cfg    config.BrokerSQS
 
 	mu     sync.Mutex
-	queues map[string]queue // topic → resolved queue
+	queues map[string]Queue // topic → resolved queue
 }
 
 // NewTransport connects to SQS; auth nil means the default credential
 // chain (an IAM role where deployed).
 func NewTransport(ctx context.Context, c config.BrokerSQS, auth *Auth) (*Transport, error) {
-	client, err := newClient(ctx, queue{}, c.Region, c.Endpoint, auth)
+	client, err := NewClient(ctx, Queue{}, c.Region, c.Endpoint, auth)
 	if err != nil {
 		return nil, err
 	}
-	return &Transport{client: client, cfg: c, queues: map[string]queue{}}, nil
+	return &Transport{client: client, cfg: c, queues: map[string]Queue{}}, nil
 }
 
 // QueueName is the queue that carries topic.
@@ -77,7 +77,7 @@ func (t *Transport) QueueName(topicName string) string {
 	return string(name)
 }
 
-func (t *Transport) resolve(ctx context.Context, topicName string) (queue, error) {
+func (t *Transport) resolve(ctx context.Context, topicName string) (Queue, error) {
 	t.mu.Lock()
 	q, ok := t.queues[topicName]
 	t.mu.Unlock()
@@ -93,11 +93,11 @@ func (t *Transport) resolve(ctx context.Context, topicName string) (queue, error
 	if err != nil {
 		var missing *types.QueueDoesNotExist
 		if errors.As(err, &missing) {
-			return queue{}, fmt.Errorf("sqs: queue %s (topic %s): %w", name, topicName, topic.ErrUnknownTopic)
+			return Queue{}, fmt.Errorf("sqs: queue %s (topic %s): %w", name, topicName, topic.ErrUnknownTopic)
 		}
-		return queue{}, fmt.Errorf("sqs: GetQueueUrl %s: %w", name, err)
+		return Queue{}, fmt.Errorf("sqs: GetQueueUrl %s: %w", name, err)
 	}
-	q = queue{url: aws.ToString(out.QueueUrl), name: name, fifo: t.cfg.FIFO}
+	q = Queue{URL: aws.ToString(out.QueueUrl), Name: name, FIFO: t.cfg.FIFO}
 	t.mu.Lock()
 	t.queues[topicName] = q
 	t.mu.Unlock()
@@ -144,7 +144,7 @@ func (t *Transport) Produce(ctx context.Context, topicName string, msgs []topic.
 	if err != nil {
 		return err
 	}
-	ready := make([]entry, 0, len(msgs))
+	ready := make([]Entry, 0, len(msgs))
 	for i := range msgs {
 		en, err := t.entry(i, &msgs[i])
 		if err != nil {
@@ -155,7 +155,7 @@ func (t *Transport) Produce(ctx context.Context, topicName string, msgs []topic.
 	delay := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		failed := map[int]error{}
-		if _, err := sendEntries(ctx, t.client, q, ready, 10, failed); err != nil {
+		if _, err := SendEntries(ctx, t.client, q, ready, 10, failed); err != nil {
 			return err
 		}
 		if len(failed) == 0 {
@@ -164,7 +164,7 @@ func (t *Transport) Produce(ctx context.Context, topicName string, msgs []topic.
 		var first error
 		retry := ready[:0:0]
 		for _, en := range ready {
-			if e, ok := failed[en.index]; ok {
+			if e, ok := failed[en.Index]; ok {
 				retry = append(retry, en)
 				if first == nil {
 					first = e
@@ -185,7 +185,7 @@ func (t *Transport) Produce(ctx context.Context, topicName string, msgs []topic.
 }
 
 // entry encodes one message; its Id is its index.
-func (t *Transport) entry(i int, m *topic.Message) (entry, error) {
+func (t *Transport) entry(i int, m *topic.Message) (Entry, error) {
 	body := string(m.Value)
 	attrs := map[string]types.MessageAttributeValue{}
 	size := 0
@@ -193,14 +193,14 @@ func (t *Transport) entry(i int, m *topic.Message) (entry, error) {
 		attrs[k] = types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(v)}
 		size += len(k) + len("String") + len(v)
 	}
-	if !sqsText(m.Value) {
+	if !Text(m.Value) {
 		body = base64.StdEncoding.EncodeToString(m.Value)
 		add(events.SQSAttrEncoding, "base64")
 	}
 	size += len(body)
 	if len(m.Key) > 0 {
 		if !utf8.Valid(m.Key) {
-			return entry{}, errors.New("the key is not valid UTF-8, which an SQS attribute must be")
+			return Entry{}, errors.New("the key is not valid UTF-8, which an SQS attribute must be")
 		}
 		add(events.SQSAttrKey, string(m.Key))
 	}
@@ -208,10 +208,10 @@ func (t *Transport) entry(i int, m *topic.Message) (entry, error) {
 		add(h.Key, string(h.Value))
 	}
 	if len(attrs) > 10 {
-		return entry{}, fmt.Errorf("%d message attributes (key, encoding and headers); SQS allows 10", len(attrs))
+		return Entry{}, fmt.Errorf("%d message attributes (key, encoding and headers); SQS allows 10", len(attrs))
 	}
-	if size > maxMessageBytes {
-		return entry{}, fmt.Errorf("%d bytes (body and attributes) exceed the SQS limit of %d bytes (256 KiB)", size, maxMessageBytes)
+	if size > MaxMessageBytes {
+		return Entry{}, fmt.Errorf("%d bytes (body and attributes) exceed the SQS limit of %d bytes (256 KiB)", size, MaxMessageBytes)
 	}
 	e := types.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(body)}
 	if len(attrs) > 0 {
@@ -233,13 +233,13 @@ func (t *Transport) entry(i int, m *topic.Message) (entry, error) {
 		e.MessageGroupId = aws.String(group)
 		e.MessageDeduplicationId = aws.String(hex.EncodeToString(h.Sum(nil)))
 	}
-	return entry{index: i, e: e, size: size}, nil
+	return Entry{Index: i, E: e, Size: size}, nil
 }
 
-// sqsText reports whether b can be an SQS body as is: valid UTF-8 of the
+// Text reports whether b can be an SQS body as is: valid UTF-8 of the
 // characters SQS accepts (#x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD
 // #x10000-#x10FFFF).
-func sqsText(b []byte) bool {
+func Text(b []byte) bool {
 	if !utf8.Valid(b) {
 		return false
 	}

@@ -1,4 +1,4 @@
-package sqs
+package sqstopic
 
 import (
 	"bytes"
@@ -11,11 +11,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/rivven/rivven-connect/connectors/messaging/sqs/sqsfake"
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/config"
 	"github.com/rivven/rivven-connect/shared/topic"
+	"github.com/rivven/rivven-connect/shared/topic/sqstopic/sqsfake"
 )
+
+// testAuth are the static keys the fake accepts.
+var testAuth = &Auth{AccessKeyID: "AKIDFAKE", SecretAccessKey: "fake-secret"}
 
 func newTestTransport(t *testing.T, f *sqsfake.Server, c config.BrokerSQS) *Transport {
 	t.Helper()
@@ -37,7 +40,7 @@ func receiveAll(t *testing.T, tr *Transport, topicName string) []topic.Message {
 	var out []topic.Message
 	for {
 		r, err := tr.client.ReceiveMessage(context.Background(), &awssqs.ReceiveMessageInput{
-			QueueUrl: aws.String(q.url), MaxNumberOfMessages: 10, MessageAttributeNames: []string{"All"}, VisibilityTimeout: 100,
+			QueueUrl: aws.String(q.URL), MaxNumberOfMessages: 10, MessageAttributeNames: []string{"All"}, VisibilityTimeout: 100,
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -1,7 +1,7 @@
-package sqs_test
+package sqstopic_test
 
-// An external test package: shared/host links this connector for the sqs
-// transport, so a test of the two together cannot live inside package sqs.
+// An external test package: shared/host links this package for the sqs
+// transport, so a test of the two together cannot live inside it.
 
 import (
 	"bytes"
@@ -10,23 +10,23 @@ import (
 	"io"
 	"testing"
 
-	"github.com/rivven/rivven-connect/connectors/messaging/sqs"
-	"github.com/rivven/rivven-connect/connectors/messaging/sqs/sqsfake"
 	_ "github.com/rivven/rivven-connect/connectors/transform/maskfield"
 	_ "github.com/rivven/rivven-connect/connectors/utility/stdout"
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/config"
 	"github.com/rivven/rivven-connect/shared/host"
 	"github.com/rivven/rivven-connect/shared/topic"
+	"github.com/rivven/rivven-connect/shared/topic/sqstopic"
+	"github.com/rivven/rivven-connect/shared/topic/sqstopic/sqsfake"
 )
 
 // A transform function deployed with broker.transport sqs publishes its
 // output and its dead letters to SQS queues through this transport.
 func TestTransformFunctionPublishesToSQS(t *testing.T) {
 	f := sqsfake.New(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", sqs.TestAuth.AccessKeyID)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", sqs.TestAuth.SecretAccessKey)
-	tr := sqs.NewTestTransport(t, f, config.BrokerSQS{QueuePrefix: "shop-"})
+	t.Setenv("AWS_ACCESS_KEY_ID", sqstopic.TestAuth.AccessKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", sqstopic.TestAuth.SecretAccessKey)
+	tr := sqstopic.NewTestTransport(t, f, config.BrokerSQS{QueuePrefix: "shop-"})
 	for _, q := range []string{"orders.masked", "orders.dlq"} {
 		if err := tr.Create(context.Background(), q, topic.Spec{}); err != nil {
 			t.Fatal(err)
@@ -62,11 +62,11 @@ sinks:
 	if string(resp) != `{"batchItemFailures":[]}` {
 		t.Fatalf("response %s", resp)
 	}
-	out := sqs.ReceiveAll(t, tr, "orders.masked")
+	out := sqstopic.ReceiveAll(t, tr, "orders.masked")
 	if len(out) != 1 || bytes.Contains(out[0].Value, []byte("4111")) || !bytes.Contains(out[0].Value, []byte(`"id":1`)) {
 		t.Fatalf("published %d: %v", len(out), out)
 	}
-	if dl := sqs.ReceiveAll(t, tr, "orders.dlq"); len(dl) != 1 || !bytes.Contains(dl[0].Value, []byte("payload_b64")) {
+	if dl := sqstopic.ReceiveAll(t, tr, "orders.dlq"); len(dl) != 1 || !bytes.Contains(dl[0].Value, []byte("payload_b64")) {
 		t.Fatalf("dead letters %v", dl)
 	}
 }
