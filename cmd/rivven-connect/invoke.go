@@ -30,7 +30,7 @@ func init() {
 func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("invoke", "--function sink/NAME --event FILE -c FILE [--connector NAME] [--payload FORMAT] [--output-topic TOPIC]", stdout)
 	function := fs.String("function", "", "the function: sink/<connector> or transform/<transform>")
-	eventFile := fs.String("event", "", "trigger envelope (JSON): an SQS, Kinesis or Kafka event, a Pub/Sub push body or a CloudEvent (samples/events/)")
+	eventFile := fs.String("event", "", "trigger envelope (JSON): an SQS, Kinesis or Kafka event, a Pub/Sub push body, a CloudEvent or a JSON array of CloudEvents (samples/events/)")
 	file := fs.String("c", "", "pipeline file (RIVVEN_PIPELINE)")
 	connector := fs.String("connector", "", "which component of the pipeline (RIVVEN_CONNECTOR); needed when several fit")
 	payload := fs.String("payload", "auto", "payload format (RIVVEN_PAYLOAD): "+strings.Join(events.PayloadFormats, ", "))
@@ -103,27 +103,33 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // invokeEnvelope hands the envelope to the function the way its platform
 // would: Lambda events to the Lambda adapter, push bodies and CloudEvents
-// to the Cloud Run HTTP handler (as a POST, so the CloudEvents SDK parses
-// it as it would on Cloud Run).
+// to the Cloud Run HTTP handler (as a POST, so it is read as it would be on
+// Cloud Run); a JSON array is sent as a CloudEvents batch.
 func invokeEnvelope(ctx context.Context, rt *host.Runtime, envelope []byte) ([]byte, error) {
-	var probe map[string]json.RawMessage
-	if err := json.Unmarshal(envelope, &probe); err != nil {
-		return nil, fmt.Errorf("the event is not a JSON object: %w", err)
-	}
-	_, isCE := probe["specversion"]
-	_, isPush := probe["message"]
-	if !isCE && !isPush {
-		return rt.Adapter.InvokeLambda(ctx, envelope)
+	contentType := "application/json"
+	if trimmed := bytes.TrimSpace(envelope); len(trimmed) > 0 && trimmed[0] == '[' {
+		// A JSON array is a CloudEvents batch (the JSON batch format).
+		contentType = "application/cloudevents-batch+json"
+	} else {
+		var probe map[string]json.RawMessage
+		if err := json.Unmarshal(envelope, &probe); err != nil {
+			return nil, fmt.Errorf("the event is not a JSON object or a CloudEvents batch: %w", err)
+		}
+		_, isCE := probe["specversion"]
+		_, isPush := probe["message"]
+		if !isCE && !isPush {
+			return rt.Adapter.InvokeLambda(ctx, envelope)
+		}
+		if isCE {
+			contentType = "application/cloudevents+json"
+		}
 	}
 	h, err := rt.HTTPHandler(ctx)
 	if err != nil {
 		return nil, err
 	}
 	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/", bytes.NewReader(envelope))
-	req.Header.Set("Content-Type", "application/json")
-	if isCE {
-		req.Header.Set("Content-Type", "application/cloudevents+json")
-	}
+	req.Header.Set("Content-Type", contentType)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	return json.Marshal(map[string]any{

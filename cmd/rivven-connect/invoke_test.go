@@ -11,12 +11,13 @@ const samples = "../../samples/"
 // code its platform runs, and prints the function's answer.
 func TestInvokeSamples(t *testing.T) {
 	for file, want := range map[string]string{
-		"sqs.json":         `"batchItemFailures": []`,
-		"sqs-fifo.json":    `"batchItemFailures": []`,
-		"kinesis.json":     `"batchItemFailures": []`,
-		"kafka.json":       `"batchItemFailures": []`,
-		"pubsub-push.json": `"status": 204`,
-		"cloudevent.json":  `"status": 200`,
+		"sqs.json":               `"batchItemFailures": []`,
+		"sqs-fifo.json":          `"batchItemFailures": []`,
+		"kinesis.json":           `"batchItemFailures": []`,
+		"kafka.json":             `"batchItemFailures": []`,
+		"pubsub-push.json":       `"status": 204`,
+		"cloudevent.json":        `"status": 204`,
+		"cloudevents-batch.json": `"status": 204`,
 	} {
 		t.Run(file, func(t *testing.T) {
 			code, out, errOut := cli(t, "invoke", "--function", "sink/stdout", "--event", samples+"events/"+file, "-c", samples+"pipelines/quickstart.yaml")

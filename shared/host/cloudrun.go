@@ -3,10 +3,13 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"os"
 	"os/signal"
@@ -15,7 +18,8 @@ import (
 	"time"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
-	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/cloudevents/sdk-go/v2/binding"
+	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/rivven/rivven-connect/events"
@@ -29,8 +33,19 @@ const pubsubPublishedType = "google.cloud.pubsub.topic.v1.messagePublished"
 // 10 MB, base64 makes them a third larger).
 const maxPushBody = 16 << 20
 
+// Media types of the CloudEvents HTTP binding's structured and batched
+// content modes (JSON event format).
+const (
+	ceStructuredJSON = "application/cloudevents+json"
+	ceBatchJSON      = "application/cloudevents-batch+json"
+)
+
+// shutdownGrace is how long a stopping instance takes to flush the sink:
+// Cloud Run sends SIGKILL 10 s after SIGTERM.
+const shutdownGrace = 8 * time.Second
+
 // runCloudRun serves the function over HTTP with functions-framework-go on
-// $PORT: Pub/Sub push bodies and CloudEvents (binary or structured) at "/".
+// $PORT: Pub/Sub push bodies and CloudEvents at "/".
 func runCloudRun(ctx context.Context, fn Function, opts Options, stderr io.Writer) int {
 	rt, err := Init(ctx, fn, opts)
 	if err != nil {
@@ -51,7 +66,7 @@ func runCloudRun(ctx context.Context, fn Function, opts Options, stderr io.Write
 	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
 	go func() {
 		<-sig
-		cctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+		cctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 		defer cancel()
 		code := 0
 		if err := rt.Close(cctx); err != nil {
@@ -68,73 +83,156 @@ func runCloudRun(ctx context.Context, fn Function, opts Options, stderr io.Write
 	return 1
 }
 
-// HTTPHandler answers push deliveries: a Pub/Sub push body, or a
-// CloudEvent in binary (ce-* headers) or structured
-// (application/cloudevents+json) mode. A 2xx acknowledges; anything else
-// makes the sender deliver again.
-func (rt *Runtime) HTTPHandler(ctx context.Context) (http.Handler, error) {
-	p, err := cloudevents.NewHTTP()
-	if err != nil {
-		return nil, err
-	}
-	ce, err := cloudevents.NewHTTPReceiveHandler(ctx, p, rt.receiveCloudEvent)
-	if err != nil {
-		return nil, err
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", http.MethodPost)
-			http.Error(w, "POST a Pub/Sub push body or a CloudEvent", http.StatusMethodNotAllowed)
-			return
-		}
-		if r.Header.Get("Ce-Specversion") != "" || strings.HasPrefix(r.Header.Get("Content-Type"), "application/cloudevents") {
-			ce.ServeHTTP(w, r)
-			return
-		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxPushBody))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
-			return
-		}
-		status, out, err := rt.Adapter.PushBody(r.Context(), body)
-		rt.logPush(status, out.Result.Failed, err)
-		w.WriteHeader(status)
-	}), nil
+// HTTPHandler answers push deliveries: a Pub/Sub push body, or CloudEvents
+// as the CloudEvents HTTP binding sends them — binary (ce-* headers),
+// structured (application/cloudevents+json) or batched
+// (application/cloudevents-batch+json), with POST or PUT. A 2xx
+// acknowledges; a 5xx makes the sender deliver again. A request that can
+// never succeed (not a delivery, broken JSON, a CloudEvent without its
+// required attributes, an unsupported format) is refused with a 4xx whose
+// body says why, and logged: retrying it would only loop.
+func (rt *Runtime) HTTPHandler(context.Context) (http.Handler, error) {
+	return http.HandlerFunc(rt.serveHTTP), nil
 }
 
-// receiveCloudEvent handles one CloudEvent. A Pub/Sub message delivered by
-// Eventarc is unwrapped to its message (the push body is its data); any
-// other CloudEvent is itself the event, decoded with the CloudEvents codec.
-func (rt *Runtime) receiveCloudEvent(ctx context.Context, ev cloudevents.Event) cloudevents.Result {
-	var b *events.Batch
-	if ev.Type() == pubsubPublishedType {
-		var push events.PubSubPush
-		if err := json.Unmarshal(ev.Data(), &push); err != nil {
-			return cehttp.NewResult(http.StatusBadRequest, "pub/sub CloudEvent data: %v", err)
-		}
-		var err error
-		if b, err = push.Batch(); err != nil {
-			return cehttp.NewResult(http.StatusBadRequest, "%v", err)
-		}
-	} else {
-		raw, err := json.Marshal(ev)
-		if err != nil {
-			return cehttp.NewResult(http.StatusBadRequest, "%v", err)
-		}
-		b = &events.Batch{Kind: events.TriggerCloudEvent, Deliveries: []events.Delivery{{
-			ID: ev.ID(), Topic: ev.Source(), Value: raw, Time: ev.Time(), Codec: events.CodecCloudEvents,
-		}}}
+func (rt *Runtime) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost && r.Method != http.MethodPut {
+		w.Header().Set("Allow", "POST, PUT")
+		rt.refuse(w, r, http.StatusMethodNotAllowed, errors.New("send a Pub/Sub push body or a CloudEvent with POST or PUT"))
+		return
 	}
-	status, out, err := rt.Adapter.Push(ctx, b)
+	received := time.Now().UTC()
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxPushBody))
+	if err != nil {
+		status := http.StatusBadRequest
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			status = http.StatusRequestEntityTooLarge
+			err = fmt.Errorf("the body is larger than %d bytes", tooBig.Limit)
+		}
+		rt.refuse(w, r, status, err)
+		return
+	}
+	b, status, err := rt.readDelivery(r, body, received)
+	if err != nil {
+		rt.refuse(w, r, status, err)
+		return
+	}
+	status, out, err := rt.Adapter.Push(r.Context(), b)
 	rt.logPush(status, out.Result.Failed, err)
 	if events.PushAcked(status) {
-		return nil // 200: acknowledged
+		w.WriteHeader(status)
+		return
 	}
-	msg := "record failed; deliver it again"
+	msg := fmt.Sprintf("%d of %d records failed (%s); deliver again", len(out.Failed), len(b.Deliveries), strings.Join(out.Result.Failed, ", "))
 	if err != nil {
 		msg = err.Error()
 	}
-	return cehttp.NewResult(status, "%s", msg)
+	http.Error(w, msg, status)
+}
+
+// refuse answers a request that redelivery cannot fix, with the reason in
+// the body (the push service shows it) and in the log.
+func (rt *Runtime) refuse(w http.ResponseWriter, r *http.Request, status int, err error) {
+	rt.Log.Warn("delivery refused", "status", status, "method", r.Method,
+		"content_type", r.Header.Get("Content-Type"), "reason", err.Error())
+	http.Error(w, err.Error(), status)
+}
+
+// readDelivery turns a request into the batch it delivers. On error it
+// returns the 4xx status to refuse it with.
+func (rt *Runtime) readDelivery(r *http.Request, body []byte, received time.Time) (*events.Batch, int, error) {
+	mt := ""
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		var err error
+		if mt, _, err = mime.ParseMediaType(ct); err != nil {
+			return nil, http.StatusUnsupportedMediaType, fmt.Errorf("Content-Type %q: %v", ct, err)
+		}
+	}
+	b := &events.Batch{Kind: events.TriggerCloudEvent}
+	switch {
+	case mt == ceBatchJSON:
+		// Batched content mode: a JSON array of CloudEvents in the JSON
+		// event format. They are one delivery: acknowledged together, or
+		// delivered again together (the ones written already are
+		// recognised by id then).
+		var evs []event.Event
+		if err := json.Unmarshal(body, &evs); err != nil {
+			return nil, http.StatusBadRequest, fmt.Errorf("CloudEvents batch (%s): %v", ceBatchJSON, err)
+		}
+		for i := range evs {
+			if err := appendCloudEvent(b, &evs[i], received); err != nil {
+				return nil, http.StatusBadRequest, fmt.Errorf("CloudEvents batch (%s), event [%d]: %w", ceBatchJSON, i, err)
+			}
+		}
+	case strings.HasPrefix(mt, "application/cloudevents"):
+		if mt != ceStructuredJSON {
+			return nil, http.StatusUnsupportedMediaType, fmt.Errorf("structured CloudEvents as %s are not supported: send %s, %s or binary mode (ce-* headers)", mt, ceStructuredJSON, ceBatchJSON)
+		}
+		ev := event.New()
+		if err := json.Unmarshal(body, &ev); err != nil {
+			return nil, http.StatusBadRequest, fmt.Errorf("structured CloudEvent (%s): %v", ceStructuredJSON, err)
+		}
+		if err := appendCloudEvent(b, &ev, received); err != nil {
+			return nil, http.StatusBadRequest, fmt.Errorf("structured CloudEvent: %w", err)
+		}
+	case r.Header.Get("Ce-Specversion") != "":
+		msg := cehttp.NewMessage(r.Header, io.NopCloser(bytes.NewReader(body)))
+		ev, err := binding.ToEvent(r.Context(), msg)
+		if err != nil {
+			return nil, http.StatusBadRequest, fmt.Errorf("binary CloudEvent (ce-* headers): %v", err)
+		}
+		if err := appendCloudEvent(b, ev, received); err != nil {
+			return nil, http.StatusBadRequest, fmt.Errorf("binary CloudEvent: %w", err)
+		}
+	default:
+		pb, err := events.ParsePubSubPush(body)
+		if err != nil {
+			return nil, http.StatusBadRequest, fmt.Errorf("neither a Pub/Sub push body nor a CloudEvent: %w", err)
+		}
+		b = pb
+	}
+	return b, 0, nil
+}
+
+// appendCloudEvent adds a CloudEvent's deliveries to b. A Pub/Sub message
+// delivered by Eventarc is unwrapped to its message (the push body is its
+// data); any other CloudEvent is itself the event, decoded with the
+// CloudEvents codec. time is optional in CloudEvents: an event without one
+// is stamped with when it was received, so that it never reaches the sink
+// as 0001-01-01T00:00:00Z.
+func appendCloudEvent(b *events.Batch, ev *event.Event, received time.Time) error {
+	if err := ev.Validate(); err != nil {
+		return errors.New(OneLine(err))
+	}
+	if ev.Type() == pubsubPublishedType {
+		var push events.PubSubPush
+		if err := json.Unmarshal(ev.Data(), &push); err != nil {
+			return fmt.Errorf("Pub/Sub CloudEvent data: %v", err)
+		}
+		pb, err := push.Batch()
+		if err != nil {
+			return err
+		}
+		b.Deliveries = append(b.Deliveries, pb.Deliveries...)
+		return nil
+	}
+	if ev.Time().IsZero() {
+		ev.SetTime(received)
+	}
+	// Encoded without HTML escaping, so that the data's text reaches the
+	// sink as it was sent (< stays <, as every codec writes it).
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(ev); err != nil {
+		return err
+	}
+	raw := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	b.Deliveries = append(b.Deliveries, events.Delivery{
+		ID: ev.ID(), Topic: ev.Source(), Value: raw, Time: ev.Time(), Codec: events.CodecCloudEvents,
+	})
+	return nil
 }
 
 func (rt *Runtime) logPush(status int, failed []string, err error) {
