@@ -377,6 +377,16 @@ func TestCloudRunServer(t *testing.T) {
 			t.Errorf("n=%d written %d times:\n%s", n, c, out)
 		}
 	}
+	// stdout is the stdout sink's: every line is one event it wrote, and
+	// nothing else (no "Serving function", no blank line per request).
+	for i, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		var ev struct {
+			Data json.RawMessage `json:"data"`
+		}
+		if err := json.Unmarshal([]byte(line), &ev); err != nil || len(ev.Data) == 0 {
+			t.Errorf("stdout line %d is not sink output: %q", i+1, line)
+		}
+	}
 }
 
 // BenchmarkColdPath measures a Lambda cold path: from exec of the

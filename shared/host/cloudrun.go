@@ -9,15 +9,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
@@ -40,12 +42,17 @@ const (
 	ceBatchJSON      = "application/cloudevents-batch+json"
 )
 
-// shutdownGrace is how long a stopping instance takes to flush the sink:
-// Cloud Run sends SIGKILL 10 s after SIGTERM.
+// shutdownGrace is how long a stopping instance takes to finish the
+// requests in flight and flush the sink: Cloud Run sends SIGKILL 10 s after
+// SIGTERM.
 const shutdownGrace = 8 * time.Second
 
-// runCloudRun serves the function over HTTP with functions-framework-go on
-// $PORT: Pub/Sub push bodies and CloudEvents at "/".
+// runCloudRun serves the function over HTTP on $PORT with net/http: Pub/Sub
+// push bodies and CloudEvents (binary, structured or batched) at any path.
+// It does not go through functions-framework-go, which prints
+// "Serving function" and a blank line after every request to stdout — and
+// stdout is the stdout sink's output. Everything this host says goes to
+// the log (stderr).
 func runCloudRun(ctx context.Context, fn Function, opts Options, stderr io.Writer) int {
 	rt, err := Init(ctx, fn, opts)
 	if err != nil {
@@ -55,32 +62,64 @@ func runCloudRun(ctx context.Context, fn Function, opts Options, stderr io.Write
 	h, err := rt.HTTPHandler(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "rivven-connect %s: %v\n", fn, err)
+		rt.Close(context.WithoutCancel(ctx))
 		return 1
 	}
-	if err := funcframework.RegisterHTTPFunctionContext(ctx, "/", h.ServeHTTP); err != nil {
-		fmt.Fprintf(stderr, "rivven-connect %s: %v\n", fn, err)
-		return 1
-	}
-	// Cloud Run sends SIGTERM before stopping an instance: flush the sink.
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
-	go func() {
-		<-sig
-		cctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-		defer cancel()
-		code := 0
-		if err := rt.Close(cctx); err != nil {
-			rt.Log.Error("close failed", "error", err)
-			code = 1
-		}
-		os.Exit(code)
-	}()
 	port := lookupOr(opts.Lookup, "PORT", "8080")
-	rt.Log.Info("serving", "port", port, "component", rt.Component)
-	if err := funcframework.StartHostPort("", port); err != nil {
-		fmt.Fprintf(stderr, "rivven-connect %s: %v\n", fn, err)
+	ln, err := net.Listen("tcp", ":"+port)
+	if err != nil {
+		fmt.Fprintf(stderr, "rivven-connect %s: PORT %s: %v\n", fn, port, err)
+		rt.Close(context.WithoutCancel(ctx))
+		return 1
 	}
-	return 1
+	srv := &http.Server{
+		Handler:           rt.recoverPanics(h),
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(rt.Log.Handler(), slog.LevelWarn),
+	}
+	// Cloud Run sends SIGTERM before stopping an instance: finish what is
+	// in flight, then flush the sink.
+	sctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	rt.Log.Info("serving", "port", port, "component", rt.Component)
+	code := 0
+	select {
+	case err := <-served:
+		rt.Log.Error("the HTTP server stopped", "error", err)
+		code = 1
+	case <-sctx.Done():
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(cctx); err != nil {
+		rt.Log.Error("requests still in flight at shutdown", "error", err)
+		code = 1
+	}
+	if err := rt.Close(cctx); err != nil {
+		rt.Log.Error("close failed", "error", err)
+		code = 1
+	}
+	return code
+}
+
+// recoverPanics answers 500 (deliver again) and logs the stack when a
+// request panics, instead of net/http's dropped connection and a trace
+// nobody correlates with the delivery.
+func (rt *Runtime) recoverPanics(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				rt.Log.Error("delivery panicked", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				http.Error(w, "internal error; deliver again", http.StatusInternalServerError)
+			}
+		}()
+		h.ServeHTTP(w, r)
+	})
 }
 
 // HTTPHandler answers push deliveries: a Pub/Sub push body, or CloudEvents

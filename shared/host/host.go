@@ -2,7 +2,7 @@
 // reads the function's configuration from the environment, builds the
 // component's Handler the way every host does (pipeline.NewSinkHandler),
 // and serves it on the platform it finds itself on — AWS Lambda through
-// aws-lambda-go, Cloud Run through functions-framework-go. The trigger
+// aws-lambda-go, Cloud Run through net/http. The trigger
 // envelopes themselves are handled by pipeline.Adapter, which the local
 // emulator and `rivven-connect invoke` share.
 //
