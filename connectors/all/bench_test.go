@@ -11,13 +11,14 @@ import (
 	"github.com/rivven/rivven-connect/connectors/utility/datagen"
 	"github.com/rivven/rivven-connect/connectors/utility/drop"
 	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/pipeline"
 )
 
 // The connector benchmarks live here because they join two connectors,
 // which connector packages themselves never import.
 
-func newDatagen(b *testing.B, cdc bool) pipeline.Source {
+func newDatagen(b *testing.B, cdc bool) connector.Source {
 	seed := uint64(42)
 	src, err := datagen.New(&datagen.Config{Pattern: "orders", MaxEvents: uint64(b.N), StreamName: "bench", Seed: &seed, CDCMode: cdc})
 	if err != nil {
@@ -55,7 +56,7 @@ func BenchmarkDatagenToDrop(b *testing.B) {
 			src, snk := newDatagen(b, m.cdc), newDrop(b)
 			b.ReportAllocs()
 			b.ResetTimer()
-			if err := src.Read(context.Background(), nil, pipeline.EmitterFunc(snk.Write)); err != nil {
+			if err := src.Read(context.Background(), nil, connector.EmitterFunc(snk.Write)); err != nil {
 				b.Fatal(err)
 			}
 			report(b, snk)
@@ -73,7 +74,7 @@ func BenchmarkDatagenHandlerDrop(b *testing.B) {
 			h := &pipeline.Handler{Name: "bench", Sink: snk, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 			var recs []pipeline.Record
 			var off int64
-			emit := pipeline.EmitterFunc(func(ctx context.Context, batch []*events.Event) error {
+			emit := connector.EmitterFunc(func(ctx context.Context, batch []*events.Event) error {
 				recs = recs[:0]
 				for _, e := range batch {
 					recs = append(recs, pipeline.Record{ID: strconv.FormatInt(off, 10), Topic: "bench", Offset: off, Attempt: 1, Event: e})

@@ -8,12 +8,12 @@ import (
 
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 )
 
 // chain builds transforms the way a pipeline file declares them.
-func chain(tb testing.TB, steps ...[2]string) pipeline.Transform {
-	var c pipeline.Chain
+func chain(tb testing.TB, steps ...[2]string) connector.Transform {
+	var c connector.Chain
 	for _, s := range steps {
 		var n yaml.Node
 		if err := yaml.Unmarshal([]byte(s[1]), &n); err != nil {
@@ -44,7 +44,7 @@ func BenchmarkTransformChain(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
-	err := src.Read(ctx, nil, pipeline.EmitterFunc(func(ctx context.Context, batch []*events.Event) error {
+	err := src.Read(ctx, nil, connector.EmitterFunc(func(ctx context.Context, batch []*events.Event) error {
 		out, err := tr.Apply(ctx, batch)
 		kept += len(out)
 		return err
@@ -95,7 +95,7 @@ func FuzzTransformConfig(f *testing.F) {
 				continue
 			}
 			for _, ev := range evs {
-				c.(pipeline.Transform).Apply(context.Background(), []*events.Event{ev.Clone()})
+				c.(connector.Transform).Apply(context.Background(), []*events.Event{ev.Clone()})
 			}
 		}
 	})

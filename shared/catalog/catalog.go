@@ -14,7 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/rivven/rivven-connect/shared/buildtag"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
@@ -126,17 +126,17 @@ func register[C any, T any](r *Registry, kind Kind, m Meta, fn func(*C) (T, erro
 }
 
 // RegisterSource adds a source. C is its config struct.
-func RegisterSource[C any](m Meta, fn func(*C) (pipeline.Source, error)) {
+func RegisterSource[C any](m Meta, fn func(*C) (connector.Source, error)) {
 	register(Default, Source, m, fn)
 }
 
 // RegisterSink adds a sink. C is its config struct.
-func RegisterSink[C any](m Meta, fn func(*C) (pipeline.Sink, error)) {
+func RegisterSink[C any](m Meta, fn func(*C) (connector.Sink, error)) {
 	register(Default, Sink, m, fn)
 }
 
 // RegisterTransform adds a transform. C is its config struct.
-func RegisterTransform[C any](m Meta, fn func(*C) (pipeline.Transform, error)) {
+func RegisterTransform[C any](m Meta, fn func(*C) (connector.Transform, error)) {
 	register(Default, Transform, m, fn)
 }
 
@@ -394,28 +394,28 @@ func (b Builder) Canonical(kind, name string) string {
 }
 
 // NewSource builds a source.
-func (b Builder) NewSource(name string, node *yaml.Node, path string) (pipeline.Source, error) {
+func (b Builder) NewSource(name string, node *yaml.Node, path string) (connector.Source, error) {
 	c, err := b.get(Source, name, node, path)
 	if err != nil {
 		return nil, err
 	}
-	return c.(pipeline.Source), nil
+	return c.(connector.Source), nil
 }
 
 // NewSink builds a sink.
-func (b Builder) NewSink(name string, node *yaml.Node, path string) (pipeline.Sink, error) {
+func (b Builder) NewSink(name string, node *yaml.Node, path string) (connector.Sink, error) {
 	c, err := b.get(Sink, name, node, path)
 	if err != nil {
 		return nil, err
 	}
-	return c.(pipeline.Sink), nil
+	return c.(connector.Sink), nil
 }
 
 // NewTransform builds a transform.
-func (b Builder) NewTransform(name string, node *yaml.Node, path string) (pipeline.Transform, error) {
+func (b Builder) NewTransform(name string, node *yaml.Node, path string) (connector.Transform, error) {
 	c, err := b.get(Transform, name, node, path)
 	if err != nil {
 		return nil, err
 	}
-	return c.(pipeline.Transform), nil
+	return c.(connector.Transform), nil
 }

@@ -38,3 +38,24 @@ func TestFrameworkLinksNoConnector(t *testing.T) {
 		}
 	}
 }
+
+// A connector links only what it needs: the contract (shared/connector) is
+// a leaf, and a pure-Go transform built on it links no engine, state store
+// or metrics exporter.
+func TestTransformsLinkNoEngine(t *testing.T) {
+	banned := []string{module + "/shared/pipeline", module + "/shared/state", module + "/shared/telemetry",
+		"github.com/redis/", "github.com/alicebob/miniredis", "github.com/prometheus/"}
+	pkgs := deps(t, module+"/shared/connector", module+"/connectors/transform/...")
+	if len(pkgs) < 10 {
+		t.Fatalf("go list found %d packages", len(pkgs))
+	}
+	for pkg, ds := range pkgs {
+		for _, d := range ds {
+			for _, b := range banned {
+				if strings.HasPrefix(d, b) {
+					t.Errorf("%s links %s", strings.TrimPrefix(pkg, module+"/"), d)
+				}
+			}
+		}
+	}
+}

@@ -137,7 +137,7 @@ func (h *Handler) init() {
 		if h.Status == nil {
 			h.Status = NewStatus(h.Name, "", "sink")
 		}
-		h.rt = &Runtime{Name: h.Name, Log: h.Log, Metrics: h.Metrics, Status: h.Status}
+		h.rt = &Runtime{Name: h.Name, Log: h.Log, Metrics: h.Metrics, Tasks: h.Status}
 	})
 }
 

@@ -1,179 +1,41 @@
-// Package pipeline is the engine: the interfaces connectors implement, the
-// source runner, and the sink handler that every host (Lambda, Cloud Run,
-// the service runner, the local emulator) calls with a batch.
+// Package pipeline is the engine: the source runner, and the sink handler
+// that every host (Lambda, Cloud Run, the service runner, the local
+// emulator) calls with a batch. The contract connectors implement is
+// shared/connector; the engine names its types here so that hosts speak of
+// one package.
 package pipeline
 
-import (
-	"context"
-	"errors"
-	"fmt"
-	"strings"
+import "github.com/rivven/rivven-connect/shared/connector"
 
-	"github.com/rivven/rivven-connect/events"
+// The connector contract, as the engine and its hosts use it.
+type (
+	Source         = connector.Source
+	Emitter        = connector.Emitter
+	EmitterFunc    = connector.EmitterFunc
+	Sink           = connector.Sink
+	Transform      = connector.Transform
+	Checker        = connector.Checker
+	Closer         = connector.Closer
+	WriteError     = connector.WriteError
+	TransformError = connector.TransformError
+	EventError     = connector.EventError
+	PerEvent       = connector.PerEvent
+	Chain          = connector.Chain
+	Discoverer     = connector.Discoverer
+	Stream         = connector.Stream
+	Column         = connector.Column
+	Runtime        = connector.Runtime
 )
 
-// Source reads from an external system.
-//
-// Read emits batches until ctx is done or the source is exhausted (then it
-// returns nil). resume is the last position the engine committed for this
-// source (nil on first start); the source continues after it. Each event's
-// Metadata.Position should say where it came from; the position committed
-// after a batch is the one of its last event.
-type Source interface {
-	Read(ctx context.Context, resume []byte, emit Emitter) error
-}
-
-// Emitter takes a source's batches. Emit returns once the batch is durably
-// published (so the source may acknowledge upstream), or with an error; it
-// blocks to apply back-pressure. The batch slice may be reused by the source
-// after Emit returns; the events may not.
-type Emitter interface {
-	Emit(ctx context.Context, batch []*events.Event) error
-}
-
-// EmitterFunc adapts a function to Emitter.
-type EmitterFunc func(ctx context.Context, batch []*events.Event) error
-
-func (f EmitterFunc) Emit(ctx context.Context, b []*events.Event) error { return f(ctx, b) }
-
-// Sink writes to an external system. Write returns nil when every event was
-// written, a *WriteError naming the events that failed, or any other error
-// when the whole batch failed.
-type Sink interface {
-	Write(ctx context.Context, batch []*events.Event) error
-}
-
-// Transform changes, drops, multiplies or routes events. It returns the
-// events to pass on. An error of type *TransformError names input events
-// that could not be transformed (they go to the dead-letter topic, the rest
-// go on); any other error fails the whole batch.
-type Transform interface {
-	Apply(ctx context.Context, batch []*events.Event) ([]*events.Event, error)
-}
-
-// Checker is implemented by connectors that can test their connectivity.
-// The engine runs Check before a connector is Running.
-type Checker interface {
-	Check(ctx context.Context) error
-}
-
-// Closer is implemented by connectors holding resources. Close flushes.
-type Closer interface {
-	Close(ctx context.Context) error
-}
-
-// WriteError reports per-event failures of a Sink.Write: Failed maps the
-// index in the batch to its error.
-type WriteError struct {
-	Failed map[int]error
-}
-
-func (e *WriteError) Error() string {
-	var first error
-	for _, err := range e.Failed {
-		first = err
-		break
-	}
-	return fmt.Sprintf("%d event(s) failed, e.g.: %v", len(e.Failed), first)
-}
-
-// TransformError reports events a Transform could not handle.
-type TransformError struct {
-	Failed []EventError
-}
-
-// EventError pairs an input event with why it failed.
-type EventError struct {
-	Event *events.Event
-	Err   error
-}
-
-func (e *TransformError) Error() string {
-	msgs := make([]string, 0, len(e.Failed))
-	for _, f := range e.Failed {
-		msgs = append(msgs, f.Err.Error())
-		if len(msgs) == 3 {
-			break
-		}
-	}
-	return fmt.Sprintf("%d event(s) failed to transform: %s", len(e.Failed), strings.Join(msgs, "; "))
-}
-
-// PerEvent adapts a per-event function to Transform: it returns the events
-// to emit for one input (none drops it); an error dead-letters that event.
-type PerEvent func(ctx context.Context, e *events.Event) ([]*events.Event, error)
-
-func (f PerEvent) Apply(ctx context.Context, batch []*events.Event) ([]*events.Event, error) {
-	out := batch[:0:0]
-	var failed []EventError
-	for _, e := range batch {
-		res, err := f(ctx, e)
-		if err != nil {
-			failed = append(failed, EventError{Event: e, Err: err})
-			continue
-		}
-		out = append(out, res...)
-	}
-	if failed != nil {
-		return out, &TransformError{Failed: failed}
-	}
-	return out, nil
-}
-
-// Chain applies transforms in order.
-type Chain []Transform
-
-func (c Chain) Apply(ctx context.Context, batch []*events.Event) ([]*events.Event, error) {
-	var failed []EventError
-	for _, t := range c {
-		out, err := t.Apply(ctx, batch)
-		var te *TransformError
-		switch {
-		case errors.As(err, &te):
-			failed = append(failed, te.Failed...)
-		case err != nil:
-			return nil, err
-		}
-		batch = out
-		if len(batch) == 0 {
-			break
-		}
-	}
-	if failed != nil {
-		return batch, &TransformError{Failed: failed}
-	}
-	return batch, nil
-}
-
-// ErrFatal marks errors after which restarting cannot help (bad
-// configuration, fencing). Runners stop instead of retrying.
-var ErrFatal = errors.New("fatal")
+// ErrFatal marks errors after which restarting cannot help; see
+// connector.ErrFatal.
+var ErrFatal = connector.ErrFatal
 
 // Fatal wraps err so that errors.Is(err, ErrFatal) holds.
-func Fatal(err error) error { return fmt.Errorf("%w: %w", ErrFatal, err) }
+func Fatal(err error) error { return connector.Fatal(err) }
 
-// Discoverer is implemented by sources that can list what they could
-// read (tables of a database, say), for `rivven-connect discover`.
-type Discoverer interface {
-	Discover(ctx context.Context) ([]Stream, error)
-}
+// WithRuntime returns ctx carrying rt.
+var WithRuntime = connector.WithRuntime
 
-// Stream is one readable thing a Discoverer found.
-type Stream struct {
-	Namespace  string   `json:"namespace,omitempty"` // schema or database
-	Name       string   `json:"name"`
-	PrimaryKey []string `json:"primary_key,omitempty"`
-	Columns    []Column `json:"columns,omitempty"`
-	// RowEstimate is the server's estimate of the row count (-1 unknown).
-	RowEstimate int64 `json:"row_estimate"`
-	// Note says why the stream cannot be read as configured (no primary
-	// key and no replica identity, excluded by a filter, ...), if so.
-	Note string `json:"note,omitempty"`
-}
-
-// Column is one column of a Stream.
-type Column struct {
-	Name     string `json:"name"`
-	Type     string `json:"type"`
-	Nullable bool   `json:"nullable"`
-}
+// RuntimeFrom returns the runtime in ctx (never nil).
+var RuntimeFrom = connector.RuntimeFrom

@@ -261,7 +261,7 @@ func (r *SourceRunner) runOnce(ctx context.Context) (published bool, err error) 
 		defer func() { stopWatch(); <-watched }()
 	}
 	em := &sourceEmitter{r: r, cancel: cancel}
-	err = r.Source.Read(WithRuntime(rctx, &Runtime{Name: r.Name, Log: r.Log, Metrics: r.Metrics, Status: r.Status}), resume, em)
+	err = r.Source.Read(WithRuntime(rctx, &Runtime{Name: r.Name, Log: r.Log, Metrics: r.Metrics, Tasks: r.Status}), resume, em)
 	switch cause := context.Cause(rctx); {
 	case errors.Is(cause, errBudgetSpent):
 		err = errBudgetSpent

@@ -108,8 +108,8 @@ func (r *Registry) WriteEMF(w io.Writer, namespace string, dims map[string]strin
 
 	type group struct {
 		labels   []labelPair
-		counters []*Counter
-		gauges   []*Gauge
+		counters []*counterSeries
+		gauges   []*gaugeSeries
 	}
 	groups := make(map[string]*group)
 	var order []string
@@ -135,7 +135,7 @@ func (r *Registry) WriteEMF(w io.Writer, namespace string, dims map[string]strin
 
 	// Counter values are read once, so that what is written is exactly what
 	// is remembered as reported.
-	counterNow := make(map[*Counter]uint64, len(counters))
+	counterNow := make(map[*counterSeries]uint64, len(counters))
 	for _, k := range order {
 		g := groups[k]
 		d := newEMFDoc()

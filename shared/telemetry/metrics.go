@@ -8,20 +8,20 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"math"
 	"net"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/expfmt"
+
+	"github.com/rivven/rivven-connect/shared/metric"
 )
 
 // Label names shared by every per-connector series. They are the identity of
@@ -79,13 +79,13 @@ type Registry struct {
 
 	mu       sync.Mutex // guards the fields below
 	sources  []StatsSource
-	series   map[string]any     // identity key -> *Counter | *Gauge
+	series   map[string]any     // identity key -> *counterSeries | *gaugeSeries
 	families map[string]*family // Prometheus name -> family
-	counters []*Counter         // creation order, for stable EMF output
-	gauges   []*Gauge
+	counters []*counterSeries   // creation order, for stable EMF output
+	gauges   []*gaugeSeries
 
 	// emfMu serialises WriteEMF so that two concurrent flushes cannot both
-	// report the same increase; it also guards emfLast and Counter.emfLast.
+	// report the same increase; it also guards emfLast and counterSeries.emfLast.
 	emfMu   sync.Mutex
 	emfLast map[connKey]ConnectorStats
 }
@@ -202,35 +202,19 @@ func (r *Registry) BatchLatency(name, connector, kind string) prometheus.Observe
 	return r.batch.WithLabelValues(name, connector, kind)
 }
 
-// Counter is a monotonically increasing connector-specific metric. Updating
-// it is a single atomic add, so it is fine on the per-event path.
-type Counter struct {
-	v       atomic.Uint64
+// counterSeries is one exported connector-specific counter: the value the
+// connector updates, its naming, and what the last EMF flush reported.
+type counterSeries struct {
+	*metric.Counter
 	def     metricDef
 	emfLast uint64 // value at the last successful WriteEMF; guarded by Registry.emfMu
 }
 
-// Add increases the counter by n.
-func (c *Counter) Add(n uint64) { c.v.Add(n) }
-
-// Inc increases the counter by one.
-func (c *Counter) Inc() { c.v.Add(1) }
-
-// Value returns the current total.
-func (c *Counter) Value() uint64 { return c.v.Load() }
-
-// Gauge is a connector-specific value that can go up and down. It stores the
-// float64's bits in an atomic word, so Set is a single atomic store.
-type Gauge struct {
-	bits atomic.Uint64
-	def  metricDef
+// gaugeSeries is one exported connector-specific gauge.
+type gaugeSeries struct {
+	*metric.Gauge
+	def metricDef
 }
-
-// Set replaces the gauge's value.
-func (g *Gauge) Set(v float64) { g.bits.Store(math.Float64bits(v)) }
-
-// Value returns the current value.
-func (g *Gauge) Value() float64 { return math.Float64frombits(g.bits.Load()) }
 
 // metricDef is the naming of one custom series: the dotted name used by the
 // connector docs and EMF, the Prometheus-safe name, and the const labels.
@@ -267,14 +251,23 @@ type family struct {
 // would otherwise break every scrape: an odd number of label arguments, a
 // repeated label name, a name already used by a Gauge or with other label
 // names, or a name that collides with a built-in rivven_connector_* metric.
-func (r *Registry) Counter(name, help string, constLabels ...string) *Counter {
-	return r.custom(kindCounter, name, help, constLabels).(*Counter)
+//
+// On a nil registry it returns a detached counter: it counts but is not
+// exported.
+func (r *Registry) Counter(name, help string, constLabels ...string) *metric.Counter {
+	if r == nil {
+		return &metric.Counter{}
+	}
+	return r.custom(kindCounter, name, help, constLabels).(*counterSeries).Counter
 }
 
 // Gauge returns the gauge with the given dotted name and const labels; see
 // Counter for naming, identity and panics.
-func (r *Registry) Gauge(name, help string, constLabels ...string) *Gauge {
-	return r.custom(kindGauge, name, help, constLabels).(*Gauge)
+func (r *Registry) Gauge(name, help string, constLabels ...string) *metric.Gauge {
+	if r == nil {
+		return &metric.Gauge{}
+	}
+	return r.custom(kindGauge, name, help, constLabels).(*gaugeSeries).Gauge
 }
 
 const (
@@ -316,10 +309,10 @@ func (r *Registry) custom(kind, name, help string, constLabels []string) any {
 	)
 	switch kind {
 	case kindCounter:
-		c := &Counter{def: def}
-		m, col = c, prometheus.NewCounterFunc(prometheus.CounterOpts(opts), func() float64 { return float64(c.v.Load()) })
+		c := &counterSeries{Counter: &metric.Counter{}, def: def}
+		m, col = c, prometheus.NewCounterFunc(prometheus.CounterOpts(opts), func() float64 { return float64(c.Value()) })
 	default:
-		g := &Gauge{def: def}
+		g := &gaugeSeries{Gauge: &metric.Gauge{}, def: def}
 		m, col = g, prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts), g.Value)
 	}
 	if err := r.reg.Register(col); err != nil {
@@ -328,9 +321,9 @@ func (r *Registry) custom(kind, name, help string, constLabels []string) any {
 	r.families[def.prom] = fam
 	r.series[id] = m
 	switch v := m.(type) {
-	case *Counter:
+	case *counterSeries:
 		r.counters = append(r.counters, v)
-	case *Gauge:
+	case *gaugeSeries:
 		r.gauges = append(r.gauges, v)
 	}
 	return m

@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/metric"
 	"github.com/rivven/rivven-connect/shared/pipeline"
-	"github.com/rivven/rivven-connect/shared/telemetry"
 )
 
 // BenchmarkStreamDecode measures the per-row cost of turning captured
@@ -46,7 +46,7 @@ func BenchmarkStreamDecode(b *testing.B) {
 	b.ReportAllocs()
 	for range b.N {
 		st := &streamer{src: src, emit: emit, m: &streamMetrics{}, tables: map[uint64]*tableInfo{}, schemas: map[string]*tableSchema{}, collations: collations, dec: newDecoder(false), file: file}
-		st.m = &streamMetrics{events: &telemetry.Counter{}, transactions: &telemetry.Counter{}, reconnects: &telemetry.Counter{}, schema: &telemetry.Counter{}, lag: &telemetry.Gauge{}}
+		st.m = &streamMetrics{events: &metric.Counter{}, transactions: &metric.Counter{}, reconnects: &metric.Counter{}, schema: &metric.Counter{}, lag: &metric.Gauge{}}
 		st.dec.mysqlJSON = false
 		for _, e := range evs {
 			if e.h.Type == evFormatDescription || e.h.Type == evRotate {
@@ -221,7 +221,7 @@ func BenchmarkDecodeRows(b *testing.B) {
 		emit := pipeline.EmitterFunc(func(_ context.Context, batch []*events.Event) error { n += len(batch); return nil })
 		st := &streamer{src: src, emit: emit, tables: map[uint64]*tableInfo{}, schemas: map[string]*tableSchema{},
 			collations: map[uint16]string{45: "utf8mb4"}, dec: newDecoder(false), file: "mariadb-bin.000001"}
-		st.m = &streamMetrics{events: &telemetry.Counter{}, transactions: &telemetry.Counter{}, reconnects: &telemetry.Counter{}, schema: &telemetry.Counter{}, lag: &telemetry.Gauge{}}
+		st.m = &streamMetrics{events: &metric.Counter{}, transactions: &metric.Counter{}, reconnects: &metric.Counter{}, schema: &metric.Counter{}, lag: &metric.Gauge{}}
 		st.dec.mysqlJSON = false
 		st.setBoundary(position{File: st.file, Pos: 4, GTID: "0-1-100"})
 		ctx := context.Background()

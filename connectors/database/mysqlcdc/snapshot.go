@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/metric"
 	"github.com/rivven/rivven-connect/shared/pipeline"
-	"github.com/rivven/rivven-connect/shared/telemetry"
 )
 
 // snapshot reads the captured tables in one consistent read view, chunked
@@ -151,7 +151,7 @@ func tableEstimate(c *conn, db, table string) int64 {
 	return n
 }
 
-func (s *Source) snapshotTable(ctx context.Context, c *conn, emit pipeline.Emitter, start *position, st *snapState, rowsCounter *telemetry.Counter) error {
+func (s *Source) snapshotTable(ctx context.Context, c *conn, emit pipeline.Emitter, start *position, st *snapState, rowsCounter *metric.Counter) error {
 	rt := pipeline.RuntimeFrom(ctx)
 	db, table := s.cfg.Database, st.Tables[st.Index]
 	task := db + "." + table

@@ -16,8 +16,8 @@ import (
 	"unsafe"
 
 	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/metric"
 	"github.com/rivven/rivven-connect/shared/pipeline"
-	"github.com/rivven/rivven-connect/shared/telemetry"
 )
 
 // stream follows the binlog from start until ctx is done. A broken link is
@@ -72,8 +72,8 @@ func (s *Source) stream(ctx context.Context, emit pipeline.Emitter, start positi
 }
 
 type streamMetrics struct {
-	events, transactions, reconnects, schema *telemetry.Counter
-	lag                                      *telemetry.Gauge
+	events, transactions, reconnects, schema *metric.Counter
+	lag                                      *metric.Gauge
 }
 
 // streamer is one connection's worth of streaming.

@@ -805,7 +805,7 @@ func TestDropSlotOnStopAndProgress(t *testing.T) {
 	h.exec(`CREATE TABLE $T (id int PRIMARY KEY, v int NOT NULL)`, `INSERT INTO $T SELECT g, 0 FROM generate_series(1, 120) g`, `ANALYZE $T`)
 	cfg := h.config([]string{"$T"}, "drop_slot_on_stop: true\nsnapshot:\n  batch_size: 50\n")
 	status := &pipeline.Status{}
-	rt := &pipeline.Runtime{Name: "pg", Metrics: telemetry.NewRegistry(), Status: status}
+	rt := &pipeline.Runtime{Name: "pg", Metrics: telemetry.NewRegistry(), Tasks: status}
 	rec, stop := startStreaming(t, h, cfg, pipeline.WithRuntime(context.Background(), rt))
 	waitFor(t, 20*time.Second, "snapshot", func() bool { return len(eventsOf(rec, h.name, events.SnapshotRead)) == 120 })
 	task := "public." + h.name

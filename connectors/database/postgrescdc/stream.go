@@ -20,8 +20,8 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/metric"
 	"github.com/rivven/rivven-connect/shared/pipeline"
-	"github.com/rivven/rivven-connect/shared/telemetry"
 )
 
 // heartbeatPrefix marks the logical decoding messages this source writes
@@ -100,7 +100,7 @@ type streamer struct {
 	ticker     *time.Ticker
 	posBuf     []byte
 
-	events *telemetry.Counter
+	events *metric.Counter
 }
 
 // stream starts replication at start and runs until ctx is done or an

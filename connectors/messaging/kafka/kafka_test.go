@@ -15,7 +15,7 @@ import (
 
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
@@ -364,7 +364,7 @@ func TestTransactionalSink(t *testing.T) {
 	aborted := sample(3, "aborted")
 	aborted[1].Data = events.RawPayload([]byte(`{"blob":"` + strings.Repeat("x", 10000) + `"}`))
 	err := sink.Write(ctx, aborted)
-	var we *pipeline.WriteError
+	var we *connector.WriteError
 	if err == nil || errors.As(err, &we) || !strings.Contains(err.Error(), "aborted") {
 		t.Fatalf("Write of the failing batch = %v, want a whole-batch error", err)
 	}
@@ -430,7 +430,7 @@ func TestRouteKeyFieldAndAcks(t *testing.T) {
 	bad := sample(2, "s")
 	bad[0].Data = events.RawPayload([]byte(`{"id":0}`))
 	err := sink.Write(ctx, bad)
-	var we *pipeline.WriteError
+	var we *connector.WriteError
 	if !errors.As(err, &we) || len(we.Failed) != 1 || we.Failed[0] == nil {
 		t.Fatalf("Write = %v, want a WriteError for event 0", err)
 	}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
@@ -91,22 +91,22 @@ type Sink struct {
 }
 
 // NewSink builds a kafka sink. The client connects lazily.
-func NewSink(cfg *SinkConfig) (pipeline.Sink, error) { return newSink(cfg) }
+func NewSink(cfg *SinkConfig) (connector.Sink, error) { return newSink(cfg) }
 
 func newSink(cfg *SinkConfig, extra ...kgo.Opt) (*Sink, error) {
 	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, pipeline.Fatal(spec.Problems(ps))
+		return nil, connector.Fatal(spec.Problems(ps))
 	}
 	codec, err := events.NewCodec(cfg.Codec, cfg.Debezium, cfg.CloudEvents)
 	if err != nil {
-		return nil, pipeline.Fatal(err)
+		return nil, connector.Fatal(err)
 	}
 	// Records can go to topics of the codec's choosing (Debezium's
 	// transaction topic).
 	codec = events.ForTopics(codec)
 	opts, err := clientOpts(cfg.Brokers, cfg.Security)
 	if err != nil {
-		return nil, pipeline.Fatal(err)
+		return nil, connector.Fatal(err)
 	}
 	opts = append(opts,
 		kgo.DefaultProduceTopic(cfg.Topic),
@@ -122,7 +122,7 @@ func newSink(cfg *SinkConfig, extra ...kgo.Opt) (*Sink, error) {
 	opts = append(opts, extra...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return nil, pipeline.Fatal(fmt.Errorf("kafka: %w", err))
+		return nil, connector.Fatal(fmt.Errorf("kafka: %w", err))
 	}
 	s := &Sink{cfg: *cfg, codec: codec, cl: cl}
 	if cfg.KeyField != "" {
@@ -166,7 +166,7 @@ func (s *Sink) Close(ctx context.Context) error {
 }
 
 // Write produces the batch and waits for every record. Events that cannot
-// be encoded (or keyed) are reported in a *pipeline.WriteError and not
+// be encoded (or keyed) are reported in a *connector.WriteError and not
 // produced. Without a transaction, records the broker rejected are
 // reported there too (an error when all of them failed). With
 // transactional_id the encodable events are one transaction: committed
@@ -200,7 +200,7 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 		}
 	}
 	if len(failed) > 0 {
-		return &pipeline.WriteError{Failed: failed}
+		return &connector.WriteError{Failed: failed}
 	}
 	return nil
 }

@@ -13,7 +13,7 @@ import (
 
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
@@ -82,15 +82,15 @@ type Source struct {
 }
 
 // NewSource builds a kafka source.
-func NewSource(cfg *SourceConfig) (pipeline.Source, error) { return newSource(cfg) }
+func NewSource(cfg *SourceConfig) (connector.Source, error) { return newSource(cfg) }
 
 func newSource(cfg *SourceConfig) (*Source, error) {
 	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, pipeline.Fatal(spec.Problems(ps))
+		return nil, connector.Fatal(spec.Problems(ps))
 	}
 	opts, err := clientOpts(cfg.Brokers, cfg.Security)
 	if err != nil {
-		return nil, pipeline.Fatal(err)
+		return nil, connector.Fatal(err)
 	}
 	s := &Source{cfg: *cfg, opts: opts}
 	s.start, _ = startOffset(cfg.StartOffset)
@@ -136,7 +136,7 @@ const maxPoll = 1000
 // records come again after a restart. Rebalances wait until the polled
 // batch is emitted and committed, so no other member gets records this
 // one is still working on.
-func (s *Source) Read(ctx context.Context, _ []byte, emit pipeline.Emitter) error {
+func (s *Source) Read(ctx context.Context, _ []byte, emit connector.Emitter) error {
 	opts := append(append([]kgo.Opt(nil), s.opts...),
 		kgo.ConsumerGroup(s.cfg.ConsumerGroup),
 		kgo.ConsumeTopics(s.cfg.Topic),
@@ -146,7 +146,7 @@ func (s *Source) Read(ctx context.Context, _ []byte, emit pipeline.Emitter) erro
 	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return pipeline.Fatal(fmt.Errorf("kafka: %w", err))
+		return connector.Fatal(fmt.Errorf("kafka: %w", err))
 	}
 	defer func() {
 		cl.AllowRebalance() // Close leaves the group, a rebalance

@@ -35,7 +35,7 @@ import (
 
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
@@ -252,9 +252,9 @@ type Source struct {
 }
 
 // New builds an mqtt source.
-func New(cfg *Config) (pipeline.Source, error) {
+func New(cfg *Config) (connector.Source, error) {
 	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, pipeline.Fatal(spec.Problems(ps))
+		return nil, connector.Fatal(spec.Problems(ps))
 	}
 	s := &Source{cfg: *cfg, qos: qosLevels[cfg.QoS], clientID: cfg.ClientID}
 	s.broker, _ = brokerURI(cfg.BrokerURL)
@@ -267,7 +267,7 @@ func New(cfg *Config) (pipeline.Source, error) {
 	if isTLS(cfg.BrokerURL) {
 		t, err := tlsConfig(cfg.TLS)
 		if err != nil {
-			return nil, pipeline.Fatal(err)
+			return nil, connector.Fatal(err)
 		}
 		s.tlsCfg = t
 	}
@@ -461,7 +461,7 @@ var errLost = errors.New("connection lost")
 // messages unacknowledged). MQTT has no replayable offsets: resume is
 // ignored and events carry no position; durability comes from QoS 1/2 with
 // a persistent session (clean_session: false).
-func (s *Source) Read(ctx context.Context, _ []byte, emit pipeline.Emitter) error {
+func (s *Source) Read(ctx context.Context, _ []byte, emit connector.Emitter) error {
 	delay := time.Duration(s.cfg.RetryInitialMS) * time.Millisecond
 	maxDelay := time.Duration(s.cfg.RetryMaxMS) * time.Millisecond
 	for {
@@ -499,7 +499,7 @@ func (s *Source) Read(ctx context.Context, _ []byte, emit pipeline.Emitter) erro
 
 // consume emits the session's messages in batches until ctx is done, the
 // connection is lost (errLost) or Emit fails.
-func (s *Source) consume(ctx context.Context, sess *session, emit pipeline.Emitter) error {
+func (s *Source) consume(ctx context.Context, sess *session, emit connector.Emitter) error {
 	batch := make([]*events.Event, 0, maxBatch)
 	msgs := make([]message, 0, maxBatch)
 	timer := time.NewTimer(time.Hour)

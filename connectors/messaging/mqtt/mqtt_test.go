@@ -20,7 +20,7 @@ import (
 
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/spec"
 	"github.com/rivven/rivven-connect/shared/testenv"
 )
@@ -140,11 +140,11 @@ func TestConfig(t *testing.T) {
 	if len(ps) == 0 || strings.Contains(spec.Problems(ps).Error(), "hunter2") {
 		t.Errorf("problems %v", ps)
 	}
-	if _, err := New(&Config{BrokerURL: "mqtt://h"}); !errors.Is(err, pipeline.ErrFatal) {
+	if _, err := New(&Config{BrokerURL: "mqtt://h"}); !errors.Is(err, connector.ErrFatal) {
 		t.Errorf("New without topics: %v", err)
 	}
 	if _, err := New(&Config{BrokerURL: "mqtt://h", Topics: []string{"a"}, ProtocolVersion: "5.0", QoS: "at_most_once", CleanSession: true,
-		KeepAliveSecs: 1, ConnectTimeoutSecs: 1, MaxInflight: 1, RetryInitialMS: 1, RetryMaxMS: 1, RetryMultiplier: 1}); !errors.Is(err, pipeline.ErrFatal) || !strings.Contains(err.Error(), "protocol_version") {
+		KeepAliveSecs: 1, ConnectTimeoutSecs: 1, MaxInflight: 1, RetryInitialMS: 1, RetryMaxMS: 1, RetryMultiplier: 1}); !errors.Is(err, connector.ErrFatal) || !strings.Contains(err.Error(), "protocol_version") {
 		t.Errorf("New with protocol_version 5.0: %v", err)
 	}
 }
@@ -290,7 +290,7 @@ func start(t *testing.T, cfg *Config, fail error, hook func(*Source)) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{events: make(chan *events.Event, 1000), done: make(chan error, 1), cancel: cancel}
 	go func() {
-		r.done <- s.Read(ctx, nil, pipeline.EmitterFunc(func(_ context.Context, b []*events.Event) error {
+		r.done <- s.Read(ctx, nil, connector.EmitterFunc(func(_ context.Context, b []*events.Event) error {
 			if fail != nil {
 				return fail
 			}
@@ -627,7 +627,7 @@ func testCheck(t *testing.T, version string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := src.(pipeline.Checker).Check(context.Background()); err != nil {
+	if err := src.(connector.Checker).Check(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	// Nothing listens on a port that was just free.
@@ -639,7 +639,7 @@ func testCheck(t *testing.T, version string) {
 	l.Close()
 	cfg.BrokerURL, cfg.ConnectTimeoutSecs = "mqtt://"+addr, 2
 	src, _ = New(cfg)
-	if err := src.(pipeline.Checker).Check(context.Background()); err == nil {
+	if err := src.(connector.Checker).Check(context.Background()); err == nil {
 		t.Error("Check passed against a closed port")
 	}
 }
@@ -671,7 +671,7 @@ func testReconnectBackoff(t *testing.T, version string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- src.Read(ctx, nil, pipeline.EmitterFunc(func(context.Context, []*events.Event) error { return nil }))
+		done <- src.Read(ctx, nil, connector.EmitterFunc(func(context.Context, []*events.Event) error { return nil }))
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -12,7 +12,7 @@ import (
 	paho5 "github.com/eclipse/paho.golang/paho"
 
 	"github.com/rivven/rivven-connect/events"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/testenv"
 )
 
@@ -224,7 +224,7 @@ func TestAckOnlyAfterEmit(t *testing.T) {
 				ctx, cancel := context.WithCancel(context.Background())
 				done := make(chan error, 1)
 				go func() {
-					done <- s.Read(ctx, nil, pipeline.EmitterFunc(func(_ context.Context, b []*events.Event) error {
+					done <- s.Read(ctx, nil, connector.EmitterFunc(func(_ context.Context, b []*events.Event) error {
 						if first {
 							first = false
 							close(inEmit)

@@ -25,10 +25,10 @@ import (
 
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
+	"github.com/rivven/rivven-connect/shared/metric"
 	"github.com/rivven/rivven-connect/shared/resilience"
 	"github.com/rivven/rivven-connect/shared/spec"
-	"github.com/rivven/rivven-connect/shared/telemetry"
 	"github.com/rivven/rivven-connect/shared/topic/pubsubtopic"
 )
 
@@ -151,13 +151,13 @@ type Sink struct {
 }
 
 // NewSink builds a pubsub-sink.
-func NewSink(cfg *SinkConfig) (pipeline.Sink, error) {
+func NewSink(cfg *SinkConfig) (connector.Sink, error) {
 	return newSink(cfg)
 }
 
 func newSink(cfg *SinkConfig, opts ...option.ClientOption) (*Sink, error) {
 	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, pipeline.Fatal(spec.Problems(ps))
+		return nil, connector.Fatal(spec.Problems(ps))
 	}
 	s := &Sink{cfg: *cfg, opts: opts, pubs: map[string]*pubsub.Publisher{}}
 	if k := cfg.OrderingKey; k != nil && k.Mode == "field" {
@@ -166,7 +166,7 @@ func newSink(cfg *SinkConfig, opts ...option.ClientOption) (*Sink, error) {
 	if cfg.Compression == "zstd" {
 		enc, err := zstd.NewWriter(nil)
 		if err != nil {
-			return nil, pipeline.Fatal(fmt.Errorf("pubsub: zstd: %w", err))
+			return nil, connector.Fatal(fmt.Errorf("pubsub: zstd: %w", err))
 		}
 		s.zenc = enc
 	}
@@ -183,7 +183,7 @@ func (s *Sink) conn(ctx context.Context) (*pubsub.Client, error) {
 		ProjectID: s.cfg.ProjectID, CredentialsPath: s.cfg.Auth.path(), EmulatorHost: s.cfg.EmulatorHost,
 	}, s.opts...)
 	if err != nil {
-		return nil, pipeline.Fatal(err)
+		return nil, connector.Fatal(err)
 	}
 	s.client = c
 	return c, nil
@@ -246,11 +246,11 @@ func (s *Sink) Close(context.Context) error {
 }
 
 type sinkMetrics struct {
-	published, bytes, batches, failures, savings, oversized *telemetry.Counter
+	published, bytes, batches, failures, savings, oversized *metric.Counter
 }
 
 func metricsOf(ctx context.Context) sinkMetrics {
-	rt := pipeline.RuntimeFrom(ctx)
+	rt := connector.RuntimeFrom(ctx)
 	return sinkMetrics{
 		published: rt.Counter(metricPublished, "Messages published."),
 		bytes:     rt.Counter(metricBytes, "Message body bytes published."),
@@ -264,7 +264,7 @@ func metricsOf(ctx context.Context) sinkMetrics {
 // Write publishes the batch and waits for every message. Events that
 // cannot be turned into a message (or are oversized with
 // oversized_behavior fail) and messages Pub/Sub refused are reported in a
-// *pipeline.WriteError; when every message was refused the whole write
+// *connector.WriteError; when every message was refused the whole write
 // fails with the first error, so that an outage is retried as one.
 func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 	c, err := s.conn(ctx)
@@ -272,7 +272,7 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 		return err
 	}
 	m := metricsOf(ctx)
-	log := pipeline.RuntimeFrom(ctx).Logger()
+	log := connector.RuntimeFrom(ctx).Logger()
 	failed := map[int]error{}
 	type sent struct {
 		i    int
@@ -352,7 +352,7 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 		return first
 	}
 	if len(failed) > 0 {
-		return &pipeline.WriteError{Failed: failed}
+		return &connector.WriteError{Failed: failed}
 	}
 	return nil
 }

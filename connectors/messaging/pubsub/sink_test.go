@@ -22,7 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/rivven/rivven-connect/events"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/resilience"
 	"github.com/rivven/rivven-connect/shared/spec"
 	"github.com/rivven/rivven-connect/shared/telemetry"
@@ -64,8 +64,8 @@ func record(stream, data string) *events.Event {
 // function reading one of them.
 func metricsCtx() (context.Context, func(string) uint64) {
 	reg := telemetry.NewRegistry()
-	rt := &pipeline.Runtime{Name: "pubsub", Metrics: reg}
-	return pipeline.WithRuntime(context.Background(), rt), func(name string) uint64 {
+	rt := &connector.Runtime{Name: "pubsub", Metrics: reg}
+	return connector.WithRuntime(context.Background(), rt), func(name string) uint64 {
 		return rt.Counter(name, "").Value()
 	}
 }
@@ -242,7 +242,7 @@ func TestSinkOversized(t *testing.T) {
 		s := e.sink(t, "body_format: raw\n")
 		ctx, metric := metricsCtx()
 		err := s.Write(ctx, []*events.Event{record("s", `{"n":1}`), big(over), record("s", `{"n":2}`)})
-		var we *pipeline.WriteError
+		var we *connector.WriteError
 		if !errors.As(err, &we) || len(we.Failed) != 1 || we.Failed[1] == nil {
 			t.Fatalf("want event 1 failed: %v", err)
 		}
@@ -336,7 +336,7 @@ func TestSinkPerMessageFailure(t *testing.T) {
 		record("s", `{"k":"ok","n":3}`),
 		record("s", `{"k":"poison","n":4}`),
 	})
-	var we *pipeline.WriteError
+	var we *connector.WriteError
 	if !errors.As(err, &we) || len(we.Failed) != 2 || we.Failed[1] == nil || we.Failed[3] == nil {
 		t.Fatalf("want events 1 and 3 failed: %v", err)
 	}
@@ -417,7 +417,7 @@ func TestSinkConfig(t *testing.T) {
 			t.Errorf("%q: problems %v, want one at %s mentioning %q", tc.yaml[:min(len(tc.yaml), 80)], ps, tc.path, tc.msg)
 		}
 	}
-	if _, err := NewSink(&SinkConfig{ProjectID: "p", TopicID: "t", Compression: "brotli"}); !errors.Is(err, pipeline.ErrFatal) {
+	if _, err := NewSink(&SinkConfig{ProjectID: "p", TopicID: "t", Compression: "brotli"}); !errors.Is(err, connector.ErrFatal) {
 		t.Errorf("NewSink with bad compression: %v", err)
 	}
 }

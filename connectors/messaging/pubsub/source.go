@@ -7,7 +7,7 @@
 // their ack deadline lapse, with the same effect.
 //
 // The sink publishes events to a topic, waits for every message's result
-// and reports the ones Pub/Sub refused in a *pipeline.WriteError.
+// and reports the ones Pub/Sub refused in a *connector.WriteError.
 package pubsub
 
 import (
@@ -28,9 +28,9 @@ import (
 
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
+	"github.com/rivven/rivven-connect/shared/metric"
 	"github.com/rivven/rivven-connect/shared/spec"
-	"github.com/rivven/rivven-connect/shared/telemetry"
 	"github.com/rivven/rivven-connect/shared/topic/pubsubtopic"
 )
 
@@ -133,13 +133,13 @@ type Source struct {
 }
 
 // NewSource builds a pubsub-source.
-func NewSource(cfg *SourceConfig) (pipeline.Source, error) {
+func NewSource(cfg *SourceConfig) (connector.Source, error) {
 	return newSource(cfg)
 }
 
 func newSource(cfg *SourceConfig, opts ...option.ClientOption) (*Source, error) {
 	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, pipeline.Fatal(spec.Problems(ps))
+		return nil, connector.Fatal(spec.Problems(ps))
 	}
 	return &Source{
 		cfg:  *cfg,
@@ -159,7 +159,7 @@ func (s *Source) conn(ctx context.Context) (*pubsub.Client, error) {
 		ProjectID: s.cfg.ProjectID, CredentialsPath: s.cfg.Auth.path(), EmulatorHost: s.cfg.EmulatorHost,
 	}, s.opts...)
 	if err != nil {
-		return nil, pipeline.Fatal(err)
+		return nil, connector.Fatal(err)
 	}
 	s.client = c
 	return c, nil
@@ -198,8 +198,8 @@ type reader struct {
 	s                                   *Source
 	client                              *pubsub.Client
 	log                                 *slog.Logger
-	received, acked, nacked, emptyPolls *telemetry.Counter
-	inFlight                            *telemetry.Gauge
+	received, acked, nacked, emptyPolls *metric.Counter
+	inFlight                            *metric.Gauge
 
 	mu     sync.Mutex
 	cond   *sync.Cond
@@ -216,12 +216,12 @@ type pulled struct {
 // Read pulls and emits until ctx is done (then it returns nil) or a pull
 // or Emit fails (then it returns the error). resume is ignored: the
 // subscription itself is the cursor, and an acknowledgement its commit.
-func (s *Source) Read(ctx context.Context, _ []byte, emit pipeline.Emitter) error {
+func (s *Source) Read(ctx context.Context, _ []byte, emit connector.Emitter) error {
 	c, err := s.conn(ctx)
 	if err != nil {
 		return err
 	}
-	rt := pipeline.RuntimeFrom(ctx)
+	rt := connector.RuntimeFrom(ctx)
 	r := &reader{
 		s: s, client: c, log: rt.Logger(),
 		held:       map[string]int{},
@@ -315,7 +315,7 @@ func (r *reader) pull(ctx context.Context, out chan<- pulled) error {
 		}
 		if err != nil {
 			if status.Code(err) == codes.NotFound {
-				return pipeline.Fatal(fmt.Errorf("pubsub: subscription %s does not exist", r.s.sub))
+				return connector.Fatal(fmt.Errorf("pubsub: subscription %s does not exist", r.s.sub))
 			}
 			return fmt.Errorf("pubsub: pull %s: %w", r.s.sub, pubsubtopic.Classify(err))
 		}
@@ -473,7 +473,7 @@ func (r *reader) ack(ctx context.Context, ids []string) error {
 }
 
 // consume emits each pull and acknowledges what was published.
-func (r *reader) consume(ctx context.Context, in <-chan pulled, emit pipeline.Emitter) error {
+func (r *reader) consume(ctx context.Context, in <-chan pulled, emit connector.Emitter) error {
 	var due []string // published, not yet acknowledged
 	flush := func() error {
 		// Published messages must be acknowledged even when ctx ended,

@@ -17,7 +17,7 @@ import (
 
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/spec"
 	"github.com/rivven/rivven-connect/shared/topic"
 	"github.com/rivven/rivven-connect/shared/topic/pubsubtopic"
@@ -112,7 +112,7 @@ func collect(t *testing.T, s *Source, want int, check func([]*events.Event)) []*
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var got []*events.Event
-	err := s.Read(ctx, nil, pipeline.EmitterFunc(func(_ context.Context, b []*events.Event) error {
+	err := s.Read(ctx, nil, connector.EmitterFunc(func(_ context.Context, b []*events.Event) error {
 		if check != nil {
 			check(b)
 		}
@@ -210,7 +210,7 @@ func TestSourceAcksOnlyAfterPublish(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var seen int
-	err := s.Read(ctx, nil, pipeline.EmitterFunc(func(_ context.Context, b []*events.Event) error {
+	err := s.Read(ctx, nil, connector.EmitterFunc(func(_ context.Context, b []*events.Event) error {
 		seen += len(b)
 		return boom
 	}))
@@ -256,7 +256,7 @@ func TestSourceCancelBeforePublish(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- s.Read(ctx, nil, pipeline.EmitterFunc(func(ctx context.Context, b []*events.Event) error {
+		done <- s.Read(ctx, nil, connector.EmitterFunc(func(ctx context.Context, b []*events.Event) error {
 			cancel() // killed while publishing
 			<-ctx.Done()
 			return ctx.Err()
@@ -450,8 +450,8 @@ func TestSourceMissingSubscriptionIsFatal(t *testing.T) {
 	e := newEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := e.source(t, nil).Read(ctx, nil, pipeline.EmitterFunc(func(context.Context, []*events.Event) error { return nil }))
-	if !errors.Is(err, pipeline.ErrFatal) || !strings.Contains(err.Error(), "does not exist") {
+	err := e.source(t, nil).Read(ctx, nil, connector.EmitterFunc(func(context.Context, []*events.Event) error { return nil }))
+	if !errors.Is(err, connector.ErrFatal) || !strings.Contains(err.Error(), "does not exist") {
 		t.Fatalf("read of a missing subscription: %v", err)
 	}
 }
@@ -480,7 +480,7 @@ func TestSourceConfig(t *testing.T) {
 			t.Errorf("%q: problems %v, want one at %s mentioning %q", tc.yaml, ps, tc.path, tc.msg)
 		}
 	}
-	if _, err := NewSource(&SourceConfig{ProjectID: "p"}); !errors.Is(err, pipeline.ErrFatal) {
+	if _, err := NewSource(&SourceConfig{ProjectID: "p"}); !errors.Is(err, connector.ErrFatal) {
 		t.Errorf("NewSource without subscription: %v", err)
 	}
 }

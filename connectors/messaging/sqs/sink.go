@@ -14,7 +14,7 @@ import (
 
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/spec"
 	"github.com/rivven/rivven-connect/shared/topic/sqstopic"
 )
@@ -89,15 +89,15 @@ type Sink struct {
 }
 
 // NewSink builds an sqs-sink.
-func NewSink(cfg *SinkConfig) (pipeline.Sink, error) {
+func NewSink(cfg *SinkConfig) (connector.Sink, error) {
 	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, pipeline.Fatal(spec.Problems(ps))
+		return nil, connector.Fatal(spec.Problems(ps))
 	}
 	q, _ := sqstopic.ParseQueueURL(cfg.QueueURL)
 	codec, _ := events.NewCodec(cfg.Codec, cfg.Debezium, cfg.CloudEvents)
 	client, err := sqstopic.NewClient(context.Background(), q, cfg.Region, cfg.EndpointURL, cfg.Auth)
 	if err != nil {
-		return nil, pipeline.Fatal(err)
+		return nil, connector.Fatal(err)
 	}
 	return &Sink{cfg: *cfg, q: q, codec: codec, client: client}, nil
 }
@@ -123,7 +123,7 @@ func (s *Sink) Check(ctx context.Context) error { return sqstopic.CheckQueue(ctx
 
 // Write sends the batch in SendMessageBatch requests of at most batch_size
 // messages and 256 KiB. Events that cannot be encoded, are too large or
-// that SQS rejects are reported in a *pipeline.WriteError by their index.
+// that SQS rejects are reported in a *connector.WriteError by their index.
 // On a FIFO queue the first failed request fails every later event too, so
 // that a retry keeps the order.
 func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
@@ -157,7 +157,7 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 	s.bytes.Add(bytes)
 	s.failedN.Add(uint64(len(failed)))
 	if len(failed) > 0 {
-		return &pipeline.WriteError{Failed: failed}
+		return &connector.WriteError{Failed: failed}
 	}
 	return nil
 }

@@ -14,7 +14,7 @@ import (
 
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/spec"
 	"github.com/rivven/rivven-connect/shared/topic/sqstopic"
 )
@@ -70,14 +70,14 @@ type Source struct {
 }
 
 // NewSource builds an sqs-source.
-func NewSource(cfg *SourceConfig) (pipeline.Source, error) {
+func NewSource(cfg *SourceConfig) (connector.Source, error) {
 	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, pipeline.Fatal(spec.Problems(ps))
+		return nil, connector.Fatal(spec.Problems(ps))
 	}
 	q, _ := sqstopic.ParseQueueURL(cfg.QueueURL)
 	client, err := sqstopic.NewClient(context.Background(), q, cfg.Region, cfg.EndpointURL, cfg.Auth)
 	if err != nil {
-		return nil, pipeline.Fatal(err)
+		return nil, connector.Fatal(err)
 	}
 	return &Source{cfg: *cfg, q: q, client: client}, nil
 }
@@ -91,7 +91,7 @@ func (s *Source) Check(ctx context.Context) error { return sqstopic.CheckQueue(c
 // returns the error. SQS has no replayable positions: resume is ignored.
 // A message that does not decode is left in the queue, so that the queue's
 // redrive policy moves it to its dead-letter queue after maxReceiveCount.
-func (s *Source) Read(ctx context.Context, _ []byte, emit pipeline.Emitter) error {
+func (s *Source) Read(ctx context.Context, _ []byte, emit connector.Emitter) error {
 	in := &awssqs.ReceiveMessageInput{
 		QueueUrl:                    aws.String(s.q.URL),
 		MaxNumberOfMessages:         int32(s.cfg.MaxMessages),

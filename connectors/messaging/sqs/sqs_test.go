@@ -15,7 +15,7 @@ import (
 
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/spec"
 	"github.com/rivven/rivven-connect/shared/topic/sqstopic"
 	"github.com/rivven/rivven-connect/shared/topic/sqstopic/sqsfake"
@@ -126,10 +126,10 @@ func TestConfig(t *testing.T) {
 	if len(ps) == 0 || strings.Contains(spec.Problems(ps).Error(), "hunter2") {
 		t.Errorf("problems %v", ps)
 	}
-	if _, err := NewSink(&SinkConfig{QueueURL: "x"}); !errors.Is(err, pipeline.ErrFatal) {
+	if _, err := NewSink(&SinkConfig{QueueURL: "x"}); !errors.Is(err, connector.ErrFatal) {
 		t.Errorf("NewSink: %v", err)
 	}
-	if _, err := NewSource(&SourceConfig{QueueURL: "x", MaxMessages: 1}); !errors.Is(err, pipeline.ErrFatal) {
+	if _, err := NewSource(&SourceConfig{QueueURL: "x", MaxMessages: 1}); !errors.Is(err, connector.ErrFatal) {
 		t.Errorf("NewSource: %v", err)
 	}
 }
@@ -201,7 +201,7 @@ func collect(t *testing.T, s *Source, n int) []*events.Event {
 	defer cancel()
 	var mu sync.Mutex
 	var got []*events.Event
-	err := s.Read(ctx, nil, pipeline.EmitterFunc(func(_ context.Context, b []*events.Event) error {
+	err := s.Read(ctx, nil, connector.EmitterFunc(func(_ context.Context, b []*events.Event) error {
 		mu.Lock()
 		defer mu.Unlock()
 		got = append(got, b...)
@@ -351,7 +351,7 @@ func TestFIFO(t *testing.T) {
 	url = createQueue(t, f, "nogroup.fifo", map[string]string{"FifoQueue": "true", "ContentBasedDeduplication": "true"})
 	sink = newTestSink(t, f, SinkConfig{QueueURL: url, MessageGroupIDField: "customer_id"})
 	err := sink.Write(context.Background(), []*events.Event{order(8, "c1"), events.New(events.Insert, "orders", events.RawPayload([]byte(`{"x":1}`)))})
-	var we *pipeline.WriteError
+	var we *connector.WriteError
 	if !errors.As(err, &we) || len(we.Failed) != 1 || we.Failed[1] == nil || !strings.Contains(we.Failed[1].Error(), "customer_id") {
 		t.Fatalf("write: %v", err)
 	}
@@ -368,7 +368,7 @@ func TestPerEntryFailure(t *testing.T) {
 	}
 	batch[4] = order(4, "poison")
 	err := sink.Write(context.Background(), batch)
-	var we *pipeline.WriteError
+	var we *connector.WriteError
 	if !errors.As(err, &we) || len(we.Failed) != 1 || we.Failed[4] == nil || !strings.Contains(we.Failed[4].Error(), "InternalError") {
 		t.Fatalf("write: %v", err)
 	}
@@ -404,7 +404,7 @@ func TestOversize(t *testing.T) {
 	// Three messages of 100 KiB: within the limit each, but not together in one request.
 	mid := events.New(events.Record, "s", events.RawPayload(fmt.Appendf(nil, `{"blob":%q}`, strings.Repeat("y", 100*1024))))
 	err := sink.Write(context.Background(), []*events.Event{order(1, "c"), big, mid, mid.Clone(), mid.Clone()})
-	var we *pipeline.WriteError
+	var we *connector.WriteError
 	if !errors.As(err, &we) || len(we.Failed) != 1 || we.Failed[1] == nil || !strings.Contains(we.Failed[1].Error(), "256 KiB") {
 		t.Fatalf("write: %v", err)
 	}
@@ -420,7 +420,7 @@ func TestDeleteOnlyAfterEmit(t *testing.T) {
 	}
 	src := newTestSource(t, f, SourceConfig{QueueURL: url, VisibilityTimeout: 1})
 	boom := errors.New("broker down")
-	err := src.Read(context.Background(), nil, pipeline.EmitterFunc(func(context.Context, []*events.Event) error { return boom }))
+	err := src.Read(context.Background(), nil, connector.EmitterFunc(func(context.Context, []*events.Event) error { return boom }))
 	if !errors.Is(err, boom) {
 		t.Fatalf("read: %v", err)
 	}
@@ -445,7 +445,7 @@ func TestDeleteOnlyAfterEmit(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	src.decodeFailed = func(string, error) { cancel() }
-	if err := src.Read(ctx, nil, pipeline.EmitterFunc(func(context.Context, []*events.Event) error { t.Error("emitted"); return nil })); err != nil {
+	if err := src.Read(ctx, nil, connector.EmitterFunc(func(context.Context, []*events.Event) error { t.Error("emitted"); return nil })); err != nil {
 		t.Fatal(err)
 	}
 	if f.Depth("bad") != 1 {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/rivven/rivven-connect/connectors/utility/datagen"
 	"github.com/rivven/rivven-connect/events"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/telemetry"
 )
 
@@ -21,7 +21,7 @@ func datagenOrders(b *testing.B, n int) []*events.Event {
 		b.Fatal(err)
 	}
 	var out []*events.Event
-	err = src.Read(context.Background(), nil, pipeline.EmitterFunc(func(_ context.Context, batch []*events.Event) error {
+	err = src.Read(context.Background(), nil, connector.EmitterFunc(func(_ context.Context, batch []*events.Event) error {
 		out = append(out, batch...)
 		return nil
 	}))

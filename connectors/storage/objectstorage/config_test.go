@@ -10,7 +10,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/rivven/rivven-connect/shared/catalog"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
@@ -132,7 +132,7 @@ func TestLegacyNames(t *testing.T) {
 // the error is fatal (a restart cannot fix it).
 func TestNewRejectsBadConfig(t *testing.T) {
 	_, err := New(&Config{Provider: ProviderS3})
-	if err == nil || !errors.Is(err, pipeline.ErrFatal) || !strings.Contains(err.Error(), "bucket") {
+	if err == nil || !errors.Is(err, connector.ErrFatal) || !strings.Contains(err.Error(), "bucket") {
 		t.Fatalf("got %v", err)
 	}
 }

@@ -22,8 +22,8 @@ import (
 	"github.com/pierrec/lz4/v4"
 
 	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/format"
-	"github.com/rivven/rivven-connect/shared/pipeline"
 	"github.com/rivven/rivven-connect/shared/spec"
 	"github.com/rivven/rivven-connect/shared/telemetry"
 )
@@ -165,13 +165,13 @@ func countRows(t *testing.T, key string, body []byte) int {
 
 // metricsCtx returns a context with a runtime whose metrics land in reg.
 func metricsCtx(reg *telemetry.Registry) context.Context {
-	return pipeline.WithRuntime(context.Background(), &pipeline.Runtime{Name: "sink", Metrics: reg})
+	return connector.WithRuntime(context.Background(), &connector.Runtime{Name: "sink", Metrics: reg})
 }
 
 // counter reads a counter of the runtime in ctx (labelled as the runtime
 // labels it).
 func counter(ctx context.Context, name string) uint64 {
-	return pipeline.RuntimeFrom(ctx).Counter(name, "").Value()
+	return connector.RuntimeFrom(ctx).Counter(name, "").Value()
 }
 
 // formatCase is one format × compression combination, as the YAML lines

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/pipeline"
 	"github.com/rivven/rivven-connect/shared/resilience"
 	"github.com/rivven/rivven-connect/shared/telemetry"
@@ -252,7 +253,7 @@ func TestLocalCheck(t *testing.T) {
 	// Three objects' worth: one failed upload fails the whole batch with
 	// that one error.
 	err = missing.Write(context.Background(), orders(100, time.Now(), time.Second))
-	var we *pipeline.WriteError
+	var we *connector.WriteError
 	if resilience.ClassOf(err) != resilience.NotFound || errors.As(err, &we) {
 		t.Fatalf("write with a missing root: got %v, want one NotFound error", err)
 	}
@@ -293,7 +294,7 @@ func TestPartialFailure(t *testing.T) {
 	batch := orders(3, time.Now(), time.Second)
 	batch[1].Data = events.ValuePayload(map[string]any{"f": make(chan int)}) // no JSON for a channel
 	err := s.Write(context.Background(), batch)
-	var we *pipeline.WriteError
+	var we *connector.WriteError
 	if !errors.As(err, &we) || len(we.Failed) != 1 || we.Failed[1] == nil {
 		t.Fatalf("want a WriteError for event 1 only, got %v", err)
 	}
@@ -323,7 +324,7 @@ func TestThroughHandler(t *testing.T) {
 	if err != nil || len(res.Failed) != 0 {
 		t.Fatalf("handle: %v, failed %v", err, res.Failed)
 	}
-	rt := &pipeline.Runtime{Name: "lake", Metrics: reg}
+	rt := &connector.Runtime{Name: "lake", Metrics: reg}
 	if n := rt.Counter(metricEvents, "").Value(); n != 50 {
 		t.Errorf("%s = %d, want 50", metricEvents, n)
 	}

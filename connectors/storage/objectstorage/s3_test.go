@@ -17,7 +17,7 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/resilience"
 )
 
@@ -223,7 +223,7 @@ func TestS3StopsAfterFailedUpload(t *testing.T) {
 	defer srv.Close()
 	s := mustSink(t, s3Config(srv.URL, "")) // batch_size 50
 	err := s.Write(context.Background(), orders(200, time.Now(), time.Millisecond))
-	var we *pipeline.WriteError
+	var we *connector.WriteError
 	if !errors.As(err, &we) || len(we.Failed) != 150 {
 		t.Fatalf("want a WriteError for the 150 events after the first object, got %v", err)
 	}

@@ -17,8 +17,8 @@ import (
 
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/format"
-	"github.com/rivven/rivven-connect/shared/pipeline"
 	"github.com/rivven/rivven-connect/shared/resilience"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
@@ -64,7 +64,7 @@ func registerLegacy[P legacyName](legacy, what string) {
 		Tags:        []string{"object", "storage", "legacy", legacy},
 		Metrics:     metrics,
 		LegacyOf:    connectorName,
-	}, func(c *LegacyConfig[P]) (pipeline.Sink, error) { return New(c.config()) })
+	}, func(c *LegacyConfig[P]) (connector.Sink, error) { return New(c.config()) })
 }
 
 // BatchPolicy asks long-lived runners for batches of batch_size events,
@@ -91,19 +91,19 @@ type Sink struct {
 }
 
 // New builds an object-storage sink.
-func New(cfg *Config) (pipeline.Sink, error) { return newSink(context.Background(), cfg) }
+func New(cfg *Config) (connector.Sink, error) { return newSink(context.Background(), cfg) }
 
 func newSink(ctx context.Context, cfg *Config) (*Sink, error) {
 	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, pipeline.Fatal(spec.Problems(ps))
+		return nil, connector.Fatal(spec.Problems(ps))
 	}
 	enc, err := format.New(cfg.Options)
 	if err != nil {
-		return nil, pipeline.Fatal(err)
+		return nil, connector.Fatal(err)
 	}
 	st, err := openStore(ctx, cfg)
 	if err != nil {
-		return nil, pipeline.Fatal(err)
+		return nil, connector.Fatal(err)
 	}
 	f := cfg.Format
 	return &Sink{
@@ -153,7 +153,7 @@ type chunk struct {
 func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rt := pipeline.RuntimeFrom(ctx)
+	rt := connector.RuntimeFrom(ctx)
 	failed := map[int]error{}
 	var putErr error
 	for _, c := range s.chunks(batch) {
@@ -188,7 +188,7 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 			return first
 		}
 	}
-	return &pipeline.WriteError{Failed: failed}
+	return &connector.WriteError{Failed: failed}
 }
 
 // chunks groups the batch into objects.
@@ -220,7 +220,7 @@ func (s *Sink) chunks(batch []*events.Event) []chunk {
 // writeChunk encodes and uploads one object, recording failed events in
 // failed; it returns the upload's error (encoding problems are per event
 // and not returned).
-func (s *Sink) writeChunk(ctx context.Context, rt *pipeline.Runtime, batch []*events.Event, c chunk, failed map[int]error) error {
+func (s *Sink) writeChunk(ctx context.Context, rt *connector.Runtime, batch []*events.Event, c chunk, failed map[int]error) error {
 	evs := make([]*events.Event, len(c.idx))
 	for j, i := range c.idx {
 		evs[j] = batch[i]
@@ -276,7 +276,7 @@ func (s *Sink) isolate(evs []*events.Event, idx []int, failed map[int]error) ([]
 	return okEvs, okIdx
 }
 
-func (s *Sink) failAll(rt *pipeline.Runtime, idx []int, err error, failed map[int]error) {
+func (s *Sink) failAll(rt *connector.Runtime, idx []int, err error, failed map[int]error) {
 	rt.Counter(metricErrors, "Objects that could not be encoded or uploaded.").Inc()
 	for _, i := range idx {
 		failed[i] = err

@@ -8,13 +8,13 @@ import (
 	"github.com/rivven/rivven-connect/connectors/transform/transformtest"
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
 const path = "sources.x.transforms[0].config"
 
-func newT(t testing.TB, yaml string) pipeline.Transform {
+func newT(t testing.TB, yaml string) connector.Transform {
 	t.Helper()
 	return transformtest.Build(t, yaml, New)
 }
@@ -23,7 +23,7 @@ func ev(typ events.Type, data string) *events.Event {
 	return events.New(typ, "orders", events.RawPayload([]byte(data)))
 }
 
-func run(t *testing.T, tr pipeline.Transform, e *events.Event) (string, error) {
+func run(t *testing.T, tr connector.Transform, e *events.Event) (string, error) {
 	t.Helper()
 	return transformtest.Run(t, tr, e)
 }
@@ -188,7 +188,7 @@ func TestConfigProblems(t *testing.T) {
 			t.Errorf("%q: problems %v, want %s: %s", tc.yaml, ps, tc.path, tc.msg)
 		}
 	}
-	if _, err := New(&Config{Specs: map[string]Type{"a": "decimal"}}); !errors.Is(err, pipeline.ErrFatal) {
+	if _, err := New(&Config{Specs: map[string]Type{"a": "decimal"}}); !errors.Is(err, connector.ErrFatal) {
 		t.Errorf("New with a bad type: %v", err)
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/rivven/rivven-connect/connectors/transform/transformtest"
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
@@ -20,7 +20,7 @@ const path = "sources.x.transforms[0].config"
 var fixed = time.Date(2025, 1, 2, 3, 4, 5, 600_000_000, time.UTC)
 
 // newT builds the transform with the clock fixed at 2025-01-02T03:04:05.600Z.
-func newT(t testing.TB, yaml string) pipeline.Transform {
+func newT(t testing.TB, yaml string) connector.Transform {
 	t.Helper()
 	cfg, ps := spec.DecodeString[Config](yaml, path)
 	if len(ps) > 0 {
@@ -38,7 +38,7 @@ func ev(typ events.Type, data string) *events.Event {
 	return events.New(typ, "orders", events.RawPayload([]byte(data)))
 }
 
-func run(t *testing.T, tr pipeline.Transform, e *events.Event) (string, error) {
+func run(t *testing.T, tr connector.Transform, e *events.Event) (string, error) {
 	t.Helper()
 	return transformtest.Run(t, tr, e)
 }
@@ -230,7 +230,7 @@ func TestConfigProblems(t *testing.T) {
 			t.Errorf("%q: problems %v, want %s: %s", tc.yaml, ps, tc.path, tc.msg)
 		}
 	}
-	if _, err := New(&Config{Computations: []Computation{{Target: "t", Type: "nope"}}}); !errors.Is(err, pipeline.ErrFatal) {
+	if _, err := New(&Config{Computations: []Computation{{Target: "t", Type: "nope"}}}); !errors.Is(err, connector.ErrFatal) {
 		t.Errorf("New with a bad type: %v", err)
 	}
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/rivven/rivven-connect/connectors/transform/row"
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
@@ -147,7 +147,7 @@ type router struct {
 }
 
 // New builds the transform.
-func New(cfg *Config) (pipeline.Transform, error) {
+func New(cfg *Config) (connector.Transform, error) {
 	r := &router{def: cfg.Default}
 	if r.def == "" {
 		r.def = cfg.DefaultTopic

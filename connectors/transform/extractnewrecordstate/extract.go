@@ -12,7 +12,7 @@ import (
 
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
@@ -56,7 +56,7 @@ type extract struct {
 }
 
 // New builds the transform.
-func New(cfg *Config) (pipeline.Transform, error) {
+func New(cfg *Config) (connector.Transform, error) {
 	fields := slices.Clone(cfg.AddFields)
 	add := func(on bool, name string) {
 		if on && !slices.Contains(fields, name) {
@@ -68,7 +68,7 @@ func New(cfg *Config) (pipeline.Transform, error) {
 	add(cfg.AddSchema, "schema")
 	add(cfg.AddTs, "ts")
 	x := &extract{cfg: cfg, fields: fields}
-	return pipeline.PerEvent(x.apply), nil
+	return connector.PerEvent(x.apply), nil
 }
 
 func (x *extract) apply(_ context.Context, e *events.Event) ([]*events.Event, error) {

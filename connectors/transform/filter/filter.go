@@ -8,7 +8,7 @@ import (
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/condition"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
@@ -43,7 +43,7 @@ type filter struct {
 }
 
 // New builds the transform.
-func New(cfg *Config) (pipeline.Transform, error) {
+func New(cfg *Config) (connector.Transform, error) {
 	c, err := condition.Compile(cfg.Condition)
 	if err != nil {
 		return nil, err

@@ -12,13 +12,13 @@ import (
 	"github.com/rivven/rivven-connect/connectors/transform/transformtest"
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
 const path = "sources.x.transforms[0].config"
 
-func newT(t testing.TB, yaml string) pipeline.Transform {
+func newT(t testing.TB, yaml string) connector.Transform {
 	t.Helper()
 	return transformtest.Build(t, yaml, New)
 }
@@ -33,7 +33,7 @@ func ev(typ events.Type, data string) *events.Event {
 	return e
 }
 
-func run(t *testing.T, tr pipeline.Transform, e *events.Event) (string, error) {
+func run(t *testing.T, tr connector.Transform, e *events.Event) (string, error) {
 	t.Helper()
 	return transformtest.Run(t, tr, e)
 }
@@ -167,7 +167,7 @@ func TestConfigProblems(t *testing.T) {
 			t.Errorf("%q: problems %v, want %s: %s", tc.yaml, ps, tc.path, tc.msg)
 		}
 	}
-	if _, err := New(&Config{Fields: map[string]string{"nope": "x"}}); !errors.Is(err, pipeline.ErrFatal) {
+	if _, err := New(&Config{Fields: map[string]string{"nope": "x"}}); !errors.Is(err, connector.ErrFatal) {
 		t.Errorf("New with a bad header: %v", err)
 	}
 }
@@ -208,7 +208,7 @@ func BenchmarkHeaderToValue(b *testing.B) {
 // bench applies tr to decoded events in batches of 1024, the size of a
 // source batch (decoding them is not timed); one op is one event. With
 // marshal each event is also encoded to Rivven JSON, as publishing does.
-func bench(b *testing.B, tr pipeline.Transform, typ events.Type, raw string, marshal bool) {
+func bench(b *testing.B, tr connector.Transform, typ events.Type, raw string, marshal bool) {
 	const n = 1024
 	batch := make([]*events.Event, n)
 	var buf []byte

@@ -12,7 +12,7 @@ import (
 	"github.com/rivven/rivven-connect/connectors/transform/row"
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
@@ -75,7 +75,7 @@ type inserter struct {
 }
 
 // New builds the transform.
-func New(cfg *Config) (pipeline.Transform, error) {
+func New(cfg *Config) (connector.Transform, error) {
 	in := &inserter{overwrite: cfg.Overwrite, now: time.Now}
 	for _, m := range []map[string]yaml.Node{cfg.StaticFields, cfg.Static} {
 		for k, n := range m {
@@ -100,7 +100,7 @@ func New(cfg *Config) (pipeline.Transform, error) {
 	return in, nil
 }
 
-// Apply implements pipeline.Transform.
+// Apply implements connector.Transform.
 func (in *inserter) Apply(ctx context.Context, batch []*events.Event) ([]*events.Event, error) {
 	return row.Each(in.apply).Apply(ctx, batch)
 }

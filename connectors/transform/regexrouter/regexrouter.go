@@ -13,7 +13,7 @@ import (
 	"github.com/rivven/rivven-connect/connectors/transform/row"
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
@@ -137,7 +137,7 @@ type decision struct {
 const maxCache = 4096
 
 // New builds the transform.
-func New(cfg *Config) (pipeline.Transform, error) {
+func New(cfg *Config) (connector.Transform, error) {
 	r, err := build(cfg)
 	if err != nil {
 		return nil, err
@@ -147,7 +147,7 @@ func New(cfg *Config) (pipeline.Transform, error) {
 
 func build(cfg *Config) (*Router, error) {
 	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, pipeline.Fatal(spec.Problems(ps))
+		return nil, connector.Fatal(spec.Problems(ps))
 	}
 	r := &Router{def: cfg.DefaultTopic, cache: map[string]decision{}}
 	for _, c := range cfg.Routes {

@@ -11,13 +11,13 @@ import (
 	"github.com/rivven/rivven-connect/connectors/transform/transformtest"
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
 const path = "sources.x.transforms[0].config"
 
-func newT(t testing.TB, yaml string) pipeline.Transform {
+func newT(t testing.TB, yaml string) connector.Transform {
 	t.Helper()
 	return transformtest.Build(t, yaml, New)
 }
@@ -95,7 +95,7 @@ func TestRoute(t *testing.T) {
 				e := tc.e.Clone()
 				out, err := tr.Apply(context.Background(), []*events.Event{e})
 				if tc.err != "" {
-					var te *pipeline.TransformError
+					var te *connector.TransformError
 					if !errors.As(err, &te) || !strings.Contains(te.Failed[0].Err.Error(), tc.err) || len(out) != 0 {
 						t.Fatalf("err = %v, want %q", err, tc.err)
 					}
@@ -179,7 +179,7 @@ func TestConfigProblems(t *testing.T) {
 			t.Errorf("%s: %v", topic, ps)
 		}
 	}
-	if _, err := New(&Config{Routes: []Route{{Pattern: "(", Topic: "x"}}}); !errors.Is(err, pipeline.ErrFatal) {
+	if _, err := New(&Config{Routes: []Route{{Pattern: "(", Topic: "x"}}}); !errors.Is(err, connector.ErrFatal) {
 		t.Errorf("New with a bad pattern: %v", err)
 	}
 }

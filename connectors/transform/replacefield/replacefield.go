@@ -9,7 +9,7 @@ import (
 	"github.com/rivven/rivven-connect/connectors/transform/row"
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
@@ -65,7 +65,7 @@ type replacer struct {
 }
 
 // New builds the transform.
-func New(cfg *Config) (pipeline.Transform, error) {
+func New(cfg *Config) (connector.Transform, error) {
 	r := &replacer{}
 	if len(cfg.Include) > 0 {
 		r.include = map[string]bool{}

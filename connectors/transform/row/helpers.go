@@ -11,23 +11,23 @@ import (
 	"time"
 
 	"github.com/rivven/rivven-connect/events"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 )
 
 // Each adapts a function that changes one event in place to a
-// pipeline.Transform: every event is passed on, except those fn fails on,
-// which are reported in a *pipeline.TransformError (dead-lettered with the
-// error). Unlike pipeline.PerEvent it allocates nothing per event: when
+// connector.Transform: every event is passed on, except those fn fails on,
+// which are reported in a *connector.TransformError (dead-lettered with the
+// error). Unlike connector.PerEvent it allocates nothing per event: when
 // nothing fails the input slice itself is returned.
 type Each func(ctx context.Context, e *events.Event) error
 
-// Apply implements pipeline.Transform.
+// Apply implements connector.Transform.
 func (f Each) Apply(ctx context.Context, batch []*events.Event) ([]*events.Event, error) {
-	var failed []pipeline.EventError
+	var failed []connector.EventError
 	var bad []int
 	for i, e := range batch {
 		if err := f(ctx, e); err != nil {
-			failed = append(failed, pipeline.EventError{Event: e, Err: err})
+			failed = append(failed, connector.EventError{Event: e, Err: err})
 			bad = append(bad, i)
 		}
 	}
@@ -42,7 +42,7 @@ func (f Each) Apply(ctx context.Context, batch []*events.Event) ([]*events.Event
 		}
 		out = append(out, e)
 	}
-	return out, &pipeline.TransformError{Failed: failed}
+	return out, &connector.TransformError{Failed: failed}
 }
 
 // View appends to buf the rows Mutable would return, without marking the

@@ -12,7 +12,7 @@ import (
 	_ "time/tzdata" // zones without relying on the machine's database
 
 	"github.com/rivven/rivven-connect/events"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 )
 
 func TestParseTime(t *testing.T) {
@@ -153,7 +153,7 @@ func TestEach(t *testing.T) {
 	a, b, c, d := events.New(events.Insert, "a", events.Payload{}), events.New(events.Insert, "bad", events.Payload{}), events.New(events.Insert, "c", events.Payload{}), events.New(events.Insert, "bad", events.Payload{})
 	in := []*events.Event{a, b, c, d}
 	out, err := tr.Apply(context.Background(), in)
-	var te *pipeline.TransformError
+	var te *connector.TransformError
 	if !errors.As(err, &te) || len(te.Failed) != 2 || te.Failed[0].Event != b || te.Failed[1].Event != d || !errors.Is(te.Failed[0].Err, boom) {
 		t.Fatalf("err %v", err)
 	}

@@ -9,13 +9,13 @@ import (
 	"github.com/rivven/rivven-connect/connectors/transform/transformtest"
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
 const path = "sources.x.transforms[0].config"
 
-func newT(t testing.TB, yaml string) pipeline.Transform {
+func newT(t testing.TB, yaml string) connector.Transform {
 	t.Helper()
 	return transformtest.Build(t, yaml, New)
 }
@@ -24,10 +24,10 @@ func ev(typ events.Type, data string) *events.Event {
 	return events.New(typ, "orders", events.RawPayload([]byte(data)))
 }
 
-func run(t *testing.T, tr pipeline.Transform, e *events.Event) (string, error) {
+func run(t *testing.T, tr connector.Transform, e *events.Event) (string, error) {
 	t.Helper()
 	out, err := tr.Apply(context.Background(), []*events.Event{e})
-	var te *pipeline.TransformError
+	var te *connector.TransformError
 	if errors.As(err, &te) {
 		return "", te.Failed[0].Err
 	}
@@ -160,10 +160,10 @@ func TestConfigProblems(t *testing.T) {
 			t.Errorf("%s: %+v", yaml, c)
 		}
 	}
-	if _, err := New(&Config{Fields: []string{"a"}, Condition: Condition{Kind: "regex", Pattern: "("}}); !errors.Is(err, pipeline.ErrFatal) {
+	if _, err := New(&Config{Fields: []string{"a"}, Condition: Condition{Kind: "regex", Pattern: "("}}); !errors.Is(err, connector.ErrFatal) {
 		t.Errorf("New with a bad pattern: %v", err)
 	}
-	if _, err := New(&Config{Fields: []string{"a"}}); !errors.Is(err, pipeline.ErrFatal) {
+	if _, err := New(&Config{Fields: []string{"a"}}); !errors.Is(err, connector.ErrFatal) {
 		t.Errorf("New without a condition: %v", err)
 	}
 	// A condition built in code compiles its pattern.

@@ -9,13 +9,13 @@ import (
 	"github.com/rivven/rivven-connect/connectors/transform/transformtest"
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
 const path = "sources.x.transforms[0].config"
 
-func newT(t testing.TB, yaml string) pipeline.Transform {
+func newT(t testing.TB, yaml string) connector.Transform {
 	t.Helper()
 	return transformtest.Build(t, yaml, New)
 }
@@ -24,7 +24,7 @@ func ev(typ events.Type, data string) *events.Event {
 	return events.New(typ, "orders", events.RawPayload([]byte(data)))
 }
 
-func run(t *testing.T, tr pipeline.Transform, e *events.Event) (string, error) {
+func run(t *testing.T, tr connector.Transform, e *events.Event) (string, error) {
 	t.Helper()
 	return transformtest.Run(t, tr, e)
 }
@@ -155,7 +155,7 @@ func TestConfigProblems(t *testing.T) {
 	if len(ps) > 0 || cfg.From != "UTC" || cfg.To != "UTC" || cfg.DateOnly || cfg.Format != "" {
 		t.Errorf("defaults: %+v %v", cfg, ps)
 	}
-	if _, err := New(&Config{Fields: []string{"a"}, From: "Nowhere", To: "UTC"}); !errors.Is(err, pipeline.ErrFatal) {
+	if _, err := New(&Config{Fields: []string{"a"}, From: "Nowhere", To: "UTC"}); !errors.Is(err, connector.ErrFatal) {
 		t.Errorf("New with a bad zone: %v", err)
 	}
 }

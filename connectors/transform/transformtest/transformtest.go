@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/rivven/rivven-connect/events"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
@@ -32,7 +32,7 @@ func Event(t events.Type, data string) *events.Event {
 
 // Build decodes a YAML config like the loader does and builds the
 // transform with newFn; problems fail the test.
-func Build[C any](t testing.TB, yaml string, newFn func(*C) (pipeline.Transform, error)) pipeline.Transform {
+func Build[C any](t testing.TB, yaml string, newFn func(*C) (connector.Transform, error)) connector.Transform {
 	t.Helper()
 	cfg, ps := spec.DecodeString[C](yaml, "transforms[0].config")
 	if len(ps) > 0 {
@@ -54,7 +54,7 @@ func Problems[C any](yaml string) string {
 
 // Apply runs a transform over one event and returns its output; it checks
 // that every output still encodes and decodes as a Rivven event.
-func Apply(t testing.TB, tr pipeline.Transform, e *events.Event) ([]*events.Event, error) {
+func Apply(t testing.TB, tr connector.Transform, e *events.Event) ([]*events.Event, error) {
 	t.Helper()
 	out, err := tr.Apply(context.Background(), []*events.Event{e})
 	for _, o := range out {
@@ -98,10 +98,10 @@ func JSON(t testing.TB, s string) string {
 // Run applies a transform that changes events in place to one event and
 // returns the event's data as JSON, or the error the transform reported
 // for it (checking that a failed event is not passed on as well).
-func Run(t testing.TB, tr pipeline.Transform, e *events.Event) (string, error) {
+func Run(t testing.TB, tr connector.Transform, e *events.Event) (string, error) {
 	t.Helper()
 	out, err := tr.Apply(context.Background(), []*events.Event{e})
-	var te *pipeline.TransformError
+	var te *connector.TransformError
 	if errors.As(err, &te) {
 		if len(out) != 0 || te.Failed[0].Event != e {
 			t.Errorf("failed event passed on")
@@ -121,7 +121,7 @@ func Run(t testing.TB, tr pipeline.Transform, e *events.Event) (string, error) {
 // Bench applies tr to decoded events in batches of 1024, the size of a
 // source batch (decoding them is not timed); one op is one event. With
 // marshal each event is also encoded to Rivven JSON, as publishing does.
-func Bench(b *testing.B, tr pipeline.Transform, typ events.Type, raw string, marshal bool) {
+func Bench(b *testing.B, tr connector.Transform, typ events.Type, raw string, marshal bool) {
 	const n = 1024
 	batch := make([]*events.Event, n)
 	var buf []byte

@@ -9,13 +9,13 @@ import (
 	"github.com/rivven/rivven-connect/connectors/transform/transformtest"
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
 const path = "sources.x.transforms[0].config"
 
-func newT(t testing.TB, yaml string) pipeline.Transform {
+func newT(t testing.TB, yaml string) connector.Transform {
 	t.Helper()
 	return transformtest.Build(t, yaml, New)
 }
@@ -65,7 +65,7 @@ func TestApply(t *testing.T) {
 			e := ev(tc.typ, tc.data)
 			out, err := tr.Apply(context.Background(), []*events.Event{e})
 			if tc.err != "" {
-				var te *pipeline.TransformError
+				var te *connector.TransformError
 				if !errors.As(err, &te) || len(te.Failed) != 1 || te.Failed[0].Event != e || !strings.Contains(te.Failed[0].Err.Error(), tc.err) {
 					t.Fatalf("err = %v, want %q", err, tc.err)
 				}
@@ -95,7 +95,7 @@ func TestBatchDeadLettersOnlyTheBadEvent(t *testing.T) {
 	tr := newT(t, "fields: [id]")
 	good1, bad, good2 := ev(events.Insert, `{"id":1}`), ev(events.Insert, `{"x":1}`), ev(events.Delete, `{"id":3}`)
 	out, err := tr.Apply(context.Background(), []*events.Event{good1, bad, good2})
-	var te *pipeline.TransformError
+	var te *connector.TransformError
 	if !errors.As(err, &te) || len(te.Failed) != 1 || te.Failed[0].Event != bad {
 		t.Fatalf("err = %v", err)
 	}
@@ -128,7 +128,7 @@ func TestConfigProblems(t *testing.T) {
 			t.Errorf("%q: problems %v, want %s: %s", tc.yaml, ps, tc.path, tc.msg)
 		}
 	}
-	if _, err := New(&Config{}); !errors.Is(err, pipeline.ErrFatal) {
+	if _, err := New(&Config{}); !errors.Is(err, connector.ErrFatal) {
 		t.Errorf("New with a bad config built in code: %v", err)
 	}
 }

@@ -14,7 +14,7 @@ import (
 
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
@@ -73,9 +73,9 @@ type Source struct {
 }
 
 // New builds a datagen source.
-func New(cfg *Config) (pipeline.Source, error) {
+func New(cfg *Config) (connector.Source, error) {
 	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, pipeline.Fatal(spec.Problems(ps))
+		return nil, connector.Fatal(spec.Problems(ps))
 	}
 	return &Source{cfg: *cfg, pat: patterns[cfg.Pattern]}, nil
 }
@@ -83,12 +83,12 @@ func New(cfg *Config) (pipeline.Source, error) {
 // Read emits events from the sequence after resume until max_events is
 // reached (then it returns nil) or ctx is done (also nil: stopping a
 // generator is never an error).
-func (s *Source) Read(ctx context.Context, resume []byte, emit pipeline.Emitter) error {
+func (s *Source) Read(ctx context.Context, resume []byte, emit connector.Emitter) error {
 	var first uint64
 	if len(resume) > 0 {
 		last, err := strconv.ParseUint(string(resume), 10, 64)
 		if err != nil {
-			return pipeline.Fatal(fmt.Errorf("datagen: resume position %q is not a sequence number", resume))
+			return connector.Fatal(fmt.Errorf("datagen: resume position %q is not a sequence number", resume))
 		}
 		if last == math.MaxUint64 {
 			return nil // nothing comes after the last number
@@ -114,7 +114,7 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit pipeline.Emitter)
 }
 
 // flood emits full batches as fast as the emitter takes them.
-func (s *Source) flood(ctx context.Context, g *generator, emit pipeline.Emitter) error {
+func (s *Source) flood(ctx context.Context, g *generator, emit connector.Emitter) error {
 	batch := make([]*events.Event, 0, maxBatch)
 	for {
 		if more, err := s.send(ctx, g, emit, &batch, maxBatch); !more || err != nil {
@@ -126,7 +126,7 @@ func (s *Source) flood(ctx context.Context, g *generator, emit pipeline.Emitter)
 // paced emits, on every tick, the events due since the start. Ticks are
 // coarser than one event at high rates, so the rate holds without a timer
 // per event.
-func (s *Source) paced(ctx context.Context, g *generator, emit pipeline.Emitter) error {
+func (s *Source) paced(ctx context.Context, g *generator, emit connector.Emitter) error {
 	eps := uint64(s.cfg.EventsPerSecond)
 	period := min(max(time.Second/time.Duration(eps), 5*time.Millisecond), 100*time.Millisecond)
 	tick := time.NewTicker(period)
@@ -154,7 +154,7 @@ func (s *Source) paced(ctx context.Context, g *generator, emit pipeline.Emitter)
 // send emits the next n events in batches of at most maxBatch, stopping
 // early at max_events. It reports whether the source goes on: false once
 // max_events is reached or ctx is done.
-func (s *Source) send(ctx context.Context, g *generator, emit pipeline.Emitter, batch *[]*events.Event, n uint64) (bool, error) {
+func (s *Source) send(ctx context.Context, g *generator, emit connector.Emitter, batch *[]*events.Event, n uint64) (bool, error) {
 	for {
 		k := min(n, maxBatch)
 		if s.cfg.MaxEvents > 0 {

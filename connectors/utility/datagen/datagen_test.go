@@ -15,7 +15,7 @@ import (
 
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
@@ -31,7 +31,7 @@ func collect(t testing.TB, cfg *Config, resume []byte) []*events.Event {
 		t.Fatal(err)
 	}
 	var got []*events.Event
-	emit := pipeline.EmitterFunc(func(_ context.Context, b []*events.Event) error {
+	emit := connector.EmitterFunc(func(_ context.Context, b []*events.Event) error {
 		got = append(got, b...) // the batch slice is reused, the events are not
 		return nil
 	})
@@ -325,8 +325,8 @@ func TestResumeContinuesTheStream(t *testing.T) {
 
 func TestBadResumePosition(t *testing.T) {
 	src, _ := New(seeded("orders", 1, 0, false))
-	err := src.Read(context.Background(), []byte("lsn:0/16B3748"), pipeline.EmitterFunc(func(context.Context, []*events.Event) error { return nil }))
-	if !errors.Is(err, pipeline.ErrFatal) {
+	err := src.Read(context.Background(), []byte("lsn:0/16B3748"), connector.EmitterFunc(func(context.Context, []*events.Event) error { return nil }))
+	if !errors.Is(err, connector.ErrFatal) {
 		t.Fatalf("got %v, want a fatal error", err)
 	}
 }
@@ -344,7 +344,7 @@ func runUntilCancelled(t *testing.T, cfg *Config, enough int) {
 	seen := 0
 	done := make(chan error, 1)
 	go func() {
-		done <- src.Read(ctx, nil, pipeline.EmitterFunc(func(ctx context.Context, b []*events.Event) error {
+		done <- src.Read(ctx, nil, connector.EmitterFunc(func(ctx context.Context, b []*events.Event) error {
 			if seen += len(b); seen >= enough {
 				cancel()
 				return ctx.Err() // what a real emitter says when cancelled
@@ -371,7 +371,7 @@ func TestCancelStops(t *testing.T) {
 func TestEmitErrorIsReturned(t *testing.T) {
 	src, _ := New(seeded("orders", 1, 0, false))
 	boom := errors.New("broker down")
-	err := src.Read(context.Background(), nil, pipeline.EmitterFunc(func(context.Context, []*events.Event) error { return boom }))
+	err := src.Read(context.Background(), nil, connector.EmitterFunc(func(context.Context, []*events.Event) error { return boom }))
 	if !errors.Is(err, boom) {
 		t.Fatalf("got %v, want %v", err, boom)
 	}
@@ -412,7 +412,7 @@ func TestConfig(t *testing.T) {
 		}
 	}
 
-	if _, err := New(&Config{StreamName: "x"}); !errors.Is(err, pipeline.ErrFatal) {
+	if _, err := New(&Config{StreamName: "x"}); !errors.Is(err, connector.ErrFatal) {
 		t.Errorf("New without a pattern: %v", err)
 	}
 }

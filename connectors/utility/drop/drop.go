@@ -8,7 +8,7 @@ import (
 
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 )
 
 func init() {
@@ -31,7 +31,7 @@ type Sink struct {
 }
 
 // New builds a drop sink.
-func New(*Config) (pipeline.Sink, error) { return &Sink{}, nil }
+func New(*Config) (connector.Sink, error) { return &Sink{}, nil }
 
 // Write counts the batch and forgets it.
 func (s *Sink) Write(_ context.Context, batch []*events.Event) error {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
@@ -70,20 +70,20 @@ type Sink struct {
 }
 
 // New builds a sink that writes to os.Stdout.
-func New(cfg *Config) (pipeline.Sink, error) { return newSink(cfg, os.Stdout) }
+func New(cfg *Config) (connector.Sink, error) { return newSink(cfg, os.Stdout) }
 
 func newSink(cfg *Config, w io.Writer) (*Sink, error) {
 	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, pipeline.Fatal(spec.Problems(ps))
+		return nil, connector.Fatal(spec.Problems(ps))
 	}
 	codec, err := events.NewCodec(cfg.Codec, cfg.Debezium, cfg.CloudEvents)
 	if err != nil {
-		return nil, pipeline.Fatal(err)
+		return nil, connector.Fatal(err)
 	}
 	switch cfg.Format {
 	case "json", "jsonl", "pretty", "text", "tsv":
 	default:
-		return nil, pipeline.Fatal(fmt.Errorf("stdout: unknown format %q", cfg.Format))
+		return nil, connector.Fatal(fmt.Errorf("stdout: unknown format %q", cfg.Format))
 	}
 	return &Sink{format: cfg.Format, indent: cfg.Pretty && cfg.Format == "json", codec: codec, w: w}, nil
 }
@@ -93,7 +93,7 @@ func newSink(cfg *Config, w io.Writer) (*Sink, error) {
 const maxKeep = 4 << 20
 
 // Write prints the batch. Events that cannot be rendered (say, a schema
-// event under the Debezium codec) are reported in a *pipeline.WriteError;
+// event under the Debezium codec) are reported in a *connector.WriteError;
 // the others are printed.
 func (s *Sink) Write(_ context.Context, batch []*events.Event) error {
 	s.mu.Lock()
@@ -122,7 +122,7 @@ func (s *Sink) Write(_ context.Context, batch []*events.Event) error {
 		}
 	}
 	if failed != nil {
-		return &pipeline.WriteError{Failed: failed}
+		return &connector.WriteError{Failed: failed}
 	}
 	return nil
 }

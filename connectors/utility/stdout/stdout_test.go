@@ -12,7 +12,7 @@ import (
 
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
@@ -168,7 +168,7 @@ func TestUnencodableEventsAreReported(t *testing.T) {
 	s, w := testSink(t, Config{Format: "jsonl", Codec: events.CodecDebezium})
 	state := &events.Event{Type: events.State, Stream: "_state", Timestamp: ts, Data: events.RawPayload([]byte(`{"cursor":1}`))}
 	err := write(t, s, insert(), state, update())
-	var we *pipeline.WriteError
+	var we *connector.WriteError
 	if !errors.As(err, &we) || len(we.Failed) != 1 || we.Failed[1] == nil {
 		t.Fatalf("got %v, want a WriteError for event 1", err)
 	}
@@ -219,7 +219,7 @@ func TestWriterErrorFailsTheBatch(t *testing.T) {
 	s, w := testSink(t, Config{Format: "jsonl"})
 	w.err = errors.New("broken pipe")
 	err := write(t, s, insert())
-	var we *pipeline.WriteError
+	var we *connector.WriteError
 	if err == nil || errors.As(err, &we) || !errors.Is(err, w.err) {
 		t.Errorf("got %v, want the writer's error for the whole batch", err)
 	}
@@ -264,7 +264,7 @@ func TestConfig(t *testing.T) {
 			t.Errorf("%q: problems %v, want one at %s mentioning %q", tc.yaml, ps, tc.path, tc.msg)
 		}
 	}
-	if _, err := New(&Config{Format: "xml", Codec: "rivven"}); !errors.Is(err, pipeline.ErrFatal) {
+	if _, err := New(&Config{Format: "xml", Codec: "rivven"}); !errors.Is(err, connector.ErrFatal) {
 		t.Errorf("New with format xml: %v", err)
 	}
 }
