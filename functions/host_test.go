@@ -198,7 +198,7 @@ func TestLambdaBootstrap(t *testing.T) {
 	api := newRuntimeAPI(t)
 	start := time.Now()
 	cmd, stdout, stderr := startFunction(t, "AWS_LAMBDA_RUNTIME_API="+strings.TrimPrefix(api.srv.URL, "http://"),
-		"AWS_LAMBDA_FUNCTION_NAME=stdout", "RIVVEN_PIPELINE="+pipelineYAML, "RIVVEN_LOG_LEVEL=error")
+		"AWS_LAMBDA_FUNCTION_NAME=stdout", "RIVVEN_PIPELINE="+pipelineYAML, "RIVVEN_LOG_LEVEL=warn")
 
 	// SQS: exactly the malformed message is reported.
 	sqs := events.NewSQSEvent(events.SQSSource{QueueARN: "arn:aws:sqs:eu-west-1:123456789012:orders"},
@@ -260,6 +260,14 @@ func TestLambdaBootstrap(t *testing.T) {
 	if !strings.Contains(out, `"CloudWatchMetrics":[{"Namespace":"RivvenConnect"`) || !strings.Contains(out, `"FunctionName":"stdout"`) {
 		t.Errorf("no EMF metrics on stdout:\n%s", out)
 	}
+	// Why each record failed is in the function's log (CloudWatch Logs
+	// reads stderr): its id and reason.
+	for _, want := range []string{"sqs-1: decode: rivven event: unexpected end of JSON input", "fifo-1: decode: payload is not JSON (not json)",
+		"fifo-2: held back: an earlier record of ordering group g failed", "orders-1-101: decode: payload is not JSON (bad)"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("the log lacks %q:\n%s", want, stderr)
+		}
+	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit after SIGTERM: %v", err)
@@ -310,7 +318,7 @@ func freePort(t testing.TB) string {
 func TestCloudRunServer(t *testing.T) {
 	needBinary(t)
 	port := freePort(t)
-	cmd, stdout, stderr := startFunction(t, "PORT="+port, "K_SERVICE=stdout", "RIVVEN_PIPELINE="+pipelineYAML, "RIVVEN_LOG_LEVEL=error")
+	cmd, stdout, stderr := startFunction(t, "PORT="+port, "K_SERVICE=stdout", "RIVVEN_PIPELINE="+pipelineYAML, "RIVVEN_LOG_LEVEL=warn")
 	url := "http://127.0.0.1:" + port + "/"
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -376,6 +384,10 @@ func TestCloudRunServer(t *testing.T) {
 		if c := strings.Count(out, fmt.Sprintf(`{"n":%d}`, n)); c != 1 {
 			t.Errorf("n=%d written %d times:\n%s", n, c, out)
 		}
+	}
+	// Why the malformed push failed is in the log, with its message id.
+	if !strings.Contains(stderr.String(), "m-2: decode: ") {
+		t.Errorf("the log does not say why m-2 failed:\n%s", stderr)
 	}
 	// stdout is the stdout sink's: every line is one event it wrote, and
 	// nothing else (no "Serving function", no blank line per request).

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -597,6 +598,10 @@ sinks:
 		if !strings.Contains(log, want) {
 			t.Errorf("the log lacks %s", want)
 		}
+	}
+	// The failure line names each failed record (its offset) and why.
+	if !regexp.MustCompile(`"msg":"records failed or dead-lettered".*"first":\["\d+: [^"]*not a directory`).MatchString(log) {
+		t.Errorf("no failure line names a record's offset and its reason")
 	}
 	for _, line := range strings.Split(strings.TrimSpace(log), "\n") {
 		if !json.Valid([]byte(line)) {

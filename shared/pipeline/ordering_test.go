@@ -163,3 +163,49 @@ func TestHeldRecordsAreNotCountedAsFailures(t *testing.T) {
 		t.Fatalf("result %+v, %d written", res, len(sink.got))
 	}
 }
+
+// Why a record failed is logged with its id: a record the sink refuses
+// (its reason is the sink's), one dead-lettered after its last attempt, and
+// — at error — records whose dead-lettering failed, with both reasons.
+func TestFailedRecordsAreLoggedWithTheirReason(t *testing.T) {
+	refuse := func(_ int, batch []*events.Event) error {
+		return &WriteError{Failed: map[int]error{1: errors.New("value too long for column note")}}
+	}
+	recs := func() []Record { return []Record{rec(0, `{"n":"0"}`), rec(1, `{"n":"1"}`), rec(2, `{"n":"2"}`)} }
+	cases := []struct {
+		name    string
+		dlq     topic.Producer
+		attempt int
+		want    []string
+	}{
+		{"failed", nil, 1, []string{`level=WARN msg="records failed or dead-lettered"`, `failed=1`, `m1: value too long for column note`}},
+		{"dead-lettered", topic.NewMemory(), 3, []string{`dead_lettered=1`, `m1: dead-lettered: write: after 3 attempts: value too long for column note`}},
+		{"dead-lettering failed", failingProducer{}, 3, []string{
+			`level=ERROR msg="dead-lettering failed; the records are reported failed instead"`, `ids=[m1]`, `dlq broker down`, `first_reason="after 3 attempts: value too long for column note"`,
+			`m1: write: after 3 attempts: value too long for column note; dead-lettering it failed: dead-letter to in.dlq: dlq broker down`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			h := &Handler{Name: "out", Sink: &countingSink{fail: refuse}, Log: slog.New(slog.NewTextHandler(&logs, nil)), MaxAttempts: 3}
+			if c.dlq != nil {
+				if m, ok := c.dlq.(*topic.Memory); ok {
+					m.AutoCreate = true
+				}
+				h.DeadLetters = c.dlq
+			}
+			rs := recs()
+			for i := range rs {
+				rs[i].Attempt = c.attempt
+			}
+			if _, err := h.Handle(context.Background(), rs); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(logs.String(), w) {
+					t.Errorf("the log lacks %s:\n%s", w, logs.String())
+				}
+			}
+		})
+	}
+}
