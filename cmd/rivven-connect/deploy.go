@@ -35,10 +35,10 @@ func runDeploy(_ context.Context, args []string, stdout, stderr io.Writer) error
 	file := fs.String("c", "", "pipeline file")
 	cloud := fs.String("cloud", "", "aws or gcp")
 	out := fs.String("out", "", "directory to write the root module to (created if missing)")
-	sinks := fs.String("sinks", "function", "how sinks run: function (Lambda / Cloud Run behind cloud topics) or service (`run sink` on the Redis streams the sources write)")
+	sinks := fs.String("sinks", "function", "how sinks run: function (Lambda / Cloud Run behind cloud topics) or service (rivven-connect run sink on the Redis streams the sources write)")
 	topics := fs.String("topics", "", "AWS, sink functions: what carries topics: sqs (default), sqs-fifo, msk or kafka (the sources publish there through the broker block the deployment adds to its pipeline copy)")
 	modules := fs.String("modules", "", "module source prefix: a path (relative to the current directory) or a remote address such as git::https://github.com/rivven/rivven-connect//infra/terraform/modules?ref=v1 (default: infra/terraform/modules of the repository around the current directory)")
-	dist := fs.String("dist", "", "where `go tool task build` writes functions (default: dist/ of that repository)")
+	dist := fs.String("dist", "", "where go tool task build writes functions (default: dist/ of that repository)")
 	// Flags may come before or after "terraform".
 	var pos []string
 	for {

@@ -51,7 +51,7 @@ type command struct {
 
 // Each command registers itself from its own file, so adding one touches
 // nothing else; usage lists them in this order.
-var order = []string{"connectors", "validate", "schema", "check", "discover", "local", "run", "invoke", "deploy", "build"}
+var order = []string{"connectors", "validate", "schema", "check", "discover", "local", "run", "invoke", "deploy", "build", "version"}
 
 var registered = map[string]command{}
 
@@ -77,7 +77,7 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(w, "\nRun 'rivven-connect <command> --help' for a command's flags.\n\nExit codes: 0 ok, 1 a connector or check failed, 2 usage or invalid config, 3 fenced.\n")
+	fmt.Fprintf(w, "\nRun 'rivven-connect <command> --help' for a command's flags, 'rivven-connect --version' for the version.\n\nExit codes: 0 ok, 1 a connector or check failed, 2 usage or invalid config, 3 fenced.\n")
 }
 
 func main() {
@@ -93,6 +93,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		return exitOK
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args = append([]string{"version"}, args[1:]...)
 	}
 	for _, c := range commands() {
 		if c.name != args[0] {
