@@ -139,7 +139,7 @@ func TestGeneratedBrokerBlock(t *testing.T) {
 	main := squeeze(string(res.Files["main.tf"]))
 	for _, want := range []string{
 		`broker_env = { RIVVEN_BROKER_PROJECT = var.project }`,
-		`module "topic_shop_orders_v1" { source = "../m/gcp/topic" name = "shop.orders.v1" project = var.project }`,
+		`module "topic_shop_orders_v1" { source = "../m/gcp/topic" name = "shop.orders.v1" project = var.project depends_on = [google_project_service.apis] }`,
 		`publish_topics = [module.topic_shop_orders_v1.topic_id, module.topic_shop_orders_v1.dead_letter_topic_id]`,
 	} {
 		if !strings.Contains(main, want) {

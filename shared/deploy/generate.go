@@ -162,6 +162,14 @@ func Generate(p *config.Pipeline, raw []byte, opts Options) (*Result, error) {
 			return nil, fmt.Errorf("the pipeline with the generated broker block does not load (%v); add a broker block yourself", err)
 		}
 	}
+	if g.services() && !g.aws() && !p.Settings.Health.Enabled {
+		if pipelineCopy, err = enableHealth(pipelineCopy, p.Settings.Health.Port); err != nil {
+			return nil, err
+		}
+		if q, _, err := ParsePipeline(pipelineCopy, nil); err != nil || !q.Settings.Health.Enabled {
+			return nil, fmt.Errorf("the pipeline with settings.health.enabled added does not load (%v); set settings.health.enabled: true yourself", err)
+		}
+	}
 	g.notes()
 	res := &Result{Files: map[string][]byte{}, Notes: g.notesList, Services: len(pl.sources)}
 	if g.functions() {
@@ -404,10 +412,6 @@ func (g *gen) services() bool {
 
 func (g *gen) notes() {
 	n := func(format string, args ...any) { g.notesList = append(g.notesList, fmt.Sprintf(format, args...)) }
-	if g.services() && !g.aws() && !g.p.Settings.Health.Enabled {
-		n("settings.health.enabled is false: Cloud Run starts a service's instance once port %d answers, so set settings.health.enabled: true (port %d) or the services never become ready.",
-			g.p.Settings.Health.Port, g.p.Settings.Health.Port)
-	}
 	if len(g.pl.sinks) == 0 && g.p.Broker == nil {
 		n("the pipeline has no enabled sink, so no cloud topics are created and the sources publish to the Redis streams of the deployment's Redis; add the sinks, or a broker block naming topics that exist.")
 	}
@@ -812,6 +816,17 @@ func topicNames(ts []*topicPlan) string {
 	return strings.Join(out, ", ")
 }
 
+// GCPServices are the Google APIs a GCP deployment uses, which its root
+// module enables: Cloud Run (functions and services), Pub/Sub (topics,
+// push subscriptions), Memorystore for Redis (state), Secret Manager (the
+// Redis URL and pipeline secrets), IAM (service accounts and bindings),
+// Cloud Storage (the pipeline object) and Compute Engine (the VPC network
+// Redis and the services attach to).
+var GCPServices = []string{
+	"compute.googleapis.com", "iam.googleapis.com", "pubsub.googleapis.com", "redis.googleapis.com",
+	"run.googleapis.com", "secretmanager.googleapis.com", "storage.googleapis.com",
+}
+
 func (g *gen) mainGCP(b *hclwrite.Body) {
 	l := block(b, "locals")
 	if g.functions() {
@@ -820,17 +835,29 @@ func (g *gen) mainGCP(b *hclwrite.Body) {
 	set(l, a("secret_env", expr(`merge(var.pipeline_secrets, { REDIS_URL = module.state.redis_url_secret_id })`)))
 	g.brokerLocals(l)
 	b.AppendNewline()
+
+	comment(b, wrapFlush("The Google APIs this deployment uses, enabled in var.project: a new project has most of them off, and then nothing below can be created. They stay enabled on destroy, since other things in the project may use them.", 88)...)
+	ps := block(b, "resource", "google_project_service", "apis")
+	var apis []hclwrite.Tokens
+	for _, api := range GCPServices {
+		apis = append(apis, str(api))
+	}
+	set(ps, a("for_each", hclwrite.TokensForFunctionCall("toset", list(apis...))), a("project", expr("var.project")),
+		a("service", expr("each.value")), a("disable_on_destroy", expr("false")))
+	b.AppendNewline()
+	afterAPIs := a("depends_on", expr("[google_project_service.apis]"))
+
 	if g.functions() {
 		comment(b, "The pipeline file, named by its hash: a changed file is a new object, and the",
 			"functions' RIVVEN_PIPELINE changes with it, so every function starts on the new one.")
 		o := block(b, "resource", "google_storage_bucket_object", "pipeline")
-		set(o, a("bucket", expr("var.artifact_bucket")), a("name", expr(pipelineKey)), a("source", expr(`"${path.module}/pipeline.yaml"`)))
+		set(o, a("bucket", expr("var.artifact_bucket")), a("name", expr(pipelineKey)), a("source", expr(`"${path.module}/pipeline.yaml"`)), afterAPIs)
 		b.AppendNewline()
 	}
 
 	st := block(b, "module", "state")
 	set(st, a("source", g.source("state")), a("name", expr(`"${var.name_prefix}-state"`)), a("project", expr("var.project")),
-		a("region", expr("var.region")), a("network", expr("var.network")))
+		a("region", expr("var.region")), a("network", expr("var.network")), afterAPIs)
 	b.AppendNewline()
 	for _, t := range g.pl.topics {
 		if !g.functions() {
@@ -840,7 +867,7 @@ func (g *gen) mainGCP(b *hclwrite.Body) {
 		m := block(b, "module", t.label)
 		// The topic id is the topic's name: what broker.transport pubsub
 		// publishes to.
-		set(m, a("source", g.source("topic")), a("name", str(t.name)), a("project", expr("var.project")))
+		set(m, a("source", g.source("topic")), a("name", str(t.name)), a("project", expr("var.project")), afterAPIs)
 		b.AppendNewline()
 	}
 	service := func(label, short, kind, name, what string, t *topicPlan) {
@@ -858,7 +885,7 @@ func (g *gen) mainGCP(b *hclwrite.Body) {
 			// transforms reject.
 			set(m, a("publish_topics", expr(fmt.Sprintf("[module.%s.topic_id, module.%[1]s.dead_letter_topic_id]", t.label))))
 		}
-		set(m, a("network", expr("var.network")), a("subnetwork", expr("var.subnetwork")))
+		set(m, a("network", expr("var.network")), a("subnetwork", expr("var.subnetwork")), afterAPIs)
 		b.AppendNewline()
 	}
 	for _, s := range g.pl.sources {
@@ -880,7 +907,7 @@ func (g *gen) mainGCP(b *hclwrite.Body) {
 			a("image", expr(fmt.Sprintf(`"${var.image_registry}/%s:${var.image_tag}"`, s.artifact))),
 			a("pipeline", expr("local.pipeline")), a("connector", str("sinks."+s.name)),
 			a("log_level", expr("var.log_level")), a("environment", g.env()), a("secret_env", expr("local.secret_env")),
-			a("topics", list(items...)), a("network", expr("var.network")), a("subnetwork", expr("var.subnetwork")))
+			a("topics", list(items...)), a("network", expr("var.network")), a("subnetwork", expr("var.subnetwork")), afterAPIs)
 		b.AppendNewline()
 	}
 }

@@ -15,27 +15,40 @@ locals {
   broker_env = { RIVVEN_BROKER_PROJECT = var.project }
 }
 
+# The Google APIs this deployment uses, enabled in var.project: a new project has most of
+# them off, and then nothing below can be created. They stay enabled on destroy, since
+# other things in the project may use them.
+resource "google_project_service" "apis" {
+  for_each           = toset(["compute.googleapis.com", "iam.googleapis.com", "pubsub.googleapis.com", "redis.googleapis.com", "run.googleapis.com", "secretmanager.googleapis.com", "storage.googleapis.com"])
+  project            = var.project
+  service            = each.value
+  disable_on_destroy = false
+}
+
 # The pipeline file, named by its hash: a changed file is a new object, and the
 # functions' RIVVEN_PIPELINE changes with it, so every function starts on the new one.
 resource "google_storage_bucket_object" "pipeline" {
-  bucket = var.artifact_bucket
-  name   = "${var.name_prefix}/pipeline-${substr(filesha256("${path.module}/pipeline.yaml"), 0, 12)}.yaml"
-  source = "${path.module}/pipeline.yaml"
+  bucket     = var.artifact_bucket
+  name       = "${var.name_prefix}/pipeline-${substr(filesha256("${path.module}/pipeline.yaml"), 0, 12)}.yaml"
+  source     = "${path.module}/pipeline.yaml"
+  depends_on = [google_project_service.apis]
 }
 
 module "state" {
-  source  = "../../../modules/gcp/state"
-  name    = "${var.name_prefix}-state"
-  project = var.project
-  region  = var.region
-  network = var.network
+  source     = "../../../modules/gcp/state"
+  name       = "${var.name_prefix}-state"
+  project    = var.project
+  region     = var.region
+  network    = var.network
+  depends_on = [google_project_service.apis]
 }
 
 # Topic cdc.shop.
 module "topic_cdc_shop" {
-  source  = "../../../modules/gcp/topic"
-  name    = "cdc.shop"
-  project = var.project
+  source     = "../../../modules/gcp/topic"
+  name       = "cdc.shop"
+  project    = var.project
+  depends_on = [google_project_service.apis]
 }
 
 # Source pg (postgres-cdc), publishing to cdc.shop.
@@ -53,6 +66,7 @@ module "source_pg" {
   publish_topics = [module.topic_cdc_shop.topic_id, module.topic_cdc_shop.dead_letter_topic_id]
   network        = var.network
   subnetwork     = var.subnetwork
+  depends_on     = [google_project_service.apis]
 }
 
 # Sink lake (object-storage), reading cdc.shop.
@@ -70,5 +84,6 @@ module "sink_lake" {
   topics      = [{ topic = module.topic_cdc_shop.topic_id, dead_letter_topic = module.topic_cdc_shop.dead_letter_topic_id }]
   network     = var.network
   subnetwork  = var.subnetwork
+  depends_on  = [google_project_service.apis]
 }
 

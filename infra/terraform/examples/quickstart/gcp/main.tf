@@ -6,11 +6,6 @@
 # the sink functions, and they dead-letter through the same transport.
 # A Pub/Sub topic's id is the pipeline's topic name (the transport adds no prefix), so two
 # deployments in one project cannot share a topic name.
-#
-# Notes:
-# - settings.health.enabled is false: Cloud Run starts a service's instance once port 8080
-#   answers, so set settings.health.enabled: true (port 8080) or the services never become
-#   ready.
 
 locals {
   pipeline   = "gs://${var.artifact_bucket}/${google_storage_bucket_object.pipeline.name}"
@@ -20,27 +15,40 @@ locals {
   broker_env = { RIVVEN_BROKER_PROJECT = var.project }
 }
 
+# The Google APIs this deployment uses, enabled in var.project: a new project has most of
+# them off, and then nothing below can be created. They stay enabled on destroy, since
+# other things in the project may use them.
+resource "google_project_service" "apis" {
+  for_each           = toset(["compute.googleapis.com", "iam.googleapis.com", "pubsub.googleapis.com", "redis.googleapis.com", "run.googleapis.com", "secretmanager.googleapis.com", "storage.googleapis.com"])
+  project            = var.project
+  service            = each.value
+  disable_on_destroy = false
+}
+
 # The pipeline file, named by its hash: a changed file is a new object, and the
 # functions' RIVVEN_PIPELINE changes with it, so every function starts on the new one.
 resource "google_storage_bucket_object" "pipeline" {
-  bucket = var.artifact_bucket
-  name   = "${var.name_prefix}/pipeline-${substr(filesha256("${path.module}/pipeline.yaml"), 0, 12)}.yaml"
-  source = "${path.module}/pipeline.yaml"
+  bucket     = var.artifact_bucket
+  name       = "${var.name_prefix}/pipeline-${substr(filesha256("${path.module}/pipeline.yaml"), 0, 12)}.yaml"
+  source     = "${path.module}/pipeline.yaml"
+  depends_on = [google_project_service.apis]
 }
 
 module "state" {
-  source  = "../../../modules/gcp/state"
-  name    = "${var.name_prefix}-state"
-  project = var.project
-  region  = var.region
-  network = var.network
+  source     = "../../../modules/gcp/state"
+  name       = "${var.name_prefix}-state"
+  project    = var.project
+  region     = var.region
+  network    = var.network
+  depends_on = [google_project_service.apis]
 }
 
 # Topic demo.orders.
 module "topic_demo_orders" {
-  source  = "../../../modules/gcp/topic"
-  name    = "demo.orders"
-  project = var.project
+  source     = "../../../modules/gcp/topic"
+  name       = "demo.orders"
+  project    = var.project
+  depends_on = [google_project_service.apis]
 }
 
 # Source orders (datagen), publishing to demo.orders.
@@ -58,6 +66,7 @@ module "source_orders" {
   publish_topics = [module.topic_demo_orders.topic_id, module.topic_demo_orders.dead_letter_topic_id]
   network        = var.network
   subnetwork     = var.subnetwork
+  depends_on     = [google_project_service.apis]
 }
 
 # Sink console (stdout), reading demo.orders.
@@ -75,5 +84,6 @@ module "sink_console" {
   topics      = [{ topic = module.topic_demo_orders.topic_id, dead_letter_topic = module.topic_demo_orders.dead_letter_topic_id }]
   network     = var.network
   subnetwork  = var.subnetwork
+  depends_on  = [google_project_service.apis]
 }
 
