@@ -49,7 +49,7 @@ func runDiscover(ctx context.Context, args []string, stdout, _ io.Writer) error 
 	failed, found := 0, 0
 	for _, name := range names {
 		s := p.Sources[name]
-		src, err := b.NewSource(s.Connector, &s.Config, "sources."+name+".config")
+		src, err := b.NewSource(ctx, s.Connector, &s.Config, "sources."+name+".config")
 		if err != nil {
 			return exitWith(exitUsage, err)
 		}

@@ -148,7 +148,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 		if err := ensureTopics(ctx, tr, p, log, []topicUse{{s.Topic, s.TopicConfig, path + ".topic"}, {deadLetterTopic(s.DeadLetterTopic, s.Topic), nil, path + ".dead_letter_topic"}}); err != nil {
 			return err
 		}
-		r, err := pipeline.NewSourceRunner(p, name, catalog.Builder{}, deps)
+		r, err := pipeline.NewSourceRunner(ctx, p, name, catalog.Builder{}, deps)
 		if err != nil {
 			return exitWith(exitUsage, err)
 		}
@@ -176,7 +176,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 			return exitWith(exitFailed, err)
 		}
 		deps.Delivery, deps.Epoch = pipeline.DeliveryOrdered, epoch
-		r, err := pipeline.NewSinkRunner(p, name, catalog.Builder{}, stream, deps)
+		r, err := pipeline.NewSinkRunner(ctx, p, name, catalog.Builder{}, stream, deps)
 		if err != nil {
 			return exitWith(exitUsage, err)
 		}

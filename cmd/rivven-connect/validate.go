@@ -168,12 +168,12 @@ func runCheck(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	}
 	for _, name := range p.SourceNames() {
 		s := p.Sources[name]
-		src, err := b.NewSource(s.Connector, &s.Config, "sources."+name+".config")
+		src, err := b.NewSource(ctx, s.Connector, &s.Config, "sources."+name+".config")
 		check("source", name, src, err)
 	}
 	for _, name := range p.SinkNames() {
 		s := p.Sinks[name]
-		snk, err := b.NewSink(s.Connector, &s.Config, "sinks."+name+".config")
+		snk, err := b.NewSink(ctx, s.Connector, &s.Config, "sinks."+name+".config")
 		check("sink", name, snk, err)
 	}
 	if failed > 0 {

@@ -20,7 +20,7 @@ import (
 
 func newDatagen(b *testing.B, cdc bool) connector.Source {
 	seed := uint64(42)
-	src, err := datagen.New(&datagen.Config{Pattern: "orders", MaxEvents: uint64(b.N), StreamName: "bench", Seed: &seed, CDCMode: cdc})
+	src, err := datagen.New(context.Background(), &datagen.Config{Pattern: "orders", MaxEvents: uint64(b.N), StreamName: "bench", Seed: &seed, CDCMode: cdc})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func newDatagen(b *testing.B, cdc bool) connector.Source {
 }
 
 func newDrop(b *testing.B) *drop.Sink {
-	snk, err := drop.New(&drop.Config{})
+	snk, err := drop.New(context.Background(), &drop.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}

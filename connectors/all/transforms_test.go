@@ -19,7 +19,7 @@ func chain(tb testing.TB, steps ...[2]string) connector.Transform {
 		if err := yaml.Unmarshal([]byte(s[1]), &n); err != nil {
 			tb.Fatal(err)
 		}
-		t, err := catalog.Builder{}.NewTransform(s[0], &n, "transforms")
+		t, err := catalog.Builder{}.NewTransform(context.Background(), s[0], &n, "transforms")
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -90,7 +90,7 @@ func FuzzTransformConfig(f *testing.F) {
 			return
 		}
 		for _, e := range entries {
-			c, err := e.Instantiate(&n, "transforms[0].config")
+			c, err := e.Instantiate(context.Background(), &n, "transforms[0].config")
 			if err != nil {
 				continue
 			}

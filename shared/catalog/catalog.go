@@ -5,6 +5,7 @@
 package catalog
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"sort"
@@ -70,7 +71,7 @@ type Entry struct {
 	Fields []spec.Field
 
 	config reflect.Type
-	build  func(cfg any) (any, error)
+	build  func(ctx context.Context, cfg any) (any, error)
 }
 
 // Registry holds entries. Default is the one connectors register into.
@@ -111,7 +112,13 @@ func (r *Registry) add(e *Entry) {
 	r.entries = append(r.entries, e)
 }
 
-func register[C any, T any](r *Registry, kind Kind, m Meta, fn func(*C) (T, error)) {
+// A constructor builds a component from its config, which the catalog has
+// already decoded, defaulted and validated (the spec's rules and the config
+// type's own Validate), so a constructor does not validate again; it may
+// still refuse what the spec cannot express, naming the YAML path. ctx
+// carries the component's connector.Runtime (its name, logger and metrics)
+// and bounds what the constructor does before the component runs.
+func register[C any, T any](r *Registry, kind Kind, m Meta, fn func(context.Context, *C) (T, error)) {
 	t := reflect.TypeFor[C]()
 	if m.Name == "" || m.Category == "" || m.Description == "" {
 		panic(fmt.Sprintf("catalog: %s %q needs a name, category and description", kind, m.Name))
@@ -121,22 +128,22 @@ func register[C any, T any](r *Registry, kind Kind, m Meta, fn func(*C) (T, erro
 		Kind:   kind,
 		Fields: spec.FieldsOf(t),
 		config: t,
-		build:  func(cfg any) (any, error) { return fn(cfg.(*C)) },
+		build:  func(ctx context.Context, cfg any) (any, error) { return fn(ctx, cfg.(*C)) },
 	})
 }
 
 // RegisterSource adds a source. C is its config struct.
-func RegisterSource[C any](m Meta, fn func(*C) (connector.Source, error)) {
+func RegisterSource[C any](m Meta, fn func(context.Context, *C) (connector.Source, error)) {
 	register(Default, Source, m, fn)
 }
 
 // RegisterSink adds a sink. C is its config struct.
-func RegisterSink[C any](m Meta, fn func(*C) (connector.Sink, error)) {
+func RegisterSink[C any](m Meta, fn func(context.Context, *C) (connector.Sink, error)) {
 	register(Default, Sink, m, fn)
 }
 
 // RegisterTransform adds a transform. C is its config struct.
-func RegisterTransform[C any](m Meta, fn func(*C) (connector.Transform, error)) {
+func RegisterTransform[C any](m Meta, fn func(context.Context, *C) (connector.Transform, error)) {
 	register(Default, Transform, m, fn)
 }
 
@@ -318,7 +325,7 @@ func (e *Entry) Decode(node *yaml.Node, path string) (any, []spec.Problem) {
 }
 
 // Build constructs the component from a config decoded by Decode.
-func (e *Entry) Build(cfg any) (any, error) { return e.build(cfg) }
+func (e *Entry) Build(ctx context.Context, cfg any) (any, error) { return e.build(ctx, cfg) }
 
 // CheckConfig validates a component's config block. ok is false when no
 // such component is registered.
@@ -340,13 +347,14 @@ func (r *Registry) ConfigSchema(kind, name string) (map[string]any, bool) {
 	return spec.JSONSchema(e.Fields), true
 }
 
-// Instantiate decodes a config block and builds the component in one step.
-func (e *Entry) Instantiate(node *yaml.Node, path string) (any, error) {
+// Instantiate decodes and validates a config block and builds the
+// component from it: the one place a component's config is checked.
+func (e *Entry) Instantiate(ctx context.Context, node *yaml.Node, path string) (any, error) {
 	cfg, ps := e.Decode(node, path)
 	if len(ps) > 0 {
 		return nil, spec.Problems(ps)
 	}
-	c, err := e.Build(cfg)
+	c, err := e.Build(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -371,7 +379,7 @@ func (b Builder) reg() *Registry {
 	return b.R
 }
 
-func (b Builder) get(kind Kind, name string, node *yaml.Node, path string) (any, error) {
+func (b Builder) get(ctx context.Context, kind Kind, name string, node *yaml.Node, path string) (any, error) {
 	e, ok := b.reg().Lookup(kind, name)
 	if !ok {
 		if tag, unlinked := b.reg().Unlinked(string(kind), name); unlinked {
@@ -379,7 +387,7 @@ func (b Builder) get(kind Kind, name string, node *yaml.Node, path string) (any,
 		}
 		return nil, fmt.Errorf("%s: unknown %s %q", path, kind, name)
 	}
-	return e.Instantiate(node, path)
+	return e.Instantiate(ctx, node, path)
 }
 
 // Canonical returns the catalog's own name of a component however the
@@ -394,8 +402,8 @@ func (b Builder) Canonical(kind, name string) string {
 }
 
 // NewSource builds a source.
-func (b Builder) NewSource(name string, node *yaml.Node, path string) (connector.Source, error) {
-	c, err := b.get(Source, name, node, path)
+func (b Builder) NewSource(ctx context.Context, name string, node *yaml.Node, path string) (connector.Source, error) {
+	c, err := b.get(ctx, Source, name, node, path)
 	if err != nil {
 		return nil, err
 	}
@@ -403,8 +411,8 @@ func (b Builder) NewSource(name string, node *yaml.Node, path string) (connector
 }
 
 // NewSink builds a sink.
-func (b Builder) NewSink(name string, node *yaml.Node, path string) (connector.Sink, error) {
-	c, err := b.get(Sink, name, node, path)
+func (b Builder) NewSink(ctx context.Context, name string, node *yaml.Node, path string) (connector.Sink, error) {
+	c, err := b.get(ctx, Sink, name, node, path)
 	if err != nil {
 		return nil, err
 	}
@@ -412,8 +420,8 @@ func (b Builder) NewSink(name string, node *yaml.Node, path string) (connector.S
 }
 
 // NewTransform builds a transform.
-func (b Builder) NewTransform(name string, node *yaml.Node, path string) (connector.Transform, error) {
-	c, err := b.get(Transform, name, node, path)
+func (b Builder) NewTransform(ctx context.Context, name string, node *yaml.Node, path string) (connector.Transform, error) {
+	c, err := b.get(ctx, Transform, name, node, path)
 	if err != nil {
 		return nil, err
 	}

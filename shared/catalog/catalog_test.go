@@ -11,6 +11,7 @@ import (
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/buildtag"
 	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/spec"
 )
 
 type nopConfig struct {
@@ -27,8 +28,8 @@ func (nop) Apply(_ context.Context, b []*events.Event) ([]*events.Event, error) 
 
 func testRegistry() *Registry {
 	r := &Registry{}
-	sink := func(c *nopConfig) (pipeline.Sink, error) { return nop{c}, nil }
-	tr := func(c *nopConfig) (pipeline.Transform, error) { return nop{c}, nil }
+	sink := func(_ context.Context, c *nopConfig) (pipeline.Sink, error) { return nop{c}, nil }
+	tr := func(_ context.Context, c *nopConfig) (pipeline.Transform, error) { return nop{c}, nil }
 	register(r, Sink, Meta{Name: "postgres-sink", Aliases: []string{"pg"}, Category: Database, Subcategory: "RDBC",
 		Description: "Writes rows to PostgreSQL tables", Tags: []string{"sql", "jdbc"}}, sink)
 	register(r, Sink, Meta{Name: "stdout", Aliases: []string{"console"}, Category: Utility, Subcategory: "Debug",
@@ -63,7 +64,7 @@ func TestDuplicateRegistrationPanics(t *testing.T) {
 		}
 	}()
 	register(r, Sink, Meta{Name: "Std_Out", Category: Utility, Description: "x"},
-		func(*nopConfig) (pipeline.Sink, error) { return nop{}, nil })
+		func(context.Context, *nopConfig) (pipeline.Sink, error) { return nop{}, nil })
 }
 
 func TestAllIsGroupedByCategory(t *testing.T) {
@@ -101,7 +102,7 @@ func TestInstantiateDecodesWithDefaultsAndPath(t *testing.T) {
 	e, _ := r.Lookup(Sink, "pg")
 	var n yaml.Node
 	yaml.Unmarshal([]byte("size: 5\n"), &n)
-	c, err := e.Instantiate(&n, "sinks.db.config")
+	c, err := e.Instantiate(context.Background(), &n, "sinks.db.config")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +110,7 @@ func TestInstantiateDecodesWithDefaultsAndPath(t *testing.T) {
 		t.Fatalf("config %+v", cfg)
 	}
 	yaml.Unmarshal([]byte("size: 0\nlevl: debug\n"), &n)
-	_, err = e.Instantiate(&n, "sinks.db.config")
+	_, err = e.Instantiate(context.Background(), &n, "sinks.db.config")
 	if err == nil || !strings.Contains(err.Error(), "sinks.db.config.size (line 1:7): 0 is out of range") ||
 		!strings.Contains(err.Error(), `unknown key "levl" (did you mean "level"?)`) {
 		t.Fatalf("err = %v", err)
@@ -136,7 +137,7 @@ func TestReservedNames(t *testing.T) {
 		}
 	}()
 	register(r, Transform, Meta{Name: "llm-embedding", Category: Transforms, Description: "x"},
-		func(*nopConfig) (pipeline.Transform, error) { return nop{}, nil })
+		func(context.Context, *nopConfig) (pipeline.Transform, error) { return nop{}, nil })
 }
 
 // TestUnlinked checks that a component the build-tag vocabulary knows but
@@ -151,8 +152,57 @@ func TestUnlinked(t *testing.T) {
 	if _, ok := r.Unlinked("sink", "never-heard-of"); ok {
 		t.Error("an unknown name was reported as unlinked")
 	}
-	_, err := Builder{R: r}.NewSink("elsewhere", &yaml.Node{}, "sinks.out.connector")
+	_, err := Builder{R: r}.NewSink(context.Background(), "elsewhere", &yaml.Node{}, "sinks.out.connector")
 	if err == nil || !strings.Contains(err.Error(), `sinks.out.connector: sink "elsewhere" is not linked into this binary (it was built with -tags custom without sinks.elsewhere); build one that has it with `+"`rivven-connect build -c PIPELINE`") {
 		t.Errorf("NewSink error = %v", err)
+	}
+}
+
+// crossConfig has a rule spanning fields, which only its Validate knows.
+type crossConfig struct {
+	Min int `yaml:"min" default:"1" doc:"Lower bound."`
+	Max int `yaml:"max" default:"10" doc:"Upper bound."`
+}
+
+func (c *crossConfig) Validate() []spec.Problem {
+	if c.Min > c.Max {
+		return []spec.Problem{{Path: "min", Message: "exceeds max"}}
+	}
+	return nil
+}
+
+type runtimeKey struct{}
+
+// The catalog is the one place a config is checked: a constructor sees only
+// configs that passed the spec and the type's own Validate, and gets the
+// context the engine passes (which carries the component's runtime).
+func TestConstructorGetsOnlyValidatedConfigsAndTheContext(t *testing.T) {
+	r := &Registry{}
+	var built []*crossConfig
+	var got any
+	register(r, Sink, Meta{Name: "cross", Category: Utility, Description: "x"},
+		func(ctx context.Context, c *crossConfig) (pipeline.Sink, error) {
+			built, got = append(built, c), ctx.Value(runtimeKey{})
+			return nop{}, nil
+		})
+	e, _ := r.Lookup(Sink, "cross")
+	ctx := context.WithValue(context.Background(), runtimeKey{}, "rt")
+	for _, bad := range []string{"min: 11\n", "max: x\n", "mni: 1\n"} {
+		var n yaml.Node
+		_ = yaml.Unmarshal([]byte(bad), &n)
+		if _, err := e.Instantiate(ctx, &n, "sinks.out.config"); err == nil || !strings.Contains(err.Error(), "sinks.out.config.") {
+			t.Errorf("%q: err = %v, want a problem naming the YAML path", bad, err)
+		}
+	}
+	if len(built) != 0 {
+		t.Fatalf("the constructor ran on %d invalid config(s)", len(built))
+	}
+	var n yaml.Node
+	_ = yaml.Unmarshal([]byte("min: 2\n"), &n)
+	if _, err := e.Instantiate(ctx, &n, "sinks.out.config"); err != nil {
+		t.Fatal(err)
+	}
+	if len(built) != 1 || built[0].Min != 2 || built[0].Max != 10 || got != "rt" {
+		t.Fatalf("built %+v with context value %v", built, got)
 	}
 }

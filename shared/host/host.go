@@ -182,9 +182,9 @@ func Init(ctx context.Context, fn Function, opts Options) (*Runtime, error) {
 	deps := pipeline.Deps{Store: rt.Store, Producer: opts.Producer, Log: rt.Log, Metrics: rt.Metrics, Delivery: pipeline.DeliveryUnordered}
 	var h *pipeline.Handler
 	if step == nil {
-		h, err = pipeline.NewSinkHandler(p, strings.TrimPrefix(rt.Component, "sinks."), catalog.Builder{R: reg}, deps)
+		h, err = pipeline.NewSinkHandler(ctx, p, strings.TrimPrefix(rt.Component, "sinks."), catalog.Builder{R: reg}, deps)
 	} else {
-		h, err = pipeline.NewTransformHandler(p, step, topics, dlq, catalog.Builder{R: reg}, &pipeline.Publisher{Producer: opts.Producer, Topic: env.OutputTopic}, deps)
+		h, err = pipeline.NewTransformHandler(ctx, p, step, topics, dlq, catalog.Builder{R: reg}, &pipeline.Publisher{Producer: opts.Producer, Topic: env.OutputTopic}, deps)
 	}
 	if err != nil {
 		rt.release()

@@ -48,9 +48,9 @@ type markConfig struct {
 
 func init() {
 	catalog.RegisterSink[collectConfig](catalog.Meta{Name: "test-collect", Category: catalog.Utility, Description: "test sink"},
-		func(*collectConfig) (pipeline.Sink, error) { return collectSink{}, nil })
+		func(context.Context, *collectConfig) (pipeline.Sink, error) { return collectSink{}, nil })
 	catalog.RegisterTransform[markConfig](catalog.Meta{Name: "test-mark", Category: catalog.Transforms, Description: "test transform"},
-		func(c *markConfig) (pipeline.Transform, error) {
+		func(_ context.Context, c *markConfig) (pipeline.Transform, error) {
 			return pipeline.PerEvent(func(_ context.Context, e *events.Event) ([]*events.Event, error) {
 				row, err := e.Data.Mutable()
 				if err != nil {

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -87,6 +88,13 @@ func RetryPolicy(p *config.Pipeline) resilience.Policy {
 	}
 }
 
+// componentContext is what a component's constructor gets: ctx carrying
+// the component's Runtime (the status is attached once the runner or
+// handler exists; construction reports no progress).
+func (d Deps) componentContext(ctx context.Context, name string) context.Context {
+	return WithRuntime(ctx, &Runtime{Name: name, Log: d.log(), Metrics: d.Metrics})
+}
+
 func (d Deps) log() *slog.Logger {
 	if d.Log == nil {
 		return slog.Default()
@@ -98,17 +106,18 @@ func (d Deps) log() *slog.Logger {
 // connector, its transforms, dead-lettering and the failure policy from
 // settings. Every host (local emulator, Lambda, Cloud Run, invoke) builds
 // its handler here so they behave the same.
-func NewSinkHandler(p *config.Pipeline, name string, f Factory, d Deps) (*Handler, error) {
+func NewSinkHandler(ctx context.Context, p *config.Pipeline, name string, f Factory, d Deps) (*Handler, error) {
 	s, ok := p.Sinks[name]
 	if !ok {
 		return nil, fmt.Errorf("the pipeline has no sink %q", name)
 	}
 	path := "sinks." + name
-	sink, err := f.NewSink(s.Connector, &s.Config, path+".config")
+	ctx = d.componentContext(ctx, name)
+	sink, err := f.NewSink(ctx, s.Connector, &s.Config, path+".config")
 	if err != nil {
 		return nil, err
 	}
-	chain, err := buildChain(f, s.Transforms)
+	chain, err := buildChain(ctx, f, s.Transforms)
 	if err != nil {
 		return nil, err
 	}
@@ -196,16 +205,17 @@ func canonical(f Factory, kind, name string) string {
 }
 
 // NewSourceRunner builds the runner for sources.<name> of a pipeline.
-func NewSourceRunner(p *config.Pipeline, name string, f Factory, d Deps) (*SourceRunner, error) {
+func NewSourceRunner(ctx context.Context, p *config.Pipeline, name string, f Factory, d Deps) (*SourceRunner, error) {
 	s, ok := p.Sources[name]
 	if !ok {
 		return nil, fmt.Errorf("the pipeline has no source %q", name)
 	}
-	src, err := f.NewSource(s.Connector, &s.Config, "sources."+name+".config")
+	ctx = d.componentContext(ctx, name)
+	src, err := f.NewSource(ctx, s.Connector, &s.Config, "sources."+name+".config")
 	if err != nil {
 		return nil, err
 	}
-	chain, err := buildChain(f, s.Transforms)
+	chain, err := buildChain(ctx, f, s.Transforms)
 	if err != nil {
 		return nil, err
 	}
@@ -242,13 +252,13 @@ func ConsumerGroup(p *config.Pipeline, sink string) string {
 }
 
 // buildChain builds a transform chain; nil when there are no steps.
-func buildChain(f Factory, ts config.Transforms) (Transform, error) {
+func buildChain(ctx context.Context, f Factory, ts config.Transforms) (Transform, error) {
 	if len(ts) == 0 {
 		return nil, nil
 	}
 	chain := make(Chain, 0, len(ts))
 	for _, t := range ts {
-		tr, err := f.NewTransform(t.Kind(), &t.Config, t.Path+".config")
+		tr, err := f.NewTransform(ctx, t.Kind(), &t.Config, t.Path+".config")
 		if err != nil {
 			return nil, err
 		}

@@ -111,8 +111,8 @@ type SinkRunner struct {
 // NewSinkRunner builds the runner for sinks.<name> on a durable transport;
 // the handler comes from NewSinkHandler with d (set d.Delivery to
 // DeliveryOrdered and d.Epoch to the instance's epoch).
-func NewSinkRunner(p *config.Pipeline, name string, f Factory, tr StreamTransport, d Deps) (*SinkRunner, error) {
-	h, err := NewSinkHandler(p, name, f, d)
+func NewSinkRunner(ctx context.Context, p *config.Pipeline, name string, f Factory, tr StreamTransport, d Deps) (*SinkRunner, error) {
+	h, err := NewSinkHandler(ctx, p, name, f, d)
 	if err != nil {
 		return nil, err
 	}

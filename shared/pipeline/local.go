@@ -26,10 +26,13 @@ import (
 
 // Factory builds components by connector name; shared/catalog
 // provides it (shared code never imports connectors).
+//
+// ctx carries the component's Runtime and bounds its construction; the
+// factory validates cfg before the connector's constructor sees it.
 type Factory interface {
-	NewSource(connector string, cfg *yaml.Node, path string) (Source, error)
-	NewSink(connector string, cfg *yaml.Node, path string) (Sink, error)
-	NewTransform(typ string, cfg *yaml.Node, path string) (Transform, error)
+	NewSource(ctx context.Context, connector string, cfg *yaml.Node, path string) (Source, error)
+	NewSink(ctx context.Context, connector string, cfg *yaml.Node, path string) (Sink, error)
+	NewTransform(ctx context.Context, typ string, cfg *yaml.Node, path string) (Transform, error)
 }
 
 // LocalOptions tune the local emulator.
@@ -121,7 +124,7 @@ func NewLocal(ctx context.Context, p *config.Pipeline, f Factory, opts LocalOpti
 		if err := l.ensureTopic(ctx, s.Topic, s.TopicConfig, path+".topic"); err != nil {
 			return nil, err
 		}
-		r, err := NewSourceRunner(p, name, f, Deps{Store: opts.Store, Producer: l.Broker, Log: opts.Log, Metrics: opts.Metrics})
+		r, err := NewSourceRunner(ctx, p, name, f, Deps{Store: opts.Store, Producer: l.Broker, Log: opts.Log, Metrics: opts.Metrics})
 		if err != nil {
 			return nil, err
 		}
@@ -137,7 +140,7 @@ func NewLocal(ctx context.Context, p *config.Pipeline, f Factory, opts LocalOpti
 				return nil, err
 			}
 		}
-		h, err := NewSinkHandler(p, name, f, Deps{Store: opts.Store, Producer: l.Broker, Log: opts.Log, Metrics: opts.Metrics})
+		h, err := NewSinkHandler(ctx, p, name, f, Deps{Store: opts.Store, Producer: l.Broker, Log: opts.Log, Metrics: opts.Metrics})
 		if err != nil {
 			return nil, err
 		}

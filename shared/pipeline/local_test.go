@@ -56,9 +56,9 @@ type fakeFactory struct {
 	sink Sink
 }
 
-func (fakeFactory) NewSource(string, *yaml.Node, string) (Source, error) { return keyedSource{}, nil }
-func (f fakeFactory) NewSink(string, *yaml.Node, string) (Sink, error)   { return f.sink, nil }
-func (fakeFactory) NewTransform(string, *yaml.Node, string) (Transform, error) {
+func (fakeFactory) NewSource(context.Context, string, *yaml.Node, string) (Source, error) { return keyedSource{}, nil }
+func (f fakeFactory) NewSink(context.Context, string, *yaml.Node, string) (Sink, error)   { return f.sink, nil }
+func (fakeFactory) NewTransform(context.Context, string, *yaml.Node, string) (Transform, error) {
 	return exploder, nil
 }
 

@@ -73,7 +73,7 @@ func TestConnectorMetricsAreExported(t *testing.T) {
 	p := load(t, "sinks:\n  out: {connector: x, topics: [t]}\n")
 	reg := telemetry.NewRegistry()
 	sink := &reportingSink{}
-	h, err := NewSinkHandler(p, "out", fakeFactory{sink: sink}, Deps{Metrics: reg})
+	h, err := NewSinkHandler(context.Background(), p, "out", fakeFactory{sink: sink}, Deps{Metrics: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

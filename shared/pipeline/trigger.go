@@ -144,13 +144,13 @@ func (a *Adapter) PushBody(ctx context.Context, body []byte) (int, Outcome, erro
 // function gets exactly the failure policy, dead-lettering and
 // reliability wiring of a sink function and reports per-record failures
 // the same way.
-func NewTransformHandler(p *config.Pipeline, step *config.Transform, topics []string, dlq string, f Factory, out Sink, d Deps) (*Handler, error) {
+func NewTransformHandler(ctx context.Context, p *config.Pipeline, step *config.Transform, topics []string, dlq string, f Factory, out Sink, d Deps) (*Handler, error) {
 	q := *p
 	q.Sinks = map[string]*config.Sink{step.Path: {
 		Connector: publisherConnector, Topics: topics, Transforms: config.Transforms{step},
 		DeadLetterTopic: dlq, Enabled: true, StartOffset: "earliest",
 	}}
-	h, err := NewSinkHandler(&q, step.Path, publishFactory{f, out}, d)
+	h, err := NewSinkHandler(ctx, &q, step.Path, publishFactory{f, out}, d)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +168,7 @@ type publishFactory struct {
 	out Sink
 }
 
-func (pf publishFactory) NewSink(connector string, cfg *yaml.Node, path string) (Sink, error) {
+func (pf publishFactory) NewSink(_ context.Context, connector string, cfg *yaml.Node, path string) (Sink, error) {
 	if connector != publisherConnector {
 		return nil, fmt.Errorf("%s: a transform function has no sink %q", path, connector)
 	}

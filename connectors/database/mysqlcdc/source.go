@@ -20,6 +20,7 @@ import (
 
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/pipeline"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
@@ -45,7 +46,7 @@ func init() {
 		Description: "Streams row changes from the MySQL/MariaDB binary log as a replica, after a consistent chunked snapshot; exact types, GTID or file/position resume without loss or duplicates.",
 		Tags:        []string{"mysql", "mariadb", "cdc", "binlog", "replication", "gtid", "snapshot"},
 		Metrics:     []string{metricEvents, metricTransactions, metricLag, metricSnapshotRows, metricReconnects, metricSchema},
-	}, New)
+	}, func(_ context.Context, c *Config) (connector.Source, error) { return New(c) })
 }
 
 // Source is the mysql-cdc source.

@@ -24,6 +24,7 @@ import (
 
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/pipeline"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
@@ -47,7 +48,7 @@ func init() {
 		Description: "Change data capture from PostgreSQL via logical replication (pgoutput v2): resumable consistent snapshot, inserts/updates/deletes/truncates/schema changes, LSNs confirmed only after delivery.",
 		Tags:        []string{"postgres", "postgresql", "cdc", "logical-replication", "pgoutput", "wal", "database"},
 		Metrics:     []string{metricSlotLag, metricEvents, metricTransactions, metricSnapshotRows, metricHeartbeats, metricConfirmedLSN},
-	}, New)
+	}, func(_ context.Context, c *Config) (connector.Source, error) { return New(c) })
 }
 
 // Source is the postgres-cdc source.

@@ -91,12 +91,9 @@ type Sink struct {
 }
 
 // NewSink builds a kafka sink. The client connects lazily.
-func NewSink(cfg *SinkConfig) (connector.Sink, error) { return newSink(cfg) }
+func NewSink(ctx context.Context, cfg *SinkConfig) (connector.Sink, error) { return newSink(cfg) }
 
 func newSink(cfg *SinkConfig, extra ...kgo.Opt) (*Sink, error) {
-	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, connector.Fatal(spec.Problems(ps))
-	}
 	codec, err := events.NewCodec(cfg.Codec, cfg.Debezium, cfg.CloudEvents)
 	if err != nil {
 		return nil, connector.Fatal(err)

@@ -82,12 +82,11 @@ type Source struct {
 }
 
 // NewSource builds a kafka source.
-func NewSource(cfg *SourceConfig) (connector.Source, error) { return newSource(cfg) }
+func NewSource(ctx context.Context, cfg *SourceConfig) (connector.Source, error) {
+	return newSource(cfg)
+}
 
 func newSource(cfg *SourceConfig) (*Source, error) {
-	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, connector.Fatal(spec.Problems(ps))
-	}
 	opts, err := clientOpts(cfg.Brokers, cfg.Security)
 	if err != nil {
 		return nil, connector.Fatal(err)

@@ -252,10 +252,7 @@ type Source struct {
 }
 
 // New builds an mqtt source.
-func New(cfg *Config) (connector.Source, error) {
-	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, connector.Fatal(spec.Problems(ps))
-	}
+func New(ctx context.Context, cfg *Config) (connector.Source, error) {
 	s := &Source{cfg: *cfg, qos: qosLevels[cfg.QoS], clientID: cfg.ClientID}
 	s.broker, _ = brokerURI(cfg.BrokerURL)
 	_, s.addr, _ = strings.Cut(s.broker, "://")

@@ -92,7 +92,7 @@ func TestConfig(t *testing.T) {
 	if u, _ := brokerURI(cfg.BrokerURL); u != "tcp://localhost:1883" {
 		t.Errorf("broker uri %s", u)
 	}
-	src, err := New(cfg)
+	src, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,13 +140,6 @@ func TestConfig(t *testing.T) {
 	if len(ps) == 0 || strings.Contains(spec.Problems(ps).Error(), "hunter2") {
 		t.Errorf("problems %v", ps)
 	}
-	if _, err := New(&Config{BrokerURL: "mqtt://h"}); !errors.Is(err, connector.ErrFatal) {
-		t.Errorf("New without topics: %v", err)
-	}
-	if _, err := New(&Config{BrokerURL: "mqtt://h", Topics: []string{"a"}, ProtocolVersion: "5.0", QoS: "at_most_once", CleanSession: true,
-		KeepAliveSecs: 1, ConnectTimeoutSecs: 1, MaxInflight: 1, RetryInitialMS: 1, RetryMaxMS: 1, RetryMultiplier: 1}); !errors.Is(err, connector.ErrFatal) || !strings.Contains(err.Error(), "protocol_version") {
-		t.Errorf("New with protocol_version 5.0: %v", err)
-	}
 }
 
 // The MQTT 5 CONNECT carries the MQTT 5 meaning of every key.
@@ -155,7 +148,7 @@ func TestConnectPacketV5(t *testing.T) {
 	if len(ps) > 0 {
 		t.Fatal(ps)
 	}
-	src, err := New(cfg)
+	src, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +269,7 @@ type running struct {
 // start runs a source from cfg; fail, when set, is what Emit returns.
 func start(t *testing.T, cfg *Config, fail error, hook func(*Source)) *running {
 	t.Helper()
-	src, err := New(cfg)
+	src, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -623,7 +616,7 @@ func TestCheck(t *testing.T) {
 func testCheck(t *testing.T, version string) {
 	cfg := baseConfig("a")
 	cfg.ProtocolVersion = version
-	src, err := New(cfg)
+	src, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -638,7 +631,7 @@ func testCheck(t *testing.T, version string) {
 	addr := l.Addr().String()
 	l.Close()
 	cfg.BrokerURL, cfg.ConnectTimeoutSecs = "mqtt://"+addr, 2
-	src, _ = New(cfg)
+	src, _ = New(context.Background(), cfg)
 	if err := src.(connector.Checker).Check(context.Background()); err == nil {
 		t.Error("Check passed against a closed port")
 	}
@@ -659,7 +652,7 @@ func testReconnectBackoff(t *testing.T, version string) {
 	cfg.BrokerURL, cfg.ConnectTimeoutSecs = "mqtt://"+addr, 1
 	cfg.RetryInitialMS, cfg.RetryMaxMS, cfg.RetryMultiplier = 1, 20, 3
 	cfg.ProtocolVersion = version
-	src, _ := New(cfg)
+	src, _ := New(context.Background(), cfg)
 	var mu sync.Mutex
 	attempts := 0
 	src.(*Source).dial = func(ctx context.Context, addr string) (net.Conn, error) {

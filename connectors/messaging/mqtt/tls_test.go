@@ -211,7 +211,7 @@ func testTLSAndAuthFailures(t *testing.T, version string) {
 	}
 	cfg := config()
 	cfg.Auth.Password = "wrong-password-123"
-	src, err := New(cfg)
+	src, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,12 +227,12 @@ func testTLSAndAuthFailures(t *testing.T, version string) {
 	}
 	cfg = config()
 	cfg.TLS = &TLS{} // system roots do not trust the test CA
-	src, _ = New(cfg)
+	src, _ = New(context.Background(), cfg)
 	if err := src.(*Source).Check(ctx); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("check with an untrusted certificate: %v", err)
 	}
 	cfg = config()
-	src, _ = New(cfg)
+	src, _ = New(context.Background(), cfg)
 	if err := src.(*Source).Check(ctx); err != nil {
 		t.Fatalf("check with the right CA and password: %v", err)
 	}

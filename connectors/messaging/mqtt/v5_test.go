@@ -198,7 +198,7 @@ func TestAckOnlyAfterEmit(t *testing.T) {
 				cfg.ProtocolVersion, cfg.QoS, cfg.CleanSession = version, qos, false
 				cfg.ClientID = "rivven-a-" + base[len(base)-12:]
 				t.Cleanup(func() { dropSession(cfg.ClientID) })
-				src, err := New(cfg)
+				src, err := New(context.Background(), cfg)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -151,14 +151,11 @@ type Sink struct {
 }
 
 // NewSink builds a pubsub-sink.
-func NewSink(cfg *SinkConfig) (connector.Sink, error) {
+func NewSink(ctx context.Context, cfg *SinkConfig) (connector.Sink, error) {
 	return newSink(cfg)
 }
 
 func newSink(cfg *SinkConfig, opts ...option.ClientOption) (*Sink, error) {
-	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, connector.Fatal(spec.Problems(ps))
-	}
 	s := &Sink{cfg: *cfg, opts: opts, pubs: map[string]*pubsub.Publisher{}}
 	if k := cfg.OrderingKey; k != nil && k.Mode == "field" {
 		s.path = strings.Split(k.FieldPath, ".")

@@ -133,14 +133,11 @@ type Source struct {
 }
 
 // NewSource builds a pubsub-source.
-func NewSource(cfg *SourceConfig) (connector.Source, error) {
+func NewSource(ctx context.Context, cfg *SourceConfig) (connector.Source, error) {
 	return newSource(cfg)
 }
 
 func newSource(cfg *SourceConfig, opts ...option.ClientOption) (*Source, error) {
-	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, connector.Fatal(spec.Problems(ps))
-	}
 	return &Source{
 		cfg:  *cfg,
 		sub:  pubsubtopic.FullName(cfg.ProjectID, "subscriptions", cfg.SubscriptionID),

@@ -480,7 +480,4 @@ func TestSourceConfig(t *testing.T) {
 			t.Errorf("%q: problems %v, want one at %s mentioning %q", tc.yaml, ps, tc.path, tc.msg)
 		}
 	}
-	if _, err := NewSource(&SourceConfig{ProjectID: "p"}); !errors.Is(err, connector.ErrFatal) {
-		t.Errorf("NewSource without subscription: %v", err)
-	}
 }

@@ -89,13 +89,10 @@ type Sink struct {
 }
 
 // NewSink builds an sqs-sink.
-func NewSink(cfg *SinkConfig) (connector.Sink, error) {
-	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, connector.Fatal(spec.Problems(ps))
-	}
+func NewSink(ctx context.Context, cfg *SinkConfig) (connector.Sink, error) {
 	q, _ := sqstopic.ParseQueueURL(cfg.QueueURL)
 	codec, _ := events.NewCodec(cfg.Codec, cfg.Debezium, cfg.CloudEvents)
-	client, err := sqstopic.NewClient(context.Background(), q, cfg.Region, cfg.EndpointURL, cfg.Auth)
+	client, err := sqstopic.NewClient(ctx, q, cfg.Region, cfg.EndpointURL, cfg.Auth)
 	if err != nil {
 		return nil, connector.Fatal(err)
 	}

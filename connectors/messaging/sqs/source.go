@@ -70,12 +70,9 @@ type Source struct {
 }
 
 // NewSource builds an sqs-source.
-func NewSource(cfg *SourceConfig) (connector.Source, error) {
-	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, connector.Fatal(spec.Problems(ps))
-	}
+func NewSource(ctx context.Context, cfg *SourceConfig) (connector.Source, error) {
 	q, _ := sqstopic.ParseQueueURL(cfg.QueueURL)
-	client, err := sqstopic.NewClient(context.Background(), q, cfg.Region, cfg.EndpointURL, cfg.Auth)
+	client, err := sqstopic.NewClient(ctx, q, cfg.Region, cfg.EndpointURL, cfg.Auth)
 	if err != nil {
 		return nil, connector.Fatal(err)
 	}

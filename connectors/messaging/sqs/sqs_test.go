@@ -126,12 +126,6 @@ func TestConfig(t *testing.T) {
 	if len(ps) == 0 || strings.Contains(spec.Problems(ps).Error(), "hunter2") {
 		t.Errorf("problems %v", ps)
 	}
-	if _, err := NewSink(&SinkConfig{QueueURL: "x"}); !errors.Is(err, connector.ErrFatal) {
-		t.Errorf("NewSink: %v", err)
-	}
-	if _, err := NewSource(&SourceConfig{QueueURL: "x", MaxMessages: 1}); !errors.Is(err, connector.ErrFatal) {
-		t.Errorf("NewSource: %v", err)
-	}
 }
 
 // createQueue creates a queue in the fake through the SDK.
@@ -162,7 +156,7 @@ func newTestSink(t *testing.T, f *sqsfake.Server, cfg SinkConfig) *Sink {
 	if cfg.Codec == "" {
 		cfg.Codec = "rivven"
 	}
-	s, err := NewSink(&cfg)
+	s, err := NewSink(context.Background(), &cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +178,7 @@ func newTestSource(t *testing.T, f *sqsfake.Server, cfg SourceConfig) *Source {
 	if cfg.WaitTimeSeconds == 0 {
 		cfg.WaitTimeSeconds = 2
 	}
-	s, err := NewSource(&cfg)
+	s, err := NewSource(context.Background(), &cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,7 +449,7 @@ func TestDeleteOnlyAfterEmit(t *testing.T) {
 
 func TestCheck(t *testing.T) {
 	f := sqsfake.New(t)
-	s, err := NewSink(&SinkConfig{QueueURL: f.URL("missing"), EndpointURL: f.HTTP.URL, Auth: testAuth, BatchSize: 10, Codec: "rivven"})
+	s, err := NewSink(context.Background(), &SinkConfig{QueueURL: f.URL("missing"), EndpointURL: f.HTTP.URL, Auth: testAuth, BatchSize: 10, Codec: "rivven"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 func datagenOrders(b *testing.B, n int) []*events.Event {
 	b.Helper()
 	seed := uint64(42)
-	src, err := datagen.New(&datagen.Config{Pattern: "orders", EventsPerSecond: 0, MaxEvents: uint64(n), StreamName: "orders", Seed: &seed})
+	src, err := datagen.New(context.Background(), &datagen.Config{Pattern: "orders", EventsPerSecond: 0, MaxEvents: uint64(n), StreamName: "orders", Seed: &seed})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -20,7 +20,6 @@ import (
 	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/format"
 	"github.com/rivven/rivven-connect/shared/resilience"
-	"github.com/rivven/rivven-connect/shared/spec"
 )
 
 // Metric names.
@@ -64,7 +63,7 @@ func registerLegacy[P legacyName](legacy, what string) {
 		Tags:        []string{"object", "storage", "legacy", legacy},
 		Metrics:     metrics,
 		LegacyOf:    connectorName,
-	}, func(c *LegacyConfig[P]) (connector.Sink, error) { return New(c.config()) })
+	}, func(ctx context.Context, c *LegacyConfig[P]) (connector.Sink, error) { return New(ctx, c.config()) })
 }
 
 // BatchPolicy asks long-lived runners for batches of batch_size events,
@@ -91,12 +90,11 @@ type Sink struct {
 }
 
 // New builds an object-storage sink.
-func New(cfg *Config) (connector.Sink, error) { return newSink(context.Background(), cfg) }
+func New(ctx context.Context, cfg *Config) (connector.Sink, error) {
+	return newSink(ctx, cfg)
+}
 
 func newSink(ctx context.Context, cfg *Config) (*Sink, error) {
-	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, connector.Fatal(spec.Problems(ps))
-	}
 	enc, err := format.New(cfg.Options)
 	if err != nil {
 		return nil, connector.Fatal(err)

@@ -105,7 +105,7 @@ type fieldSpec struct {
 }
 
 // New builds the transform.
-func New(cfg *Config) (connector.Transform, error) {
+func New(ctx context.Context, cfg *Config) (connector.Transform, error) {
 	t, err := build(cfg)
 	if err != nil {
 		return nil, err
@@ -114,9 +114,6 @@ func New(cfg *Config) (connector.Transform, error) {
 }
 
 func build(cfg *Config) (*Transform, error) {
-	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, connector.Fatal(spec.Problems(ps))
-	}
 	t := &Transform{}
 	for _, f := range sortedKeys(cfg.Specs) {
 		p, _ := row.ParsePath(f)

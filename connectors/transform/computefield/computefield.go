@@ -171,7 +171,7 @@ type Transform struct {
 }
 
 // New builds the transform.
-func New(cfg *Config) (connector.Transform, error) {
+func New(ctx context.Context, cfg *Config) (connector.Transform, error) {
 	t, err := build(cfg)
 	if err != nil {
 		return nil, err
@@ -180,9 +180,6 @@ func New(cfg *Config) (connector.Transform, error) {
 }
 
 func build(cfg *Config) (*Transform, error) {
-	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, connector.Fatal(spec.Problems(ps))
-	}
 	t := &Transform{now: time.Now}
 	for _, c := range cfg.Computations {
 		k := comp{typ: canonical[c.Type], sep: c.Separator, algorithm: c.Algorithm, ns: urlNamespace}

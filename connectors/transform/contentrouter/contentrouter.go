@@ -147,7 +147,7 @@ type router struct {
 }
 
 // New builds the transform.
-func New(cfg *Config) (connector.Transform, error) {
+func New(ctx context.Context, cfg *Config) (connector.Transform, error) {
 	r := &router{def: cfg.Default}
 	if r.def == "" {
 		r.def = cfg.DefaultTopic

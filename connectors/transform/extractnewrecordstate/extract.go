@@ -56,7 +56,7 @@ type extract struct {
 }
 
 // New builds the transform.
-func New(cfg *Config) (connector.Transform, error) {
+func New(ctx context.Context, cfg *Config) (connector.Transform, error) {
 	fields := slices.Clone(cfg.AddFields)
 	add := func(on bool, name string) {
 		if on && !slices.Contains(fields, name) {

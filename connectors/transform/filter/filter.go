@@ -43,7 +43,7 @@ type filter struct {
 }
 
 // New builds the transform.
-func New(cfg *Config) (connector.Transform, error) {
+func New(ctx context.Context, cfg *Config) (connector.Transform, error) {
 	c, err := condition.Compile(cfg.Condition)
 	if err != nil {
 		return nil, err

@@ -49,10 +49,7 @@ type Transform struct {
 }
 
 // New builds the transform.
-func New(cfg *Config) (connector.Transform, error) {
-	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, connector.Fatal(spec.Problems(ps))
-	}
+func New(ctx context.Context, cfg *Config) (connector.Transform, error) {
 	t := &Transform{delim: cfg.Delimiter, max: cfg.MaxDepth}
 	return row.Each(t.apply), nil
 }

@@ -1,7 +1,6 @@
 package flatten
 
 import (
-	"errors"
 	"strings"
 	"testing"
 
@@ -114,9 +113,6 @@ func TestConfigProblems(t *testing.T) {
 	cfg, ps := spec.DecodeString[Config]("", path)
 	if len(ps) > 0 || cfg.Delimiter != "." || cfg.MaxDepth != 0 {
 		t.Errorf("defaults: %+v %v", cfg, ps)
-	}
-	if _, err := New(&Config{}); !errors.Is(err, connector.ErrFatal) {
-		t.Errorf("New with an empty delimiter: %v", err)
 	}
 }
 

@@ -124,10 +124,7 @@ type field struct {
 }
 
 // New builds the transform.
-func New(cfg *Config) (connector.Transform, error) {
-	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, connector.Fatal(spec.Problems(ps))
-	}
+func New(ctx context.Context, cfg *Config) (connector.Transform, error) {
 	t := &Transform{move: cfg.Move}
 	for _, name := range sortedKeys(cfg.Fields) {
 		p, _ := row.ParsePath(cfg.Fields[name])

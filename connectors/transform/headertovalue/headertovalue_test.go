@@ -2,7 +2,6 @@ package headertovalue
 
 import (
 	"context"
-	"errors"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -166,9 +165,6 @@ func TestConfigProblems(t *testing.T) {
 		if !found {
 			t.Errorf("%q: problems %v, want %s: %s", tc.yaml, ps, tc.path, tc.msg)
 		}
-	}
-	if _, err := New(&Config{Fields: map[string]string{"nope": "x"}}); !errors.Is(err, connector.ErrFatal) {
-		t.Errorf("New with a bad header: %v", err)
 	}
 }
 

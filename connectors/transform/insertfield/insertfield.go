@@ -75,7 +75,7 @@ type inserter struct {
 }
 
 // New builds the transform.
-func New(cfg *Config) (connector.Transform, error) {
+func New(ctx context.Context, cfg *Config) (connector.Transform, error) {
 	in := &inserter{overwrite: cfg.Overwrite, now: time.Now}
 	for _, m := range []map[string]yaml.Node{cfg.StaticFields, cfg.Static} {
 		for k, n := range m {

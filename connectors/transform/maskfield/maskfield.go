@@ -54,7 +54,7 @@ func init() {
 }
 
 // New builds the transform.
-func New(cfg *Config) (connector.Transform, error) {
+func New(ctx context.Context, cfg *Config) (connector.Transform, error) {
 	paths, err := row.ParsePaths(cfg.Fields)
 	if err != nil {
 		return nil, err

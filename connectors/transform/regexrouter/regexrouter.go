@@ -137,7 +137,7 @@ type decision struct {
 const maxCache = 4096
 
 // New builds the transform.
-func New(cfg *Config) (connector.Transform, error) {
+func New(ctx context.Context, cfg *Config) (connector.Transform, error) {
 	r, err := build(cfg)
 	if err != nil {
 		return nil, err
@@ -146,9 +146,6 @@ func New(cfg *Config) (connector.Transform, error) {
 }
 
 func build(cfg *Config) (*Router, error) {
-	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, connector.Fatal(spec.Problems(ps))
-	}
 	r := &Router{def: cfg.DefaultTopic, cache: map[string]decision{}}
 	for _, c := range cfg.Routes {
 		r.routes = append(r.routes, route{regexp.MustCompile(c.Pattern), c.Topic})

@@ -65,7 +65,7 @@ type replacer struct {
 }
 
 // New builds the transform.
-func New(cfg *Config) (connector.Transform, error) {
+func New(ctx context.Context, cfg *Config) (connector.Transform, error) {
 	r := &replacer{}
 	if len(cfg.Include) > 0 {
 		r.include = map[string]bool{}

@@ -60,10 +60,7 @@ type Transform struct {
 }
 
 // New builds the transform.
-func New(cfg *Config) (connector.Transform, error) {
-	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, connector.Fatal(spec.Problems(ps))
-	}
+func New(ctx context.Context, cfg *Config) (connector.Transform, error) {
 	t := &Transform{cond: cfg.Condition}
 	if t.cond.Kind == "regex" && t.cond.re == nil { // built in code, not read from YAML
 		t.cond.re = regexp.MustCompile(t.cond.Pattern)

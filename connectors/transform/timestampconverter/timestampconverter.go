@@ -88,7 +88,7 @@ type Transform struct {
 }
 
 // New builds the transform.
-func New(cfg *Config) (connector.Transform, error) {
+func New(ctx context.Context, cfg *Config) (connector.Transform, error) {
 	t, err := build(cfg)
 	if err != nil {
 		return nil, err
@@ -97,9 +97,6 @@ func New(cfg *Config) (connector.Transform, error) {
 }
 
 func build(cfg *Config) (*Transform, error) {
-	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, connector.Fatal(spec.Problems(ps))
-	}
 	t := &Transform{format: formats[cfg.Format]}
 	for _, f := range cfg.Fields {
 		p, _ := row.ParsePath(f)

@@ -87,7 +87,7 @@ type Transform struct {
 }
 
 // New builds the transform.
-func New(cfg *Config) (connector.Transform, error) {
+func New(ctx context.Context, cfg *Config) (connector.Transform, error) {
 	t, err := build(cfg)
 	if err != nil {
 		return nil, err
@@ -96,9 +96,6 @@ func New(cfg *Config) (connector.Transform, error) {
 }
 
 func build(cfg *Config) (*Transform, error) {
-	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, connector.Fatal(spec.Problems(ps))
-	}
 	t := &Transform{dateOnly: cfg.DateOnly}
 	t.from, _ = loadZone(cfg.From)
 	t.to, _ = loadZone(cfg.To)

@@ -32,13 +32,13 @@ func Event(t events.Type, data string) *events.Event {
 
 // Build decodes a YAML config like the loader does and builds the
 // transform with newFn; problems fail the test.
-func Build[C any](t testing.TB, yaml string, newFn func(*C) (connector.Transform, error)) connector.Transform {
+func Build[C any](t testing.TB, yaml string, newFn func(context.Context, *C) (connector.Transform, error)) connector.Transform {
 	t.Helper()
 	cfg, ps := spec.DecodeString[C](yaml, "transforms[0].config")
 	if len(ps) > 0 {
 		t.Fatalf("config %q: %v", yaml, spec.Problems(ps))
 	}
-	tr, err := newFn(cfg)
+	tr, err := newFn(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,10 +43,7 @@ type Transform struct {
 }
 
 // New builds the transform.
-func New(cfg *Config) (connector.Transform, error) {
-	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, connector.Fatal(spec.Problems(ps))
-	}
+func New(ctx context.Context, cfg *Config) (connector.Transform, error) {
 	p, _ := row.ParsePath(cfg.Field)
 	t := &Transform{path: p}
 	return row.Each(t.apply), nil

@@ -55,7 +55,7 @@ type Transform struct {
 }
 
 // New builds the transform.
-func New(cfg *Config) (connector.Transform, error) {
+func New(ctx context.Context, cfg *Config) (connector.Transform, error) {
 	t, err := build(cfg)
 	if err != nil {
 		return nil, err
@@ -64,9 +64,6 @@ func New(cfg *Config) (connector.Transform, error) {
 }
 
 func build(cfg *Config) (*Transform, error) {
-	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, connector.Fatal(spec.Problems(ps))
-	}
 	t := &Transform{}
 	for _, f := range cfg.Fields {
 		p, _ := row.ParsePath(f)

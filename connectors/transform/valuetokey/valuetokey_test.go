@@ -128,9 +128,6 @@ func TestConfigProblems(t *testing.T) {
 			t.Errorf("%q: problems %v, want %s: %s", tc.yaml, ps, tc.path, tc.msg)
 		}
 	}
-	if _, err := New(&Config{}); !errors.Is(err, connector.ErrFatal) {
-		t.Errorf("New with a bad config built in code: %v", err)
-	}
 }
 
 // TestRoundTrip encodes the transformed event and decodes it again: the

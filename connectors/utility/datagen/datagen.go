@@ -73,10 +73,7 @@ type Source struct {
 }
 
 // New builds a datagen source.
-func New(cfg *Config) (connector.Source, error) {
-	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, connector.Fatal(spec.Problems(ps))
-	}
+func New(ctx context.Context, cfg *Config) (connector.Source, error) {
 	return &Source{cfg: *cfg, pat: patterns[cfg.Pattern]}, nil
 }
 

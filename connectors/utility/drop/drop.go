@@ -31,7 +31,7 @@ type Sink struct {
 }
 
 // New builds a drop sink.
-func New(*Config) (connector.Sink, error) { return &Sink{}, nil }
+func New(context.Context, *Config) (connector.Sink, error) { return &Sink{}, nil }
 
 // Write counts the batch and forgets it.
 func (s *Sink) Write(_ context.Context, batch []*events.Event) error {

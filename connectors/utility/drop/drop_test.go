@@ -22,7 +22,7 @@ func TestRegistered(t *testing.T) {
 }
 
 func TestCountsConcurrentWrites(t *testing.T) {
-	s, err := New(&Config{})
+	s, err := New(context.Background(), &Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

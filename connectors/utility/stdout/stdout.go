@@ -70,12 +70,9 @@ type Sink struct {
 }
 
 // New builds a sink that writes to os.Stdout.
-func New(cfg *Config) (connector.Sink, error) { return newSink(cfg, os.Stdout) }
+func New(ctx context.Context, cfg *Config) (connector.Sink, error) { return newSink(cfg, os.Stdout) }
 
 func newSink(cfg *Config, w io.Writer) (*Sink, error) {
-	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, connector.Fatal(spec.Problems(ps))
-	}
 	codec, err := events.NewCodec(cfg.Codec, cfg.Debezium, cfg.CloudEvents)
 	if err != nil {
 		return nil, connector.Fatal(err)

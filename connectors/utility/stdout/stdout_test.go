@@ -264,7 +264,7 @@ func TestConfig(t *testing.T) {
 			t.Errorf("%q: problems %v, want one at %s mentioning %q", tc.yaml, ps, tc.path, tc.msg)
 		}
 	}
-	if _, err := New(&Config{Format: "xml", Codec: "rivven"}); !errors.Is(err, connector.ErrFatal) {
+	if _, err := New(context.Background(), &Config{Format: "xml", Codec: "rivven"}); !errors.Is(err, connector.ErrFatal) {
 		t.Errorf("New with format xml: %v", err)
 	}
 }

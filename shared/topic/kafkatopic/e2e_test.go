@@ -35,12 +35,12 @@ func (anyCatalog) Names(string) []string { return nil }
 // the recording sink.
 type factory struct{ sink pipeline.Sink }
 
-func (factory) NewSource(name string, node *yaml.Node, path string) (pipeline.Source, error) {
-	return catalog.Builder{}.NewSource(name, node, path)
+func (factory) NewSource(ctx context.Context, name string, node *yaml.Node, path string) (pipeline.Source, error) {
+	return catalog.Builder{}.NewSource(ctx, name, node, path)
 }
-func (f factory) NewSink(string, *yaml.Node, string) (pipeline.Sink, error) { return f.sink, nil }
-func (factory) NewTransform(name string, node *yaml.Node, path string) (pipeline.Transform, error) {
-	return catalog.Builder{}.NewTransform(name, node, path)
+func (f factory) NewSink(context.Context, string, *yaml.Node, string) (pipeline.Sink, error) { return f.sink, nil }
+func (factory) NewTransform(ctx context.Context, name string, node *yaml.Node, path string) (pipeline.Transform, error) {
+	return catalog.Builder{}.NewTransform(ctx, name, node, path)
 }
 
 // recordingSink counts deliveries per event position.
@@ -122,7 +122,7 @@ func TestEndToEnd(t *testing.T) {
 	defer store.Close()
 	sink := &recordingSink{}
 	deps := pipeline.Deps{Store: store, Producer: k, Log: quiet}
-	src, err := pipeline.NewSourceRunner(p, "gen", factory{sink}, deps)
+	src, err := pipeline.NewSourceRunner(context.Background(), p, "gen", factory{sink}, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 		d := deps
 		d.Producer, d.Delivery, d.Epoch = tr, pipeline.DeliveryOrdered, epoch
-		r, err := pipeline.NewSinkRunner(p, "rec", factory{sink}, tr, d)
+		r, err := pipeline.NewSinkRunner(context.Background(), p, "rec", factory{sink}, tr, d)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -247,7 +247,7 @@ func benchCDC(c client, table string, rows int, file string, pos uint32) (time.D
 	if err != nil {
 		return 0, 0, err
 	}
-	sink, _ := drop.New(&drop.Config{})
+	sink, _ := drop.New(context.Background(), &drop.Config{})
 	em := &counter{sink: sink, want: int64(rows), done: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
