@@ -56,8 +56,12 @@ type fakeFactory struct {
 	sink Sink
 }
 
-func (fakeFactory) NewSource(context.Context, string, *yaml.Node, string) (Source, error) { return keyedSource{}, nil }
-func (f fakeFactory) NewSink(context.Context, string, *yaml.Node, string) (Sink, error)   { return f.sink, nil }
+func (fakeFactory) NewSource(context.Context, string, *yaml.Node, string) (Source, error) {
+	return keyedSource{}, nil
+}
+func (f fakeFactory) NewSink(context.Context, string, *yaml.Node, string) (Sink, error) {
+	return f.sink, nil
+}
 func (fakeFactory) NewTransform(context.Context, string, *yaml.Node, string) (Transform, error) {
 	return exploder, nil
 }

@@ -44,7 +44,9 @@ type factory struct {
 	sink *recSink
 }
 
-func (f factory) NewSink(context.Context, string, *yaml.Node, string) (pipeline.Sink, error) { return f.sink, nil }
+func (f factory) NewSink(context.Context, string, *yaml.Node, string) (pipeline.Sink, error) {
+	return f.sink, nil
+}
 
 // TestThroughEngine runs mysql-cdc from a pipeline YAML in the local
 // emulator (topics, partitions, committed positions) into a sink: the

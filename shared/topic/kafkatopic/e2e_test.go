@@ -38,7 +38,9 @@ type factory struct{ sink pipeline.Sink }
 func (factory) NewSource(ctx context.Context, name string, node *yaml.Node, path string) (pipeline.Source, error) {
 	return catalog.Builder{}.NewSource(ctx, name, node, path)
 }
-func (f factory) NewSink(context.Context, string, *yaml.Node, string) (pipeline.Sink, error) { return f.sink, nil }
+func (f factory) NewSink(context.Context, string, *yaml.Node, string) (pipeline.Sink, error) {
+	return f.sink, nil
+}
 func (factory) NewTransform(ctx context.Context, name string, node *yaml.Node, path string) (pipeline.Transform, error) {
 	return catalog.Builder{}.NewTransform(ctx, name, node, path)
 }
