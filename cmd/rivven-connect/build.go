@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -151,11 +150,8 @@ func buildCommand(ctx context.Context, tags, dir string) (*exec.Cmd, string, err
 		cmd.Dir = root
 		return cmd, "the checkout " + root, nil
 	}
-	version := ""
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Path == modulePath {
-		version = bi.Main.Version
-	}
-	if version == "" || version == "(devel)" {
+	version := cliVersion()
+	if version == "" {
 		return nil, "", fmt.Errorf("not inside a rivven-connect checkout, and this binary does not know which version of %s it is; run build inside a checkout", modulePath)
 	}
 	cmd := exec.CommandContext(ctx, "go", "install", "-trimpath", "-tags", tags, modulePath+"/cmd/rivven-connect@"+version)

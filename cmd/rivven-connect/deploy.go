@@ -20,7 +20,7 @@ func init() {
 	register(command{"deploy", "Generate a Terraform root module that deploys a pipeline (deploy terraform --cloud aws|gcp)", runDeploy})
 }
 
-const deploySynopsis = "terraform -c FILE --cloud aws|gcp --out DIR [--sinks function|service] [--topics sqs|sqs-fifo|msk|kafka] [--modules PATH] [--dist PATH]"
+const deploySynopsis = "terraform -c FILE --cloud aws|gcp --out DIR [--sinks function|service] [--topics sqs|sqs-fifo|msk|kafka] [--module-source PATH|ADDRESS] [--dist PATH]"
 
 // runDeploy writes a root module wiring infra/terraform/modules for the
 // pipeline: a function (or a service) per sink, a service per source, the
@@ -37,7 +37,7 @@ func runDeploy(_ context.Context, args []string, stdout, stderr io.Writer) error
 	out := fs.String("out", "", "directory to write the root module to (created if missing)")
 	sinks := fs.String("sinks", "function", "how sinks run: function (Lambda / Cloud Run behind cloud topics) or service (rivven-connect run sink on the Redis streams the sources write)")
 	topics := fs.String("topics", "", "AWS, sink functions: what carries topics: sqs (default), sqs-fifo, msk or kafka (the sources publish there through the broker block the deployment adds to its pipeline copy)")
-	modules := fs.String("modules", "", "module source prefix: a path (relative to the current directory) or a remote address such as git::https://github.com/rivven/rivven-connect//infra/terraform/modules?ref=v1 (default: infra/terraform/modules of the repository around the current directory)")
+	modules := fs.String("module-source", "", "where the Terraform modules come from: a path (relative to the current directory) or a git URL or registry address such as git::https://github.com/rivven/rivven-connect.git//infra/terraform/modules?ref=v1.2.0 (default: infra/terraform/modules of the checkout around the current directory; outside a checkout, that address at this CLI's version)")
 	dist := fs.String("dist", "", "where go tool task build writes functions (default: dist/ of that repository)")
 	// Flags may come before or after "terraform".
 	var pos []string
@@ -87,18 +87,28 @@ func runDeploy(_ context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	repo := deploy.FindRepo(wd)
 	opts := deploy.Options{Cloud: *cloud, Sinks: *sinks, Topics: *topics, Source: filepath.Base(*file), Artifact: artifact}
-	// Module sources are written relative to the output directory, so the
-	// module keeps working wherever the checkout is.
+	// Inside a checkout, module sources are written relative to the output
+	// directory, so the root keeps working wherever the checkout is;
+	// outside one (an installed binary) they are the repository's address
+	// at the CLI's own version, so the root works on any machine.
 	local := true
 	switch {
 	case *modules != "" && deploy.IsRemoteSource(*modules):
 		opts.Modules, local = *modules, false
+		opts.ModulesFrom = "given with --module-source"
 	case *modules != "":
 		opts.Modules, err = deploy.LocalSource(absOut, *modules)
+		opts.ModulesFrom = "given with --module-source (a path, written relative to this directory)"
 	case repo != "":
 		opts.Modules, err = deploy.LocalSource(absOut, filepath.Join(repo, "infra", "terraform", "modules"))
+		opts.ModulesFrom = deploy.ModulesFromCheckout
 	default:
-		return exitWith(exitUsage, errors.New("--modules: not inside the rivven-connect repository, so give the modules' path or address"))
+		version := cliVersion()
+		if version == "" {
+			return exitWith(exitUsage, errors.New("--module-source: not inside a rivven-connect checkout, and this binary does not know its version (a build from a checkout); give the modules' path or address"))
+		}
+		opts.Modules, local = deploy.RemoteModules(version), false
+		opts.ModulesFrom = "the rivven-connect repository at " + version + ", the version of the CLI that generated this root"
 	}
 	if err != nil {
 		return exitWith(exitUsage, err)

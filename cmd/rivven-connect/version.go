@@ -71,3 +71,15 @@ func versionLine(bi *debug.BuildInfo) string {
 	b.WriteString(" " + goVersion + " " + runtime.GOOS + "/" + runtime.GOARCH)
 	return b.String()
 }
+
+// cliVersion is the released version this binary is (v1.2.0, as go install
+// …@version records it), or "" for a build from a checkout or one whose
+// version is unknown. build and deploy fetch that version of the sources
+// and modules when they run outside a checkout.
+func cliVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok || bi.Main.Path != modulePath || bi.Main.Version == "" || bi.Main.Version == "(devel)" {
+		return ""
+	}
+	return bi.Main.Version
+}

@@ -26,6 +26,9 @@ type Options struct {
 	// output directory (../../modules) or a remote address
 	// (git::https://…//infra/terraform/modules?ref=v1).
 	Modules string
+	// ModulesFrom says, for the generated README, why Modules is what it
+	// is (a checkout, --module-source, the CLI's version).
+	ModulesFrom string
 	// DistDir is the default of var.dist_dir (where `go tool task build`
 	// wrote the function zips), relative to the output directory; empty
 	// makes the variable required.
@@ -49,7 +52,8 @@ type Options struct {
 
 // Result is a generated root module.
 type Result struct {
-	// Files by name: versions.tf, variables.tf, main.tf, outputs.tf and a
+	// Files by name: versions.tf, variables.tf, main.tf, outputs.tf, a
+	// README.md saying what the root holds and where its modules come from, and a
 	// copy of the pipeline file, pipeline.yaml — with a broker block naming
 	// the deployment's topics appended when the pipeline has none and the
 	// sinks run as functions.
@@ -187,6 +191,7 @@ func Generate(p *config.Pipeline, raw []byte, opts Options) (*Result, error) {
 		res.Files[name] = hclwrite.Format(f.Bytes())
 	}
 	res.Files[PipelineFile] = pipelineCopy
+	res.Files["README.md"] = g.readme(res)
 	return res, nil
 }
 

@@ -30,7 +30,7 @@ func parse(t *testing.T, raw []byte) *config.Pipeline {
 // exampleOptions are the options `rivven-connect deploy terraform --out
 // infra/terraform/examples/<name>/<cloud>` uses inside the repository.
 func exampleOptions(cloud, pipeline string) Options {
-	return Options{Cloud: cloud, Modules: "../../../modules", DistDir: "../../../../../dist", Source: filepath.Base(pipeline)}
+	return Options{Cloud: cloud, Modules: "../../../modules", ModulesFrom: ModulesFromCheckout, DistDir: "../../../../../dist", Source: filepath.Base(pipeline)}
 }
 
 // TestExamplesUpToDate regenerates the committed examples and compares
