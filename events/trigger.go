@@ -83,14 +83,6 @@ const supportedSources = "aws:sqs, aws:kinesis, aws:kafka, SelfManagedKafka, aws
 // ErrUnknownTrigger is returned for an event no trigger parser recognizes.
 var ErrUnknownTrigger = errors.New("unknown trigger event")
 
-// DetectLambdaTrigger says which trigger sent a Lambda event, from its
-// eventSource: at the top for Kafka (MSK and self-managed), on the records
-// for SQS and Kinesis. Only the envelope's structure is scanned.
-func DetectLambdaTrigger(raw []byte) (TriggerKind, error) {
-	kind, _, err := detect(raw)
-	return kind, err
-}
-
 // detect scans the top level once and returns the kind and, for SQS and
 // Kinesis, the Records array, so that parsing need not scan it again.
 func detect(raw []byte) (TriggerKind, []byte, error) {

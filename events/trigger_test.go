@@ -20,7 +20,7 @@ func sample(t *testing.T, name string) []byte {
 	return b
 }
 
-func TestDetectLambdaTriggerOnSamples(t *testing.T) {
+func TestParseLambdaEventOnSamples(t *testing.T) {
 	for file, want := range map[string]TriggerKind{
 		"sqs.json": TriggerSQS, "sqs-fifo.json": TriggerSQS, "kinesis.json": TriggerKinesis, "kafka.json": TriggerKafka,
 	} {

@@ -200,13 +200,6 @@ func secretField(f Field) Field {
 	return f
 }
 
-// CheckValue validates one value against a field description.
-func CheckValue(f Field, node *yaml.Node, path string) []Problem {
-	c := newChecker()
-	c.value(f, node, path)
-	return c.out.Problems()
-}
-
 func (c *checker) value(f Field, node *yaml.Node, path string) {
 	node = deref(node)
 	if isNull(node) {

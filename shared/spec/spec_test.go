@@ -951,3 +951,11 @@ func TestClosest(t *testing.T) {
 		t.Errorf("suggest = %q", got)
 	}
 }
+
+// CheckValue validates one value against a field description, for tests
+// of the checks one value gets.
+func CheckValue(f Field, node *yaml.Node, path string) []Problem {
+	c := newChecker()
+	c.value(f, node, path)
+	return c.out.Problems()
+}

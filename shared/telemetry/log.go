@@ -4,10 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
-
-	"golang.org/x/term"
 )
 
 // levelNames lists the accepted level names in severity order; it doubles as
@@ -50,13 +47,4 @@ func NewLogger(w io.Writer, level string, json bool) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return slog.New(slog.NewTextHandler(w, opts)), nil
-}
-
-// AutoLogger returns a logger on stderr that picks its format from where
-// stderr goes: text when a person is watching a terminal, JSON otherwise
-// (a pipe, a file, a container runtime, Lambda or Cloud Run), where the
-// output is read by machines. This lets the same binary behave well as a
-// local CLI and as a service without a format flag.
-func AutoLogger(level string) (*slog.Logger, error) {
-	return NewLogger(os.Stderr, level, !term.IsTerminal(int(os.Stderr.Fd())))
 }

@@ -110,10 +110,4 @@ func TestLoggersRejectUnknownLevel(t *testing.T) {
 	if _, err := NewLogger(&bytes.Buffer{}, "loud", true); err == nil {
 		t.Error("NewLogger: want error for unknown level")
 	}
-	if _, err := AutoLogger("loud"); err == nil {
-		t.Error("AutoLogger: want error for unknown level")
-	}
-	if l, err := AutoLogger("warn"); err != nil || l == nil {
-		t.Errorf("AutoLogger(warn) = %v, %v", l, err)
-	}
 }
