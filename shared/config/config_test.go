@@ -1035,7 +1035,7 @@ sources:
     topic: orders
     enabled: false
     dead_letter_topic: orders.dlq
-    schema_registry_url: http://registry:8081
+    schema_registry_url: ""
     rate_limit: {events_per_second: 100, burst_size: 10, max_in_flight: 4}
     config: {pattern: orders}
 sinks:
@@ -1045,7 +1045,7 @@ sinks:
     rate_limit: {events_per_second: 50.5, burst_capacity: 5}
 `, noEnv)
 	s := p.Sources["gen"]
-	if s.Enabled || s.DeadLetterTopic != "orders.dlq" || s.SchemaRegistryURL != "http://registry:8081" || *s.RateLimit != (RateLimit{EventsPerSecond: 100, BurstSize: 10, MaxInFlight: 4}) {
+	if s.Enabled || s.DeadLetterTopic != "orders.dlq" || s.SchemaRegistryURL != "" || *s.RateLimit != (RateLimit{EventsPerSecond: 100, BurstSize: 10, MaxInFlight: 4}) {
 		t.Errorf("source = %+v", s)
 	}
 	if r := p.Sinks["out"].RateLimit; r.EventsPerSecond != 50.5 || r.BurstCapacity != 5 {
@@ -1062,6 +1062,24 @@ sinks:
     rate_limit: {burst_capacity: 5}
 `, noEnv)
 	expect(t, ps, spec.Problem{Path: "sinks.out.rate_limit.events_per_second", Line: 5, Column: 17, Message: `required key "events_per_second" is missing`})
+}
+
+// A schema registry URL is refused, naming its path: no encoder uses a
+// registry, and accepting the key would let a user believe schemas are
+// registered. Before, it was validated and then ignored.
+func TestSchemaRegistryURLIsRefused(t *testing.T) {
+	ps := mustFail(t, `
+sources:
+  gen:
+    connector: datagen
+    topic: orders
+    schema_registry_url: http://registry:8081
+    config: {pattern: orders}
+`, noEnv)
+	if len(ps) != 1 || ps[0].Path != "sources.gen.schema_registry_url" || ps[0].Line != 5 ||
+		!strings.Contains(ps[0].Message, "not supported yet") {
+		t.Fatalf("problems %v", ps)
+	}
 }
 
 // ---- Load ------------------------------------------------------------------

@@ -335,6 +335,11 @@ func crossCheck(root *yaml.Node, ps *spec.Collector) {
 		if t := child(s, "topic"); isScalar(t) && strings.TrimSpace(t.Value) == "" {
 			ps.Add(spec.At(t, path+".topic", "topic must not be empty"))
 		}
+		// No encoder talks to a schema registry yet: accepting the URL
+		// would let a user believe schemas are registered when none is.
+		if u := child(s, "schema_registry_url"); isScalar(u) && strings.TrimSpace(u.Value) != "" {
+			ps.Add(spec.At(u, path+".schema_registry_url", "a schema registry is not supported yet: no encoder registers or looks up schemas; remove the key (Avro's wire_format takes a fixed schema_id instead)"))
+		}
 	}
 	if sinksOK && sourcesOK && count(sinks)+count(sources) == 0 {
 		ps.Add(spec.Problem{Message: "the pipeline defines no sources and no sinks"})

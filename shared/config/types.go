@@ -154,7 +154,7 @@ type Source struct {
 	RateLimit         *RateLimit   `yaml:"rate_limit" doc:"Throughput limit."`
 	Enabled           bool         `yaml:"enabled" default:"true" doc:"Run this source."`
 	DeadLetterTopic   string       `yaml:"dead_letter_topic" doc:"Where events that fail transforms go."`
-	SchemaRegistryURL string       `yaml:"schema_registry_url" doc:"Schema registry for Avro/Protobuf payloads."`
+	SchemaRegistryURL string       `yaml:"schema_registry_url" doc:"Not supported yet: a non-empty value is refused (no encoder uses a schema registry)."`
 }
 
 // TopicConfig is sources.<name>.topic_config.
@@ -173,7 +173,7 @@ type Sink struct {
 	Transforms           Transforms     `yaml:"transforms" doc:"Transforms applied before writing."`
 	RateLimit            *RateLimit     `yaml:"rate_limit" doc:"Throughput limit."`
 	StartOffset          string         `yaml:"start_offset" default:"earliest" doc:"Where a new consumer group starts: earliest, latest, or an RFC 3339 timestamp."`
-	OffsetCommitInterval int            `yaml:"offset_commit_interval" default:"100" min:"1" doc:"Commit offsets at least every N events."`
+	OffsetCommitInterval int            `yaml:"offset_commit_interval" default:"100" min:"1" doc:"Commit a partition's offset once N records were consumed since the last commit (and whenever the sink caught up, before a redelivery wait, and on stop)."`
 	Enabled              bool           `yaml:"enabled" default:"true" doc:"Run this sink."`
 	DeadLetterTopic      string         `yaml:"dead_letter_topic" doc:"Where events that cannot be written or transformed go (default: <topic>.dlq)."`
 	CircuitBreaker       CircuitBreaker `yaml:"circuit_breaker" doc:"Circuit breaker shared by every instance of this sink (its state lives in Redis)."`
@@ -195,7 +195,7 @@ type RateLimit struct {
 	EventsPerSecond float64 `yaml:"events_per_second" required:"true" min:"0" doc:"Sustained rate; 0 means no limit."`
 	BurstSize       int     `yaml:"burst_size" min:"0" doc:"Extra burst (sources)."`
 	BurstCapacity   int     `yaml:"burst_capacity" min:"0" doc:"Extra burst (sinks)."`
-	MaxInFlight     int     `yaml:"max_in_flight" min:"0" doc:"Maximum unacknowledged batches."`
+	MaxInFlight     int     `yaml:"max_in_flight" min:"0" doc:"Sinks: most batches read and not yet answered at once, across partitions (0 = one per partition). Sources publish one batch at a time."`
 }
 
 // Secrets is the secrets block.

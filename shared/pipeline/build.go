@@ -125,7 +125,7 @@ func NewSinkHandler(ctx context.Context, p *config.Pipeline, name string, f Fact
 		Name: name, Sink: sink, Transforms: chain, DeadLetters: d.Producer, DeadLetterTopic: s.DeadLetterTopic,
 		Status: NewStatus(name, canonical(f, "sink", s.Connector), "sink"), Log: d.log(),
 		MaxConsecutiveErrors: p.Settings.MaxConsecutiveErrors, MaxAttempts: p.Settings.Retry.MaxRetries + 1,
-		Metrics: d.Metrics,
+		Metrics: d.Metrics, Retry: RetryPolicy(p),
 	}
 	if d.Metrics != nil {
 		h.Latency = d.Metrics.BatchLatency(name, h.Status.Connector, "sink")

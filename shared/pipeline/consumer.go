@@ -103,9 +103,23 @@ type SinkRunner struct {
 	// from its next batch) every FenceCheck (default 5 s).
 	Fencer     state.Fencer
 	FenceCheck time.Duration
+	// CommitEvery is offset_commit_interval: a partition's offset is
+	// committed once at least that many records were consumed since its
+	// last commit, and besides whenever the consumer has caught up with
+	// the partition's end, before it waits to redeliver a failed record,
+	// and when it stops. Fewer commits cost fewer round trips; what a
+	// crash makes it read again is recognised by the ledger. ≤ 1 commits
+	// after every batch.
+	CommitEvery int
+	// MaxInFlight is rate_limit.max_in_flight: how many of the sink's
+	// partitions may hold a batch at once, from reading it to the sink's
+	// answer for it (0 = one per partition). A partition waits for data
+	// without a slot, so an idle one holds none back.
+	MaxInFlight int
 
-	lagMu sync.Mutex
-	lags  map[string]int64 // per "topic:partition"
+	inflight chan struct{}
+	lagMu    sync.Mutex
+	lags     map[string]int64 // per "topic:partition"
 }
 
 // NewSinkRunner builds the runner for sinks.<name> on a durable transport;
@@ -119,7 +133,10 @@ func NewSinkRunner(ctx context.Context, p *config.Pipeline, name string, f Facto
 	s := p.Sinks[name]
 	r := &SinkRunner{
 		Handler: h, Transport: tr, Topics: s.Topics, Group: ConsumerGroup(p, name), StartOffset: s.StartOffset,
-		Retry: RetryPolicy(p), Log: d.log(),
+		Retry: RetryPolicy(p), Log: d.log(), CommitEvery: s.OffsetCommitInterval,
+	}
+	if s.RateLimit != nil {
+		r.MaxInFlight = s.RateLimit.MaxInFlight
 	}
 	if _, ok := h.Sink.(Batcher); ok {
 		r.BatchSize, r.Linger = batchPolicy(h.Sink, 0)
@@ -151,6 +168,29 @@ func (r *SinkRunner) defaults() {
 	}
 	if r.Retry.Initial <= 0 {
 		r.Retry = resilience.Policy{Initial: 100 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2, Jitter: 0.1}
+	}
+	if r.MaxInFlight > 0 && r.inflight == nil {
+		r.inflight = make(chan struct{}, r.MaxInFlight)
+	}
+}
+
+// acquire takes an in-flight slot (MaxInFlight); false when ctx ended
+// first.
+func (r *SinkRunner) acquire(ctx context.Context) bool {
+	if r.inflight == nil {
+		return true
+	}
+	select {
+	case r.inflight <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (r *SinkRunner) release() {
+	if r.inflight != nil {
+		<-r.inflight
 	}
 }
 
@@ -369,100 +409,168 @@ func (r *SinkRunner) check(ctx context.Context, ids TopicIDs, t string, p int32,
 // consume feeds one partition to the handler. It returns an error only
 // when the sink can go on no more (Failed, fenced).
 func (r *SinkRunner) consume(ctx context.Context, t string, p int32) error {
-	h := r.Handler
-	ids := r.topicIDs()
-	var cur cursor
+	c := &partConsumer{r: r, ids: r.topicIDs(), t: t, p: p, group: resilience.StreamOf(t, p)}
 	err := r.retry(ctx, "read committed offset", func() (err error) {
-		cur, err = r.resume(ctx, ids, t, p)
+		c.cur, err = r.resume(ctx, c.ids, t, p)
 		return err
 	})
 	if err != nil {
 		return nil
 	}
-	failures := 0
-	recs := make([]Record, 0, r.BatchSize)
-	// The partition is consumed in order: a failed record holds back the
-	// rest of its batch, which is fetched again from it.
-	group := resilience.StreamOf(t, p)
-	fetch := func(fctx context.Context, from int64, limit int, _ bool) ([]topic.Message, error) {
-		wait := r.Wait
-		if d, ok := fctx.Deadline(); ok {
-			if wait = min(wait, time.Until(d)); wait <= 0 {
-				return nil, nil
-			}
-		}
-		return r.Transport.Fetch(fctx, t, p, from, limit, wait)
-	}
+	c.committed = c.cur.offset
+	c.recs = make([]Record, 0, r.BatchSize)
+	// What was consumed is committed when the consumer stops, however it
+	// stops, so that a restart does not read it again.
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+		defer cancel()
+		c.commit(cctx)
+	}()
 	for ctx.Err() == nil {
-		var msgs []topic.Message
-		if err := r.retry(ctx, "fetch", func() (err error) {
-			msgs, err = gather(ctx, r.BatchSize, r.Linger, cur.offset, fetch)
-			return
-		}); err != nil {
-			continue
-		}
-		// What was fetched is only used once the topic is known to be the
-		// one the offset belongs to: after a Redis restarted empty, a
-		// fetch from the old offset returns the new topic's messages from
-		// there on, and everything before them would be skipped.
-		var (
-			hw    int64
-			reset bool
-		)
-		if err := r.retry(ctx, "read end offset", func() (err error) {
-			hw, cur, reset, err = r.check(ctx, ids, t, p, cur)
-			return err
-		}); err != nil {
-			continue
-		}
-		if reset || len(msgs) == 0 {
-			r.setLag(group, hw-cur.offset)
-			continue
-		}
-		recs = recs[:0]
-		for _, m := range msgs {
-			rec := Record{ID: strconv.FormatInt(m.Offset, 10), Topic: t, TopicID: cur.id, Partition: p, Offset: m.Offset, Raw: m.Value, Group: group}
-			rec.Event, rec.DecodeErr = events.DecodeAny(m.Value)
-			recs = append(recs, rec)
-		}
-		res, err := h.Handle(ctx, recs)
-		switch {
-		case errors.Is(err, ErrSinkFailed):
-			return err
-		case errors.Is(err, state.ErrFenced):
-			return err
-		case err != nil && len(res.FailedIdx) == 0:
-			return err // not a per-batch failure the trigger could retry
-		}
-		next := msgs[len(msgs)-1].Offset + 1
-		if len(res.FailedIdx) > 0 {
-			next = recs[res.FailedIdx[0]].Offset
-		}
-		if next > cur.offset {
-			// A topic recreated since the check is noticed by the next one.
-			if cerr := ids.CommitOn(ctx, r.Group, t, p, next, cur.id); cerr != nil && !errors.Is(cerr, topic.ErrTopicRecreated) {
-				// The ledger already knows what was written; the commit
-				// only saves re-reading it.
-				r.Log.Warn("offset commit failed", "sink", h.Name, "topic", t, "partition", p, "error", cerr)
+		if r.inflight != nil {
+			// Wait for data without a slot, so that an idle partition
+			// holds none back from the busy ones.
+			var peek []topic.Message
+			if err := r.retry(ctx, "fetch", func() (err error) {
+				peek, err = c.fetch(ctx, c.cur.offset, 1, false)
+				return
+			}); err != nil {
+				continue
 			}
-			cur.offset = next
+			if len(peek) == 0 {
+				// Nothing to read: still notice a topic that went back
+				// in time (its offsets may never reach ours again).
+				_, _ = c.checkEnd(ctx)
+				continue
+			}
 		}
-		r.setLag(group, max(hw-cur.offset, 0))
-		if len(res.FailedIdx) == 0 {
-			failures = 0
-			continue
+		if !r.acquire(ctx) {
+			break
 		}
-		failures++
-		delay := r.Retry.Delay(failures, rand.Float64())
-		if res.ProbeIn > 0 {
-			// The breaker is open: nothing is written before its next
-			// probe, and a grown backoff would hold the probe back
-			// seconds past reset_timeout_secs.
-			delay = res.ProbeIn
-		}
-		if r.Clock.Sleep(ctx, delay) != nil {
-			return nil
+		stop, err := c.batch(ctx)
+		r.release()
+		if err != nil || stop {
+			return err
 		}
 	}
 	return nil
+}
+
+// partConsumer is the state of one partition's consumer.
+type partConsumer struct {
+	r     *SinkRunner
+	ids   TopicIDs
+	t     string
+	p     int32
+	group string // the partition's ordering group
+	cur   cursor // where the next fetch starts
+	// committed is the offset last committed; cur.offset runs ahead of
+	// it by fewer than CommitEvery records between commits.
+	committed int64
+	recs      []Record
+	failures  int // consecutive batches with failed records
+}
+
+func (c *partConsumer) fetch(ctx context.Context, from int64, limit int, _ bool) ([]topic.Message, error) {
+	wait := c.r.Wait
+	if d, ok := ctx.Deadline(); ok {
+		if wait = min(wait, time.Until(d)); wait <= 0 {
+			return nil, nil
+		}
+	}
+	return c.r.Transport.Fetch(ctx, c.t, c.p, from, limit, wait)
+}
+
+// commit commits what was consumed since the last commit.
+func (c *partConsumer) commit(ctx context.Context) {
+	if c.cur.offset <= c.committed {
+		return
+	}
+	// A topic recreated since the check is noticed by the next one.
+	if err := c.ids.CommitOn(ctx, c.r.Group, c.t, c.p, c.cur.offset, c.cur.id); err != nil && !errors.Is(err, topic.ErrTopicRecreated) {
+		// The ledger already knows what was written; the commit only
+		// saves re-reading it.
+		c.r.Log.Warn("offset commit failed", "sink", c.r.Handler.Name, "topic", c.t, "partition", c.p, "error", err)
+	}
+	c.committed = c.cur.offset
+}
+
+// checkEnd compares the position with the partition as it is now (see
+// SinkRunner.check), moves it when the topic went back in time and
+// records the lag; it returns the partition's end and whether it reset.
+func (c *partConsumer) checkEnd(ctx context.Context) (hw int64, reset bool) {
+	if err := c.r.retry(ctx, "read end offset", func() (err error) {
+		hw, c.cur, reset, err = c.r.check(ctx, c.ids, c.t, c.p, c.cur)
+		return err
+	}); err != nil {
+		return 0, true // ctx done
+	}
+	if reset {
+		c.committed = c.cur.offset // restart committed it
+	}
+	c.r.setLag(c.group, max(hw-c.cur.offset, 0))
+	return hw, reset
+}
+
+// batch reads one batch, hands it to the handler and commits as
+// CommitEvery says. stop ends the partition's consumer (ctx done); err
+// the whole sink (Failed, fenced).
+func (c *partConsumer) batch(ctx context.Context) (stop bool, err error) {
+	r, h := c.r, c.r.Handler
+	var msgs []topic.Message
+	if err := r.retry(ctx, "fetch", func() (err error) {
+		msgs, err = gather(ctx, r.BatchSize, r.Linger, c.cur.offset, c.fetch)
+		return
+	}); err != nil {
+		return false, nil
+	}
+	// What was fetched is only used once the topic is known to be the
+	// one the offset belongs to: after a Redis restarted empty, a fetch
+	// from the old offset returns the new topic's messages from there
+	// on, and everything before them would be skipped.
+	hw, reset := c.checkEnd(ctx)
+	if reset || len(msgs) == 0 {
+		return false, nil
+	}
+	recs := c.recs[:0]
+	for _, m := range msgs {
+		rec := Record{ID: strconv.FormatInt(m.Offset, 10), Topic: c.t, TopicID: c.cur.id, Partition: c.p, Offset: m.Offset, Raw: m.Value, Group: c.group}
+		rec.Event, rec.DecodeErr = events.DecodeAny(m.Value)
+		recs = append(recs, rec)
+	}
+	c.recs = recs
+	res, err := h.Handle(ctx, recs)
+	switch {
+	case errors.Is(err, ErrSinkFailed):
+		return true, err
+	case errors.Is(err, state.ErrFenced):
+		return true, err
+	case err != nil && len(res.FailedIdx) == 0:
+		return true, err // not a per-batch failure the trigger could retry
+	}
+	next := msgs[len(msgs)-1].Offset + 1
+	if len(res.FailedIdx) > 0 {
+		next = recs[res.FailedIdx[0]].Offset
+	}
+	c.cur.offset = max(c.cur.offset, next)
+	// Commit every CommitEvery records, once caught up with the end
+	// (nothing more to read now), and before waiting to redeliver.
+	if len(res.FailedIdx) > 0 || c.cur.offset >= hw || c.cur.offset-c.committed >= int64(max(r.CommitEvery, 1)) {
+		c.commit(ctx)
+	}
+	r.setLag(c.group, max(hw-c.cur.offset, 0))
+	if len(res.FailedIdx) == 0 {
+		c.failures = 0
+		return false, nil
+	}
+	c.failures++
+	delay := r.Retry.Delay(c.failures, rand.Float64())
+	if res.ProbeIn > 0 {
+		// The breaker is open: nothing is written before its next probe,
+		// and a grown backoff would hold the probe back seconds past
+		// reset_timeout_secs.
+		delay = res.ProbeIn
+	}
+	// The slot is held through the wait: the batch is not answered yet.
+	return r.Clock.Sleep(ctx, delay) != nil, nil
 }

@@ -105,6 +105,14 @@ type Handler struct {
 	Ledger *resilience.Ledger
 	// Limiter, when set, holds the sink's rate_limit before each Write.
 	Limiter ratelimit.Limiter
+	// Retry (settings.retry) is how often a Write that failed as a whole
+	// with a Retry-After (a 429, or a 503 that said when to come back) is
+	// tried again within the same batch, after the wait the target asked
+	// for, by resilience.Do: a wait that would pass the context's
+	// deadline (a Lambda invocation's end) is not started, the batch
+	// fails back at once. Other failures go back to the trigger, whose
+	// redelivery is the retry. The zero value retries nothing.
+	Retry resilience.Policy
 	// Rejections, when set, counts batches the open breaker refused
 	// (the <connector>.circuit_breaker.rejected metric).
 	Rejections interface{ Inc() }
@@ -302,11 +310,7 @@ func (h *Handler) Handle(ctx context.Context, recs []Record) (Result, error) {
 			err = h.Limiter.Wait(ctx, len(batch))
 		}
 		if err == nil {
-			start := h.Clock.Now()
-			err = h.Sink.Write(WithRuntime(resilience.WithEpoch(ctx, h.Status.Epoch.Load()), h.rt), batch)
-			if h.Latency != nil {
-				h.Latency.Observe(h.Clock.Now().Sub(start).Seconds())
-			}
+			err = h.write(ctx, batch)
 		}
 		var we *WriteError
 		switch {
@@ -361,6 +365,31 @@ func (h *Handler) Handle(ctx context.Context, recs []Record) (Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// write hands the batch to the sink, retrying a whole-batch failure that
+// carries a Retry-After as Retry allows (see Handler.Retry). A partly
+// written batch (*WriteError) is not retried here: writing it again would
+// repeat the records that got through.
+func (h *Handler) write(ctx context.Context, batch []*events.Event) error {
+	wctx := WithRuntime(resilience.WithEpoch(ctx, h.Status.Epoch.Load()), h.rt)
+	return resilience.Do(wctx, h.Retry, func(ctx context.Context) error {
+		start := h.Clock.Now()
+		err := h.Sink.Write(ctx, batch)
+		if h.Latency != nil {
+			h.Latency.Observe(h.Clock.Now().Sub(start).Seconds())
+		}
+		return err
+	},
+		resilience.WithClock(h.Clock),
+		resilience.RetryIf(func(err error) bool {
+			var we *WriteError
+			return resilience.HasRetryAfter(err) && !errors.As(err, &we)
+		}),
+		resilience.OnRetry(func(attempt int, err error, wait time.Duration) {
+			h.Log.Warn("sink write refused with a Retry-After; retrying the batch after it", "sink", h.Name,
+				"attempt", attempt, "retry_after", wait.String(), "events", len(batch), "error", err)
+		}))
 }
 
 // ProbeIn is how long until the circuit breaker, open after the last

@@ -87,6 +87,11 @@ type localSink struct {
 	retry   Backoff
 	batch   int           // most records per delivery
 	linger  time.Duration // how long a partial batch waits for more (Batcher)
+	// commitEvery is offset_commit_interval (see SinkRunner.CommitEvery).
+	commitEvery int
+	// inflight holds rate_limit.max_in_flight slots (nil = one per
+	// partition; see SinkRunner.MaxInFlight).
+	inflight chan struct{}
 }
 
 // NewLocal builds every enabled source and sink of the pipeline. Errors
@@ -151,11 +156,15 @@ func NewLocal(ctx context.Context, p *config.Pipeline, f Factory, opts LocalOpti
 		}
 		rt := p.Settings.Retry
 		batch, linger := batchPolicy(h.Sink, opts.BatchSize)
-		l.sinks = append(l.sinks, &localSink{
-			name: name, spec: s, group: group, handler: h, batch: batch, linger: linger,
+		ls := &localSink{
+			name: name, spec: s, group: group, handler: h, batch: batch, linger: linger, commitEvery: s.OffsetCommitInterval,
 			retry: Backoff{Initial: time.Duration(rt.InitialBackoffMs) * time.Millisecond,
 				Max: time.Duration(rt.MaxBackoffMs) * time.Millisecond, Multiplier: rt.BackoffMultiplier},
-		})
+		}
+		if rl := s.RateLimit; rl != nil && rl.MaxInFlight > 0 {
+			ls.inflight = make(chan struct{}, rl.MaxInFlight)
+		}
+		l.sinks = append(l.sinks, ls)
 	}
 	if len(l.sources)+len(l.sinks) == 0 {
 		return nil, errors.New("the pipeline has no enabled sources or sinks")
@@ -340,49 +349,94 @@ func (l *Local) consume(ctx context.Context, s *localSink, t string, part int32)
 		}
 		return msgs, err
 	}
+	committed := offset
+	commit := func() {
+		if offset > committed {
+			l.Broker.Commit(s.group, t, part, offset)
+			l.trim(t, part)
+			committed = offset
+		}
+	}
+	// What was consumed is committed when the consumer stops.
+	defer commit()
 	for ctx.Err() == nil {
-		msgs, err := gather(ctx, s.batch, s.linger, offset, fetch)
-		if err != nil {
-			return
+		if s.inflight != nil {
+			// Wait for data without a slot, so that an idle partition
+			// holds none back from the busy ones.
+			if _, err := l.Broker.Fetch(ctx, t, part, offset, 1); err != nil {
+				return
+			}
+			select {
+			case s.inflight <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
 		}
-		ds = ds[:0]
-		for _, m := range msgs {
-			attempts[m.Offset]++
-			ds = append(ds, l.delivery(s, m, attempts[m.Offset]))
+		stop := l.batch(ctx, ad, s, t, part, fetch, attempts, &ds, &offset, &failures, commit)
+		if s.inflight != nil {
+			<-s.inflight
 		}
-		again, err := l.deliver(ctx, ad, s, t, part, ds)
-		if errors.Is(err, ErrSinkFailed) {
-			return
-		}
-		if err != nil {
-			// Nothing was processed (say, the health check failed): the
-			// trigger retries the whole batch.
-			again = []int{0}
-		}
-		next := msgs[len(msgs)-1].Offset + 1
-		if len(again) > 0 {
-			next = msgs[again[0]].Offset
-		}
-		for o := offset; o < next; o++ {
-			delete(attempts, o)
-		}
-		l.Broker.Commit(s.group, t, part, next)
-		l.trim(t, part)
-		offset = next
-		s.handler.Status.Lag.Store(l.lag(s))
-		if len(again) == 0 {
-			failures = 0
-			continue
-		}
-		failures++
-		delay := s.retry.Delay(failures)
-		if d := s.handler.ProbeIn(); d > 0 {
-			delay = d // the open breaker's next probe, not later
-		}
-		if (RealClock{}).Sleep(ctx, delay) != nil {
+		if stop {
 			return
 		}
 	}
+}
+
+// batch delivers one batch of a partition and commits as
+// offset_commit_interval says; it returns true when the consumer must
+// stop.
+func (l *Local) batch(ctx context.Context, ad *Adapter, s *localSink, t string, part int32, fetch fetchFunc,
+	attempts map[int64]int, dsp *[]events.Delivery, offset *int64, failures *int, commit func()) bool {
+	msgs, err := gather(ctx, s.batch, s.linger, *offset, fetch)
+	if err != nil {
+		return true
+	}
+	ds := (*dsp)[:0]
+	for _, m := range msgs {
+		attempts[m.Offset]++
+		ds = append(ds, l.delivery(s, m, attempts[m.Offset]))
+	}
+	*dsp = ds
+	again, err := l.deliver(ctx, ad, s, t, part, ds)
+	if errors.Is(err, ErrSinkFailed) {
+		return true
+	}
+	if err != nil {
+		// Nothing was processed (say, the health check failed): the
+		// trigger retries the whole batch.
+		again = []int{0}
+	}
+	next := msgs[len(msgs)-1].Offset + 1
+	if len(again) > 0 {
+		next = msgs[again[0]].Offset
+	}
+	for o := *offset; o < next; o++ {
+		delete(attempts, o)
+	}
+	*offset = next
+	// Commit every offset_commit_interval records, once caught up with
+	// the end (so a drain sees everything consumed), and before waiting
+	// to redeliver.
+	if len(again) > 0 || next >= l.Broker.HighWatermark(t, part) || next-l.committed(s, t, part) >= int64(max(s.commitEvery, 1)) {
+		commit()
+	}
+	s.handler.Status.Lag.Store(l.lag(s))
+	if len(again) == 0 {
+		*failures = 0
+		return false
+	}
+	*failures++
+	delay := s.retry.Delay(*failures)
+	if d := s.handler.ProbeIn(); d > 0 {
+		delay = d // the open breaker's next probe, not later
+	}
+	return (RealClock{}).Sleep(ctx, delay) != nil
+}
+
+// committed is the group's committed offset of a partition.
+func (l *Local) committed(s *localSink, t string, part int32) int64 {
+	c, _ := l.Broker.Committed(s.group, t, part)
+	return c
 }
 
 // delivery describes a topic message the way the configured trigger

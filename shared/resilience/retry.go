@@ -87,6 +87,7 @@ type retryOpts struct {
 	clock   Clock
 	rand    func() float64
 	onRetry func(attempt int, err error, wait time.Duration)
+	retryIf func(error) bool
 }
 
 // WithClock replaces the wall clock (tests).
@@ -99,6 +100,16 @@ func WithRand(f func() float64) Option { return func(o *retryOpts) { o.rand = f 
 func OnRetry(f func(attempt int, err error, wait time.Duration)) Option {
 	return func(o *retryOpts) { o.onRetry = f }
 }
+
+// RetryIf narrows which retryable errors Do retries: only those for which
+// f holds (a sink handler retries in-process only what the server asked
+// it to retry after a given time; everything else goes back to the
+// trigger, whose redelivery is the retry).
+func RetryIf(f func(error) bool) Option { return func(o *retryOpts) { o.retryIf = f } }
+
+// HasRetryAfter reports whether err carries a Retry-After from the remote
+// side (a 429, or a 503 that said when to come back).
+func HasRetryAfter(err error) bool { return RetryAfterOf(err) > 0 }
 
 // Do calls fn until it succeeds, fails with an error that is not
 // retryable (see ClassOf), or has been retried p.MaxRetries times. Between
@@ -120,7 +131,7 @@ func Do(ctx context.Context, p Policy, fn func(ctx context.Context) error, opts 
 		if err == nil {
 			return nil
 		}
-		if !Retryable(err) || attempt > p.MaxRetries {
+		if !Retryable(err) || attempt > p.MaxRetries || o.retryIf != nil && !o.retryIf(err) {
 			return err
 		}
 		wait := p.Delay(attempt, o.rand())
