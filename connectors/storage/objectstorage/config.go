@@ -26,7 +26,7 @@ const (
 
 // Config is the object-storage sink's config block.
 type Config struct {
-	Provider string `yaml:"provider" required:"true" enum:"s3,gcs,azure,local" doc:"Storage provider: s3 (AWS S3 and S3-compatible stores such as MinIO, R2, Spaces), gcs, azure (Blob Storage) or local (a directory, for testing)."`
+	Provider string `yaml:"provider" default:"s3" enum:"s3,gcs,azure,local" doc:"Storage provider: s3 (AWS S3 and S3-compatible stores such as MinIO, R2, Spaces), gcs, azure (Blob Storage) or local (a directory, for testing)."`
 	Settings `yaml:",inline"`
 }
 
@@ -60,8 +60,8 @@ type S3Options struct {
 
 // GCSOptions configures the GCS client.
 type GCSOptions struct {
-	ServiceAccountPath string `yaml:"service_account_path" doc:"Path of a service-account JSON key file."`
-	UseADC             bool   `yaml:"use_adc" default:"false" doc:"Use Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud, the metadata server). They are also used when service_account_path is empty, unless endpoint is set."`
+	ServiceAccountPath string `yaml:"service_account_path" doc:"Path of a service-account JSON key file. When set it is used, even with use_adc: true (the explicit key wins)."`
+	UseADC             bool   `yaml:"use_adc" default:"false" doc:"Use Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud, the metadata server) when service_account_path is empty. They are also used when both are unset, unless endpoint is set."`
 	Endpoint           string `yaml:"endpoint" doc:"JSON API endpoint instead of Google's (fake-gcs-server, emulators), like http://127.0.0.1:4443/storage/v1/; with neither service_account_path nor use_adc, requests are then unauthenticated."`
 }
 
@@ -79,7 +79,7 @@ type AzureOptions struct {
 
 // LocalOptions configures the local filesystem provider.
 type LocalOptions struct {
-	Root string `yaml:"root" doc:"Existing directory holding the bucket directories; objects go to root/bucket/key."`
+	Root string `yaml:"root" doc:"Directory holding the bucket directories; objects go to root/bucket/key. Root and bucket are created when missing."`
 }
 
 // Validate checks what the tags cannot express.
@@ -165,9 +165,8 @@ func (o *GCSOptions) validate() []spec.Problem {
 		return nil
 	}
 	var ps []spec.Problem
-	if o.ServiceAccountPath != "" && o.UseADC {
-		ps = append(ps, spec.Problem{Path: "gcs.use_adc", Message: "choose one credential kind: service_account_path or use_adc"})
-	}
+	// service_account_path with use_adc: true is the reference's own
+	// example; the explicit key wins (newGCSStore), ADC is the fallback.
 	if o.Endpoint != "" {
 		ps = append(ps, checkURL("gcs.endpoint", o.Endpoint)...)
 	}

@@ -27,7 +27,8 @@ func newGCSStore(ctx context.Context, bucket string, o *GCSOptions) (*gcsStore, 
 	var opts []option.ClientOption
 	switch {
 	case o.ServiceAccountPath != "":
-		// Read it here so that a wrong path fails at startup with a
+		// The explicit key wins over use_adc (both set is the
+		// reference's own example). Read it here so that a wrong path fails at startup with a
 		// clear message instead of at the first upload.
 		if _, err := os.Stat(o.ServiceAccountPath); err != nil {
 			return nil, fmt.Errorf("object-storage: gcs.service_account_path: %w", err)

@@ -212,3 +212,26 @@ func TestGCSErrorClasses(t *testing.T) {
 		}
 	}
 }
+
+// TestGCSKeyWinsOverADC: the reference's own GCS example sets
+// service_account_path and use_adc: true together. It is accepted and the
+// explicit key is used: here ADC points at a file that does not exist,
+// so a write only authenticates through the key. Before, the pair was
+// refused at validation.
+func TestGCSKeyWinsOverADC(t *testing.T) {
+	sa := serviceAccount(t)
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", filepath.Join(t.TempDir(), "no-such-adc.json"))
+	endpoint, server, auths := fakeGCS(t)
+	s := mustSink(t, "provider: gcs\nbucket: lake\ngcs:\n  endpoint: "+endpoint+"\n  service_account_path: "+sa+"\n  use_adc: true\n")
+	if err := s.Write(context.Background(), orders(3, time.Now(), time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if objs := listGCS(t, server, "lake"); len(objs) != 1 {
+		t.Fatalf("got %v", objs)
+	}
+	for _, a := range auths() {
+		if !strings.HasPrefix(a, "Bearer ") {
+			t.Fatalf("request without the key's bearer token: %q", a)
+		}
+	}
+}

@@ -233,8 +233,8 @@ func TestRowsOnlySkipsNonData(t *testing.T) {
 	}
 }
 
-// TestLocalCheck: the probe is written and removed; a missing root fails
-// the check and writes with a permanent NotFound error.
+// TestLocalCheck: the probe is written and removed; a root that cannot be
+// created fails the check and writes.
 func TestLocalCheck(t *testing.T) {
 	root := t.TempDir()
 	s := mustSink(t, localConfig(root, ""))
@@ -245,20 +245,23 @@ func TestLocalCheck(t *testing.T) {
 		t.Errorf("the probe was not deleted: %v", objs)
 	}
 
-	missing := mustSink(t, localConfig(filepath.Join(root, "nope"), ""))
-	err := missing.Check(context.Background())
-	if err == nil || resilience.ClassOf(err) != resilience.NotFound || resilience.Retryable(err) {
-		t.Fatalf("check with a missing root: got %v (class %v), want a permanent NotFound", err, resilience.ClassOf(err))
+	// A root that cannot be created (a file stands in its way) fails the
+	// check, and a write fails as a whole with that one error. (A root
+	// that is merely missing is created: TestLocalCreatesRootAndBucket.)
+	file := filepath.Join(root, "file")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	blocked := mustSink(t, localConfig(filepath.Join(file, "root"), ""))
+	if err := blocked.Check(context.Background()); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Fatalf("check under a file: got %v", err)
 	}
 	// Three objects' worth: one failed upload fails the whole batch with
 	// that one error.
-	err = missing.Write(context.Background(), orders(100, time.Now(), time.Second))
+	err := blocked.Write(context.Background(), orders(100, time.Now(), time.Second))
 	var we *connector.WriteError
-	if resilience.ClassOf(err) != resilience.NotFound || errors.As(err, &we) {
-		t.Fatalf("write with a missing root: got %v, want one NotFound error", err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "nope")); !errors.Is(err, fs.ErrNotExist) {
-		t.Error("the sink created the missing root")
+	if err == nil || errors.As(err, &we) {
+		t.Fatalf("write under a file: got %v, want one error", err)
 	}
 }
 
@@ -335,12 +338,42 @@ func TestThroughHandler(t *testing.T) {
 		t.Fatalf("want 2 objects, got %d", len(objs))
 	}
 
-	// Take the bucket away: every record fails and is handed back.
-	if err := os.RemoveAll(root); err != nil {
+	// Put a file where the bucket was (a missing one would be created):
+	// every record fails and is handed back.
+	if err := os.RemoveAll(filepath.Join(root, "lake")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "lake"), []byte("not a directory"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	res, err = h.Handle(context.Background(), recs)
 	if err != nil || len(res.Failed) != len(recs) {
 		t.Fatalf("want every record failed, got %d (%v)", len(res.Failed), err)
+	}
+}
+
+// TestLocalCreatesRootAndBucket: the local provider exists for testing,
+// and the reference's example names a root (/tmp/test-storage) that
+// need not exist: root and bucket are created by the health check's
+// probe and the first write. Before, a missing root failed both.
+func TestLocalCreatesRootAndBucket(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "missing", "test-storage")
+	s := mustSink(t, localConfig(root, "format: jsonl\n"))
+	if err := s.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(context.Background(), orders(4, time.Now(), time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if objs := listLocal(t, filepath.Join(root, "lake")); len(objs) != 1 {
+		t.Fatalf("objects %v", objs)
+	}
+}
+
+// TestProviderDefaultsToS3: the reference's table gives provider the
+// default s3; a config without it is an S3 sink. Before, it was required.
+func TestProviderDefaultsToS3(t *testing.T) {
+	if cfg := decodeConfig(t, "bucket: b\ns3: {region: us-east-1}\n"); cfg.Provider != ProviderS3 {
+		t.Fatalf("provider %q", cfg.Provider)
 	}
 }

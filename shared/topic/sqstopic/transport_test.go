@@ -161,3 +161,26 @@ func TestTransportFIFOGroupsAndDedup(t *testing.T) {
 		t.Fatalf("depth %d, want 3: the second publish is deduplicated", d)
 	}
 }
+
+// The reference gives sqs-sink's region the default us-east-1: a queue
+// URL that names no region (LocalStack's, say) and no region key give a
+// client in us-east-1; an AWS queue URL gives its own region, the only
+// one its queue can be reached in.
+func TestClientRegionDefault(t *testing.T) {
+	for _, c := range []struct{ url, want string }{
+		{"http://localhost:4566/000000000000/q", "us-east-1"},
+		{"https://sqs.eu-west-1.amazonaws.com/123456789/my-queue", "eu-west-1"},
+	} {
+		q, err := ParseQueueURL(c.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl, err := NewClient(context.Background(), q, "", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cl.Options().Region; got != c.want {
+			t.Errorf("%s: region %q, want %q", c.url, got, c.want)
+		}
+	}
+}
