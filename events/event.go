@@ -167,6 +167,25 @@ type Event struct {
 	// Route, when set by a routing transform, names the topic the event goes
 	// to instead of the pipeline's configured one. It is not serialized.
 	Route string
+	// Delivered, set by the engine for the length of a sink's Write, is
+	// where the trigger delivered the record the event came from; nil
+	// outside a Write and for events no trigger delivered. A sink that
+	// keeps it past Write must copy it. It is not serialized.
+	Delivered *Position
+}
+
+// Position is where a trigger delivered a record: the topic (queue,
+// stream, subscription) and, on logs with offsets (Kafka, MSK, Redis
+// Streams), the partition and offset; ID is the trigger's message id
+// (the SQS MessageId, the Kinesis sequence number, the Pub/Sub
+// messageId, topic-partition-offset for Kafka). A redelivery has the same
+// position, so a sink can name what it writes after it.
+type Position struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	HasOffset bool // Partition and Offset are the log's
+	ID        string
 }
 
 // New makes an event with the timestamp set to now.

@@ -534,7 +534,7 @@ func (c *partConsumer) batch(ctx context.Context) (stop bool, err error) {
 	}
 	recs := c.recs[:0]
 	for _, m := range msgs {
-		rec := Record{ID: strconv.FormatInt(m.Offset, 10), Topic: c.t, TopicID: c.cur.id, Partition: c.p, Offset: m.Offset, Raw: m.Value, Group: c.group}
+		rec := Record{ID: strconv.FormatInt(m.Offset, 10), Topic: c.t, TopicID: c.cur.id, Partition: c.p, Offset: m.Offset, HasOffset: true, Raw: m.Value, Group: c.group}
 		rec.Event, rec.DecodeErr = events.DecodeAny(m.Value)
 		recs = append(recs, rec)
 	}

@@ -39,11 +39,17 @@ type Record struct {
 	// record of a group fails, the later records of that group in the
 	// batch are held back: not written, reported failed.
 	Group string
+	// HasOffset says Partition and Offset are a log's (Kafka, MSK, Redis
+	// Streams), which sinks may name what they write after (see
+	// events.Position).
+	HasOffset bool
 	// Event is the decoded event; nil when decoding failed (then Raw and
 	// DecodeErr say why, and the record is dead-lettered).
 	Event     *events.Event
 	Raw       []byte
 	DecodeErr error
+
+	pos events.Position // what the record's events carry during Write
 }
 
 // Result says what a host must report back to its trigger.
@@ -310,7 +316,18 @@ func (h *Handler) Handle(ctx context.Context, recs []Record) (Result, error) {
 			err = h.Limiter.Wait(ctx, len(batch))
 		}
 		if err == nil {
+			// The sink sees where each event was delivered (a sink may
+			// name objects after it), for the length of the Write only:
+			// the records are the caller's and are reused.
+			for k, e := range batch {
+				r := &recs[origin[k]]
+				r.pos = events.Position{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, HasOffset: r.HasOffset, ID: r.ID}
+				e.Delivered = &r.pos
+			}
 			err = h.write(ctx, batch)
+			for _, e := range batch {
+				e.Delivered = nil
+			}
 		}
 		var we *WriteError
 		switch {

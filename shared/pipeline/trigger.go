@@ -61,7 +61,8 @@ func (a *Adapter) Deliver(ctx context.Context, b *events.Batch) (Outcome, error)
 		d := &b.Deliveries[i]
 		d.Topic = a.topic(d.Topic)
 		r := &recs[i]
-		*r = Record{ID: d.ID, Topic: d.Topic, Partition: d.Partition, Offset: d.Offset, Attempt: d.Attempt, Raw: d.Value, Group: a.group(b, d)}
+		*r = Record{ID: d.ID, Topic: d.Topic, Partition: d.Partition, Offset: d.Offset, Attempt: d.Attempt, Raw: d.Value, Group: a.group(b, d),
+			HasOffset: b.Kind == events.TriggerKafka}
 		r.Event, r.DecodeErr = events.DecodeDelivery(a.Payload, d)
 	}
 	res, err := a.Handler.Handle(ctx, recs)

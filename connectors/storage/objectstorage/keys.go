@@ -14,21 +14,24 @@ import (
 
 // Object keys are
 //
-//	prefix/[year=YYYY/month=MM/day=DD/[hour=HH/]]YYYYMMDD_HHMMSS_<id><ext>
+//	prefix/[year=YYYY/month=MM/day=DD/[hour=HH/]]<name><ext>
 //
-// where the time is the first event's timestamp (UTC) and <id> is the
-// first 16 hex digits of a SHA-256 over the events' wire encodings. All of
-// it comes from the events, nothing from the clock or a counter, so a
-// redelivered batch gets the same key and its upload overwrites the object
-// written the first time instead of adding a duplicate.
+// where <name>, for records delivered from a log with offsets (Kafka, MSK,
+// Redis Streams under run sink), is the Kafka Connect S3 sink's
+// <topic>+<partition>+<startOffset>: the topic, partition and offset of
+// the object's first record, the offset zero-padded to 10 digits as Kafka
+// Connect pads it. For records a queue delivered (SQS, Kinesis, Pub/Sub)
+// it is <topic>+<message id of the first record>. A redelivery starts at
+// the first record not recorded as written, so however the trigger groups
+// it, its first object gets the same name and the upload replaces the
+// object written the first time instead of adding a duplicate.
 //
-// The engine hands sinks events, not topic offsets (a Record's topic,
-// partition and offset stay in the handler), and an event's
-// Metadata.Position is the source's position, which is not unique either
-// (a snapshot's rows can share one). The wire encoding holds the position,
-// stream, key, timestamp and data, so its hash identifies the batch; unlike
-// the encoded object it is independent of the format (an Avro container's
-// sync marker is random).
+// Events no trigger delivered (a sink called directly) are named
+// YYYYMMDD_HHMMSS_<id>: the first event's timestamp (UTC) and the first
+// 16 hex digits of a SHA-256 over the events' wire encodings, which holds
+// their position, stream, key, timestamp and data (unlike the encoded
+// object it is independent of the format: an Avro container's sync marker
+// is random). The same events in the same order get the same name.
 
 const idHexDigits = 16
 
@@ -48,9 +51,36 @@ func partitionOf(mode string, t time.Time) string {
 // cleanPrefix drops leading and trailing slashes: "/events/" is "events".
 func cleanPrefix(p string) string { return strings.Trim(p, "/") }
 
+// offsetDigits is Kafka Connect's default zero padding of start offsets
+// (zero.pad.width), so that names sort in offset order.
+const offsetDigits = 10
+
+// positionName names an object after where its first record was
+// delivered; false when its events carry no delivery position.
+func positionName(evs []*events.Event) (string, bool) {
+	d := evs[0].Delivered
+	switch {
+	case d == nil || d.Topic == "":
+		return "", false
+	case d.HasOffset:
+		return fmt.Sprintf("%s+%d+%0*d", keySafe(d.Topic), d.Partition, offsetDigits, d.Offset), true
+	case d.ID != "":
+		return keySafe(d.Topic) + "+" + keySafe(d.ID), true
+	}
+	return "", false
+}
+
+// keySafe keeps a topic or message id one path segment of a key: a /
+// (or \) becomes _.
+func keySafe(s string) string { return strings.NewReplacer("/", "_", `\`, "_").Replace(s) }
+
+// hashName is the name of events no trigger delivered.
+func hashName(first time.Time, id string) string {
+	return first.UTC().Format("20060102_150405") + "_" + id
+}
+
 // objectKey joins the parts of a key; empty parts are left out.
-func objectKey(prefix, partition string, first time.Time, id, ext string) string {
-	name := first.UTC().Format("20060102_150405") + "_" + id + ext
+func objectKey(prefix, partition, name string) string {
 	parts := make([]string, 0, 3)
 	for _, p := range []string{prefix, partition, name} {
 		if p != "" {

@@ -12,6 +12,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -189,26 +190,32 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 	return &connector.WriteError{Failed: failed}
 }
 
-// chunks groups the batch into objects.
+// chunks groups the batch into objects: by time partition and, for
+// events delivered from a log, by the log's topic and partition, since an
+// object is named after its first record's position there (objectName).
 func (s *Sink) chunks(batch []*events.Event) []chunk {
-	var order []string
-	groups := map[string][]int{}
+	type group struct{ partition, stream string }
+	var order []group
+	groups := map[group][]int{}
 	for i, e := range batch {
 		if s.rowsOnly && !e.Type.IsData() {
 			continue
 		}
-		p := partitionOf(s.cfg.Partitioning, e.Timestamp)
-		if _, ok := groups[p]; !ok {
-			order = append(order, p)
+		g := group{partition: partitionOf(s.cfg.Partitioning, e.Timestamp)}
+		if d := e.Delivered; d != nil && d.HasOffset {
+			g.stream = d.Topic + "\x00" + strconv.Itoa(int(d.Partition))
 		}
-		groups[p] = append(groups[p], i)
+		if _, ok := groups[g]; !ok {
+			order = append(order, g)
+		}
+		groups[g] = append(groups[g], i)
 	}
 	var out []chunk
-	for _, p := range order {
-		idx := groups[p]
+	for _, g := range order {
+		idx := groups[g]
 		for len(idx) > 0 {
 			n := min(len(idx), s.cfg.BatchSize)
-			out = append(out, chunk{partition: p, idx: idx[:n:n]})
+			out = append(out, chunk{partition: g.partition, idx: idx[:n:n]})
 			idx = idx[n:]
 		}
 	}
@@ -238,12 +245,16 @@ func (s *Sink) writeChunk(ctx context.Context, rt *connector.Runtime, batch []*e
 			return nil
 		}
 	}
-	id, err := s.h.batchID(evs)
-	if err != nil {
-		s.failAll(rt, idx, resilience.New(resilience.Schema, err), failed)
-		return nil
+	name, ok := positionName(evs)
+	if !ok {
+		id, err := s.h.batchID(evs)
+		if err != nil {
+			s.failAll(rt, idx, resilience.New(resilience.Schema, err), failed)
+			return nil
+		}
+		name = hashName(evs[0].Timestamp, id)
 	}
-	key := objectKey(s.prefix, c.partition, evs[0].Timestamp, id, s.enc.Extension())
+	key := objectKey(s.prefix, c.partition, name+s.enc.Extension())
 	start := time.Now()
 	if err := s.store.Put(ctx, key, s.buf.Bytes(), s.enc.ContentType(), s.enc.ContentEncoding()); err != nil {
 		err = fmt.Errorf("object-storage: put %s/%s: %w", s.store.URL(), key, err)
