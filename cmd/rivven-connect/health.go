@@ -4,13 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"time"
 
 	"github.com/rivven/rivven-connect/shared/config"
 	"github.com/rivven/rivven-connect/shared/pipeline"
 	"github.com/rivven/rivven-connect/shared/state"
+	"github.com/rivven/rivven-connect/shared/telemetry"
 )
 
 // healthServer answers the probes of a long-lived service:
@@ -117,12 +117,5 @@ func (h *healthServer) serve(ctx context.Context, set config.Health) (string, er
 			_ = json.NewEncoder(w).Encode(rep)
 		})
 	}
-	ln, err := net.Listen("tcp", fmt.Sprintf(":%d", set.Port))
-	if err != nil {
-		return "", err
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
-	context.AfterFunc(ctx, func() { srv.Close() })
-	return ln.Addr().String(), nil
+	return telemetry.StartHTTP(ctx, fmt.Sprintf(":%d", set.Port), mux)
 }

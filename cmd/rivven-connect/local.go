@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -113,14 +112,11 @@ func serveTelemetry(ctx context.Context, reg *telemetry.Registry, set config.Set
 			}
 			json.NewEncoder(w).Encode(detail)
 		})
-		ln, err := net.Listen("tcp", fmt.Sprintf(":%d", set.Health.Port))
+		addr, err := telemetry.StartHTTP(ctx, fmt.Sprintf(":%d", set.Health.Port), mux)
 		if err != nil {
 			return fmt.Errorf("settings.health.port: %w", err)
 		}
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go srv.Serve(ln)
-		context.AfterFunc(ctx, func() { srv.Close() })
-		log.Info("health served", "url", "http://"+ln.Addr().String()+set.Health.Path)
+		log.Info("health served", "url", "http://"+addr+set.Health.Path)
 	}
 	return nil
 }

@@ -449,45 +449,61 @@ func (r *Registry) Serve(ctx context.Context, addr string, health func() (ok boo
 
 // Start is Serve without blocking: it returns once the listener is bound,
 // with the actual address (which matters for ":0"), and serves in the
-// background until ctx is done. Listening errors are returned; a later
-// serving failure, which only a broken listener can cause, is logged through
-// slog.Default. Use Serve where the caller wants to wait for shutdown.
+// background until ctx is done.
 func (r *Registry) Start(ctx context.Context, addr string, health func() (ok bool, detail any)) (boundAddr string, err error) {
+	return StartHTTP(ctx, addr, r.mux(health))
+}
+
+func (r *Registry) serve(ctx context.Context, ln net.Listener, health func() (bool, any)) error {
+	return serveHTTP(ctx, ln, r.mux(health))
+}
+
+// mux answers /metrics and /health.
+func (r *Registry) mux(health func() (bool, any)) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", r.Handler())
+	mux.Handle("GET /health", healthHandler(health))
+	return mux
+}
+
+// StartHTTP is the one HTTP server of the CLI's endpoints (metrics, health,
+// readiness): it listens on addr and returns the bound address (which
+// matters for ":0"), then serves h in the background until ctx is done and
+// shuts down gracefully. Listening errors are returned; a later serving
+// failure, which only a broken listener can cause, is logged through
+// slog.Default.
+func StartHTTP(ctx context.Context, addr string, h http.Handler) (string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return "", fmt.Errorf("telemetry: listen on %s: %w", addr, err)
+		return "", fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	go func() {
-		if err := r.serve(ctx, ln, health); err != nil {
-			slog.Default().Error("telemetry: metrics server stopped", "addr", ln.Addr().String(), "err", err)
+		if err := serveHTTP(ctx, ln, h); err != nil {
+			slog.Default().Error("HTTP server stopped", "addr", ln.Addr().String(), "err", err)
 		}
 	}()
 	return ln.Addr().String(), nil
 }
 
 // shutdownTimeout bounds how long a stopping server waits for in-flight
-// scrapes; a scrape takes milliseconds, so hitting it means a stuck client.
+// requests; a scrape or probe takes milliseconds, so hitting it means a
+// stuck client.
 const shutdownTimeout = 5 * time.Second
 
-func (r *Registry) serve(ctx context.Context, ln net.Listener, health func() (bool, any)) error {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", r.Handler())
-	mux.Handle("GET /health", healthHandler(health))
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
 	srv := &http.Server{
-		Handler: mux,
+		Handler: h,
 		// Without it a client that never finishes its headers holds a
 		// connection forever (slowloris).
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
-		return fmt.Errorf("telemetry: serve: %w", err)
+		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
 	err := srv.Shutdown(sctx)
