@@ -73,7 +73,7 @@ sinks:
 			}
 			return nil
 		}}
-		h, err := NewSinkHandler(load(t, pipe), "out", fakeFactory{sink}, Deps{Store: embedded(t), Log: quiet, Delivery: DeliveryUnordered})
+		h, err := NewSinkHandler(context.Background(), load(t, pipe), "out", fakeFactory{sink}, Deps{Store: embedded(t), Log: quiet, Delivery: DeliveryUnordered})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -186,7 +186,7 @@ func runSinkOn(t *testing.T, pipe string, sink Sink, batch int) (*commitCounter,
 	tp := uniqueName(t, c, "topic")
 	tr := &commitCounter{Redis: topic.NewRedis(c)}
 	p := load(t, strings.ReplaceAll(pipe, "TOPIC", tp))
-	r, err := NewSinkRunner(p, "out", fakeFactory{sink}, tr, Deps{Store: st, Log: quiet, Delivery: DeliveryOrdered})
+	r, err := NewSinkRunner(context.Background(), p, "out", fakeFactory{sink}, tr, Deps{Store: st, Log: quiet, Delivery: DeliveryOrdered})
 	if err != nil {
 		t.Fatal(err)
 	}
