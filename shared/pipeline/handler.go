@@ -189,77 +189,118 @@ func (h *Handler) Handle(ctx context.Context, recs []Record) (Result, error) {
 	h.init()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var res Result
-	failAll := func() {
-		for i, r := range recs {
-			res.Failed, res.FailedIdx = append(res.Failed, r.ID), append(res.FailedIdx, i)
-		}
-	}
+	p := &pass{recs: recs, failed: make(map[int]error)}
 	if h.Status.State() == Failed {
-		failAll()
-		return res, ErrSinkFailed
+		p.failAll()
+		return p.res, ErrSinkFailed
 	}
 	if err := h.startLocked(ctx); err != nil {
-		failAll()
-		return res, err
+		p.failAll()
+		return p.res, err
 	}
 	h.Status.EventsIn.Add(uint64(len(recs)))
-
-	// attempt[i] is the delivery attempt of recs[i]: the trigger's count
-	// when it has one, else the ledger's.
-	attempt := h.attempt[:0]
+	p.attempt = h.attempt[:0]
 	for i := range recs {
-		attempt = append(attempt, recs[i].Attempt)
+		p.attempt = append(p.attempt, recs[i].Attempt)
 	}
-	h.attempt = attempt
-	var adm resilience.Admission
+	h.attempt = p.attempt
 	if h.Ledger != nil {
-		var err error
-		adm, err = h.Ledger.Begin(ctx, h.items(recs))
-		if err != nil {
-			failAll()
-			return res, h.stateError(err)
+		if answered, res, err := h.admit(ctx, p); answered {
+			return res, err
 		}
-		for i := range recs {
-			if attempt[i] == 0 && adm.Attempts != nil {
-				attempt[i] = adm.Attempts[i] + 1
+	}
+	h.transformAll(ctx, p)
+	// Records that cannot be written are dead-lettered before the write,
+	// so that when dead-lettering fails the later records of their
+	// ordering groups can still be held back.
+	if len(p.dead) > 0 {
+		if h.deadLetterOrFail(ctx, recs, p.attempt, p.dead, p.failed, &p.res) == 0 {
+			for _, d := range p.dead {
+				p.ord.fail(recs, d.idx)
 			}
 		}
-		if h.Ledger.Config().Breaker != nil {
-			h.noteBreaker(adm.State, adm.Probe, adm.ProbeIn)
-		}
-		if !adm.Allowed {
-			return h.rejectLocked(ctx, recs, adm, attempt)
+		p.dead = p.dead[:0]
+		p.batch, p.origin = p.ord.filter(recs, p.batch, p.origin, p.failed)
+	}
+	outcome := h.writeBatch(ctx, p)
+	h.expireAttempts(p)
+	p.res.Held = len(p.ord.heldIdx)
+	h.conclude(ctx, recs, p.attempt, p.dead, p.failed, &p.res)
+	if h.Ledger != nil {
+		err := h.settleLocked(ctx, recs, p.adm, p.attempt, p.failed, p.ord.heldIdx, outcome, &p.res)
+		h.noteProbe(&p.res)
+		if err != nil {
+			return p.res, err
 		}
 	}
+	return p.res, nil
+}
 
-	// Transform record by record so every output traces back to its input
-	// (needed to report exactly which records failed).
-	batch := make([]*events.Event, 0, len(recs))
-	origin := make([]int, 0, len(recs))
-	var dead []deadRecord
-	failed := make(map[int]error)
-	var ord ordering
-	unusable := func(i int, stage string, err error) {
-		if h.DeadLetters == nil {
-			// Nowhere to put it: it fails back to the trigger, whose
-			// redrive policy or on-failure destination takes it.
-			failed[i] = fmt.Errorf("%s: %w (no dead-letter topic, so it is reported failed)", stage, err)
-			ord.fail(recs, i)
-			return
-		}
-		dead = append(dead, deadRecord{i, stage, err})
+// pass is the work of one Handle call: what became of each record and why.
+type pass struct {
+	recs []Record
+	// attempt[i] is the delivery attempt of recs[i]: the trigger's count
+	// when it has one, else the ledger's.
+	attempt []int
+	adm     resilience.Admission
+	batch   []*events.Event // what goes to the sink
+	origin  []int           // origin[k] is the record batch[k] came from
+	dead    []deadRecord    // to dead-letter
+	failed  map[int]error   // to report failed, by record
+	ord     ordering
+	res     Result
+}
+
+func (p *pass) failAll() {
+	for i, r := range p.recs {
+		p.res.Failed, p.res.FailedIdx = append(p.res.Failed, r.ID), append(p.res.FailedIdx, i)
 	}
+}
+
+// admit asks the ledger about the batch: which records were written
+// before, their attempts, and whether the circuit breaker lets a write
+// through. When the state store fails or the breaker refuses, the batch
+// is answered here (answered is true) and res and err are Handle's.
+func (h *Handler) admit(ctx context.Context, p *pass) (answered bool, res Result, err error) {
+	adm, err := h.Ledger.Begin(ctx, h.items(p.recs))
+	if err != nil {
+		p.failAll()
+		return true, p.res, h.stateError(err)
+	}
+	p.adm = adm
+	for i := range p.recs {
+		if p.attempt[i] == 0 && adm.Attempts != nil {
+			p.attempt[i] = adm.Attempts[i] + 1
+		}
+	}
+	if h.Ledger.Config().Breaker != nil {
+		h.noteBreaker(adm.State, adm.Probe, adm.ProbeIn)
+	}
+	if !adm.Allowed {
+		res, err := h.rejectLocked(ctx, p.recs, adm, p.attempt)
+		return true, res, err
+	}
+	return false, Result{}, nil
+}
+
+// transformAll transforms record by record, so that every output traces
+// back to its input (needed to report exactly which records failed), and
+// sorts out what cannot be written: redeliveries already written, records
+// held back behind a failure of their ordering group, and records that do
+// not decode or transform.
+func (h *Handler) transformAll(ctx context.Context, p *pass) {
+	p.batch = make([]*events.Event, 0, len(p.recs))
+	p.origin = make([]int, 0, len(p.recs))
 	duplicates := 0
-	for i := range recs {
-		r := &recs[i]
-		if adm.Done != nil && adm.Done[i] {
+	for i := range p.recs {
+		r := &p.recs[i]
+		if p.adm.Done != nil && p.adm.Done[i] {
 			duplicates++ // a redelivery of a record already written
 			continue
 		}
-		if err := ord.held(r); err != nil {
-			failed[i] = err
-			ord.hold(i)
+		if err := p.ord.held(r); err != nil {
+			p.failed[i] = err
+			p.ord.hold(i)
 			continue
 		}
 		if r.Event == nil {
@@ -267,11 +308,11 @@ func (h *Handler) Handle(ctx context.Context, recs []Record) (Result, error) {
 			if err == nil {
 				err = errors.New("record has no event")
 			}
-			unusable(i, "decode", err)
+			h.unusable(p, i, "decode", err)
 			continue
 		}
 		if h.Transforms == nil {
-			batch, origin = append(batch, r.Event), append(origin, i)
+			p.batch, p.origin = append(p.batch, r.Event), append(p.origin, i)
 			continue
 		}
 		h.one[0] = r.Event
@@ -279,109 +320,107 @@ func (h *Handler) Handle(ctx context.Context, recs []Record) (Result, error) {
 		var te *TransformError
 		switch {
 		case errors.As(err, &te):
-			unusable(i, "transform", te.Failed[0].Err)
+			h.unusable(p, i, "transform", te.Failed[0].Err)
 			continue
 		case err != nil:
-			unusable(i, "transform", err)
+			h.unusable(p, i, "transform", err)
 			continue
 		}
 		if len(out) == 0 {
 			h.Status.Dropped.Add(1)
 		}
 		for _, e := range out {
-			batch, origin = append(batch, e), append(origin, i)
+			p.batch, p.origin = append(p.batch, e), append(p.origin, i)
 		}
 	}
 	if duplicates > 0 {
 		h.Status.Duplicates.Add(uint64(duplicates))
 	}
-	// Records that cannot be written are dead-lettered before the write,
-	// so that when dead-lettering fails the later records of their
-	// ordering groups can still be held back.
-	if len(dead) > 0 {
-		if h.deadLetterOrFail(ctx, recs, attempt, dead, failed, &res) == 0 {
-			for _, d := range dead {
-				ord.fail(recs, d.idx)
-			}
-		}
-		dead = dead[:0]
-		batch, origin = ord.filter(recs, batch, origin, failed)
-	}
+}
 
-	outcome := resilience.NoWrite
-	if len(batch) > 0 {
-		var err error
-		if h.Limiter != nil {
-			// A cancelled wait fails the batch back to the trigger.
-			err = h.Limiter.Wait(ctx, len(batch))
-		}
-		if err == nil {
-			// The sink sees where each event was delivered (a sink may
-			// name objects after it), for the length of the Write only:
-			// the records are the caller's and are reused.
-			for k, e := range batch {
-				r := &recs[origin[k]]
-				r.pos = events.Position{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, HasOffset: r.HasOffset, ID: r.ID}
-				e.Delivered = &r.pos
-			}
-			err = h.write(ctx, batch)
-			for _, e := range batch {
-				e.Delivered = nil
-			}
-		}
-		var we *WriteError
-		switch {
-		case err == nil:
-		case errors.As(err, &we):
-			for j, ferr := range we.Failed {
-				if j >= 0 && j < len(origin) {
-					failed[origin[j]] = ferr
-				}
-			}
-		default:
-			for _, o := range origin {
-				failed[o] = err
-			}
-		}
-		written := len(batch) - countOutputs(origin, failed)
-		if err != nil {
-			h.Status.Fail(err)
-		}
-		// Only a write where nothing got through counts toward Failed: a
-		// partly written batch shows the downstream is alive, and its bad
-		// records are retried and then dead-lettered on their own.
-		if written == 0 {
-			outcome = resilience.WriteFailed
-			h.failedWriteLocked(err)
-		} else {
-			outcome = resilience.WriteOK
-			h.consecutive = 0
-		}
-		h.Status.EventsOut.Add(uint64(written))
+// unusable sets aside a record that can never be written: to the
+// dead-letter topic, or, without one, failed back to the trigger, whose
+// redrive policy or on-failure destination takes it.
+func (h *Handler) unusable(p *pass, i int, stage string, err error) {
+	if h.DeadLetters == nil {
+		p.failed[i] = fmt.Errorf("%s: %w (no dead-letter topic, so it is reported failed)", stage, err)
+		p.ord.fail(p.recs, i)
+		return
 	}
+	p.dead = append(p.dead, deadRecord{i, stage, err})
+}
 
-	// Records whose delivery attempts are used up go to the dead-letter
-	// topic instead of being retried again.
-	for i := range recs {
-		err, ok := failed[i]
-		if !ok || ord.isHeld(i) {
+// writeBatch writes what the records became (rate-limited), records which
+// records failed, and says whether the write got anything through.
+func (h *Handler) writeBatch(ctx context.Context, p *pass) resilience.Outcome {
+	if len(p.batch) == 0 {
+		return resilience.NoWrite
+	}
+	var err error
+	if h.Limiter != nil {
+		// A cancelled wait fails the batch back to the trigger.
+		err = h.Limiter.Wait(ctx, len(p.batch))
+	}
+	if err == nil {
+		// The sink sees where each event was delivered (a sink may name
+		// objects after it), for the length of the Write only: the
+		// records are the caller's and are reused.
+		for k, e := range p.batch {
+			r := &p.recs[p.origin[k]]
+			r.pos = events.Position{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, HasOffset: r.HasOffset, ID: r.ID}
+			e.Delivered = &r.pos
+		}
+		err = h.write(ctx, p.batch)
+		for _, e := range p.batch {
+			e.Delivered = nil
+		}
+	}
+	var we *WriteError
+	switch {
+	case err == nil:
+	case errors.As(err, &we):
+		for j, ferr := range we.Failed {
+			if j >= 0 && j < len(p.origin) {
+				p.failed[p.origin[j]] = ferr
+			}
+		}
+	default:
+		for _, o := range p.origin {
+			p.failed[o] = err
+		}
+	}
+	written := len(p.batch) - countOutputs(p.origin, p.failed)
+	if err != nil {
+		h.Status.Fail(err)
+	}
+	h.Status.EventsOut.Add(uint64(written))
+	// Only a write where nothing got through counts toward Failed: a
+	// partly written batch shows the downstream is alive, and its bad
+	// records are retried and then dead-lettered on their own.
+	if written == 0 {
+		h.failedWriteLocked(err)
+		return resilience.WriteFailed
+	}
+	h.consecutive = 0
+	return resilience.WriteOK
+}
+
+// expireAttempts sends records whose delivery attempts are used up to the
+// dead-letter topic instead of having them retried again.
+func (h *Handler) expireAttempts(p *pass) {
+	if h.MaxAttempts <= 0 || h.DeadLetters == nil {
+		return
+	}
+	for i := range p.recs {
+		err, ok := p.failed[i]
+		if !ok || p.ord.isHeld(i) {
 			continue
 		}
-		if h.MaxAttempts > 0 && attempt[i] >= h.MaxAttempts && h.DeadLetters != nil {
-			dead = append(dead, deadRecord{i, "write", fmt.Errorf("after %d attempts: %w", attempt[i], err)})
-			delete(failed, i)
+		if p.attempt[i] >= h.MaxAttempts {
+			p.dead = append(p.dead, deadRecord{i, "write", fmt.Errorf("after %d attempts: %w", p.attempt[i], err)})
+			delete(p.failed, i)
 		}
 	}
-	res.Held = len(ord.heldIdx)
-	h.conclude(ctx, recs, attempt, dead, failed, &res)
-	if h.Ledger != nil {
-		err := h.settleLocked(ctx, recs, adm, attempt, failed, ord.heldIdx, outcome, &res)
-		h.noteProbe(&res)
-		if err != nil {
-			return res, err
-		}
-	}
-	return res, nil
 }
 
 // write hands the batch to the sink, retrying a whole-batch failure that
