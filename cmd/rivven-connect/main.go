@@ -51,7 +51,7 @@ type command struct {
 
 // Each command registers itself from its own file, so adding one touches
 // nothing else; usage lists them in this order.
-var order = []string{"connectors", "validate", "schema", "check", "discover", "local", "run", "invoke", "deploy", "build", "version"}
+var order = []string{"connectors", "validate", "schema", "check", "discover", "snapshot", "local", "run", "invoke", "deploy", "build", "version"}
 
 var registered = map[string]command{}
 

@@ -155,6 +155,15 @@ var ErrFatal = errors.New("fatal")
 // Fatal wraps err so that errors.Is(err, ErrFatal) holds.
 func Fatal(err error) error { return fmt.Errorf("%w: %w", ErrFatal, err) }
 
+// SnapshotRequester is implemented by sources that can snapshot a table
+// again while they stream, for `rivven-connect snapshot`: the request is
+// a signal written where the running source reads it (its database's
+// log), so it needs no connection to the running process and is picked
+// up at the next start when the source is down.
+type SnapshotRequester interface {
+	RequestSnapshot(ctx context.Context, tables []string) error
+}
+
 // Discoverer is implemented by sources that can list what they could
 // read (tables of a database, say), for `rivven-connect discover`.
 type Discoverer interface {

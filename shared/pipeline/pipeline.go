@@ -9,22 +9,23 @@ import "github.com/rivven/rivven-connect/shared/connector"
 
 // The connector contract, as the engine and its hosts use it.
 type (
-	Source         = connector.Source
-	Emitter        = connector.Emitter
-	EmitterFunc    = connector.EmitterFunc
-	Sink           = connector.Sink
-	Transform      = connector.Transform
-	Checker        = connector.Checker
-	Closer         = connector.Closer
-	WriteError     = connector.WriteError
-	TransformError = connector.TransformError
-	EventError     = connector.EventError
-	PerEvent       = connector.PerEvent
-	Chain          = connector.Chain
-	Discoverer     = connector.Discoverer
-	Stream         = connector.Stream
-	Column         = connector.Column
-	Runtime        = connector.Runtime
+	Source            = connector.Source
+	Emitter           = connector.Emitter
+	EmitterFunc       = connector.EmitterFunc
+	Sink              = connector.Sink
+	Transform         = connector.Transform
+	Checker           = connector.Checker
+	Closer            = connector.Closer
+	WriteError        = connector.WriteError
+	TransformError    = connector.TransformError
+	EventError        = connector.EventError
+	PerEvent          = connector.PerEvent
+	Chain             = connector.Chain
+	Discoverer        = connector.Discoverer
+	SnapshotRequester = connector.SnapshotRequester
+	Stream            = connector.Stream
+	Column            = connector.Column
+	Runtime           = connector.Runtime
 )
 
 // ErrFatal marks errors after which restarting cannot help; see

@@ -17,11 +17,15 @@ import (
 //	                                             snapshot in progress: lsn is the slot's consistent point,
 //	                                             done lists finished tables, at the text of the last
 //	                                             emitted primary key per started table ([] = no key, restart it)
+//	{"lsn":"0/16B3748","inc":{"done":[...],"at":{...}}}
+//	                                             streaming (lsn, tx, n as above) while a watermarked snapshot
+//	                                             runs alongside: inc is its progress, as snapshot's
 type position struct {
 	LSN   pglogrepl.LSN
 	TxLSN pglogrepl.LSN
 	TxN   int64
 	Snap  *snapState
+	Inc   *snapState
 }
 
 type snapState struct {
@@ -34,6 +38,7 @@ type positionJSON struct {
 	Tx       string     `json:"tx,omitempty"`
 	N        int64      `json:"n,omitempty"`
 	Snapshot *snapState `json:"snapshot,omitempty"`
+	Inc      *snapState `json:"inc,omitempty"`
 }
 
 func parsePosition(b []byte) (*position, error) {
@@ -48,21 +53,23 @@ func parsePosition(b []byte) (*position, error) {
 	if err != nil {
 		return nil, fmt.Errorf("resume position: lsn: %w", err)
 	}
-	p := &position{LSN: lsn, TxN: pj.N, Snap: pj.Snapshot}
+	p := &position{LSN: lsn, TxN: pj.N, Snap: pj.Snapshot, Inc: pj.Inc}
 	if pj.Tx != "" {
 		if p.TxLSN, err = pglogrepl.ParseLSN(pj.Tx); err != nil {
 			return nil, fmt.Errorf("resume position: tx: %w", err)
 		}
 	}
-	if p.Snap != nil && p.Snap.At == nil {
-		p.Snap.At = map[string][]*string{}
+	for _, st := range []*snapState{p.Snap, p.Inc} {
+		if st != nil && st.At == nil {
+			st.At = map[string][]*string{}
+		}
 	}
 	return p, nil
 }
 
 // streamPosition renders a streaming position without reflection: it is
-// written for every change.
-func streamPosition(buf []byte, lsn, tx pglogrepl.LSN, n int64) string {
+// written for every change. suffix is "" or `,"inc":{...}` (incSuffix).
+func streamPosition(buf []byte, lsn, tx pglogrepl.LSN, n int64, suffix ...string) string {
 	buf = append(buf[:0], `{"lsn":"`...)
 	buf = appendLSN(buf, lsn)
 	buf = append(buf, '"')
@@ -72,8 +79,21 @@ func streamPosition(buf []byte, lsn, tx pglogrepl.LSN, n int64) string {
 		buf = append(buf, `","n":`...)
 		buf = strconv.AppendInt(buf, n, 10)
 	}
+	for _, sfx := range suffix {
+		buf = append(buf, sfx...)
+	}
 	buf = append(buf, '}')
 	return string(buf)
+}
+
+// incSuffix renders the inc member of streaming positions for the state
+// of a watermarked snapshot ("" once there is none).
+func incSuffix(st *snapState) string {
+	if st == nil {
+		return ""
+	}
+	b, _ := json.Marshal(st)
+	return `,"inc":` + string(b)
 }
 
 func appendLSN(dst []byte, lsn pglogrepl.LSN) []byte {

@@ -338,9 +338,16 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit pipeline.Emitter)
 	defer func() { _ = repl.Close(context.WithoutCancel(ctx)) }()
 
 	// Decide what to snapshot and where streaming starts.
+	// Watermarks are logical decoding messages, which pgoutput sends
+	// from protocol 2 on (PostgreSQL 14).
+	watermarks := serverMajor(repl) >= 14
 	var (
+		// incState is the progress of a snapshot read alongside the
+		// stream (empty: none yet; tables may be signalled later).
+		incState     = &snapState{At: map[string][]*string{}}
+		incRun       bool
 		doSnapshot   bool
-		snapState    = &snapState{At: map[string][]*string{}}
+		snapSt       = &snapState{At: map[string][]*string{}}
 		startLSN     pglogrepl.LSN
 		exportedName string
 		// rebuildSchemas: recovery on a usable slot re-emits every
@@ -358,13 +365,20 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit pipeline.Emitter)
 		}
 	case pos != nil && pos.Snap != nil && slot.exists:
 		// Resume an interrupted snapshot: its exported snapshot died with
-		// the old connection, so the remaining chunks come from a new one;
-		// the slot still sits at the consistent point, and changes made in
-		// between arrive again through the stream.
-		doSnapshot, startLSN, snapState = true, pos.LSN, pos.Snap
+		// the old connection, and the slot still sits at the consistent
+		// point. The remaining chunks are read alongside the stream from
+		// there, reconciled with it by watermarks, so that no row arrives
+		// both from the stream and as an older snapshot read.
+		startLSN, incState, incRun = pos.LSN, pos.Snap, true
+		if !watermarks {
+			doSnapshot, snapSt = true, pos.Snap
+		}
 	case pos != nil && pos.Snap == nil && slot.exists && mode != "always":
 		startLSN = pos.LSN
 		rebuildSchemas = mode == "recovery"
+		if pos.Inc != nil {
+			incState, incRun = pos.Inc, true // a watermarked snapshot goes on
+		}
 	default:
 		doSnapshot = true
 		if pos != nil && !slot.exists {
@@ -392,9 +406,15 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit pipeline.Emitter)
 	} else if doSnapshot && (pos == nil || pos.Snap == nil) {
 		// A fresh snapshot on an existing slot (first start with a slot
 		// made elsewhere, or mode always): stream from the slot's
-		// confirmed position; changes between it and the snapshot are
-		// delivered twice (snapshot row, then the change).
+		// confirmed position and read the tables alongside, reconciled
+		// by watermarks. (Before PostgreSQL 14: a separate snapshot, and
+		// changes between the slot's position and it are delivered
+		// twice, snapshot row then the change.)
 		startLSN = slot.confirmed
+		if watermarks {
+			doSnapshot = false
+			incRun = true
+		}
 	}
 
 	switch {
@@ -411,7 +431,7 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit pipeline.Emitter)
 		}
 	}
 	if doSnapshot {
-		if err := s.snapshot(ctx, emit, types, tables, startLSN, snapState, exportedName); err != nil {
+		if err := s.snapshot(ctx, emit, types, tables, startLSN, snapSt, exportedName); err != nil {
 			return err
 		}
 		if ctx.Err() != nil {
@@ -422,10 +442,18 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit pipeline.Emitter)
 	if pos != nil && pos.Snap == nil {
 		resumeTx = *pos
 	}
+	var inc *incremental
+	if watermarks {
+		rows := rt.Counter(metricSnapshotRows, "Rows read by snapshots.")
+		if !incRun {
+			incState.At, incState.Done = map[string][]*string{}, nil
+		}
+		inc = newIncremental(s, types, incState, tables, rows, incRun)
+	}
 	// Never report less than the slot already confirmed: PostgreSQL would
 	// move confirmed_flush_lsn back.
 	floor := max(startLSN, slot.confirmed)
-	err = s.stream(ctx, emit, repl, cat, types, startLSN, floor, resumeTx)
+	err = s.stream(ctx, emit, repl, cat, types, startLSN, floor, resumeTx, inc)
 	if err == nil && ctx.Err() != nil && s.cfg.DropSlotOnStop {
 		_ = repl.Close(context.WithoutCancel(ctx))
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

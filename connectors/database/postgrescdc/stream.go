@@ -76,6 +76,7 @@ type streamer struct {
 	// the transaction being decoded
 	inTx       bool
 	xid        string
+	xidN       uint32
 	finalLSN   pglogrepl.LSN
 	commitTime *time.Time
 	n          int64 // changes of the transaction so far, skipped ones included
@@ -101,13 +102,19 @@ type streamer struct {
 	posBuf     []byte
 
 	events *metric.Counter
+
+	// inc is the watermarked snapshot running alongside (nil: none);
+	// incSfx is the inc member every position carries meanwhile.
+	inc    *incremental
+	incSfx string
 }
 
 // stream starts replication at start and runs until ctx is done or an
 // error occurs.
 // floor is the slot's confirmed position (or start when higher): the
 // first position reported and the base of event positions.
-func (s *Source) stream(ctx context.Context, emit pipeline.Emitter, conn *pgconn.PgConn, cat *catalogConn, types *typeCache, start, floor pglogrepl.LSN, resume position) error {
+// inc, when not nil, is a watermarked snapshot to read alongside.
+func (s *Source) stream(ctx context.Context, emit pipeline.Emitter, conn *pgconn.PgConn, cat *catalogConn, types *typeCache, start, floor pglogrepl.LSN, resume position, inc *incremental) error {
 	rt := pipeline.RuntimeFrom(ctx)
 	log := rt.Logger()
 	args := []string{"proto_version '2'", "publication_names " + quoteLiteral(s.cfg.PublicationName), "messages 'true'", "streaming 'on'"}
@@ -173,6 +180,19 @@ func (s *Source) stream(ctx context.Context, emit pipeline.Emitter, conn *pgconn
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 1)
+	incErr := make(chan error, 1)
+	if inc != nil {
+		st.inc = inc
+		if inc.active() {
+			st.incSfx = incSuffix(inc.state)
+		}
+		go func() {
+			if err := inc.read(rctx, st); err != nil {
+				incErr <- err
+				cancel()
+			}
+		}()
+	}
 	go func() { errc <- st.run(rctx) }()
 	hbDone := make(chan struct{})
 	go func() { defer close(hbDone); s.heartbeat(rctx, cat, &st.active) }()
@@ -247,6 +267,13 @@ func (s *Source) stream(ctx context.Context, emit pipeline.Emitter, conn *pgconn
 			return nil
 		}
 		return emitErr
+	}
+	select {
+	case err := <-incErr:
+		if ctx.Err() == nil {
+			return err
+		}
+	default:
 	}
 	if rerr != nil && ctx.Err() == nil {
 		return rerr
@@ -514,12 +541,19 @@ func (st *streamer) dispatch(ctx context.Context, walStart pglogrepl.LSN, msg pg
 		if !m.Transactional && m.Prefix == heartbeatPrefix {
 			return st.marker(ctx, m.LSN)
 		}
+		if m.Prefix == watermarkPrefix && st.inc != nil {
+			return st.inc.watermark(ctx, st, string(m.Content))
+		}
+		if m.Prefix == signalPrefix && st.inc != nil {
+			st.inc.signal(ctx, st, m.Content)
+		}
 	}
 	return nil
 }
 
 func (st *streamer) begin(xid uint32, final pglogrepl.LSN, commit time.Time) {
 	st.inTx = true
+	st.xidN = xid
 	st.xid = strconv.FormatUint(uint64(xid), 10)
 	st.finalLSN = final
 	ct := commit.UTC()
@@ -542,7 +576,7 @@ func (st *streamer) commit(ctx context.Context, end pglogrepl.LSN) error {
 	evs := st.pending
 	st.pending = nil
 	if len(evs) > 0 {
-		evs[len(evs)-1].Metadata.Position = streamPosition(st.posBuf, end, 0, 0)
+		evs[len(evs)-1].Metadata.Position = streamPosition(st.posBuf, end, 0, 0, st.incSfx)
 	}
 	return st.push(ctx, item{evs: evs, ack: end, txs: 1})
 }
@@ -584,7 +618,7 @@ func (st *streamer) boundary(end bool) *events.Event {
 	e.Source.Schema, e.Source.Table = "", ""
 	e.Source.Commit = lsnString(st.finalLSN)
 	e.Metadata.TransactionID = st.xid
-	e.Metadata.Position = streamPosition(st.posBuf, st.finalLSN-1, st.finalLSN, 0)
+	e.Metadata.Position = streamPosition(st.posBuf, st.finalLSN-1, st.finalLSN, 0, st.incSfx)
 	e.Metadata.Set(events.MetaControl, json.RawMessage(`"`+events.MetaControlTransaction+`"`))
 	id := events.DebeziumTransactionID(st.xid, lsnString(st.finalLSN))
 	var total uint64
@@ -620,6 +654,10 @@ func (st *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage) 
 		return nil
 	}
 	old := st.rels[m.RelationID]
+	if st.inc != nil && old != nil && !sameColumns(old.cols, r.cols) {
+		// Rows read in the open window may have the old shape.
+		st.inc.invalidate(r.schema, r.name)
+	}
 	if old != nil && old.captured && sameColumns(old.cols, r.cols) && old.identity == r.identity {
 		r.keep, r.keyIdx, r.pk, r.columns = old.keep, old.keyIdx, old.pk, old.columns
 		st.rels[m.RelationID] = r
@@ -739,7 +777,7 @@ SELECT COALESCE((SELECT array_agg(a.attname ORDER BY k.ord)
 // earlier was emitted, as transactions arrive in commit order), so the
 // same change has the same position however the stream was resumed.
 func (st *streamer) position() string {
-	return streamPosition(st.posBuf, st.finalLSN-1, st.finalLSN, st.n)
+	return streamPosition(st.posBuf, st.finalLSN-1, st.finalLSN, st.n, st.incSfx)
 }
 
 // stamp fills what every change of the current transaction carries: the
@@ -770,6 +808,9 @@ func (st *streamer) change(ctx context.Context, walStart pglogrepl.LSN, typ even
 	}
 	if !r.captured {
 		return nil
+	}
+	if st.inc != nil {
+		st.inc.changed(r, st.xidN, old, nu)
 	}
 	st.n++
 	order := st.countChange(r)
@@ -911,6 +952,9 @@ func (st *streamer) truncate(ctx context.Context, walStart pglogrepl.LSN, m *pgl
 		r := st.rels[id]
 		if r == nil || !r.captured {
 			continue
+		}
+		if st.inc != nil {
+			st.inc.invalidate(r.schema, r.name)
 		}
 		st.n++
 		order := st.countChange(r)
