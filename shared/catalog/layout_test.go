@@ -59,3 +59,20 @@ func TestTransformsLinkNoEngine(t *testing.T) {
 		}
 	}
 }
+
+// Connectors speak to the engine only through the contract: no connector
+// package links the engine (shared/pipeline), so any host can run any
+// connector and a connector's dependencies stay its own.
+func TestConnectorsLinkNoEngine(t *testing.T) {
+	pkgs := deps(t, module+"/connectors/...")
+	for pkg, ds := range pkgs {
+		if strings.Contains(pkg, "/cmd/") {
+			continue // benchmark tools run the engine on purpose
+		}
+		for _, d := range ds {
+			if d == module+"/shared/pipeline" {
+				t.Errorf("%s links the engine (shared/pipeline); use shared/connector", strings.TrimPrefix(pkg, module+"/"))
+			}
+		}
+	}
+}

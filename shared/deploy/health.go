@@ -17,7 +17,7 @@ import (
 // comments. What it cannot edit safely — settings or settings.health in
 // flow style, health.enabled written false — is refused with the fix.
 func enableHealth(raw []byte, port int) ([]byte, error) {
-	fix := fmt.Errorf("Cloud Run starts a source service once port %d (settings.health.port) answers, so the services of this deployment never become ready without it: set settings.health.enabled: true in the pipeline file", port)
+	fix := fmt.Errorf("set settings.health.enabled: true in the pipeline file: Cloud Run starts a source service once port %d (settings.health.port) answers, so the services of this deployment never become ready without it", port)
 	var doc yaml.Node
 	if err := yaml.Unmarshal(raw, &doc); err != nil || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
 		return nil, fix

@@ -42,7 +42,7 @@ func TestConfigDefaults(t *testing.T) {
 	if c.Port != 3306 || !c.UseGTID || c.HeartbeatIntervalSecs != 10 || c.BinlogPosition != 4 || c.snapshotMode() != "initial" || c.snapshotBatch() != 10000 {
 		t.Fatalf("defaults: %+v", c)
 	}
-	if _, err := New(c); err != nil {
+	if _, err := New(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 func serverUsable() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := New(testConfig())
+	s, err := New(context.Background(), testConfig())
 	if err != nil {
 		return err
 	}
@@ -80,7 +80,7 @@ func testConfig(tables ...string) *Config {
 
 func newSource(t testing.TB, cfg *Config) *Source {
 	t.Helper()
-	s, err := New(cfg)
+	s, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/metric"
-	"github.com/rivven/rivven-connect/shared/pipeline"
 )
 
 // snapshot reads the captured tables in one consistent read view, chunked
@@ -25,8 +25,8 @@ import (
 // new read view, so rows changed since the first view appear with their
 // newer state and the binlog replay from the original position then
 // re-applies those changes: nothing is lost, some changes arrive twice.
-func (s *Source) snapshot(ctx context.Context, emit pipeline.Emitter, resume *position) (*position, error) {
-	rt := pipeline.RuntimeFrom(ctx)
+func (s *Source) snapshot(ctx context.Context, emit connector.Emitter, resume *position) (*position, error) {
+	rt := connector.RuntimeFrom(ctx)
 	c, err := s.connect(ctx, false)
 	if err != nil {
 		return nil, err
@@ -113,7 +113,7 @@ func beginSnapshot(c *conn) (*position, error) {
 			}
 		}
 		if p.File == "" {
-			return nil, pipeline.Fatal(errors.New("the server reports no binlog snapshot position: binary logging is off (set log_bin)"))
+			return nil, connector.Fatal(errors.New("the server reports no binlog snapshot position: binary logging is off (set log_bin)"))
 		}
 		g, err := c.query("SELECT BINLOG_GTID_POS(" + quoteString(p.File) + ", " + strconv.FormatUint(uint64(p.Pos), 10) + ")")
 		if err != nil {
@@ -151,8 +151,8 @@ func tableEstimate(c *conn, db, table string) int64 {
 	return n
 }
 
-func (s *Source) snapshotTable(ctx context.Context, c *conn, emit pipeline.Emitter, start *position, st *snapState, rowsCounter *metric.Counter) error {
-	rt := pipeline.RuntimeFrom(ctx)
+func (s *Source) snapshotTable(ctx context.Context, c *conn, emit connector.Emitter, start *position, st *snapState, rowsCounter *metric.Counter) error {
+	rt := connector.RuntimeFrom(ctx)
 	db, table := s.cfg.Database, st.Tables[st.Index]
 	task := db + "." + table
 	ts, err := loadTableSchema(c, db, table)
@@ -277,13 +277,13 @@ func (s *Source) snapshotTable(ctx context.Context, c *conn, emit pipeline.Emitt
 // (a > x) OR (a = x AND b > y) OR ...
 func keysetWhere(ts *tableSchema, after []string) (string, error) {
 	if len(after) != len(ts.PK) {
-		return "", pipeline.Fatal(fmt.Errorf("stored snapshot key has %d columns, table %s.%s has %d primary key columns (the table changed; delete the stored position to snapshot again)", len(after), ts.DB, ts.Table, len(ts.PK)))
+		return "", connector.Fatal(fmt.Errorf("stored snapshot key has %d columns, table %s.%s has %d primary key columns (the table changed; delete the stored position to snapshot again)", len(after), ts.DB, ts.Table, len(ts.PK)))
 	}
 	lits := make([]string, len(after))
 	for i, h := range after {
 		raw, err := hex.DecodeString(h)
 		if err != nil {
-			return "", pipeline.Fatal(fmt.Errorf("stored snapshot key is corrupt: %w", err))
+			return "", connector.Fatal(fmt.Errorf("stored snapshot key is corrupt: %w", err))
 		}
 		lits[i] = sqlLiteral(&ts.Cols[ts.PK[i]], raw)
 	}

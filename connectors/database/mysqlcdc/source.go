@@ -21,8 +21,6 @@ import (
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/connector"
-	"github.com/rivven/rivven-connect/shared/pipeline"
-	"github.com/rivven/rivven-connect/shared/spec"
 )
 
 // Metric names this source reports.
@@ -46,7 +44,7 @@ func init() {
 		Description: "Streams row changes from the MySQL/MariaDB binary log as a replica, after a consistent chunked snapshot; exact types, GTID or file/position resume without loss or duplicates.",
 		Tags:        []string{"mysql", "mariadb", "cdc", "binlog", "replication", "gtid", "snapshot"},
 		Metrics:     []string{metricEvents, metricTransactions, metricLag, metricSnapshotRows, metricReconnects, metricSchema},
-	}, func(_ context.Context, c *Config) (connector.Source, error) { return New(c) })
+	}, New)
 }
 
 // Source is the mysql-cdc source.
@@ -66,11 +64,9 @@ type Source struct {
 	name string
 }
 
-// New validates the config and builds the source.
-func New(cfg *Config) (pipeline.Source, error) {
-	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, spec.Problems(ps)
-	}
+// New builds the source from a config the catalog has validated; it
+// still refuses TLS files it cannot read.
+func New(_ context.Context, cfg *Config) (connector.Source, error) {
 	if _, _, err := cfg.tlsConfig(); err != nil {
 		return nil, err
 	}
@@ -80,7 +76,7 @@ func New(cfg *Config) (pipeline.Source, error) {
 func (s *Source) connect(ctx context.Context, withDB bool) (*conn, error) {
 	tc, required, err := s.cfg.tlsConfig()
 	if err != nil {
-		return nil, pipeline.Fatal(err)
+		return nil, connector.Fatal(err)
 	}
 	p := connParams{
 		Addr:        net.JoinHostPort(s.cfg.Host, strconv.Itoa(s.cfg.Port)),
@@ -101,15 +97,15 @@ func (s *Source) connect(ctx context.Context, withDB bool) (*conn, error) {
 }
 
 // Read snapshots (per snapshot.mode) and streams until ctx is done.
-func (s *Source) Read(ctx context.Context, resume []byte, emit pipeline.Emitter) error {
+func (s *Source) Read(ctx context.Context, resume []byte, emit connector.Emitter) error {
 	pos, err := parsePosition(resume)
 	if err != nil {
-		return pipeline.Fatal(err)
+		return connector.Fatal(err)
 	}
 	mode := s.cfg.snapshotMode()
 	s.mu.Lock()
 	done := s.snapshotted
-	s.name = pipeline.RuntimeFrom(ctx).Name
+	s.name = connector.RuntimeFrom(ctx).Name
 	s.mu.Unlock()
 
 	switch {
@@ -122,7 +118,7 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit pipeline.Emitter)
 	case pos != nil && mode == "when_needed":
 		var ok bool
 		if ok, err = s.positionAvailable(ctx, pos); err == nil && !ok {
-			pipeline.RuntimeFrom(ctx).Logger().Warn("stored binlog position is no longer on the server; taking a new snapshot", "position", pos.human())
+			connector.RuntimeFrom(ctx).Logger().Warn("stored binlog position is no longer on the server; taking a new snapshot", "position", pos.human())
 			pos, err = s.snapshot(ctx, emit, nil)
 		}
 	case pos == nil && mode == "no_data":
@@ -151,7 +147,7 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit pipeline.Emitter)
 		// than a stopped source. Once per Read: a position the snapshot
 		// itself just took being gone again is not something a further
 		// snapshot fixes.
-		pipeline.RuntimeFrom(ctx).Logger().Warn("mysql-cdc: the server no longer has the binlog the stored position needs; taking a new snapshot (snapshot.mode when_needed)", "position", pos.human(), "error", err)
+		connector.RuntimeFrom(ctx).Logger().Warn("mysql-cdc: the server no longer has the binlog the stored position needs; taking a new snapshot (snapshot.mode when_needed)", "position", pos.human(), "error", err)
 		if pos, err = s.snapshot(ctx, emit, nil); err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -207,7 +203,7 @@ func currentPosition(c *conn) (*position, error) {
 		return nil, err
 	}
 	if len(res.Rows) == 0 {
-		return nil, pipeline.Fatal(errors.New("SHOW MASTER STATUS returned nothing: binary logging is off (set log_bin in the server config)"))
+		return nil, connector.Fatal(errors.New("SHOW MASTER STATUS returned nothing: binary logging is off (set log_bin in the server config)"))
 	}
 	r := res.Rows[0]
 	n, err := atoiBytes(r[1])
@@ -256,7 +252,7 @@ func (s *Source) positionAvailable(ctx context.Context, p *position) (bool, erro
 
 // schemaOnly is snapshot.mode no_data: one schema event per captured table
 // at the current binlog position, then streaming from there.
-func (s *Source) schemaOnly(ctx context.Context, emit pipeline.Emitter) (*position, error) {
+func (s *Source) schemaOnly(ctx context.Context, emit connector.Emitter) (*position, error) {
 	c, err := s.connect(ctx, false)
 	if err != nil {
 		return nil, err
@@ -385,7 +381,7 @@ func checkServer(c *conn) error {
 }
 
 // Discover lists the captured tables with their primary keys.
-func (s *Source) Discover(ctx context.Context) ([]pipeline.Stream, error) {
+func (s *Source) Discover(ctx context.Context) ([]connector.Stream, error) {
 	c, err := s.connect(ctx, false)
 	if err != nil {
 		return nil, err
@@ -395,7 +391,7 @@ func (s *Source) Discover(ctx context.Context) ([]pipeline.Stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []pipeline.Stream
+	var out []connector.Stream
 	for _, t := range tables {
 		if !s.filter.captured(s.cfg.Database, t) {
 			continue
@@ -404,12 +400,12 @@ func (s *Source) Discover(ctx context.Context) ([]pipeline.Stream, error) {
 		if err != nil || ts == nil {
 			continue
 		}
-		st := pipeline.Stream{Name: s.cfg.Database + "." + t, Namespace: s.cfg.Database, RowEstimate: tableEstimate(c, s.cfg.Database, t)}
+		st := connector.Stream{Name: s.cfg.Database + "." + t, Namespace: s.cfg.Database, RowEstimate: tableEstimate(c, s.cfg.Database, t)}
 		for _, k := range ts.PK {
 			st.PrimaryKey = append(st.PrimaryKey, ts.Cols[k].Name)
 		}
 		for i, col := range ts.Cols {
-			st.Columns = append(st.Columns, pipeline.Column{Name: col.Name, Type: ts.ColTypes[i], Nullable: ts.Nullable[i]})
+			st.Columns = append(st.Columns, connector.Column{Name: col.Name, Type: ts.ColTypes[i], Nullable: ts.Nullable[i]})
 		}
 		if len(ts.PK) == 0 {
 			st.Note = "no primary key: events have no key and the snapshot of this table cannot resume mid-table (it restarts the table)"

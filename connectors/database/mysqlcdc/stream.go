@@ -16,15 +16,15 @@ import (
 	"unsafe"
 
 	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/metric"
-	"github.com/rivven/rivven-connect/shared/pipeline"
 )
 
 // stream follows the binlog from start until ctx is done. A broken link is
 // reconnected with exponential backoff from the last position handed to
 // the pipeline, so nothing is skipped and nothing emitted twice.
-func (s *Source) stream(ctx context.Context, emit pipeline.Emitter, start position) error {
-	rt := pipeline.RuntimeFrom(ctx)
+func (s *Source) stream(ctx context.Context, emit connector.Emitter, start position) error {
+	rt := connector.RuntimeFrom(ctx)
 	m := &streamMetrics{
 		events:       rt.Counter(metricEvents, "Change events emitted from the binlog."),
 		transactions: rt.Counter(metricTransactions, "Binlog transactions processed."),
@@ -44,19 +44,19 @@ func (s *Source) stream(ctx context.Context, emit pipeline.Emitter, start positi
 		if st.emitted {
 			p, perr := parsePosition([]byte(st.lastPosition))
 			if perr != nil {
-				return pipeline.Fatal(perr)
+				return connector.Fatal(perr)
 			}
 			last = *p
 			delay = time.Duration(s.cfg.RetryInitialMS) * time.Millisecond
 		}
-		if err == nil || errors.Is(err, pipeline.ErrFatal) || st.emitErr {
+		if err == nil || errors.Is(err, connector.ErrFatal) || st.emitErr {
 			return err
 		}
 		var se *ServerError
 		if errors.As(err, &se) && (se.Code == 1236 || se.Code == 1045 || se.Code == 1227) {
 			// 1236: the position is gone or invalid; 1045/1227: access
 			// denied. Reconnecting cannot fix either.
-			return pipeline.Fatal(err)
+			return connector.Fatal(err)
 		}
 		m.reconnects.Inc()
 		rt.Logger().Warn("binlog stream broke; reconnecting", "error", err, "retry_in", delay, "position", last.human())
@@ -79,7 +79,7 @@ type streamMetrics struct {
 // streamer is one connection's worth of streaming.
 type streamer struct {
 	src   *Source
-	emit  pipeline.Emitter
+	emit  connector.Emitter
 	m     *streamMetrics
 	start position
 
@@ -153,7 +153,7 @@ func (st *streamer) run(ctx context.Context) error {
 	st.skip = st.start.Skip
 	st.firstTxn = true
 	if st.gtid, err = parseGTIDSet(st.start.GTID); err != nil {
-		return pipeline.Fatal(err)
+		return connector.Fatal(err)
 	}
 	st.setBoundary(st.boundary)
 
@@ -251,7 +251,7 @@ func (st *streamer) startDump() error {
 			}
 		}
 	} else if useGTID && st.gtid.maria != nil {
-		return pipeline.Fatal(fmt.Errorf("stored GTID %q is in MariaDB format but the server is MySQL %s", st.start.GTID, c.serverVersion))
+		return connector.Fatal(fmt.Errorf("stored GTID %q is in MariaDB format but the server is MySQL %s", st.start.GTID, c.serverVersion))
 	}
 	if c.br.Buffered() == 0 {
 		// From here on the connection carries the binlog: a large read
@@ -269,7 +269,7 @@ func (st *streamer) startDump() error {
 	case useGTID:
 		return c.binlogDump(s.cfg.ServerID, "", 4)
 	case st.start.File == "":
-		return pipeline.Fatal(errors.New("no binlog file to start from (use_gtid is false but the position only has a GTID set)"))
+		return connector.Fatal(errors.New("no binlog file to start from (use_gtid is false but the position only has a GTID set)"))
 	}
 	return c.binlogDump(s.cfg.ServerID, st.start.File, st.start.Pos)
 }
@@ -533,14 +533,14 @@ func (st *streamer) handle(ctx context.Context, raw []byte) error {
 		}
 		return st.rows(h, rh, ti)
 	case evMariaStartEncrypt:
-		return pipeline.Fatal(errors.New("the binlog is encrypted (encrypt_binlog=ON): a replica connection receives it decrypted only from MariaDB itself; turn binlog encryption off for CDC"))
+		return connector.Fatal(errors.New("the binlog is encrypted (encrypt_binlog=ON): a replica connection receives it decrypted only from MariaDB itself; turn binlog encryption off for CDC"))
 	case evMariaQueryCompressed, evMariaWriteRowsCompressed, evMariaWriteRowsCompressed + 1, evMariaWriteRowsCompressed + 2,
 		evMariaWriteRowsCompressedV1, evMariaWriteRowsCompressedV1 + 1, evMariaDeleteRowsCompressedV1:
-		return pipeline.Fatal(errors.New("compressed binlog events (log_bin_compress=ON) are not supported: set log_bin_compress=OFF"))
+		return connector.Fatal(errors.New("compressed binlog events (log_bin_compress=ON) are not supported: set log_bin_compress=OFF"))
 	case evTransactionPayload:
-		return pipeline.Fatal(errors.New("compressed transaction payloads (binlog_transaction_compression=ON) are not supported: set binlog_transaction_compression=OFF"))
+		return connector.Fatal(errors.New("compressed transaction payloads (binlog_transaction_compression=ON) are not supported: set binlog_transaction_compression=OFF"))
 	case evPartialUpdateRows:
-		return pipeline.Fatal(errors.New("partial JSON updates (binlog_row_value_options=PARTIAL_JSON) are not supported: set binlog_row_value_options=''"))
+		return connector.Fatal(errors.New("partial JSON updates (binlog_row_value_options=PARTIAL_JSON) are not supported: set binlog_row_value_options=''"))
 	}
 	return nil
 }

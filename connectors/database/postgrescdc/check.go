@@ -4,9 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"strings"
-
-	"github.com/rivven/rivven-connect/shared/pipeline"
 )
 
 // Check verifies what streaming needs, saying what to change when
@@ -77,7 +76,7 @@ func (s *Source) Check(ctx context.Context) error {
 		}
 	}
 	if len(problems) > 0 {
-		return pipeline.Fatal(errors.New("postgres-cdc check failed: " + strings.Join(problems, "; ")))
+		return connector.Fatal(errors.New("postgres-cdc check failed: " + strings.Join(problems, "; ")))
 	}
 	return nil
 }
@@ -85,7 +84,7 @@ func (s *Source) Check(ctx context.Context) error {
 // Discover lists the tables the source would capture: columns, primary
 // key, row estimate and, when updates or deletes cannot be captured, why.
 // Without the publication yet, it lists every table the config selects.
-func (s *Source) Discover(ctx context.Context) ([]pipeline.Stream, error) {
+func (s *Source) Discover(ctx context.Context) ([]connector.Stream, error) {
 	conn, err := s.connect(ctx)
 	if err != nil {
 		return nil, err
@@ -103,7 +102,7 @@ func (s *Source) Discover(ctx context.Context) ([]pipeline.Stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []pipeline.Stream
+	var out []connector.Stream
 	for _, t := range tables {
 		if !pubExists && len(s.cfg.PublicationTables) > 0 && !matchAny(s.cfg.PublicationTables, t.Schema, t.Name) {
 			continue
@@ -111,7 +110,7 @@ func (s *Source) Discover(ctx context.Context) ([]pipeline.Stream, error) {
 		if !s.capture.match(t.Schema, t.Name) {
 			continue
 		}
-		st := pipeline.Stream{Namespace: t.Schema, Name: t.Name, PrimaryKey: t.PK, RowEstimate: t.Estimate, Note: identityNote(t)}
+		st := connector.Stream{Namespace: t.Schema, Name: t.Name, PrimaryKey: t.PK, RowEstimate: t.Estimate, Note: identityNote(t)}
 		if t.Identity == 'f' {
 			st.Note = "REPLICA IDENTITY FULL: updates and deletes carry the whole old row"
 		}
@@ -124,7 +123,7 @@ func (s *Source) Discover(ctx context.Context) ([]pipeline.Stream, error) {
 		}
 		for _, c := range t.Columns {
 			if s.keepColumn(t.fullName(), c.Name, pk[c.Name]) {
-				st.Columns = append(st.Columns, pipeline.Column{Name: c.Name, Type: c.Type, Nullable: c.Nullable})
+				st.Columns = append(st.Columns, connector.Column{Name: c.Name, Type: c.Type, Nullable: c.Nullable})
 			}
 		}
 		out = append(out, st)

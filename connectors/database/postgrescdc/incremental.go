@@ -15,8 +15,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/metric"
-	"github.com/rivven/rivven-connect/shared/pipeline"
 )
 
 // watermarkPrefix marks the logical decoding messages that open (low) and
@@ -200,7 +200,7 @@ func (inc *incremental) read(ctx context.Context, st *streamer) error {
 			_ = conn.Close(context.WithoutCancel(ctx))
 		}
 	}()
-	log := pipeline.RuntimeFrom(ctx).Logger()
+	log := connector.RuntimeFrom(ctx).Logger()
 	for {
 		var t *snapTable
 		select {
@@ -551,7 +551,7 @@ func (inc *incremental) watermark(ctx context.Context, st *streamer, content str
 	}
 	inc.rows.Add(uint64(len(ch.evs)))
 	if last == nil {
-		pipeline.RuntimeFrom(ctx).Logger().Info("postgres-cdc: watermarked snapshot of table done", "table", name)
+		connector.RuntimeFrom(ctx).Logger().Info("postgres-cdc: watermarked snapshot of table done", "table", name)
 	}
 	if len(batch) > 0 {
 		if err := st.push(ctx, item{evs: batch}); err != nil {
@@ -646,7 +646,7 @@ func (s *Source) RequestSnapshot(ctx context.Context, names []string) error {
 // signal handles a signal message read from the stream (stream side).
 func (inc *incremental) signal(ctx context.Context, st *streamer, content []byte) {
 	var sig snapshotSignal
-	log := pipeline.RuntimeFrom(ctx).Logger()
+	log := connector.RuntimeFrom(ctx).Logger()
 	if err := json.Unmarshal(content, &sig); err != nil {
 		log.Warn("postgres-cdc: ignoring a malformed snapshot signal", "error", err)
 		return

@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rivven/rivven-connect/events"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 )
 
 // snapTable is a table being snapshotted, with the columns read.
@@ -41,8 +41,8 @@ type chunk struct {
 // exported snapshot to import ("" = take a new REPEATABLE READ snapshot,
 // after a restart or on an existing slot). lsn is where streaming starts
 // afterwards; it goes into every position.
-func (s *Source) snapshot(ctx context.Context, emit pipeline.Emitter, types *typeCache, tables []*table, lsn pglogrepl.LSN, st *snapState, exported string) error {
-	rt := pipeline.RuntimeFrom(ctx)
+func (s *Source) snapshot(ctx context.Context, emit connector.Emitter, types *typeCache, tables []*table, lsn pglogrepl.LSN, st *snapState, exported string) error {
+	rt := connector.RuntimeFrom(ctx)
 	log := rt.Logger()
 	done := map[string]bool{}
 	for _, d := range st.Done {

@@ -25,8 +25,6 @@ import (
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/connector"
-	"github.com/rivven/rivven-connect/shared/pipeline"
-	"github.com/rivven/rivven-connect/shared/spec"
 )
 
 // Metric names (documented in the README and the catalog).
@@ -48,7 +46,7 @@ func init() {
 		Description: "Change data capture from PostgreSQL via logical replication (pgoutput v2): resumable consistent snapshot, inserts/updates/deletes/truncates/schema changes, LSNs confirmed only after delivery.",
 		Tags:        []string{"postgres", "postgresql", "cdc", "logical-replication", "pgoutput", "wal", "database"},
 		Metrics:     []string{metricSlotLag, metricEvents, metricTransactions, metricSnapshotRows, metricHeartbeats, metricConfirmedLSN},
-	}, func(_ context.Context, c *Config) (connector.Source, error) { return New(c) })
+	}, New)
 }
 
 // Source is the postgres-cdc source.
@@ -75,15 +73,13 @@ type Source struct {
 	name string
 }
 
-// New builds a postgres-cdc source.
-func New(cfg *Config) (pipeline.Source, error) {
+// New builds a postgres-cdc source from a config the catalog has
+// validated.
+func New(_ context.Context, cfg *Config) (connector.Source, error) {
 	return newSource(cfg)
 }
 
 func newSource(cfg *Config) (*Source, error) {
-	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, pipeline.Fatal(spec.Problems(ps))
-	}
 	s := &Source{
 		cfg:      *cfg,
 		capture:  newFilter(cfg.Schemas, cfg.Tables),
@@ -121,7 +117,7 @@ func (s *Source) snapshotted(t *table) bool {
 func (s *Source) connect(ctx context.Context) (*pgx.Conn, error) {
 	cc, err := s.cfg.connConfig(false)
 	if err != nil {
-		return nil, pipeline.Fatal(err)
+		return nil, connector.Fatal(err)
 	}
 	for k, v := range s.extraParams {
 		cc.RuntimeParams[k] = v
@@ -137,7 +133,7 @@ func (s *Source) connect(ctx context.Context) (*pgx.Conn, error) {
 func (s *Source) connectReplication(ctx context.Context) (*pgconn.PgConn, error) {
 	cc, err := s.cfg.connConfig(true)
 	if err != nil {
-		return nil, pipeline.Fatal(err)
+		return nil, connector.Fatal(err)
 	}
 	for k, v := range s.extraParams {
 		cc.RuntimeParams[k] = v
@@ -201,7 +197,7 @@ func (s *Source) ensurePublication(ctx context.Context, conn *pgx.Conn) error {
 		return nil
 	}
 	if !s.cfg.AutoCreatePublication {
-		return pipeline.Fatal(fmt.Errorf("publication %q does not exist and auto_create_publication is false: run CREATE PUBLICATION %s %s, or set auto_create_publication: true",
+		return connector.Fatal(fmt.Errorf("publication %q does not exist and auto_create_publication is false: run CREATE PUBLICATION %s %s, or set auto_create_publication: true",
 			s.cfg.PublicationName, quoteIdent(s.cfg.PublicationName), publicationTarget(s.cfg.PublicationTables)))
 	}
 	_, err := conn.Exec(ctx, "CREATE PUBLICATION "+quoteIdent(s.cfg.PublicationName)+" "+publicationTarget(s.cfg.PublicationTables))
@@ -232,12 +228,12 @@ func (s *Source) capturedTables(ctx context.Context, conn *pgx.Conn) ([]*table, 
 
 // Read snapshots (as the snapshot mode says) and streams changes until ctx
 // is done.
-func (s *Source) Read(ctx context.Context, resume []byte, emit pipeline.Emitter) (err error) {
+func (s *Source) Read(ctx context.Context, resume []byte, emit connector.Emitter) (err error) {
 	pos, err := parsePosition(resume)
 	if err != nil {
-		return pipeline.Fatal(err)
+		return connector.Fatal(err)
 	}
-	rt := pipeline.RuntimeFrom(ctx)
+	rt := connector.RuntimeFrom(ctx)
 	log := rt.Logger()
 	s.name = rt.Name
 	mode := s.cfg.Snapshot.Mode
@@ -289,23 +285,23 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit pipeline.Emitter)
 		return err
 	}
 	if slot.exists && slot.plugin != "pgoutput" {
-		return pipeline.Fatal(fmt.Errorf("replication slot %q uses plugin %q, not pgoutput: drop it or choose another slot_name", s.cfg.SlotName, slot.plugin))
+		return connector.Fatal(fmt.Errorf("replication slot %q uses plugin %q, not pgoutput: drop it or choose another slot_name", s.cfg.SlotName, slot.plugin))
 	}
 	if slot.exists && slot.database != s.cfg.Database {
-		return pipeline.Fatal(fmt.Errorf("replication slot %q belongs to database %q, not %q: choose another slot_name", s.cfg.SlotName, slot.database, s.cfg.Database))
+		return connector.Fatal(fmt.Errorf("replication slot %q belongs to database %q, not %q: choose another slot_name", s.cfg.SlotName, slot.database, s.cfg.Database))
 	}
 	if !slot.exists && !s.cfg.AutoCreateSlot {
-		return pipeline.Fatal(fmt.Errorf("replication slot %q does not exist and auto_create_slot is false: run SELECT pg_create_logical_replication_slot('%s', 'pgoutput'), or set auto_create_slot: true", s.cfg.SlotName, s.cfg.SlotName))
+		return connector.Fatal(fmt.Errorf("replication slot %q does not exist and auto_create_slot is false: run SELECT pg_create_logical_replication_slot('%s', 'pgoutput'), or set auto_create_slot: true", s.cfg.SlotName, s.cfg.SlotName))
 	}
 	// Modes that may go on when the changes after a stored streaming
 	// position are gone (initial refuses: it promises them).
 	lossOK := mode == "when_needed" || mode == "recovery" || mode == "always" || mode == "never" || mode == "no_data"
 	if slot.exists && slot.lost {
 		if pos != nil && pos.Snap == nil && !lossOK {
-			return pipeline.Fatal(fmt.Errorf("replication slot %q was invalidated (PostgreSQL removed its WAL, see max_slot_wal_keep_size), so the changes after position %s are lost: set snapshot.mode to recovery or when_needed (re-snapshot) or never (continue without them)", s.cfg.SlotName, lsnString(pos.LSN)))
+			return connector.Fatal(fmt.Errorf("replication slot %q was invalidated (PostgreSQL removed its WAL, see max_slot_wal_keep_size), so the changes after position %s are lost: set snapshot.mode to recovery or when_needed (re-snapshot) or never (continue without them)", s.cfg.SlotName, lsnString(pos.LSN)))
 		}
 		if !s.cfg.AutoCreateSlot {
-			return pipeline.Fatal(fmt.Errorf("replication slot %q was invalidated (PostgreSQL removed its WAL) and auto_create_slot is false: drop and create it again, or set auto_create_slot: true", s.cfg.SlotName))
+			return connector.Fatal(fmt.Errorf("replication slot %q was invalidated (PostgreSQL removed its WAL) and auto_create_slot is false: drop and create it again, or set auto_create_slot: true", s.cfg.SlotName))
 		}
 		// Nothing can be read from it any more: make it anew, as if it
 		// had been dropped.
@@ -328,7 +324,7 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit pipeline.Emitter)
 		slot = slotInfo{}
 	}
 	if !slot.exists && pos != nil && pos.Snap == nil && !lossOK {
-		return pipeline.Fatal(fmt.Errorf("replication slot %q no longer exists, so the changes after position %s are lost: set snapshot.mode to recovery or when_needed (re-snapshot) or never (continue without them), or restore the slot", s.cfg.SlotName, lsnString(pos.LSN)))
+		return connector.Fatal(fmt.Errorf("replication slot %q no longer exists, so the changes after position %s are lost: set snapshot.mode to recovery or when_needed (re-snapshot) or never (continue without them), or restore the slot", s.cfg.SlotName, lsnString(pos.LSN)))
 	}
 
 	repl, err := s.connectReplication(ctx)
@@ -516,7 +512,7 @@ func lookupType(ctx context.Context, cat *catalogConn, oid uint32) (typeInfo, er
 
 // emitSchemas emits one schema event per table (snapshot modes no_data
 // and recovery), all at position posStr.
-func (s *Source) emitSchemas(ctx context.Context, emit pipeline.Emitter, tables []*table, posStr string, lsn pglogrepl.LSN) error {
+func (s *Source) emitSchemas(ctx context.Context, emit connector.Emitter, tables []*table, posStr string, lsn pglogrepl.LSN) error {
 	if len(tables) == 0 {
 		return nil
 	}

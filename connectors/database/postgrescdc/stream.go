@@ -20,8 +20,8 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/metric"
-	"github.com/rivven/rivven-connect/shared/pipeline"
 )
 
 // heartbeatPrefix marks the logical decoding messages this source writes
@@ -114,8 +114,8 @@ type streamer struct {
 // floor is the slot's confirmed position (or start when higher): the
 // first position reported and the base of event positions.
 // inc, when not nil, is a watermarked snapshot to read alongside.
-func (s *Source) stream(ctx context.Context, emit pipeline.Emitter, conn *pgconn.PgConn, cat *catalogConn, types *typeCache, start, floor pglogrepl.LSN, resume position, inc *incremental) error {
-	rt := pipeline.RuntimeFrom(ctx)
+func (s *Source) stream(ctx context.Context, emit connector.Emitter, conn *pgconn.PgConn, cat *catalogConn, types *typeCache, start, floor pglogrepl.LSN, resume position, inc *incremental) error {
+	rt := connector.RuntimeFrom(ctx)
 	log := rt.Logger()
 	args := []string{"proto_version '2'", "publication_names " + quoteLiteral(s.cfg.PublicationName), "messages 'true'", "streaming 'on'"}
 	if v := serverMajor(conn); v > 0 && v < 14 {
@@ -296,7 +296,7 @@ func serverMajor(conn *pgconn.PgConn) int {
 // was quiet for an interval, so that the walsender has something to send
 // and the slot's confirmed position advances; it also reports slot lag.
 func (s *Source) heartbeat(ctx context.Context, cat *catalogConn, active *atomic.Int64) {
-	rt := pipeline.RuntimeFrom(ctx)
+	rt := connector.RuntimeFrom(ctx)
 	lag := rt.Gauge(metricSlotLag, "Bytes of WAL between the server's current position and the slot's confirmed position.")
 	beats := rt.Counter(metricHeartbeats, "Heartbeat messages written on a quiet database.")
 	every := time.Duration(s.cfg.HeartbeatIntervalSecs) * time.Second

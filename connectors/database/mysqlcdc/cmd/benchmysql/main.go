@@ -36,7 +36,7 @@ import (
 	"github.com/rivven/rivven-connect/connectors/database/mysqlcdc"
 	"github.com/rivven/rivven-connect/connectors/utility/drop"
 	"github.com/rivven/rivven-connect/events"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 )
 
 func main() {
@@ -209,7 +209,7 @@ func load(c client, table string, rows int) error {
 
 // counter hands batches to the drop sink and signals when all rows came.
 type counter struct {
-	sink  pipeline.Sink
+	sink  connector.Sink
 	n     atomic.Int64
 	want  int64
 	done  chan struct{}
@@ -243,7 +243,7 @@ func benchCDC(c client, table string, rows int, file string, pos uint32) (time.D
 		HeartbeatIntervalSecs: 10, ConnectTimeoutSecs: 30, MaxBatchSize: 1000,
 		RetryInitialMS: 200, RetryMaxMS: 5000,
 	}
-	src, err := mysqlcdc.New(cfg)
+	src, err := mysqlcdc.New(context.Background(), cfg)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -26,7 +26,7 @@ import (
 
 	"github.com/rivven/rivven-connect/connectors/database/postgrescdc"
 	"github.com/rivven/rivven-connect/events"
-	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
@@ -154,7 +154,7 @@ func runCDC(ctx context.Context, rows int, host string, port int, dbName, user, 
 	if len(ps) > 0 {
 		return 0, spec.Problems(ps)
 	}
-	src, err := postgrescdc.New(cfg)
+	src, err := postgrescdc.New(ctx, cfg)
 	if err != nil {
 		return 0, err
 	}
@@ -162,7 +162,7 @@ func runCDC(ctx context.Context, rows int, host string, port int, dbName, user, 
 	rctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
 	start := time.Now()
-	go func() { errc <- src.Read(rctx, nil, pipeline.EmitterFunc(em.Emit)) }()
+	go func() { errc <- src.Read(rctx, nil, connector.EmitterFunc(em.Emit)) }()
 	select {
 	case <-em.done:
 	case err := <-errc:
