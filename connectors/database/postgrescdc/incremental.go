@@ -566,24 +566,7 @@ func (inc *incremental) watermark(ctx context.Context, st *streamer, content str
 // progress up to the value of table's "at" entry (each row appends its
 // key, then "}}}").
 func incPrefix(lsn pglogrepl.LSN, st *snapState, table string) string {
-	var b strings.Builder
-	b.WriteString(`{"lsn":"`)
-	b.WriteString(lsnString(lsn))
-	b.WriteString(`","inc":{"done":`)
-	writeStrings(&b, st.Done)
-	b.WriteString(`,"at":{`)
-	for k, v := range st.At {
-		if k == table {
-			continue
-		}
-		b.Write(events.AppendJSONString(nil, k))
-		b.WriteByte(':')
-		b.WriteString(pkJSON(v))
-		b.WriteByte(',')
-	}
-	b.Write(events.AppendJSONString(nil, table))
-	b.WriteByte(':')
-	return b.String()
+	return progressPrefix(lsn, "inc", st, table)
 }
 
 // signalPrefix marks the logical decoding messages `rivven-connect

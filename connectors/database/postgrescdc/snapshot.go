@@ -373,10 +373,16 @@ func appendKey(dst []byte, types *typeCache, cols []column, keyIdx []int, vals [
 // snapPrefix renders a snapshot position up to the value of table's "at"
 // entry, so that each row only appends its key.
 func snapPrefix(lsn pglogrepl.LSN, st *snapState, table string) string {
+	return progressPrefix(lsn, "snapshot", st, table)
+}
+
+// progressPrefix renders {"lsn":…,"<kind>":{"done":[…],"at":{…,"<table>":
+// — a position with snapshot progress, open at table's "at" entry.
+func progressPrefix(lsn pglogrepl.LSN, kind string, st *snapState, table string) string {
 	var b strings.Builder
 	b.WriteString(`{"lsn":"`)
 	b.WriteString(lsnString(lsn))
-	b.WriteString(`","snapshot":{"done":`)
+	b.WriteString(`","` + kind + `":{"done":`)
 	writeStrings(&b, st.Done)
 	b.WriteString(`,"at":{`)
 	for k, v := range st.At {
