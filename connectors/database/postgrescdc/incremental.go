@@ -42,9 +42,9 @@ type incremental struct {
 	s     *Source
 	types *typeCache
 	todo  chan *snapTable
-	// queued are the tables waiting or being read (reader side).
-	mu     sync.Mutex
-	queued []*snapTable
+	// mu guards the snapshot progress (state) the reader reads and the
+	// stream side advances.
+	mu sync.Mutex
 	// cur is the chunk whose window the stream is looking for.
 	cur atomic.Pointer[window]
 	seq atomic.Uint64
