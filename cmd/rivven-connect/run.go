@@ -107,99 +107,31 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 	if !ok {
 		return exitWith(exitFailed, errors.New("the state store cannot carry topics"))
 	}
-	// Topics live on the broker the pipeline names, else on Redis Streams
-	// next to the state.
-	var (
-		tr     topicTransport
-		stream pipeline.StreamTransport
-	)
-	if p.Broker != nil {
-		bt, err := transport.Open(ctx, p.Broker, p.Settings.Topic)
-		if err != nil {
-			return exitWith(exitUsage, err)
-		}
-		defer bt.Close()
-		tr = bt
-		stream, _ = bt.(pipeline.StreamTransport)
-		log.Info("topics on the broker", "transport", transport.Name(p.Broker))
-	} else {
-		rt := topic.NewRedis(cp.Client())
-		rt.AutoCreate = p.Settings.Topic.AutoCreate
-		rt.Default = topic.Spec{Partitions: p.Settings.Topic.DefaultPartitions, ReplicationFactor: p.Settings.Topic.DefaultReplicationFactor}
-		tr, stream = rt, rt
+	tr, stream, closeTopics, err := openTopics(ctx, p, cp, log)
+	if err != nil {
+		return err
 	}
+	defer closeTopics()
 
 	var reg *telemetry.Registry
 	if p.Settings.Metrics.Enabled {
 		reg = telemetry.NewRegistry()
 	}
 	deps := pipeline.Deps{Store: store, Producer: tr, Log: log, Metrics: reg}
-	var (
-		status *pipeline.Status
-		runFn  func(context.Context) error
-	)
-	switch kind {
-	case "source":
-		s, ok := p.Sources[name]
-		if !ok || !s.Enabled {
-			return exitWith(exitUsage, fmt.Errorf("the pipeline has no enabled source %q (sources: %s)", name, strings.Join(p.SourceNames(), ", ")))
-		}
-		path := "sources." + name
-		if err := ensureTopics(ctx, tr, p, log, []topicUse{{s.Topic, s.TopicConfig, path + ".topic"}, {deadLetterTopic(s.DeadLetterTopic, s.Topic), nil, path + ".dead_letter_topic"}}); err != nil {
-			return err
-		}
-		r, err := pipeline.NewSourceRunner(ctx, p, name, catalog.Builder{}, deps)
-		if err != nil {
-			return exitWith(exitUsage, err)
-		}
-		status, runFn = r.Status, r.Run
-	case "sink":
-		s, ok := p.Sinks[name]
-		if !ok || !s.Enabled {
-			return exitWith(exitUsage, fmt.Errorf("the pipeline has no enabled sink %q (sinks: %s)", name, strings.Join(p.SinkNames(), ", ")))
-		}
-		if stream == nil {
-			return exitWith(exitUsage, fmt.Errorf("broker.transport %s: a sink reading from %s runs as a function its queue triggers (see `rivven-connect deploy terraform`), not as `run sink`; `run sink` consumes Kafka or Redis Streams topics",
-				transport.Name(p.Broker), transport.Name(p.Broker)))
-		}
-		var uses []topicUse
-		for i, t := range s.Topics {
-			uses = append(uses, topicUse{t, nil, fmt.Sprintf("sinks.%s.topics[%d]", name, i)}, topicUse{deadLetterTopic(s.DeadLetterTopic, t), nil, "sinks." + name + ".dead_letter_topic"})
-		}
-		if err := ensureTopics(ctx, tr, p, log, uses); err != nil {
-			return err
-		}
-		// One instance of a sink service consumes every partition; a newer
-		// one fences it (serverless hosts instead run many, unfenced).
-		epoch, err := store.(state.Fencer).AcquireEpoch(ctx, pipeline.SinkStateName(name), time.Now())
-		if err != nil {
-			return exitWith(exitFailed, err)
-		}
-		deps.Delivery, deps.Epoch = pipeline.DeliveryOrdered, epoch
-		r, err := pipeline.NewSinkRunner(ctx, p, name, catalog.Builder{}, stream, deps)
-		if err != nil {
-			return exitWith(exitUsage, err)
-		}
-		log.Info("sink instance holds its epoch; older instances are fenced", "sink", name, "epoch", epoch)
-		status, runFn = r.Handler.Status, r.Run
+	var status *pipeline.Status
+	var runFn func(context.Context) error
+	if kind == "source" {
+		status, runFn, err = newSourceService(ctx, p, name, tr, deps)
+	} else {
+		status, runFn, err = newSinkService(ctx, p, name, tr, stream, store, deps)
+	}
+	if err != nil {
+		return err
 	}
 
-	statuses := pipeline.Statuses{status}
-	hs := &healthServer{statuses: statuses, store: store, redact: resilience.NewRedactor(secretValues(p)...).Redact}
-	if reg != nil {
-		reg.Watch(statuses)
-		addr, err := reg.Start(ctx, fmt.Sprintf(":%d", p.Settings.Metrics.Port), hs.healthFunc(ctx))
-		if err != nil {
-			return exitWith(exitFailed, fmt.Errorf("settings.metrics.port: %w", err))
-		}
-		log.Info("metrics served", kind, name, "url", "http://"+addr+"/metrics")
-	}
-	if p.Settings.Health.Enabled {
-		addr, err := hs.serve(ctx, p.Settings.Health)
-		if err != nil {
-			return exitWith(exitFailed, fmt.Errorf("settings.health.port: %w", err))
-		}
-		log.Info("health served", kind, name, "url", "http://"+addr+p.Settings.Health.Path, "ready", "http://"+addr+"/ready", "live", "http://"+addr+"/live")
+	hs, err := serveEndpoints(ctx, p, reg, store, status, log, kind, name)
+	if err != nil {
+		return err
 	}
 
 	log.Info("running", kind, name, "connector", status.Connector)
@@ -212,6 +144,98 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 	}
 	log.Info("stopped", kind, name, "state", status.State().String())
 	return nil
+}
+
+// openTopics opens where the service's topics live: the broker the
+// pipeline names, else Redis Streams next to the state. stream is nil when
+// the broker cannot be consumed as a stream (SQS, Pub/Sub).
+func openTopics(ctx context.Context, p *config.Pipeline, cp state.ClientProvider, log *slog.Logger) (tr topicTransport, stream pipeline.StreamTransport, closeFn func(), err error) {
+	if p.Broker != nil {
+		bt, err := transport.Open(ctx, p.Broker, p.Settings.Topic)
+		if err != nil {
+			return nil, nil, nil, exitWith(exitUsage, err)
+		}
+		stream, _ = bt.(pipeline.StreamTransport)
+		log.Info("topics on the broker", "transport", transport.Name(p.Broker))
+		return bt, stream, func() { _ = bt.Close() }, nil
+	}
+	rt := topic.NewRedis(cp.Client())
+	rt.AutoCreate = p.Settings.Topic.AutoCreate
+	rt.Default = topic.Spec{Partitions: p.Settings.Topic.DefaultPartitions, ReplicationFactor: p.Settings.Topic.DefaultReplicationFactor}
+	return rt, rt, func() {}, nil
+}
+
+// newSourceService builds the runner of sources.<name> after making sure
+// its topic and dead-letter topic exist.
+func newSourceService(ctx context.Context, p *config.Pipeline, name string, tr topicTransport, deps pipeline.Deps) (*pipeline.Status, func(context.Context) error, error) {
+	s, ok := p.Sources[name]
+	if !ok || !s.Enabled {
+		return nil, nil, exitWith(exitUsage, fmt.Errorf("the pipeline has no enabled source %q (sources: %s)", name, strings.Join(p.SourceNames(), ", ")))
+	}
+	path := "sources." + name
+	if err := ensureTopics(ctx, tr, p, deps.Log, []topicUse{{s.Topic, s.TopicConfig, path + ".topic"}, {deadLetterTopic(s.DeadLetterTopic, s.Topic), nil, path + ".dead_letter_topic"}}); err != nil {
+		return nil, nil, err
+	}
+	r, err := pipeline.NewSourceRunner(ctx, p, name, catalog.Builder{}, deps)
+	if err != nil {
+		return nil, nil, exitWith(exitUsage, err)
+	}
+	return r.Status, r.Run, nil
+}
+
+// newSinkService builds the runner of sinks.<name>: one instance consumes
+// every partition of its topics, holding the sink's epoch so that a newer
+// instance fences it (serverless hosts instead run many, unfenced).
+func newSinkService(ctx context.Context, p *config.Pipeline, name string, tr topicTransport, stream pipeline.StreamTransport, store state.Store, deps pipeline.Deps) (*pipeline.Status, func(context.Context) error, error) {
+	s, ok := p.Sinks[name]
+	if !ok || !s.Enabled {
+		return nil, nil, exitWith(exitUsage, fmt.Errorf("the pipeline has no enabled sink %q (sinks: %s)", name, strings.Join(p.SinkNames(), ", ")))
+	}
+	if stream == nil {
+		return nil, nil, exitWith(exitUsage, fmt.Errorf("broker.transport %s: a sink reading from %s runs as a function its queue triggers (see `rivven-connect deploy terraform`), not as `run sink`; `run sink` consumes Kafka or Redis Streams topics",
+			transport.Name(p.Broker), transport.Name(p.Broker)))
+	}
+	var uses []topicUse
+	for i, t := range s.Topics {
+		uses = append(uses, topicUse{t, nil, fmt.Sprintf("sinks.%s.topics[%d]", name, i)}, topicUse{deadLetterTopic(s.DeadLetterTopic, t), nil, "sinks." + name + ".dead_letter_topic"})
+	}
+	if err := ensureTopics(ctx, tr, p, deps.Log, uses); err != nil {
+		return nil, nil, err
+	}
+	epoch, err := store.(state.Fencer).AcquireEpoch(ctx, pipeline.SinkStateName(name), time.Now())
+	if err != nil {
+		return nil, nil, exitWith(exitFailed, err)
+	}
+	deps.Delivery, deps.Epoch = pipeline.DeliveryOrdered, epoch
+	r, err := pipeline.NewSinkRunner(ctx, p, name, catalog.Builder{}, stream, deps)
+	if err != nil {
+		return nil, nil, exitWith(exitUsage, err)
+	}
+	deps.Log.Info("sink instance holds its epoch; older instances are fenced", "sink", name, "epoch", epoch)
+	return r.Handler.Status, r.Run, nil
+}
+
+// serveEndpoints starts /metrics (with /health) and settings.health's
+// endpoints when the pipeline enables them.
+func serveEndpoints(ctx context.Context, p *config.Pipeline, reg *telemetry.Registry, store state.Store, status *pipeline.Status, log *slog.Logger, kind, name string) (*healthServer, error) {
+	statuses := pipeline.Statuses{status}
+	hs := &healthServer{statuses: statuses, store: store, redact: resilience.NewRedactor(secretValues(p)...).Redact}
+	if reg != nil {
+		reg.Watch(statuses)
+		addr, err := reg.Start(ctx, fmt.Sprintf(":%d", p.Settings.Metrics.Port), hs.healthFunc(ctx))
+		if err != nil {
+			return nil, exitWith(exitFailed, fmt.Errorf("settings.metrics.port: %w", err))
+		}
+		log.Info("metrics served", kind, name, "url", "http://"+addr+"/metrics")
+	}
+	if p.Settings.Health.Enabled {
+		addr, err := hs.serve(ctx, p.Settings.Health)
+		if err != nil {
+			return nil, exitWith(exitFailed, fmt.Errorf("settings.health.port: %w", err))
+		}
+		log.Info("health served", kind, name, "url", "http://"+addr+p.Settings.Health.Path, "ready", "http://"+addr+"/ready", "live", "http://"+addr+"/live")
+	}
+	return hs, nil
 }
 
 func deadLetterTopic(configured, t string) string {
