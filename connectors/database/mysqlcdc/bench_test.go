@@ -219,8 +219,20 @@ func BenchmarkDecodeRows(b *testing.B) {
 		src := newSource(b, cfg)
 		n := 0
 		emit := pipeline.EmitterFunc(func(_ context.Context, batch []*events.Event) error { n += len(batch); return nil })
-		st := &streamer{src: src, emit: emit, tables: map[uint64]*tableInfo{}, schemas: map[string]*tableSchema{},
-			collations: map[uint16]string{45: "utf8mb4"}, dec: newDecoder(false), file: "mariadb-bin.000001"}
+		// No server behind it: the column types a captured table's
+		// events carry (source.columns) come from information_schema, so
+		// the table's are given here as the server would answer.
+		schemas := map[string]*tableSchema{"test.orders": {
+			DB: "test", Table: "orders",
+			Cols:      []colInfo{{Name: "id"}, {Name: "customer"}, {Name: "status"}, {Name: "amount"}, {Name: "note"}, {Name: "created"}},
+			DataTypes: []string{"bigint", "int", "varchar", "decimal", "varchar", "datetime"},
+			ColTypes:  []string{"bigint(20)", "int(10) unsigned", "varchar(16)", "decimal(12,2)", "varchar(64)", "datetime(6)"},
+			Nullable:  []bool{false, false, false, false, true, false},
+			PK:        []int{0},
+		}}
+		st := &streamer{src: src, emit: emit, tables: map[uint64]*tableInfo{}, schemas: schemas,
+			collations: map[uint16]string{45: "utf8mb4"}, dec: newDecoder(false), file: "mariadb-bin.000001",
+			c: &conn{serverVersion: "10.11.19-MariaDB"}}
 		st.m = &streamMetrics{events: &metric.Counter{}, transactions: &metric.Counter{}, reconnects: &metric.Counter{}, schema: &metric.Counter{}, lag: &metric.Gauge{}}
 		st.dec.mysqlJSON = false
 		st.setBoundary(position{File: st.file, Pos: 4, GTID: "0-1-100"})
