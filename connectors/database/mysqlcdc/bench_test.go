@@ -45,7 +45,7 @@ func BenchmarkStreamDecode(b *testing.B) {
 	b.ResetTimer()
 	b.ReportAllocs()
 	for range b.N {
-		st := &streamer{src: src, emit: emit, m: &streamMetrics{}, tables: map[uint64]*tableInfo{}, schemas: map[string]*tableSchema{}, collations: collations, dec: newDecoder(false), file: file}
+		st := &streamer{src: src, emit: emit, c: c, meta: c, tables: map[uint64]*tableInfo{}, schemas: map[string]*tableSchema{}, collations: collations, dec: newDecoder(false), file: file}
 		st.m = &streamMetrics{events: &metric.Counter{}, transactions: &metric.Counter{}, reconnects: &metric.Counter{}, schema: &metric.Counter{}, lag: &metric.Gauge{}}
 		st.dec.mysqlJSON = false
 		for _, e := range evs {
