@@ -364,6 +364,43 @@ var errValue = errors.New("malformed column value")
 func appendBinlogValue(b []byte, r *reader, t byte, meta uint16, unsigned bool, ci *colInfo, mysqlJSON bool) ([]byte, error) {
 	t, length := realType(t, meta)
 	switch t {
+	case typeTiny, typeShort, typeInt24, typeLong, typeLongLong:
+		return appendBinlogInt(b, r, t, unsigned)
+	case typeFloat:
+		return appendFloat32(b, math.Float32frombits(r.u32())), r.err
+	case typeDouble:
+		return appendFloat64(b, math.Float64frombits(r.u64())), r.err
+	case typeNewDecimal:
+		p, s := int(meta>>8), int(meta&0xff)
+		if s > p || p > 65 {
+			return b, errValue
+		}
+		n := decimalSize(p, s)
+		data := r.bytes(n)
+		if r.err != nil {
+			return b, r.err
+		}
+		return appendDecimal(b, data, p, s)
+	case typeYear, typeDate, typeNewDate, typeTimestamp, typeTimestamp2, typeDatetime, typeDatetime2, typeTime:
+		return appendBinlogTemporal(b, r, t, meta)
+	case typeTime2:
+		return appendBinlogTime2(b, r, int(meta))
+	case typeBit:
+		// meta is (bits % 8) << 8 | whole bytes
+		nbytes := int(meta&0xff) + boolInt(meta>>8 > 0)
+		return strconv.AppendUint(b, beUint(r.bytes(nbytes)), 10), r.err
+	case typeEnum, typeSet:
+		return appendBinlogEnumSet(b, r, t, length, ci)
+	case typeString, typeVarchar, typeVarString, typeBlob, typeTinyBlob, typeMediumBlob, typeLongBlob, typeGeometry, typeJSON:
+		return appendBinlogBytes(b, r, t, meta, length, ci, mysqlJSON)
+	}
+	return b, fmt.Errorf("unsupported column type %d", t)
+}
+
+// appendBinlogInt writes an integer column: little-endian, 1 to 8 bytes,
+// signed unless the table map's SIGNEDNESS says otherwise.
+func appendBinlogInt(b []byte, r *reader, t byte, unsigned bool) ([]byte, error) {
+	switch t {
 	case typeTiny:
 		v := r.u8()
 		if unsigned {
@@ -388,27 +425,18 @@ func appendBinlogValue(b []byte, r *reader, t byte, meta uint16, unsigned bool, 
 			return strconv.AppendUint(b, uint64(v), 10), r.err
 		}
 		return strconv.AppendInt(b, int64(int32(v)), 10), r.err
-	case typeLongLong:
-		v := r.u64()
-		if unsigned {
-			return strconv.AppendUint(b, v, 10), r.err
-		}
-		return strconv.AppendInt(b, int64(v), 10), r.err
-	case typeFloat:
-		return appendFloat32(b, math.Float32frombits(r.u32())), r.err
-	case typeDouble:
-		return appendFloat64(b, math.Float64frombits(r.u64())), r.err
-	case typeNewDecimal:
-		p, s := int(meta>>8), int(meta&0xff)
-		if s > p || p > 65 {
-			return b, errValue
-		}
-		n := decimalSize(p, s)
-		data := r.bytes(n)
-		if r.err != nil {
-			return b, r.err
-		}
-		return appendDecimal(b, data, p, s)
+	}
+	v := r.u64()
+	if unsigned {
+		return strconv.AppendUint(b, v, 10), r.err
+	}
+	return strconv.AppendInt(b, int64(v), 10), r.err
+}
+
+// appendBinlogTemporal writes YEAR, DATE, TIMESTAMP, DATETIME and the old
+// TIME format; TIME2 (fractional seconds) has appendBinlogTime2.
+func appendBinlogTemporal(b []byte, r *reader, t byte, meta uint16) ([]byte, error) {
+	switch t {
 	case typeYear:
 		v := int(r.u8())
 		if v != 0 {
@@ -459,65 +487,51 @@ func appendBinlogValue(b []byte, r *reader, t byte, meta uint16, unsigned bool, 
 			v = -v
 		}
 		return appendTimeOfDay(b, neg, int(v/10000), int(v/100%100), int(v%100), 0, 0), r.err
-	case typeTime2:
-		fsp := int(meta)
-		var tmp int64
-		switch fsp {
-		case 1, 2:
-			ip := int64(beUint(r.bytes(3))) - 0x800000
-			fr := int64(r.u8())
-			if ip < 0 && fr != 0 {
-				ip++
-				fr -= 0x100
-			}
-			tmp = ip<<24 + fr*10000
-		case 3, 4:
-			ip := int64(beUint(r.bytes(3))) - 0x800000
-			fr := int64(beUint(r.bytes(2)))
-			if ip < 0 && fr != 0 {
-				ip++
-				fr -= 0x10000
-			}
-			tmp = ip<<24 + fr*100
-		case 5, 6:
-			tmp = int64(beUint(r.bytes(6))) - 0x800000000000
-		default:
-			tmp = (int64(beUint(r.bytes(3))) - 0x800000) << 24
+	}
+	return b, fmt.Errorf("unsupported column type %d", t)
+}
+
+// appendBinlogTime2 writes a TIME(fsp) column: a big-endian offset value
+// with 0 to 3 bytes of fraction by precision.
+func appendBinlogTime2(b []byte, r *reader, fsp int) ([]byte, error) {
+	var tmp int64
+	switch fsp {
+	case 1, 2:
+		ip := int64(beUint(r.bytes(3))) - 0x800000
+		fr := int64(r.u8())
+		if ip < 0 && fr != 0 {
+			ip++
+			fr -= 0x100
 		}
-		if r.err != nil {
-			return b, r.err
+		tmp = ip<<24 + fr*10000
+	case 3, 4:
+		ip := int64(beUint(r.bytes(3))) - 0x800000
+		fr := int64(beUint(r.bytes(2)))
+		if ip < 0 && fr != 0 {
+			ip++
+			fr -= 0x10000
 		}
-		neg := tmp < 0
-		if neg {
-			tmp = -tmp
-		}
-		hms := tmp >> 24
-		return appendTimeOfDay(b, neg, int(hms>>12%1024), int(hms>>6%64), int(hms%64), int(tmp%(1<<24)), fsp), nil
-	case typeBit:
-		// meta is (bits % 8) << 8 | whole bytes
-		nbytes := int(meta&0xff) + boolInt(meta>>8 > 0)
-		return strconv.AppendUint(b, beUint(r.bytes(nbytes)), 10), r.err
-	case typeEnum:
-		var idx int
-		switch length {
-		case 1:
-			idx = int(r.u8())
-		case 2:
-			idx = int(r.u16())
-		default:
-			return b, errValue
-		}
-		if r.err != nil {
-			return b, r.err
-		}
-		if ci != nil && idx > 0 && idx <= len(ci.Enum) {
-			return events.AppendJSONString(b, ci.Enum[idx-1]), nil
-		}
-		if idx == 0 {
-			return append(b, `""`...), nil
-		}
-		return strconv.AppendInt(b, int64(idx), 10), nil // names unknown
-	case typeSet:
+		tmp = ip<<24 + fr*100
+	case 5, 6:
+		tmp = int64(beUint(r.bytes(6))) - 0x800000000000
+	default:
+		tmp = (int64(beUint(r.bytes(3))) - 0x800000) << 24
+	}
+	if r.err != nil {
+		return b, r.err
+	}
+	neg := tmp < 0
+	if neg {
+		tmp = -tmp
+	}
+	hms := tmp >> 24
+	return appendTimeOfDay(b, neg, int(hms>>12%1024), int(hms>>6%64), int(hms%64), int(tmp%(1<<24)), fsp), nil
+}
+
+// appendBinlogEnumSet writes an ENUM as its name and a SET as its names
+// (numbers when the column's names are unknown).
+func appendBinlogEnumSet(b []byte, r *reader, t byte, length int, ci *colInfo) ([]byte, error) {
+	if t == typeSet {
 		if length < 1 || length > 8 {
 			return b, errValue
 		}
@@ -529,6 +543,33 @@ func appendBinlogValue(b []byte, r *reader, t byte, meta uint16, unsigned bool, 
 			return appendSet(b, ci.Set, mask), nil
 		}
 		return strconv.AppendUint(b, mask, 10), nil
+	}
+	var idx int
+	switch length {
+	case 1:
+		idx = int(r.u8())
+	case 2:
+		idx = int(r.u16())
+	default:
+		return b, errValue
+	}
+	if r.err != nil {
+		return b, r.err
+	}
+	if ci != nil && idx > 0 && idx <= len(ci.Enum) {
+		return events.AppendJSONString(b, ci.Enum[idx-1]), nil
+	}
+	if idx == 0 {
+		return append(b, `""`...), nil
+	}
+	return strconv.AppendInt(b, int64(idx), 10), nil // names unknown
+}
+
+// appendBinlogBytes writes the length-prefixed columns: CHAR, VARCHAR,
+// the BLOB and TEXT family, GEOMETRY (base64) and JSON (MySQL's binary
+// JSON decoded, or MariaDB's text).
+func appendBinlogBytes(b []byte, r *reader, t byte, meta uint16, length int, ci *colInfo, mysqlJSON bool) ([]byte, error) {
+	switch t {
 	case typeString:
 		var n int
 		if length < 256 {
