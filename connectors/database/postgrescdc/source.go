@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -280,34 +281,110 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit connector.Emitter
 		return s.snapshot(ctx, emit, types, tables, lsn, st, "")
 	}
 
-	slot, err := readSlot(ctx, meta, s.cfg.SlotName)
+	slot, err := s.usableSlot(ctx, meta, cat, log, mode, pos)
 	if err != nil {
 		return err
 	}
+
+	repl, err := s.connectReplication(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = repl.Close(context.WithoutCancel(ctx)) }()
+
+	// Watermarks are logical decoding messages, which pgoutput sends
+	// from protocol 2 on (PostgreSQL 14).
+	watermarks := serverMajor(repl) >= 14
+	plan, err := s.planRead(ctx, repl, log, mode, pos, slot, watermarks)
+	if err != nil {
+		return err
+	}
+	startLSN, incState := plan.startLSN, plan.incState
+
+	switch {
+	case mode == "no_data" && pos == nil:
+		if err := s.emitSchemas(ctx, emit, tables, streamPosition(nil, startLSN, 0, 0), startLSN); err != nil {
+			return err
+		}
+	case plan.rebuildSchemas:
+		// The stored position itself, so that a crash right after them
+		// resumes exactly where the stream was (mid-transaction too).
+		log.Info("postgres-cdc: snapshot.mode recovery: re-emitting the schema of every captured table, then streaming from the stored position", "tables", len(tables), "position", lsnString(pos.LSN))
+		if err := s.emitSchemas(ctx, emit, tables, string(resume), startLSN); err != nil {
+			return err
+		}
+	}
+	if plan.doSnapshot {
+		if err := s.snapshot(ctx, emit, types, tables, startLSN, plan.snapSt, plan.exportedName); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+	resumeTx := position{}
+	if pos != nil && pos.Snap == nil {
+		resumeTx = *pos
+	}
+	var inc *incremental
+	if watermarks {
+		rows := rt.Counter(metricSnapshotRows, "Rows read by snapshots.")
+		if !plan.incRun {
+			incState.At, incState.Done = map[string][]*string{}, nil
+		}
+		inc = newIncremental(s, types, incState, tables, rows, plan.incRun)
+	}
+	// Never report less than the slot already confirmed: PostgreSQL would
+	// move confirmed_flush_lsn back.
+	floor := max(startLSN, slot.confirmed)
+	err = s.stream(ctx, emit, repl, cat, types, startLSN, floor, resumeTx, inc)
+	if err == nil && ctx.Err() != nil && s.cfg.DropSlotOnStop {
+		_ = repl.Close(context.WithoutCancel(ctx))
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if derr := dropSlot(dctx, cat, s.cfg.SlotName); derr != nil {
+			log.Warn("postgres-cdc: drop_slot_on_stop: could not drop the slot", "slot", s.cfg.SlotName, "error", derr)
+		} else {
+			log.Info("postgres-cdc: dropped replication slot on stop", "slot", s.cfg.SlotName)
+		}
+	}
+	return err
+}
+
+// usableSlot reads the replication slot and makes it usable for mode:
+// it refuses a slot of another plugin or database, or one whose loss
+// would drop changes the mode promises, and drops an invalidated slot (or,
+// for recovery without a stored position, an existing one) so that it is
+// created anew.
+func (s *Source) usableSlot(ctx context.Context, meta *pgx.Conn, cat *catalogConn, log *slog.Logger, mode string, pos *position) (slotInfo, error) {
+	slot, err := readSlot(ctx, meta, s.cfg.SlotName)
+	if err != nil {
+		return slotInfo{}, err
+	}
 	if slot.exists && slot.plugin != "pgoutput" {
-		return connector.Fatal(fmt.Errorf("replication slot %q uses plugin %q, not pgoutput: drop it or choose another slot_name", s.cfg.SlotName, slot.plugin))
+		return slotInfo{}, connector.Fatal(fmt.Errorf("replication slot %q uses plugin %q, not pgoutput: drop it or choose another slot_name", s.cfg.SlotName, slot.plugin))
 	}
 	if slot.exists && slot.database != s.cfg.Database {
-		return connector.Fatal(fmt.Errorf("replication slot %q belongs to database %q, not %q: choose another slot_name", s.cfg.SlotName, slot.database, s.cfg.Database))
+		return slotInfo{}, connector.Fatal(fmt.Errorf("replication slot %q belongs to database %q, not %q: choose another slot_name", s.cfg.SlotName, slot.database, s.cfg.Database))
 	}
 	if !slot.exists && !s.cfg.AutoCreateSlot {
-		return connector.Fatal(fmt.Errorf("replication slot %q does not exist and auto_create_slot is false: run SELECT pg_create_logical_replication_slot('%s', 'pgoutput'), or set auto_create_slot: true", s.cfg.SlotName, s.cfg.SlotName))
+		return slotInfo{}, connector.Fatal(fmt.Errorf("replication slot %q does not exist and auto_create_slot is false: run SELECT pg_create_logical_replication_slot('%s', 'pgoutput'), or set auto_create_slot: true", s.cfg.SlotName, s.cfg.SlotName))
 	}
 	// Modes that may go on when the changes after a stored streaming
 	// position are gone (initial refuses: it promises them).
 	lossOK := mode == "when_needed" || mode == "recovery" || mode == "always" || mode == "never" || mode == "no_data"
 	if slot.exists && slot.lost {
 		if pos != nil && pos.Snap == nil && !lossOK {
-			return connector.Fatal(fmt.Errorf("replication slot %q was invalidated (PostgreSQL removed its WAL, see max_slot_wal_keep_size), so the changes after position %s are lost: set snapshot.mode to recovery or when_needed (re-snapshot) or never (continue without them)", s.cfg.SlotName, lsnString(pos.LSN)))
+			return slotInfo{}, connector.Fatal(fmt.Errorf("replication slot %q was invalidated (PostgreSQL removed its WAL, see max_slot_wal_keep_size), so the changes after position %s are lost: set snapshot.mode to recovery or when_needed (re-snapshot) or never (continue without them)", s.cfg.SlotName, lsnString(pos.LSN)))
 		}
 		if !s.cfg.AutoCreateSlot {
-			return connector.Fatal(fmt.Errorf("replication slot %q was invalidated (PostgreSQL removed its WAL) and auto_create_slot is false: drop and create it again, or set auto_create_slot: true", s.cfg.SlotName))
+			return slotInfo{}, connector.Fatal(fmt.Errorf("replication slot %q was invalidated (PostgreSQL removed its WAL) and auto_create_slot is false: drop and create it again, or set auto_create_slot: true", s.cfg.SlotName))
 		}
 		// Nothing can be read from it any more: make it anew, as if it
 		// had been dropped.
 		log.Warn("postgres-cdc: replication slot was invalidated (its WAL was removed); dropping it to create it again", "slot", s.cfg.SlotName, "snapshot_mode", mode)
 		if err := dropSlot(ctx, cat, s.cfg.SlotName); err != nil {
-			return fmt.Errorf("drop invalidated replication slot %q: %w", s.cfg.SlotName, err)
+			return slotInfo{}, fmt.Errorf("drop invalidated replication slot %q: %w", s.cfg.SlotName, err)
 		}
 		slot = slotInfo{}
 	}
@@ -319,36 +396,47 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit connector.Emitter
 		// snapshot and the stream meet without a duplicate.
 		log.Warn("postgres-cdc: snapshot.mode recovery without a stored position: dropping the existing replication slot to snapshot from a new one", "slot", s.cfg.SlotName)
 		if err := dropSlot(ctx, cat, s.cfg.SlotName); err != nil {
-			return fmt.Errorf("drop replication slot %q for recovery (is another consumer using it?): %w", s.cfg.SlotName, err)
+			return slotInfo{}, fmt.Errorf("drop replication slot %q for recovery (is another consumer using it?): %w", s.cfg.SlotName, err)
 		}
 		slot = slotInfo{}
 	}
 	if !slot.exists && pos != nil && pos.Snap == nil && !lossOK {
-		return connector.Fatal(fmt.Errorf("replication slot %q no longer exists, so the changes after position %s are lost: set snapshot.mode to recovery or when_needed (re-snapshot) or never (continue without them), or restore the slot", s.cfg.SlotName, lsnString(pos.LSN)))
+		return slotInfo{}, connector.Fatal(fmt.Errorf("replication slot %q no longer exists, so the changes after position %s are lost: set snapshot.mode to recovery or when_needed (re-snapshot) or never (continue without them), or restore the slot", s.cfg.SlotName, lsnString(pos.LSN)))
 	}
+	return slot, nil
+}
 
-	repl, err := s.connectReplication(ctx)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = repl.Close(context.WithoutCancel(ctx)) }()
+// readPlan is where a Read starts: what it snapshots first, what it
+// reads alongside the stream, and the stream's first position.
+type readPlan struct {
+	startLSN pglogrepl.LSN
+	// incState is the progress of a snapshot read alongside the stream
+	// (empty: none yet; tables may be signalled later); incRun says one
+	// is under way.
+	incState *snapState
+	incRun   bool
+	// doSnapshot: a snapshot from the slot's exported snapshot
+	// (exportedName) or, before PostgreSQL 14, a separate one, from
+	// snapSt's progress.
+	doSnapshot   bool
+	snapSt       *snapState
+	exportedName string
+	// rebuildSchemas: recovery on a usable slot re-emits every table's
+	// schema event (the history downstream may have lost) before
+	// streaming on.
+	rebuildSchemas bool
+}
 
-	// Decide what to snapshot and where streaming starts.
-	// Watermarks are logical decoding messages, which pgoutput sends
-	// from protocol 2 on (PostgreSQL 14).
-	watermarks := serverMajor(repl) >= 14
+// planRead decides what to snapshot and where streaming starts, creating
+// the slot when there is none.
+func (s *Source) planRead(ctx context.Context, repl *pgconn.PgConn, log *slog.Logger, mode string, pos *position, slot slotInfo, watermarks bool) (readPlan, error) {
 	var (
-		// incState is the progress of a snapshot read alongside the
-		// stream (empty: none yet; tables may be signalled later).
-		incState     = &snapState{At: map[string][]*string{}}
-		incRun       bool
-		doSnapshot   bool
-		snapSt       = &snapState{At: map[string][]*string{}}
-		startLSN     pglogrepl.LSN
-		exportedName string
-		// rebuildSchemas: recovery on a usable slot re-emits every
-		// table's schema event (the history downstream may have lost)
-		// before streaming on.
+		incState       = &snapState{At: map[string][]*string{}}
+		incRun         bool
+		doSnapshot     bool
+		snapSt         = &snapState{At: map[string][]*string{}}
+		startLSN       pglogrepl.LSN
+		exportedName   string
 		rebuildSchemas bool
 	)
 	switch {
@@ -390,11 +478,11 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit connector.Emitter
 		res, err := pglogrepl.CreateReplicationSlot(ctx, repl, s.cfg.SlotName, "pgoutput",
 			pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: action})
 		if err != nil {
-			return fmt.Errorf("create replication slot %q (needs the REPLICATION attribute and a free max_replication_slots entry): %w", s.cfg.SlotName, err)
+			return readPlan{}, fmt.Errorf("create replication slot %q (needs the REPLICATION attribute and a free max_replication_slots entry): %w", s.cfg.SlotName, err)
 		}
 		lsn, err := pglogrepl.ParseLSN(res.ConsistentPoint)
 		if err != nil {
-			return err
+			return readPlan{}, err
 		}
 		startLSN = lsn
 		exportedName = res.SnapshotName
@@ -412,55 +500,8 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit connector.Emitter
 			incRun = true
 		}
 	}
-
-	switch {
-	case mode == "no_data" && pos == nil:
-		if err := s.emitSchemas(ctx, emit, tables, streamPosition(nil, startLSN, 0, 0), startLSN); err != nil {
-			return err
-		}
-	case rebuildSchemas:
-		// The stored position itself, so that a crash right after them
-		// resumes exactly where the stream was (mid-transaction too).
-		log.Info("postgres-cdc: snapshot.mode recovery: re-emitting the schema of every captured table, then streaming from the stored position", "tables", len(tables), "position", lsnString(pos.LSN))
-		if err := s.emitSchemas(ctx, emit, tables, string(resume), startLSN); err != nil {
-			return err
-		}
-	}
-	if doSnapshot {
-		if err := s.snapshot(ctx, emit, types, tables, startLSN, snapSt, exportedName); err != nil {
-			return err
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-	}
-	resumeTx := position{}
-	if pos != nil && pos.Snap == nil {
-		resumeTx = *pos
-	}
-	var inc *incremental
-	if watermarks {
-		rows := rt.Counter(metricSnapshotRows, "Rows read by snapshots.")
-		if !incRun {
-			incState.At, incState.Done = map[string][]*string{}, nil
-		}
-		inc = newIncremental(s, types, incState, tables, rows, incRun)
-	}
-	// Never report less than the slot already confirmed: PostgreSQL would
-	// move confirmed_flush_lsn back.
-	floor := max(startLSN, slot.confirmed)
-	err = s.stream(ctx, emit, repl, cat, types, startLSN, floor, resumeTx, inc)
-	if err == nil && ctx.Err() != nil && s.cfg.DropSlotOnStop {
-		_ = repl.Close(context.WithoutCancel(ctx))
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if derr := dropSlot(dctx, cat, s.cfg.SlotName); derr != nil {
-			log.Warn("postgres-cdc: drop_slot_on_stop: could not drop the slot", "slot", s.cfg.SlotName, "error", derr)
-		} else {
-			log.Info("postgres-cdc: dropped replication slot on stop", "slot", s.cfg.SlotName)
-		}
-	}
-	return err
+	return readPlan{startLSN: startLSN, incState: incState, incRun: incRun, doSnapshot: doSnapshot, snapSt: snapSt,
+		exportedName: exportedName, rebuildSchemas: rebuildSchemas}, nil
 }
 
 func dropSlot(ctx context.Context, cat *catalogConn, name string) error {
