@@ -228,10 +228,6 @@ func num(s string) (int, bool) {
 	return n, len(s) > 0
 }
 
-func daysIn(m, y int) int {
-	return time.Date(y, time.Month(m)+1, 0, 0, 0, 0, 0, time.UTC).Day()
-}
-
 func parseTimeString(s string, naive *time.Location) (time.Time, error) {
 	orig := s
 	s = strings.TrimSpace(s)
@@ -247,7 +243,8 @@ func parseTimeString(s string, naive *time.Location) (time.Time, error) {
 	if !ok1 || !ok2 || !ok3 {
 		return bad("no YYYY-MM-DD date")
 	}
-	if mo < 1 || mo > 12 || d < 1 || d > daysIn(mo, y) {
+	// time.Date normalises Feb 30 to Mar 2: a day it moves does not exist.
+	if mo < 1 || mo > 12 || d < 1 || time.Date(y, time.Month(mo), d, 0, 0, 0, 0, time.UTC).Day() != d {
 		return bad("no such date")
 	}
 	var h, mi, sec, nsec int
