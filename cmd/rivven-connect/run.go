@@ -165,6 +165,9 @@ func openTopics(ctx context.Context, p *config.Pipeline, cp state.ClientProvider
 	return rt, rt, func() {}, nil
 }
 
+// progressEvery is how often `run source` logs a snapshot's progress.
+const progressEvery = 10 * time.Second
+
 // newSourceService builds the runner of sources.<name> after making sure
 // its topic and dead-letter topic exist.
 func newSourceService(ctx context.Context, p *config.Pipeline, name string, tr topicTransport, deps pipeline.Deps) (*pipeline.Status, func(context.Context) error, error) {
@@ -180,6 +183,8 @@ func newSourceService(ctx context.Context, p *config.Pipeline, name string, tr t
 	if err != nil {
 		return nil, nil, exitWith(exitUsage, err)
 	}
+	// A service has no status display: a long snapshot shows as log lines.
+	r.ProgressEvery = progressEvery
 	return r.Status, r.Run, nil
 }
 

@@ -49,6 +49,11 @@ type SourceRunner struct {
 	// while its source is quiet (default 5 s); a busy source learns it at
 	// its next publish anyway.
 	FenceCheck time.Duration
+	// ProgressEvery, when set, logs the progress of the source's long
+	// tasks (a snapshot's tables) that often: rows done of the estimate,
+	// percent, rate and time left. `run` sets it; `local` shows the same
+	// in its status display instead.
+	ProgressEvery time.Duration
 
 	epoch int64
 	// Limiter, when set, holds the source's rate_limit.
@@ -106,6 +111,11 @@ const positionKey = "position"
 // fatal error. It returns nil on a clean stop.
 func (r *SourceRunner) Run(ctx context.Context) error {
 	r.defaults()
+	if r.ProgressEvery > 0 {
+		pctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go r.logProgress(pctx, r.ProgressEvery)
+	}
 	attempt := 0
 	for {
 		published, err := r.runOnce(ctx)
@@ -447,4 +457,32 @@ func (em *sourceEmitter) deadLetter(ctx context.Context, te *TransformError) err
 	r.Status.DeadLettered.Add(uint64(len(msgs)))
 	r.Log.Warn("events dead-lettered", "source", r.Name, "count", len(msgs), "topic", r.DeadLetterTopic, "first_error", te.Failed[0].Err)
 	return nil
+}
+
+// logProgress logs one line per long task every interval while it is in
+// progress, with the rate over the last interval and, when the total is
+// known, the time left at that rate.
+func (r *SourceRunner) logProgress(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last := map[string]int64{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, p := range r.Status.Progress() {
+			rate := float64(p.Done-last[p.Task]) / every.Seconds()
+			last[p.Task] = p.Done
+			attrs := []any{"source", r.Name, "task", p.Task, "done", p.Done, "rate_per_sec", int64(rate)}
+			if p.Total > 0 {
+				attrs = append(attrs, "total", p.Total, "percent", min(100, p.Done*100/p.Total))
+				if rate > 0 && p.Done < p.Total {
+					attrs = append(attrs, "eta", (time.Duration(float64(p.Total-p.Done)/rate) * time.Second).Round(time.Second).String())
+				}
+			}
+			r.Log.Info("progress", attrs...)
+		}
+	}
 }
