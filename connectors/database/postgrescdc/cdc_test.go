@@ -162,6 +162,10 @@ func TestSnapshotStreamHandoff(t *testing.T) {
 	ctx := pipeline.WithRuntime(context.Background(), rt)
 	stop, _ := run(ctx, s, "", rec)
 	defer stop()
+	// The snapshot is the slot's exported snapshot: once the source emits
+	// its first event the slot is made and its snapshot taken, so every
+	// row inserted above is in it whatever the writers do next.
+	waitFor(t, 30*time.Second, "the snapshot to start", func() bool { return len(rec.snapshot()) > 0 })
 	// Writers run while the snapshot is read and keep going after.
 	var wg sync.WaitGroup
 	for i, tbl := range []string{h.name + "_a", h.name + "_b"} {
