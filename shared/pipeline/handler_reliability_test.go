@@ -130,7 +130,7 @@ func TestBreakerOpensForTheWholeFleet(t *testing.T) {
 				queues[i] = append(queues[i], idRec("q", fmt.Sprintf("e%d-%d", i, j), 1))
 			}
 		}
-		breaker := hs[0].Ledger.Breaker()
+		breaker := hs[0].Ledger
 		// deliver hands handler i its queue (the trigger's redelivery) and
 		// puts back what failed, one attempt later.
 		deliver := func(i int) {
@@ -170,7 +170,7 @@ func TestBreakerOpensForTheWholeFleet(t *testing.T) {
 		for range 3 {
 			round()
 		}
-		snap, _ := breaker.Snapshot(ctx)
+		snap, _ := breaker.BreakerSnapshot(ctx)
 		_, failures := totals()
 		if snap.State != resilience.Open || snap.Failures != cfg.FailureThreshold {
 			t.Fatalf("after %d failed writes: %+v", failures, snap)
@@ -198,7 +198,7 @@ func TestBreakerOpensForTheWholeFleet(t *testing.T) {
 		if w, _ := totals(); w != failures+1 {
 			t.Fatalf("%d writes after the reset, want exactly one probe", w-failures)
 		}
-		if s, _ := breaker.Snapshot(ctx); s.State != resilience.Open {
+		if s, _ := breaker.BreakerSnapshot(ctx); s.State != resilience.Open {
 			t.Fatalf("failed probe left the circuit %v", s.State)
 		}
 
@@ -208,11 +208,11 @@ func TestBreakerOpensForTheWholeFleet(t *testing.T) {
 		}
 		clk.Advance(cfg.ResetTimeout)
 		deliver(0)
-		if s, _ := breaker.Snapshot(ctx); s.State != resilience.HalfOpen {
+		if s, _ := breaker.BreakerSnapshot(ctx); s.State != resilience.HalfOpen {
 			t.Fatalf("after 1 successful probe: %v", s.State)
 		}
 		deliver(1)
-		if s, _ := breaker.Snapshot(ctx); s.State != resilience.Closed {
+		if s, _ := breaker.BreakerSnapshot(ctx); s.State != resilience.Closed {
 			t.Fatalf("after %d successful probes: %v", cfg.SuccessThreshold, s.State)
 		}
 		for range 2 * maxAttempts {

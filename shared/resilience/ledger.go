@@ -100,13 +100,13 @@ func NewLedger(c redis.Cmdable, cfg LedgerConfig) (*Ledger, error) {
 // Config returns the ledger's configuration.
 func (l *Ledger) Config() LedgerConfig { return l.cfg }
 
-// Breaker returns a standalone view of the same breaker (nil without one),
-// for health output and tests.
-func (l *Ledger) Breaker() *Breaker {
+// BreakerSnapshot reads the state of the ledger's breaker (the zero
+// Snapshot, Closed, without one).
+func (l *Ledger) BreakerSnapshot(ctx context.Context) (Snapshot, error) {
 	if l.cfg.Breaker == nil {
-		return nil
+		return Snapshot{}, nil
 	}
-	return &Breaker{c: l.c, key: l.keys[0], cfg: *l.cfg.Breaker, now: l.cfg.Now}
+	return readBreaker(ctx, l.c, l.keys[0])
 }
 
 // Item identifies one delivered record to the ledger.

@@ -174,7 +174,7 @@ func TestLedgerBreaker(t *testing.T) {
 		if st, wait, _ := l.End(ctx, Settlement{Outcome: WriteOK, Probe: true}); st != Closed || wait != 0 {
 			t.Fatalf("after a successful probe: %v", st)
 		}
-		if s, _ := l.Breaker().Snapshot(ctx); s.State != Closed {
+		if s, _ := l.BreakerSnapshot(ctx); s.State != Closed {
 			t.Fatalf("snapshot %+v", s)
 		}
 	})
