@@ -130,7 +130,8 @@ type Handler struct {
 	mu          sync.Mutex // serializes Write: sinks need not be concurrency-safe
 	consecutive int
 	one         [1]*events.Event
-	attempt     []int // per-batch scratch, reused under mu
+	attempt     []int         // per-batch scratch, reused under mu
+	failed      map[int]error // per-batch scratch, reused under mu
 	rt          *Runtime
 	// probeAt is when the open breaker admits its next probe, as the last
 	// batch learned it (unix ns; 0 while it is closed).
@@ -189,7 +190,11 @@ func (h *Handler) Handle(ctx context.Context, recs []Record) (Result, error) {
 	h.init()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	p := &pass{recs: recs, failed: make(map[int]error)}
+	if h.failed == nil {
+		h.failed = make(map[int]error)
+	}
+	clear(h.failed)
+	p := &pass{recs: recs, failed: h.failed}
 	if h.Status.State() == Failed {
 		p.failAll()
 		return p.res, ErrSinkFailed
