@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rivven/rivven-connect/shared/testenv"
 )
 
 // openPTY opens a pseudo-terminal pair the way posix_openpt, unlockpt and
@@ -14,7 +16,7 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 	t.Helper()
 	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
-		t.Skipf("no pseudo-terminals here: %v", err)
+		testenv.Unavailable(t, "no pseudo-terminals here: %v", err)
 	}
 	t.Cleanup(func() { master.Close() })
 	fd := int(master.Fd())

@@ -56,6 +56,19 @@ func RequireService(t testing.TB, name, addr string) {
 	t.Skipf("%s at %s is unreachable, skipping (set %s=1 to fail instead): %v", name, addr, EnvRequire, err)
 }
 
+// Unavailable skips the test because something it needs is missing (a
+// pseudo-terminal, a server feature) — or fails it when Required() is
+// true, so that CI never passes a test that did not run.
+func Unavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if Required() {
+		t.Fatalf("%s (required: %s=1)", msg, EnvRequire)
+		return
+	}
+	t.Skipf("%s, skipping (set %s=1 to fail instead)", msg, EnvRequire)
+}
+
 // RequireCommand checks that every named program is on PATH and, when one
 // is not, skips the test — or fails it when Required() is true, as
 // RequireService does for a service.

@@ -141,3 +141,19 @@ func TestUsability(t *testing.T) {
 		t.Errorf("fatal=%q skip=%q, want a skip with the reason", r.fatal, r.skip)
 	}
 }
+
+// Something a test needs that is missing skips it locally and fails it
+// under CI.
+func TestUnavailable(t *testing.T) {
+	for _, tc := range []struct {
+		env       string
+		wantFatal bool
+	}{{"", false}, {"1", true}} {
+		t.Setenv(EnvRequire, tc.env)
+		r := &recorder{TB: t}
+		Unavailable(r, "no pseudo-terminals here")
+		if (r.fatal != "") != tc.wantFatal || (r.skip != "") == tc.wantFatal || !strings.Contains(r.fatal+r.skip, "no pseudo-terminals here") {
+			t.Errorf("env=%q: fatal=%q skip=%q", tc.env, r.fatal, r.skip)
+		}
+	}
+}
