@@ -6,10 +6,10 @@
 // envelopes themselves are handled by pipeline.Adapter, which the local
 // emulator and `rivven-connect invoke` share.
 //
-// A function main is three lines (see functions/):
+// A function main (generated under functions/) links its connector's
+// package with a blank import and calls
 //
-//	import _ "github.com/rivven/rivven-connect/connectors/utility/stdout"
-//	func main() { host.Main(host.Function{Kind: "sink", Connector: "stdout"}) }
+//	host.Main(host.Function{Kind: "sink", Connector: "stdout"})
 package host
 
 import (
