@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rivven/rivven-connect/connectors/database/cdc/cdctest"
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/pipeline"
 )
@@ -197,37 +198,11 @@ func TestTransactionBoundaries(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	opts := events.DefaultDebeziumOptions()
-	opts.ProvideTransactionMetadata = true
-	codec, err := events.NewCodec(events.CodecDebezium, opts, events.DefaultCloudEventsOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	codec = events.ForTopics(codec)
+	codec := cdctest.TransactionCodec(t)
 	ta, tb := "test."+a, "test."+b
 	txID := got[1].Metadata.TransactionID
 	for i, want := range []string{"BEGIN", ta + " 1 1", tb + " 2 1", ta + " 3 2", "END"} {
-		out, err := codec.Append(nil, got[i])
-		if err != nil {
-			t.Fatalf("%d: %v", i, err)
-		}
-		var rec struct {
-			Status, ID      string
-			EventCount      *int `json:"event_count"`
-			DataCollections []struct {
-				DataCollection string `json:"data_collection"`
-				EventCount     int    `json:"event_count"`
-			} `json:"data_collections"`
-			Transaction struct {
-				ID                  string
-				TotalOrder          int `json:"total_order"`
-				DataCollectionOrder int `json:"data_collection_order"`
-			}
-			Source struct{ DB, Table string }
-		}
-		if err := json.Unmarshal(out, &rec); err != nil {
-			t.Fatalf("%s: %v", out, err)
-		}
+		rec, out := cdctest.EncodeTx(t, codec, got[i])
 		switch want {
 		case "BEGIN", "END":
 			if rec.Status != want || rec.ID != txID || txID == "" {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rivven/rivven-connect/connectors/database/cdc/cdctest"
 	"github.com/rivven/rivven-connect/events"
 )
 
@@ -120,37 +121,12 @@ func TestTransactionBoundaries(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	opts := events.DefaultDebeziumOptions()
-	opts.ProvideTransactionMetadata = true
-	codec, err := events.NewCodec(events.CodecDebezium, opts, events.DefaultCloudEventsOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	codec = events.ForTopics(codec)
+	codec := cdctest.TransactionCodec(t)
 	a, b := "public."+h.name, "public."+h.name+"_b"
 	var txID string
 	for i, want := range []string{"BEGIN", a + " 1", b + " 1", a + " 2", "END"} {
 		e := got[i]
-		out, err := codec.Append(nil, e)
-		if err != nil {
-			t.Fatalf("%d: %v", i, err)
-		}
-		var rec struct {
-			Status, ID      string
-			EventCount      *int `json:"event_count"`
-			DataCollections []struct {
-				DataCollection string `json:"data_collection"`
-				EventCount     int    `json:"event_count"`
-			} `json:"data_collections"`
-			Transaction struct {
-				ID                  string
-				DataCollectionOrder int `json:"data_collection_order"`
-			}
-			Source struct{ Schema, Table string }
-		}
-		if err := json.Unmarshal(out, &rec); err != nil {
-			t.Fatalf("%s: %v", out, err)
-		}
+		rec, out := cdctest.EncodeTx(t, codec, e)
 		topic, diverted := codec.(events.Diverter).Divert(e)
 		switch want {
 		case "BEGIN", "END":
