@@ -17,9 +17,12 @@ import (
 // rows, so a crash in the middle of a large transaction neither loses nor
 // duplicates rows.
 //
-// Snap is set while the initial snapshot runs: File/Pos/GTID are then the
-// snapshot's binlog position (where streaming will start) and Snap says how
-// far the snapshot got.
+// Snap is set while a snapshot runs. During the initial snapshot
+// File/Pos/GTID are the snapshot's binlog position (where streaming will
+// start) and Snap says how far the snapshot got. A snapshot resumed after
+// a crash runs alongside the stream (incremental.go): File/Pos/GTID/Skip
+// are then the stream's position as always, and Snap.From is where the
+// stream started noting which rows it changed.
 type position struct {
 	File string     `json:"file,omitempty"`
 	Pos  uint32     `json:"pos,omitempty"`
@@ -37,6 +40,10 @@ type snapState struct {
 	After  []string `json:"after,omitempty"`
 	// Done counts the rows of the current table already emitted (progress).
 	Done int64 `json:"done,omitempty"`
+	// From is where the stream of a snapshot resumed alongside it began:
+	// the first snapshot's position (nil during the initial snapshot,
+	// which streams nothing).
+	From *position `json:"from,omitempty"`
 }
 
 func parsePosition(b []byte) (*position, error) {

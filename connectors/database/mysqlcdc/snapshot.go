@@ -172,37 +172,15 @@ func (s *Source) snapshotTable(ctx context.Context, c *conn, emit connector.Emit
 	rt.Progress(task, st.Done, estimate)
 	defer rt.Done(task)
 
-	sel := make([]string, len(ts.Cols))
-	for i, col := range ts.Cols {
-		sel[i] = quoteIdent(col.Name)
-		if col.Kind == kFloat {
-			// FLOAT prints with 6 significant digits; as DOUBLE it prints
-			// the exact float32 value, which the binlog also carries.
-			// (+ 0E0 rather than CAST AS DOUBLE, which MySQL < 8.0.17 lacks)
-			sel[i] = "(" + quoteIdent(col.Name) + " + 0E0)"
-		}
-	}
-	from := quoteIdent(db) + "." + quoteIdent(table)
-	var order []string
-	for _, k := range ts.PK {
-		order = append(order, quoteIdent(ts.Cols[k].Name))
-	}
 	batch := s.cfg.snapshotBatch()
-	ns := db
 	for {
-		q := "SELECT " + strings.Join(sel, ", ") + " FROM " + from
-		if len(ts.PK) > 0 {
-			if st.After != nil {
-				where, err := keysetWhere(ts, st.After)
-				if err != nil {
-					return err
-				}
-				q += " WHERE " + where
-			}
-			q += " ORDER BY " + strings.Join(order, ", ") + " LIMIT " + strconv.Itoa(batch)
-		} else if st.After != nil || st.Done > 0 {
+		if len(ts.PK) == 0 && (st.After != nil || st.Done > 0) {
 			// Without a key there is no place to continue: read the table again.
 			st.Done = 0
+		}
+		q, err := chunkQuery(ts, st.After, batch)
+		if err != nil {
+			return err
 		}
 		res, err := c.query(q)
 		if err != nil {
@@ -214,53 +192,16 @@ func (s *Source) snapshotTable(ctx context.Context, c *conn, emit connector.Emit
 		now := time.Now().UTC()
 		out := make([]*events.Event, 0, len(res.Rows))
 		for _, row := range res.Rows {
-			obj := make([]byte, 0, 256)
-			obj = append(obj, '{')
-			for i, cell := range row {
-				if i > 0 {
-					obj = append(obj, ',')
-				}
-				obj = events.AppendJSONString(obj, ts.Cols[i].Name)
-				obj = append(obj, ':')
-				if obj, err = appendTextValue(obj, &ts.Cols[i], cell); err != nil {
-					return fmt.Errorf("snapshot of %s: %w", task, err)
-				}
-			}
-			obj = append(obj, '}')
-			var key []byte
-			after := make([]string, 0, len(ts.PK))
-			if len(ts.PK) > 0 {
-				key = append(key, '{')
-				for j, k := range ts.PK {
-					if j > 0 {
-						key = append(key, ',')
-					}
-					key = events.AppendJSONString(key, ts.Cols[k].Name)
-					key = append(key, ':')
-					key, _ = appendTextValue(key, &ts.Cols[k], row[k])
-					after = append(after, hex.EncodeToString(row[k]))
-				}
-				key = append(key, '}')
+			e, after, err := s.readEvent(ts, row, columns, filePos, now)
+			if err != nil {
+				return fmt.Errorf("snapshot of %s: %w", task, err)
 			}
 			st.Done++
 			p := position{File: start.File, Pos: start.Pos, GTID: start.GTID, Snap: &snapState{Tables: st.Tables, Index: st.Index, After: after, Done: st.Done}}
-			if len(ts.PK) == 0 {
-				p.Snap.After = nil
-			}
-			commit := now
-			out = append(out, &events.Event{
-				Type:      events.SnapshotRead,
-				Stream:    task,
-				Namespace: &ns,
-				Timestamp: now,
-				Data:      events.RawPayload(obj),
-				Key:       key,
-				Metadata:  events.Metadata{Position: p.encode(), Extra: []events.Field{{Key: "server_id", Value: s.snapServerID}}},
-				Source:    &events.SourceInfo{Connector: connectorName, Name: s.name, Database: db, Table: table, Position: start.human(), CommitTS: &commit, Snapshot: true, Columns: columns, Commit: filePos},
-			})
-			if len(ts.PK) > 0 {
-				st.After = after
-			}
+			e.Metadata.Position = p.encode()
+			e.Source.Position = start.human()
+			out = append(out, e)
+			st.After = after
 		}
 		if err := emit.Emit(ctx, out); err != nil {
 			return err
@@ -271,6 +212,84 @@ func (s *Source) snapshotTable(ctx context.Context, c *conn, emit connector.Emit
 			return nil
 		}
 	}
+}
+
+// chunkQuery selects the chunk of batch rows after the key after (nil:
+// from the start) in key order; a table without a key is one chunk.
+func chunkQuery(ts *tableSchema, after []string, batch int) (string, error) {
+	sel := make([]string, len(ts.Cols))
+	for i, col := range ts.Cols {
+		sel[i] = quoteIdent(col.Name)
+		if col.Kind == kFloat {
+			// FLOAT prints with 6 significant digits; as DOUBLE it prints
+			// the exact float32 value, which the binlog also carries.
+			// (+ 0E0 rather than CAST AS DOUBLE, which MySQL < 8.0.17 lacks)
+			sel[i] = "(" + quoteIdent(col.Name) + " + 0E0)"
+		}
+	}
+	q := "SELECT " + strings.Join(sel, ", ") + " FROM " + quoteIdent(ts.DB) + "." + quoteIdent(ts.Table)
+	if len(ts.PK) == 0 {
+		return q, nil
+	}
+	if after != nil {
+		where, err := keysetWhere(ts, after)
+		if err != nil {
+			return "", err
+		}
+		q += " WHERE " + where
+	}
+	order := make([]string, len(ts.PK))
+	for i, k := range ts.PK {
+		order[i] = quoteIdent(ts.Cols[k].Name)
+	}
+	return q + " ORDER BY " + strings.Join(order, ", ") + " LIMIT " + strconv.Itoa(batch), nil
+}
+
+// readEvent is the snapshot-read event of one row of a chunk (text
+// protocol cells), without its position, and the row's key as stored in
+// a snapshot position (hex of each key column's text; nil without a key).
+func (s *Source) readEvent(ts *tableSchema, row [][]byte, columns, filePos string, now time.Time) (*events.Event, []string, error) {
+	obj := make([]byte, 0, 256)
+	obj = append(obj, '{')
+	var err error
+	for i, cell := range row {
+		if i > 0 {
+			obj = append(obj, ',')
+		}
+		obj = events.AppendJSONString(obj, ts.Cols[i].Name)
+		obj = append(obj, ':')
+		if obj, err = appendTextValue(obj, &ts.Cols[i], cell); err != nil {
+			return nil, nil, err
+		}
+	}
+	obj = append(obj, '}')
+	var key []byte
+	var after []string
+	if len(ts.PK) > 0 {
+		after = make([]string, 0, len(ts.PK))
+		key = append(key, '{')
+		for j, k := range ts.PK {
+			if j > 0 {
+				key = append(key, ',')
+			}
+			key = events.AppendJSONString(key, ts.Cols[k].Name)
+			key = append(key, ':')
+			key, _ = appendTextValue(key, &ts.Cols[k], row[k])
+			after = append(after, hex.EncodeToString(row[k]))
+		}
+		key = append(key, '}')
+	}
+	ns, commit := ts.DB, now
+	return &events.Event{
+		Type:      events.SnapshotRead,
+		Stream:    ts.DB + "." + ts.Table,
+		Namespace: &ns,
+		Timestamp: now,
+		Data:      events.RawPayload(obj),
+		Key:       key,
+		Metadata:  events.Metadata{Extra: []events.Field{{Key: "server_id", Value: s.snapServerID}}},
+		Source:    &events.SourceInfo{Connector: connectorName, Name: s.name, Database: ts.DB, Table: ts.Table, CommitTS: &commit, Snapshot: true, Columns: columns, Commit: filePos},
+	}, after, nil
 }
 
 // keysetWhere is the condition for rows after the given primary key:

@@ -108,9 +108,16 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit connector.Emitter
 	s.name = connector.RuntimeFrom(ctx).Name
 	s.mu.Unlock()
 
+	var inc *incremental
 	switch {
-	case pos != nil && pos.Snap != nil && mode != "never" && mode != "no_data":
+	case pos != nil && pos.Snap != nil && mode == "initial_only":
+		// Nothing streams: the rest is read in a new read view.
 		pos, err = s.snapshot(ctx, emit, pos)
+	case pos != nil && pos.Snap != nil && mode != "never" && mode != "no_data":
+		var start position
+		if inc, start, err = s.resumeAlongside(ctx, pos); err == nil {
+			pos = &start
+		}
 	case pos == nil && (mode == "initial" || mode == "always" || mode == "when_needed" || mode == "initial_only"):
 		pos, err = s.snapshot(ctx, emit, nil)
 	case pos != nil && mode == "always" && !done:
@@ -139,7 +146,7 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit connector.Emitter
 	if mode == "initial_only" {
 		return nil
 	}
-	err = s.stream(ctx, emit, *pos)
+	err = s.stream(ctx, emit, *pos, inc)
 	if mode == "when_needed" && positionGone(err) {
 		// The server no longer has the binlog the position needs (a
 		// purged GTID is only reported once the dump starts): when_needed
@@ -155,7 +162,7 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit connector.Emitter
 			return err
 		}
 		pos = &position{File: pos.File, Pos: pos.Pos, GTID: pos.GTID}
-		err = s.stream(ctx, emit, *pos)
+		err = s.stream(ctx, emit, *pos, nil)
 	}
 	return err
 }

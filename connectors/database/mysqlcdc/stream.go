@@ -22,9 +22,21 @@ import (
 
 // stream follows the binlog from start until ctx is done. A broken link is
 // reconnected with exponential backoff from the last position handed to
-// the pipeline, so nothing is skipped and nothing emitted twice.
-func (s *Source) stream(ctx context.Context, emit connector.Emitter, start position) error {
+// the pipeline, so nothing is skipped and nothing emitted twice. With inc,
+// a resumed snapshot is read alongside and its chunks land in the stream.
+func (s *Source) stream(ctx context.Context, emit connector.Emitter, start position, inc *incremental) error {
 	rt := connector.RuntimeFrom(ctx)
+	parent := ctx
+	if inc != nil {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		go func() {
+			if err := inc.read(ctx); err != nil {
+				cancel(err)
+			}
+		}()
+	}
 	m := &streamMetrics{
 		events:       rt.Counter(metricEvents, "Change events emitted from the binlog."),
 		transactions: rt.Counter(metricTransactions, "Binlog transactions processed."),
@@ -36,10 +48,13 @@ func (s *Source) stream(ctx context.Context, emit connector.Emitter, start posit
 	maxDelay := time.Duration(s.cfg.RetryMaxMS) * time.Millisecond
 	last := start
 	for {
-		st := &streamer{src: s, emit: emit, m: m, start: last}
+		st := &streamer{src: s, emit: emit, m: m, start: last, inc: inc}
 		err := st.run(ctx)
-		if ctx.Err() != nil {
+		if parent.Err() != nil {
 			return nil
+		}
+		if ctx.Err() != nil {
+			return context.Cause(ctx) // the snapshot reader failed
 		}
 		if st.emitted {
 			p, perr := parsePosition([]byte(st.lastPosition))
@@ -127,6 +142,11 @@ type streamer struct {
 	lastPosition string
 	emitted      bool
 	emitErr      bool
+
+	// inc is the snapshot read alongside (nil: none); reach is the end
+	// of the last event read, where a chunk may land.
+	inc   *incremental
+	reach binlogPos
 }
 
 func (st *streamer) run(ctx context.Context) error {
@@ -155,7 +175,20 @@ func (st *streamer) run(ctx context.Context) error {
 	if st.gtid, err = parseGTIDSet(st.start.GTID); err != nil {
 		return connector.Fatal(err)
 	}
-	st.setBoundary(st.boundary)
+	if st.inc != nil {
+		st.reach = binlogPos{st.start.File, st.start.Pos}
+		st.inc.mu.Lock()
+		st.inc.st = st
+		st.setBoundary(st.boundary)
+		st.inc.mu.Unlock()
+		defer func() {
+			st.inc.mu.Lock()
+			st.inc.st = nil
+			st.inc.mu.Unlock()
+		}()
+	} else {
+		st.setBoundary(st.boundary)
+	}
 
 	if err := st.startDump(); err != nil {
 		return err
@@ -195,15 +228,29 @@ func (st *streamer) run(ctx context.Context) error {
 		default:
 			return fmt.Errorf("unexpected binlog packet 0x%02x", pkt[0])
 		}
-		if err := st.handle(ctx, pkt[1:]); err != nil {
+		if st.inc != nil {
+			st.inc.mu.Lock()
+		}
+		err = st.step(ctx, pkt[1:])
+		if st.inc != nil {
+			st.inc.mu.Unlock()
+		}
+		if err != nil {
 			return err
 		}
-		if len(st.batch) > 0 && (len(st.batch) >= s.cfg.MaxBatchSize || st.c.br.Buffered() == 0) {
-			if err := st.flush(ctx); err != nil {
-				return err
-			}
-		}
 	}
+}
+
+// step handles one binlog event and hands the batch on when it is full
+// or no further event is waiting.
+func (st *streamer) step(ctx context.Context, raw []byte) error {
+	if err := st.handle(ctx, raw); err != nil {
+		return err
+	}
+	if len(st.batch) > 0 && (len(st.batch) >= st.src.cfg.MaxBatchSize || st.c.br.Buffered() == 0) {
+		return st.flush(ctx)
+	}
+	return nil
 }
 
 // startDump configures the replication session and sends the dump command.
@@ -278,7 +325,7 @@ func (st *streamer) startDump() error {
 // position prefix the events of the next transaction share.
 func (st *streamer) setBoundary(p position) {
 	st.boundary = p
-	b := position{File: p.File, Pos: p.Pos, GTID: p.GTID}
+	b := position{File: p.File, Pos: p.Pos, GTID: p.GTID, Snap: st.incProgress()}
 	enc := b.encode()
 	st.bPrefix = enc[:len(enc)-1] // without the closing brace
 	if st.bPrefix != "{" {
@@ -389,7 +436,7 @@ func (st *streamer) endTxn(h header) {
 		st.firstTxn, st.skip = false, 0
 	}
 	st.setBoundary(position{File: st.file, Pos: h.LogPos, GTID: st.gtid.String()})
-	if st.src.cfg.ProvideTransactionMetadata && len(st.txCounts) > 0 {
+	if st.src.cfg.ProvideTransactionMetadata && len(st.txCounts) > 0 && !st.muted() {
 		// After the commit: resuming from here starts with the next
 		// transaction.
 		st.batch = append(st.batch, st.txBoundary(true, time.Unix(int64(h.Timestamp), 0).UTC(), st.eventPosition(0)))
@@ -443,6 +490,15 @@ func (st *streamer) handle(ctx context.Context, raw []byte) error {
 	}
 	if h.Timestamp != 0 && h.Type != evHeartbeat {
 		st.m.lag.Set(max(0, time.Since(time.Unix(int64(h.Timestamp), 0)).Seconds()))
+	}
+	if st.inc != nil {
+		end := binlogPos{st.file, h.LogPos}
+		defer func() {
+			if h.Type == evRotate {
+				end = binlogPos{st.file, 4}
+			}
+			st.advance(h.Type, end)
+		}()
 	}
 	switch h.Type {
 	case evFormatDescription:
@@ -619,6 +675,12 @@ func (st *streamer) rows(h header, rh rowsHeader, ti *tableInfo) error {
 	if err != nil {
 		return fmt.Errorf("decoding rows of %s.%s at %s:%d: %w", ti.db, ti.table, st.file, h.LogPos, err)
 	}
+	if st.inc != nil {
+		st.inc.note(ti, changes, binlogPos{st.file, h.LogPos})
+		if st.muted() {
+			return nil
+		}
+	}
 	ts := time.Unix(int64(h.Timestamp), 0).UTC()
 	if h.ServerID != st.serverID || st.serverIDJSON == nil {
 		st.serverID = h.ServerID
@@ -759,6 +821,14 @@ func (st *streamer) ddl(h header, qe queryEvent) error {
 	if db != st.src.cfg.Database || (ok && !st.src.filter.captured(db, table)) {
 		return nil
 	}
+	if st.inc != nil {
+		if ok {
+			st.inc.noteDDL(db, table, binlogPos{st.file, h.LogPos})
+		}
+		if st.muted() {
+			return nil
+		}
+	}
 	st.txnRows++
 	if st.firstTxn && st.txnRows <= st.skip {
 		return nil
@@ -770,7 +840,7 @@ func (st *streamer) ddl(h header, qe queryEvent) error {
 			return err
 		}
 	}
-	p := position{File: st.boundary.File, Pos: st.boundary.Pos, GTID: st.boundary.GTID, Skip: st.txnRows}
+	p := position{File: st.boundary.File, Pos: st.boundary.Pos, GTID: st.boundary.GTID, Skip: st.txnRows, Snap: st.incProgress()}
 	at := time.Unix(int64(h.Timestamp), 0).UTC()
 	e := st.src.schemaEvent(db, table, qe.Query, ts, &p, at)
 	e.Timestamp = at
@@ -798,3 +868,16 @@ func (st *streamer) flush(ctx context.Context) error {
 	st.batch = st.batch[:0]
 	return nil
 }
+
+// incProgress is the progress of the snapshot read alongside, which every
+// position carries while it runs (nil: none).
+func (st *streamer) incProgress() *snapState {
+	if st.inc == nil {
+		return nil
+	}
+	return st.inc.prog
+}
+
+// muted reports whether the stream is reading what it emitted before a
+// restart, to learn which rows it changed, without emitting it again.
+func (st *streamer) muted() bool { return st.inc != nil && st.inc.mute != nil }
