@@ -12,6 +12,7 @@ func init() {
 		buildtag.Component{Kind: "sink", Name: "azure-blob"},
 		buildtag.Component{Kind: "sink", Name: "drop", Aliases: []string{"null"}},
 		buildtag.Component{Kind: "sink", Name: "gcs"},
+		buildtag.Component{Kind: "sink", Name: "http-webhook", Aliases: []string{"webhook"}},
 		buildtag.Component{Kind: "sink", Name: "kafka-sink"},
 		buildtag.Component{Kind: "sink", Name: "object-storage", Aliases: []string{"object-store", "blob-storage"}},
 		buildtag.Component{Kind: "sink", Name: "pubsub-sink", Aliases: []string{"google-pubsub-sink"}},
