@@ -16,7 +16,8 @@ func init() {
 }
 
 // runSnapshot writes a snapshot signal for SOURCE's tables where the
-// running source reads it (postgres-cdc: its database's WAL); the source
+// running source reads it (postgres-cdc: its database's WAL; mysql-cdc:
+// a row of its signal table, which reaches it through the binlog); the source
 // reads the tables alongside its stream, reconciled with it by
 // watermarks. The command returns once the signal is written.
 func runSnapshot(ctx context.Context, args []string, stdout, _ io.Writer) error {
@@ -51,7 +52,7 @@ func runSnapshot(ctx context.Context, args []string, stdout, _ io.Writer) error 
 	}
 	r, ok := src.(pipeline.SnapshotRequester)
 	if !ok {
-		return exitWith(exitUsage, fmt.Errorf("source %s (%s) cannot take a snapshot on request (postgres-cdc can)", name, s.Connector))
+		return exitWith(exitUsage, fmt.Errorf("source %s (%s) cannot take a snapshot on request (postgres-cdc and mysql-cdc can)", name, s.Connector))
 	}
 	sctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()

@@ -33,12 +33,13 @@ type Config struct {
 	Snapshot *Snapshot `yaml:"snapshot" doc:"Initial snapshot settings."`
 	TLS      *TLS      `yaml:"tls" doc:"TLS settings for the connections to the server."`
 
-	HeartbeatIntervalSecs      int  `yaml:"heartbeat_interval_secs" default:"10" min:"1" max:"3600" doc:"Seconds between server heartbeats on an idle binlog stream; the link counts as dead after three missed heartbeats."`
-	ConnectTimeoutSecs         int  `yaml:"connect_timeout_secs" default:"30" min:"1" doc:"Timeout in seconds for connecting and authenticating."`
-	MaxBatchSize               int  `yaml:"max_batch_size" default:"1000" min:"1" max:"100000" doc:"Most events handed to the pipeline in one batch while streaming."`
-	RetryInitialMS             int  `yaml:"retry_initial_ms" default:"200" min:"1" doc:"First reconnect delay in milliseconds after the binlog stream broke."`
-	RetryMaxMS                 int  `yaml:"retry_max_ms" default:"30000" min:"1" doc:"Largest reconnect delay in milliseconds."`
-	ProvideTransactionMetadata bool `yaml:"provide_transaction_metadata" default:"false" doc:"As Debezium's provide.transaction.metadata: a BEGIN state event before the first row change of each transaction and an END one after its last (metadata.control: transaction, key {id}, data: Debezium's transaction record with event_count and data_collections; the id is the transaction's GTID), and every row change numbered in its transaction (metadata.sequence) and among its table's changes (metadata.data_collection_order). The Debezium encoding with provide_transaction_metadata writes them to the transaction topic."`
+	HeartbeatIntervalSecs      int    `yaml:"heartbeat_interval_secs" default:"10" min:"1" max:"3600" doc:"Seconds between server heartbeats on an idle binlog stream; the link counts as dead after three missed heartbeats."`
+	ConnectTimeoutSecs         int    `yaml:"connect_timeout_secs" default:"30" min:"1" doc:"Timeout in seconds for connecting and authenticating."`
+	MaxBatchSize               int    `yaml:"max_batch_size" default:"1000" min:"1" max:"100000" doc:"Most events handed to the pipeline in one batch while streaming."`
+	RetryInitialMS             int    `yaml:"retry_initial_ms" default:"200" min:"1" doc:"First reconnect delay in milliseconds after the binlog stream broke."`
+	RetryMaxMS                 int    `yaml:"retry_max_ms" default:"30000" min:"1" doc:"Largest reconnect delay in milliseconds."`
+	SignalTable                string `yaml:"signal_table" default:"rivven_signal" doc:"Table in database through which rivven-connect snapshot asks the running source to snapshot tables again while it streams (created by the command when missing; the request travels through the binlog, so it is picked up in order and after a restart). Never captured."`
+	ProvideTransactionMetadata bool   `yaml:"provide_transaction_metadata" default:"false" doc:"As Debezium's provide.transaction.metadata: a BEGIN state event before the first row change of each transaction and an END one after its last (metadata.control: transaction, key {id}, data: Debezium's transaction record with event_count and data_collections; the id is the transaction's GTID), and every row change numbered in its transaction (metadata.sequence) and among its table's changes (metadata.data_collection_order). The Debezium encoding with provide_transaction_metadata writes them to the transaction topic."`
 }
 
 // Snapshot configures the initial snapshot.
@@ -152,10 +153,11 @@ type filter struct {
 	re       *regexp.Regexp
 	snapIncl []string
 	snapExcl []string
+	signal   string
 }
 
 func newFilter(c *Config) *filter {
-	f := &filter{db: c.Database, include: append(append([]string(nil), c.Tables...), c.IncludeTables...), exclude: c.ExcludeTables}
+	f := &filter{db: c.Database, include: append(append([]string(nil), c.Tables...), c.IncludeTables...), exclude: c.ExcludeTables, signal: c.SignalTable}
 	if c.TableRegex != "" {
 		f.re = regexp.MustCompile(c.TableRegex)
 	}
@@ -180,7 +182,7 @@ func matchAny(patterns []string, db, table string) bool {
 
 // captured reports whether changes of db.table are emitted.
 func (f *filter) captured(db, table string) bool {
-	if db != f.db {
+	if db != f.db || table == f.signal {
 		return false
 	}
 	if len(f.include) > 0 && !matchAny(f.include, db, table) {

@@ -3,6 +3,8 @@ package mysqlcdc
 import (
 	"cmp"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -61,6 +63,8 @@ type incremental struct {
 	changed map[string]map[string]struct{}
 	touched map[string]binlogPos
 	ddl     map[string]binlogPos
+	// wake tells the reader a signal queued tables.
+	wake chan struct{}
 }
 
 // chunk is one chunk read in its own read view.
@@ -74,9 +78,15 @@ type chunk struct {
 	done      chan bool
 }
 
-func newIncremental(s *Source, prog *snapState, rows *metric.Counter) *incremental {
-	inc := &incremental{s: s, rows: rows, prog: prog, tables: map[string]bool{},
-		changed: map[string]map[string]struct{}{}, touched: map[string]binlogPos{}, ddl: map[string]binlogPos{}}
+// newIncremental prepares the reading alongside the stream of what prog
+// has left (nil: nothing until a signal asks for tables).
+func newIncremental(ctx context.Context, s *Source, prog *snapState) *incremental {
+	rt := connector.RuntimeFrom(ctx)
+	inc := &incremental{s: s, rows: rt.Counter(metricSnapshotRows, "Rows read by the snapshot."), log: rt.Logger(), prog: prog, tables: map[string]bool{},
+		changed: map[string]map[string]struct{}{}, touched: map[string]binlogPos{}, ddl: map[string]binlogPos{}, wake: make(chan struct{}, 1)}
+	if prog == nil {
+		return inc
+	}
 	for _, t := range prog.Tables[min(prog.Index, len(prog.Tables)):] {
 		inc.tables[t] = true
 	}
@@ -123,8 +133,7 @@ func (s *Source) resumeAlongside(ctx context.Context, pos *position) (*increment
 		// stream starts.
 		prog.From = &position{File: pos.File, Pos: pos.Pos, GTID: pos.GTID}
 	}
-	inc := newIncremental(s, &prog, connector.RuntimeFrom(ctx).Counter(metricSnapshotRows, "Rows read by the snapshot."))
-	inc.log = log
+	inc := newIncremental(ctx, s, &prog)
 	from := *prog.From
 	if from.File == start.File && from.Pos == start.Pos && from.GTID == start.GTID {
 		log.Info("mysql-cdc: resuming the snapshot alongside the stream", "table_index", prog.Index, "tables", len(prog.Tables), "stream_from", start.human())
@@ -153,40 +162,41 @@ func (s *Source) resumeAlongside(ctx context.Context, pos *position) (*increment
 // or ctx is done.
 func (inc *incremental) read(ctx context.Context) error {
 	rt := connector.RuntimeFrom(ctx)
-	s := inc.s
-	c, err := s.connect(ctx, false)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
-	defer stop()
-	for _, q := range []string{
-		"SET SESSION time_zone = '+00:00'",
-		"SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
-	} {
-		if err := c.exec(q); err != nil {
-			return fmt.Errorf("%s: %w", q, err)
+	var c *conn
+	defer func() {
+		if c != nil {
+			_ = c.Close()
 		}
-	}
-	sid, err := c.query("SELECT @@server_id")
-	if err != nil {
-		return err
-	}
-	s.snapServerID = append([]byte(nil), sid.Rows[0][0]...)
+	}()
 	estimates := map[string]int64{}
+	working := false
 	for {
 		inc.mu.Lock()
 		prog := inc.prog
 		inc.mu.Unlock()
 		if prog == nil {
-			rt.Logger().Info("snapshot finished")
-			return nil
+			if working {
+				rt.Logger().Info("snapshot finished")
+				working = false
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-inc.wake:
+				continue
+			}
+		}
+		working = true
+		if c == nil {
+			var err error
+			if c, err = inc.connect(ctx); err != nil {
+				return nilIfDone(ctx, err)
+			}
 		}
 		table := prog.Tables[prog.Index]
-		task := s.cfg.Database + "." + table
+		task := inc.s.cfg.Database + "." + table
 		if _, ok := estimates[task]; !ok {
-			estimates[task] = tableEstimate(c, s.cfg.Database, table)
+			estimates[task] = tableEstimate(c, inc.s.cfg.Database, table)
 		}
 		ch, err := inc.readChunk(c, prog, table)
 		if err != nil {
@@ -208,6 +218,32 @@ func (inc *incremental) read(ctx context.Context) error {
 			rt.Progress(task, done, estimates[task])
 		}
 	}
+}
+
+// connect opens the reader's connection, closed when ctx is done.
+func (inc *incremental) connect(ctx context.Context) (*conn, error) {
+	s := inc.s
+	c, err := s.connect(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	context.AfterFunc(ctx, func() { _ = c.Close() })
+	for _, q := range []string{
+		"SET SESSION time_zone = '+00:00'",
+		"SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+	} {
+		if err := c.exec(q); err != nil {
+			_ = c.Close()
+			return nil, fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	sid, err := c.query("SELECT @@server_id")
+	if err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	s.snapServerID = append([]byte(nil), sid.Rows[0][0]...)
+	return c, nil
 }
 
 func nilIfDone(ctx context.Context, err error) error {
@@ -397,4 +433,115 @@ func (st *streamer) emitChunk() {
 		st.batch[n-1].Metadata.Position = p.encode()
 	}
 	ch.done <- true
+}
+
+// snapshotSignal is a row of the signal table.
+type snapshotSignal struct {
+	ServerID json.Number `json:"server_id"`
+	Tables   string      `json:"tables"` // JSON list of table names
+}
+
+// signal handles rows inserted into the signal table (streamer, under
+// mu): a request for this source (its server_id) queues its tables.
+func (st *streamer) signal(rh rowsHeader, ti *tableInfo) error {
+	changes, err := st.dec.decodeRows(rh, ti)
+	if err != nil {
+		return fmt.Errorf("decoding the signal table %s.%s: %w", ti.db, ti.table, err)
+	}
+	self := strconv.FormatUint(uint64(st.src.cfg.ServerID), 10)
+	for _, rc := range changes {
+		var sig snapshotSignal
+		var tables []string
+		if err := json.Unmarshal(rc.After, &sig); err != nil || json.Unmarshal([]byte(sig.Tables), &tables) != nil {
+			st.inc.log.Warn("mysql-cdc: ignoring a malformed snapshot signal", "table", ti.table)
+			continue
+		}
+		if sig.ServerID.String() != self {
+			continue // for another source on this server
+		}
+		st.inc.request(tables, st.boundary)
+	}
+	st.setBoundary(st.boundary)
+	return nil
+}
+
+// request queues tables for a snapshot alongside the stream; at is where
+// the stream is, where noting changed rows of new work begins.
+func (inc *incremental) request(tables []string, at position) {
+	s := inc.s
+	var prog snapState
+	if inc.prog != nil {
+		prog = *inc.prog
+		prog.Tables = append([]string(nil), prog.Tables...)
+	} else {
+		prog.From = &position{File: at.File, Pos: at.Pos, GTID: at.GTID}
+	}
+	for _, t := range tables {
+		switch {
+		case !s.filter.captured(s.cfg.Database, t) || !s.filter.snapshotted(s.cfg.Database, t):
+			inc.log.Warn("mysql-cdc: snapshot signal for a table this source does not snapshot; ignored", "table", t)
+		case inc.tables[t]:
+			inc.log.Info("mysql-cdc: snapshot signal for a table being snapshotted; ignored", "table", t)
+		default:
+			inc.log.Info("mysql-cdc: snapshot of table requested by signal; reading it alongside the stream", "table", t)
+			prog.Tables = append(prog.Tables, t)
+			inc.tables[t] = true
+			delete(inc.changed, t)
+		}
+	}
+	if prog.Index < len(prog.Tables) {
+		inc.prog = &prog
+		select {
+		case inc.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// RequestSnapshot asks the source streaming with this config's server_id
+// to read tables again alongside its stream: a row in the signal table,
+// which reaches the source through the binlog in order with the changes
+// (and after a restart, from the stored position). The table is created
+// when missing, so the user needs CREATE and INSERT on it (or create it
+// beforehand with the columns below).
+func (s *Source) RequestSnapshot(ctx context.Context, names []string) error {
+	if len(names) == 0 {
+		return errors.New("name at least one table")
+	}
+	c, err := s.connect(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
+	defer stop()
+	all, err := listTables(c, s.cfg.Database)
+	if err != nil {
+		return err
+	}
+	exists := map[string]bool{}
+	for _, t := range all {
+		exists[t] = true
+	}
+	for i, n := range names {
+		if db, t, ok := strings.Cut(n, "."); ok {
+			if db != s.cfg.Database {
+				return fmt.Errorf("table %q is not in database %s, which this source captures", n, s.cfg.Database)
+			}
+			names[i] = t
+		}
+		t := names[i]
+		if !exists[t] || !s.filter.captured(s.cfg.Database, t) || !s.filter.snapshotted(s.cfg.Database, t) {
+			return fmt.Errorf("table %q is not captured and snapshotted by this source (database %s, tables, include_tables/exclude_tables, snapshot.include_tables/exclude_tables)", n, s.cfg.Database)
+		}
+	}
+	tbl := quoteIdent(s.cfg.Database) + "." + quoteIdent(s.cfg.SignalTable)
+	if err := c.exec("CREATE TABLE IF NOT EXISTS " + tbl + " (id BIGINT AUTO_INCREMENT PRIMARY KEY, server_id INT UNSIGNED NOT NULL, tables TEXT NOT NULL, requested_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6))"); err != nil {
+		return fmt.Errorf("create the signal table %s: %w", tbl, err)
+	}
+	list, _ := json.Marshal(names)
+	if err := c.exec("INSERT INTO " + tbl + " (server_id, tables) VALUES (" + strconv.FormatUint(uint64(s.cfg.ServerID), 10) + ", " + quoteString(string(list)) + ")"); err != nil {
+		return fmt.Errorf("write the snapshot signal into %s: %w", tbl, err)
+	}
+	return nil
 }

@@ -221,6 +221,7 @@ type tableInfo struct {
 	db       string
 	table    string
 	captured bool
+	signal   bool // the signal table (signal_table): read for requests, never emitted
 	cols     []colInfo
 	unsigned []bool
 	pk       []int

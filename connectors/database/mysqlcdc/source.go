@@ -146,6 +146,10 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit connector.Emitter
 	if mode == "initial_only" {
 		return nil
 	}
+	if inc == nil {
+		// Nothing to read alongside yet; a snapshot signal may ask.
+		inc = newIncremental(ctx, s, nil)
+	}
 	err = s.stream(ctx, emit, *pos, inc)
 	if mode == "when_needed" && positionGone(err) {
 		// The server no longer has the binlog the position needs (a
@@ -162,7 +166,7 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit connector.Emitter
 			return err
 		}
 		pos = &position{File: pos.File, Pos: pos.Pos, GTID: pos.GTID}
-		err = s.stream(ctx, emit, *pos, nil)
+		err = s.stream(ctx, emit, *pos, newIncremental(ctx, s, nil))
 	}
 	return err
 }

@@ -582,6 +582,9 @@ func (st *streamer) handle(ctx context.Context, raw []byte) error {
 			return fmt.Errorf("rows event for unknown table id %d", rh.TableID)
 		}
 		if !ti.captured {
+			if ti.signal && st.inc != nil && !st.muted() && rh.Kind == rowsInsert {
+				return st.signal(rh, ti)
+			}
 			return nil
 		}
 		if !st.inTxn {
@@ -629,8 +632,9 @@ func (st *streamer) tableMap(tm *tableMap) error {
 		}
 	}
 	captured := st.src.filter.captured(tm.Schema, tm.Table)
+	signal := tm.Schema == st.src.cfg.Database && tm.Table == st.src.cfg.SignalTable
 	var ts *tableSchema
-	if captured && (tm.Names == nil || tm.Unsigned == nil || tm.PK == nil || tm.Collation == nil || st.c.isMariaDB() && hasFixedString(tm)) {
+	if (captured || signal) && (tm.Names == nil || tm.Unsigned == nil || tm.PK == nil || tm.Collation == nil || st.c.isMariaDB() && hasFixedString(tm)) {
 		// Metadata incomplete (binlog_row_metadata=MINIMAL, or a table
 		// without primary key), or a MariaDB fixed-length string column
 		// that may be a UUID, INET4 or INET6 (the table map has no type
@@ -641,7 +645,7 @@ func (st *streamer) tableMap(tm *tableMap) error {
 		}
 	}
 	ti := buildTableInfo(tm, ts, st.collations)
-	ti.captured = captured
+	ti.captured, ti.signal = captured, signal
 	if captured {
 		if ts == nil {
 			// Full table map metadata: information_schema only for the
