@@ -42,5 +42,7 @@ func init() {
 		buildtag.Component{Kind: "transform", Name: "TimezoneConverter"},
 		buildtag.Component{Kind: "transform", Name: "Unwrap"},
 		buildtag.Component{Kind: "transform", Name: "ValueToKey"},
+		buildtag.Component{Kind: "transform", Name: "llm-chat"},
+		buildtag.Component{Kind: "transform", Name: "llm-embedding"},
 	)
 }

@@ -149,12 +149,8 @@ func RegisterTransform[C any](m Meta, fn func(context.Context, *C) (connector.Tr
 
 // reserved names belong to components that are planned but not built, so
 // that nothing else takes them and a pipeline naming one is told so.
-var reserved = map[Kind]map[string]string{
-	Transform: {
-		normalize("llm-chat"):      "the LLM chat transform (enrich events through an OpenAI-compatible or Bedrock model)",
-		normalize("llm-embedding"): "the LLM embedding transform (add vector embeddings to events)",
-	},
-}
+// None is reserved today (llm-chat and llm-embedding were, until built).
+var reserved = map[Kind]map[string]string{}
 
 // Reserved reports whether a name is kept for a component not built yet.
 func (r *Registry) Reserved(kind, name string) (string, bool) {

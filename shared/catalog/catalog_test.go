@@ -124,9 +124,11 @@ func TestInstantiateDecodesWithDefaultsAndPath(t *testing.T) {
 }
 
 func TestReservedNames(t *testing.T) {
+	reserved[Transform] = map[string]string{normalize("future-thing"): "the future thing"}
+	defer delete(reserved, Transform)
 	r := testRegistry()
-	if what, ok := r.Reserved("transform", "LLM_Chat"); !ok || !strings.Contains(what, "LLM chat") {
-		t.Fatalf("llm-chat not reserved: %q", what)
+	if what, ok := r.Reserved("transform", "Future_Thing"); !ok || !strings.Contains(what, "future thing") {
+		t.Fatalf("future-thing not reserved: %q", what)
 	}
 	if _, ok := r.Reserved("transform", "Filter"); ok {
 		t.Fatal("Filter reported reserved")
@@ -136,7 +138,7 @@ func TestReservedNames(t *testing.T) {
 			t.Fatalf("registering a reserved name: panic %v", p)
 		}
 	}()
-	register(r, Transform, Meta{Name: "llm-embedding", Category: Transforms, Description: "x"},
+	register(r, Transform, Meta{Name: "future-thing", Category: Transforms, Description: "x"},
 		func(context.Context, *nopConfig) (pipeline.Transform, error) { return nop{}, nil })
 }
 
