@@ -16,6 +16,7 @@ func init() {
 		buildtag.Component{Kind: "sink", Name: "kafka-sink"},
 		buildtag.Component{Kind: "sink", Name: "object-storage", Aliases: []string{"object-store", "blob-storage"}},
 		buildtag.Component{Kind: "sink", Name: "pubsub-sink", Aliases: []string{"google-pubsub-sink"}},
+		buildtag.Component{Kind: "sink", Name: "qdrant"},
 		buildtag.Component{Kind: "sink", Name: "s3"},
 		buildtag.Component{Kind: "sink", Name: "sqs-sink"},
 		buildtag.Component{Kind: "sink", Name: "stdout", Aliases: []string{"console"}},
