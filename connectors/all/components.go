@@ -26,6 +26,7 @@ func init() {
 		buildtag.Component{Kind: "source", Name: "mysql-cdc", Aliases: []string{"mariadb-cdc"}},
 		buildtag.Component{Kind: "source", Name: "postgres-cdc", Aliases: []string{"postgresql-cdc"}},
 		buildtag.Component{Kind: "source", Name: "pubsub-source", Aliases: []string{"pubsub", "google-pubsub-source"}},
+		buildtag.Component{Kind: "source", Name: "sqlserver-cdc", Aliases: []string{"mssql-cdc"}},
 		buildtag.Component{Kind: "source", Name: "sqs-source"},
 		buildtag.Component{Kind: "transform", Name: "Cast"},
 		buildtag.Component{Kind: "transform", Name: "ComputeField"},
