@@ -460,11 +460,20 @@ func TestSnapshotModes(t *testing.T) {
 	// short wait in the fake is simpler: MaxLSN is read at once).
 	waitOpens(t, f, 1)
 	f.commit(func(x *tx) { x.insert("orders", int64(2), nil, "after start") })
-	e := <-got
-	cancel()
-	if e.Type != events.Insert || string(e.Key) != `{"id":2}` {
-		t.Fatalf("schema_only: %s %s", e.Type, e.Key)
+	// First the tables' schemas, then only the change after the start.
+	for _, want := range []string{"schema dbo.customers", "schema dbo.orders", "insert dbo.orders"} {
+		e := <-got
+		if e.Type+" "+events.Type(e.Stream) != events.Type(want) {
+			t.Fatalf("schema_only: %s %s, want %s", e.Type, e.Stream, want)
+		}
+		if e.Type == events.Schema {
+			d, _ := e.Data.JSON()
+			if e.Stream == "dbo.orders" && !bytes.Contains(d, []byte(`{"name":"amount","type":"decimal(12,4)","nullable":true}`)) {
+				t.Fatalf("schema %s", d)
+			}
+		}
 	}
+	cancel()
 
 	// initial_only: the snapshot, then Read returns.
 	f = world(t, 2)
@@ -621,5 +630,36 @@ func TestDebeziumEncoding(t *testing.T) {
 				t.Fatalf("decimal_handling_mode string lost the digits: %s", b)
 			}
 		}
+	}
+}
+
+// TestSchemaChangeAnnounced: a capture instance added while the source
+// streams is announced with the table's new columns before its changes.
+func TestSchemaChangeAnnounced(t *testing.T) {
+	f := world(t, 1)
+	s := newSource(t, f, "snapshot_mode: schema_only\n")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan *events.Event, 10)
+	go func() {
+		_ = s.Read(ctx, nil, connector.EmitterFunc(func(_ context.Context, b []*events.Event) error {
+			for _, e := range b {
+				got <- e
+			}
+			return nil
+		}))
+	}()
+	<-got
+	<-got // the two tables' schemas at the start
+	f.addColumn("orders", column{Name: "status", Type: "varchar", MaxLength: 20, Nullable: true})
+	f.enable("orders", "dbo_orders_v2")
+	f.commit(func(x *tx) { x.insert("orders", int64(2), nil, "n", "new") })
+	e := <-got
+	d, _ := e.Data.JSON()
+	if e.Type != events.Schema || !bytes.Contains(d, []byte(`"capture_instances":["dbo_orders","dbo_orders_v2"]`)) || !bytes.Contains(d, []byte(`"status"`)) {
+		t.Fatalf("%s %s", e.Type, d)
+	}
+	if e = <-got; e.Type != events.Insert {
+		t.Fatalf("then %s", e.Type)
 	}
 }
