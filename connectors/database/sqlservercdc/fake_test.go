@@ -87,14 +87,16 @@ func (f *fakeDB) addTable(name string, cols []column, key []string) *fakeTable {
 
 // enable is sys.sp_cdc_enable_table: a capture instance of the table's
 // current columns, starting now.
-func (f *fakeDB) enable(table, instance string) *fakeInstance {
+func (f *fakeDB) enable(table, instance string, captured ...string) *fakeInstance {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	t := f.tables[table]
 	t.tracked = true
-	ci := &fakeInstance{name: instance, table: table, index: t.key, min: f.next(), readable: true}
-	for _, c := range t.cols {
-		ci.cols = append(ci.cols, c.Name)
+	ci := &fakeInstance{name: instance, table: table, index: t.key, min: f.next(), readable: true, cols: captured}
+	if len(captured) == 0 {
+		for _, c := range t.cols {
+			ci.cols = append(ci.cols, c.Name)
+		}
 	}
 	f.instances = append(f.instances, ci)
 	return ci

@@ -363,8 +363,13 @@ func (s *Source) snapshot(ctx context.Context, st store, emit connector.Emitter,
 			// after the table (after the snapshot, for the last table),
 			// so that a restart does not read the table's end again.
 			q := chunkQuery{Schema: s.cfg.Schema, Table: t.name, Key: t.key, Limit: s.cfg.SnapshotChunkSize + 1}
-			for _, c := range t.cols {
-				q.Cols = append(q.Cols, c.Name)
+			// The columns the newest capture instance captures, so that a
+			// snapshot row has the columns its later changes will have.
+			q.Cols = t.instances[len(t.instances)-1].Columns
+			if len(q.Cols) == 0 {
+				for _, c := range t.cols {
+					q.Cols = append(q.Cols, c.Name)
+				}
 			}
 			if snap.After != nil {
 				after, err := keyParams(t, snap.After)

@@ -663,3 +663,20 @@ func TestSchemaChangeAnnounced(t *testing.T) {
 		t.Fatalf("then %s", e.Type)
 	}
 }
+
+// TestCapturedColumnList: with @captured_column_list, snapshot rows and
+// changes have the captured columns only.
+func TestCapturedColumnList(t *testing.T) {
+	f := newFake()
+	f.addTable("orders", colsOrders, []string{"id"})
+	f.commit(func(x *tx) { x.insert("orders", int64(1), []byte("1.0000"), "secret note") })
+	f.enable("orders", "dbo_orders", "id", "amount")
+	f.commit(func(x *tx) { x.insert("orders", int64(2), []byte("2.0000"), "another") })
+	r := read(t, newSource(t, f, ""), nil, 2, 0)
+	f.commit(func(x *tx) { x.insert("orders", int64(3), []byte("3.0000"), "third") })
+	r2 := read(t, newSource(t, f, ""), r.committed, 1, 0)
+	wantLines(t, summary(append(r.events, r2.events...)),
+		`snapshot-read dbo.orders {"id":1} {"amount":1.0000,"id":1}`,
+		`snapshot-read dbo.orders {"id":2} {"amount":2.0000,"id":2}`,
+		`insert dbo.orders {"id":3} {"amount":3.0000,"id":3}`)
+}
