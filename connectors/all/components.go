@@ -15,6 +15,7 @@ func init() {
 		buildtag.Component{Kind: "sink", Name: "http-webhook", Aliases: []string{"webhook"}},
 		buildtag.Component{Kind: "sink", Name: "kafka-sink"},
 		buildtag.Component{Kind: "sink", Name: "object-storage", Aliases: []string{"object-store", "blob-storage"}},
+		buildtag.Component{Kind: "sink", Name: "pinecone"},
 		buildtag.Component{Kind: "sink", Name: "pubsub-sink", Aliases: []string{"google-pubsub-sink"}},
 		buildtag.Component{Kind: "sink", Name: "qdrant"},
 		buildtag.Component{Kind: "sink", Name: "s3"},
