@@ -62,6 +62,11 @@ type Meta struct {
 	// function (functions/<kind>/<package>), and the function also hosts
 	// sinks that use the legacy name.
 	LegacyOf string
+	// ConcurrentWrites, on a sink, says its Write may run for several
+	// batches at once: the sink is a connector.ConcurrentWriter (the
+	// catalog checks when it builds one), and deployments let a function
+	// instance take concurrent requests for it.
+	ConcurrentWrites bool
 }
 
 // Entry is one registered component.
@@ -139,7 +144,23 @@ func RegisterSource[C any](m Meta, fn func(context.Context, *C) (connector.Sourc
 
 // RegisterSink adds a sink. C is its config struct.
 func RegisterSink[C any](m Meta, fn func(context.Context, *C) (connector.Sink, error)) {
-	register(Default, Sink, m, fn)
+	registerSink(Default, m, fn)
+}
+
+func registerSink[C any](r *Registry, m Meta, fn func(context.Context, *C) (connector.Sink, error)) {
+	register(r, Sink, m, func(ctx context.Context, cfg *C) (connector.Sink, error) {
+		s, err := fn(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		cw, ok := s.(connector.ConcurrentWriter)
+		if (ok && cw.ConcurrentWrites()) != m.ConcurrentWrites {
+			// Deployments size a function's concurrency by the entry: an
+			// entry that disagrees with its sink would queue or race writes.
+			return nil, fmt.Errorf("catalog: sink %s: Meta.ConcurrentWrites is %v but its Write says %v", m.Name, m.ConcurrentWrites, ok && cw.ConcurrentWrites())
+		}
+		return s, nil
+	})
 }
 
 // RegisterTransform adds a transform. C is its config struct.

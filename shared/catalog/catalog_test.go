@@ -10,6 +10,7 @@ import (
 
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/buildtag"
+	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/pipeline"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
@@ -206,5 +207,39 @@ func TestConstructorGetsOnlyValidatedConfigsAndTheContext(t *testing.T) {
 	}
 	if len(built) != 1 || built[0].Min != 2 || built[0].Max != 10 || got != "rt" {
 		t.Fatalf("built %+v with context value %v", built, got)
+	}
+}
+
+type writesConcurrently struct{}
+
+func (writesConcurrently) Write(context.Context, []*events.Event) error { return nil }
+func (writesConcurrently) ConcurrentWrites() bool                       { return true }
+
+type writesOneAtATime struct{}
+
+func (writesOneAtATime) Write(context.Context, []*events.Event) error { return nil }
+
+// A sink entry's ConcurrentWrites must say what its sink says: deployments
+// size concurrency by the entry, the handler by the sink.
+func TestSinkConcurrencyMatchesItsEntry(t *testing.T) {
+	type cfg struct{}
+	for i, tc := range []struct {
+		entry bool
+		sink  connector.Sink
+		ok    bool
+	}{
+		{true, writesConcurrently{}, true},
+		{false, writesOneAtATime{}, true},
+		{false, writesConcurrently{}, false},
+		{true, writesOneAtATime{}, false},
+	} {
+		r := &Registry{}
+		name := fmt.Sprintf("conc-%d", i)
+		registerSink(r, Meta{Name: name, Category: Utility, Description: "test", ConcurrentWrites: tc.entry},
+			func(context.Context, *cfg) (connector.Sink, error) { return tc.sink, nil })
+		_, err := Builder{R: r}.NewSink(context.Background(), name, nil, "sinks.x.config")
+		if (err == nil) != tc.ok {
+			t.Errorf("entry %v, sink %T: err %v", tc.entry, tc.sink, err)
+		}
 	}
 }

@@ -41,15 +41,27 @@ func (f EmitterFunc) Emit(ctx context.Context, b []*events.Event) error { return
 
 // Sink writes to an external system. Write returns nil when every event was
 // written, a *WriteError naming the events that failed, or any other error
-// when the whole batch failed.
+// when the whole batch failed. The engine calls Write for one batch at a
+// time unless the sink is a ConcurrentWriter.
 type Sink interface {
 	Write(ctx context.Context, batch []*events.Event) error
+}
+
+// ConcurrentWriter is implemented by sinks whose Write may run for several
+// batches at once (each call owns its batch), such as one whose client is
+// safe for concurrent use and keeps no state between calls. A function
+// host taking concurrent requests (Cloud Run) then writes them in parallel
+// instead of one after the other.
+type ConcurrentWriter interface {
+	ConcurrentWrites() bool
 }
 
 // Transform changes, drops, multiplies or routes events. It returns the
 // events to pass on. An error of type *TransformError names input events
 // that could not be transformed (they go to the dead-letter topic, the rest
-// go on); any other error fails the whole batch.
+// go on); any other error fails the whole batch. Apply may run for several
+// batches at once: a transform keeps no state between calls that is not
+// safe for concurrent use.
 type Transform interface {
 	Apply(ctx context.Context, batch []*events.Event) ([]*events.Event, error)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/config"
 )
 
@@ -913,9 +914,20 @@ func (g *gen) mainGCP(b *hclwrite.Body) {
 			a("pipeline", expr("local.pipeline")), a("connector", str("sinks."+s.name)),
 			a("log_level", expr("var.log_level")), a("environment", g.env()), a("secret_env", expr("local.secret_env")),
 			a("topics", list(items...)), a("network", expr("var.network")), a("subnetwork", expr("var.subnetwork")), afterAPIs)
+		if e, ok := catalog.Default.Lookup(catalog.Sink, g.p.Sinks[s.name].Connector); ok && e.ConcurrentWrites {
+			// Its writes run in parallel: an instance serves about this
+			// many times the events of one push at a time
+			// (BenchmarkHandlerConcurrentPushes). Other sinks keep the
+			// module's 1, as pushes would only queue behind one write.
+			set(m, a("concurrency", hclwrite.TokensForValue(cty.NumberIntVal(concurrentPushes))))
+		}
 		b.AppendNewline()
 	}
 }
+
+// concurrentPushes is the Cloud Run concurrency of a sink whose writes run
+// in parallel.
+const concurrentPushes = 20
 
 func (g *gen) outputs() *hclwrite.File {
 	f := hclwrite.NewEmptyFile()

@@ -2,13 +2,21 @@ package deploy
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclwrite"
+
+	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/config"
+	"github.com/rivven/rivven-connect/shared/connector"
 )
 
 // examples are the committed deployments under infra/terraform/examples:
@@ -449,3 +457,50 @@ func TestParsePipelineKeepsReferences(t *testing.T) {
 
 // squeeze folds runs of spaces, which hclwrite uses to align "=".
 func squeeze(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+type nopSink struct{ concurrent bool }
+
+func (nopSink) Write(context.Context, []*events.Event) error { return nil }
+func (s nopSink) ConcurrentWrites() bool                     { return s.concurrent }
+
+func init() {
+	type cfg struct{}
+	for _, conc := range []bool{false, true} {
+		catalog.RegisterSink[cfg](catalog.Meta{Name: fmt.Sprintf("deploytest-concurrent-%v", conc), Category: catalog.Utility, Description: "test", ConcurrentWrites: conc},
+			func(context.Context, *cfg) (connector.Sink, error) { return nopSink{conc}, nil })
+	}
+}
+
+// A Cloud Run sink takes concurrent pushes only when its writes run in
+// parallel (the catalog entry says so); the others keep the module's 1.
+func TestGCPConcurrencyFollowsTheSink(t *testing.T) {
+	raw := []byte(`version: "1.0"
+sources:
+  gen: {connector: datagen, topic: orders, config: {pattern: orders}}
+sinks:
+  par: {connector: deploytest-concurrent-true, topics: [orders], config: {}}
+  one: {connector: deploytest-concurrent-false, topics: [orders], config: {}}
+`)
+	res, err := Generate(parse(t, raw), raw, exampleOptions("gcp", "p.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, diags := hclwrite.ParseConfig(res.Files["main.tf"], "main.tf", hcl.InitialPos)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	got := map[string]string{}
+	for _, blk := range f.Body().Blocks() {
+		if blk.Type() != "module" || !strings.HasPrefix(blk.Labels()[0], "sink_") {
+			continue
+		}
+		v := ""
+		if a := blk.Body().GetAttribute("concurrency"); a != nil {
+			v = strings.TrimSpace(string(a.Expr().BuildTokens(nil).Bytes()))
+		}
+		got[blk.Labels()[0]] = v
+	}
+	if len(got) != 2 || got["sink_par"] != "20" || got["sink_one"] != "" {
+		t.Fatalf("sink modules' concurrency: %v, want sink_par 20 and sink_one unset (the module's 1)", got)
+	}
+}

@@ -125,14 +125,23 @@ type Handler struct {
 	// Metrics, when set, receives the sink's own metrics (Runtime).
 	Metrics *telemetry.Registry
 
-	once        sync.Once
-	checked     bool
-	mu          sync.Mutex // serializes Write: sinks need not be concurrency-safe
+	once sync.Once
+	// life lets batches run at once (read side) and Close wait for them.
+	life sync.RWMutex
+	// mu guards the health check and the consecutive-error count.
+	mu          sync.Mutex
+	checked     atomic.Bool // the health check passed (set under mu)
 	consecutive int
-	one         [1]*events.Event
-	attempt     []int         // per-batch scratch, reused under mu
-	failed      map[int]error // per-batch scratch, reused under mu
-	rt          *Runtime
+	// writeMu serialises Write unless the sink is a ConcurrentWriter:
+	// sinks need not be safe for concurrent use. Only the write waits;
+	// ledger round trips and transforms of concurrent batches overlap.
+	writeMu    sync.Mutex
+	concurrent bool
+	// scratch is the buffers of one batch, reused by the next when no
+	// other batch holds them (scratchMu); a concurrent batch makes its own.
+	scratchMu sync.Mutex
+	scratch   passScratch
+	rt        *Runtime
 	// probeAt is when the open breaker admits its next probe, as the last
 	// batch learned it (unix ns; 0 while it is closed).
 	probeAt atomic.Int64
@@ -153,7 +162,16 @@ func (h *Handler) init() {
 			h.Status = NewStatus(h.Name, "", "sink")
 		}
 		h.rt = &Runtime{Name: h.Name, Log: h.Log, Metrics: h.Metrics, Tasks: h.Status}
+		cw, ok := h.Sink.(ConcurrentWriter)
+		h.concurrent = ok && cw.ConcurrentWrites()
 	})
+}
+
+// passScratch is what one Handle call reuses from earlier calls.
+type passScratch struct {
+	attempt []int
+	failed  map[int]error
+	one     [1]*events.Event
 }
 
 // Start runs the sink's health check and moves it to Running. Hosts call it
@@ -166,7 +184,7 @@ func (h *Handler) Start(ctx context.Context) error {
 }
 
 func (h *Handler) startLocked(ctx context.Context) error {
-	if h.checked {
+	if h.checked.Load() {
 		return nil
 	}
 	if c, ok := h.Sink.(Checker); ok {
@@ -175,7 +193,7 @@ func (h *Handler) startLocked(ctx context.Context) error {
 			return fmt.Errorf("health check: %w", err)
 		}
 	}
-	h.checked = true
+	h.checked.Store(true)
 	h.Status.SetState(Running)
 	return nil
 }
@@ -186,29 +204,41 @@ func (h *Handler) startLocked(ctx context.Context) error {
 // this one (ErrFatal, state.ErrFenced) — and then every record is in
 // Result.Failed; per-record outcomes are in the Result. A batch the open
 // circuit breaker refuses is not an error: its records come back failed.
+//
+// Concurrent calls (a Cloud Run instance taking several pushes) run in
+// parallel; only Write is serialised, unless the sink is a
+// ConcurrentWriter.
 func (h *Handler) Handle(ctx context.Context, recs []Record) (Result, error) {
 	h.init()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.failed == nil {
-		h.failed = make(map[int]error)
+	h.life.RLock()
+	defer h.life.RUnlock()
+	sc := &h.scratch
+	if h.scratchMu.TryLock() {
+		defer h.scratchMu.Unlock()
+	} else {
+		sc = &passScratch{}
 	}
-	clear(h.failed)
-	p := &pass{recs: recs, failed: h.failed}
+	if sc.failed == nil {
+		sc.failed = make(map[int]error)
+	}
+	clear(sc.failed)
+	p := &pass{recs: recs, failed: sc.failed, one: &sc.one}
 	if h.Status.State() == Failed {
 		p.failAll()
 		return p.res, ErrSinkFailed
 	}
-	if err := h.startLocked(ctx); err != nil {
-		p.failAll()
-		return p.res, err
+	if !h.checked.Load() {
+		if err := h.Start(ctx); err != nil {
+			p.failAll()
+			return p.res, err
+		}
 	}
 	h.Status.EventsIn.Add(uint64(len(recs)))
-	p.attempt = h.attempt[:0]
+	p.attempt = sc.attempt[:0]
 	for i := range recs {
 		p.attempt = append(p.attempt, recs[i].Attempt)
 	}
-	h.attempt = p.attempt
+	sc.attempt = p.attempt
 	if h.Ledger != nil {
 		if answered, res, err := h.admit(ctx, p); answered {
 			return res, err
@@ -232,7 +262,7 @@ func (h *Handler) Handle(ctx context.Context, recs []Record) (Result, error) {
 	p.res.Held = len(p.ord.heldIdx)
 	h.conclude(ctx, recs, p.attempt, p.dead, p.failed, &p.res)
 	if h.Ledger != nil {
-		err := h.settleLocked(ctx, recs, p.adm, p.attempt, p.failed, p.ord.heldIdx, outcome, &p.res)
+		err := h.settle(ctx, recs, p.adm, p.attempt, p.failed, p.ord.heldIdx, outcome, &p.res)
 		h.noteProbe(&p.res)
 		if err != nil {
 			return p.res, err
@@ -254,6 +284,7 @@ type pass struct {
 	failed  map[int]error   // to report failed, by record
 	ord     ordering
 	res     Result
+	one     *[1]*events.Event // a record's event, as a batch of one for the transforms
 }
 
 func (p *pass) failAll() {
@@ -282,7 +313,7 @@ func (h *Handler) admit(ctx context.Context, p *pass) (answered bool, res Result
 		h.noteBreaker(adm.State, adm.Probe, adm.ProbeIn)
 	}
 	if !adm.Allowed {
-		res, err := h.rejectLocked(ctx, p.recs, adm, p.attempt)
+		res, err := h.reject(ctx, p.recs, adm, p.attempt)
 		return true, res, err
 	}
 	return false, Result{}, nil
@@ -320,8 +351,8 @@ func (h *Handler) transformAll(ctx context.Context, p *pass) {
 			p.batch, p.origin = append(p.batch, r.Event), append(p.origin, i)
 			continue
 		}
-		h.one[0] = r.Event
-		out, err := h.Transforms.Apply(ctx, h.one[:])
+		p.one[0] = r.Event
+		out, err := h.Transforms.Apply(ctx, p.one[:])
 		var te *TransformError
 		switch {
 		case errors.As(err, &te):
@@ -403,10 +434,12 @@ func (h *Handler) writeBatch(ctx context.Context, p *pass) resilience.Outcome {
 	// partly written batch shows the downstream is alive, and its bad
 	// records are retried and then dead-lettered on their own.
 	if written == 0 {
-		h.failedWriteLocked(err)
+		h.failedWrite(err)
 		return resilience.WriteFailed
 	}
+	h.mu.Lock()
 	h.consecutive = 0
+	h.mu.Unlock()
 	return resilience.WriteOK
 }
 
@@ -433,6 +466,10 @@ func (h *Handler) expireAttempts(p *pass) {
 // written batch (*WriteError) is not retried here: writing it again would
 // repeat the records that got through.
 func (h *Handler) write(ctx context.Context, batch []*events.Event) error {
+	if !h.concurrent {
+		h.writeMu.Lock()
+		defer h.writeMu.Unlock()
+	}
 	wctx := WithRuntime(resilience.WithEpoch(ctx, h.Status.Epoch.Load()), h.rt)
 	return resilience.Do(wctx, h.Retry, func(ctx context.Context) error {
 		start := h.Clock.Now()
@@ -494,9 +531,11 @@ func (h *Handler) noteBreaker(st resilience.BreakerState, probe bool, probeIn ti
 	}
 }
 
-// failedWriteLocked counts a write where nothing got through toward the
+// failedWrite counts a write where nothing got through toward the
 // consecutive-error threshold.
-func (h *Handler) failedWriteLocked(err error) {
+func (h *Handler) failedWrite(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	h.consecutive++
 	if h.consecutive >= h.MaxConsecutiveErrors && h.Status.State() != Failed {
 		h.Status.SetState(Failed)
@@ -565,13 +604,13 @@ func (h *Handler) items(recs []Record) []resilience.Item {
 	return out
 }
 
-// rejectLocked answers a batch the open breaker refused: nothing is
+// reject answers a batch the open breaker refused: nothing is
 // written; every record not already done is failed back to the trigger
 // (which redelivers it later), except those whose attempts are used up,
 // which are dead-lettered so nothing blocks forever. A rejection counts
 // as a failed write toward the consecutive-error threshold, as the
 // reference's "fail fast with an error" implies.
-func (h *Handler) rejectLocked(ctx context.Context, recs []Record, adm resilience.Admission, attempt []int) (Result, error) {
+func (h *Handler) reject(ctx context.Context, recs []Record, adm resilience.Admission, attempt []int) (Result, error) {
 	res := Result{ProbeIn: adm.ProbeIn}
 	h.Status.Rejected.Add(1)
 	if h.Rejections != nil {
@@ -579,7 +618,7 @@ func (h *Handler) rejectLocked(ctx context.Context, recs []Record, adm resilienc
 	}
 	err := fmt.Errorf("%w (%s)", resilience.ErrOpen, adm.State)
 	h.Status.Fail(err)
-	h.failedWriteLocked(err)
+	h.failedWrite(err)
 	failed := make(map[int]error)
 	var dead []deadRecord
 	for i := range recs {
@@ -594,7 +633,7 @@ func (h *Handler) rejectLocked(ctx context.Context, recs []Record, adm resilienc
 		failed[i] = err
 	}
 	h.conclude(ctx, recs, attempt, dead, failed, &res)
-	serr := h.settleLocked(ctx, recs, adm, attempt, failed, nil, resilience.WriteSkipped, &res)
+	serr := h.settle(ctx, recs, adm, attempt, failed, nil, resilience.WriteSkipped, &res)
 	h.noteProbe(&res)
 	if serr != nil {
 		return res, serr
@@ -602,11 +641,11 @@ func (h *Handler) rejectLocked(ctx context.Context, recs []Record, adm resilienc
 	return res, nil
 }
 
-// settleLocked records the batch in the ledger (one round trip, skipped
+// settle records the batch in the ledger (one round trip, skipped
 // when there is nothing to record): the breaker outcome, per partition the
 // committed offset (the prefix with no failure, for ordered transports),
 // done IDs, and failure counts where the trigger keeps none.
-func (h *Handler) settleLocked(ctx context.Context, recs []Record, adm resilience.Admission, attempt []int, failed map[int]error, held map[int]bool, outcome resilience.Outcome, res *Result) error {
+func (h *Handler) settle(ctx context.Context, recs []Record, adm resilience.Admission, attempt []int, failed map[int]error, held map[int]bool, outcome resilience.Outcome, res *Result) error {
 	mode := h.Ledger.Config().Dedup
 	st := resilience.Settlement{Outcome: outcome, Probe: adm.Probe}
 	if mode != resilience.DedupNone {
@@ -763,8 +802,8 @@ func (h *Handler) deadLetter(ctx context.Context, recs []Record, attempt []int, 
 // Close flushes and closes the sink.
 func (h *Handler) Close(ctx context.Context) error {
 	h.init()
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.life.Lock() // after the batches in flight
+	defer h.life.Unlock()
 	if h.Status.State() != Failed {
 		h.Status.SetState(Stopped)
 	}

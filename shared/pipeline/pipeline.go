@@ -13,6 +13,7 @@ type (
 	Emitter           = connector.Emitter
 	EmitterFunc       = connector.EmitterFunc
 	Sink              = connector.Sink
+	ConcurrentWriter  = connector.ConcurrentWriter
 	Transform         = connector.Transform
 	Checker           = connector.Checker
 	Closer            = connector.Closer

@@ -58,13 +58,14 @@ const MaxMessageBytes = int(pubsub.MaxPublishRequestBytes)
 
 func init() {
 	catalog.RegisterSink[SinkConfig](catalog.Meta{
-		Name:        "pubsub-sink",
-		Aliases:     []string{"google-pubsub-sink"},
-		Category:    catalog.Messaging,
-		Subcategory: "Queues",
-		Description: "Publishes events to a Google Cloud Pub/Sub topic with batching, compression and ordering keys; every message's result is checked and refused ones are dead-lettered.",
-		Tags:        []string{"pubsub", "gcp", "google-cloud", "queue", "topic"},
-		Metrics:     []string{metricPublished, metricBytes, metricBatches, metricFailures, metricCompression, metricOversized},
+		Name:             "pubsub-sink",
+		ConcurrentWrites: true,
+		Aliases:          []string{"google-pubsub-sink"},
+		Category:         catalog.Messaging,
+		Subcategory:      "Queues",
+		Description:      "Publishes events to a Google Cloud Pub/Sub topic with batching, compression and ordering keys; every message's result is checked and refused ones are dead-lettered.",
+		Tags:             []string{"pubsub", "gcp", "google-cloud", "queue", "topic"},
+		Metrics:          []string{metricPublished, metricBytes, metricBatches, metricFailures, metricCompression, metricOversized},
 	}, NewSink)
 }
 
@@ -148,6 +149,8 @@ type Sink struct {
 	pubs   map[string]*pubsub.Publisher // by full topic name
 
 	zenc *zstd.Encoder
+	// flushing counts the Flush calls Writes started and left running.
+	flushing sync.WaitGroup
 }
 
 // NewSink builds a pubsub-sink.
@@ -224,6 +227,8 @@ func (s *Sink) Check(ctx context.Context) error {
 
 // Close sends what the publishers hold and closes the client.
 func (s *Sink) Close(context.Context) error {
+	// A Flush a Write started may still run: Stop must not overlap it.
+	s.flushing.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, p := range s.pubs {
@@ -257,6 +262,11 @@ func metricsOf(ctx context.Context) sinkMetrics {
 		oversized: rt.Counter(metricOversized, "Messages over the 10 MB limit (failed, skipped or truncated)."),
 	}
 }
+
+// ConcurrentWrites: Write keeps no state between calls but the publishers
+// (created under mu) and the zstd encoder (EncodeAll is safe for
+// concurrent use), so concurrent requests publish in parallel.
+func (s *Sink) ConcurrentWrites() bool { return true }
 
 // Write publishes the batch and waits for every message. Events that
 // cannot be turned into a message (or are oversized with
@@ -309,7 +319,11 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 	// Partial bundles go now instead of after batch_timeout_ms; Flush does
 	// not watch ctx, the Gets below do.
 	for p := range used {
-		go p.Flush()
+		s.flushing.Add(1)
+		go func() {
+			defer s.flushing.Done()
+			p.Flush()
+		}()
 	}
 	var refused int
 	var first error

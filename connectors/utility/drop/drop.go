@@ -13,12 +13,13 @@ import (
 
 func init() {
 	catalog.RegisterSink[Config](catalog.Meta{
-		Name:        "drop",
-		Aliases:     []string{"null"},
-		Category:    catalog.Utility,
-		Subcategory: "Debug",
-		Description: "Discards every event and counts them; for benchmarks and dry runs.",
-		Tags:        []string{"null", "discard", "devnull", "benchmark", "test"},
+		Name:             "drop",
+		ConcurrentWrites: true,
+		Aliases:          []string{"null"},
+		Category:         catalog.Utility,
+		Subcategory:      "Debug",
+		Description:      "Discards every event and counts them; for benchmarks and dry runs.",
+		Tags:             []string{"null", "discard", "devnull", "benchmark", "test"},
 	}, New)
 }
 
@@ -38,6 +39,9 @@ func (s *Sink) Write(_ context.Context, batch []*events.Event) error {
 	s.n.Add(uint64(len(batch)))
 	return nil
 }
+
+// ConcurrentWrites: counting is atomic.
+func (s *Sink) ConcurrentWrites() bool { return true }
 
 // Count returns how many events were written so far.
 func (s *Sink) Count() uint64 { return s.n.Load() }
