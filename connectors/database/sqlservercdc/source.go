@@ -172,6 +172,13 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit connector.Emitter
 			return err
 		}
 		pos = &position{point: point{LSN: at, Seq: maxSeq}, Tables: names}
+		batch := make([]*events.Event, 0, len(names))
+		for _, n := range names {
+			batch = append(batch, s.schemaEvent(tables[n], pos))
+		}
+		if err := emit.Emit(ctx, batch); err != nil {
+			return err
+		}
 	case pos == nil || (mode == "always" && !done):
 		pos = &position{Snap: &snapState{Tables: names, Full: true}}
 	}
@@ -223,6 +230,37 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit connector.Emitter
 		return nil
 	}
 	return err
+}
+
+// schemaEvent describes a captured table: its columns with their
+// declared types and key, and the capture instances it is read from.
+func (s *Source) schemaEvent(t *table, pos *position) *events.Event {
+	type col struct {
+		Name       string `json:"name"`
+		Type       string `json:"type"`
+		Nullable   bool   `json:"nullable"`
+		PrimaryKey bool   `json:"primary_key,omitempty"`
+	}
+	body := struct {
+		Database         string   `json:"database"`
+		Schema           string   `json:"schema"`
+		Table            string   `json:"table"`
+		CaptureInstances []string `json:"capture_instances"`
+		Columns          []col    `json:"columns"`
+	}{Database: s.cfg.Database, Schema: s.cfg.Schema, Table: t.name}
+	for _, ci := range t.instances {
+		body.CaptureInstances = append(body.CaptureInstances, ci.Name)
+	}
+	for _, c := range t.cols {
+		body.Columns = append(body.Columns, col{Name: c.Name, Type: c.declared(), Nullable: c.Nullable, PrimaryKey: slices.Contains(t.key, c.Name)})
+	}
+	raw, _ := json.Marshal(body)
+	ns := s.cfg.Schema
+	return &events.Event{
+		Type: events.Schema, Stream: t.stream, Namespace: &ns, Timestamp: s.now().UTC(), Data: events.RawPayload(raw),
+		Metadata: events.Metadata{Position: pos.encode()},
+		Source:   &events.SourceInfo{Connector: connectorName, Name: s.name, Database: s.cfg.Database, Schema: s.cfg.Schema, Table: t.name, Columns: t.colsJSON},
+	}
 }
 
 // lostTables lists the tables captured at the stored position whose
@@ -504,10 +542,25 @@ func (s *Source) stream(ctx context.Context, st store, emit connector.Emitter, p
 			// Capture instances come and go (a table enabled, a second
 			// instance after a schema change): re-read them each poll.
 			var names []string
+			prev := tables
 			if tables, names, err = s.loadTables(ctx, st, tables); err != nil {
 				return err
 			}
 			pos.Tables = names
+			// A table whose capture instances changed (a second one after
+			// a schema change, the old one dropped) or that was enabled
+			// since is announced with its columns before its changes.
+			var schemas []*events.Event
+			for _, n := range names {
+				if old := prev[n]; old == nil || !sameInstances(old.instances, tables[n].instances) {
+					schemas = append(schemas, s.schemaEvent(tables[n], pos))
+				}
+			}
+			if len(schemas) > 0 {
+				if err := emit.Emit(ctx, schemas); err != nil {
+					return err
+				}
+			}
 			changes, err := s.collect(ctx, st, pos, tables, max)
 			if err != nil {
 				return err

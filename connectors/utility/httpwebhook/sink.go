@@ -67,6 +67,45 @@ type Sink struct {
 	rand  func() float64
 
 	sent, failedN, requests, retries, limited, bytes atomic.Uint64
+
+	// refused remembers requests the receiver refused for good (a 4xx
+	// other than 408/429, a redirect), by webhook-id: the engine
+	// redelivers failed events until its attempts are used up, and
+	// sending the same request again would only be refused again.
+	refused refusals
+}
+
+// refusals is a bounded memory of refused webhook-ids and why.
+type refusals struct {
+	mu    sync.Mutex
+	why   map[string]error
+	order []string
+}
+
+// maxRefusals bounds the memory: ids of the last refusals only.
+const maxRefusals = 4096
+
+func (r *refusals) get(id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.why[id]
+}
+
+func (r *refusals) put(id string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.why == nil {
+		r.why = map[string]error{}
+	}
+	if _, ok := r.why[id]; ok {
+		return
+	}
+	if len(r.order) == maxRefusals {
+		delete(r.why, r.order[0])
+		r.order = r.order[1:]
+	}
+	r.why[id] = err
+	r.order = append(r.order, id)
 }
 
 // New builds an http-webhook sink; the config is already validated.
@@ -415,6 +454,21 @@ func writeField(w io.Writer, s string) {
 
 // send delivers one request, retrying what may pass.
 func (s *Sink) send(ctx context.Context, rt *connector.Runtime, r request) error {
+	if err := s.refused.get(r.id); err != nil {
+		return fmt.Errorf("not sent again: the receiver refused webhook-id %s before: %w", r.id, err)
+	}
+	err := s.sendOnce(ctx, rt, r)
+	// Only what is wrong with the request itself (400, 413, 415, 422,
+	// other 4xx, a redirect): a 401 or 404 may be fixed on the receiver's
+	// side before the engine's next delivery.
+	if c := resilience.ClassOf(err); err != nil && (c == resilience.Schema || c == resilience.Fatal) && !errors.Is(err, context.Canceled) {
+		s.refused.put(r.id, err)
+	}
+	return err
+}
+
+// sendOnce delivers one request, retrying what may pass.
+func (s *Sink) sendOnce(ctx context.Context, rt *connector.Runtime, r request) error {
 	body, gz := r.body, false
 	if s.cfg.Compression == "gzip" && len(body) >= s.cfg.CompressionMinBytes {
 		var buf bytes.Buffer

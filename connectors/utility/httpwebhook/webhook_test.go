@@ -485,6 +485,15 @@ func TestClientErrorsDeadLetter(t *testing.T) {
 	if m := s.Metrics(); m["http_webhook.events_failed_total"] != 1 || m["http_webhook.events_sent_total"] != 2 {
 		t.Fatalf("metrics %v", m)
 	}
+	// The engine redelivers the failed record: the refused request is not
+	// sent again, its reason stays.
+	err = s.Write(context.Background(), batchOf(3)[1:2])
+	if !errors.As(err, &we) || !strings.Contains(we.Failed[0].Error(), "refused webhook-id") || !strings.Contains(we.Failed[0].Error(), "HTTP 422") {
+		t.Fatalf("redelivery: %v", err)
+	}
+	if len(rc.requests()) != 3 {
+		t.Fatalf("the refused request was sent again (%d requests)", len(rc.requests()))
+	}
 }
 
 // TestOrderKept: with max_in_flight 1, after a request failed for good
