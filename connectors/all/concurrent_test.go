@@ -26,6 +26,8 @@ var yamlBlock = regexp.MustCompile("(?s)```yaml\n(.*?)```")
 // it finds state a transform shares between calls.
 func TestTransformsApplyConcurrently(t *testing.T) {
 	readmes, _ := filepath.Glob("../transform/*/README.md")
+	ai, _ := filepath.Glob("../ai/*/README.md") // the LLM transforms
+	readmes = append(readmes, ai...)
 	built := 0
 	for _, path := range readmes {
 		b, err := os.ReadFile(path)

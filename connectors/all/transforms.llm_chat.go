@@ -5,4 +5,4 @@
 package all
 
 // The llm-chat transform.
-import _ "github.com/rivven/rivven-connect/connectors/transform/llmchat"
+import _ "github.com/rivven/rivven-connect/connectors/ai/llmchat"

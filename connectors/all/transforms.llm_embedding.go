@@ -5,4 +5,4 @@
 package all
 
 // The llm-embedding transform.
-import _ "github.com/rivven/rivven-connect/connectors/transform/llmembedding"
+import _ "github.com/rivven/rivven-connect/connectors/ai/llmembedding"

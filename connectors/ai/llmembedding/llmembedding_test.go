@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rivven/rivven-connect/connectors/transform/llm/llmfake"
+	"github.com/rivven/rivven-connect/connectors/ai/llm/llmfake"
 	"github.com/rivven/rivven-connect/connectors/transform/transformtest"
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/connector"

@@ -8,7 +8,7 @@ import (
 	"errors"
 	"strconv"
 
-	"github.com/rivven/rivven-connect/connectors/transform/llm"
+	"github.com/rivven/rivven-connect/connectors/ai/llm"
 	"github.com/rivven/rivven-connect/connectors/transform/row"
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
