@@ -32,7 +32,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	interval := fs.Duration("status-interval", 0, "how often status is printed when stderr is not a terminal (default 5s; 0 with --json too)")
 	quiet := fs.Bool("quiet", false, "no live status, only the final summary")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default: settings.log_level)")
-	trigger := fs.String("trigger", "sqs", "envelope each batch reaches the sinks in, through the serverless hosts' adapter: "+strings.Join(pipeline.LocalTriggers, ", "))
+	trigger := fs.String("trigger", "", "wrap each batch in this trigger's envelope and hand it to the sinks through the serverless hosts' adapter: "+strings.Join(pipeline.LocalTriggers, ", ")+" (default: none, records go to the sinks' handlers directly)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,8 +20,8 @@ import (
 // The emulator keeps key order and delivers everything exactly once
 // through every trigger envelope.
 func TestLocalEveryTriggerKeepsKeyOrder(t *testing.T) {
-	for _, trig := range LocalTriggers {
-		t.Run(trig, func(t *testing.T) {
+	for _, trig := range withDirect() {
+		t.Run(cmp.Or(trig, "direct"), func(t *testing.T) {
 			sink := &countingSink{}
 			l, err := NewLocal(context.Background(), load(t, keyedPipeline), fakeFactory{sink}, LocalOptions{
 				MaxEvents: 503, Store: embedded(t), Log: quiet, BatchSize: 32, Trigger: trig,
@@ -39,6 +40,10 @@ func TestLocalEveryTriggerKeepsKeyOrder(t *testing.T) {
 		t.Errorf("unknown trigger: %v", err)
 	}
 }
+
+// withDirect is the envelope triggers and "", the emulator's default of
+// no envelope at all.
+func withDirect() []string { return append([]string{""}, LocalTriggers...) }
 
 func checkKeyOrder(t *testing.T, sink *countingSink, n int) {
 	t.Helper()
@@ -65,8 +70,8 @@ func checkKeyOrder(t *testing.T, sink *countingSink, n int) {
 // Failed records come again, whatever the trigger's answer looks like:
 // the emulator reads the response the adapter really produced.
 func TestLocalEveryTriggerRedelivers(t *testing.T) {
-	for _, trig := range LocalTriggers {
-		t.Run(trig, func(t *testing.T) {
+	for _, trig := range withDirect() {
+		t.Run(cmp.Or(trig, "direct"), func(t *testing.T) {
 			var mu sync.Mutex
 			failedOnce := map[string]bool{}
 			sink := &countingSink{fail: func(_ int, batch []*events.Event) error {
