@@ -70,6 +70,7 @@ func init() {
 		Name: "pinecone", Category: catalog.AIML, Subcategory: "Vector Database",
 		Description: "Upserts event vectors (dense and sparse, with metadata) into a Pinecone index over gRPC; deletes on CDC deletes",
 		Tags:        []string{"vector", "pinecone", "embedding", "rag", "grpc", "hybrid"},
+		Metrics:     vectorsink.MetricNames("pinecone"),
 	}, New)
 }
 

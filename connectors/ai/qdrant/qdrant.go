@@ -87,6 +87,7 @@ func init() {
 		Name: "qdrant", Category: catalog.AIML, Subcategory: "Vector Database",
 		Description: "Upserts event vectors into a Qdrant collection over gRPC; deletes on CDC deletes",
 		Tags:        []string{"vector", "qdrant", "embedding", "rag", "grpc"},
+		Metrics:     vectorsink.MetricNames("qdrant"),
 	}, New)
 }
 

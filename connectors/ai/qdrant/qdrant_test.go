@@ -11,8 +11,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/rivven/rivven-connect/connectors/ai/qdrant/qdrantfake"
 	"github.com/rivven/rivven-connect/connectors/ai/llm/llmfake"
+	"github.com/rivven/rivven-connect/connectors/ai/qdrant/qdrantfake"
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/resilience"

@@ -501,6 +501,17 @@ type metrics struct {
 	size, duration                                    *metric.Gauge
 }
 
+// MetricNames are the metrics a vector sink with this prefix reports (the
+// reference's names), for its catalog entry.
+func MetricNames(prefix string) []string {
+	names := make([]string, 0, 8)
+	for _, n := range []string{".batches.success", ".batches.failed", ".batches.retried", ".records.written",
+		".records.failed", ".circuit_breaker.rejected", ".batch.size", ".batch.duration_ms"} {
+		names = append(names, prefix+n)
+	}
+	return names
+}
+
 // New makes the sink's common part; ctx carries the runtime.
 func New(ctx context.Context, b Backend, o Options) *Sink {
 	rt := connector.RuntimeFrom(ctx)
