@@ -19,8 +19,11 @@ import (
 	"os/signal"
 	"slices"
 	"syscall"
+	"time"
 
 	_ "github.com/rivven/rivven-connect/connectors/all"
+	"github.com/rivven/rivven-connect/shared/telemetry"
+	_ "github.com/rivven/rivven-connect/shared/telemetry/otlptrace"
 )
 
 // Exit codes (documented in the package comment and the README).
@@ -96,6 +99,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if args[0] == "--version" || args[0] == "-version" {
 		args = append([]string{"version"}, args[1:]...)
+	}
+	// Spans over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set (off
+	// otherwise): run source, run sink and local trace each event.
+	if shutdown, err := telemetry.StartTracing(ctx, "rivven-connect"); err != nil {
+		fmt.Fprintf(stderr, "rivven-connect: tracing off: %v\n", err)
+	} else {
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			_ = shutdown(sctx)
+		}()
 	}
 	for _, c := range commands() {
 		if c.name != args[0] {

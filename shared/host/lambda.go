@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/rivven/rivven-connect/shared/telemetry"
 )
 
 // Lambda Runtime API (version 2018-06-01) bits the host uses itself;
@@ -44,6 +46,7 @@ func runLambda(ctx context.Context, fn Function, api string, opts Options, stdou
 		if merr := rt.Metrics.WriteEMF(stdout, emfNamespace, dims, time.Now()); merr != nil {
 			rt.Log.Warn("metrics not written", "error", merr)
 		}
+		telemetry.FlushTraces(ctx)
 		if err != nil {
 			rt.Log.Error("batch failed", "error", err)
 			return nil, err

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
+
+	"github.com/rivven/rivven-connect/shared/telemetry"
 )
 
 // Platform is where a function finds itself running.
@@ -42,6 +45,17 @@ func Main(fn Function) {
 
 // Run is Main without the exit, for tests: it returns the exit code.
 func Run(ctx context.Context, fn Function, opts Options, stdout, stderr io.Writer) int {
+	// Spans over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set: the sink's
+	// write continues the trace each event carries from its source.
+	if shutdown, err := telemetry.StartTracing(ctx, "rivven-connect-"+fn.String()); err != nil {
+		fmt.Fprintf(stderr, "rivven-connect %s: tracing off: %v\n", fn, err)
+	} else {
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			_ = shutdown(sctx)
+		}()
+	}
 	switch Detect(opts.Lookup) {
 	case Lambda:
 		api := lookupOr(opts.Lookup, "AWS_LAMBDA_RUNTIME_API", "")

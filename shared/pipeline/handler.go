@@ -406,7 +406,18 @@ func (h *Handler) writeBatch(ctx context.Context, p *pass) resilience.Outcome {
 			r.pos = events.Position{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, HasOffset: r.HasOffset, ID: r.ID}
 			e.Delivered = &r.pos
 		}
+		spans := sinkSpans(ctx, h.Name, p.batch)
 		err = h.write(ctx, p.batch)
+		if spans != nil {
+			var we *WriteError
+			errors.As(err, &we)
+			endSpans(spans, func(k int) error {
+				if we != nil {
+					return we.Failed[k]
+				}
+				return err
+			})
+		}
 		for _, e := range p.batch {
 			e.Delivered = nil
 		}

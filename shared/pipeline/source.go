@@ -335,7 +335,10 @@ func (em *sourceEmitter) Emit(ctx context.Context, batch []*events.Event) error 
 			r.Status.Dropped.Add(uint64(dropped))
 		}
 	}
-	if err := em.publish(ctx, out, position); err != nil {
+	spans := sourceSpans(ctx, r.Name, out)
+	err := em.publish(ctx, out, position)
+	endSpans(spans, func(int) error { return err })
+	if err != nil {
 		if errors.Is(err, state.ErrFenced) {
 			em.cancel(err)
 		}
