@@ -66,3 +66,17 @@ if ! cmp -s "$node_dir/package-lock.json" "$node_dir/node_modules/.rivven-instal
   npm ci --prefix "$node_dir" --no-audit --no-fund --loglevel=error
   cp "$node_dir/package-lock.json" "$node_dir/node_modules/.rivven-installed-lock.json"
 fi
+
+# ClickHouse: Debian's clickhouse-server (18.16) for the clickhouse sink's
+# tests, HTTP on 8123. Installed once (dpkg -s answers fast when it is);
+# started as its systemd unit would (user clickhouse, the package's
+# config) but as a background daemon, since CI has no systemd.
+if ! dpkg -s clickhouse-server >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server >/dev/null
+fi
+if ! port_open 8123; then
+  start-stop-daemon --start --oknodo --background --chuid clickhouse \
+    --exec /usr/sbin/clickhouse-server -- --config=/etc/clickhouse-server/config.xml
+  wait_port 8123
+fi

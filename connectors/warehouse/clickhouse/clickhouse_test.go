@@ -22,13 +22,17 @@ import (
 const chAddr = "127.0.0.1:8123"
 
 // chTable gives a test a table name and drops it afterwards.
-func chTable(t *testing.T, ddl string) string {
+func chTable(t *testing.T, ddl string) string { return chTableB(t, ddl) }
+
+func chTableB(t testing.TB, ddl string) string {
 	t.Helper()
 	testenv.RequireService(t, "clickhouse", chAddr)
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	name := "rivven_" + hex.EncodeToString(b[:])
-	chExec(t, strings.ReplaceAll(ddl, "$T", name))
+	if _, err := chQuery(strings.ReplaceAll(ddl, "$T", name)); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _, _ = chQuery("DROP TABLE IF EXISTS " + name) })
 	return name
 }
@@ -64,7 +68,9 @@ func chRows(t *testing.T, q string) []string {
 	return strings.Split(out, "\n")
 }
 
-func newSink(t *testing.T, y string) *Sink {
+func newSink(t *testing.T, y string) *Sink { return newSinkB(t, y) }
+
+func newSinkB(t testing.TB, y string) *Sink {
 	t.Helper()
 	cfg, ps := spec.DecodeString[Config](y, "config")
 	if len(ps) > 0 {
@@ -107,16 +113,16 @@ func TestInsertEveryTypeAndDeadLetterBadRows(t *testing.T) {
 				"s":"tab\there ünï","fs":"ab","lc":"low","d":"2024-02-29","dt":"2024-02-29T23:59:59Z","dtz":"2024-03-01 08:59:59",
 				"u":"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11","e8":"it's","e16":1000,"ni":null,"ns":"x","ai":[1,-2,3],"ans":["a",null],"obj":{"k":[1,2]}}`
 			batch := []*events.Event{
-				0: ev(events.Insert, good),
-				1: ev(events.Insert, `{"id":2,"i8":300}`),
-				2: ev(events.Insert, `{"id":3,"e8":"refunded"}`),
-				3: ev(events.Insert, `{"id":4,"s":null}`),
-				4: ev(events.Insert, `{"id":5,"d9":1.005}`),
-				5: ev(events.Insert, `{"id":6,"fs":"toolong"}`),
-				6: ev(events.Insert, `{"id":7,"u":"not-a-uuid"}`),
-				7: ev(events.Insert, `{"id":8,"d18":"99999999999999.99999"}`),
-				8: ev(events.Insert, `{"id":9,"u64":-1}`),
-				9: ev(events.Insert, `{"id":10}`),
+				0:  ev(events.Insert, good),
+				1:  ev(events.Insert, `{"id":2,"i8":300}`),
+				2:  ev(events.Insert, `{"id":3,"e8":"refunded"}`),
+				3:  ev(events.Insert, `{"id":4,"s":null}`),
+				4:  ev(events.Insert, `{"id":5,"d9":1.005}`),
+				5:  ev(events.Insert, `{"id":6,"fs":"toolong"}`),
+				6:  ev(events.Insert, `{"id":7,"u":"not-a-uuid"}`),
+				7:  ev(events.Insert, `{"id":8,"d18":"99999999999999.99999"}`),
+				8:  ev(events.Insert, `{"id":9,"u64":-1}`),
+				9:  ev(events.Insert, `{"id":10}`),
 				10: ev(events.Insert, `{"id":11,"ai":[1,"x"]}`),
 				11: ev(events.Update, `{"before":{"id":12},"after":{"id":12,"ns":null,"d":"1970-01-01"}}`),
 				12: ev(events.Delete, `{"id":1}`),
