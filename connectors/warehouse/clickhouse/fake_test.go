@@ -18,6 +18,7 @@ import (
 
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/connector"
+	"github.com/rivven/rivven-connect/shared/spec"
 )
 
 // fakeCH is a protocol fake of ClickHouse's HTTP interface for what
@@ -200,6 +201,22 @@ func decompress(b []byte) ([]byte, error) {
 		}
 		if err != nil {
 			return nil, err
+		}
+	}
+}
+
+func TestConfigProblems(t *testing.T) {
+	for _, c := range []struct{ yaml, want string }{
+		{"url: ftp://x\ntable: t\n", "config.url"},
+		{"url: http://x\ntable: \"t; DROP\"\n", "config.table"},
+		{"url: http://x\ntable: t\npassword: a\naccess_token: b\n", "config.access_token"},
+		{"url: http://x\ntable: t\nsign_column: s\ndeleted_column: d\n", "config.deleted_column"},
+		{"url: http://x\ntable: t\ncompression: snappy\n", "config.compression"},
+		{"url: http://x\ntable: t\nbatch_size: 0\n", "config.batch_size"},
+	} {
+		_, ps := spec.DecodeString[Config](c.yaml, "config")
+		if got := spec.Problems(ps).Error(); !strings.Contains(got, c.want) {
+			t.Errorf("%q: %s, want a problem at %s", c.yaml, got, c.want)
 		}
 	}
 }
