@@ -76,7 +76,6 @@ type Local struct {
 	sources []*SourceRunner
 	sinks   []*localSink
 	status  Statuses
-	readers map[string][]string // topic → consumer groups reading it
 	// draining is closed once the sources are done: nothing more will
 	// arrive, so sinks stop holding partial batches back (Batcher).
 	draining chan struct{}
@@ -116,7 +115,7 @@ func NewLocal(ctx context.Context, p *config.Pipeline, f Factory, opts LocalOpti
 		return nil, fmt.Errorf("unknown trigger %q (allowed: %s)", opts.Trigger, strings.Join(LocalTriggers, ", "))
 	}
 	ts := p.Settings.Topic
-	l := &Local{p: p, opts: opts, Broker: topic.NewMemory(), readers: map[string][]string{}, draining: make(chan struct{})}
+	l := &Local{p: p, opts: opts, Broker: topic.NewMemory(), draining: make(chan struct{})}
 	l.Broker.AutoCreate = ts.AutoCreate
 	l.Broker.Default = topic.Spec{Partitions: ts.DefaultPartitions, ReplicationFactor: ts.DefaultReplicationFactor}
 	var budget *Budget
@@ -152,7 +151,10 @@ func NewLocal(ctx context.Context, p *config.Pipeline, f Factory, opts LocalOpti
 		l.status = append(l.status, h.Status)
 		group := ConsumerGroup(p, name)
 		for _, t := range s.Topics {
-			l.readers[t] = append(l.readers[t], group)
+			// The topic keeps what this group has not committed and no
+			// more than its bound (topic.Memory): the source waits for
+			// a slow sink.
+			l.Broker.Subscribe(group, t)
 		}
 		rt := p.Settings.Retry
 		batch, linger := batchPolicy(h.Sink, opts.BatchSize)
@@ -223,6 +225,7 @@ func (l *Local) Run(ctx context.Context) error {
 		if err := s.handler.Start(sinkCtx); err != nil {
 			s.handler.Status.SetState(Failed)
 			l.opts.Log.Error("sink health check failed", "sink", s.name, "error", err)
+			l.release(s)
 			continue
 		}
 		for _, t := range s.spec.Topics {
@@ -352,11 +355,18 @@ func (l *Local) consume(ctx context.Context, s *localSink, t string, part int32)
 		}
 		return msgs, err
 	}
+	// A sink that Failed consumes no more; its other partitions' consumers
+	// may wait for data that never comes, so the first one out lets the
+	// sources go on.
+	defer func() {
+		if s.handler.Status.State() == Failed {
+			l.release(s)
+		}
+	}()
 	committed := offset
 	commit := func() {
 		if offset > committed {
 			l.Broker.Commit(s.group, t, part, offset)
-			l.trim(t, part)
 			committed = offset
 		}
 	}
@@ -394,6 +404,9 @@ func (l *Local) batch(ctx context.Context, ad *Adapter, s *localSink, t string, 
 	if err != nil {
 		return true
 	}
+	// What is read of msgs is read now: once the batch is handled, a sink
+	// that Failed no longer holds its entries (release), and they may go.
+	first, last := msgs[0].Offset, msgs[len(msgs)-1].Offset
 	var again []int
 	if ad == nil {
 		again, err = l.handle(ctx, s, t, part, msgs, attempts)
@@ -414,9 +427,10 @@ func (l *Local) batch(ctx context.Context, ad *Adapter, s *localSink, t string, 
 		// trigger retries the whole batch.
 		again = []int{0}
 	}
-	next := msgs[len(msgs)-1].Offset + 1
+	// Fetched offsets are consecutive (the topic is a log).
+	next := last + 1
 	if len(again) > 0 {
-		next = msgs[again[0]].Offset
+		next = first + int64(again[0])
 	}
 	for o := *offset; o < next; o++ {
 		delete(attempts, o)
@@ -582,20 +596,11 @@ func uuidOf(t string, part int32, off int64) string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-// trim releases messages every group reading the topic has committed.
-func (l *Local) trim(t string, part int32) {
-	low := int64(-1)
-	for _, g := range l.readers[t] {
-		c, ok := l.Broker.Committed(g, t, part)
-		if !ok {
-			return
-		}
-		if low < 0 || c < low {
-			low = c
-		}
-	}
-	if low > 0 {
-		l.Broker.Trim(t, part, low)
+// release stops a sink that will consume no more (it failed) from holding
+// its topics back: the sources would wait for it forever.
+func (l *Local) release(s *localSink) {
+	for _, t := range s.spec.Topics {
+		l.Broker.Unsubscribe(s.group, t)
 	}
 }
 

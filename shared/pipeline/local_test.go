@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -275,5 +276,73 @@ func TestLocalRateLimitsNeverDeadlock(t *testing.T) {
 	}
 	if len(sink.got) != 2500 {
 		t.Fatalf("sink got %d of 2500", len(sink.got))
+	}
+}
+
+// The emulator's topic holds no more than its bound whatever the event
+// count: the source waits for the sink, and what the sink committed is
+// released. Every event still arrives once, in key order.
+func TestLocalTopicStaysBounded(t *testing.T) {
+	const bound = 32
+	var l *Local
+	most := 0
+	sink := &countingSink{fail: func(int, []*events.Event) error {
+		for p := range int32(4) {
+			n, _ := l.Broker.Held("t", p)
+			most = max(most, n)
+		}
+		return nil
+	}}
+	var err error
+	l, err = NewLocal(context.Background(), load(t, keyedPipeline), fakeFactory{sink}, LocalOptions{
+		MaxEvents: 5003, Store: embedded(t), Log: quiet, BatchSize: 16,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Broker.MaxMessages = bound
+	if err := l.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkKeyOrder(t, sink, 5003)
+	// A produce that finds room appends its whole batch (7 events here).
+	if most > bound+7 || most == 0 {
+		t.Fatalf("a partition held %d messages, bound %d", most, bound)
+	}
+	for p := range int32(4) {
+		if n, _ := l.Broker.Held("t", p); n != 0 {
+			t.Errorf("partition %d still holds %d consumed messages", p, n)
+		}
+	}
+}
+
+// A sink that Failed stops holding its topic: a source blocked on the
+// full topic goes on, and the run ends with the failure.
+func TestLocalFailedSinkReleasesBoundedTopic(t *testing.T) {
+	sink := &countingSink{fail: func(int, []*events.Event) error { return errors.New("down") }}
+	p := load(t, `
+settings:
+  topic: {default_partitions: 4}
+  max_consecutive_errors: 2
+  retry: {initial_backoff_ms: 1, max_backoff_ms: 1}
+sources:
+  keyed: {connector: keyed, topic: t}
+sinks:
+  out: {connector: rec, topics: [t], circuit_breaker: {enabled: false}}
+`)
+	l, err := NewLocal(context.Background(), p, fakeFactory{sink}, LocalOptions{MaxEvents: 5003, Store: embedded(t), Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Broker.MaxMessages = 16
+	done := make(chan error, 1)
+	go func() { done <- l.Run(context.Background()) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "sink out") {
+			t.Fatalf("run ended with %v, want the sink's failure", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("run did not end after the sink Failed")
 	}
 }

@@ -137,9 +137,9 @@ func TestMemoryTrimKeepsOffsets(t *testing.T) {
 	for i := range 10 {
 		m.Produce(ctx, "t", []Message{{Value: []byte(fmt.Sprint(i))}})
 	}
-	m.Trim("t", 0, 3) // less than half: kept for now
-	if got, _ := m.Fetch(ctx, "t", 0, 0, 1); string(got[0].Value) != "0" {
-		t.Fatalf("trimmed too early: %s", got[0].Value)
+	m.Trim("t", 0, 3)
+	if got, _ := m.Fetch(ctx, "t", 0, 0, 1); got[0].Offset != 3 || string(got[0].Value) != "3" {
+		t.Fatalf("after trim to 3: %+v", got)
 	}
 	m.Trim("t", 0, 7)
 	got, _ := m.Fetch(ctx, "t", 0, 0, 100)
@@ -153,5 +153,171 @@ func TestMemoryTrimKeepsOffsets(t *testing.T) {
 	got, _ = m.Fetch(ctx, "t", 0, 10, 5)
 	if len(got) != 1 || got[0].Offset != 10 {
 		t.Fatalf("fetch after trim+produce: %+v", got)
+	}
+}
+
+// A subscribed topic releases what every reader committed, and a producer
+// waits for room while a partition is full, until a commit or the last
+// reader leaving frees some.
+func TestMemorySubscribedTopicIsBounded(t *testing.T) {
+	ctx := context.Background()
+	m := NewMemory()
+	m.MaxMessages = 4
+	m.Create(ctx, "t", Spec{Partitions: 1})
+	m.Subscribe("a", "t")
+	m.Subscribe("b", "t")
+	batch := func(vals ...string) []Message {
+		out := make([]Message, len(vals))
+		for i, v := range vals {
+			out[i] = Message{Value: []byte(v)}
+		}
+		return out
+	}
+	if err := m.Produce(ctx, "t", batch("0", "1", "2", "3")); err != nil {
+		t.Fatal(err)
+	}
+	produced := make(chan error, 1)
+	go func() { produced <- m.Produce(ctx, "t", batch("4", "5")) }()
+	select {
+	case err := <-produced:
+		t.Fatalf("produce into a full partition returned (%v) before anything was committed", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	m.Commit("a", "t", 0, 3)
+	if n, _ := m.Held("t", 0); n != 4 {
+		t.Fatalf("one reader committed: %d held, want all 4", n)
+	}
+	select {
+	case err := <-produced:
+		t.Fatalf("produce returned (%v) while b committed nothing", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	m.Commit("b", "t", 0, 2)
+	if err := <-produced; err != nil {
+		t.Fatal(err)
+	}
+	if n, b := m.Held("t", 0); n != 4 || b != 4 {
+		t.Fatalf("after both committed 2 and 2 more came: %d messages, %d bytes held, want 4, 4", n, b)
+	}
+	if got, _ := m.Fetch(ctx, "t", 0, 0, 10); got[0].Offset != 2 || len(got) != 4 || string(got[3].Value) != "5" {
+		t.Fatalf("kept: %+v", got)
+	}
+
+	// The partition is full; a reader that leaves lets the producer on.
+	go func() { produced <- m.Produce(ctx, "t", batch("6")) }()
+	select {
+	case err := <-produced:
+		t.Fatalf("produce returned (%v) into a full partition", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	m.Unsubscribe("b", "t") // a is at 3: offset 2 goes
+	if err := <-produced; err != nil {
+		t.Fatal(err)
+	}
+	m.Unsubscribe("a", "t")
+	for i := range 20 { // nobody reads: no bound, nothing released
+		if err := m.Produce(ctx, "t", batch(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := m.Held("t", 0); n != 24 {
+		t.Fatalf("unread topic holds %d, want 24", n)
+	}
+
+	// A producer waiting for room stops with its context.
+	m.Subscribe("a", "t")
+	cctx, cancel := context.WithCancel(ctx)
+	go func() { produced <- m.Produce(cctx, "t", batch("x")) }()
+	cancel()
+	if err := <-produced; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled produce: %v", err)
+	}
+}
+
+// Releasing entries while others are appended keeps every offset and
+// value: the log compacts into new arrays, never over what a fetch
+// returned before.
+func TestMemoryReleaseKeepsFetchedEntries(t *testing.T) {
+	ctx := context.Background()
+	m := NewMemory()
+	m.MaxMessages = 100
+	m.Create(ctx, "t", Spec{Partitions: 1})
+	m.Subscribe("g", "t")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 4998; i += 3 {
+			// Batches of 3 do not fill the array exactly.
+			b := []Message{{Value: []byte(fmt.Sprint(i))}, {Value: []byte(fmt.Sprint(i + 1))}, {Value: []byte(fmt.Sprint(i + 2))}}
+			if err := m.Produce(ctx, "t", b); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	var next int64
+	for next < 4998 {
+		got, err := m.Fetch(ctx, "t", 0, next, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, msg := range got {
+			if msg.Offset != next || string(msg.Value) != fmt.Sprint(next) {
+				t.Fatalf("at %d got offset %d value %q", next, msg.Offset, msg.Value)
+			}
+			next++
+		}
+		m.Commit("g", "t", 0, next)
+		if n, _ := m.Held("t", 0); n > 100+3 {
+			t.Fatalf("%d held, bound 100 (+ one batch)", n)
+		}
+		// The array behind the log does not grow with what went through it.
+		p := m.topics["t"].partitions[0]
+		p.mu.Lock()
+		c := cap(p.log)
+		p.mu.Unlock()
+		if c > 8*100 {
+			t.Fatalf("log array of %d entries after %d messages, bound 100", c, next)
+		}
+	}
+	<-done
+}
+
+// A consumer that stays behind the producer (the log never empties) keeps
+// the array behind the log bounded too: released entries are compacted
+// away rather than kept while the array grows.
+func TestMemoryLaggingConsumerKeepsLogBounded(t *testing.T) {
+	ctx := context.Background()
+	m := NewMemory()
+	m.MaxMessages = 100
+	m.Create(ctx, "t", Spec{Partitions: 1})
+	m.Subscribe("g", "t")
+	var produced, next int64
+	for next < 10000 {
+		if n, _ := m.Held("t", 0); n < 100 {
+			b := []Message{{Value: []byte("a")}, {Value: []byte("b")}, {Value: []byte("c")}}
+			if err := m.Produce(ctx, "t", b); err != nil {
+				t.Fatal(err)
+			}
+			produced += 3
+		}
+		got, err := m.Fetch(ctx, "t", 0, next, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[0].Offset != next {
+			t.Fatalf("fetched offset %d, want %d", got[0].Offset, next)
+		}
+		next += int64(len(got))
+		m.Commit("g", "t", 0, next)
+		p := m.topics["t"].partitions[0]
+		p.mu.Lock()
+		c := cap(p.log)
+		p.mu.Unlock()
+		// Compacting at half released, growing by doubling (and size
+		// class rounding) keeps it within a few times the bound.
+		if c > 8*100 {
+			t.Fatalf("log array of %d entries after %d messages, bound 100", c, next)
+		}
 	}
 }
