@@ -24,7 +24,7 @@ func init() {
 }
 
 func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("local", "-c FILE [--max-events N] [--duration D] [--json] [--status-interval D]", stdout)
+	fs := newFlags("local", "-c FILE [--max-events N] [--duration D] [--json] [--status-interval D] [--cpuprofile FILE] [--memprofile FILE]", stdout)
 	file := fs.String("c", "", "pipeline file")
 	maxEvents := fs.Int64("max-events", 0, "stop sources after N events in total, deliver everything, then exit")
 	duration := fs.Duration("duration", 0, "stop sources after this long (e.g. 30s), deliver everything, then exit")
@@ -33,6 +33,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	quiet := fs.Bool("quiet", false, "no live status, only the final summary")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default: settings.log_level)")
 	trigger := fs.String("trigger", "", "wrap each batch in this trigger's envelope and hand it to the sinks through the serverless hosts' adapter: "+strings.Join(pipeline.LocalTriggers, ", ")+" (default: none, records go to the sinks' handlers directly)")
+	prof := addProfileFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -80,9 +81,16 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return exitWith(exitFailed, err)
 		}
 	}
+	stopProfiles, err := prof.start()
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	runErr := l.Run(ctx)
 	disp.stop(time.Since(start))
+	if err := stopProfiles(); err != nil {
+		log.Error("writing the profile failed", "error", err)
+	}
 	if runErr != nil {
 		return exitWith(exitFailed, runErr)
 	}

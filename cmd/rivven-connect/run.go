@@ -30,7 +30,7 @@ func init() {
 	register(command{"run", "Run one source or sink as a long-lived service on the Redis Streams transport", runRun})
 }
 
-const runSynopsis = "source|sink NAME -c FILE [--log-level L] [--json-logs]"
+const runSynopsis = "source|sink NAME -c FILE [--log-level L] [--json-logs] [--cpuprofile FILE] [--memprofile FILE]"
 
 // runRun runs one connector until SIGINT/SIGTERM (exit 0), until it fails
 // (exit 1), or until a newer instance of it takes over (exit 3, fenced).
@@ -42,6 +42,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 	file := fs.String("c", "", "pipeline file")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default: settings.log_level)")
 	jsonLogs := fs.Bool("json-logs", false, "log JSON lines even on a terminal")
+	prof := addProfileFlags(fs)
 	// Flags may come before, between or after "source NAME".
 	var pos []string
 	for {
@@ -134,8 +135,15 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 		return err
 	}
 
+	stopProfiles, err := prof.start()
+	if err != nil {
+		return err
+	}
 	log.Info("running", kind, name, "connector", status.Connector)
 	err = runFn(ctx)
+	if perr := stopProfiles(); perr != nil {
+		log.Error("writing the profile failed", "error", perr)
+	}
 	switch {
 	case errors.Is(err, state.ErrFenced):
 		return exitWith(exitFenced, fmt.Errorf("%s %s was fenced: a newer instance took over, so this one stopped (%v)", kind, name, hs.redact(err.Error())))
