@@ -21,6 +21,7 @@ func init() {
 		buildtag.Component{Kind: "sink", Name: "qdrant"},
 		buildtag.Component{Kind: "sink", Name: "rdbc-sink", Aliases: []string{"rdbc", "jdbc", "jdbc-sink"}},
 		buildtag.Component{Kind: "sink", Name: "s3"},
+		buildtag.Component{Kind: "sink", Name: "s3-vectors"},
 		buildtag.Component{Kind: "sink", Name: "sql_insert"},
 		buildtag.Component{Kind: "sink", Name: "sqs-sink"},
 		buildtag.Component{Kind: "sink", Name: "stdout", Aliases: []string{"console"}},

@@ -84,6 +84,7 @@ func referenceExamples(t *testing.T, path string) []example {
 // one stops being refused).
 var incomplete = map[int]string{
 	1820: "shows a sink's rate_limit; leaves out topics, which the sink table marks required",
+	1793: "shows s3-vectors' metadata keys alone; leaves out region, vector_bucket_name, index_name and dimension",
 	1651: "shows pinecone's sparse vector keys alone; leaves out api_key and index_host",
 	2286: "shows the LLM transforms feeding qdrant; leaves out postgres-cdc's connection settings and the sink's topics (samples/pipelines/rag.yaml is the complete pipeline)",
 	141:  "shows topic_config; leaves out postgres-cdc's connection settings (host, database, user, password, slot_name, publication_name)",
