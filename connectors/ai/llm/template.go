@@ -142,8 +142,9 @@ func Text(v any) string {
 }
 
 // Row returns the row a transform reads and writes: the data of inserts,
-// records and snapshot reads, the after image of updates. Deletes and
-// events without rows give nil: there is nothing to enrich.
+// records and snapshot reads, the after image of updates. Deletes (also
+// as rewritten rows with __deleted) and events without rows give nil:
+// there is nothing to enrich.
 func Row(e *events.Event) (map[string]any, error) {
 	if !e.Type.IsData() || e.Type == events.Delete {
 		return nil, nil
@@ -158,6 +159,9 @@ func Row(e *events.Event) (map[string]any, error) {
 		if _, ok := v.(map[string]any)["after"].(map[string]any); !ok {
 			return nil, nil // an update without its after image
 		}
+	}
+	if d, ok := rows[0]["__deleted"]; ok && (d == true || d == "true") {
+		return nil, nil // a delete ExtractNewRecordState rewrote: nothing to enrich
 	}
 	return rows[0], nil
 }

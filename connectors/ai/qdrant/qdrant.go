@@ -269,8 +269,8 @@ func (s *sink) Prepare(op *vectorsink.Op) error {
 	payload := make(map[string]any, len(op.Row))
 	for k, v := range op.Row {
 		switch k {
-		case s.cfg.VectorField, s.cfg.SparseIndicesField, s.cfg.SparseValuesField:
-			continue
+		case s.cfg.VectorField, s.cfg.SparseIndicesField, s.cfg.SparseValuesField, "__deleted":
+			continue // the vectors, and ExtractNewRecordState's delete marker
 		}
 		payload[k] = vectorsink.Plain(v)
 	}

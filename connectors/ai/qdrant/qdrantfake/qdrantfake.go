@@ -14,11 +14,13 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/qdrant/go-client/qdrant"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
@@ -83,7 +85,11 @@ func Start() (*Server, error) {
 	}
 	s := &Server{addr: ln.Addr().String(), colls: map[string]*collection{}, calls: map[string]*atomic.Int64{}}
 	s.points.s, s.collections.s = s, s
-	s.srv = grpc.NewServer(grpc.UnaryInterceptor(s.intercept))
+	// Qdrant accepts the go-client's keepalive pings (every 10 s, also
+	// without calls in flight); gRPC's default policy would answer them
+	// with GOAWAY too_many_pings.
+	s.srv = grpc.NewServer(grpc.UnaryInterceptor(s.intercept),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}))
 	qdrant.RegisterQdrantServer(s.srv, s)
 	qdrant.RegisterPointsServer(s.srv, &s.points)
 	qdrant.RegisterCollectionsServer(s.srv, &s.collections)
