@@ -89,6 +89,7 @@ func init() {
 		Name: "s3-vectors", Category: catalog.AIML, Subcategory: "Vector Database",
 		Description: "Puts event vectors with metadata into an Amazon S3 Vectors index, creating the bucket and index; deletes on CDC deletes",
 		Tags:        []string{"vector", "s3", "aws", "embedding", "rag"},
+		Metrics:     vectorsink.MetricNames("s3vectors"),
 	}, New)
 }
 

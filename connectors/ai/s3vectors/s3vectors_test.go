@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rivven/rivven-connect/connectors/ai/s3vectors/s3vectorsfake"
 	"github.com/rivven/rivven-connect/connectors/ai/llm/llmfake"
+	"github.com/rivven/rivven-connect/connectors/ai/s3vectors/s3vectorsfake"
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/resilience"
