@@ -14,6 +14,7 @@ func init() {
 		buildtag.Component{Kind: "sink", Name: "drop", Aliases: []string{"null"}},
 		buildtag.Component{Kind: "sink", Name: "gcs"},
 		buildtag.Component{Kind: "sink", Name: "http-webhook", Aliases: []string{"webhook"}},
+		buildtag.Component{Kind: "sink", Name: "iceberg", Aliases: []string{"apache-iceberg"}},
 		buildtag.Component{Kind: "sink", Name: "kafka-sink"},
 		buildtag.Component{Kind: "sink", Name: "object-storage", Aliases: []string{"object-store", "blob-storage"}},
 		buildtag.Component{Kind: "sink", Name: "pinecone"},

@@ -91,6 +91,8 @@ var incomplete = map[int]string{
 	2105: "shows output compression; leaves out topics, which the sink table marks required",
 	2118: "shows Parquet compression; leaves out topics, which the sink table marks required",
 	2146: "shows a transform chain; leaves out postgres-cdc's connection settings",
+	1070: "shows iceberg's REST catalog settings; leaves out namespace and table, which the iceberg table marks required",
+	1098: "shows iceberg's s3 block alone (MinIO); leaves out catalog, namespace and table, which the iceberg table marks required",
 	2388: "shows a secrets block; leaves out the source's topic and postgres-cdc's connection settings",
 }
 
