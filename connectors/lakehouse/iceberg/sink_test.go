@@ -525,3 +525,65 @@ func TestConfigRefusals(t *testing.T) {
 		t.Errorf("valid config refused: %v", ps)
 	}
 }
+
+// TestPartitioningAndOverwrite: tables created with each partitioning get
+// the spec asked for, their data files carry the partition values (one
+// file per partition), and the scan reads every row; commit_mode
+// overwrite leaves only the last batch's rows.
+func TestPartitioningAndOverwrite(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name      string
+		mod       func(*Config)
+		transform string
+		files     int
+	}{
+		{"identity", func(c *Config) { c.Partitioning, c.PartitionColumns = PartitionIdentity, []string{"customer"} }, "identity", 7},
+		{"bucket", func(c *Config) {
+			c.Partitioning, c.PartitionColumns, c.PartitionBuckets = PartitionBucket, []string{"order_id"}, 4
+		}, "bucket[4]", 4},
+		{"time", func(c *Config) {
+			c.Partitioning, c.PartitionColumns, c.PartitionTimeUnit = PartitionTime, []string{"created_at"}, "day"
+		}, "day", 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			s := e.sink(e.config(tc.mod))
+			var batch []*events.Event
+			for i := range 60 {
+				data := fmt.Sprintf(`{"order_id":%d,"customer":"c%d","created_at":"2024-03-0%dT10:00:00Z"}`, i, i%7, 1+i%3)
+				batch = append(batch, events.New(events.Insert, "orders", events.RawPayload([]byte(data))))
+			}
+			if err := s.Write(ctx, batch); err != nil {
+				t.Fatal(err)
+			}
+			tbl := e.load("analytics", "orders")
+			spec := tbl.Spec()
+			if spec.NumFields() != 1 || spec.Field(0).Transform.String() != tc.transform {
+				t.Fatalf("spec %v, want one %s field", spec, tc.transform)
+			}
+			if n := len(dataFiles(t, tbl)); n != tc.files {
+				t.Errorf("%d data files, want one per partition: %d", n, tc.files)
+			}
+			if got := ids(t, scan(t, tbl)); !slices.Equal(got, seq(0, 60)) {
+				t.Fatalf("read %v", got)
+			}
+		})
+	}
+
+	e := newEnv(t)
+	s := e.sink(e.config(func(c *Config) { c.CommitMode = CommitOverwrite }))
+	for _, b := range [][]*events.Event{orders(0, 50, 0), orders(50, 20, 0)} {
+		if err := s.Write(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tbl := e.load("analytics", "orders")
+	if got := ids(t, scan(t, tbl)); !slices.Equal(got, seq(50, 20)) {
+		t.Fatalf("overwrite: read %v, want the last batch only", got)
+	}
+	if op := tbl.CurrentSnapshot().Summary.Operation; op != table.OpOverwrite {
+		t.Errorf("operation %s", op)
+	}
+}
