@@ -30,11 +30,18 @@ func (s *Source) stream(ctx context.Context, emit connector.Emitter, start posit
 	if inc != nil {
 		var cancel context.CancelCauseFunc
 		ctx, cancel = context.WithCancelCause(ctx)
-		defer cancel(nil)
+		done := make(chan struct{})
 		go func() {
+			defer close(done)
 			if err := inc.read(ctx); err != nil {
 				cancel(err)
 			}
+		}()
+		// The reader is gone before Read returns: a next Read of this
+		// source must not overlap it.
+		defer func() {
+			cancel(nil)
+			<-done
 		}()
 	}
 	m := &streamMetrics{
