@@ -10,6 +10,7 @@ import "github.com/rivven/rivven-connect/shared/buildtag"
 func init() {
 	buildtag.Know(
 		buildtag.Component{Kind: "sink", Name: "azure-blob"},
+		buildtag.Component{Kind: "sink", Name: "bigquery"},
 		buildtag.Component{Kind: "sink", Name: "clickhouse"},
 		buildtag.Component{Kind: "sink", Name: "drop", Aliases: []string{"null"}},
 		buildtag.Component{Kind: "sink", Name: "gcs"},

@@ -22,6 +22,19 @@ type Runtime struct {
 	Metrics Metrics
 	// Tasks may be nil; Progress is then only exported as gauges.
 	Tasks Tasks
+	// State, when set, is durable state of this component in the engine's
+	// state store (Redis, when settings.state configures one), shared by
+	// every instance: a sink keeps there what it needs to recognise a
+	// redelivered batch after a restart. Nil when the host has no store.
+	State State
+}
+
+// State is a component's durable key-value state.
+type State interface {
+	// Get returns the value of key, nil when none was put.
+	Get(ctx context.Context, key string) ([]byte, error)
+	// Put stores the value of key.
+	Put(ctx context.Context, key string, value []byte) error
 }
 
 // Metrics makes the named series a connector updates; the engine's

@@ -95,6 +95,21 @@ func (d Deps) componentContext(ctx context.Context, name string) context.Context
 	return WithRuntime(ctx, &Runtime{Name: name, Log: d.log(), Metrics: d.Metrics})
 }
 
+// componentState is a component's State in the store: the offsets hash
+// of its state name, under keys apart from any source position.
+type componentState struct {
+	store state.Store
+	name  string
+}
+
+func (c componentState) Get(ctx context.Context, key string) ([]byte, error) {
+	return c.store.Offset(ctx, c.name, "state:"+key)
+}
+
+func (c componentState) Put(ctx context.Context, key string, value []byte) error {
+	return c.store.CommitOffset(ctx, c.name, "state:"+key, value)
+}
+
 func (d Deps) log() *slog.Logger {
 	if d.Log == nil {
 		return slog.Default()
@@ -113,6 +128,9 @@ func NewSinkHandler(ctx context.Context, p *config.Pipeline, name string, f Fact
 	}
 	path := "sinks." + name
 	ctx = d.componentContext(ctx, name)
+	if d.Store != nil {
+		RuntimeFrom(ctx).State = componentState{store: d.Store, name: SinkStateName(name)}
+	}
 	sink, err := f.NewSink(ctx, s.Connector, &s.Config, path+".config")
 	if err != nil {
 		return nil, err
