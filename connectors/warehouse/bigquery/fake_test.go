@@ -380,7 +380,17 @@ func (f *fakeBQ) append(stream string, md protoreflect.MessageDescriptor, req *s
 	if s != nil {
 		res.Offset = wrapperspb.Int64(start)
 	}
-	return &storagepb.AppendRowsResponse{Response: &storagepb.AppendRowsResponse_AppendResult_{AppendResult: res}}, false
+	resp := &storagepb.AppendRowsResponse{Response: &storagepb.AppendRowsResponse_AppendResult_{AppendResult: res}}
+	if cols := table.meta.Schema.Fields; len(cols) > md.Fields().Len() {
+		// The table has columns the writer schema lacks: the service
+		// tells the client the table's schema (updated_schema).
+		us := &storagepb.TableSchema{}
+		for _, c := range cols {
+			us.Fields = append(us.Fields, &storagepb.TableFieldSchema{Name: c.Name, Type: storagepb.TableFieldSchema_Type(storagepb.TableFieldSchema_Type_value[c.Type])})
+		}
+		resp.UpdatedSchema = us
+	}
+	return resp, false
 }
 
 // messageOf builds the message the client described (a self-contained

@@ -136,13 +136,13 @@ func (s *Sink) resolve(ctx context.Context, ti *tableInfo) error {
 	}
 	if len(st.rec.Rows) > 0 {
 		var opts []managedwriter.AppendOption
-		restore := false
 		if cur, _ := proto.Marshal(ti.dp); len(st.rec.Schema) > 0 && string(cur) != string(st.rec.Schema) {
-			// The rows were encoded for an older schema of the table.
+			// The rows were encoded for an older schema of the table: send
+			// them in it; the next append switches back (streamDP).
 			old := new(descriptorpb.DescriptorProto)
 			if err := proto.Unmarshal(st.rec.Schema, old); err == nil {
 				opts = append(opts, managedwriter.UpdateSchemaDescriptor(old))
-				restore = true
+				s.streamDP = old
 			}
 		}
 		orig := make([]int, len(st.rec.Rows))
@@ -151,15 +151,6 @@ func (s *Sink) resolve(ctx context.Context, ti *tableInfo) error {
 		}
 		if _, err := s.appendAt(ctx, &st.rec, orig, opts...); err != nil {
 			return err
-		}
-		if restore {
-			s.stream.Close()
-			s.stream = nil
-			ms, err := s.openStream(ctx, ti, st.rec.Stream)
-			if err != nil {
-				return err
-			}
-			s.stream = ms
 		}
 	}
 	st.resolved = true

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -80,7 +81,11 @@ type Sink struct {
 	mwc    *managedwriter.Client
 	tbl    *tableInfo
 	stream *managedwriter.ManagedStream
-	once   *onceState // exactly_once: where the next batch goes
+	// streamDP is the descriptor the stream's appends are in; when the
+	// table's differs (its schema was read again), the next append
+	// carries the new one.
+	streamDP *descriptorpb.DescriptorProto
+	once     *onceState // exactly_once: where the next batch goes
 
 	okB, badB, retried, written, failed, dups, bytes *metric.Counter
 	size, duration                                   *metric.Gauge
@@ -199,14 +204,12 @@ func (s *Sink) Check(ctx context.Context) error {
 	if err := s.connect(ctx); err != nil {
 		return fmt.Errorf("bigquery: %w", err)
 	}
-	ti, err := s.loadTable(ctx, nil)
-	if err != nil {
+	if _, err := s.loadTable(ctx, nil); err != nil {
 		if s.cfg.CreateTable && resilience.ClassOf(err) == resilience.NotFound {
 			return nil // created from the first batch
 		}
 		return fmt.Errorf("bigquery: %w", err)
 	}
-	_ = ti
 	cctx, cancel := context.WithTimeout(ctx, s.timeout())
 	defer cancel()
 	if _, err := s.mwc.GetWriteStream(cctx, &storagepb.GetWriteStreamRequest{Name: s.tablePath() + "/streams/_default"}); err != nil {
@@ -265,7 +268,7 @@ func (s *Sink) loadTable(ctx context.Context, rows []map[string]any) (*tableInfo
 	if c := s.cfg.OperationColumn; c != "" {
 		var found *storagepb.TableFieldSchema
 		for _, f := range ts.GetFields() {
-			if equalFold(f.GetName(), c) {
+			if strings.EqualFold(f.GetName(), c) {
 				found = f
 			}
 		}
@@ -275,18 +278,6 @@ func (s *Sink) loadTable(ctx context.Context, rows []map[string]any) (*tableInfo
 	}
 	s.tbl = &tableInfo{fields: ts.GetFields(), md: mdesc, dp: dp}
 	return s.tbl, nil
-}
-
-func equalFold(a, b string) bool { return len(a) == len(b) && (a == b || lower(a) == lower(b)) }
-
-func lower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 32
-		}
-	}
-	return string(b)
 }
 
 // inferSchema is a new table's schema: every field with a non-null
@@ -413,6 +404,7 @@ func (s *Sink) openStream(ctx context.Context, ti *tableInfo, name string) (*man
 	if err != nil {
 		return nil, classify(err)
 	}
+	s.streamDP = ti.dp
 	return ms, nil
 }
 
@@ -484,6 +476,10 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 		for k, e := range refused {
 			failed[encIdx[k]] = e
 			nbytes -= len(enc[k])
+		}
+		if len(refused) > 0 || resilience.ClassOf(err) == resilience.Schema {
+			// The table is not what the sink read: read it again.
+			s.tbl = nil
 		}
 		if err != nil {
 			s.badB.Inc()
@@ -631,6 +627,11 @@ func (s *Sink) send(ctx context.Context, rows [][]byte, offset int64, extra ...m
 		actx, cancel := context.WithTimeout(ctx, s.timeout())
 		defer cancel()
 		opts := extra
+		var newDP *descriptorpb.DescriptorProto
+		if len(extra) == 0 && s.tbl != nil && s.streamDP != s.tbl.dp {
+			newDP = s.tbl.dp
+			opts = append(opts[:len(opts):len(opts)], managedwriter.UpdateSchemaDescriptor(newDP))
+		}
 		if offset >= 0 {
 			opts = append(opts[:len(opts):len(opts)], managedwriter.WithOffset(offset))
 		}
@@ -639,7 +640,14 @@ func (s *Sink) send(ctx context.Context, rows [][]byte, offset int64, extra ...m
 			return classify(err)
 		}
 		resp, err := res.FullResponse(actx)
+		if resp.GetUpdatedSchema() != nil {
+			// The table's schema changed: read it before the next batch.
+			s.tbl = nil
+		}
 		if err == nil {
+			if newDP != nil {
+				s.streamDP = newDP
+			}
 			return nil
 		}
 		switch status.Code(err) {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 
+	bqv2 "google.golang.org/api/bigquery/v2"
+
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/spec"
@@ -409,6 +411,14 @@ func TestServiceRefusedRows(t *testing.T) {
 			if got := ids(f.rows("t")); !reflect.DeepEqual(got, []int64{1, 3}) {
 				t.Errorf("rows %v, want 1, 3", got)
 			}
+			// The sink read the table again: it now knows s is REQUIRED.
+			err = s.Write(context.Background(), []*events.Event{delivered(3, `{"id":4}`), delivered(4, `{"id":5,"s":"e"}`)})
+			if !errors.As(err, &we) || len(we.Failed) != 1 || !strings.Contains(fmt.Sprint(we.Failed[0]), "column s (STRING): required") {
+				t.Fatalf("Write after the change: %v, want event 0 failed by the sink's own check", err)
+			}
+			if got := ids(f.rows("t")); !reflect.DeepEqual(got, []int64{1, 3, 5}) {
+				t.Errorf("rows %v, want 1, 3, 5", got)
+			}
 		})
 	}
 }
@@ -491,5 +501,39 @@ func TestConfigProblems(t *testing.T) {
 		if !found {
 			t.Errorf("%q: problems %v, want one at %s", c.yaml, ps, c.path)
 		}
+	}
+}
+
+// TestTableGainsColumn: a column added to the table while the sink runs
+// reaches the sink through the service's updated_schema; from the next
+// batch on the sink writes it (the batch in flight is in the old schema,
+// as with the service).
+func TestTableGainsColumn(t *testing.T) {
+	for _, delivery := range []string{"at_least_once", "exactly_once"} {
+		t.Run(delivery, func(t *testing.T) {
+			f := newFake(t)
+			f.addTable("t", simple)
+			s := newSink(t, f.config("t", "delivery: "+delivery+"\n"), &memState{})
+			if err := s.Write(context.Background(), []*events.Event{delivered(0, `{"id":1,"note":"x"}`)}); err != nil {
+				t.Fatal(err)
+			}
+			f.mu.Lock()
+			tb := f.tables["projects/test-project/datasets/ds/tables/t"]
+			tb.meta.Schema.Fields = append(tb.meta.Schema.Fields, &bqv2.TableFieldSchema{Name: "note", Type: "STRING"})
+			f.mu.Unlock()
+			for i, id := range []int{2, 3} {
+				if err := s.Write(context.Background(), []*events.Event{delivered(int64(i+1), fmt.Sprintf(`{"id":%d,"note":"n%d"}`, id, id))}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var got []string
+			for _, r := range f.rows("t") {
+				got = append(got, canon(t, r))
+			}
+			want := []string{`{"id":1}`, `{"id":2}`, `{"id":3,"note":"n3"}`}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("rows %v, want %v", got, want)
+			}
+		})
 	}
 }
