@@ -23,14 +23,18 @@ if ! port_open 5432; then
   wait_port 5432
 fi
 pgset() { psql -h 127.0.0.1 -U postgres -Atqc "$1" postgres; }
-if [ "$(pgset 'show wal_level')" != logical ] || [ "$(pgset 'show max_replication_slots')" -lt 20 ]; then
+if [ "$(pgset 'show wal_level')" != logical ] || [ "$(pgset 'show max_replication_slots')" -lt 64 ] || [ "$(pgset 'show max_wal_senders')" -lt 64 ]; then
   pgset "ALTER SYSTEM SET wal_level = logical"
-  pgset "ALTER SYSTEM SET max_replication_slots = 20"
-  pgset "ALTER SYSTEM SET max_wal_senders = 20"
+  pgset "ALTER SYSTEM SET max_replication_slots = 64"
+  pgset "ALTER SYSTEM SET max_wal_senders = 64"
   pg_ctlcluster --skip-systemctl-redirect "$pgver" main restart
   wait_port 5432
   until pg_isready -h 127.0.0.1 -q; do sleep 0.2; done
 fi
+# Replication slots left behind by test runs that were killed (a slot outlives
+# its test process and holds WAL and a max_replication_slots entry until it is
+# dropped). Only inactive slots of the tests' own database are dropped.
+pgset "SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots WHERE database = 'test' AND NOT active" >/dev/null
 
 # MariaDB: row-based binlog with full images and GTIDs for mysql-cdc.
 cnf=/etc/mysql/my.cnf

@@ -42,6 +42,7 @@ type State interface {
 type Metrics interface {
 	Counter(name, help string, constLabels ...string) *metric.Counter
 	Gauge(name, help string, constLabels ...string) *metric.Gauge
+	Histogram(name, help string, bounds []float64, constLabels ...string) *metric.Histogram
 }
 
 // Tasks shows the progress of long tasks (the status line, the health
@@ -84,6 +85,16 @@ func (rt *Runtime) Gauge(name, help string) *metric.Gauge {
 		return &metric.Gauge{}
 	}
 	return rt.Metrics.Gauge(name, help, "name", rt.Name)
+}
+
+// Histogram returns the histogram name with the given bucket bounds
+// (metric.LatencyMillis for the reference's "duration_ms" names) labelled
+// with this component.
+func (rt *Runtime) Histogram(name, help string, bounds []float64) *metric.Histogram {
+	if rt.Metrics == nil {
+		return metric.NewHistogram(bounds)
+	}
+	return rt.Metrics.Histogram(name, help, bounds, "name", rt.Name)
 }
 
 // Counter returns the counter name labelled with this component.

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rivven/rivven-connect/shared/metric"
 )
 
 // Limits of the CloudWatch Embedded Metric Format specification.
@@ -104,12 +106,14 @@ func (r *Registry) WriteEMF(w io.Writer, namespace string, dims map[string]strin
 	r.mu.Lock()
 	counters := slices.Clone(r.counters)
 	gauges := slices.Clone(r.gauges)
+	hists := slices.Clone(r.hists)
 	r.mu.Unlock()
 
 	type group struct {
 		labels   []labelPair
 		counters []*counterSeries
 		gauges   []*gaugeSeries
+		hists    []*histSeries
 	}
 	groups := make(map[string]*group)
 	var order []string
@@ -131,11 +135,16 @@ func (r *Registry) WriteEMF(w io.Writer, namespace string, dims map[string]strin
 		g := groupOf(ga.def)
 		g.gauges = append(g.gauges, ga)
 	}
+	for _, h := range hists {
+		g := groupOf(h.def)
+		g.hists = append(g.hists, h)
+	}
 	slices.Sort(order)
 
 	// Counter values are read once, so that what is written is exactly what
 	// is remembered as reported.
 	counterNow := make(map[*counterSeries]uint64, len(counters))
+	histNow := make(map[*histSeries]metric.HistogramSnapshot, len(hists))
 	for _, k := range order {
 		g := groups[k]
 		d := newEMFDoc()
@@ -153,6 +162,18 @@ func (r *Registry) WriteEMF(w io.Writer, namespace string, dims map[string]strin
 		for _, ga := range g.gauges {
 			if v := ga.Value(); !math.IsNaN(v) && !math.IsInf(v, 0) {
 				d.metric(ga.def.name, emfUnitNone, v)
+			}
+		}
+		for _, h := range g.hists {
+			// EMF has no bucket layout: a histogram is reported as the
+			// mean of what it observed since the last flush (one
+			// invocation in Lambda), left out when it observed nothing.
+			s := h.Snapshot()
+			histNow[h] = s
+			if n := delta(s.Count, h.emfLastN); n > 0 && s.Count >= h.emfLastN {
+				if v := (s.Sum - h.emfLastSum) / float64(n); !math.IsNaN(v) && !math.IsInf(v, 0) {
+					d.metric(h.def.name, emfUnitNone, v)
+				}
 			}
 		}
 		if len(d.metrics) == 0 {
@@ -174,6 +195,9 @@ func (r *Registry) WriteEMF(w io.Writer, namespace string, dims map[string]strin
 	r.emfLast = nextLast // also forgets connectors that are gone
 	for c, v := range counterNow {
 		c.emfLast = v
+	}
+	for h, s := range histNow {
+		h.emfLastN, h.emfLastSum = s.Count, s.Sum
 	}
 	return nil
 }

@@ -83,6 +83,7 @@ type Registry struct {
 	families map[string]*family // Prometheus name -> family
 	counters []*counterSeries   // creation order, for stable EMF output
 	gauges   []*gaugeSeries
+	hists    []*histSeries
 
 	// emfMu serialises WriteEMF so that two concurrent flushes cannot both
 	// report the same increase; it also guards emfLast and counterSeries.emfLast.
@@ -216,6 +217,34 @@ type gaugeSeries struct {
 	def metricDef
 }
 
+// histSeries is one exported connector-specific histogram.
+type histSeries struct {
+	*metric.Histogram
+	def metricDef
+	// emfLast is the count and sum at the last successful WriteEMF;
+	// guarded by Registry.emfMu.
+	emfLastN   uint64
+	emfLastSum float64
+}
+
+// histCollector exports a histSeries to Prometheus as a const histogram
+// built from a snapshot on every scrape.
+type histCollector struct {
+	desc *prometheus.Desc
+	h    *metric.Histogram
+}
+
+func (c histCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c histCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.h.Snapshot()
+	buckets := make(map[float64]uint64, len(s.Bounds))
+	for i, b := range s.Bounds {
+		buckets[b] = s.Cumulative[i]
+	}
+	ch <- prometheus.MustNewConstHistogram(c.desc, s.Count, s.Sum, buckets)
+}
+
 // metricDef is the naming of one custom series: the dotted name used by the
 // connector docs and EMF, the Prometheus-safe name, and the const labels.
 type metricDef struct {
@@ -270,13 +299,30 @@ func (r *Registry) Gauge(name, help string, constLabels ...string) *metric.Gauge
 	return r.custom(kindGauge, name, help, constLabels).(*gaugeSeries).Gauge
 }
 
+// Histogram returns the histogram with the given dotted name (for example
+// "snowflake.request.duration_ms"), bucket upper bounds (metric.LatencyMillis
+// for the reference's duration_ms names) and const labels; see Counter for
+// naming, identity and panics. The bounds of the first call win.
+func (r *Registry) Histogram(name, help string, bounds []float64, constLabels ...string) *metric.Histogram {
+	if r == nil {
+		return metric.NewHistogram(bounds)
+	}
+	return r.customWith(kindHistogram, name, help, bounds, constLabels).(*histSeries).Histogram
+}
+
 const (
-	kindCounter = "counter"
-	kindGauge   = "gauge"
+	kindCounter   = "counter"
+	kindGauge     = "gauge"
+	kindHistogram = "histogram"
 )
 
 // custom finds or creates the series (name, constLabels) of the given kind.
 func (r *Registry) custom(kind, name, help string, constLabels []string) any {
+	return r.customWith(kind, name, help, nil, constLabels)
+}
+
+// customWith is custom with the bucket bounds a histogram needs.
+func (r *Registry) customWith(kind, name, help string, bounds []float64, constLabels []string) any {
 	def, id, err := newMetricDef(name, constLabels)
 	if err != nil {
 		panic(err)
@@ -311,6 +357,10 @@ func (r *Registry) custom(kind, name, help string, constLabels []string) any {
 	case kindCounter:
 		c := &counterSeries{Counter: &metric.Counter{}, def: def}
 		m, col = c, prometheus.NewCounterFunc(prometheus.CounterOpts(opts), func() float64 { return float64(c.Value()) })
+	case kindHistogram:
+		h := &histSeries{Histogram: metric.NewHistogram(bounds), def: def}
+		desc := prometheus.NewDesc(def.prom, fam.help, nil, def.constLabels())
+		m, col = h, histCollector{desc: desc, h: h.Histogram}
 	default:
 		g := &gaugeSeries{Gauge: &metric.Gauge{}, def: def}
 		m, col = g, prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts), g.Value)
@@ -325,6 +375,8 @@ func (r *Registry) custom(kind, name, help string, constLabels []string) any {
 		r.counters = append(r.counters, v)
 	case *gaugeSeries:
 		r.gauges = append(r.gauges, v)
+	case *histSeries:
+		r.hists = append(r.hists, v)
 	}
 	return m
 }

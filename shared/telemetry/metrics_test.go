@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -419,5 +420,56 @@ func TestServeReturnsNilOnCancel(t *testing.T) {
 func TestServeListenError(t *testing.T) {
 	if err := NewRegistry().Serve(context.Background(), "127.0.0.1:-1", nil); err == nil {
 		t.Error("Serve on an invalid address: want error")
+	}
+}
+
+func TestCustomHistogram(t *testing.T) {
+	r := NewRegistry()
+	h := r.Histogram("snowflake.request.duration_ms", "Request latency.", []float64{1, 10, 100}, "name", "wh")
+	if again := r.Histogram("snowflake.request.duration_ms", "", nil, "name", "wh"); again != h {
+		t.Error("second Histogram call with the same name and labels returned a new histogram")
+	}
+	for _, v := range []float64{0.5, 1, 7, 50, 5000} {
+		h.Observe(v)
+	}
+	mf := scrape(t, r)["snowflake_request_duration_ms"]
+	if mf.GetType() != dto.MetricType_HISTOGRAM || len(mf.GetMetric()) != 1 {
+		t.Fatalf("family %v", mf)
+	}
+	got := mf.GetMetric()[0].GetHistogram()
+	if got.GetSampleCount() != 5 || got.GetSampleSum() != 5058.5 {
+		t.Errorf("count %d sum %v, want 5 and 5058.5", got.GetSampleCount(), got.GetSampleSum())
+	}
+	want := map[float64]uint64{1: 2, 10: 3, 100: 4} // cumulative, "le"
+	for _, b := range got.GetBucket() {
+		if w, ok := want[b.GetUpperBound()]; ok && b.GetCumulativeCount() != w {
+			t.Errorf("bucket le=%v: %d, want %d", b.GetUpperBound(), b.GetCumulativeCount(), w)
+		}
+	}
+	if _, clash := func() (v any, panicked bool) {
+		defer func() { panicked = recover() != nil }()
+		r.Gauge("snowflake.request.duration_ms", "", "name", "wh")
+		return
+	}(); !clash {
+		t.Error("a gauge with a histogram's name did not panic")
+	}
+}
+
+func TestWriteEMFHistogramMeanSinceLastFlush(t *testing.T) {
+	r := NewRegistry()
+	h := r.Histogram("qdrant.batch.duration_ms", "", []float64{10})
+	h.Observe(2)
+	h.Observe(4)
+	first := customLine(t, writeEMF(t, r, nil, time.UnixMilli(1)), "qdrant.batch.duration_ms")
+	if v, _ := first.root["qdrant.batch.duration_ms"].(json.Number).Float64(); v != 3 {
+		t.Errorf("first flush %v, want the mean 3", v)
+	}
+	if lines := writeEMF(t, r, nil, time.UnixMilli(2)); len(lines) != 0 {
+		t.Errorf("a flush with no new observations wrote %d lines", len(lines))
+	}
+	h.Observe(30)
+	third := customLine(t, writeEMF(t, r, nil, time.UnixMilli(3)), "qdrant.batch.duration_ms")
+	if v, _ := third.root["qdrant.batch.duration_ms"].(json.Number).Float64(); v != 30 {
+		t.Errorf("third flush %v, want 30 (only what is new)", v)
 	}
 }

@@ -95,7 +95,7 @@ func Call(ctx context.Context, s Settings, m *Metrics, fn func(ctx context.Conte
 // llm.chat or llm.embedding).
 type Metrics struct {
 	Success, Failed, Timeouts, Retries *metric.Counter
-	Duration                           *metric.Gauge
+	Duration                           *metric.Histogram
 	PromptTokens, CompletionTokens     *metric.Counter
 	Tokens                             *metric.Counter
 	FinishLength, FinishFilter         *metric.Counter
@@ -110,7 +110,7 @@ func NewMetrics(rt *connector.Runtime, prefix string) *Metrics {
 		Failed:       rt.Counter(prefix+".requests.failed", "Provider requests failed after retries."),
 		Timeouts:     rt.Counter(prefix+".requests.timeout", "Provider request attempts that hit timeout_secs."),
 		Retries:      rt.Counter(prefix+".requests.retried", "Provider request attempts retried (timeouts, 5xx, 429 after Retry-After)."),
-		Duration:     rt.Gauge(prefix+".duration_ms", "Latency of the last answered provider request, in milliseconds."),
+		Duration:     rt.Histogram(prefix+".duration_ms", "Latency of an answered provider request, in milliseconds.", metric.LatencyMillis),
 		PromptTokens: rt.Counter(prefix+".tokens.prompt", "Prompt (input) tokens the provider counted."),
 		Tokens:       rt.Counter(prefix+".tokens.total", "Total tokens the provider counted."),
 		CacheHits:    rt.Counter(prefix+".cache.hits", "Events answered from the result cache (a redelivery) without a request."),
@@ -127,7 +127,7 @@ func NewMetrics(rt *connector.Runtime, prefix string) *Metrics {
 // observe records one answered request.
 func (m *Metrics) observe(start time.Time, prompt, completion, total int64) {
 	m.Success.Inc()
-	m.Duration.Set(float64(time.Since(start).Microseconds()) / 1000)
+	m.Duration.Observe(float64(time.Since(start).Microseconds()) / 1000)
 	m.PromptTokens.Add(uint64(max(prompt, 0)))
 	if m.CompletionTokens != nil {
 		m.CompletionTokens.Add(uint64(max(completion, 0)))

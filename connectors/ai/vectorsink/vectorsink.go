@@ -498,7 +498,8 @@ type Sink struct {
 
 type metrics struct {
 	ok, failed, retried, written, recFailed, rejected *metric.Counter
-	size, duration                                    *metric.Gauge
+	size                                              *metric.Gauge
+	duration                                          *metric.Histogram
 }
 
 // MetricNames are the metrics a vector sink with this prefix reports (the
@@ -524,7 +525,7 @@ func New(ctx context.Context, b Backend, o Options) *Sink {
 		recFailed: rt.Counter(p+".records.failed", "Records failed or skipped (invalid, or refused by the open circuit)."),
 		rejected:  rt.Counter(p+".circuit_breaker.rejected", "Batches rejected by the open circuit breaker."),
 		size:      rt.Gauge(p+".batch.size", "Size of the last batch sent."),
-		duration:  rt.Gauge(p+".batch.duration_ms", "Latency of the last batch sent, in milliseconds, retries included."),
+		duration:  rt.Histogram(p+".batch.duration_ms", "Latency of a batch sent, in milliseconds, retries included.", metric.LatencyMillis),
 	}}
 }
 
@@ -654,7 +655,7 @@ func (s *Sink) send(ctx context.Context, ops []*Op) error {
 		}
 		return s.B.Upsert(rctx, ops)
 	}, resilience.OnRetry(func(int, error, time.Duration) { s.m.retried.Inc() }))
-	s.m.duration.Set(float64(time.Since(start).Microseconds()) / 1000)
+	s.m.duration.Observe(float64(time.Since(start).Microseconds()) / 1000)
 	s.circuit.Done(err == nil)
 	if err != nil {
 		s.m.failed.Inc()

@@ -68,7 +68,7 @@ type Sink struct {
 	tables map[string]*tableInfo
 
 	rows, deleted, failed, skipped, batches, changed *metric.Counter
-	duration                                         *metric.Gauge
+	duration                                         *metric.Histogram
 }
 
 // NewSink opens the pool; it connects on first use (Check or Write).
@@ -86,7 +86,7 @@ func NewSink(ctx context.Context, cfg *SinkConfig) (*Sink, error) {
 		skipped:  rt.Counter(metricSkipped, "Events without a row to write (schema, state, truncate; deletes without delete.enabled)."),
 		batches:  rt.Counter(metricBatches, "Batches committed."),
 		changed:  rt.Counter(metricCreated, "Tables created or altered (auto_create, auto_evolve)."),
-		duration: rt.Gauge(metricDuration, "Seconds the last batch took to write."),
+		duration: rt.Histogram(metricDuration, "Seconds a batch took to write.", metric.LatencySeconds),
 	}, nil
 }
 
@@ -220,7 +220,7 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 	s.rows.Add(uint64(written))
 	s.deleted.Add(uint64(deleted))
 	s.batches.Inc()
-	s.duration.Set(time.Since(start).Seconds())
+	s.duration.Observe(time.Since(start).Seconds())
 	if len(failed) > 0 {
 		s.failed.Add(uint64(len(failed)))
 		return &connector.WriteError{Failed: failed}

@@ -31,6 +31,7 @@ import (
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/connector"
+	"github.com/rivven/rivven-connect/shared/metric"
 	"github.com/rivven/rivven-connect/shared/resilience"
 )
 
@@ -201,7 +202,7 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 				rt.Counter(metricRecords, "Rows committed to the Iceberg table.").Add(uint64(res.records))
 				rt.Counter(metricBatches, "Snapshots committed (one per batch).").Inc()
 				rt.Counter(metricBytes, "Bytes of Parquet data files committed.").Add(uint64(res.bytes))
-				rt.Gauge(metricCommit, "Seconds the last batch took from catalog load to committed snapshot.").Set(res.took.Seconds())
+				rt.Histogram(metricCommit, "Seconds a batch took from catalog load to committed snapshot.", metric.LatencySeconds).Observe(res.took.Seconds())
 			} else if res.skipped > 0 {
 				rt.Logger().Info("iceberg: batch already committed, skipped", "table", strings.Join(s.ident, "."), "events", res.skipped)
 			}

@@ -66,7 +66,8 @@ type Sink struct {
 	version [2]int // major, minor; zero until known
 
 	okB, badB, retried, written, failed, rejected *metric.Counter
-	size, duration                                *metric.Gauge
+	size                                          *metric.Gauge
+	duration                                      *metric.Histogram
 }
 
 // column is one insertable column of the table.
@@ -101,7 +102,7 @@ func New(ctx context.Context, cfg *Config) (*Sink, error) {
 		failed:   rt.Counter(metricFailed, "Records failed (dead-lettered or skipped)."),
 		rejected: rt.Counter(metricRejected, "Batches rejected by the open circuit breaker."),
 		size:     rt.Gauge(metricBatchSize, "Rows in the last batch."),
-		duration: rt.Gauge(metricDuration, "Milliseconds the last batch insert took end to end."),
+		duration: rt.Histogram(metricDuration, "Milliseconds a batch insert took end to end.", metric.LatencyMillis),
 	}
 	if cfg.CircuitBreaker.Enabled {
 		s.br = &breaker{cfg: cfg.CircuitBreaker, now: time.Now}
@@ -347,7 +348,7 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 	s.record(true)
 	s.okB.Inc()
 	s.written.Add(uint64(len(batch) - len(failed)))
-	s.duration.Set(float64(time.Since(start).Milliseconds()))
+	s.duration.Observe(float64(time.Since(start).Microseconds()) / 1000)
 	if len(failed) == 0 {
 		return nil
 	}

@@ -6,12 +6,13 @@ import (
 	"github.com/rivven/rivven-connect/shared/metric"
 )
 
-// Metrics is a connector.Metrics that keeps every counter and gauge by
+// Metrics is a connector.Metrics that keeps every counter, gauge and histogram by
 // name, for tests to read.
 type Metrics struct {
 	mu       sync.Mutex
 	counters map[string]*metric.Counter
 	gauges   map[string]*metric.Gauge
+	hists    map[string]*metric.Histogram
 }
 
 // Counter implements connector.Metrics.
@@ -44,6 +45,33 @@ func (m *Metrics) Gauge(name, _ string, _ ...string) *metric.Gauge {
 	return g
 }
 
+// Histogram implements connector.Metrics.
+func (m *Metrics) Histogram(name, _ string, bounds []float64, _ ...string) *metric.Histogram {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.hists == nil {
+		m.hists = map[string]*metric.Histogram{}
+	}
+	h, ok := m.hists[name]
+	if !ok {
+		h = metric.NewHistogram(bounds)
+		m.hists[name] = h
+	}
+	return h
+}
+
+// Observations is how many values a histogram recorded, or -1 when it was
+// never registered.
+func (m *Metrics) Observations(name string) int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h, ok := m.hists[name]
+	if !ok {
+		return -1
+	}
+	return int64(h.Snapshot().Count)
+}
+
 // Value is a counter's value, or -1 when it was never registered.
 func (m *Metrics) Value(name string) int64 {
 	m.mu.Lock()
@@ -61,5 +89,6 @@ func (m *Metrics) Registered(name string) bool {
 	defer m.mu.Unlock()
 	_, c := m.counters[name]
 	_, g := m.gauges[name]
-	return c || g
+	_, h := m.hists[name]
+	return c || g || h
 }
