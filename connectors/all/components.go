@@ -12,6 +12,7 @@ func init() {
 		buildtag.Component{Kind: "sink", Name: "azure-blob"},
 		buildtag.Component{Kind: "sink", Name: "bigquery"},
 		buildtag.Component{Kind: "sink", Name: "clickhouse"},
+		buildtag.Component{Kind: "sink", Name: "databricks"},
 		buildtag.Component{Kind: "sink", Name: "drop", Aliases: []string{"null"}},
 		buildtag.Component{Kind: "sink", Name: "gcs"},
 		buildtag.Component{Kind: "sink", Name: "http-webhook", Aliases: []string{"webhook"}},
