@@ -94,6 +94,7 @@ var incomplete = map[int]string{
 	1070: "shows iceberg's REST catalog settings; leaves out namespace and table, which the iceberg table marks required",
 	1098: "shows iceberg's s3 block alone (MinIO); leaves out catalog, namespace and table, which the iceberg table marks required",
 	2388: "shows a secrets block; leaves out the source's topic and postgres-cdc's connection settings",
+	766:  "shows placeholders (<shard-id>, <region>, <workspace>) for the Zerobus endpoint and workspace URL, which the databricks sink's endpoint format validation refuses",
 }
 
 // TestReferenceExamplesValidate validates every YAML example of the
