@@ -180,7 +180,7 @@ func TestRetriesAndBreaker(t *testing.T) {
 		t.Errorf("rejected %d, retried %d", s.rejected.Value(), s.retried.Value())
 	}
 	// Half-open after the timeout: a probe goes through.
-	s.br.now = func() time.Time { return time.Now().Add(61 * time.Second) }
+	s.br.Now = func() time.Time { return time.Now().Add(61 * time.Second) }
 	_ = s.Write(context.Background(), []*events.Event{ev(events.Insert, `{"id":1}`)})
 	if inserts != 9 {
 		t.Errorf("%d insert requests after the reset timeout, want 9", inserts)

@@ -59,7 +59,7 @@ type Sink struct {
 	base   *url.URL
 	client *http.Client
 	policy resilience.Policy
-	br     *breaker
+	br     *resilience.LocalBreaker
 
 	mu      sync.Mutex
 	schema  *schema
@@ -105,7 +105,8 @@ func New(ctx context.Context, cfg *Config) (*Sink, error) {
 		duration: rt.Histogram(metricDuration, "Milliseconds a batch insert took end to end.", metric.LatencyMillis),
 	}
 	if cfg.CircuitBreaker.Enabled {
-		s.br = &breaker{cfg: cfg.CircuitBreaker, now: time.Now}
+		s.br = resilience.NewLocalBreaker(resilience.BreakerConfig{FailureThreshold: cfg.CircuitBreaker.FailureThreshold,
+			ResetTimeout: time.Duration(cfg.CircuitBreaker.ResetTimeoutSecs) * time.Second, SuccessThreshold: cfg.CircuitBreaker.SuccessThreshold})
 	}
 	return s, nil
 }
@@ -309,7 +310,7 @@ func unescapeTSV(s string) string {
 // columns are left out and reported (or dropped with skip_invalid_rows).
 func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 	start := time.Now()
-	if s.br != nil && !s.br.allow() {
+	if s.br != nil && !s.br.Allow() {
 		s.rejected.Inc()
 		s.failed.Add(uint64(len(batch)))
 		return resilience.Errorf(resilience.Connection, "clickhouse: circuit breaker open after %d consecutive failures", s.cfg.CircuitBreaker.FailureThreshold)
@@ -364,7 +365,7 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 
 func (s *Sink) record(ok bool) {
 	if s.br != nil {
-		s.br.record(ok)
+		s.br.Record(ok)
 	}
 }
 
@@ -594,58 +595,4 @@ func (s *Sink) insert(ctx context.Context, sc *schema, rows []byte, batch []*eve
 func (s *Sink) Close(context.Context) error {
 	s.client.CloseIdleConnections()
 	return nil
-}
-
-// breaker is the reference's per-instance circuit breaker: closed, open
-// after failure_threshold consecutive failures, half-open after
-// reset_timeout_secs (one probe at a time), closed again after
-// success_threshold successful probes.
-type breaker struct {
-	cfg       CircuitBreaker
-	now       func() time.Time
-	mu        sync.Mutex
-	failures  int
-	openUntil time.Time
-	halfOpen  bool
-	probing   bool
-	successes int
-}
-
-func (b *breaker) allow() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.openUntil.IsZero() {
-		return true
-	}
-	if b.now().Before(b.openUntil) {
-		return false
-	}
-	b.halfOpen = true
-	if b.probing {
-		return false
-	}
-	b.probing = true
-	return true
-}
-
-func (b *breaker) record(ok bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.probing = false
-	if ok {
-		b.failures = 0
-		if b.halfOpen {
-			b.successes++
-			if b.successes >= b.cfg.SuccessThreshold {
-				b.halfOpen, b.successes, b.openUntil = false, 0, time.Time{}
-			}
-		}
-		return
-	}
-	b.successes = 0
-	b.failures++
-	if b.halfOpen || b.failures >= b.cfg.FailureThreshold {
-		b.openUntil = b.now().Add(time.Duration(b.cfg.ResetTimeoutSecs) * time.Second)
-		b.halfOpen = false
-	}
 }

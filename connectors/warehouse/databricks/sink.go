@@ -75,7 +75,7 @@ type Sink struct {
 	ingestTok *tokens
 	schemaTok *tokens
 	policy    resilience.Policy
-	br        *breaker
+	br        *resilience.LocalBreaker
 	m         *metrics
 	rt        *connector.Runtime
 
@@ -160,7 +160,8 @@ func New(ctx context.Context, cfg *Config, opts ...Option) (*Sink, error) {
 		},
 	}
 	if cfg.CircuitBreaker.Enabled {
-		s.br = &breaker{cfg: cfg.CircuitBreaker, now: time.Now}
+		s.br = resilience.NewLocalBreaker(resilience.BreakerConfig{FailureThreshold: cfg.CircuitBreaker.FailureThreshold,
+			ResetTimeout: time.Duration(cfg.CircuitBreaker.ResetTimeoutSecs) * time.Second, SuccessThreshold: cfg.CircuitBreaker.SuccessThreshold})
 	}
 	return s, nil
 }
@@ -223,7 +224,7 @@ func (s *Sink) ready(ctx context.Context) (*ingester, *tableSchema, error) {
 // and reason; the rest are written.
 func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 	start := time.Now()
-	if s.br != nil && !s.br.allow() {
+	if s.br != nil && !s.br.Allow() {
 		s.m.rejected.Inc()
 		s.m.failed.Add(uint64(len(batch)))
 		return resilience.Errorf(resilience.Connection, "databricks: circuit breaker open after %d consecutive failures", s.cfg.CircuitBreaker.FailureThreshold)
@@ -260,7 +261,7 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 
 func (s *Sink) finish(ok bool, failedRecords int) {
 	if s.br != nil {
-		s.br.record(ok)
+		s.br.Record(ok)
 	}
 	if ok {
 		s.m.okB.Inc()
@@ -351,58 +352,4 @@ func (s *Sink) Close(ctx context.Context) error {
 		return fmt.Errorf("databricks: %w", err)
 	}
 	return nil
-}
-
-// breaker is the reference's per-instance circuit breaker: closed, open
-// after failure_threshold consecutive failed batches, half-open after
-// reset_timeout_secs (one probe at a time), closed again after
-// success_threshold successful probes.
-type breaker struct {
-	cfg       CircuitBreaker
-	now       func() time.Time
-	mu        sync.Mutex
-	failures  int
-	openUntil time.Time
-	halfOpen  bool
-	probing   bool
-	successes int
-}
-
-func (b *breaker) allow() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.openUntil.IsZero() {
-		return true
-	}
-	if b.now().Before(b.openUntil) {
-		return false
-	}
-	b.halfOpen = true
-	if b.probing {
-		return false
-	}
-	b.probing = true
-	return true
-}
-
-func (b *breaker) record(ok bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.probing = false
-	if ok {
-		b.failures = 0
-		if b.halfOpen {
-			b.successes++
-			if b.successes >= b.cfg.SuccessThreshold {
-				b.halfOpen, b.successes, b.openUntil = false, 0, time.Time{}
-			}
-		}
-		return
-	}
-	b.successes = 0
-	b.failures++
-	if b.halfOpen || b.failures >= b.cfg.FailureThreshold {
-		b.openUntil = b.now().Add(time.Duration(b.cfg.ResetTimeoutSecs) * time.Second)
-		b.halfOpen = false
-	}
 }
