@@ -249,7 +249,7 @@ func (in *ingester) ack(g *gen, offset int64) {
 		in.inflight -= p.n
 		close(p.done)
 		in.m.acksOK.Inc()
-		in.m.ackDuration.Set(float64(now.Sub(p.sent).Milliseconds()))
+		in.m.ackDuration.Observe(float64(now.Sub(p.sent).Milliseconds()))
 		n++
 	}
 	g.pending = g.pending[n:]

@@ -62,7 +62,8 @@ func init() {
 
 type metrics struct {
 	okB, badB, retried, written, failed, serial, acksOK, acksErr, rejected, bytes, recoveries *metric.Counter
-	size, batchDuration, ackDuration                                                          *metric.Gauge
+	size                                                                                      *metric.Gauge
+	batchDuration, ackDuration                                                                *metric.Histogram
 }
 
 // Sink writes to one table.
@@ -155,8 +156,8 @@ func New(ctx context.Context, cfg *Config, opts ...Option) (*Sink, error) {
 			bytes:         rt.Counter(metricBytes, "Record bytes written (JSON text or protobuf encoding)."),
 			recoveries:    rt.Counter(metricRecoveries, "Streams recovered after a failure."),
 			size:          rt.Gauge(metricBatchSize, "Records in the last batch."),
-			batchDuration: rt.Gauge(metricBatchMs, "Milliseconds the last batch took end to end (encoding, sending, acknowledgement)."),
-			ackDuration:   rt.Gauge(metricAckMs, "Milliseconds between sending the last acknowledged batch and its acknowledgement."),
+			batchDuration: rt.Histogram(metricBatchMs, "Milliseconds a batch took end to end (encoding, sending, acknowledgement).", metric.LatencyMillis),
+			ackDuration:   rt.Histogram(metricAckMs, "Milliseconds between sending a batch and its acknowledgement.", metric.LatencyMillis),
 		},
 	}
 	if cfg.CircuitBreaker.Enabled {
@@ -251,7 +252,7 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 	}
 	s.finish(true, 0)
 	s.m.written.Add(uint64(n))
-	s.m.batchDuration.Set(float64(time.Since(start).Milliseconds()))
+	s.m.batchDuration.Observe(float64(time.Since(start).Milliseconds()))
 	if len(failed) > 0 {
 		s.m.failed.Add(uint64(len(failed)))
 		return &connector.WriteError{Failed: failed}
