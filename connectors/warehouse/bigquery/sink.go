@@ -50,8 +50,9 @@ const (
 	metricDuration   = "bigquery.batch.duration_ms"
 )
 
-// maxRequestBytes keeps an AppendRows request under the service's 10 MB.
-const maxRequestBytes = 9 << 20
+// maxRequestBytes keeps an AppendRows request under the service's 10 MB
+// (a variable for tests).
+var maxRequestBytes = 9 << 20
 
 func init() {
 	catalog.RegisterSink[Config](catalog.Meta{

@@ -537,3 +537,37 @@ func TestTableGainsColumn(t *testing.T) {
 		})
 	}
 }
+
+// TestLargeBatchInChunks: a batch over the request limit goes in several
+// appends at consecutive offsets, in order; an answer lost in the middle
+// is recovered by the offsets, and a restart with the whole batch
+// redelivered writes nothing twice.
+func TestLargeBatchInChunks(t *testing.T) {
+	defer func(n int) { maxRequestBytes = n }(maxRequestBytes)
+	maxRequestBytes = 200 // a row here is ~12 bytes + 8 of overhead: about 10 rows per append
+	f := newFake(t)
+	f.addTable("t", simple)
+	st := &memState{}
+	cfg := f.config("t", "delivery: exactly_once\n")
+	s1 := newSink(t, cfg, st)
+	f.mu.Lock()
+	f.loseAcks = 1
+	f.mu.Unlock()
+	if err := s1.Write(context.Background(), batchOf(0, 95)); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	appends := f.appends
+	f.mu.Unlock()
+	if appends < 10 {
+		t.Errorf("%d append requests for 95 rows at ~10 per request", appends)
+	}
+	s1.Close(context.Background())
+	s2 := newSink(t, cfg, st)
+	if err := s2.Write(context.Background(), batchOf(0, 100)); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(f.rows("t")); !reflect.DeepEqual(got, seq(0, 100)) {
+		t.Errorf("rows %v, want 0..99 once each, in order", got)
+	}
+}
