@@ -89,7 +89,8 @@ type Sink struct {
 	once     *onceState // exactly_once: where the next batch goes
 
 	okB, badB, retried, written, failed, dups, bytes *metric.Counter
-	size, duration                                   *metric.Gauge
+	size                                             *metric.Gauge
+	duration                                         *metric.Histogram
 }
 
 // tableInfo is the table's schema as the Storage Write API needs it.
@@ -115,7 +116,7 @@ func New(ctx context.Context, cfg *Config) (*Sink, error) {
 		dups:     rt.Counter(metricDuplicates, "Redelivered records recognized as already written (exactly_once) and not appended again."),
 		bytes:    rt.Counter(metricBytes, "Bytes of serialized protobuf rows appended."),
 		size:     rt.Gauge(metricBatchSize, "Rows in the last batch."),
-		duration: rt.Gauge(metricDuration, "Milliseconds the last batch took end to end."),
+		duration: rt.Histogram(metricDuration, "Milliseconds a batch took end to end.", metric.LatencyMillis),
 	}
 	if err := s.policy.Validate(); err != nil {
 		return nil, connector.Fatal(err)
@@ -490,7 +491,7 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 		s.bytes.Add(uint64(nbytes))
 	}
 	s.okB.Inc()
-	s.duration.Set(float64(time.Since(start).Milliseconds()))
+	s.duration.Observe(float64(time.Since(start).Microseconds()) / 1000)
 	if len(failed) == 0 {
 		return nil
 	}
