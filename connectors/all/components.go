@@ -25,6 +25,7 @@ func init() {
 		buildtag.Component{Kind: "sink", Name: "rdbc-sink", Aliases: []string{"rdbc", "jdbc", "jdbc-sink"}},
 		buildtag.Component{Kind: "sink", Name: "s3"},
 		buildtag.Component{Kind: "sink", Name: "s3-vectors"},
+		buildtag.Component{Kind: "sink", Name: "snowflake"},
 		buildtag.Component{Kind: "sink", Name: "sql_insert"},
 		buildtag.Component{Kind: "sink", Name: "sqs-sink"},
 		buildtag.Component{Kind: "sink", Name: "stdout", Aliases: []string{"console"}},
