@@ -20,7 +20,7 @@ import (
 )
 
 func init() {
-	register(command{"build", "Build a CLI that links only what a pipeline uses (build -c FILE [--out DIR])", runBuild})
+	register(command{"build", "Build a CLI that links only what a pipeline uses, or with connectors of other modules (build [-c FILE] [--with MODULE[@VERSION|=DIR]]... [--out DIR])", runBuild})
 }
 
 // modulePath is the module the CLI is built from.
@@ -32,27 +32,40 @@ const modulePath = "github.com/rivven/rivven-connect"
 // downloads only the clients it uses, not every cloud SDK. Inside a
 // checkout it builds the checkout; elsewhere it installs this binary's own
 // version of the module with the go command.
+//
+// With --with (see build_with.go) it builds, as xcaddy builds Caddy, a
+// CLI with the connectors of other Go modules linked in: all built-in
+// connectors, or with -c only those the pipeline names.
 func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("build", "-c FILE [--out DIR] [--tags]", stdout)
-	file := fs.String("c", "", "pipeline file")
+	fs := newFlags("build", "[-c FILE] [--with MODULE[@VERSION|=DIR]]... [--functions] [--out DIR] [--tags]", stdout)
+	file := fs.String("c", "", "pipeline file: link only the connectors, transforms and transport it names (required without --with)")
 	out := fs.String("out", "bin", "directory to write the binary to, as rivven-connect (created if missing)")
 	onlyTags := fs.Bool("tags", false, "print the -tags value the pipeline needs and build nothing")
+	var with plugins
+	fs.Var(&with, "with", "a Go module whose connectors to link in: MODULE@VERSION, MODULE (latest) or MODULE=DIR (a local checkout, for development); repeatable")
+	funcs := fs.Bool("functions", false, "with --with: also build one function binary per sink and transform the modules register, into OUT/functions/")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *file == "" {
-		return exitWith(exitUsage, errors.New("-c FILE is required"))
+	if *file == "" && len(with) == 0 {
+		return exitWith(exitUsage, errors.New("-c FILE is required (or --with MODULE)"))
 	}
-	raw, err := os.ReadFile(*file)
-	if err != nil {
-		return exitWith(exitUsage, err)
+	if *funcs && len(with) == 0 {
+		return exitWith(exitUsage, errors.New("--functions needs --with MODULE"))
 	}
-	tags, err := pipelineTags(raw)
-	if ps := config.Problems(err); ps != nil {
-		return exitWith(exitUsage, fmt.Errorf("%s is invalid:\n%s", *file, formatProblems(*file, ps)))
-	}
-	if err != nil {
-		return exitWith(exitUsage, err)
+	var tags buildtag.Set
+	if *file != "" {
+		raw, err := os.ReadFile(*file)
+		if err != nil {
+			return exitWith(exitUsage, err)
+		}
+		tags, err = pipelineTags(raw, len(with) > 0)
+		if ps := config.Problems(err); ps != nil {
+			return exitWith(exitUsage, fmt.Errorf("%s is invalid:\n%s", *file, formatProblems(*file, ps)))
+		}
+		if err != nil {
+			return exitWith(exitUsage, err)
+		}
 	}
 	if *onlyTags {
 		fmt.Fprintln(stdout, tags.String())
@@ -64,6 +77,9 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if err := os.MkdirAll(absOut, 0o755); err != nil {
 		return exitWith(exitFailed, err)
+	}
+	if len(with) > 0 {
+		return buildWith(ctx, with, tags, absOut, *funcs, stdout, stderr)
 	}
 	bin := filepath.Join(absOut, "rivven-connect")
 	cmd, from, err := buildCommand(ctx, tags.String(), absOut)
@@ -90,10 +106,11 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // against the table of every connector there is: this binary may itself be
 // a custom build that links none of them, and ${VAR}s need not be set to
 // know which connectors a file names. A name no build has is a problem at
-// its line, with a did-you-mean.
-func pipelineTags(raw []byte) (buildtag.Set, error) {
+// its line, with a did-you-mean, unless plugins may provide it (build
+// --with): then it links no tag and the built CLI checks it.
+func pipelineTags(raw []byte, plugins bool) (buildtag.Set, error) {
 	keep := func(name string) (string, bool) { return "${" + name + "}", true }
-	p, err := config.Parse(raw, everyComponent{}, config.Options{Env: keep})
+	p, err := config.Parse(raw, everyComponent{plugins}, config.Options{Env: keep})
 	if err != nil {
 		return nil, err
 	}
@@ -124,12 +141,12 @@ func pipelineTags(raw []byte) (buildtag.Set, error) {
 
 // everyComponent is a config.Catalog that knows every component by name
 // (linked or not) and checks no config block: what build needs to read a
-// pipeline's structure.
-type everyComponent struct{}
+// pipeline's structure. With plugins it takes any name.
+type everyComponent struct{ plugins bool }
 
-func (everyComponent) CheckConfig(kind, name string, _ *yaml.Node, _ string) ([]spec.Problem, bool) {
+func (c everyComponent) CheckConfig(kind, name string, _ *yaml.Node, _ string) ([]spec.Problem, bool) {
 	_, ok := buildtag.Lookup(kind, name)
-	return nil, ok
+	return nil, ok || c.plugins
 }
 
 func (everyComponent) Names(kind string) []string { return buildtag.Names(kind) }

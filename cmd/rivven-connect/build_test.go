@@ -193,3 +193,74 @@ func checkEvents(t *testing.T, stdout []byte) {
 		}
 	}
 }
+
+// TestBuildWithLocalPlugin builds, as a user developing a connector
+// would, a CLI and a transform function with the example module of
+// examples/plugin linked in from its directory, offline (the module
+// cache is warm), and runs a pipeline of its source and transform in
+// local.
+func TestBuildWithLocalPlugin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a CLI")
+	}
+	t.Setenv("GOPROXY", "off")
+	t.Setenv("GOFLAGS", "-mod=mod")
+	pipeline := writeFile(t, `
+sources:
+  counter:
+    connector: acme-counter
+    topic: counted
+    config: {count: 30, batch_size: 4, key: "${COUNTER_KEY}"}
+    transforms:
+      - type: acme-upper
+        config: {fields: [name]}
+sinks:
+  out:
+    connector: stdout
+    topics: [counted]
+    config: {format: json}
+`)
+	dir := t.TempDir()
+	code, out, errOut := cli(t, "build", "-c", pipeline, "--with", "example.com/rivven-counter=../../examples/plugin", "--functions", "--out", dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s%s", code, out, errOut)
+	}
+	bin := filepath.Join(dir, "rivven-connect")
+	if !strings.Contains(out, "✓ built "+bin) || !strings.Contains(out, "functions/transform-acme-upper (the transform acme-upper as a function)") {
+		t.Errorf("stdout %q", out)
+	}
+	// The pipeline's built-in sink and the module's components, nothing else.
+	checkHolds(t, bin, []string{"sink stdout", "source acme-counter", "transform acme-upper"})
+
+	run := exec.Command(bin, "local", "-c", pipeline, "--max-events", "30", "--quiet")
+	run.Env = append(os.Environ(), "COUNTER_KEY=k")
+	stdout, err := run.Output()
+	if err != nil {
+		t.Fatalf("local with the plugin: %v\n%s", err, stderrOf(err))
+	}
+	lines := strings.Split(strings.TrimSpace(string(stdout)), "\n")
+	if len(lines) != 30 {
+		t.Fatalf("%d events, want 30:\n%s", len(lines), stdout)
+	}
+	e, err := events.Unmarshal([]byte(lines[2]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	row, err := e.Row()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// HMAC-SHA256 of "3" under "k", computed with openssl dgst -hmac.
+	if row["name"] != "ITEM-3" || row["signature"] != "73ad098009fda9c640365e02d5f49a48e48249d3ea32e9fbca172ce656802ec2" {
+		t.Errorf("third event %s", lines[2])
+	}
+	if _, err := os.Stat(filepath.Join(dir, "functions", "transform-acme-upper")); err != nil {
+		t.Errorf("the function binary: %v", err)
+	}
+
+	// A module path that is not the directory's.
+	code, _, errOut = cli(t, "build", "--with", "example.com/other=../../examples/plugin", "--out", dir)
+	if code != exitUsage || !strings.Contains(errOut, "declares module example.com/rivven-counter, not example.com/other") {
+		t.Errorf("exit %d: %s", code, errOut)
+	}
+}

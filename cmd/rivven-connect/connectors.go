@@ -87,6 +87,9 @@ type catalogJSON struct {
 	Tags         []string       `json:"tags,omitempty"`
 	Metrics      []string       `json:"metrics,omitempty"`
 	ConfigSchema map[string]any `json:"config_schema"`
+	// Package is the Go package that registered it (build --with finds a
+	// plugin's components by it).
+	Package string `json:"package"`
 }
 
 func printCatalogJSON(w io.Writer, entries []*catalog.Entry) error {
@@ -95,6 +98,7 @@ func printCatalogJSON(w io.Writer, entries []*catalog.Entry) error {
 		out = append(out, catalogJSON{
 			Name: e.Name, Aliases: e.Aliases, Kind: string(e.Kind), Category: e.Category, Subcategory: e.Subcategory,
 			Description: e.Description, Tags: e.Tags, Metrics: e.Metrics, ConfigSchema: spec.JSONSchema(e.Fields),
+			Package: e.Package(),
 		})
 	}
 	enc := json.NewEncoder(w)

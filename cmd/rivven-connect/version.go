@@ -78,8 +78,21 @@ func versionLine(bi *debug.BuildInfo) string {
 // and modules when they run outside a checkout.
 func cliVersion() string {
 	bi, ok := debug.ReadBuildInfo()
-	if !ok || bi.Main.Path != modulePath || bi.Main.Version == "" || bi.Main.Version == "(devel)" {
+	if !ok {
 		return ""
 	}
-	return bi.Main.Version
+	v := bi.Main.Version
+	if bi.Main.Path != modulePath {
+		v = ""
+		// A build --with: this module is a dependency of the generated one.
+		for _, d := range bi.Deps {
+			if d.Path == modulePath && d.Replace == nil {
+				v = d.Version
+			}
+		}
+	}
+	if v == "" || v == "(devel)" {
+		return ""
+	}
+	return v
 }
