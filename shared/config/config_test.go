@@ -1064,9 +1064,10 @@ sinks:
 	expect(t, ps, spec.Problem{Path: "sinks.out.rate_limit.events_per_second", Line: 5, Column: 17, Message: `required key "events_per_second" is missing`})
 }
 
-// A schema registry URL is refused, naming its path: no encoder uses a
-// registry, and accepting the key would let a user believe schemas are
-// registered. Before, it was validated and then ignored.
+// A source's schema registry URL is refused, naming its path and where
+// the key belongs (the kafka connectors' config): the source's topic
+// carries Rivven events, so accepting it would let a user believe schemas
+// are registered.
 func TestSchemaRegistryURLIsRefused(t *testing.T) {
 	ps := mustFail(t, `
 sources:
@@ -1077,7 +1078,7 @@ sources:
     config: {pattern: orders}
 `, noEnv)
 	if len(ps) != 1 || ps[0].Path != "sources.gen.schema_registry_url" || ps[0].Line != 5 ||
-		!strings.Contains(ps[0].Message, "not supported yet") {
+		!strings.Contains(ps[0].Message, "in the config of a kafka-sink") {
 		t.Fatalf("problems %v", ps)
 	}
 }

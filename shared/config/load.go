@@ -335,10 +335,11 @@ func crossCheck(root *yaml.Node, ps *spec.Collector) {
 		if t := child(s, "topic"); isScalar(t) && strings.TrimSpace(t.Value) == "" {
 			ps.Add(spec.At(t, path+".topic", "topic must not be empty"))
 		}
-		// No encoder talks to a schema registry yet: accepting the URL
-		// would let a user believe schemas are registered when none is.
+		// The broker topic between a source and its sinks carries Rivven
+		// events, not registry-encoded rows: the registry belongs to the
+		// kafka connectors that write and read such topics outside.
 		if u := child(s, "schema_registry_url"); isScalar(u) && strings.TrimSpace(u.Value) != "" {
-			ps.Add(spec.At(u, path+".schema_registry_url", "a schema registry is not supported yet: no encoder registers or looks up schemas; remove the key (Avro's wire_format takes a fixed schema_id instead)"))
+			ps.Add(spec.At(u, path+".schema_registry_url", "a source's topic carries Rivven events, not registry-encoded values; set schema_registry_url in the config of a kafka-sink (to write rows with registered schemas) or kafka-source (to decode them) instead"))
 		}
 	}
 	if sinksOK && sourcesOK && count(sinks)+count(sources) == 0 {

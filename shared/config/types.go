@@ -154,7 +154,7 @@ type Source struct {
 	RateLimit         *RateLimit   `yaml:"rate_limit" doc:"Throughput limit."`
 	Enabled           bool         `yaml:"enabled" default:"true" doc:"Run this source."`
 	DeadLetterTopic   string       `yaml:"dead_letter_topic" doc:"Where events that fail transforms go."`
-	SchemaRegistryURL string       `yaml:"schema_registry_url" doc:"Not supported yet: a non-empty value is refused (no encoder uses a schema registry)."`
+	SchemaRegistryURL string       `yaml:"schema_registry_url" doc:"Refused: the source's topic carries Rivven events; kafka-sink and kafka-source take schema_registry_url in their config."`
 }
 
 // TopicConfig is sources.<name>.topic_config.

@@ -729,3 +729,12 @@ func describeValue(v any) string {
 	fmt.Fprintf(&b, "%v (%T)", v, v)
 	return b.String()
 }
+
+// AppendAvroDatum appends the Avro binary encoding of v (a JSON-decoded
+// value: map[string]any for records, json.Number or float64 for numbers)
+// as schema s, converting as the avro format does (any value to a string
+// field as its JSON text, integral numbers to int and long, unions by the
+// first branch that takes the value). The schema registry encoder uses it.
+func AppendAvroDatum(dst []byte, s avro.Schema, v any) ([]byte, error) {
+	return appendAvro(dst, s, v, false)
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/connector"
+	"github.com/rivven/rivven-connect/shared/schema"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
@@ -41,10 +42,31 @@ type SinkConfig struct {
 	Debezium        events.DebeziumOptions    `yaml:"debezium" doc:"Settings of codec debezium, named after the Debezium connector properties (dots as underscores), with Debezium's defaults."`
 	CloudEvents     events.CloudEventsOptions `yaml:"cloudevents" doc:"Settings of codec cloudevents."`
 	Security        *Security                 `yaml:"security" doc:"TLS and SASL settings."`
+	// SchemaRegistryURL makes values the rows of the events in the
+	// registry's wire format.
+	SchemaRegistryURL string             `yaml:"schema_registry_url" doc:"Schema registry URL (Confluent's REST API: Confluent, Redpanda, Apicurio's ccompat, Karapace). Set, each value is the event's row in the registry's wire format (magic byte 0, 4-byte schema id, the Avro, JSON Schema or Protobuf datum) under a schema the sink registers (see schema_registry), with the event type and stream in the headers rivven.op and rivven.stream; empty: the codec encodes whole events."`
+	SchemaRegistry    schema.SinkOptions `yaml:"schema_registry" doc:"Schema registry settings: format, subject strategy, a given schema (else inferred), authentication, TLS."`
 }
 
 // Validate checks what the tags cannot express.
 func (c *SinkConfig) Validate() []spec.Problem {
+	ps := c.validate()
+	if c.SchemaRegistryURL != "" {
+		if err := schema.ValidateURL(c.SchemaRegistryURL); err != nil {
+			ps = append(ps, spec.Problem{Path: "schema_registry_url", Message: err.Error()})
+		}
+		if c.Codec != "" && c.Codec != events.CodecRivven {
+			ps = append(ps, spec.Problem{Path: "codec", Message: fmt.Sprintf("codec %s cannot be combined with schema_registry_url (values are then the rows in the registry's wire format)", c.Codec)})
+		}
+		for _, p := range c.SchemaRegistry.Validate() {
+			p.Path = "schema_registry." + p.Path
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+func (c *SinkConfig) validate() []spec.Problem {
 	ps := validateBrokers(c.Brokers)
 	if c.Topic == "" {
 		ps = append(ps, spec.Problem{Path: "topic", Message: "required"})
@@ -86,6 +108,7 @@ type Sink struct {
 	cl    *kgo.Client
 	path  []string
 	txMu  sync.Mutex
+	ser   *schema.Serializer // with schema_registry_url
 
 	produced, bytes, batches, failed atomic.Int64
 }
@@ -122,6 +145,14 @@ func newSink(cfg *SinkConfig, extra ...kgo.Opt) (*Sink, error) {
 		return nil, connector.Fatal(fmt.Errorf("kafka: %w", err))
 	}
 	s := &Sink{cfg: *cfg, codec: codec, cl: cl}
+	if cfg.SchemaRegistryURL != "" {
+		rc, err := schema.NewClient(cfg.SchemaRegistryURL, cfg.SchemaRegistry.Client)
+		if err != nil {
+			cl.Close()
+			return nil, connector.Fatal(fmt.Errorf("kafka: schema_registry_url: %w", err))
+		}
+		s.ser = schema.NewSerializer(rc, cfg.SchemaRegistry)
+	}
 	if cfg.KeyField != "" {
 		s.path = strings.Split(cfg.KeyField, ".")
 	}
@@ -175,7 +206,7 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 	for i, e := range batch {
 		n := len(recs)
 		var err error
-		if recs, err = s.records(recs, e); err != nil {
+		if recs, err = s.records(ctx, recs, e); err != nil {
 			failed[i] = fmt.Errorf("kafka: %w", err)
 			continue
 		}
@@ -291,7 +322,10 @@ func (s *Sink) abort(ctx context.Context) {
 // leaves it out, the record (on the codec's own topic for what it
 // diverts, like Debezium's schema changes), and a tombstone after it when
 // the codec asks for one (Debezium's deletes) and the record has a key.
-func (s *Sink) records(recs []*kgo.Record, e *events.Event) ([]*kgo.Record, error) {
+func (s *Sink) records(ctx context.Context, recs []*kgo.Record, e *events.Event) ([]*kgo.Record, error) {
+	if s.ser != nil {
+		return s.registryRecord(ctx, recs, e)
+	}
 	val, err := s.codec.Append(nil, e)
 	if errors.Is(err, events.ErrSkipped) {
 		return recs, nil
@@ -331,6 +365,41 @@ func (s *Sink) records(recs []*kgo.Record, e *events.Event) ([]*kgo.Record, erro
 	}
 	return recs, nil
 }
+
+// registryRecord appends the record of a data event whose value is its
+// row in the registry's wire format; control events (schema, state, log)
+// carry no row and are not written.
+func (s *Sink) registryRecord(ctx context.Context, recs []*kgo.Record, e *events.Event) ([]*kgo.Record, error) {
+	if !e.Type.IsData() {
+		return recs, nil
+	}
+	topic := s.cfg.Topic
+	if e.Route != "" {
+		topic = e.Route
+	}
+	enc, err := s.ser.Encode(ctx, topic, e)
+	if err != nil {
+		return recs, fmt.Errorf("schema registry: %w", err)
+	}
+	r := &kgo.Record{Topic: topic, Value: enc.Value, Headers: []kgo.RecordHeader{
+		{Key: HeaderOp, Value: []byte(e.Type)},
+		{Key: HeaderStream, Value: []byte(e.Stream)},
+	}}
+	if s.path != nil {
+		if r.Key, err = s.keyOf(e); err != nil {
+			return recs, err
+		}
+	} else if len(e.Key) > 0 && string(e.Key) != "null" {
+		r.Key = append([]byte(nil), e.Key...)
+	}
+	return append(recs, r), nil
+}
+
+// Headers of a record written with a schema registry.
+const (
+	HeaderOp     = "rivven.op"     // the event type: insert, update, delete, record, ...
+	HeaderStream = "rivven.stream" // the event's stream
+)
 
 // keyOf reads key_field from the event's row.
 func (s *Sink) keyOf(e *events.Event) ([]byte, error) {

@@ -14,6 +14,7 @@ import (
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/connector"
+	"github.com/rivven/rivven-connect/shared/schema"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
@@ -36,6 +37,9 @@ type SourceConfig struct {
 	StartOffset   string    `yaml:"start_offset" default:"latest" doc:"Where to start in a partition the group has no committed offset for: earliest, latest, or an offset (a non-negative integer)."`
 	Codec         string    `yaml:"codec" default:"auto" enum:"auto,rivven,debezium,cloudevents,raw" doc:"How record values decode: auto (Rivven, CloudEvents or Debezium by their keys, any other JSON as a record event), rivven, debezium, cloudevents, or raw (every value wrapped as a record event). A value that does not decode is emitted as a raw record with metadata decode_error."`
 	Security      *Security `yaml:"security" doc:"TLS and SASL settings."`
+	// SchemaRegistryURL decodes wire-format values.
+	SchemaRegistryURL string        `yaml:"schema_registry_url" doc:"Schema registry URL (Confluent's REST API). Set, a value in the registry's wire format (magic byte 0, 4-byte schema id) is decoded with the Avro, JSON Schema or Protobuf schema of its id (fetched once per id) into a record event (the type and stream of the headers rivven.op and rivven.stream when present), with metadata schema_id and schema_subject; other values decode by codec."`
+	SchemaRegistry    schema.Client `yaml:"schema_registry" doc:"Schema registry authentication and TLS."`
 }
 
 // Validate checks what the tags cannot express.
@@ -54,6 +58,15 @@ func (c *SourceConfig) Validate() []spec.Problem {
 	case "", events.PayloadAuto, events.PayloadRaw, events.CodecRivven, events.CodecDebezium, events.CodecCloudEvents:
 	default:
 		ps = append(ps, spec.Problem{Path: "codec", Message: fmt.Sprintf("unknown codec %q (allowed: auto, rivven, debezium, cloudevents, raw)", c.Codec)})
+	}
+	if c.SchemaRegistryURL != "" {
+		if err := schema.ValidateURL(c.SchemaRegistryURL); err != nil {
+			ps = append(ps, spec.Problem{Path: "schema_registry_url", Message: err.Error()})
+		}
+		for _, p := range c.SchemaRegistry.Validate() {
+			p.Path = "schema_registry." + p.Path
+			ps = append(ps, p)
+		}
 	}
 	return append(ps, c.Security.validate("security.")...)
 }
@@ -77,6 +90,7 @@ type Source struct {
 	cfg   SourceConfig
 	opts  []kgo.Opt
 	start kgo.Offset
+	des   *schema.Deserializer // with schema_registry_url
 
 	consumed, bytes, polls, pollNanos atomic.Int64
 }
@@ -93,6 +107,13 @@ func newSource(cfg *SourceConfig) (*Source, error) {
 	}
 	s := &Source{cfg: *cfg, opts: opts}
 	s.start, _ = startOffset(cfg.StartOffset)
+	if cfg.SchemaRegistryURL != "" {
+		rc, err := schema.NewClient(cfg.SchemaRegistryURL, cfg.SchemaRegistry)
+		if err != nil {
+			return nil, connector.Fatal(fmt.Errorf("kafka: schema_registry_url: %w", err))
+		}
+		s.des = schema.NewDeserializer(rc)
+	}
 	return s, nil
 }
 
@@ -171,7 +192,7 @@ func (s *Source) Read(ctx context.Context, _ []byte, emit connector.Emitter) err
 		}
 		for _, r := range recs {
 			s.bytes.Add(int64(len(r.Key) + len(r.Value)))
-			batch = append(batch, s.event(r))
+			batch = append(batch, s.event(ctx, r))
 		}
 		s.consumed.Add(int64(len(recs)))
 		err := emit.Emit(ctx, batch)
@@ -210,7 +231,56 @@ func fetchErr(f kgo.Fetches) error {
 // their stream; raw records get the topic as stream. The key is the
 // Kafka key (JSON when valid, else a JSON string) unless the decoded
 // event has one; the position is always topic/partition/offset.
-func (s *Source) event(r *kgo.Record) *events.Event {
+func (s *Source) event(ctx context.Context, r *kgo.Record) *events.Event {
+	if s.des != nil && len(r.Value) > 0 && r.Value[0] == 0 {
+		if e, err := s.registryEvent(ctx, r); err == nil {
+			return e
+		} else if !errors.Is(err, schema.ErrNotWireFormat) {
+			e := s.plainEvent(r)
+			e.Metadata.Set("decode_error", jsonString("schema registry: "+err.Error()))
+			return e
+		}
+	}
+	return s.plainEvent(r)
+}
+
+// registryEvent decodes a wire-format value into an event of the type
+// and stream its headers name (a record of the topic's name without
+// them); an update's row becomes its after image.
+func (s *Source) registryEvent(ctx context.Context, r *kgo.Record) (*events.Event, error) {
+	d, err := s.des.Decode(ctx, r.Value)
+	if err != nil {
+		return nil, err
+	}
+	typ, stream := events.Record, r.Topic
+	for _, h := range r.Headers {
+		switch h.Key {
+		case HeaderOp:
+			if t, err := events.ParseType(string(h.Value)); err == nil && t.IsData() {
+				typ = t
+			}
+		case HeaderStream:
+			stream = string(h.Value)
+		}
+	}
+	data := d.Data
+	if typ == events.Update {
+		data = map[string]any{"before": nil, "after": data}
+	}
+	e := events.New(typ, stream, events.ValuePayload(data))
+	e.Timestamp = r.Timestamp.UTC()
+	if len(r.Key) > 0 {
+		e.Key = keyJSON(r.Key)
+	}
+	id := uint32(d.ID)
+	e.Metadata.SchemaID = &id
+	e.Metadata.SchemaSubject = d.Subject
+	e.Metadata.Position = fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset)
+	return e, nil
+}
+
+// plainEvent decodes a record with the configured codec.
+func (s *Source) plainEvent(r *kgo.Record) *events.Event {
 	d := &events.Delivery{
 		ID:        fmt.Sprintf("%s-%d-%d", r.Topic, r.Partition, r.Offset),
 		Topic:     r.Topic,
