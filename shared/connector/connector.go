@@ -135,6 +135,17 @@ func (f PerEvent) Apply(ctx context.Context, batch []*events.Event) ([]*events.E
 	return out, nil
 }
 
+// InPlace is implemented by transforms whose Apply returns, of the events
+// it was given, exactly those that did not fail: the same pointers, changed
+// in place, none added. The sink handler, which must trace every output to
+// its input record, then hands such a transform the whole batch at once,
+// so a step that calls a remote service (an LLM) sends one batched,
+// concurrent round per batch instead of one request per record.
+type InPlace interface {
+	Transform
+	InPlace()
+}
+
 // Chain applies transforms in order.
 type Chain []Transform
 

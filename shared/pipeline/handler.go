@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -137,6 +138,9 @@ type Handler struct {
 	// ledger round trips and transforms of concurrent batches overlap.
 	writeMu    sync.Mutex
 	concurrent bool
+	// steps is the transform chain when a step is InPlace (see
+	// transformBatch); nil otherwise.
+	steps []Transform
 	// scratch is the buffers of one batch, reused by the next when no
 	// other batch holds them (scratchMu); a concurrent batch makes its own.
 	scratchMu sync.Mutex
@@ -164,6 +168,7 @@ func (h *Handler) init() {
 		h.rt = &Runtime{Name: h.Name, Log: h.Log, Metrics: h.Metrics, Tasks: h.Status}
 		cw, ok := h.Sink.(ConcurrentWriter)
 		h.concurrent = ok && cw.ConcurrentWrites()
+		h.steps = chainSteps(h.Transforms)
 	})
 }
 
@@ -328,6 +333,7 @@ func (h *Handler) transformAll(ctx context.Context, p *pass) {
 	p.batch = make([]*events.Event, 0, len(p.recs))
 	p.origin = make([]int, 0, len(p.recs))
 	duplicates := 0
+	var whole []int // records for transformBatch, when a step is InPlace
 	for i := range p.recs {
 		r := &p.recs[i]
 		if p.adm.Done != nil && p.adm.Done[i] {
@@ -351,6 +357,10 @@ func (h *Handler) transformAll(ctx context.Context, p *pass) {
 			p.batch, p.origin = append(p.batch, r.Event), append(p.origin, i)
 			continue
 		}
+		if h.steps != nil {
+			whole = append(whole, i)
+			continue
+		}
 		p.one[0] = r.Event
 		out, err := h.Transforms.Apply(ctx, p.one[:])
 		var te *TransformError
@@ -372,6 +382,135 @@ func (h *Handler) transformAll(ctx context.Context, p *pass) {
 	if duplicates > 0 {
 		h.Status.Duplicates.Add(uint64(duplicates))
 	}
+	if len(whole) > 0 {
+		h.transformBatch(ctx, p, whole)
+	}
+}
+
+// chainSteps returns the steps of t when one of them is InPlace (then the
+// handler applies the chain step by step to the whole batch), else nil.
+func chainSteps(t Transform) []Transform {
+	steps, ok := t.(Chain)
+	if !ok {
+		if t == nil {
+			return nil
+		}
+		steps = Chain{t}
+	}
+	for _, s := range steps {
+		if _, ok := s.(InPlace); ok {
+			return steps
+		}
+	}
+	return nil
+}
+
+// transformBatch applies the chain step by step to the events of the
+// records recs: an InPlace step gets all of them in one call, any other
+// step one record's events at a time as in transformAll. Each output keeps
+// the index of its record, and a record with an event that failed any step
+// is set aside as a whole, as transformAll does.
+func (h *Handler) transformBatch(ctx context.Context, p *pass, recs []int) {
+	cur := make([]*events.Event, len(recs))
+	org := make([]int, len(recs))
+	for k, i := range recs {
+		cur[k], org[k] = p.recs[i].Event, i
+	}
+	bad := map[int]bool{}
+	setAside := func(i int, err error) {
+		if !bad[i] {
+			bad[i] = true
+			h.unusable(p, i, "transform", err)
+		}
+	}
+	for _, t := range h.steps {
+		var nextE []*events.Event
+		var nextO []int
+		if _, ok := t.(InPlace); ok {
+			at := make(map[*events.Event]int, len(cur))
+			for k, e := range cur {
+				at[e] = k
+			}
+			// The transform may reuse its input slice: give it a copy.
+			out, err := t.Apply(ctx, append([]*events.Event(nil), cur...))
+			var te *TransformError
+			switch {
+			case errors.As(err, &te):
+				for _, f := range te.Failed {
+					if k, ok := at[f.Event]; ok {
+						setAside(org[k], f.Err)
+					}
+				}
+			case err != nil:
+				// Not about one event (a cancelled context, say): the
+				// records are failed back to the trigger, which retries.
+				for _, i := range org {
+					if !bad[i] {
+						bad[i] = true
+						p.failed[i] = fmt.Errorf("transform: %w", err)
+						p.ord.fail(p.recs, i)
+					}
+				}
+			}
+			for _, e := range out {
+				k, ok := at[e]
+				if !ok {
+					setAside(org[0], fmt.Errorf("transform %T returned an event it was not given, breaking its in-place promise", t))
+					continue
+				}
+				nextE, nextO = append(nextE, e), append(nextO, org[k])
+			}
+		} else {
+			for k, e := range cur {
+				if bad[org[k]] {
+					continue
+				}
+				p.one[0] = e
+				out, err := t.Apply(ctx, p.one[:])
+				var te *TransformError
+				switch {
+				case errors.As(err, &te):
+					setAside(org[k], te.Failed[0].Err)
+					continue
+				case err != nil:
+					setAside(org[k], err)
+					continue
+				}
+				for _, o := range out {
+					nextE, nextO = append(nextE, o), append(nextO, org[k])
+				}
+			}
+		}
+		cur, org = cur[:0], org[:0]
+		for k, e := range nextE {
+			if !bad[nextO[k]] {
+				cur, org = append(cur, e), append(org, nextO[k])
+			}
+		}
+		if len(cur) == 0 {
+			break
+		}
+	}
+	// Steps keep the batch order, but a predicate's runs or a transform
+	// may not: outputs go on in record order, as transformAll's do.
+	idx := make([]int, len(cur))
+	for k := range idx {
+		idx[k] = k
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return org[idx[a]] < org[idx[b]] })
+	produced := map[int]bool{}
+	for _, k := range idx {
+		p.batch, p.origin = append(p.batch, cur[k]), append(p.origin, org[k])
+		produced[org[k]] = true
+	}
+	for _, i := range recs {
+		if !bad[i] && !produced[i] {
+			h.Status.Dropped.Add(1)
+		}
+	}
+	// Records failed here came after others of their ordering group had
+	// already passed the held check.
+	p.batch, p.origin = p.ord.filter(p.recs, p.batch, p.origin, p.failed)
 }
 
 // unusable sets aside a record that can never be written: to the

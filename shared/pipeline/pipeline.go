@@ -15,6 +15,7 @@ type (
 	Sink              = connector.Sink
 	ConcurrentWriter  = connector.ConcurrentWriter
 	Transform         = connector.Transform
+	InPlace           = connector.InPlace
 	Checker           = connector.Checker
 	Closer            = connector.Closer
 	WriteError        = connector.WriteError

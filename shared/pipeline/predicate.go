@@ -11,8 +11,18 @@ import (
 // untouched, keeping the batch order: runs of selected events go to t
 // together so batch-minded transforms still see batches.
 func Only(t Transform, match func(*events.Event) bool) Transform {
-	return &only{t: t, match: match}
+	o := &only{t: t, match: match}
+	if _, ok := t.(InPlace); ok {
+		// Events the predicate passes by are returned as given, so
+		// the predicated step keeps the in-place promise.
+		return onlyInPlace{o}
+	}
+	return o
 }
+
+type onlyInPlace struct{ *only }
+
+func (onlyInPlace) InPlace() {}
 
 type only struct {
 	t     Transform

@@ -126,6 +126,11 @@ type job struct {
 
 // Apply asks the model about every event of the batch, up to
 // max_concurrency at once, and writes the answers.
+// InPlace says Apply returns the events it was given, changed in place, so
+// the sink handler sends it whole batches (concurrent requests) rather than
+// one record at a time.
+func (c *chat) InPlace() {}
+
 func (c *chat) Apply(ctx context.Context, batch []*events.Event) ([]*events.Event, error) {
 	failed := map[int]error{}
 	var jobs []*job

@@ -131,6 +131,11 @@ type text struct {
 	err     error
 }
 
+// InPlace says Apply returns the events it was given, changed in place, so
+// the sink handler sends it whole batches (batched, concurrent requests)
+// rather than one record at a time.
+func (t *embed) InPlace() {}
+
 // Apply embeds the input field of every event: distinct texts are sent
 // batch_size per request, up to max_concurrency requests at once.
 func (t *embed) Apply(ctx context.Context, batch []*events.Event) ([]*events.Event, error) {
