@@ -59,7 +59,9 @@ func TestDiscoverOneSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(context.Background())
+	// A cleanup, not a defer: registered first, it runs after the cleanups
+	// below that still need the connection.
+	t.Cleanup(func() { conn.Close(context.Background()) })
 	table := fmt.Sprintf("discover_cli_%d", time.Now().UnixNano()%1e9)
 	if _, err := conn.Exec(ctx, "CREATE TABLE "+table+" (id int PRIMARY KEY, name text)"); err != nil {
 		t.Fatal(err)
@@ -115,7 +117,9 @@ func TestSnapshotCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(context.Background())
+	// A cleanup, not a defer: registered first, it runs after the cleanups
+	// below that still need the connection.
+	t.Cleanup(func() { conn.Close(context.Background()) })
 	table := fmt.Sprintf("snapshot_cli_%d", time.Now().UnixNano()%1e9)
 	pub := table + "_pub"
 	for _, q := range []string{"CREATE TABLE " + table + " (id int PRIMARY KEY)", "CREATE PUBLICATION " + pub + " FOR TABLE " + table} {
