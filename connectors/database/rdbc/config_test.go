@@ -79,16 +79,3 @@ func TestTargetTypes(t *testing.T) {
 		t.Errorf("text key column -> %s", got)
 	}
 }
-
-func TestPGArrays(t *testing.T) {
-	a, ok := parsePGArray(`{1,NULL,"a \"b\" \\c",{2,3}}`)
-	if !ok || len(a) != 4 || a[1] != nil || a[2] != `a "b" \c` {
-		t.Fatalf("%#v %v", a, ok)
-	}
-	if _, ok := parsePGArray(`{1,2`); ok {
-		t.Error("unterminated array parsed")
-	}
-	if a, ok := parsePGArray(`[0:1]={7,8}`); !ok || len(a) != 2 {
-		t.Errorf("bounds|%#v", a)
-	}
-}

@@ -10,28 +10,10 @@ import (
 
 	mysqldrv "github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 
-	"github.com/rivven/rivven-connect/shared/resilience"
+	"github.com/rivven/rivven-connect/shared/sqlrow"
 )
-
-// dialect is what differs between the databases: quoting, upsert, the
-// catalog queries. Everything else is database/sql, so another driver
-// only needs a dialect.
-type dialect int
-
-const (
-	postgres dialect = iota
-	mysql
-)
-
-func (d dialect) String() string {
-	if d == mysql {
-		return "mysql"
-	}
-	return "postgres"
-}
 
 // openDB opens a pool for c. Both drivers are set up so that values go
 // as text the server converts by the column's type (PostgreSQL's simple
@@ -108,35 +90,6 @@ func mysqlConfig(p dbURL) (*mysqldrv.Config, error) {
 	return out, nil
 }
 
-// quote quotes an identifier, or a schema.table pair.
-func (d dialect) quote(name string) string {
-	parts := strings.Split(name, ".")
-	for i, p := range parts {
-		if d == mysql {
-			parts[i] = "`" + strings.ReplaceAll(p, "`", "``") + "`"
-		} else {
-			parts[i] = `"` + strings.ReplaceAll(p, `"`, `""`) + `"`
-		}
-	}
-	return strings.Join(parts, ".")
-}
-
-// ph returns the n-th (1-based) placeholder.
-func (d dialect) ph(n int) string {
-	if d == mysql {
-		return "?"
-	}
-	return fmt.Sprintf("$%d", n)
-}
-
-// column is one column of a target or source table.
-type column struct {
-	Name     string
-	Type     string // the catalog's type: data_type, or udt_name for PostgreSQL arrays and user types
-	Full     string // the full declaration (PostgreSQL format_type, MySQL COLUMN_TYPE)
-	Nullable bool
-}
-
 // tableInfo is what the sink and the source need about a table.
 type tableInfo struct {
 	Name    string // as given (schema.table or table)
@@ -169,9 +122,9 @@ func describe(ctx context.Context, db *sql.DB, d dialect, name string) (*tableIn
 		if schema == "" {
 			schema = "current_schema()"
 		} else {
-			schema = quoteLit(schema)
+			schema = sqlrow.QuoteLiteral(schema)
 		}
-		rel := fmt.Sprintf("(SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s)", schema, quoteLit(table))
+		rel := fmt.Sprintf("(SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s)", schema, sqlrow.QuoteLiteral(table))
 		colQ = `SELECT a.attname, CASE WHEN t.typcategory = 'A' OR t.typtype <> 'b' THEN t.typname ELSE format_type(a.atttypid, NULL) END,
 			format_type(a.atttypid, a.atttypmod), NOT a.attnotnull
 			FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
@@ -185,9 +138,9 @@ func describe(ctx context.Context, db *sql.DB, d dialect, name string) (*tableIn
 		if schema == "" {
 			schema = "DATABASE()"
 		} else {
-			schema = quoteLit(schema)
+			schema = sqlrow.QuoteLiteral(schema)
 		}
-		where := " WHERE TABLE_SCHEMA = " + schema + " AND TABLE_NAME = " + quoteLit(table)
+		where := " WHERE TABLE_SCHEMA = " + schema + " AND TABLE_NAME = " + sqlrow.QuoteLiteral(table)
 		colQ = `SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE = 'YES' FROM information_schema.COLUMNS` + where + ` ORDER BY ORDINAL_POSITION`
 		pkQ = `SELECT COLUMN_NAME FROM information_schema.STATISTICS` + where + ` AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX`
 		idxQ = `SELECT COLUMN_NAME FROM information_schema.STATISTICS` + where + ` AND SEQ_IN_INDEX = 1`
@@ -238,80 +191,4 @@ func describe(ctx context.Context, db *sql.DB, d dialect, name string) (*tableIn
 		}
 	}
 	return t, nil
-}
-
-// quoteLit renders a string literal (catalog queries only; values go as
-// parameters).
-func quoteLit(s string) string {
-	return "'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", "''") + "'"
-}
-
-// rowError reports whether err is about the data of the statement's rows
-// (a value that does not fit, a constraint), which dead-letters the row,
-// rather than about the connection or the server, which fails the batch.
-func rowError(err error) bool {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		switch pe.Code[:2] {
-		case "22", "23": // data exception, integrity constraint violation
-			return true
-		}
-		switch pe.Code {
-		case "42804", // datatype mismatch
-			"42703", // undefined column
-			"42P18", // indeterminate datatype
-			"21000": // cardinality (ON CONFLICT touching a row twice)
-			return true
-		}
-		return false
-	}
-	var me *mysqldrv.MySQLError
-	if errors.As(err, &me) {
-		switch me.Number {
-		case 1048, // column cannot be null
-			1054,       // unknown column
-			1062,       // duplicate entry
-			1264,       // out of range
-			1265,       // data truncated
-			1292,       // incorrect date/time value
-			1366,       // incorrect value
-			1367,       // illegal value
-			1406,       // data too long
-			1416,       // cannot get geometry object
-			1451, 1452, // foreign key
-			1690, // value out of range
-			3140, // invalid JSON
-			4025, // CHECK constraint failed
-			1364, // field has no default
-			4078: // illegal parameter data type
-			return true
-		}
-	}
-	return false
-}
-
-// classify marks what retrying cannot fix.
-func classify(err error) error {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		switch pe.Code[:2] {
-		case "28": // invalid authorization
-			return resilience.New(resilience.Auth, err)
-		case "42": // syntax error or access rule violation
-			if pe.Code == "42501" {
-				return resilience.New(resilience.Auth, err)
-			}
-			return resilience.New(resilience.Schema, err)
-		}
-	}
-	var me *mysqldrv.MySQLError
-	if errors.As(err, &me) {
-		switch me.Number {
-		case 1044, 1045, 1142, 1143: // access denied
-			return resilience.New(resilience.Auth, err)
-		case 1146, 1049: // no such table, no such database
-			return resilience.New(resilience.NotFound, err)
-		}
-	}
-	return err
 }

@@ -204,7 +204,7 @@ func createTable(d dialect, table string, e *events.Event, row map[string]any, k
 		isKey[k] = true
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "CREATE TABLE %s (", d.quote(table))
+	fmt.Fprintf(&b, "CREATE TABLE %s (", d.Quote(table))
 	for i, n := range columnOrder(e, row) {
 		if i > 0 {
 			b.WriteString(", ")
@@ -217,7 +217,7 @@ func createTable(d dialect, table string, e *events.Event, row map[string]any, k
 	if len(key) > 0 {
 		qs := make([]string, len(key))
 		for i, k := range key {
-			qs[i] = d.quote(k)
+			qs[i] = d.Quote(k)
 		}
 		fmt.Fprintf(&b, ", PRIMARY KEY (%s)", strings.Join(qs, ", "))
 	}
@@ -230,5 +230,5 @@ func colDef(d dialect, name, srcType string, v any, key bool) string {
 	if srcType != "" {
 		t = targetType(d, srcType, key)
 	}
-	return d.quote(name) + " " + t
+	return d.Quote(name) + " " + t
 }

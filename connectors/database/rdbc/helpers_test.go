@@ -80,10 +80,10 @@ func newDBs(t testing.TB, needMy bool) *dbs {
 				_, _ = db.Exec("DROP TABLE IF EXISTS " + quote(n))
 			}
 		}
-		drop(h.pg, `SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE $1`, postgres.quote)
+		drop(h.pg, `SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE $1`, postgres.Quote)
 		h.pg.Close()
 		if h.my != nil {
-			drop(h.my, `SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = '`+myDB+`' AND TABLE_NAME LIKE ?`, mysql.quote)
+			drop(h.my, `SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = '`+myDB+`' AND TABLE_NAME LIKE ?`, mysql.Quote)
 			h.my.Close()
 		}
 	})

@@ -22,6 +22,7 @@ import (
 	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/metric"
+	"github.com/rivven/rivven-connect/shared/sqlrow"
 )
 
 // Metric names.
@@ -104,14 +105,14 @@ func (s *Sink) Close(context.Context) error { return s.db.Close() }
 // the INSERT, UPDATE and DELETE privileges without changing anything.
 func (s *Sink) Check(ctx context.Context) error {
 	if err := s.db.PingContext(ctx); err != nil {
-		return fmt.Errorf("rdbc: connect: %w", classify(err))
+		return fmt.Errorf("rdbc: connect: %w", sqlrow.Classify(err))
 	}
 	if strings.Contains(s.cfg.Table, "{") {
 		return nil
 	}
 	t, err := describe(ctx, s.db, s.d, s.cfg.Table)
 	if err != nil {
-		return fmt.Errorf("rdbc: read table %s: %w", s.cfg.Table, classify(err))
+		return fmt.Errorf("rdbc: read table %s: %w", s.cfg.Table, sqlrow.Classify(err))
 	}
 	if t == nil {
 		if s.cfg.AutoCreate {
@@ -119,11 +120,11 @@ func (s *Sink) Check(ctx context.Context) error {
 		}
 		return fmt.Errorf("rdbc: table %s does not exist (create it, or set auto_create: true)", s.cfg.Table)
 	}
-	q := s.d.quote(s.cfg.Table)
-	c := s.d.quote(t.Columns[0].Name)
+	q := s.d.Quote(s.cfg.Table)
+	c := s.d.Quote(t.Columns[0].Name)
 	all := make([]string, len(t.Columns))
 	for i, col := range t.Columns {
-		all[i] = s.d.quote(col.Name)
+		all[i] = s.d.Quote(col.Name)
 	}
 	// Every column: MariaDB refuses a column list that leaves out a NOT
 	// NULL column without default even when no row would be inserted.
@@ -137,7 +138,7 @@ func (s *Sink) Check(ctx context.Context) error {
 	}
 	for _, p := range probes {
 		if _, err := s.db.ExecContext(ctx, p); err != nil {
-			return fmt.Errorf("rdbc: table %s: %s: %w", s.cfg.Table, strings.Fields(p)[0], classify(err))
+			return fmt.Errorf("rdbc: table %s: %s: %w", s.cfg.Table, strings.Fields(p)[0], sqlrow.Classify(err))
 		}
 	}
 	if s.cfg.Mode != ModeInsert || s.cfg.Delete.Enabled {
@@ -197,13 +198,13 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 	}
 	err := s.exec(ctx, ops, nil)
 	if err != nil {
-		if !rowError(err) && !errors.Is(err, errNoRow) {
-			return classify(err)
+		if !sqlrow.RowError(err) && !errors.Is(err, errNoRow) {
+			return sqlrow.Classify(err)
 		}
 		// Find the bad rows: again, one by one.
 		err = s.exec(ctx, ops, failed)
 		if err != nil {
-			return classify(err)
+			return sqlrow.Classify(err)
 		}
 	}
 	var written, deleted int
@@ -312,7 +313,7 @@ func (s *Sink) plan(ctx context.Context, i int, e *events.Event) ([]op, error) {
 		if col == nil {
 			return nil, fmt.Errorf("column %s does not exist in table %s (set auto_evolve: true to add it)", c, name)
 		}
-		if vals[j], err = bind(s.d, col, row[c]); err != nil {
+		if vals[j], err = sqlrow.Bind(s.d, col, row[c]); err != nil {
 			return nil, err
 		}
 	}
@@ -419,7 +420,7 @@ func (s *Sink) keyValues(e *events.Event, row map[string]any, keys []string, t *
 		if !ok || v == nil {
 			return nil, fmt.Errorf("key column %s has no value", k)
 		}
-		b, err := bind(s.d, t.col(k), v)
+		b, err := sqlrow.Bind(s.d, t.col(k), v)
 		if err != nil {
 			return nil, err
 		}
@@ -439,7 +440,7 @@ func (s *Sink) table(ctx context.Context, name string, e *events.Event, row map[
 	}
 	t, err := describe(ctx, s.db, s.d, name)
 	if err != nil {
-		return nil, &fatalTable{fmt.Errorf("read table %s: %w", name, classify(err))}
+		return nil, &fatalTable{fmt.Errorf("read table %s: %w", name, sqlrow.Classify(err))}
 	}
 	if t == nil {
 		if !s.cfg.AutoCreate {
@@ -452,7 +453,7 @@ func (s *Sink) table(ctx context.Context, name string, e *events.Event, row map[
 		if _, err := s.db.ExecContext(ctx, ddl); err != nil {
 			// Another instance may have created it meanwhile.
 			if t2, _ := describe(ctx, s.db, s.d, name); t2 == nil {
-				return nil, &fatalTable{fmt.Errorf("create table %s: %w", name, classify(err))}
+				return nil, &fatalTable{fmt.Errorf("create table %s: %w", name, sqlrow.Classify(err))}
 			}
 		} else {
 			s.changed.Inc()
@@ -485,11 +486,11 @@ func (s *Sink) evolve(ctx context.Context, t *tableInfo, e *events.Event, row ma
 	sort.Strings(missing)
 	types := sourceTypes(e)
 	for _, c := range missing {
-		ddl := fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s", s.d.quote(t.Name), colDef(s.d, c, types[c], row[c], false))
+		ddl := fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s", s.d.Quote(t.Name), colDef(s.d, c, types[c], row[c], false))
 		if _, err := s.db.ExecContext(ctx, ddl); err != nil {
 			// Added meanwhile by another instance? Re-read and see.
 			if t2, _ := describe(ctx, s.db, s.d, t.Name); t2 == nil || t2.col(c) == nil {
-				return &fatalTable{fmt.Errorf("add column %s to %s: %w", c, t.Name, classify(err))}
+				return &fatalTable{fmt.Errorf("add column %s to %s: %w", c, t.Name, sqlrow.Classify(err))}
 			}
 			continue
 		}
@@ -574,7 +575,7 @@ func (s *Sink) exec(ctx context.Context, ops []op, isolate map[int]error) error 
 			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT rivven_row"); err != nil {
 				return err
 			}
-		case errors.Is(err, errNoRow) || rowError(err):
+		case errors.Is(err, errNoRow) || sqlrow.RowError(err):
 			isolate[o.idx] = fmt.Errorf("table %s: %w", o.table.Name, err)
 			if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT rivven_row"); err != nil {
 				return err
@@ -606,21 +607,21 @@ func keyString(o op) string {
 // statement renders the statement for ops of one shape.
 func (s *Sink) statement(ops []op) (string, []any) {
 	o := ops[0]
-	q := s.d.quote(o.table.Name)
+	q := s.d.Quote(o.table.Name)
 	var b strings.Builder
 	var args []any
 	n := 0
 	next := func(v any) string {
 		n++
 		args = append(args, v)
-		return s.d.ph(n)
+		return s.d.Placeholder(n)
 	}
 	where := func(kv []any) {
 		for j, k := range o.key {
 			if j > 0 {
 				b.WriteString(" AND ")
 			}
-			b.WriteString(s.d.quote(k) + " = " + next(kv[j]))
+			b.WriteString(s.d.Quote(k) + " = " + next(kv[j]))
 		}
 	}
 	switch o.kind {
@@ -633,14 +634,14 @@ func (s *Sink) statement(ops []op) (string, []any) {
 			if j > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString(s.d.quote(c) + " = " + next(o.vals[j]))
+			b.WriteString(s.d.Quote(c) + " = " + next(o.vals[j]))
 		}
 		b.WriteString(" WHERE ")
 		where(o.kvals)
 	default:
 		cols := make([]string, len(o.cols))
 		for j, c := range o.cols {
-			cols[j] = s.d.quote(c)
+			cols[j] = s.d.Quote(c)
 		}
 		fmt.Fprintf(&b, "INSERT INTO %s (%s) VALUES ", q, strings.Join(cols, ", "))
 		for r, op := range ops {
@@ -670,7 +671,7 @@ func (s *Sink) statement(ops []op) (string, []any) {
 			}
 			keys := make([]string, len(o.key))
 			for j, k := range o.key {
-				keys[j] = s.d.quote(k)
+				keys[j] = s.d.Quote(k)
 			}
 			switch {
 			case s.d == postgres && len(sets) == 0:

@@ -13,6 +13,7 @@ import (
 	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/metric"
+	"github.com/rivven/rivven-connect/shared/sqlrow"
 )
 
 func init() {
@@ -82,7 +83,7 @@ type stream struct {
 // columns, and they lead an index (require_index).
 func (s *Source) Check(ctx context.Context) error {
 	if err := s.db.PingContext(ctx); err != nil {
-		return fmt.Errorf("rdbc: connect: %w", classify(err))
+		return fmt.Errorf("rdbc: connect: %w", sqlrow.Classify(err))
 	}
 	_, err := s.streams(ctx)
 	return err
@@ -94,7 +95,7 @@ func (s *Source) streams(ctx context.Context) ([]*stream, error) {
 		// Probe the query (and that the mode's columns are in it).
 		rows, err := s.db.QueryContext(ctx, "SELECT * FROM ("+q+") rivven_q WHERE 1=0")
 		if err != nil {
-			return nil, connector.Fatal(fmt.Errorf("rdbc: query: %w", classify(err)))
+			return nil, connector.Fatal(fmt.Errorf("rdbc: query: %w", sqlrow.Classify(err)))
 		}
 		names, _ := rows.Columns()
 		rows.Close()
@@ -109,7 +110,7 @@ func (s *Source) streams(ctx context.Context) ([]*stream, error) {
 	for _, t := range s.cfg.Tables {
 		info, err := describe(ctx, s.db, s.d, t)
 		if err != nil {
-			return nil, fmt.Errorf("rdbc: read table %s: %w", t, classify(err))
+			return nil, fmt.Errorf("rdbc: read table %s: %w", t, sqlrow.Classify(err))
 		}
 		if info == nil {
 			return nil, connector.Fatal(fmt.Errorf("rdbc: table %s does not exist", t))
@@ -130,7 +131,7 @@ func (s *Source) streams(ctx context.Context) ([]*stream, error) {
 			}
 		}
 		_, name := splitName(t)
-		out = append(out, &stream{name: name, from: s.d.quote(t), table: t, info: info})
+		out = append(out, &stream{name: name, from: s.d.Quote(t), table: t, info: info})
 	}
 	return out, nil
 }
@@ -176,9 +177,9 @@ func (s *Source) poll(ctx context.Context, st *stream, p *streamPos, state map[s
 	inc, ts := s.cfg.IncrementingColumn, s.cfg.TimestampColumn
 	if s.cfg.Mode == ModeIncrementing && s.cfg.CheckMonotonic && p.Inc != "" {
 		var n int64
-		q := fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE %s <= %s", st.from, s.d.quote(inc), s.d.ph(1))
+		q := fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE %s <= %s", st.from, s.d.Quote(inc), s.d.Placeholder(1))
 		if err := s.db.QueryRowContext(ctx, q, p.Inc).Scan(&n); err != nil {
-			return fmt.Errorf("rdbc: %s: monotonic check: %w", st.name, classify(err))
+			return fmt.Errorf("rdbc: %s: monotonic check: %w", st.name, sqlrow.Classify(err))
 		}
 		if n > p.Below {
 			return connector.Fatal(fmt.Errorf("rdbc: %s: column %s is not strictly increasing: %d row(s) appeared at or below the committed position %s=%s and were not read (use a column that only grows, such as an auto-increment key, or mode timestamp+incrementing)",
@@ -191,7 +192,7 @@ func (s *Source) poll(ctx context.Context, st *stream, p *streamPos, state map[s
 		var args []any
 		arg := func(v string) string {
 			args = append(args, s.tsArg(v))
-			return s.d.ph(len(args))
+			return s.d.Placeholder(len(args))
 		}
 		order := ""
 		limit := true
@@ -199,34 +200,34 @@ func (s *Source) poll(ctx context.Context, st *stream, p *streamPos, state map[s
 		case ModeIncrementing:
 			if p.Inc != "" {
 				args = append(args, p.Inc)
-				where = append(where, fmt.Sprintf("%s > %s", s.d.quote(inc), s.d.ph(len(args))))
+				where = append(where, fmt.Sprintf("%s > %s", s.d.Quote(inc), s.d.Placeholder(len(args))))
 			}
-			order = s.d.quote(inc)
+			order = s.d.Quote(inc)
 		case ModeTimestamp:
 			if p.TS != "" {
-				where = append(where, fmt.Sprintf("%s > %s", s.d.quote(ts), arg(p.TS)))
+				where = append(where, fmt.Sprintf("%s > %s", s.d.Quote(ts), arg(p.TS)))
 			}
-			order = s.d.quote(ts)
+			order = s.d.Quote(ts)
 			limit = false // rows sharing a timestamp must not be split by a LIMIT
 		case ModeTimestampIncrementing:
 			if p.TS != "" {
-				qt, qi := s.d.quote(ts), s.d.quote(inc)
+				qt, qi := s.d.Quote(ts), s.d.Quote(inc)
 				a := arg(p.TS)
 				b := arg(p.TS)
 				args = append(args, p.Inc)
-				where = append(where, fmt.Sprintf("(%s > %s OR (%s = %s AND %s > %s))", qt, a, qt, b, qi, s.d.ph(len(args))))
+				where = append(where, fmt.Sprintf("(%s > %s OR (%s = %s AND %s > %s))", qt, a, qt, b, qi, s.d.Placeholder(len(args))))
 			}
-			order = s.d.quote(ts) + ", " + s.d.quote(inc)
+			order = s.d.Quote(ts) + ", " + s.d.Quote(inc)
 		default:
 			limit = false
 		}
 		if ts != "" {
-			where = append(where, s.d.quote(ts)+" IS NOT NULL")
+			where = append(where, s.d.Quote(ts)+" IS NOT NULL")
 			if s.cfg.TimestampDelayMs > 0 {
 				if s.d == postgres {
-					where = append(where, fmt.Sprintf("%s < now() - interval '%d milliseconds'", s.d.quote(ts), s.cfg.TimestampDelayMs))
+					where = append(where, fmt.Sprintf("%s < now() - interval '%d milliseconds'", s.d.Quote(ts), s.cfg.TimestampDelayMs))
 				} else {
-					where = append(where, fmt.Sprintf("%s < NOW(6) - INTERVAL %d MICROSECOND", s.d.quote(ts), s.cfg.TimestampDelayMs*1000))
+					where = append(where, fmt.Sprintf("%s < NOW(6) - INTERVAL %d MICROSECOND", s.d.Quote(ts), s.cfg.TimestampDelayMs*1000))
 				}
 			}
 		}
@@ -254,8 +255,8 @@ func (s *Source) poll(ctx context.Context, st *stream, p *streamPos, state map[s
 // the ISO forms with a zone.
 func (s *Source) tsArg(v string) any {
 	if s.d == mysql {
-		if t, err := parseTime(v); err == nil {
-			return t.UTC().Format(layoutMySQL)
+		if t, err := sqlrow.ParseTime(v); err == nil {
+			return t.UTC().Format(sqlrow.LayoutMySQL)
 		}
 	}
 	return v
@@ -266,7 +267,7 @@ func (s *Source) tsArg(v string) any {
 func (s *Source) query(ctx context.Context, st *stream, q string, args []any, p *streamPos, state map[string]*streamPos, emit connector.Emitter) (int, error) {
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
-		return 0, fmt.Errorf("rdbc: %s: %w", st.name, classify(err))
+		return 0, fmt.Errorf("rdbc: %s: %w", st.name, sqlrow.Classify(err))
 	}
 	defer rows.Close()
 	cts, err := rows.ColumnTypes()
@@ -320,7 +321,7 @@ func (s *Source) query(ctx context.Context, st *stream, q string, args []any, p 
 		}
 		row := make(map[string]any, len(cts))
 		for i, v := range dest {
-			r, err := render(s.d, types[i], v)
+			r, err := sqlrow.Render(s.d, types[i], v)
 			if err != nil {
 				return total, fmt.Errorf("rdbc: %s.%s: %w", st.name, names[i], err)
 			}
@@ -367,7 +368,7 @@ func (s *Source) query(ctx context.Context, st *stream, q string, args []any, p 
 		total++
 	}
 	if err := rows.Err(); err != nil {
-		return total, fmt.Errorf("rdbc: %s: %w", st.name, classify(err))
+		return total, fmt.Errorf("rdbc: %s: %w", st.name, sqlrow.Classify(err))
 	}
 	return total, flush()
 }

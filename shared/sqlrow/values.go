@@ -1,4 +1,4 @@
-package rdbc
+package sqlrow
 
 import (
 	"bytes"
@@ -18,31 +18,31 @@ import (
 // 2006-01-02T15:04:05.999999, zoned ones as RFC 3339 in UTC, JSON
 // embedded, arrays as JSON arrays.
 const (
-	layoutDate      = "2006-01-02"
-	layoutTimestamp = "2006-01-02T15:04:05.999999"
-	layoutTSTZ      = "2006-01-02T15:04:05.999999Z07:00"
-	layoutMySQL     = "2006-01-02 15:04:05.999999"
+	LayoutDate      = "2006-01-02"
+	LayoutTimestamp = "2006-01-02T15:04:05.999999"
+	LayoutTSTZ      = "2006-01-02T15:04:05.999999Z07:00"
+	LayoutMySQL     = "2006-01-02 15:04:05.999999"
 )
 
-// kind of a column's values.
-type kind int
+// Kind is the kind of a column's values.
+type Kind int
 
 const (
-	kString kind = iota
-	kInt
-	kNumber // decimal and float: verbatim when a number, else a string (NaN)
-	kBool
-	kJSON
-	kBytes
-	kDate
-	kTimestamp
-	kTimestampTZ
-	kArray
+	KString Kind = iota
+	KInt
+	KNumber // decimal and float: verbatim when a number, else a string (NaN)
+	KBool
+	KJSON
+	KBytes
+	KDate
+	KTimestamp
+	KTimestampTZ
+	KArray
 )
 
-// kindOf maps a type name, as database/sql's DatabaseTypeName or the
+// KindOf maps a type name, as database/sql's DatabaseTypeName or the
 // catalog spells it, to its kind.
-func kindOf(d dialect, typ string) kind {
+func KindOf(d Dialect, typ string) Kind {
 	t := strings.ToLower(strings.TrimSpace(typ))
 	t = strings.TrimPrefix(t, "unsigned ")
 	if i := strings.IndexByte(t, '('); i >= 0 {
@@ -50,60 +50,60 @@ func kindOf(d dialect, typ string) kind {
 	}
 	switch t {
 	case "int2", "int4", "int8", "smallint", "integer", "int", "bigint", "tinyint", "mediumint", "year", "oid", "serial", "bigserial":
-		return kInt
+		return KInt
 	case "numeric", "decimal", "float4", "float8", "real", "double precision", "float", "double":
-		return kNumber
+		return KNumber
 	case "bool", "boolean":
-		return kBool
+		return KBool
 	case "json", "jsonb":
-		return kJSON
+		return KJSON
 	case "bytea", "blob", "tinyblob", "mediumblob", "longblob", "binary", "varbinary":
-		return kBytes
+		return KBytes
 	case "date":
-		return kDate
+		return KDate
 	case "timestamp", "timestamp without time zone", "datetime":
-		if d == mysql && t == "timestamp" {
+		if d == MySQL && t == "timestamp" {
 			// MySQL's TIMESTAMP is an instant shown in the session's
 			// zone, which is UTC here.
-			return kTimestampTZ
+			return KTimestampTZ
 		}
-		return kTimestamp
+		return KTimestamp
 	case "timestamptz", "timestamp with time zone":
-		return kTimestampTZ
+		return KTimestampTZ
 	}
 	if strings.HasPrefix(t, "_") || strings.HasSuffix(t, "[]") || t == "array" {
-		return kArray
+		return KArray
 	}
-	return kString
+	return KString
 }
 
-// render turns a scanned value into the event's JSON value.
-func render(d dialect, typ string, v any) (any, error) {
+// Render turns a scanned value into the event's JSON value.
+func Render(d Dialect, typ string, v any) (any, error) {
 	if v == nil {
 		return nil, nil
 	}
-	k := kindOf(d, typ)
+	k := KindOf(d, typ)
 	if t, ok := v.(time.Time); ok {
 		switch k {
-		case kDate:
-			return t.Format(layoutDate), nil
-		case kTimestampTZ:
-			return t.UTC().Format(layoutTSTZ), nil
+		case KDate:
+			return t.Format(LayoutDate), nil
+		case KTimestampTZ:
+			return t.UTC().Format(LayoutTSTZ), nil
 		default:
-			return t.Format(layoutTimestamp), nil
+			return t.Format(LayoutTimestamp), nil
 		}
 	}
 	var text string
 	switch x := v.(type) {
 	case []byte:
-		if k == kBytes {
+		if k == KBytes {
 			return base64.StdEncoding.EncodeToString(x), nil
 		}
 		text = string(x)
 	case string:
 		text = x
 	case int64:
-		if k == kBool {
+		if k == KBool {
 			return x != 0, nil
 		}
 		return json.Number(strconv.FormatInt(x, 10)), nil
@@ -119,9 +119,9 @@ func render(d dialect, typ string, v any) (any, error) {
 		text = fmt.Sprint(x)
 	}
 	switch k {
-	case kInt, kNumber:
+	case KInt, KNumber:
 		return floatValue(text), nil
-	case kBool:
+	case KBool:
 		switch strings.ToLower(text) {
 		case "t", "true", "1", "y", "yes", "on":
 			return true, nil
@@ -129,7 +129,7 @@ func render(d dialect, typ string, v any) (any, error) {
 			return false, nil
 		}
 		return text, nil
-	case kJSON:
+	case KJSON:
 		dec := json.NewDecoder(strings.NewReader(text))
 		dec.UseNumber()
 		var out any
@@ -137,16 +137,16 @@ func render(d dialect, typ string, v any) (any, error) {
 			return text, nil
 		}
 		return out, nil
-	case kTimestamp:
+	case KTimestamp:
 		// MySQL's text form has a space where ISO has a T.
 		return strings.Replace(trimFraction(text), " ", "T", 1), nil
-	case kTimestampTZ:
-		if t, err := parseTime(text); err == nil {
-			return t.UTC().Format(layoutTSTZ), nil
+	case KTimestampTZ:
+		if t, err := ParseTime(text); err == nil {
+			return t.UTC().Format(LayoutTSTZ), nil
 		}
 		return text, nil
-	case kArray:
-		if a, ok := parsePGArray(text); ok {
+	case KArray:
+		if a, ok := ParsePGArray(text); ok {
 			et := strings.TrimPrefix(strings.ToLower(typ), "_")
 			return renderArray(d, et, a)
 		}
@@ -154,7 +154,7 @@ func render(d dialect, typ string, v any) (any, error) {
 	return text, nil
 }
 
-func renderArray(d dialect, elem string, a []any) (any, error) {
+func renderArray(d Dialect, elem string, a []any) (any, error) {
 	out := make([]any, len(a))
 	for i, e := range a {
 		switch x := e.(type) {
@@ -166,7 +166,7 @@ func renderArray(d dialect, elem string, a []any) (any, error) {
 			}
 			out[i] = v
 		case string:
-			v, err := render(d, elem, x)
+			v, err := Render(d, elem, x)
 			if err != nil {
 				return nil, err
 			}
@@ -196,10 +196,10 @@ func floatValue(text string) any {
 	return text
 }
 
-// parseTime reads the ISO forms this package and the CDC sources write,
+// ParseTime reads the ISO forms this package and the CDC sources write,
 // and MySQL's space-separated form; without a zone the time is UTC.
-func parseTime(s string) (time.Time, error) {
-	for _, l := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999", "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999Z07", layoutDate} {
+func ParseTime(s string) (time.Time, error) {
+	for _, l := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999", "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999Z07", LayoutDate} {
 		if t, err := time.Parse(l, s); err == nil {
 			return t, nil
 		}
@@ -207,17 +207,17 @@ func parseTime(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is not a date or timestamp", s)
 }
 
-// bind turns an event's value into the parameter for column c: text the
+// Bind turns an event's value into the parameter for column c: text the
 // server converts by the column's type, with what it cannot read from
 // JSON converted here (base64 to bytes, ISO timestamps to MySQL's form,
 // JSON arrays to PostgreSQL array literals, objects to JSON text).
-func bind(d dialect, c *column, v any) (any, error) {
+func Bind(d Dialect, c *Column, v any) (any, error) {
 	if v == nil {
 		return nil, nil
 	}
-	k := kindOf(d, c.Type)
+	k := KindOf(d, c.Type)
 	switch k {
-	case kBytes:
+	case KBytes:
 		s, ok := v.(string)
 		if !ok {
 			return nil, fmt.Errorf("column %s (%s): expected a base64 string, got %s", c.Name, c.Type, jsonType(v))
@@ -227,26 +227,26 @@ func bind(d dialect, c *column, v any) (any, error) {
 			return nil, fmt.Errorf("column %s (%s): not base64: %v", c.Name, c.Type, err)
 		}
 		return b, nil
-	case kArray:
-		if a, ok := v.([]any); ok && d == postgres {
+	case KArray:
+		if a, ok := v.([]any); ok && d == Postgres {
 			var buf bytes.Buffer
 			if err := appendPGArray(&buf, a); err != nil {
 				return nil, fmt.Errorf("column %s (%s): %v", c.Name, c.Type, err)
 			}
 			return buf.String(), nil
 		}
-	case kTimestamp, kTimestampTZ, kDate:
-		if s, ok := v.(string); ok && d == mysql {
-			t, err := parseTime(s)
+	case KTimestamp, KTimestampTZ, KDate:
+		if s, ok := v.(string); ok && d == MySQL {
+			t, err := ParseTime(s)
 			if err != nil {
 				return nil, fmt.Errorf("column %s (%s): %v", c.Name, c.Type, err)
 			}
-			if k == kDate {
-				return t.Format(layoutDate), nil
+			if k == KDate {
+				return t.Format(LayoutDate), nil
 			}
-			return t.UTC().Format(layoutMySQL), nil
+			return t.UTC().Format(LayoutMySQL), nil
 		}
-	case kBool:
+	case KBool:
 		if b, ok := v.(bool); ok {
 			return b, nil
 		}
@@ -329,9 +329,9 @@ func appendPGArray(buf *bytes.Buffer, a []any) error {
 	return nil
 }
 
-// parsePGArray parses PostgreSQL's array output ({1,NULL,"a b",{2,3}}):
+// ParsePGArray parses PostgreSQL's array output ({1,NULL,"a b",{2,3}}):
 // elements are strings (unquoted), nil (NULL) or nested []any.
-func parsePGArray(s string) ([]any, bool) {
+func ParsePGArray(s string) ([]any, bool) {
 	if i := strings.Index(s, "={"); i >= 0 && strings.HasPrefix(s, "[") {
 		s = s[i+1:] // drop dimension decoration [0:2]=
 	}
