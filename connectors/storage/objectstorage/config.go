@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/rivven/rivven-connect/shared/format"
+	"github.com/rivven/rivven-connect/shared/objectstore"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
@@ -46,17 +47,9 @@ type Settings struct {
 	Local *LocalOptions `yaml:"local" doc:"Local filesystem options (provider: local)."`
 }
 
-// S3Options configures the S3 client. Without access_key_id the AWS default
-// credential chain applies (environment, shared files, web identity, ECS
-// and EC2 instance roles).
-type S3Options struct {
-	Region          string `yaml:"region" doc:"AWS region; when empty the default chain's (AWS_REGION, shared config), else us-east-1."`
-	Endpoint        string `yaml:"endpoint" doc:"Endpoint URL instead of AWS's (MinIO, R2, DigitalOcean Spaces, tests), like https://minio.local:9000."`
-	ForcePathStyle  bool   `yaml:"force_path_style" default:"false" doc:"Address buckets as endpoint/bucket/key instead of bucket.endpoint/key (MinIO and most S3-compatible stores need it)."`
-	AccessKeyID     string `yaml:"access_key_id" doc:"Static access key ID (with secret_access_key); without it the default credential chain (IAM role)."`
-	SecretAccessKey string `yaml:"secret_access_key" secret:"true" doc:"Static secret access key."`
-	SessionToken    string `yaml:"session_token" secret:"true" doc:"Session token of temporary static credentials."`
-}
+// S3Options configures the S3 client (shared/objectstore holds it with
+// the S3 writer, which the redshift sink stages its loads with).
+type S3Options = objectstore.S3Options
 
 // GCSOptions configures the GCS client.
 type GCSOptions struct {
@@ -130,7 +123,7 @@ func (s *Settings) validate(provider string) []spec.Problem {
 	}
 	switch provider {
 	case ProviderS3:
-		ps = append(ps, s.S3.validate()...)
+		ps = append(ps, prefixProblems("s3", s.S3.Validate())...)
 	case ProviderGCS:
 		ps = append(ps, s.GCS.validate()...)
 	case ProviderAzure:
@@ -139,23 +132,6 @@ func (s *Settings) validate(provider string) []spec.Problem {
 		if s.Local == nil || strings.TrimSpace(s.Local.Root) == "" {
 			ps = append(ps, spec.Problem{Path: "local.root", Message: "required with provider local: the directory holding the bucket directories"})
 		}
-	}
-	return ps
-}
-
-func (o *S3Options) validate() []spec.Problem {
-	if o == nil {
-		return nil
-	}
-	var ps []spec.Problem
-	if o.Endpoint != "" {
-		ps = append(ps, checkURL("s3.endpoint", o.Endpoint)...)
-	}
-	if (o.AccessKeyID == "") != (o.SecretAccessKey == "") {
-		ps = append(ps, spec.Problem{Path: "s3.secret_access_key", Message: "access_key_id and secret_access_key go together (set both, or neither to use the default credential chain)"})
-	}
-	if o.SessionToken != "" && o.AccessKeyID == "" {
-		ps = append(ps, spec.Problem{Path: "s3.session_token", Message: "needs access_key_id and secret_access_key"})
 	}
 	return ps
 }
@@ -247,4 +223,12 @@ func (c *LegacyConfig[P]) Validate() []spec.Problem {
 func (c *LegacyConfig[P]) config() *Config {
 	var p P
 	return &Config{Provider: p.provider(), Settings: c.Settings}
+}
+
+// prefixProblems puts a block's key in front of its problems' paths.
+func prefixProblems(p string, ps []spec.Problem) []spec.Problem {
+	for i := range ps {
+		ps[i].Path = p + "." + ps[i].Path
+	}
+	return ps
 }
