@@ -17,7 +17,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -29,99 +28,18 @@ import (
 	"github.com/rivven/rivven-connect/shared/resilience"
 )
 
-// BreakerConfig is the circuit_breaker block of a vector sink's config,
-// with the reference's defaults and ranges.
-type BreakerConfig struct {
-	Enabled          bool `yaml:"enabled" default:"true" doc:"Enable the circuit breaker."`
-	FailureThreshold int  `yaml:"failure_threshold" default:"5" min:"1" max:"100" doc:"Consecutive failed batches before the circuit opens."`
-	ResetTimeoutSecs int  `yaml:"reset_timeout_secs" default:"30" min:"1" max:"3600" doc:"Seconds the circuit stays open before one probe batch is let through."`
-	SuccessThreshold int  `yaml:"success_threshold" default:"2" min:"1" max:"10" doc:"Successful probes in a row that close the circuit again."`
-}
+// BreakerConfig is the circuit_breaker block of a vector sink's config
+// (resilience.CircuitConfig, which other sinks share).
+type BreakerConfig = resilience.CircuitConfig
 
 // ErrOpen is the error of a batch refused by the open circuit.
 var ErrOpen = resilience.ErrOpen
 
-// Circuit is an in-process circuit breaker: after FailureThreshold
-// consecutive failed batches it opens and refuses batches without
-// contacting the service; after ResetTimeout it lets one probe through at
-// a time (half-open); SuccessThreshold successful probes close it, a
-// failed probe opens it again.
-type Circuit struct {
-	cfg       BreakerConfig
-	mu        sync.Mutex
-	state     resilience.BreakerState
-	failures  int
-	successes int
-	openedAt  time.Time
-	probing   bool
-	now       func() time.Time
-}
+// Circuit is the in-process circuit breaker (resilience.Circuit).
+type Circuit = resilience.Circuit
 
 // NewCircuit returns nil (always closed) when the breaker is disabled.
-func NewCircuit(cfg BreakerConfig) *Circuit {
-	if !cfg.Enabled {
-		return nil
-	}
-	return &Circuit{cfg: cfg, now: time.Now}
-}
-
-// Allow says whether a batch may be sent now.
-func (c *Circuit) Allow() bool {
-	if c == nil {
-		return true
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch c.state {
-	case resilience.Open:
-		if c.now().Sub(c.openedAt) < time.Duration(c.cfg.ResetTimeoutSecs)*time.Second {
-			return false
-		}
-		c.state, c.successes, c.probing = resilience.HalfOpen, 0, true
-		return true
-	case resilience.HalfOpen:
-		if c.probing {
-			return false // one probe at a time
-		}
-		c.probing = true
-		return true
-	}
-	return true
-}
-
-// Done reports the outcome of an allowed batch.
-func (c *Circuit) Done(ok bool) {
-	if c == nil {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch {
-	case c.state == resilience.HalfOpen && ok:
-		c.probing = false
-		if c.successes++; c.successes >= c.cfg.SuccessThreshold {
-			c.state, c.failures = resilience.Closed, 0
-		}
-	case c.state == resilience.HalfOpen:
-		c.state, c.openedAt, c.probing = resilience.Open, c.now(), false
-	case ok:
-		c.failures = 0
-	default:
-		if c.failures++; c.failures >= c.cfg.FailureThreshold {
-			c.state, c.openedAt = resilience.Open, c.now()
-		}
-	}
-}
-
-// State is the circuit's state.
-func (c *Circuit) State() resilience.BreakerState {
-	if c == nil {
-		return resilience.Closed
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.state
-}
+func NewCircuit(cfg BreakerConfig) *Circuit { return resilience.NewCircuit(cfg) }
 
 // ID is a point or vector ID: a number (Qdrant's u64 IDs) or a string.
 type ID struct {
