@@ -23,6 +23,7 @@ func init() {
 		buildtag.Component{Kind: "sink", Name: "pubsub-sink", Aliases: []string{"google-pubsub-sink"}},
 		buildtag.Component{Kind: "sink", Name: "qdrant"},
 		buildtag.Component{Kind: "sink", Name: "rdbc-sink", Aliases: []string{"rdbc", "jdbc", "jdbc-sink"}},
+		buildtag.Component{Kind: "sink", Name: "redshift"},
 		buildtag.Component{Kind: "sink", Name: "s3"},
 		buildtag.Component{Kind: "sink", Name: "s3-vectors"},
 		buildtag.Component{Kind: "sink", Name: "snowflake"},
