@@ -148,7 +148,7 @@ func (o *S3Options) Validate() []spec.Problem {
 	}
 	var ps []spec.Problem
 	if o.Endpoint != "" {
-		ps = append(ps, checkURL("endpoint", o.Endpoint)...)
+		ps = append(ps, CheckURL("endpoint", o.Endpoint)...)
 	}
 	if (o.AccessKeyID == "") != (o.SecretAccessKey == "") {
 		ps = append(ps, spec.Problem{Path: "secret_access_key", Message: "access_key_id and secret_access_key go together (set both, or neither to use the default credential chain)"})
@@ -159,7 +159,9 @@ func (o *S3Options) Validate() []spec.Problem {
 	return ps
 }
 
-func checkURL(path, raw string) []spec.Problem {
+// CheckURL checks an endpoint is an http(s) URL with a host; path names
+// the key in problems.
+func CheckURL(path, raw string) []spec.Problem {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return []spec.Problem{{Path: path, Message: fmt.Sprintf("must be an http(s) URL like https://host:port, got %q", raw)}}

@@ -7,8 +7,10 @@
 package sqlrow
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	mysqldrv "github.com/go-sql-driver/mysql"
@@ -137,4 +139,22 @@ func Classify(err error) error {
 		}
 	}
 	return err
+}
+
+// KeyFields are the field names of an event key that is a JSON object,
+// sorted; nil for any other key.
+func KeyFields(key json.RawMessage) []string {
+	if len(key) == 0 || key[0] != '{' {
+		return nil
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(key, &m) != nil {
+		return nil
+	}
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
 }

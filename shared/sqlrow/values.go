@@ -220,7 +220,7 @@ func Bind(d Dialect, c *Column, v any) (any, error) {
 	case KBytes:
 		s, ok := v.(string)
 		if !ok {
-			return nil, fmt.Errorf("column %s (%s): expected a base64 string, got %s", c.Name, c.Type, jsonType(v))
+			return nil, fmt.Errorf("column %s (%s): expected a base64 string, got %s", c.Name, c.Type, JSONType(v))
 		}
 		b, err := base64.StdEncoding.DecodeString(s)
 		if err != nil {
@@ -266,7 +266,8 @@ func Bind(d Dialect, c *Column, v any) (any, error) {
 	return nil, fmt.Errorf("column %s: unsupported value %T", c.Name, v)
 }
 
-func jsonType(v any) string {
+// JSONType names the JSON type of a decoded value for messages.
+func JSONType(v any) string {
 	switch v.(type) {
 	case nil:
 		return "null"

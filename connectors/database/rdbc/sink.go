@@ -388,19 +388,7 @@ func (s *Sink) keyFields(e *events.Event) []string {
 	if len(s.cfg.PKFields) > 0 {
 		return s.cfg.PKFields
 	}
-	if len(e.Key) == 0 || e.Key[0] != '{' {
-		return nil
-	}
-	var m map[string]json.RawMessage
-	if json.Unmarshal(e.Key, &m) != nil {
-		return nil
-	}
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
+	return sqlrow.KeyFields(e.Key)
 }
 
 // keyValues takes the key's values from the row, else from the event's key.

@@ -2,7 +2,6 @@ package objectstorage
 
 import (
 	"fmt"
-	"net/url"
 	"strings"
 
 	"github.com/rivven/rivven-connect/shared/format"
@@ -144,7 +143,7 @@ func (o *GCSOptions) validate() []spec.Problem {
 	// service_account_path with use_adc: true is the reference's own
 	// example; the explicit key wins (newGCSStore), ADC is the fallback.
 	if o.Endpoint != "" {
-		ps = append(ps, checkURL("gcs.endpoint", o.Endpoint)...)
+		ps = append(ps, objectstore.CheckURL("gcs.endpoint", o.Endpoint)...)
 	}
 	return ps
 }
@@ -177,17 +176,9 @@ func (o *AzureOptions) validate() []spec.Problem {
 		ps = append(ps, spec.Problem{Path: "azure.endpoint", Message: "the connection string names the endpoint (BlobEndpoint=...); remove endpoint"})
 	}
 	if o.Endpoint != "" {
-		ps = append(ps, checkURL("azure.endpoint", o.Endpoint)...)
+		ps = append(ps, objectstore.CheckURL("azure.endpoint", o.Endpoint)...)
 	}
 	return ps
-}
-
-func checkURL(path, raw string) []spec.Problem {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return []spec.Problem{{Path: path, Message: fmt.Sprintf("must be an http(s) URL like https://host:port, got %q", raw)}}
-	}
-	return nil
 }
 
 // legacyName fixes the provider of a legacy connector name.

@@ -28,6 +28,7 @@ import (
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/connector"
+	"github.com/rivven/rivven-connect/shared/format"
 	"github.com/rivven/rivven-connect/shared/metric"
 	"github.com/rivven/rivven-connect/shared/resilience"
 )
@@ -82,7 +83,7 @@ type schema struct {
 	insert   string // INSERT INTO db.t (cols) FORMAT RowBinary
 }
 
-var envelopeCols = []string{"event_type", "stream", "namespace", "timestamp", "data", "metadata", "_ingested_at"}
+var envelopeCols = format.WarehouseColumns
 
 // New builds the sink; it contacts the server on Check or the first Write.
 func New(ctx context.Context, cfg *Config) (*Sink, error) {
@@ -504,33 +505,9 @@ func zeroOf(t *colType) any {
 
 // appendEnvelope writes the reference's table: every field a String.
 func (s *Sink) appendEnvelope(enc *encoder, sc *schema, e *events.Event, now time.Time) error {
-	raw, err := events.Marshal(e)
+	vals, err := format.WarehouseRow(e, now)
 	if err != nil {
 		return err
-	}
-	var env map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &env); err != nil {
-		return err
-	}
-	data, err := e.Data.JSON()
-	if err != nil {
-		return err
-	}
-	if len(data) == 0 {
-		data = []byte("null")
-	}
-	meta := string(env["metadata"])
-	if meta == "" {
-		meta = "{}"
-	}
-	vals := map[string]string{
-		"event_type":   string(e.Type.Wire()),
-		"stream":       e.Stream,
-		"namespace":    e.NamespaceOr(""),
-		"timestamp":    e.Timestamp.UTC().Format(time.RFC3339Nano),
-		"data":         string(data),
-		"metadata":     meta,
-		"_ingested_at": now.Format(time.RFC3339Nano),
 	}
 	for _, c := range sc.cols {
 		if err := enc.encode(c.typ, vals[c.name]); err != nil {

@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +24,7 @@ import (
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/connector"
+	"github.com/rivven/rivven-connect/shared/format"
 	"github.com/rivven/rivven-connect/shared/metric"
 	"github.com/rivven/rivven-connect/shared/objectstore"
 	"github.com/rivven/rivven-connect/shared/resilience"
@@ -207,7 +207,7 @@ func (s *Sink) loadTable(ctx context.Context) (*table, error) {
 		return nil, connector.Fatal(fmt.Errorf("table %s does not exist (or this user cannot see it)", s.cfg.Table))
 	}
 	if s.cfg.Layout == "envelope" {
-		for _, n := range envelopeCols {
+		for _, n := range format.WarehouseColumns {
 			if t.byName[n] == nil {
 				return nil, connector.Fatal(fmt.Errorf("layout envelope: table %s lacks the column %s", t.name, n))
 			}
@@ -228,8 +228,6 @@ type op struct {
 	keys []string       // the key columns (upserts and deletes)
 	key  string         // the key's values, for collapsing upserts
 }
-
-var envelopeCols = []string{"event_type", "stream", "namespace", "timestamp", "data", "metadata", "_ingested_at"}
 
 // Write writes the batch in one transaction. Rows that do not fit their
 // columns are found before anything is sent; a row the server still
@@ -445,51 +443,23 @@ func (s *Sink) keyFields(t *table, e *events.Event) []string {
 	if len(s.cfg.PKFields) > 0 {
 		return s.cfg.PKFields
 	}
-	if len(e.Key) > 0 && e.Key[0] == '{' {
-		var m map[string]json.RawMessage
-		if json.Unmarshal(e.Key, &m) == nil && len(m) > 0 {
-			ks := make([]string, 0, len(m))
-			for k := range m {
-				ks = append(ks, k)
-			}
-			sort.Strings(ks)
-			return ks
-		}
+	if ks := sqlrow.KeyFields(e.Key); len(ks) > 0 {
+		return ks
 	}
 	return t.pk
 }
 
-// envelopeRow is the reference's warehouse row: event_type, stream,
-// namespace, timestamp, data and metadata as JSON text, _ingested_at.
+// envelopeRow is the reference's warehouse row.
 func envelopeRow(e *events.Event, now time.Time) (map[string]any, error) {
-	raw, err := events.Marshal(e)
+	r, err := format.WarehouseRow(e, now)
 	if err != nil {
 		return nil, err
 	}
-	var env map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &env); err != nil {
-		return nil, err
+	out := make(map[string]any, len(r))
+	for k, v := range r {
+		out[k] = v
 	}
-	data, err := e.Data.JSON()
-	if err != nil {
-		return nil, err
-	}
-	if len(data) == 0 {
-		data = []byte("null")
-	}
-	meta := string(env["metadata"])
-	if meta == "" {
-		meta = "{}"
-	}
-	return map[string]any{
-		"event_type":   string(e.Type.Wire()),
-		"stream":       e.Stream,
-		"namespace":    e.NamespaceOr(""),
-		"timestamp":    e.Timestamp.UTC().Format(time.RFC3339Nano),
-		"data":         string(data),
-		"metadata":     meta,
-		"_ingested_at": now.Format(time.RFC3339Nano),
-	}, nil
+	return out, nil
 }
 
 // apply writes ops, retrying transient failures; when the server refuses

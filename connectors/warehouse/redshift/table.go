@@ -256,19 +256,13 @@ func numberText(v any) (string, bool) {
 	return "", false
 }
 
+// describeValue shows a string (shortened), else its JSON type.
 func describeValue(v any) string {
-	switch x := v.(type) {
-	case string:
+	if x, ok := v.(string); ok {
 		if len(x) > 40 {
 			x = x[:40] + "…"
 		}
 		return strconv.Quote(x)
-	case bool:
-		return "a boolean"
-	case map[string]any:
-		return "an object"
-	case []any:
-		return "an array"
 	}
-	return fmt.Sprintf("%v", v)
+	return sqlrow.JSONType(v)
 }
