@@ -74,7 +74,8 @@ type Sink struct {
 	tbl *table
 
 	okB, badB, retried, written, deleted, failed, skipped, rejected, copies, copyBytes *metric.Counter
-	size, duration                                                                     *metric.Gauge
+	size                                                                               *metric.Gauge
+	duration                                                                           *metric.Histogram
 }
 
 // New builds the sink; it connects on Check or the first Write.
@@ -110,7 +111,7 @@ func New(ctx context.Context, cfg *Config) (*Sink, error) {
 		skipped:   rt.Counter(metricSkipped, "Events without a row to write (schema, state, truncate; deletes without delete.enabled)."),
 		rejected:  rt.Counter(metricRejected, "Batches rejected by the open circuit breaker."),
 		size:      rt.Gauge(metricBatchSize, "Rows in the last batch."),
-		duration:  rt.Gauge(metricDuration, "Milliseconds the last batch took end to end."),
+		duration:  rt.Histogram(metricDuration, "Milliseconds a batch took end to end.", metric.LatencyMillis),
 		copies:    rt.Counter(metricCopies, "Batches loaded with COPY from a staged S3 file."),
 		copyBytes: rt.Counter(metricCopyBytes, "Bytes of the staged files (gzip)."),
 	}
@@ -285,7 +286,7 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 	}
 	s.written.Add(written)
 	s.deleted.Add(deleted)
-	s.duration.Set(float64(time.Since(start).Milliseconds()))
+	s.duration.Observe(float64(time.Since(start).Microseconds()) / 1000)
 	if len(failed) > 0 {
 		s.failed.Add(uint64(len(failed)))
 		return &connector.WriteError{Failed: failed}
