@@ -13,6 +13,7 @@ func init() {
 		buildtag.Component{Kind: "sink", Name: "bigquery"},
 		buildtag.Component{Kind: "sink", Name: "clickhouse"},
 		buildtag.Component{Kind: "sink", Name: "databricks"},
+		buildtag.Component{Kind: "sink", Name: "delta-lake", Aliases: []string{"delta"}},
 		buildtag.Component{Kind: "sink", Name: "drop", Aliases: []string{"null"}},
 		buildtag.Component{Kind: "sink", Name: "gcs"},
 		buildtag.Component{Kind: "sink", Name: "http-webhook", Aliases: []string{"webhook"}},

@@ -46,6 +46,15 @@ var parquetCodecs = map[string]compress.Codec{
 	"brotli": &parquet.Brotli,
 }
 
+// ParquetCodec is the page compression codec of a compression name
+// (none, snappy, gzip, lz4 as LZ4_RAW, zstd, brotli), for sinks that
+// write Parquet files of their own schema with the codecs this package's
+// encoder uses.
+func ParquetCodec(name string) (compress.Codec, bool) {
+	c, ok := parquetCodecs[name]
+	return c, ok
+}
+
 // parquetChunk is how many rows are turned into parquet.Rows before they
 // are handed to the writer; it bounds the scratch memory per batch.
 const parquetChunk = 1024
