@@ -186,6 +186,10 @@ type Position struct {
 	Offset    int64
 	HasOffset bool // Partition and Offset are the log's
 	ID        string
+	// TopicID names the life of the topic the offset belongs to when the
+	// transport tells one from the next (a Redis stream created again, the
+	// in-memory topic of one local run): offsets start over with a new one.
+	TopicID string
 }
 
 // New makes an event with the timestamp set to now.

@@ -542,7 +542,7 @@ func (h *Handler) writeBatch(ctx context.Context, p *pass) resilience.Outcome {
 		// records are the caller's and are reused.
 		for k, e := range p.batch {
 			r := &p.recs[p.origin[k]]
-			r.pos = events.Position{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, HasOffset: r.HasOffset, ID: r.ID}
+			r.pos = events.Position{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, HasOffset: r.HasOffset, ID: r.ID, TopicID: r.TopicID}
 			e.Delivered = &r.pos
 		}
 		spans := sinkSpans(ctx, h.Name, p.batch)

@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -79,6 +81,9 @@ type Local struct {
 	// draining is closed once the sources are done: nothing more will
 	// arrive, so sinks stop holding partial batches back (Batcher).
 	draining chan struct{}
+	// topicID names this run's in-memory topics: their offsets start at 0
+	// in every run, so records of two runs are told apart by it.
+	topicID string
 }
 
 type localSink struct {
@@ -115,7 +120,7 @@ func NewLocal(ctx context.Context, p *config.Pipeline, f Factory, opts LocalOpti
 		return nil, fmt.Errorf("unknown trigger %q (allowed: %s)", opts.Trigger, strings.Join(LocalTriggers, ", "))
 	}
 	ts := p.Settings.Topic
-	l := &Local{p: p, opts: opts, Broker: topic.NewMemory(), draining: make(chan struct{})}
+	l := &Local{p: p, opts: opts, Broker: topic.NewMemory(), draining: make(chan struct{}), topicID: runID()}
 	l.Broker.AutoCreate = ts.AutoCreate
 	l.Broker.Default = topic.Spec{Partitions: ts.DefaultPartitions, ReplicationFactor: ts.DefaultReplicationFactor}
 	var budget *Budget
@@ -463,7 +468,7 @@ func (l *Local) handle(ctx context.Context, s *localSink, t string, part int32, 
 	recs := make([]Record, len(msgs))
 	for i, m := range msgs {
 		attempts[m.Offset]++
-		recs[i] = Record{ID: strconv.FormatInt(m.Offset, 10), Topic: t, Partition: part, Offset: m.Offset, HasOffset: true,
+		recs[i] = Record{ID: strconv.FormatInt(m.Offset, 10), Topic: t, TopicID: l.topicID, Partition: part, Offset: m.Offset, HasOffset: true,
 			Attempt: attempts[m.Offset], Group: group, Raw: m.Value}
 		d := events.Delivery{ID: recs[i].ID, Topic: t, Partition: part, Offset: m.Offset, Key: m.Key, Value: m.Value, Time: m.Time}
 		recs[i].Event, recs[i].DecodeErr = events.DecodeDelivery("", &d)
@@ -617,4 +622,11 @@ func (l *Local) startOffset(s *localSink, t string, part int32) int64 {
 		}
 		return l.Broker.OffsetForTime(t, part, ts)
 	}
+}
+
+// runID is a random id of one local run.
+func runID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "local-" + hex.EncodeToString(b[:])
 }

@@ -50,6 +50,8 @@ func init() {
 		Description: "Writes batches of events to a Delta Lake table (local, S3, GCS, Azure) as atomic commits of its transaction log with Parquet data files, creating and evolving the table from the rows, partitioning Hive-style, and skipping redelivered batches by their txn actions.",
 		Tags:        []string{"delta", "delta-lake", "lakehouse", "parquet", "table", "acid", "data-lake"},
 		Metrics:     []string{metricRecords, metricCommits, metricBytes, metricLatency},
+		// Deployed as a function, it is granted its table's bucket.
+		StorageURIKey: "table_uri",
 	}, New)
 }
 
@@ -309,11 +311,18 @@ func (p *plan) result() error {
 }
 
 // appID names the txn of one log partition's records: the sink, the topic
-// and the partition, whose offsets only grow (the scheme of
+// (with the life of the topic when the transport names it) and the
+// partition, whose offsets only grow (the scheme of
 // kafka-delta-ingest). Batches delivered without offsets are named by
 // their id instead (see batchID).
-func appID(sink, topic string, partition int32) string {
-	return sink + ":" + topic + ":" + strconv.Itoa(int(partition))
+func appID(sink string, d *events.Position) string {
+	id := sink + ":" + d.Topic + ":" + strconv.Itoa(int(d.Partition))
+	if d.TopicID != "" {
+		// A topic that starts its offsets over (created again, or the
+		// in-memory topic of another local run) is another log.
+		id += "@" + d.TopicID
+	}
+	return id
 }
 
 // plan leaves out what the table holds, fits the rows to the table's
@@ -332,7 +341,7 @@ func (s *Sink) plan(snap *snapshot, all []row, failedIn map[int]error, name stri
 			other = append(other, r)
 			continue
 		}
-		id := appID(name, d.Topic, d.Partition)
+		id := appID(name, d)
 		if t, ok := snap.txns[id]; ok && d.Offset <= t.Version {
 			p.skipped++
 			continue
