@@ -67,6 +67,10 @@ type Meta struct {
 	// catalog checks when it builds one), and deployments let a function
 	// instance take concurrent requests for it.
 	ConcurrentWrites bool
+	// StorageURIKey, on a sink writing to a bucket, names its config key
+	// holding the location (s3://bucket/path, gs://bucket/path): a
+	// deployment grants the function read, write, list and delete there.
+	StorageURIKey string
 }
 
 // Entry is one registered component.

@@ -430,6 +430,13 @@ func (g *gen) notes() {
 	if u := g.p.Settings.State.RedisURL; u != "" && u != "${REDIS_URL}" {
 		n("settings.state.redis_url is set and wins over REDIS_URL, so the Redis this module creates goes unused; write ${REDIS_URL} there to use it.")
 	}
+	if g.functions() {
+		for _, s := range g.pl.sinks {
+			if _, note := g.storageOf(s); note != "" {
+				n("%s", note)
+			}
+		}
+	}
 	if g.opts.Topics == "msk" || g.opts.Topics == "kafka" {
 		for _, s := range g.pl.sinks {
 			if len(s.topics) > 1 {
@@ -803,6 +810,9 @@ func (g *gen) mainAWS(b *hclwrite.Body) {
 		}
 		set(m, a("subnet_ids", expr("var.subnet_ids")), a("security_group_ids", expr("[aws_security_group.workloads.id]")))
 		b.AppendNewline()
+		if sg, _ := g.storageOf(s); sg != nil {
+			grantAWS(b, s, sg)
+		}
 	}
 }
 
@@ -922,6 +932,9 @@ func (g *gen) mainGCP(b *hclwrite.Body) {
 			set(m, a("concurrency", hclwrite.TokensForValue(cty.NumberIntVal(concurrentPushes))))
 		}
 		b.AppendNewline()
+		if sg, _ := g.storageOf(s); sg != nil {
+			grantGCP(b, s, sg)
+		}
 	}
 }
 
