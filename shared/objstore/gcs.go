@@ -48,7 +48,9 @@ func NewGCS(ctx context.Context, bucket, prefix string, o *GCSOptions) (*GCS, er
 		opts = append(opts, option.WithoutAuthentication())
 	}
 	if o.Endpoint != "" {
-		opts = append(opts, option.WithEndpoint(o.Endpoint))
+		// Reads go through the JSON API too, which emulators serve (the
+		// default XML API lives on another host).
+		opts = append(opts, option.WithEndpoint(o.Endpoint), storage.WithJSONReads())
 	}
 	client, err := storage.NewClient(ctx, opts...)
 	if err != nil {
