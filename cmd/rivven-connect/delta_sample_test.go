@@ -38,7 +38,9 @@ func TestDeltaSample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(context.Background())
+	// Cleanups run last first: the slot, publication and table go before
+	// the connection closes.
+	t.Cleanup(func() { conn.Close(context.Background()) })
 	name := fmt.Sprintf("delta_orders_%d", time.Now().UnixNano()%1e9)
 	if _, err := conn.Exec(ctx, "CREATE TABLE "+name+" (id int PRIMARY KEY, customer text, amount int, status text)"); err != nil {
 		t.Fatal(err)
