@@ -62,8 +62,9 @@ if [ "$(mysql_ok 'select @@log_bin, @@binlog_format' || true)" != "$(printf '1\t
 fi
 
 # npm packages the tests use, pinned by .ci/node/package-lock.json: Azurite,
-# the Azure Blob emulator the object-storage tests start, and hyparquet, the
-# independent Parquet reader. npm ci runs again whenever the lock file is not
+# the Azure Blob emulator the object-storage tests start, hyparquet, the
+# independent Parquet reader, and playwright-core, which drives Chromium
+# through the dashboard's browser test. npm ci runs again whenever the lock file is not
 # the one the installed tree came from (a package added or bumped).
 node_dir="$(dirname "$0")/node"
 if ! cmp -s "$node_dir/package-lock.json" "$node_dir/node_modules/.rivven-installed-lock.json"; then
@@ -83,4 +84,12 @@ if ! port_open 8123; then
   start-stop-daemon --start --oknodo --background --chuid clickhouse \
     --exec /usr/sbin/clickhouse-server -- --config=/etc/clickhouse-server/config.xml
   wait_port 8123
+fi
+
+# Chromium: Debian's package, the headless browser the dashboard's browser
+# test drives through playwright-core (which downloads no browser of its
+# own). Installed once.
+if ! command -v chromium >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi

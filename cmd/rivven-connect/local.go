@@ -24,7 +24,7 @@ func init() {
 }
 
 func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("local", "-c FILE [--max-events N] [--duration D] [--json] [--status-interval D] [--cpuprofile FILE] [--memprofile FILE]", stdout)
+	fs := newFlags("local", "-c FILE [--max-events N] [--duration D] [--json] [--status-interval D] [--ui [ADDR]] [--cpuprofile FILE] [--memprofile FILE]", stdout)
 	file := fs.String("c", "", "pipeline file")
 	maxEvents := fs.Int64("max-events", 0, "stop sources after N events in total, deliver everything, then exit")
 	duration := fs.Duration("duration", 0, "stop sources after this long (e.g. 30s), deliver everything, then exit")
@@ -33,8 +33,10 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	quiet := fs.Bool("quiet", false, "no live status, only the final summary")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default: settings.log_level)")
 	trigger := fs.String("trigger", "", "wrap each batch in this trigger's envelope and hand it to the sinks through the serverless hosts' adapter: "+strings.Join(pipeline.LocalTriggers, ", ")+" (default: none, records go to the sinks' handlers directly)")
+	ui := &uiFlag{}
+	fs.Var(ui, "ui", uiUsage)
 	prof := addProfileFlags(fs)
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, uiArgs(args)); err != nil {
 		return err
 	}
 	if *maxEvents < 0 {
@@ -69,12 +71,20 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if p.Settings.Metrics.Enabled || p.Settings.Health.Enabled {
 		reg = telemetry.NewRegistry()
 	}
-	l, err := pipeline.NewLocal(ctx, p, catalog.Builder{}, pipeline.LocalOptions{
+	opts := pipeline.LocalOptions{
 		MaxEvents: *maxEvents, Duration: *duration, Store: store, Log: log, OnStart: disp.start, Metrics: reg,
 		Trigger: *trigger,
-	})
+	}
+	dash := newDashboard(p, ui, "local")
+	if dash != nil {
+		opts.WrapProducer = dash.Tap
+	}
+	l, err := pipeline.NewLocal(ctx, p, catalog.Builder{}, opts)
 	if err != nil {
 		return exitWith(exitUsage, err)
+	}
+	if err := startDashboard(ctx, dash, p, ui, l.Statuses(), log); err != nil {
+		return exitWith(exitFailed, err)
 	}
 	if reg != nil {
 		if err := serveTelemetry(ctx, reg, p.Settings, l.Statuses(), log); err != nil {
@@ -90,6 +100,12 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	disp.stop(time.Since(start))
 	if err := stopProfiles(); err != nil {
 		log.Error("writing the profile failed", "error", err)
+	}
+	if dash != nil && ctx.Err() == nil {
+		// The page is for looking: it shows the final numbers, errors and
+		// samples until the user is done.
+		log.Info("the pipeline finished; the dashboard shows its final state until interrupted (Ctrl-C)")
+		<-ctx.Done()
 	}
 	if runErr != nil {
 		return exitWith(exitFailed, runErr)

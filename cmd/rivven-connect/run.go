@@ -30,7 +30,7 @@ func init() {
 	register(command{"run", "Run one source or sink as a long-lived service on the Redis Streams transport", runRun})
 }
 
-const runSynopsis = "source|sink NAME -c FILE [--log-level L] [--json-logs] [--cpuprofile FILE] [--memprofile FILE]"
+const runSynopsis = "source|sink NAME -c FILE [--log-level L] [--json-logs] [--ui [ADDR]] [--cpuprofile FILE] [--memprofile FILE]"
 
 // runRun runs one connector until SIGINT/SIGTERM (exit 0), until it fails
 // (exit 1), or until a newer instance of it takes over (exit 3, fenced).
@@ -42,9 +42,12 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 	file := fs.String("c", "", "pipeline file")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default: settings.log_level)")
 	jsonLogs := fs.Bool("json-logs", false, "log JSON lines even on a terminal")
+	ui := &uiFlag{}
+	fs.Var(ui, "ui", uiUsage)
 	prof := addProfileFlags(fs)
 	// Flags may come before, between or after "source NAME".
 	var pos []string
+	args = uiArgs(args)
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
@@ -119,6 +122,10 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 		reg = telemetry.NewRegistry()
 	}
 	deps := pipeline.Deps{Store: store, Producer: tr, Log: log, Metrics: reg}
+	dash := newDashboard(p, ui, "run "+kind+" "+name)
+	if dash != nil {
+		deps.Producer = dash.Tap(tr)
+	}
 	var status *pipeline.Status
 	var runFn func(context.Context) error
 	if kind == "source" {
@@ -133,6 +140,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 	hs, err := serveEndpoints(ctx, p, reg, store, status, log, kind, name)
 	if err != nil {
 		return err
+	}
+	if err := startDashboard(ctx, dash, p, ui, pipeline.Statuses{status}, log); err != nil {
+		return exitWith(exitFailed, err)
 	}
 
 	stopProfiles, err := prof.start()

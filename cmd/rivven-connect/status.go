@@ -82,6 +82,8 @@ type statusDisplay struct {
 	drawn int // lines drawn last time (terminal redraw)
 	last  map[string]uint64
 	lastT time.Time
+	// meters turn each connector's snapshot progress into rate and ETA.
+	meters map[string]*pipeline.ProgressMeter
 }
 
 func newStatusDisplay(stdout, stderr io.Writer, asJSON, quiet bool, interval time.Duration) *statusDisplay {
@@ -102,6 +104,7 @@ func newStatusDisplay(stdout, stderr io.Writer, asJSON, quiet bool, interval tim
 func (d *statusDisplay) start(st pipeline.Statuses) {
 	d.st = st
 	d.last = map[string]uint64{}
+	d.meters = map[string]*pipeline.ProgressMeter{}
 	d.lastT = time.Now()
 	if d.quiet {
 		return
@@ -149,7 +152,7 @@ func (d *statusDisplay) draw(final bool, elapsed time.Duration) {
 			if e := s.LastError(); e != "" {
 				line["last_error"] = e
 			}
-			if p := s.Progress(); len(p) > 0 {
+			if p := d.progress(s, now); len(p) > 0 {
 				line["progress"] = p
 			}
 			b, _ := json.Marshal(line)
@@ -178,7 +181,7 @@ func (d *statusDisplay) draw(final bool, elapsed time.Duration) {
 		if n := s.DeadLettered.Load(); n > 0 {
 			line += fmt.Sprintf("  dlq %d", n)
 		}
-		if p := s.ProgressLine(human); p != "" && !final {
+		if p := pipeline.ProgressLine(d.progress(s, now), human); p != "" && !final {
 			line += "  " + p
 		}
 		if e := s.LastError(); e != "" && (s.State() == pipeline.Failed || final) {
@@ -195,6 +198,17 @@ func (d *statusDisplay) draw(final bool, elapsed time.Duration) {
 	}
 	d.drawn = len(d.st)
 	io.WriteString(d.w, b.String())
+}
+
+// progress is s's snapshot progress with the rate and time left measured
+// across draws.
+func (d *statusDisplay) progress(s *pipeline.Status, now time.Time) []pipeline.ProgressView {
+	m := d.meters[s.Kind+s.Name]
+	if m == nil {
+		m = &pipeline.ProgressMeter{}
+		d.meters[s.Kind+s.Name] = m
+	}
+	return m.Measure(now, s.Progress())
 }
 
 // human formats counts as 1234, 12.3k, 4.56M.

@@ -103,6 +103,7 @@ type Settings struct {
 	Retry                Retry         `yaml:"retry" doc:"Retry policy for connector operations."`
 	Health               Health        `yaml:"health" doc:"Health endpoint."`
 	Metrics              Metrics       `yaml:"metrics" doc:"Prometheus metrics endpoint."`
+	UI                   UI            `yaml:"ui" doc:"Live web dashboard of local and run (the --ui flag turns it on too)."`
 	LogLevel             string        `yaml:"log_level" default:"info" enum:"debug,info,warn,error" doc:"Log level."`
 	State                State         `yaml:"state" doc:"Where offsets and shared state live."`
 	MaxConsecutiveErrors int           `yaml:"max_consecutive_errors" default:"10" min:"1" max:"10000" doc:"Consecutive failed sink writes after which the sink goes to Failed and stops consuming."`
@@ -137,6 +138,12 @@ type Health struct {
 type Metrics struct {
 	Enabled bool `yaml:"enabled" default:"false" doc:"Serve Prometheus metrics."`
 	Port    int  `yaml:"port" default:"9091" min:"0" max:"65535" doc:"Metrics port (path /metrics)."`
+}
+
+// UI is settings.ui.
+type UI struct {
+	Enabled bool   `yaml:"enabled" default:"false" doc:"Serve the dashboard: the pipeline as a graph with live rates, lag, batch latency, errors, dead letters, breakers, snapshot progress and recent events (secrets blanked)."`
+	Address string `yaml:"address" default:"127.0.0.1:8088" doc:"Address the dashboard listens on (host:port; the page shows event samples, so keep it on localhost unless it is protected)."`
 }
 
 // State is settings.state.

@@ -624,8 +624,10 @@ func (h *Handler) write(ctx context.Context, batch []*events.Event) error {
 	return resilience.Do(wctx, h.Retry, func(ctx context.Context) error {
 		start := h.Clock.Now()
 		err := h.Sink.Write(ctx, batch)
+		took := h.Clock.Now().Sub(start)
+		h.Status.ObserveBatch(took)
 		if h.Latency != nil {
-			h.Latency.Observe(h.Clock.Now().Sub(start).Seconds())
+			h.Latency.Observe(took.Seconds())
 		}
 		return err
 	},
@@ -656,11 +658,12 @@ func (h *Handler) ProbeIn() time.Duration {
 
 // noteProbe remembers when the next probe goes, from a batch's result.
 func (h *Handler) noteProbe(res *Result) {
+	var at int64
 	if res.ProbeIn > 0 {
-		h.probeAt.Store(h.Clock.Now().Add(res.ProbeIn).UnixNano())
-	} else {
-		h.probeAt.Store(0)
+		at = h.Clock.Now().Add(res.ProbeIn).UnixNano()
 	}
+	h.probeAt.Store(at)
+	h.Status.ProbeAt.Store(at)
 }
 
 // noteBreaker records the breaker's state as this instance last saw it
@@ -945,7 +948,7 @@ func (h *Handler) deadLetter(ctx context.Context, recs []Record, attempt []int, 
 			return fmt.Errorf("dead-letter to %s: %w", t, err)
 		}
 	}
-	h.Status.DeadLettered.Add(uint64(len(dead)))
+	h.Status.NoteDeadLetters(len(dead), dead[0].stage+": "+dead[0].err.Error())
 	return nil
 }
 

@@ -53,6 +53,9 @@ type LocalOptions struct {
 	// OnStart, when set, is called with the statuses once everything is
 	// built (the CLI starts its status display and metrics from it).
 	OnStart func(Statuses)
+	// WrapProducer, when set, wraps the topic producer the sources and
+	// dead-lettering publish through (the dashboard's tap).
+	WrapProducer func(topic.Producer) topic.Producer
 	// Trigger, when set, is the envelope the emulator hands each batch to
 	// the sink in, through the same Adapter the serverless hosts use: one
 	// of LocalTriggers. Each topic partition is one queue, shard, Kafka
@@ -123,6 +126,10 @@ func NewLocal(ctx context.Context, p *config.Pipeline, f Factory, opts LocalOpti
 	l := &Local{p: p, opts: opts, Broker: topic.NewMemory(), draining: make(chan struct{}), topicID: runID()}
 	l.Broker.AutoCreate = ts.AutoCreate
 	l.Broker.Default = topic.Spec{Partitions: ts.DefaultPartitions, ReplicationFactor: ts.DefaultReplicationFactor}
+	var producer topic.Producer = l.Broker
+	if opts.WrapProducer != nil {
+		producer = opts.WrapProducer(producer)
+	}
 	var budget *Budget
 	if opts.MaxEvents > 0 {
 		budget = NewBudget(opts.MaxEvents)
@@ -133,7 +140,7 @@ func NewLocal(ctx context.Context, p *config.Pipeline, f Factory, opts LocalOpti
 		if err := l.ensureTopic(ctx, s.Topic, s.TopicConfig, path+".topic"); err != nil {
 			return nil, err
 		}
-		r, err := NewSourceRunner(ctx, p, name, f, Deps{Store: opts.Store, Producer: l.Broker, Log: opts.Log, Metrics: opts.Metrics})
+		r, err := NewSourceRunner(ctx, p, name, f, Deps{Store: opts.Store, Producer: producer, Log: opts.Log, Metrics: opts.Metrics})
 		if err != nil {
 			return nil, err
 		}
@@ -149,7 +156,7 @@ func NewLocal(ctx context.Context, p *config.Pipeline, f Factory, opts LocalOpti
 				return nil, err
 			}
 		}
-		h, err := NewSinkHandler(ctx, p, name, f, Deps{Store: opts.Store, Producer: l.Broker, Log: opts.Log, Metrics: opts.Metrics})
+		h, err := NewSinkHandler(ctx, p, name, f, Deps{Store: opts.Store, Producer: producer, Log: opts.Log, Metrics: opts.Metrics})
 		if err != nil {
 			return nil, err
 		}

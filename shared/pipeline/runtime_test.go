@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/state"
@@ -39,7 +40,8 @@ func TestRuntimeReachesSourceAndStatus(t *testing.T) {
 	if src.sawName != "db" {
 		t.Fatalf("runtime name %q", src.sawName)
 	}
-	if got := r.Status.ProgressLine(func(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }); got != "public.orders 40/100 (40%)" {
+	var m ProgressMeter
+	if got := ProgressLine(m.Measure(time.Now(), r.Status.Progress()), func(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }); got != "public.orders 40/100 (40%)" {
 		t.Fatalf("progress line %q", got)
 	}
 	if d := r.Status.Detail(nil); len(d.Progress) != 1 || d.Progress[0].Done != 40 {
@@ -91,5 +93,31 @@ func TestConnectorMetricsAreExported(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("metrics lack %s:\n%s", want, b.String())
 		}
+	}
+}
+
+// The meter's rate is rows per second between readings at least a second
+// apart, and the time left is what remains at that rate; a reading
+// sooner keeps the last rate.
+func TestProgressMeterRateAndETA(t *testing.T) {
+	var m ProgressMeter
+	t0 := time.Unix(1000, 0)
+	first := m.Measure(t0, []TaskProgress{{Task: "public.orders", Done: 100, Total: 1100}, {Task: "public.items", Done: 5}})
+	if first[0].Rate != 0 || first[0].ETA != 0 || first[0].Percent != 9 || first[1].Percent != -1 {
+		t.Fatalf("first reading %+v", first)
+	}
+	got := m.Measure(t0.Add(2*time.Second), []TaskProgress{{Task: "public.orders", Done: 300, Total: 1100}, {Task: "public.items", Done: 5}})
+	if got[0].Rate != 100 || got[0].ETA != 8*time.Second || got[0].ETASecs != 8 || got[0].Percent != 27 {
+		t.Fatalf("orders %+v", got[0])
+	}
+	if got[1].Rate != 0 || got[1].ETA != 0 {
+		t.Fatalf("items %+v", got[1])
+	}
+	soon := m.Measure(t0.Add(2500*time.Millisecond), []TaskProgress{{Task: "public.orders", Done: 400, Total: 1100}})
+	if soon[0].Rate != 100 || soon[0].ETA != 7*time.Second {
+		t.Fatalf("a reading within a second keeps the rate: %+v", soon[0])
+	}
+	if line := ProgressLine(soon, func(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }); line != "public.orders 400/1100 (36%) 100/s ETA 7s" {
+		t.Fatalf("line %q", line)
 	}
 }

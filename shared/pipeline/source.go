@@ -336,7 +336,9 @@ func (em *sourceEmitter) Emit(ctx context.Context, batch []*events.Event) error 
 		}
 	}
 	spans := sourceSpans(ctx, r.Name, out)
+	start := r.Clock.Now()
 	err := em.publish(ctx, out, position)
+	r.Status.ObserveBatch(r.Clock.Now().Sub(start))
 	endSpans(spans, func(int) error { return err })
 	if err != nil {
 		if errors.Is(err, state.ErrFenced) {
@@ -457,33 +459,32 @@ func (em *sourceEmitter) deadLetter(ctx context.Context, te *TransformError) err
 	if err := em.send(ctx, r.DeadLetterTopic, msgs, nil); err != nil {
 		return fmt.Errorf("dead-letter %d event(s): %w", len(msgs), err)
 	}
-	r.Status.DeadLettered.Add(uint64(len(msgs)))
+	r.Status.NoteDeadLetters(len(msgs), "transform: "+te.Failed[0].Err.Error())
 	r.Log.Warn("events dead-lettered", "source", r.Name, "count", len(msgs), "topic", r.DeadLetterTopic, "first_error", te.Failed[0].Err)
 	return nil
 }
 
 // logProgress logs one line per long task every interval while it is in
 // progress, with the rate over the last interval and, when the total is
-// known, the time left at that rate.
+// known, the percent done and the time left at that rate.
 func (r *SourceRunner) logProgress(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
-	last := map[string]int64{}
+	var m ProgressMeter
+	m.Measure(time.Now(), r.Status.Progress())
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		for _, p := range r.Status.Progress() {
-			rate := float64(p.Done-last[p.Task]) / every.Seconds()
-			last[p.Task] = p.Done
-			attrs := []any{"source", r.Name, "task", p.Task, "done", p.Done, "rate_per_sec", int64(rate)}
+		for _, p := range m.Measure(time.Now(), r.Status.Progress()) {
+			attrs := []any{"source", r.Name, "task", p.Task, "done", p.Done, "rate_per_sec", int64(p.Rate)}
 			if p.Total > 0 {
-				attrs = append(attrs, "total", p.Total, "percent", min(100, p.Done*100/p.Total))
-				if rate > 0 && p.Done < p.Total {
-					attrs = append(attrs, "eta", (time.Duration(float64(p.Total-p.Done)/rate) * time.Second).Round(time.Second).String())
-				}
+				attrs = append(attrs, "total", p.Total, "percent", p.Percent)
+			}
+			if p.ETA > 0 {
+				attrs = append(attrs, "eta", p.ETA.String())
 			}
 			r.Log.Info("progress", attrs...)
 		}

@@ -58,11 +58,67 @@ type Status struct {
 	// Breaker is the last circuit state seen (a resilience.BreakerState),
 	// -1 without a breaker.
 	Breaker atomic.Int32
+	// ProbeAt is when the open breaker admits its next probe, as the last
+	// batch learned it (unix ns; 0 while it is closed).
+	ProbeAt atomic.Int64
+	// Batches and BatchNanos add up the batches handled (a sink's writes,
+	// a source's publishes) and the time they took, so a reader that
+	// samples both gets the mean batch latency of any interval.
+	Batches    atomic.Uint64
+	BatchNanos atomic.Uint64
 
 	mu       sync.Mutex
 	lastErr  string
 	errAt    time.Time
+	recent   []Problem // newest last, at most recentProblems
 	progress map[string]TaskProgress
+}
+
+// Problem is one recent error or dead-lettering with its reason.
+type Problem struct {
+	At time.Time `json:"at"`
+	// Kind is "error" or "dead_letter".
+	Kind   string `json:"kind"`
+	Reason string `json:"reason"`
+}
+
+// recentProblems is how many problems a status keeps for the dashboard.
+const recentProblems = 8
+
+// ObserveBatch adds one batch that took d.
+func (s *Status) ObserveBatch(d time.Duration) {
+	s.Batches.Add(1)
+	s.BatchNanos.Add(uint64(max(d, 0)))
+}
+
+// NoteDeadLetters records n events sent to the dead-letter topic and why
+// (the first reason, when a batch had several).
+func (s *Status) NoteDeadLetters(n int, reason string) {
+	s.DeadLettered.Add(uint64(n))
+	s.mu.Lock()
+	s.note(Problem{At: time.Now(), Kind: "dead_letter", Reason: reason})
+	s.mu.Unlock()
+}
+
+// note keeps p among the recent problems; s.mu is held.
+func (s *Status) note(p Problem) {
+	if len(s.recent) == recentProblems {
+		copy(s.recent, s.recent[1:])
+		s.recent = s.recent[:recentProblems-1]
+	}
+	s.recent = append(s.recent, p)
+}
+
+// RecentProblems returns the last errors and dead-letterings, newest
+// first.
+func (s *Status) RecentProblems() []Problem {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Problem, len(s.recent))
+	for i, p := range s.recent {
+		out[len(out)-1-i] = p
+	}
+	return out
 }
 
 // NewStatus returns a status in state Starting.
@@ -84,6 +140,7 @@ func (s *Status) Fail(err error) {
 	s.Errors.Add(1)
 	s.mu.Lock()
 	s.lastErr, s.errAt = err.Error(), time.Now()
+	s.note(Problem{At: s.errAt, Kind: "error", Reason: s.lastErr})
 	s.mu.Unlock()
 }
 
