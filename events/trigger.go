@@ -49,6 +49,9 @@ type Delivery struct {
 	// orderingKey, the Kafka topic-partition, the Kinesis shard.
 	Group      string
 	Attributes map[string]string // message attributes or headers (string-valued ones)
+	// AWSTraceHeader is SQS's AWSTraceHeader system attribute, the X-Ray
+	// trace context the sender's SDK attached.
+	AWSTraceHeader string
 	// Codec, when set, is the codec the payload is in whatever payload
 	// format is configured (a CloudEvent delivered as a CloudEvent).
 	Codec string

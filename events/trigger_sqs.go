@@ -83,6 +83,8 @@ func parseSQSMessage(rec []byte) (d Delivery, arn string, end int, err error) {
 					}
 				case keyIs(ak, "MessageGroupId"):
 					d.Group, err = stringOrNull(av)
+				case keyIs(ak, "AWSTraceHeader"):
+					d.AWSTraceHeader, err = stringOrNull(av)
 				case keyIs(ak, "SentTimestamp"):
 					if s, err = stringOrNull(av); err == nil {
 						if ms, perr := strconv.ParseInt(s, 10, 64); perr == nil {

@@ -23,8 +23,10 @@ import (
 	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/pipeline"
 )
 
 // pubsubPublishedType is the CloudEvent Eventarc sends for a Pub/Sub
@@ -157,7 +159,15 @@ func (rt *Runtime) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		rt.refuse(w, r, status, err)
 		return
 	}
-	status, out, err := rt.Adapter.Push(r.Context(), b)
+	// The request's traceparent (Pub/Sub push, Eventarc and Cloud Run's
+	// front end send one) is the trace this delivery continues.
+	ctx, end := pipeline.StartInvocation(r.Context(), "invoke "+rt.Component, propagation.HeaderCarrier(r.Header), "")
+	status, out, err := rt.Adapter.Push(ctx, b)
+	if err == nil && !events.PushAcked(status) {
+		end(fmt.Errorf("HTTP %d: %d of %d records failed", status, len(out.Failed), len(b.Deliveries)))
+	} else {
+		end(err)
+	}
 	rt.logPush(status, out.Result.Failed, err)
 	if events.PushAcked(status) {
 		w.WriteHeader(status)

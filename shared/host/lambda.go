@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/rivven/rivven-connect/shared/pipeline"
 	"github.com/rivven/rivven-connect/shared/telemetry"
 )
 
@@ -39,20 +40,7 @@ func runLambda(ctx context.Context, fn Function, api string, opts Options, stdou
 		return 1
 	}
 	dims := map[string]string{"FunctionName": lookupOr(opts.Lookup, "AWS_LAMBDA_FUNCTION_NAME", fn.String())}
-	handler := func(ctx context.Context, event json.RawMessage) (json.RawMessage, error) {
-		resp, err := rt.Adapter.InvokeLambda(ctx, event)
-		// Metrics leave as CloudWatch EMF lines: nothing scrapes a
-		// function, and CloudWatch Logs extracts them from stdout.
-		if merr := rt.Metrics.WriteEMF(stdout, emfNamespace, dims, time.Now()); merr != nil {
-			rt.Log.Warn("metrics not written", "error", merr)
-		}
-		telemetry.FlushTraces(ctx)
-		if err != nil {
-			rt.Log.Error("batch failed", "error", err)
-			return nil, err
-		}
-		return resp, nil
-	}
+	handler := rt.lambdaHandler(stdout, dims)
 	lambda.StartWithOptions(handler,
 		lambda.WithContext(ctx),
 		// Lambda sends SIGTERM (then SIGKILL) when it retires an instance:
@@ -68,6 +56,30 @@ func runLambda(ctx context.Context, fn Function, api string, opts Options, stdou
 			os.Exit(0)
 		}))
 	return 1 // StartWithOptions returns only on a broken Runtime API
+}
+
+// lambdaHandler answers one invocation: the batch through the adapter,
+// then the metrics as EMF lines on stdout and the spans flushed.
+func (rt *Runtime) lambdaHandler(stdout io.Writer, dims map[string]string) func(context.Context, json.RawMessage) (json.RawMessage, error) {
+	return func(ctx context.Context, event json.RawMessage) (json.RawMessage, error) {
+		// The invocation continues the X-Ray trace Lambda hands in
+		// (Lambda-Runtime-Trace-Id, which aws-lambda-go puts in ctx).
+		xray, _ := ctx.Value("x-amzn-trace-id").(string)
+		ictx, end := pipeline.StartInvocation(ctx, "invoke "+rt.Component, nil, xray)
+		resp, err := rt.Adapter.InvokeLambda(ictx, event)
+		end(err)
+		// Metrics leave as CloudWatch EMF lines: nothing scrapes a
+		// function, and CloudWatch Logs extracts them from stdout.
+		if merr := rt.Metrics.WriteEMF(stdout, emfNamespace, dims, time.Now()); merr != nil {
+			rt.Log.Warn("metrics not written", "error", merr)
+		}
+		telemetry.FlushTraces(ctx)
+		if err != nil {
+			rt.Log.Error("batch failed", "error", err)
+			return nil, err
+		}
+		return resp, nil
+	}
 }
 
 // postInitError tells Lambda why the cold start failed

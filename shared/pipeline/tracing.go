@@ -3,10 +3,12 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
+	"strings"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/rivven/rivven-connect/events"
@@ -95,9 +97,76 @@ func sinkSpans(ctx context.Context, sink string, batch []*events.Event) []trace.
 				attrs = append(attrs, attribute.Int("messaging.destination.partition.id", int(d.Partition)), attribute.Int64("messaging.kafka.offset", d.Offset))
 			}
 		}
-		_, spans[i] = tr.Start(prop.Extract(ctx, eventCarrier{e}), "write "+sink, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...))
+		opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...)}
+		ectx := prop.Extract(ctx, eventCarrier{e})
+		// The write continues the event's trace; the host's invocation
+		// (a Lambda batch, a push request), when there is one, is linked.
+		if inv := trace.SpanContextFromContext(ctx); inv.IsValid() && !trace.SpanContextFromContext(ectx).Equal(inv) {
+			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: inv}))
+		}
+		_, spans[i] = tr.Start(ectx, "write "+sink, opts...)
 	}
 	return spans
+}
+
+// StartInvocation starts the span of one host invocation (a Lambda
+// batch, a Cloud Run push request) named name, continuing the trace the
+// caller handed in: carrier holds a W3C traceparent (an HTTP request's
+// headers), else xray is an X-Ray trace header (Lambda's). end ends it,
+// failed when err is set. When tracing is off it returns ctx and a no-op.
+func StartInvocation(ctx context.Context, name string, carrier propagation.TextMapCarrier, xray string) (context.Context, func(err error)) {
+	if !telemetry.Tracing() {
+		return ctx, func(error) {}
+	}
+	prop := otel.GetTextMapPropagator()
+	pctx := ctx
+	if carrier != nil {
+		pctx = prop.Extract(ctx, carrier)
+	}
+	if !trace.SpanContextFromContext(pctx).IsValid() && xray != "" {
+		if tp, ok := telemetry.XRayTraceparent(xray); ok {
+			pctx = prop.Extract(ctx, propagation.MapCarrier{"traceparent": tp})
+		}
+	}
+	sctx, span := telemetry.Tracer().Start(pctx, name, trace.WithSpanKind(trace.SpanKindServer))
+	return sctx, func(err error) {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}
+}
+
+// traceAttributes are where producers other than a Rivven source put a
+// message's trace context: the W3C name (SQS message attributes, Kafka
+// headers, Pub/Sub attributes) and the Pub/Sub client libraries' name.
+var traceAttributes = []string{"traceparent", "googclient_traceparent"}
+
+// adoptTraceContext gives an event that carries no trace context of its
+// own the one its delivery came with (message attributes, headers, or
+// SQS's AWSTraceHeader from X-Ray), so the sink's write continues the
+// producer's trace. Nothing happens while tracing is off.
+func adoptTraceContext(e *events.Event, d *events.Delivery) {
+	if e == nil || !telemetry.Tracing() {
+		return
+	}
+	c := eventCarrier{e}
+	if c.Get("traceparent") != "" {
+		return
+	}
+	for _, k := range traceAttributes {
+		if tp := d.Attributes[k]; tp != "" {
+			c.Set("traceparent", tp)
+			if ts := d.Attributes[strings.Replace(k, "traceparent", "tracestate", 1)]; ts != "" {
+				c.Set("tracestate", ts)
+			}
+			return
+		}
+	}
+	if tp, ok := telemetry.XRayTraceparent(d.AWSTraceHeader); ok {
+		c.Set("traceparent", tp)
+	}
 }
 
 // endSpans ends spans, marking them failed with err (nil: ok) or, per

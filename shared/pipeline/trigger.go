@@ -64,6 +64,7 @@ func (a *Adapter) Deliver(ctx context.Context, b *events.Batch) (Outcome, error)
 		*r = Record{ID: d.ID, Topic: d.Topic, Partition: d.Partition, Offset: d.Offset, Attempt: d.Attempt, Raw: d.Value, Group: a.group(b, d),
 			HasOffset: b.Kind == events.TriggerKafka}
 		r.Event, r.DecodeErr = events.DecodeDelivery(a.Payload, d)
+		adoptTraceContext(r.Event, d)
 	}
 	res, err := a.Handler.Handle(ctx, recs)
 	out := Outcome{Result: res, Failed: res.FailedIdx}

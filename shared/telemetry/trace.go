@@ -2,8 +2,10 @@ package telemetry
 
 import (
 	"context"
-	"errors"
+	"crypto/rand"
+	"encoding/hex"
 	"os"
+	"strings"
 	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
@@ -22,9 +24,10 @@ var tracing atomic.Bool
 var provider atomic.Pointer[sdktrace.TracerProvider]
 
 // NewExporter makes the span exporter StartTracing uses; the package
-// shared/telemetry/otlptrace sets it (OTLP over HTTP). It is a separate
-// package because the OTLP client links gRPC, which the function binaries
-// keep out; the CLI links it.
+// shared/telemetry/otlptrace sets it (the OTLP client: protobuf over
+// HTTP). It is a separate package because that client links gRPC, which
+// the function binaries keep out; the CLI links it. Without it spans go
+// as OTLP/HTTP JSON (jsonExporter), which needs nothing more.
 var NewExporter func(ctx context.Context) (sdktrace.SpanExporter, error)
 
 // Tracing reports whether spans are being recorded.
@@ -45,14 +48,20 @@ func StartTracing(ctx context.Context, service string) (shutdown func(context.Co
 	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
 		return func(context.Context) error { return nil }, nil
 	}
-	if NewExporter == nil {
-		return nil, errors.New("OTEL_EXPORTER_OTLP_ENDPOINT is set but this binary has no OTLP exporter (the functions leave it out); spans are not recorded")
+	var exp sdktrace.SpanExporter
+	if NewExporter != nil {
+		exp, err = NewExporter(ctx)
+	} else {
+		exp, err = newJSONExporter()
 	}
-	exp, err := NewExporter(ctx)
 	if err != nil {
 		return nil, err
 	}
-	res, _ := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceName(service)))
+	// Each process is one instance of the service: a random id tells the
+	// spans of a source service from those of its sink functions.
+	var inst [16]byte
+	_, _ = rand.Read(inst[:])
+	res, _ := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceName(service), semconv.ServiceInstanceID(hex.EncodeToString(inst[:]))))
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	UseTracerProvider(tp)
 	provider.Store(tp)
@@ -80,4 +89,47 @@ func FlushTraces(ctx context.Context) {
 	if tp := provider.Load(); tp != nil {
 		_ = tp.ForceFlush(ctx)
 	}
+}
+
+// XRayTraceparent turns an AWS X-Ray trace header (Lambda's
+// Lambda-Runtime-Trace-Id, SQS's AWSTraceHeader system attribute:
+// "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1")
+// into the W3C traceparent of the same trace, by the mapping AWS documents
+// for OpenTelemetry: the trace id is the Root's time and random parts
+// joined, the span id its Parent. ok is false without a Root and Parent.
+func XRayTraceparent(header string) (traceparent string, ok bool) {
+	var root, parent, sampled string
+	for _, part := range strings.Split(header, ";") {
+		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+		switch k {
+		case "Root":
+			root = v
+		case "Parent":
+			parent = v
+		case "Sampled":
+			sampled = v
+		}
+	}
+	f := strings.Split(root, "-")
+	if len(f) != 3 || f[0] != "1" || len(f[1]) != 8 || len(f[2]) != 24 || len(parent) != 16 {
+		return "", false
+	}
+	tid, pid := strings.ToLower(f[1]+f[2]), strings.ToLower(parent)
+	if !isHex(tid) || !isHex(pid) || strings.Trim(tid, "0") == "" || strings.Trim(pid, "0") == "" {
+		return "", false
+	}
+	flags := "00"
+	if sampled == "1" {
+		flags = "01"
+	}
+	return "00-" + tid + "-" + pid + "-" + flags, true
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !strings.ContainsRune("0123456789abcdef", rune(s[i])) {
+			return false
+		}
+	}
+	return true
 }
