@@ -28,9 +28,19 @@ var referenceMetricSections = map[string]string{
 	"Amazon S3 Vectors (Vector Database)": "s3-vectors",
 }
 
+// referenceInlineMetrics maps the reference's inline metric lists
+// ("**Metrics (chat):** `llm.chat.requests.success`, …") to the connector
+// they document.
+var referenceInlineMetrics = map[string]string{
+	"chat":      "llm-chat",
+	"embedding": "llm-embedding",
+}
+
 var (
 	sectionHeading = regexp.MustCompile(`^#{2,3} (.+)$`)
 	metricRow      = regexp.MustCompile("^\\| `([a-z0-9_.]+)` \\| (?i:counter|gauge|histogram)")
+	inlineList     = regexp.MustCompile(`^\*\*Metrics \(([^)]+)\):\*\* (.+)$`)
+	inlineName     = regexp.MustCompile("`([a-z0-9_]+(?:\\.[a-z0-9_]+)+)`")
 )
 
 // metricTables reads the metric tables of a markdown file: for each
@@ -50,6 +60,11 @@ func metricTables(t *testing.T, path string) map[string][]string {
 		if m := metricRow.FindStringSubmatch(l); m != nil {
 			out[sec] = append(out[sec], m[1])
 		}
+		if m := inlineList.FindStringSubmatch(l); m != nil {
+			for _, n := range inlineName.FindAllStringSubmatch(m[2], -1) {
+				out["inline:"+m[1]] = append(out["inline:"+m[1]], n[1])
+			}
+		}
 	}
 	return out
 }
@@ -63,8 +78,11 @@ func TestMetricNamesAsTheReferenceDocuments(t *testing.T) {
 	tables := metricTables(t, filepath.Join("testdata", "reference", "connectors.md"))
 	for sec, names := range tables {
 		name, ok := referenceMetricSections[sec]
+		if list, inline := strings.CutPrefix(sec, "inline:"); inline {
+			name, ok = referenceInlineMetrics[list]
+		}
 		if !ok {
-			t.Errorf("the reference's section %q has a metrics table; map it to its connector in referenceMetricSections", sec)
+			t.Errorf("the reference's section %q has a metrics table or list; map it to its connector in referenceMetricSections or referenceInlineMetrics", sec)
 			continue
 		}
 		e := lookupAny(name)
@@ -100,11 +118,50 @@ func TestMetricsInREADMEs(t *testing.T) {
 	}
 }
 
+// lookupAny finds the connector the reference names, however it was
+// registered: by name or alias, or by a name that differs only in
+// punctuation and case ("delta-lake", "delta_lake", "deltalake"), so a
+// connector added under another spelling is still checked rather than
+// taken for one not built yet.
 func lookupAny(name string) *catalog.Entry {
 	for _, k := range []catalog.Kind{catalog.Source, catalog.Sink, catalog.Transform} {
 		if e, ok := catalog.Default.Lookup(k, name); ok {
 			return e
 		}
 	}
+	want := squash(name)
+	for _, e := range catalog.All() {
+		if squash(e.Name) == want {
+			return e
+		}
+		for _, a := range e.Aliases {
+			if squash(a) == want {
+				return e
+			}
+		}
+	}
 	return nil
+}
+
+func squash(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			return r
+		case r >= 'A' && r <= 'Z':
+			return r + 'a' - 'A'
+		}
+		return -1
+	}, s)
+}
+
+// The inline lists are read: the LLM transforms' metrics are checked as
+// the tables' are.
+func TestReferenceInlineMetricListsAreRead(t *testing.T) {
+	tables := metricTables(t, filepath.Join("testdata", "reference", "connectors.md"))
+	for list := range referenceInlineMetrics {
+		if len(tables["inline:"+list]) < 5 {
+			t.Errorf("the reference's inline list %q gave %v", list, tables["inline:"+list])
+		}
+	}
 }

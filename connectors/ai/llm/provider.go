@@ -103,6 +103,20 @@ type Metrics struct {
 	CacheHits                          *metric.Counter
 }
 
+// MetricNames are the names NewMetrics exports for prefix (llm.chat or
+// llm.embedding): the reference's, then retries and cache hits. The
+// transforms declare them in their catalog entries.
+func MetricNames(prefix string) []string {
+	names := []string{".requests.success", ".requests.failed", ".requests.timeout", ".requests.retried", ".duration_ms", ".tokens.prompt", ".tokens.total", ".cache.hits"}
+	if prefix == "llm.chat" {
+		names = append(names, ".tokens.completion", ".finish_reason.length", ".finish_reason.content_filter", ".finish_reason.other")
+	}
+	for i := range names {
+		names[i] = prefix + names[i]
+	}
+	return names
+}
+
 // NewMetrics registers the counters of a transform with the runtime.
 func NewMetrics(rt *connector.Runtime, prefix string) *Metrics {
 	m := &Metrics{

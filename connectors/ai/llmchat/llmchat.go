@@ -65,6 +65,7 @@ func init() {
 		Name: "llm-chat", Category: catalog.Transforms, Subcategory: "AI",
 		Description: "Enriches events with a chat model's answer to a prompt rendered from them (OpenAI-compatible or Bedrock)",
 		Tags:        []string{"ai", "llm", "openai", "bedrock", "enrich", "classify"},
+		Metrics:     llm.MetricNames("llm.chat"),
 	}, New)
 }
 

@@ -66,6 +66,7 @@ func init() {
 		Name: "llm-embedding", Category: catalog.Transforms, Subcategory: "AI",
 		Description: "Adds a vector embedding of a text field to events, in batched requests (OpenAI-compatible or Bedrock)",
 		Tags:        []string{"ai", "llm", "embedding", "vector", "openai", "bedrock", "rag"},
+		Metrics:     llm.MetricNames("llm.embedding"),
 	}, New)
 }
 
