@@ -218,3 +218,73 @@ sinks:
 		}
 	}
 }
+
+// `run source --ui` serves the dashboard of the whole pipeline with live
+// numbers for its own connector: its events and the samples it published
+// through Redis's fenced producer, the sink (another process's) drawn
+// without numbers.
+func TestRunServesTheDashboard(t *testing.T) {
+	e := newRunEnv(t)
+	file := e.pipelineFile(t, `{pattern: orders, events_per_second: 200, stream_name: orders}`, "drop")
+	ctx, cancel := context.WithCancel(context.Background())
+	stderr := &syncBuffer{}
+	exited := make(chan int, 1)
+	go func() {
+		exited <- run(ctx, []string{"run", "source", e.source, "-c", file, "--ui", "127.0.0.1:0"}, io.Discard, stderr)
+	}()
+	defer func() {
+		cancel()
+		if code := <-exited; code != 0 {
+			t.Errorf("run source exited %d: %s", code, stderr)
+		}
+	}()
+	urlRe := regexp.MustCompile(`"msg":"dashboard served","url":"(http://[^"]+)"`)
+	var base string
+	until(t, "the dashboard's address in the log", func() bool {
+		if m := urlRe.FindStringSubmatch(stderr.String()); m != nil {
+			base = m[1]
+			return true
+		}
+		return false
+	})
+	var g struct {
+		Title string
+		Nodes []struct {
+			ID   string
+			Live bool
+		}
+	}
+	getJSON(t, base+"api/graph", &g)
+	live := map[string]bool{}
+	for _, n := range g.Nodes {
+		live[n.ID] = n.Live
+	}
+	if g.Title != "run source "+e.source || !live["source:"+e.source] || live["sink:"+e.sink] || len(live) != 3 {
+		t.Fatalf("graph %+v", g)
+	}
+	var st struct {
+		Nodes map[string]struct {
+			EventsOut uint64 `json:"events_out"`
+		}
+		Samples map[string][]struct{ Value string }
+	}
+	until(t, "the source's events and samples on the page", func() bool {
+		getJSON(t, base+"api/state", &st)
+		return st.Nodes["source:"+e.source].EventsOut > 0 && len(st.Samples[e.topc]) > 0
+	})
+	if !strings.Contains(st.Samples[e.topc][0].Value, `"stream":"orders"`) {
+		t.Errorf("sample %q", st.Samples[e.topc][0].Value)
+	}
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("%s: %v", url, err)
+	}
+}
