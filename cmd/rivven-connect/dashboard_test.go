@@ -126,15 +126,7 @@ sinks:
 			t.Errorf("local did not stop; stderr:\n%s", stderr)
 		}
 	}()
-	urlRe := regexp.MustCompile(`"msg":"dashboard served","url":"(http://[^"]+)"`)
-	var base string
-	until(t, "the dashboard's address in the log", func() bool {
-		if m := urlRe.FindStringSubmatch(stderr.String()); m != nil {
-			base = m[1]
-			return true
-		}
-		return false
-	})
+	base := dashboardURL(t, stderr)
 
 	dir := artifactDir(t)
 	shot, narrowShot := filepath.Join(dir, "dashboard.png"), filepath.Join(dir, "dashboard-narrow.png")
@@ -238,15 +230,7 @@ func TestRunServesTheDashboard(t *testing.T) {
 			t.Errorf("run source exited %d: %s", code, stderr)
 		}
 	}()
-	urlRe := regexp.MustCompile(`"msg":"dashboard served","url":"(http://[^"]+)"`)
-	var base string
-	until(t, "the dashboard's address in the log", func() bool {
-		if m := urlRe.FindStringSubmatch(stderr.String()); m != nil {
-			base = m[1]
-			return true
-		}
-		return false
-	})
+	base := dashboardURL(t, stderr)
 	var g struct {
 		Title string
 		Nodes []struct {
@@ -275,6 +259,21 @@ func TestRunServesTheDashboard(t *testing.T) {
 	if !strings.Contains(st.Samples[e.topc][0].Value, `"stream":"orders"`) {
 		t.Errorf("sample %q", st.Samples[e.topc][0].Value)
 	}
+}
+
+// dashboardURL waits for the CLI to log where its dashboard listens.
+func dashboardURL(t *testing.T, log *syncBuffer) string {
+	t.Helper()
+	urlRe := regexp.MustCompile(`"msg":"dashboard served","url":"(http://[^"]+)"`)
+	var base string
+	until(t, "the dashboard's address in the log", func() bool {
+		if m := urlRe.FindStringSubmatch(log.String()); m != nil {
+			base = m[1]
+			return true
+		}
+		return false
+	})
+	return base
 }
 
 func getJSON(t *testing.T, url string, v any) {

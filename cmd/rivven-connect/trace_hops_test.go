@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,34 +64,7 @@ func TestTraceFollowsAPostgresChangeAcrossProcesses(t *testing.T) {
 		db.Close(c)
 	})
 
-	var mu sync.Mutex
-	var spans []hopSpan
-	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		var req coltrace.ExportTraceServiceRequest
-		if r.URL.Path != "/v1/traces" || proto.Unmarshal(body, &req) != nil {
-			http.Error(w, "not an OTLP trace export", http.StatusBadRequest)
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		for _, rs := range req.ResourceSpans {
-			process := ""
-			for _, a := range rs.Resource.Attributes {
-				if a.Key == "service.instance.id" {
-					process = a.Value.GetStringValue()
-				}
-			}
-			for _, ss := range rs.ScopeSpans {
-				for _, s := range ss.Spans {
-					spans = append(spans, hopSpan{name: s.Name, trace: hex.EncodeToString(s.TraceId), id: hex.EncodeToString(s.SpanId),
-						parent: hex.EncodeToString(s.ParentSpanId), process: process, attrs: attrMap(s.Attributes)})
-				}
-			}
-		}
-		w.Header().Set("Content-Type", "application/x-protobuf")
-	}))
-	defer collector.Close()
+	collectorURL, collected := otlpCollector(t)
 
 	file := writeFile(t, fmt.Sprintf(`
 settings:
@@ -118,7 +90,7 @@ sinks:
 `, redisAddr, e.source, e.topc, slot, slot, table, e.sink, e.topc))
 
 	bin := buildCLI(t)
-	env := append(os.Environ(), "OTEL_EXPORTER_OTLP_ENDPOINT="+collector.URL, "OTEL_BSP_SCHEDULE_DELAY=100")
+	env := append(os.Environ(), "OTEL_EXPORTER_OTLP_ENDPOINT="+collectorURL, "OTEL_BSP_SCHEDULE_DELAY=100")
 	src := startEnv(t, bin, env, "run", "source", e.source, "-c", file)
 	sink := startEnv(t, bin, env, "run", "sink", e.sink, "-c", file)
 	until(t, "the replication slot", func() bool {
@@ -133,9 +105,9 @@ sinks:
 		t.Fatal(err)
 	}
 	var read, write hopSpan
+	var spans []hopSpan
 	until(t, "the source's read span and the sink's write span of the row", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
+		spans = collected()
 		for _, s := range spans {
 			if s.name == "read "+e.source {
 				read = s
@@ -171,37 +143,48 @@ sinks:
 	t.Logf("trace %s: read %s (source process %s) → write %s (sink process %s)", read.trace, read.id, read.process, write.id, write.process)
 }
 
+// otlpCollector is an OTLP/HTTP endpoint that decodes trace exports with
+// the OTLP protobuf definitions; spans returns what it got so far.
+func otlpCollector(t *testing.T) (url string, spans func() []hopSpan) {
+	var mu sync.Mutex
+	var got []hopSpan
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var req coltrace.ExportTraceServiceRequest
+		if r.URL.Path != "/v1/traces" || proto.Unmarshal(body, &req) != nil {
+			http.Error(w, "not an OTLP trace export", http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, rs := range req.ResourceSpans {
+			process := ""
+			for _, a := range rs.Resource.Attributes {
+				if a.Key == "service.instance.id" {
+					process = a.Value.GetStringValue()
+				}
+			}
+			for _, ss := range rs.ScopeSpans {
+				for _, s := range ss.Spans {
+					got = append(got, hopSpan{name: s.Name, trace: hex.EncodeToString(s.TraceId), id: hex.EncodeToString(s.SpanId),
+						parent: hex.EncodeToString(s.ParentSpanId), process: process, attrs: attrMap(s.Attributes)})
+				}
+			}
+		}
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, func() []hopSpan {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]hopSpan(nil), got...)
+	}
+}
+
 func attrMap(kvs []*commonpb.KeyValue) map[string]string {
 	m := map[string]string{}
 	for _, kv := range kvs {
 		m[kv.Key] = kv.Value.GetStringValue()
 	}
 	return m
-}
-
-// startEnv is start with the environment given.
-func startEnv(t *testing.T, bin string, env []string, args ...string) *proc {
-	t.Helper()
-	p := &proc{stderr: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = env
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		err := p.cmd.Wait()
-		if err != nil {
-			p.code = -1
-			if ee, ok := err.(interface{ ExitCode() int }); ok {
-				p.code = ee.ExitCode()
-			}
-		}
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-	})
-	return p
 }

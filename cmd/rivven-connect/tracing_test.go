@@ -1,14 +1,7 @@
 package main
 
 import (
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"sync"
 	"testing"
-
-	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/rivven/rivven-connect/shared/telemetry"
 )
@@ -19,36 +12,14 @@ import (
 // published, the source's read span and the sink's write span in one
 // trace, the write a child of the read.
 func TestLocalExportsTracesOverOTLP(t *testing.T) {
-	var mu sync.Mutex
-	var spans []spanSeen
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		var req coltrace.ExportTraceServiceRequest
-		if r.URL.Path != "/v1/traces" || proto.Unmarshal(body, &req) != nil {
-			http.Error(w, "not an OTLP trace export", http.StatusBadRequest)
-			return
-		}
-		mu.Lock()
-		for _, rs := range req.ResourceSpans {
-			for _, ss := range rs.ScopeSpans {
-				for _, s := range ss.Spans {
-					spans = append(spans, spanSeen{name: s.Name, trace: string(s.TraceId), id: string(s.SpanId), parent: string(s.ParentSpanId)})
-				}
-			}
-		}
-		mu.Unlock()
-		w.Header().Set("Content-Type", "application/x-protobuf")
-		_, _ = w.Write(nil)
-	}))
-	defer srv.Close()
-	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", srv.URL)
+	url, collected := otlpCollector(t)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url)
 	t.Cleanup(func() { telemetry.UseTracerProvider(nil) })
 	if code, _, errOut := cli(t, "local", "-c", quickstart, "--max-events", "30", "--quiet"); code != 0 {
 		t.Fatalf("local exited %d: %s", code, errOut)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	reads := map[string]spanSeen{}
+	spans := collected()
+	reads := map[string]hopSpan{}
 	for _, s := range spans {
 		if s.name == "read orders" {
 			reads[s.id] = s
@@ -66,5 +37,3 @@ func TestLocalExportsTracesOverOTLP(t *testing.T) {
 		t.Fatalf("collector got %d spans: %d read spans, %d write spans continuing one", len(spans), len(reads), followed)
 	}
 }
-
-type spanSeen struct{ name, trace, id, parent string }
