@@ -15,6 +15,8 @@ import (
 
 	"github.com/rivven/rivven-connect/shared/buildtag"
 	"github.com/rivven/rivven-connect/shared/config"
+	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/secrets"
 	"github.com/rivven/rivven-connect/shared/spec"
 	"github.com/rivven/rivven-connect/shared/transport"
 )
@@ -135,6 +137,15 @@ func pipelineTags(raw []byte, plugins bool) (buildtag.Set, error) {
 	}
 	if p.Broker != nil {
 		tags.Add(buildtag.Transport(transport.Name(p.Broker)))
+	}
+	// The secret stores its references are read from.
+	r := pipeline.NewResolver(p)
+	for path, n := range pipeline.SecretNodes(p) {
+		for _, l := range secrets.Refs(n, path) {
+			if tag := secrets.Tag(r.ProviderFor(l.Ref)); tag != "" {
+				tags.Add(tag)
+			}
+		}
 	}
 	return tags, nil
 }

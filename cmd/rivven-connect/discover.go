@@ -10,7 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/pipeline"
 )
 
@@ -35,9 +34,6 @@ func runDiscover(ctx context.Context, args []string, stdout, _ io.Writer) error 
 	if err != nil {
 		return err
 	}
-	if err := pipeline.SecretsSupported(p); err != nil {
-		return exitWith(exitUsage, err)
-	}
 	names := p.SourceNames()
 	if len(want) > 0 {
 		if _, ok := p.Sources[want[0]]; !ok {
@@ -45,14 +41,15 @@ func runDiscover(ctx context.Context, args []string, stdout, _ io.Writer) error 
 		}
 		names = want[:1]
 	}
-	b := catalog.Builder{}
+	b := builder(p)
 	failed, found := 0, 0
 	for _, name := range names {
 		s := p.Sources[name]
-		src, err := b.NewSource(ctx, s.Connector, &s.Config, "sources."+name+".config")
+		built, err := b.NewSource(ctx, s.Connector, &s.Config, "sources."+name+".config")
 		if err != nil {
 			return exitWith(exitUsage, err)
 		}
+		src := pipeline.Unwrap(built)
 		d, ok := src.(pipeline.Discoverer)
 		if !ok {
 			if len(names) == 1 {

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	_ "github.com/rivven/rivven-connect/connectors/all"
+	"github.com/rivven/rivven-connect/shared/secrets"
+	_ "github.com/rivven/rivven-connect/shared/secrets/all"
 	"github.com/rivven/rivven-connect/shared/telemetry"
 	_ "github.com/rivven/rivven-connect/shared/telemetry/otlptrace"
 )
@@ -90,6 +92,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	// Every resolved secret value is blanked out of what is printed, should
+	// one reach an error message (a driver quoting its DSN).
+	stdout, stderr = secrets.RedactWriter(stdout), secrets.RedactWriter(stderr)
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stdout)
 		if len(args) == 0 {

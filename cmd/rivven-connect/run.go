@@ -19,6 +19,7 @@ import (
 	"github.com/rivven/rivven-connect/shared/config"
 	"github.com/rivven/rivven-connect/shared/pipeline"
 	"github.com/rivven/rivven-connect/shared/resilience"
+	"github.com/rivven/rivven-connect/shared/secrets"
 	"github.com/rivven/rivven-connect/shared/spec"
 	"github.com/rivven/rivven-connect/shared/state"
 	"github.com/rivven/rivven-connect/shared/telemetry"
@@ -71,9 +72,6 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 	p, err := loadPipeline(*file)
 	if err != nil {
 		return err
-	}
-	if err := pipeline.SecretsSupported(p); err != nil {
-		return exitWith(exitUsage, err)
 	}
 	redisURL := p.Settings.State.RedisURL
 	if redisURL == "" {
@@ -197,7 +195,7 @@ func newSourceService(ctx context.Context, p *config.Pipeline, name string, tr t
 	if err := ensureTopics(ctx, tr, p, deps.Log, []topicUse{{s.Topic, s.TopicConfig, path + ".topic"}, {deadLetterTopic(s.DeadLetterTopic, s.Topic), nil, path + ".dead_letter_topic"}}); err != nil {
 		return nil, nil, err
 	}
-	r, err := pipeline.NewSourceRunner(ctx, p, name, catalog.Builder{}, deps)
+	r, err := pipeline.NewSourceRunner(ctx, p, name, builder(p), deps)
 	if err != nil {
 		return nil, nil, exitWith(exitUsage, err)
 	}
@@ -230,7 +228,7 @@ func newSinkService(ctx context.Context, p *config.Pipeline, name string, tr top
 		return nil, nil, exitWith(exitFailed, err)
 	}
 	deps.Delivery, deps.Epoch = pipeline.DeliveryOrdered, epoch
-	r, err := pipeline.NewSinkRunner(ctx, p, name, catalog.Builder{}, stream, deps)
+	r, err := pipeline.NewSinkRunner(ctx, p, name, builder(p), stream, deps)
 	if err != nil {
 		return nil, nil, exitWith(exitUsage, err)
 	}
@@ -242,7 +240,7 @@ func newSinkService(ctx context.Context, p *config.Pipeline, name string, tr top
 // endpoints when the pipeline enables them.
 func serveEndpoints(ctx context.Context, p *config.Pipeline, reg *telemetry.Registry, store state.Store, status *pipeline.Status, log *slog.Logger, kind, name string) (*healthServer, error) {
 	statuses := pipeline.Statuses{status}
-	hs := &healthServer{statuses: statuses, store: store, redact: resilience.NewRedactor(secretValues(p)...).Redact}
+	hs := &healthServer{statuses: statuses, store: store, redact: redactor(p)}
 	if reg != nil {
 		reg.Watch(statuses)
 		addr, err := reg.Start(ctx, fmt.Sprintf(":%d", p.Settings.Metrics.Port), hs.healthFunc(ctx))
@@ -370,4 +368,11 @@ func secretsIn(fields []spec.Field, node *yaml.Node, secret bool) []string {
 		}
 	}
 	return out
+}
+
+// redactor hides the pipeline's configured secrets and every value read
+// through a secret reference (resolved by the time anything is shown).
+func redactor(p *config.Pipeline) func(string) string {
+	r := resilience.NewRedactor(secretValues(p)...)
+	return func(s string) string { return secrets.Redact(r.Redact(s)) }
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/pipeline"
 )
 
@@ -35,18 +34,16 @@ func runSnapshot(ctx context.Context, args []string, stdout, _ io.Writer) error 
 	if err != nil {
 		return err
 	}
-	if err := pipeline.SecretsSupported(p); err != nil {
-		return exitWith(exitUsage, err)
-	}
 	name, tables := pos[0], pos[1:]
 	s, ok := p.Sources[name]
 	if !ok {
 		return exitWith(exitUsage, fmt.Errorf("the pipeline has no source %q (sources: %s)", name, strings.Join(p.SourceNames(), ", ")))
 	}
-	src, err := catalog.Builder{}.NewSource(ctx, s.Connector, &s.Config, "sources."+name+".config")
+	built, err := builder(p).NewSource(ctx, s.Connector, &s.Config, "sources."+name+".config")
 	if err != nil {
 		return exitWith(exitUsage, err)
 	}
+	src := pipeline.Unwrap(built)
 	if c, ok := src.(pipeline.Closer); ok {
 		defer func() { _ = c.Close(ctx) }()
 	}

@@ -14,16 +14,31 @@ import (
 	"github.com/rivven/rivven-connect/shared/pipeline"
 )
 
+// fileOf returns the file under w, looking through writers that wrap one
+// (the redaction of secret values).
+func fileOf(w io.Writer) (*os.File, bool) {
+	for {
+		switch v := w.(type) {
+		case *os.File:
+			return v, true
+		case interface{ Unwrap() io.Writer }:
+			w = v.Unwrap()
+		default:
+			return nil, false
+		}
+	}
+}
+
 func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
+	f, ok := fileOf(w)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // sameFile reports whether two writers are one open file, terminal or not
 // (2>&1, or both on the terminal a shell runs in).
 func sameFile(a, b io.Writer) bool {
-	fa, ok1 := a.(*os.File)
-	fb, ok2 := b.(*os.File)
+	fa, ok1 := fileOf(a)
+	fb, ok2 := fileOf(b)
 	if !ok1 || !ok2 {
 		return false
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/config"
 	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/secrets"
 	"github.com/rivven/rivven-connect/shared/spec"
 	"github.com/rivven/rivven-connect/shared/state"
 	"github.com/rivven/rivven-connect/shared/telemetry"
@@ -73,6 +74,7 @@ type Runtime struct {
 	Store     state.Store
 
 	transport transport.Transport // opened from the broker block; nil otherwise
+	secrets   *secrets.Resolver   // the pipeline's secret references
 }
 
 // Init does everything a cold start does, so that any misconfiguration
@@ -81,6 +83,14 @@ type Runtime struct {
 // find the function's component in it, build its handler, open the state
 // store and run the connector's health check.
 func Init(ctx context.Context, fn Function, opts Options) (*Runtime, error) {
+	rt, err := initRuntime(ctx, fn, opts)
+	// A connector's error may quote a value read through a secret
+	// reference (a driver printing its DSN): it is blanked out here, where
+	// the host prints or returns it.
+	return rt, secrets.RedactError(err)
+}
+
+func initRuntime(ctx context.Context, fn Function, opts Options) (*Runtime, error) {
 	lookup := opts.Lookup
 	if lookup == nil {
 		lookup = os.LookupEnv
@@ -107,9 +117,6 @@ func Init(ctx context.Context, fn Function, opts Options) (*Runtime, error) {
 		return nil, pipelineError(where, err)
 	}
 	p.Path = where
-	if err := pipeline.SecretsSupported(p); err != nil {
-		return nil, err
-	}
 	rt := &Runtime{Function: fn, Env: env, Pipeline: p}
 	level := p.Settings.LogLevel
 	if env.LogLevel != "" {
@@ -180,11 +187,16 @@ func Init(ctx context.Context, fn Function, opts Options) (*Runtime, error) {
 	// ids), so redeliveries are recognised by id whatever the trigger;
 	// Kinesis sequence numbers do not fit an offset anyway.
 	deps := pipeline.Deps{Store: rt.Store, Producer: opts.Producer, Log: rt.Log, Metrics: rt.Metrics, Delivery: pipeline.DeliveryUnordered}
+	// Secret references are resolved here, at cold start, and only those
+	// of the hosted component: a function is granted access to its own
+	// secrets and no others.
+	rt.secrets = pipeline.NewResolver(p)
+	f := pipeline.WithSecrets(catalog.Builder{R: reg}, rt.secrets)
 	var h *pipeline.Handler
 	if step == nil {
-		h, err = pipeline.NewSinkHandler(ctx, p, strings.TrimPrefix(rt.Component, "sinks."), catalog.Builder{R: reg}, deps)
+		h, err = pipeline.NewSinkHandler(ctx, p, strings.TrimPrefix(rt.Component, "sinks."), f, deps)
 	} else {
-		h, err = pipeline.NewTransformHandler(ctx, p, step, topics, dlq, catalog.Builder{R: reg}, &pipeline.Publisher{Producer: opts.Producer, Topic: env.OutputTopic}, deps)
+		h, err = pipeline.NewTransformHandler(ctx, p, step, topics, dlq, f, &pipeline.Publisher{Producer: opts.Producer, Topic: env.OutputTopic}, deps)
 	}
 	if err != nil {
 		rt.release()
@@ -216,6 +228,9 @@ func (rt *Runtime) release() error {
 		err = rt.transport.Close()
 	}
 	if cerr := rt.Store.Close(); err == nil {
+		err = cerr
+	}
+	if cerr := rt.secrets.Close(); err == nil {
 		err = cerr
 	}
 	return err

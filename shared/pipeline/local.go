@@ -20,7 +20,6 @@ import (
 
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/config"
-	"github.com/rivven/rivven-connect/shared/spec"
 	"github.com/rivven/rivven-connect/shared/state"
 	"github.com/rivven/rivven-connect/shared/telemetry"
 	"github.com/rivven/rivven-connect/shared/topic"
@@ -116,9 +115,7 @@ func NewLocal(ctx context.Context, p *config.Pipeline, f Factory, opts LocalOpti
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 1024
 	}
-	if err := SecretsSupported(p); err != nil {
-		return nil, err
-	}
+	f = WithSecrets(f, NewResolver(p))
 	if opts.Trigger != "" && !slices.Contains(LocalTriggers, opts.Trigger) {
 		return nil, fmt.Errorf("unknown trigger %q (allowed: %s)", opts.Trigger, strings.Join(LocalTriggers, ", "))
 	}
@@ -184,21 +181,6 @@ func NewLocal(ctx context.Context, p *config.Pipeline, f Factory, opts LocalOpti
 		return nil, errors.New("the pipeline has no enabled sources or sinks")
 	}
 	return l, nil
-}
-
-// SecretsSupported reports an error for a secrets block: no secret-store
-// provider is wired in yet, and running with "vault:..." references left
-// as literal strings would hand them to connectors as passwords.
-func SecretsSupported(p *config.Pipeline) error {
-	if p.Secrets == nil {
-		return nil
-	}
-	line := ""
-	if n := spec.Find(p.Root, "secrets.provider"); n != nil {
-		line = fmt.Sprintf(" (line %d:%d)", n.Line, n.Column)
-	}
-	return fmt.Errorf("secrets.provider%s: the %s secret provider is not supported yet; reference secrets as ${VAR} environment variables instead",
-		line, p.Secrets.Provider)
 }
 
 // ensureTopic applies settings.topic (and a source's topic_config).

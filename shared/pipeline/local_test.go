@@ -246,17 +246,6 @@ func indexOf(s, sub string) int {
 	return -1
 }
 
-func TestLocalRefusesUnwiredSecretProvider(t *testing.T) {
-	p := load(t, keyedPipeline+`
-secrets:
-  provider: vault
-`)
-	_, err := NewLocal(context.Background(), p, fakeFactory{}, LocalOptions{Store: embedded(t), Log: quiet})
-	if err == nil || !contains(err.Error(), "secrets.provider (line 10:13): the vault secret provider is not supported yet") {
-		t.Fatalf("err = %v", err)
-	}
-}
-
 // A rate limit smaller than the batches still lets everything through
 // (the reference implementation deadlocked here).
 func TestLocalRateLimitsNeverDeadlock(t *testing.T) {

@@ -5,6 +5,8 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+
+	"github.com/rivven/rivven-connect/shared/secrets"
 )
 
 // levelNames lists the accepted level names in severity order; it doubles as
@@ -43,6 +45,8 @@ func NewLogger(w io.Writer, level string, json bool) (*slog.Logger, error) {
 		return nil, err
 	}
 	opts := &slog.HandlerOptions{Level: lvl}
+	// No value read through a secret reference is ever logged.
+	w = secrets.RedactWriter(w)
 	if json {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}

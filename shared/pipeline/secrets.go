@@ -1,0 +1,341 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/config"
+	"github.com/rivven/rivven-connect/shared/resilience"
+	"github.com/rivven/rivven-connect/shared/secrets"
+	"github.com/rivven/rivven-connect/shared/spec"
+)
+
+// NewResolver returns the resolver of a pipeline's secret references,
+// configured by its secrets block (if any). It contacts no store until a
+// reference needs one.
+func NewResolver(p *config.Pipeline) *secrets.Resolver {
+	if p.Secrets == nil {
+		return secrets.NewResolver("", nil)
+	}
+	return secrets.NewResolver(p.Secrets.Provider, &p.Secrets.Config)
+}
+
+// SecretNodes returns the config blocks of every enabled component of a
+// pipeline by YAML path: where secret references may be.
+func SecretNodes(p *config.Pipeline) map[string]*yaml.Node {
+	out := map[string]*yaml.Node{}
+	addTransforms := func(ts config.Transforms) {
+		for _, t := range ts {
+			out[t.Path+".config"] = &t.Config
+		}
+	}
+	for _, name := range p.SourceNames() {
+		s := p.Sources[name]
+		out["sources."+name+".config"] = &s.Config
+		addTransforms(s.Transforms)
+	}
+	for _, name := range p.SinkNames() {
+		s := p.Sinks[name]
+		out["sinks."+name+".config"] = &s.Config
+		addTransforms(s.Transforms)
+	}
+	return out
+}
+
+// CheckSecrets resolves every reference of the pipeline and returns the
+// problems: each unresolvable reference's YAML path and the provider that
+// refused it, never a value.
+func CheckSecrets(ctx context.Context, p *config.Pipeline, r *secrets.Resolver) spec.Problems {
+	return r.Check(ctx, SecretNodes(p))
+}
+
+// HasSecretRefs reports whether any component config holds a reference.
+func HasSecretRefs(p *config.Pipeline) bool {
+	for path, n := range SecretNodes(p) {
+		if len(secrets.Refs(n, path)) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// WithSecrets returns a factory that resolves the secret references in
+// each component's config before f builds it. A source or sink built from
+// references is wrapped so that an authentication failure it reports
+// (resilience.Auth) reads its references again and, when one changed (the
+// secret was rotated), rebuilds the connector with the new values.
+func WithSecrets(f Factory, r *secrets.Resolver) Factory {
+	if s, ok := f.(*secretFactory); ok && s.r == r {
+		return f
+	}
+	return &secretFactory{f: f, r: r}
+}
+
+type secretFactory struct {
+	f Factory
+	r *secrets.Resolver
+}
+
+// Canonical keeps the inner factory's names for metrics.
+func (s *secretFactory) Canonical(kind, name string) string { return canonical(s.f, kind, name) }
+
+func (s *secretFactory) resolve(ctx context.Context, cfg *yaml.Node, path string) (*yaml.Node, []secrets.Ref, error) {
+	return s.r.ResolveNode(ctx, cfg, path)
+}
+
+func (s *secretFactory) NewSource(ctx context.Context, connector string, cfg *yaml.Node, path string) (Source, error) {
+	n, refs, err := s.resolve(ctx, cfg, path)
+	if err != nil {
+		return nil, err
+	}
+	src, err := s.f.NewSource(ctx, connector, n, path)
+	if err != nil || len(refs) == 0 {
+		return src, secrets.RedactError(err)
+	}
+	build := func(ctx context.Context) (any, error) {
+		n, _, err := s.resolve(ctx, cfg, path)
+		if err != nil {
+			return nil, err
+		}
+		return s.f.NewSource(ctx, connector, n, path)
+	}
+	return &rotatingSource{rotator: newRotator(s.r, refs, path, src, build)}, nil
+}
+
+func (s *secretFactory) NewSink(ctx context.Context, connector string, cfg *yaml.Node, path string) (Sink, error) {
+	n, refs, err := s.resolve(ctx, cfg, path)
+	if err != nil {
+		return nil, err
+	}
+	snk, err := s.f.NewSink(ctx, connector, n, path)
+	if err != nil || len(refs) == 0 {
+		return snk, secrets.RedactError(err)
+	}
+	build := func(ctx context.Context) (any, error) {
+		n, _, err := s.resolve(ctx, cfg, path)
+		if err != nil {
+			return nil, err
+		}
+		return s.f.NewSink(ctx, connector, n, path)
+	}
+	return &rotatingSink{rotator: newRotator(s.r, refs, path, snk, build)}, nil
+}
+
+func (s *secretFactory) NewTransform(ctx context.Context, typ string, cfg *yaml.Node, path string) (Transform, error) {
+	n, refs, err := s.resolve(ctx, cfg, path)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := s.f.NewTransform(ctx, typ, n, path)
+	if err != nil || len(refs) == 0 {
+		return tr, secrets.RedactError(err)
+	}
+	build := func(ctx context.Context) (any, error) {
+		n, _, err := s.resolve(ctx, cfg, path)
+		if err != nil {
+			return nil, err
+		}
+		return s.f.NewTransform(ctx, typ, n, path)
+	}
+	return &rotatingTransform{rotator: newRotator(s.r, refs, path, tr, build)}, nil
+}
+
+// rotator holds a connector built from secret references and rebuilds it
+// when the references' values changed.
+type rotator struct {
+	r     *secrets.Resolver
+	refs  []secrets.Ref
+	path  string
+	build func(context.Context) (any, error)
+
+	mu  sync.RWMutex
+	cur any
+	gen int // bumped on every rebuild
+
+	rotating sync.Mutex
+}
+
+func newRotator(r *secrets.Resolver, refs []secrets.Ref, path string, c any, build func(context.Context) (any, error)) *rotator {
+	return &rotator{r: r, refs: refs, path: path, cur: c, build: build}
+}
+
+func (r *rotator) current() (any, int) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.cur, r.gen
+}
+
+// rotate reads the references again after an authentication failure of
+// the connector of generation gen. It reports whether a new connector
+// (with changed values) replaced it; the old one is closed.
+func (r *rotator) rotate(ctx context.Context, gen int) (bool, error) {
+	r.rotating.Lock()
+	defer r.rotating.Unlock()
+	if _, g := r.current(); g != gen {
+		return true, nil // another caller rotated already
+	}
+	changed, err := r.r.Refresh(ctx, r.refs)
+	if err != nil || !changed {
+		return false, err
+	}
+	c, err := r.build(ctx)
+	if err != nil {
+		return false, fmt.Errorf("%s: rebuilding with rotated secrets: %w", r.path, secrets.RedactError(err))
+	}
+	r.mu.Lock()
+	old := r.cur
+	r.cur, r.gen = c, r.gen+1
+	r.mu.Unlock()
+	if cl, ok := old.(Closer); ok {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		_ = cl.Close(cctx)
+		cancel()
+	}
+	return true, nil
+}
+
+// isAuth reports an authentication or authorization failure.
+func isAuth(err error) bool {
+	return err != nil && resilience.ClassOf(err) == resilience.Auth
+}
+
+// Rotations is how many times connectors were rebuilt with rotated
+// secrets (for tests and the status).
+func (r *rotator) Rotations() int {
+	_, g := r.current()
+	return g
+}
+
+func (r *rotator) Check(ctx context.Context) error {
+	c, _ := r.current()
+	if ch, ok := c.(Checker); ok {
+		return ch.Check(ctx)
+	}
+	return nil
+}
+
+func (r *rotator) Close(ctx context.Context) error {
+	c, _ := r.current()
+	if cl, ok := c.(Closer); ok {
+		return cl.Close(ctx)
+	}
+	return nil
+}
+
+func (r *rotator) Metrics() map[string]float64 {
+	c, _ := r.current()
+	if m, ok := c.(MetricsReporter); ok {
+		return m.Metrics()
+	}
+	return nil
+}
+
+// Unwrap returns the connector currently in use.
+func (r *rotator) Unwrap() any {
+	c, _ := r.current()
+	return c
+}
+
+// Unwrap returns the connector a WithSecrets factory built, for callers
+// asking for an interface the wrapper does not forward (Discoverer,
+// SnapshotRequester); other values are returned as they are.
+func Unwrap(c any) any {
+	if u, ok := c.(interface{ Unwrap() any }); ok {
+		return u.Unwrap()
+	}
+	return c
+}
+
+type rotatingSink struct{ *rotator }
+
+// Write writes with the current sink; after an authentication failure
+// whose secrets had rotated it writes the batch once more with the sink
+// rebuilt from the new values.
+func (s *rotatingSink) Write(ctx context.Context, batch []*events.Event) error {
+	c, gen := s.current()
+	err := c.(Sink).Write(ctx, batch)
+	if !isAuth(err) {
+		return err
+	}
+	rotated, rerr := s.rotate(ctx, gen)
+	if rerr != nil {
+		return errors.Join(err, rerr)
+	}
+	if !rotated {
+		return err
+	}
+	c, _ = s.current()
+	return c.(Sink).Write(ctx, batch)
+}
+
+func (s *rotatingSink) ConcurrentWrites() bool {
+	c, _ := s.current()
+	cw, ok := c.(ConcurrentWriter)
+	return ok && cw.ConcurrentWrites()
+}
+
+func (s *rotatingSink) BatchPolicy() (int, time.Duration) {
+	c, _ := s.current()
+	if b, ok := c.(Batcher); ok {
+		return b.BatchPolicy()
+	}
+	return 0, 0
+}
+
+type rotatingSource struct{ *rotator }
+
+// Read reads with the current source. An authentication failure reads
+// the references again; when they changed the source is rebuilt, and the
+// error (made retryable) lets the runner restart Read on the new one from
+// the last committed position.
+func (s *rotatingSource) Read(ctx context.Context, resume []byte, emit Emitter) error {
+	c, gen := s.current()
+	err := c.(Source).Read(ctx, resume, emit)
+	if !isAuth(err) {
+		return err
+	}
+	rotated, rerr := s.rotate(ctx, gen)
+	if rerr != nil {
+		return errors.Join(err, rerr)
+	}
+	if rotated {
+		return resilience.New(resilience.Connection, fmt.Errorf("%s: credentials rotated; reconnecting: %w", s.path, err))
+	}
+	return err
+}
+
+type rotatingTransform struct{ *rotator }
+
+// Apply applies the current transform; after an authentication failure
+// whose secrets had rotated it applies the rebuilt one to the batch.
+func (t *rotatingTransform) Apply(ctx context.Context, batch []*events.Event) ([]*events.Event, error) {
+	c, gen := t.current()
+	out, err := c.(Transform).Apply(ctx, batch)
+	if !isAuth(err) {
+		return out, err
+	}
+	rotated, rerr := t.rotate(ctx, gen)
+	if rerr != nil {
+		return out, errors.Join(err, rerr)
+	}
+	if !rotated {
+		return out, err
+	}
+	c, _ = t.current()
+	return c.(Transform).Apply(ctx, batch)
+}
+
+// ValidateTopic forwards the topic check of transforms that route.
+func (t *rotatingTransform) ValidateTopic(topic string) error {
+	c, _ := t.current()
+	if v, ok := c.(interface{ ValidateTopic(string) error }); ok {
+		return v.ValidateTopic(topic)
+	}
+	return nil
+}

@@ -1,0 +1,129 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/resilience"
+	"github.com/rivven/rivven-connect/shared/spec"
+)
+
+// passwordSink accepts writes only while its configured password is the
+// current one, as a database does after its password was rotated.
+type passwordSink struct {
+	password string
+	current  *string
+	mu       *sync.Mutex
+	closed   bool
+	writes   *int
+}
+
+func (s *passwordSink) Write(_ context.Context, b []*events.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.password != *s.current {
+		return resilience.Errorf(resilience.Auth, "password authentication failed")
+	}
+	*s.writes += len(b)
+	return nil
+}
+
+func (s *passwordSink) Close(context.Context) error { s.closed = true; return nil }
+
+type secretSinkFactory struct {
+	fakeFactory
+	built []*passwordSink
+	cfgs  []string
+	cur   *string
+	mu    *sync.Mutex
+	n     *int
+}
+
+func (f *secretSinkFactory) NewSink(_ context.Context, _ string, cfg *yaml.Node, _ string) (Sink, error) {
+	pw := spec.Find(cfg, "password").Value
+	f.cfgs = append(f.cfgs, pw)
+	s := &passwordSink{password: pw, current: f.cur, mu: f.mu, writes: f.n}
+	f.built = append(f.built, s)
+	return s, nil
+}
+
+const secretPipeline = `
+secrets:
+  provider: env
+  config: {prefix: T_}
+sources:
+  keyed: {connector: keyed, topic: t}
+sinks:
+  out:
+    connector: rec
+    topics: [t]
+    config:
+      user: app
+      password: vault:secret/data/db#password
+`
+
+// A sink built from a reference gets the value; when the database starts
+// refusing it (the password was rotated) the reference is read again, the
+// sink rebuilt with the new value and the batch written.
+func TestSecretReferenceRotation(t *testing.T) {
+	t.Setenv("T_SECRET_DATA_DB_PASSWORD", "old-password-1")
+	p := load(t, secretPipeline)
+	cur, mu, n := "old-password-1", &sync.Mutex{}, 0
+	ff := &secretSinkFactory{cur: &cur, mu: mu, n: &n}
+	f := WithSecrets(ff, NewResolver(p))
+	ctx := context.Background()
+	snk, err := f.NewSink(ctx, "rec", &p.Sinks["out"].Config, "sinks.out.config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := []*events.Event{events.New(events.Insert, "t", events.RawPayload([]byte(`{}`)))}
+	if err := snk.Write(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	// The pipeline document keeps the reference, not the value.
+	if got := spec.Find(&p.Sinks["out"].Config, "password").Value; got != "vault:secret/data/db#password" {
+		t.Errorf("document holds %q", got)
+	}
+	// Rotation: the store and the database change together.
+	t.Setenv("T_SECRET_DATA_DB_PASSWORD", "new-password-2")
+	cur = "new-password-2"
+	if err := snk.Write(ctx, batch); err != nil {
+		t.Fatalf("write after rotation: %v", err)
+	}
+	if len(ff.built) != 2 || ff.cfgs[1] != "new-password-2" || !ff.built[0].closed || n != 2 {
+		t.Errorf("built %d sinks with %v, first closed %v, writes %d", len(ff.built), ff.cfgs, ff.built[0].closed, n)
+	}
+	// An auth failure without a rotation is the sink's error as it was;
+	// nothing is rebuilt.
+	cur = "something-else"
+	err = snk.Write(ctx, batch)
+	if resilience.ClassOf(err) != resilience.Auth || len(ff.built) != 2 {
+		t.Errorf("err = %v, built %d", err, len(ff.built))
+	}
+	if u, ok := Unwrap(snk).(*passwordSink); !ok || u != ff.built[1] {
+		t.Errorf("Unwrap = %T", Unwrap(snk))
+	}
+}
+
+func TestUnresolvableReferenceFailsTheBuildWithItsPath(t *testing.T) {
+	p := load(t, secretPipeline)
+	ff := &secretSinkFactory{cur: new(string), mu: &sync.Mutex{}, n: new(int)}
+	_, err := NewLocal(context.Background(), p, ff, LocalOptions{Store: embedded(t), Log: quiet})
+	var ps spec.Problems
+	if !errors.As(err, &ps) || len(ps) != 1 || ps[0].Path != "sinks.out.config.password" || ps[0].Line != 13 ||
+		!strings.Contains(ps[0].Message, "the env provider refused it: environment variable T_SECRET_DATA_DB_PASSWORD is not set") {
+		t.Fatalf("err = %v", err)
+	}
+	if len(ff.built) != 0 {
+		t.Error("the sink was built without its secret")
+	}
+	if ps := CheckSecrets(context.Background(), p, NewResolver(p)); len(ps) != 1 || ps[0].Path != "sinks.out.config.password" {
+		t.Errorf("CheckSecrets = %v", ps)
+	}
+}
