@@ -17,6 +17,7 @@ import (
 
 	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/config"
+	"github.com/rivven/rivven-connect/shared/secrets"
 )
 
 // Options say how to generate a root module.
@@ -94,11 +95,13 @@ type topicPlan struct {
 type sourcePlan struct {
 	name, label, short string
 	topic              *topicPlan
+	secrets            []secrets.Ref // aws-sm: and gcp-sm: references
 }
 
 type sinkPlan struct {
 	name, label, short, artifact, group string
 	topics                              []*topicPlan
+	secrets                             []secrets.Ref // aws-sm: and gcp-sm: references
 }
 
 type plan struct {
@@ -216,11 +219,11 @@ func makePlan(p *config.Pipeline, raw []byte, opts Options) (*plan, error) {
 		if err != nil {
 			return nil, err
 		}
-		pl.sources = append(pl.sources, &sourcePlan{name: name, topic: t})
+		pl.sources = append(pl.sources, &sourcePlan{name: name, topic: t, secrets: componentSecrets(&s.Config, "sources."+name, s.Transforms)})
 	}
 	for _, name := range p.SinkNames() {
 		s := p.Sinks[name]
-		sp := &sinkPlan{name: name, artifact: opts.Artifact("sink", s.Connector), group: s.ConsumerGroup}
+		sp := &sinkPlan{name: name, artifact: opts.Artifact("sink", s.Connector), group: s.ConsumerGroup, secrets: componentSecrets(&s.Config, "sinks."+name, s.Transforms)}
 		if sp.group == "" {
 			sp.group = name
 		}
@@ -712,6 +715,13 @@ func (g *gen) mainAWS(b *hclwrite.Body) {
 		b.AppendNewline()
 	}
 
+	if g.needsAccountData() {
+		comment(b, "The account and partition of the Secrets Manager secrets the pipeline names.")
+		block(b, "data", "aws_caller_identity", "current")
+		b.AppendNewline()
+		block(b, "data", "aws_partition", "current")
+		b.AppendNewline()
+	}
 	comment(b, "Functions and services share one security group, which Redis lets in.")
 	sg := block(b, "resource", "aws_security_group", "workloads")
 	set(sg, a("name", expr(`"${var.name_prefix}-workloads"`)), a("description", str("rivven-connect functions and services")), a("vpc_id", expr("var.vpc_id")))
@@ -755,11 +765,17 @@ func (g *gen) mainAWS(b *hclwrite.Body) {
 		}
 		b.AppendNewline()
 	}
-	service := func(label, short, kind, name, what string, t *topicPlan) {
+	service := func(label, short, kind, name, what string, t *topicPlan, refs []secrets.Ref) {
 		comment(b, what)
 		m := block(b, "module", label)
 		set(m, a("source", g.source("source-service")), a("name", expr(fmt.Sprintf(`"${var.name_prefix}-%s-%s"`, kind, short))),
 			a("cluster_arn", expr("aws_ecs_cluster.this.arn")), a("image", expr("var.service_image")))
+		defer func() {
+			if l, ok := g.secretList(refs); ok {
+				// The secrets its config references, read by the connector.
+				set(m, a("secret_arns", l))
+			}
+		}()
 		if kind != "source" {
 			set(m, a("kind", str(kind)))
 		}
@@ -776,11 +792,11 @@ func (g *gen) mainAWS(b *hclwrite.Body) {
 		b.AppendNewline()
 	}
 	for _, s := range g.pl.sources {
-		service(s.label, s.short, "source", s.name, fmt.Sprintf("Source %s (%s), publishing to %s.", s.name, g.p.Sources[s.name].Connector, s.topic.name), s.topic)
+		service(s.label, s.short, "source", s.name, fmt.Sprintf("Source %s (%s), publishing to %s.", s.name, g.p.Sources[s.name].Connector, s.topic.name), s.topic, s.secrets)
 	}
 	for _, s := range g.pl.sinks {
 		if !g.functions() {
-			service(s.label, s.short, "sink", s.name, fmt.Sprintf("Sink %s (%s), reading %s %s.", s.name, g.p.Sinks[s.name].Connector, topicNames(s.topics), g.serviceTransport()), nil)
+			service(s.label, s.short, "sink", s.name, fmt.Sprintf("Sink %s (%s), reading %s %s.", s.name, g.p.Sinks[s.name].Connector, topicNames(s.topics), g.serviceTransport()), nil, s.secrets)
 			continue
 		}
 		comment(b, fmt.Sprintf("Sink %s (%s), reading %s.", s.name, g.p.Sinks[s.name].Connector, topicNames(s.topics)))
@@ -807,6 +823,10 @@ func (g *gen) mainAWS(b *hclwrite.Body) {
 		case "kafka":
 			set(m, a("trigger_type", str("kafka")), a("kafka_bootstrap_servers", expr("var.kafka_bootstrap_servers")), a("kafka_topics", refs("kafka_topic")),
 				a("kafka_consumer_group", str(s.group)), a("dead_letter_arn", dlq))
+		}
+		if l, ok := g.secretList(s.secrets); ok {
+			// The secrets its config references: GetSecretValue on exactly those.
+			set(m, a("secret_arns", l))
 		}
 		set(m, a("subnet_ids", expr("var.subnet_ids")), a("security_group_ids", expr("[aws_security_group.workloads.id]")))
 		b.AppendNewline()
@@ -886,11 +906,15 @@ func (g *gen) mainGCP(b *hclwrite.Body) {
 		set(m, a("source", g.source("topic")), a("name", str(t.name)), a("project", expr("var.project")), afterAPIs)
 		b.AppendNewline()
 	}
-	service := func(label, short, kind, name, what string, t *topicPlan) {
+	service := func(label, short, kind, name, what string, t *topicPlan, refs []secrets.Ref) {
 		comment(b, what)
 		m := block(b, "module", label)
 		set(m, a("source", g.source("source-service")), a("name", expr(fmt.Sprintf(`"${var.name_prefix}-%s-%s"`, kind, short))),
 			a("project", expr("var.project")), a("region", expr("var.region")), a("image", expr("var.service_image")))
+		if l, ok := g.secretList(refs); ok {
+			// The secrets its config references: their accessor, of no others.
+			set(m, a("secret_ids", l))
+		}
 		if kind != "source" {
 			set(m, a("kind", str(kind)))
 		}
@@ -905,11 +929,11 @@ func (g *gen) mainGCP(b *hclwrite.Body) {
 		b.AppendNewline()
 	}
 	for _, s := range g.pl.sources {
-		service(s.label, s.short, "source", s.name, fmt.Sprintf("Source %s (%s), publishing to %s.", s.name, g.p.Sources[s.name].Connector, s.topic.name), s.topic)
+		service(s.label, s.short, "source", s.name, fmt.Sprintf("Source %s (%s), publishing to %s.", s.name, g.p.Sources[s.name].Connector, s.topic.name), s.topic, s.secrets)
 	}
 	for _, s := range g.pl.sinks {
 		if !g.functions() {
-			service(s.label, s.short, "sink", s.name, fmt.Sprintf("Sink %s (%s), reading %s %s.", s.name, g.p.Sinks[s.name].Connector, topicNames(s.topics), g.serviceTransport()), nil)
+			service(s.label, s.short, "sink", s.name, fmt.Sprintf("Sink %s (%s), reading %s %s.", s.name, g.p.Sinks[s.name].Connector, topicNames(s.topics), g.serviceTransport()), nil, s.secrets)
 			continue
 		}
 		comment(b, fmt.Sprintf("Sink %s (%s), reading %s.", s.name, g.p.Sinks[s.name].Connector, topicNames(s.topics)))
@@ -924,6 +948,10 @@ func (g *gen) mainGCP(b *hclwrite.Body) {
 			a("pipeline", expr("local.pipeline")), a("connector", str("sinks."+s.name)),
 			a("log_level", expr("var.log_level")), a("environment", g.env()), a("secret_env", expr("local.secret_env")),
 			a("topics", list(items...)), a("network", expr("var.network")), a("subnetwork", expr("var.subnetwork")), afterAPIs)
+		if l, ok := g.secretList(s.secrets); ok {
+			// The secrets its config references: their accessor, of no others.
+			set(m, a("secret_ids", l))
+		}
 		if e, ok := catalog.Default.Lookup(catalog.Sink, g.p.Sinks[s.name].Connector); ok && e.ConcurrentWrites {
 			// Its writes run in parallel: an instance serves about this
 			// many times the events of one push at a time

@@ -504,3 +504,77 @@ sinks:
 		t.Fatalf("sink modules' concurrency: %v, want sink_par 20 and sink_one unset (the module's 1)", got)
 	}
 }
+
+// withSecrets references secrets from a source, a sink and a sink's
+// transform; another sink references none.
+const withSecrets = `
+sources:
+  db:
+    connector: postgres-cdc
+    topic: cdc.orders
+    config: {host: db, password: "aws-sm:prod/db#password"}
+sinks:
+  hook:
+    connector: http-webhook
+    topics: [cdc.orders]
+    config:
+      url: https://hooks.example.com/in
+      headers: {Authorization: "aws-sm:arn:aws:secretsmanager:eu-west-1:123456789012:secret:hook-AbCdEf#token"}
+    transforms:
+      - type: mask_field
+        config: {fields: [email], replacement: "gcp-sm:projects/acme/secrets/mask/versions/3"}
+  console:
+    connector: stdout
+    topics: [web.clicks]
+    config: {format: "gcp-sm:fmt"}
+`
+
+// Each function's and service's identity may read exactly the secrets its
+// part of the pipeline references: Secrets Manager ARNs on AWS (a name in
+// this account and region with Secrets Manager's suffix), Secret Manager
+// ids on GCP; vault: references need no grant.
+func TestGenerateGrantsReferencedSecrets(t *testing.T) {
+	for _, c := range []struct {
+		cloud, sinks string
+		want         []string
+		not          []string
+	}{
+		{"aws", "function", []string{
+			`data "aws_caller_identity" "current"`,
+			`secret_arns = ["arn:${data.aws_partition.current.partition}:secretsmanager:${var.region}:${data.aws_caller_identity.current.account_id}:secret:prod/db-??????"]`,
+			`secret_arns = ["arn:aws:secretsmanager:eu-west-1:123456789012:secret:hook-AbCdEf"]`,
+		}, []string{"gcp-sm", "projects/acme"}},
+		{"aws", "service", []string{`secret_arns = ["arn:aws:secretsmanager:eu-west-1:123456789012:secret:hook-AbCdEf"]`}, nil},
+		{"gcp", "function", []string{
+			`secret_ids = ["projects/acme/secrets/mask"]`,
+			`secret_ids = ["projects/${var.project}/secrets/fmt"]`,
+		}, []string{"secretsmanager", "prod/db"}},
+	} {
+		t.Run(c.cloud+"/"+c.sinks, func(t *testing.T) {
+			dir, res := generateInto(t, []byte(withSecrets), Options{Cloud: c.cloud, Sinks: c.sinks})
+			main := squeeze(string(res.Files["main.tf"]))
+			for _, w := range c.want {
+				if !strings.Contains(main, squeeze(w)) {
+					t.Errorf("main.tf lacks %s", w)
+				}
+			}
+			for _, n := range c.not {
+				if strings.Contains(main, n) {
+					t.Errorf("main.tf grants %s on %s", n, c.cloud)
+				}
+			}
+			// One grant per component that references: the source and two
+			// sinks here, never a shared list.
+			if n := strings.Count(main, "secret_arns =") + strings.Count(main, "secret_ids ="); n != 2 {
+				t.Errorf("%d grants, want 2:\n%s", n, res.Files["main.tf"])
+			}
+			ps, err := Check(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range ps {
+				t.Error(p)
+			}
+		})
+	}
+}

@@ -127,6 +127,25 @@ resource "aws_iam_role_policy" "publish" {
   policy = data.aws_iam_policy_document.publish[0].json
 }
 
+# The pipeline's aws-sm: references of this component, read by the
+# connector (the task role), not by ECS: exactly those secrets.
+data "aws_iam_policy_document" "secrets" {
+  count = length(var.secret_arns) > 0 ? 1 : 0
+
+  statement {
+    sid       = "ReferencedSecrets"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = var.secret_arns
+  }
+}
+
+resource "aws_iam_role_policy" "secrets" {
+  count  = length(var.secret_arns) > 0 ? 1 : 0
+  name   = "rivven-secrets"
+  role   = aws_iam_role.task.id
+  policy = data.aws_iam_policy_document.secrets[0].json
+}
+
 resource "aws_ecs_task_definition" "this" {
   family                   = var.name
   requires_compatibilities = ["FARGATE"]
@@ -190,5 +209,5 @@ resource "aws_ecs_service" "this" {
   tags = var.tags
 
   # The task publishes from its first batch on.
-  depends_on = [aws_iam_role_policy.execution, aws_iam_role_policy.publish]
+  depends_on = [aws_iam_role_policy.execution, aws_iam_role_policy.publish, aws_iam_role_policy.secrets]
 }

@@ -69,6 +69,12 @@ variable "secrets" {
   default     = {}
 }
 
+variable "secret_arns" {
+  type        = list(string)
+  description = "Secrets Manager secrets the connector itself reads at start (the pipeline's aws-sm: references of this component): the task role may GetSecretValue exactly these. ARNs; a trailing -?????? matches the suffix Secrets Manager adds to a name."
+  default     = []
+}
+
 variable "cpu" {
   type        = number
   description = "Fargate task CPU units (256 = 0.25 vCPU)."

@@ -63,6 +63,17 @@ resource "google_storage_bucket_iam_member" "pipeline" {
   member = "serviceAccount:${google_service_account.runtime.email}"
 }
 
+# The pipeline's gcp-sm: references of this component: read by the
+# connector at start with the runtime identity.
+resource "google_secret_manager_secret_iam_member" "referenced" {
+  for_each = toset(var.secret_ids)
+
+  project   = split("/", each.value)[1]
+  secret_id = each.value
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.runtime.email}"
+}
+
 resource "google_cloud_run_v2_service" "this" {
   name                = var.name
   project             = var.project
@@ -127,7 +138,7 @@ resource "google_cloud_run_v2_service" "this" {
   }
 
   # A revision whose secrets or pipeline cannot be read fails its cold start.
-  depends_on = [google_secret_manager_secret_iam_member.runtime, google_storage_bucket_iam_member.pipeline]
+  depends_on = [google_secret_manager_secret_iam_member.runtime, google_secret_manager_secret_iam_member.referenced, google_storage_bucket_iam_member.pipeline]
 }
 
 resource "google_cloud_run_v2_service_iam_member" "invoker" {

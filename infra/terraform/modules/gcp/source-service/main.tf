@@ -41,6 +41,17 @@ resource "google_secret_manager_secret_iam_member" "runtime" {
   member    = "serviceAccount:${google_service_account.runtime.email}"
 }
 
+# The pipeline's gcp-sm: references of this component: read by the
+# connector at start with the runtime identity.
+resource "google_secret_manager_secret_iam_member" "referenced" {
+  for_each = toset(var.secret_ids)
+
+  project   = split("/", each.value)[1]
+  secret_id = each.value
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.runtime.email}"
+}
+
 resource "google_cloud_run_v2_service" "this" {
   name                = var.name
   project             = var.project
@@ -126,7 +137,7 @@ resource "google_cloud_run_v2_service" "this" {
   }
 
   # The service publishes from its first batch on.
-  depends_on = [google_secret_manager_secret_iam_member.runtime, google_pubsub_topic_iam_member.publisher, google_pubsub_topic_iam_member.viewer]
+  depends_on = [google_secret_manager_secret_iam_member.runtime, google_secret_manager_secret_iam_member.referenced, google_pubsub_topic_iam_member.publisher, google_pubsub_topic_iam_member.viewer]
 }
 
 # Publishing through broker.transport pubsub: at start the service checks

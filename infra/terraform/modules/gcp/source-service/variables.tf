@@ -116,3 +116,9 @@ variable "labels" {
   description = "Labels for every resource."
   default     = {}
 }
+
+variable "secret_ids" {
+  type        = list(string)
+  description = "Secret Manager secrets the connector itself reads at start (the pipeline's gcp-sm: references of this component), projects/<p>/secrets/<s>: the runtime service account is their secretAccessor, and of no others."
+  default     = []
+}
