@@ -75,6 +75,7 @@ secrets:
 settings:
   log_level: debug
   max_consecutive_errors: 2
+  retry: {max_retries: 1, initial_backoff_ms: 10, max_backoff_ms: 20}
 %s
 sources:
   orders:
