@@ -15,20 +15,24 @@ type CircuitConfig struct {
 	SuccessThreshold int  `yaml:"success_threshold" default:"2" min:"1" max:"10" doc:"Successful probes in a row that close the circuit again."`
 }
 
-// Circuit is an in-process circuit breaker: after FailureThreshold
+// Circuit is an in-process circuit breaker, the reference's per-connector
+// circuit_breaker block (beside the engine's breaker shared through
+// Redis). After FailureThreshold
 // consecutive failed batches it opens and refuses batches without
 // contacting the service; after ResetTimeout it lets one probe through at
 // a time (half-open); SuccessThreshold successful probes close it, a
 // failed probe opens it again.
 type Circuit struct {
-	cfg       CircuitConfig
+	cfg CircuitConfig
+	// Now is the clock (tests move it); time.Now when nil.
+	Now func() time.Time
+
 	mu        sync.Mutex
 	state     BreakerState
 	failures  int
 	successes int
 	openedAt  time.Time
 	probing   bool
-	now       func() time.Time
 }
 
 // NewCircuit returns nil (always closed) when the breaker is disabled.
@@ -36,7 +40,14 @@ func NewCircuit(cfg CircuitConfig) *Circuit {
 	if !cfg.Enabled {
 		return nil
 	}
-	return &Circuit{cfg: cfg, now: time.Now}
+	return &Circuit{cfg: cfg}
+}
+
+func (c *Circuit) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
 }
 
 // Allow says whether a batch may be sent now.

@@ -60,7 +60,7 @@ type Sink struct {
 	base   *url.URL
 	client *http.Client
 	policy resilience.Policy
-	br     *resilience.LocalBreaker
+	br     *resilience.Circuit
 
 	mu      sync.Mutex
 	schema  *schema
@@ -105,10 +105,7 @@ func New(ctx context.Context, cfg *Config) (*Sink, error) {
 		size:     rt.Gauge(metricBatchSize, "Rows in the last batch."),
 		duration: rt.Histogram(metricDuration, "Milliseconds a batch insert took end to end.", metric.LatencyMillis),
 	}
-	if cfg.CircuitBreaker.Enabled {
-		s.br = resilience.NewLocalBreaker(resilience.BreakerConfig{FailureThreshold: cfg.CircuitBreaker.FailureThreshold,
-			ResetTimeout: time.Duration(cfg.CircuitBreaker.ResetTimeoutSecs) * time.Second, SuccessThreshold: cfg.CircuitBreaker.SuccessThreshold})
-	}
+	s.br = resilience.NewCircuit(resilience.CircuitConfig(cfg.CircuitBreaker)) // nil when disabled
 	return s, nil
 }
 
@@ -311,7 +308,7 @@ func unescapeTSV(s string) string {
 // columns are left out and reported (or dropped with skip_invalid_rows).
 func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 	start := time.Now()
-	if s.br != nil && !s.br.Allow() {
+	if !s.br.Allow() {
 		s.rejected.Inc()
 		s.failed.Add(uint64(len(batch)))
 		return resilience.Errorf(resilience.Connection, "clickhouse: circuit breaker open after %d consecutive failures", s.cfg.CircuitBreaker.FailureThreshold)
@@ -365,9 +362,7 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 }
 
 func (s *Sink) record(ok bool) {
-	if s.br != nil {
-		s.br.Record(ok)
-	}
+	s.br.Done(ok)
 }
 
 // appendEvent encodes the rows of one event (none, one, or the cancel

@@ -76,7 +76,7 @@ type Sink struct {
 	ingestTok *tokens
 	schemaTok *tokens
 	policy    resilience.Policy
-	br        *resilience.LocalBreaker
+	br        *resilience.Circuit
 	m         *metrics
 	rt        *connector.Runtime
 
@@ -160,10 +160,7 @@ func New(ctx context.Context, cfg *Config, opts ...Option) (*Sink, error) {
 			ackDuration:   rt.Histogram(metricAckMs, "Milliseconds between sending a batch and its acknowledgement.", metric.LatencyMillis),
 		},
 	}
-	if cfg.CircuitBreaker.Enabled {
-		s.br = resilience.NewLocalBreaker(resilience.BreakerConfig{FailureThreshold: cfg.CircuitBreaker.FailureThreshold,
-			ResetTimeout: time.Duration(cfg.CircuitBreaker.ResetTimeoutSecs) * time.Second, SuccessThreshold: cfg.CircuitBreaker.SuccessThreshold})
-	}
+	s.br = resilience.NewCircuit(resilience.CircuitConfig(cfg.CircuitBreaker)) // nil when disabled
 	return s, nil
 }
 
@@ -225,7 +222,7 @@ func (s *Sink) ready(ctx context.Context) (*ingester, *tableSchema, error) {
 // and reason; the rest are written.
 func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 	start := time.Now()
-	if s.br != nil && !s.br.Allow() {
+	if !s.br.Allow() {
 		s.m.rejected.Inc()
 		s.m.failed.Add(uint64(len(batch)))
 		return resilience.Errorf(resilience.Connection, "databricks: circuit breaker open after %d consecutive failures", s.cfg.CircuitBreaker.FailureThreshold)
@@ -261,9 +258,7 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 }
 
 func (s *Sink) finish(ok bool, failedRecords int) {
-	if s.br != nil {
-		s.br.Record(ok)
-	}
+	s.br.Done(ok)
 	if ok {
 		s.m.okB.Inc()
 		return

@@ -50,7 +50,7 @@ type Sink struct {
 	cfg    Config
 	c      *client
 	policy resilience.Policy
-	br     *breaker
+	br     *resilience.Circuit
 	now    func() time.Time
 	// onRetry, when set (tests), sees each retry's wait.
 	onRetry func(time.Duration)
@@ -112,8 +112,8 @@ func New(ctx context.Context, cfg *Config) (*Sink, error) {
 			}
 			s.duration.Observe(float64(d.Microseconds()) / 1000)
 		}}
-	if cfg.CircuitBreaker.Enabled {
-		s.br = &breaker{cfg: cfg.CircuitBreaker, now: func() time.Time { return s.now() }}
+	if s.br = resilience.NewCircuit(resilience.CircuitConfig(cfg.CircuitBreaker)); s.br != nil {
+		s.br.Now = func() time.Time { return s.now() }
 	}
 	return s, nil
 }
@@ -160,7 +160,7 @@ func (s *Sink) channelOf(e *events.Event) (string, int64, bool) {
 // them. Per channel, rows at or below the committed offset token are left
 // out: a redelivered batch is not inserted twice.
 func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
-	if s.br != nil && !s.br.allow() {
+	if !s.br.Allow() {
 		s.rejected.Inc()
 		return resilience.New(resilience.Connection, fmt.Errorf("snowflake: %w", resilience.ErrOpen))
 	}
@@ -224,9 +224,7 @@ func (s *Sink) noteRetry(_ int, _ error, wait time.Duration) {
 }
 
 func (s *Sink) record(ok bool) {
-	if s.br != nil {
-		s.br.record(ok)
-	}
+	s.br.Done(ok)
 }
 
 func (s *Sink) channel(name string) *channel {
@@ -424,59 +422,4 @@ func (s *Sink) writeElastic(ctx context.Context, items []item) error {
 func (s *Sink) Close(context.Context) error {
 	s.c.http.CloseIdleConnections()
 	return nil
-}
-
-// breaker is the reference's per-instance circuit breaker: closed; open
-// after failure_threshold consecutive failed batches (fail fast with
-// "circuit breaker is open"); after reset_timeout_secs half-open with one
-// probe at a time; closed after success_threshold good probes.
-type breaker struct {
-	cfg CircuitBreaker
-	now func() time.Time
-
-	mu        sync.Mutex
-	state     resilience.BreakerState
-	fails     int
-	goods     int
-	openedAt  time.Time
-	probeBusy bool
-}
-
-func (b *breaker) allow() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	switch b.state {
-	case resilience.Open:
-		if b.now().Sub(b.openedAt) < time.Duration(b.cfg.ResetTimeoutSecs)*time.Second {
-			return false
-		}
-		b.state, b.goods = resilience.HalfOpen, 0
-		fallthrough
-	case resilience.HalfOpen:
-		if b.probeBusy {
-			return false
-		}
-		b.probeBusy = true
-	}
-	return true
-}
-
-func (b *breaker) record(ok bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.probeBusy = false
-	switch {
-	case ok && b.state == resilience.HalfOpen:
-		if b.goods++; b.goods >= b.cfg.SuccessThreshold {
-			b.state, b.fails = resilience.Closed, 0
-		}
-	case ok:
-		b.fails = 0
-	case b.state == resilience.HalfOpen:
-		b.state, b.openedAt = resilience.Open, b.now()
-	default:
-		if b.fails++; b.fails >= b.cfg.FailureThreshold {
-			b.state, b.openedAt = resilience.Open, b.now()
-		}
-	}
 }

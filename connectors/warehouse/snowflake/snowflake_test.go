@@ -720,8 +720,8 @@ func TestCircuitBreakerOpensAndRejects(t *testing.T) {
 			t.Fatalf("probe %d: %v", i, err)
 		}
 	}
-	if s.br.state != resilience.Closed {
-		t.Errorf("breaker %v after good probes", s.br.state)
+	if s.br.State() != resilience.Closed {
+		t.Errorf("breaker %v after good probes", s.br.State())
 	}
 }
 

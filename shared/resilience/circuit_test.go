@@ -5,9 +5,9 @@ import (
 	"time"
 )
 
-func TestLocalBreaker(t *testing.T) {
+func TestCircuit(t *testing.T) {
 	now := time.Unix(1000, 0)
-	b := NewLocalBreaker(BreakerConfig{FailureThreshold: 2, ResetTimeout: 30 * time.Second, SuccessThreshold: 2})
+	b := NewCircuit(CircuitConfig{Enabled: true, FailureThreshold: 2, ResetTimeoutSecs: 30, SuccessThreshold: 2})
 	b.Now = func() time.Time { return now }
 	step := func(want bool, ok bool) {
 		t.Helper()
@@ -15,7 +15,7 @@ func TestLocalBreaker(t *testing.T) {
 			t.Fatalf("Allow = %v, want %v", got, want)
 		}
 		if want {
-			b.Record(ok)
+			b.Done(ok)
 		}
 	}
 	step(true, false)
@@ -30,7 +30,7 @@ func TestLocalBreaker(t *testing.T) {
 	if b.Allow() {
 		t.Fatal("a second probe while one is out")
 	}
-	b.Record(false) // the probe failed: open again
+	b.Done(false) // the probe failed: open again
 	step(false, false)
 	now = now.Add(30 * time.Second)
 	step(true, true)
