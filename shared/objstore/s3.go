@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -19,6 +20,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/rivven/rivven-connect/shared/resilience"
+	"github.com/rivven/rivven-connect/shared/spec"
 )
 
 // S3Options configures the S3 client. Without access_key_id the AWS default
@@ -43,6 +45,18 @@ type S3 struct {
 
 // NewS3 builds the client; nothing is sent until the first request.
 func NewS3(ctx context.Context, bucket, prefix string, o *S3Options) (*S3, error) {
+	client, err := NewS3Client(ctx, o, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &S3{client: client, bucket: bucket, prefix: prefix, contentMD5: o != nil && o.Endpoint != ""}, nil
+}
+
+// NewS3Client builds an aws-sdk-go-v2 S3 client from the options, the one
+// client construction of every S3 user (this store, S3Writer). maxAttempts
+// bounds the SDK's own attempts per request (0: the SDK's default; tests use
+// 1 to see one failure).
+func NewS3Client(ctx context.Context, o *S3Options, maxAttempts int) (*s3.Client, error) {
 	if o == nil {
 		o = &S3Options{}
 	}
@@ -59,19 +73,53 @@ func NewS3(ctx context.Context, bucket, prefix string, o *S3Options) (*S3, error
 		return nil, fmt.Errorf("s3: aws config: %w", err)
 	}
 	if cfg.Region == "" {
+		// Neither configured nor in the environment: S3 needs one to
+		// sign, and us-east-1 is where an unqualified bucket lives.
 		cfg.Region = "us-east-1"
 	}
-	client := s3.NewFromConfig(cfg, func(so *s3.Options) {
+	return s3.NewFromConfig(cfg, func(so *s3.Options) {
 		if o.Endpoint != "" {
 			so.BaseEndpoint = aws.String(o.Endpoint)
-			// S3-compatible stores often reject the SDK's flexible
-			// checksums; Content-MD5 is sent instead.
+			// S3-compatible stores often reject the flexible checksums
+			// (aws-chunked trailers) the SDK sends to AWS by default;
+			// writes send Content-MD5 instead, which they all verify.
 			so.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 			so.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 		}
 		so.UsePathStyle = o.ForcePathStyle
-	})
-	return &S3{client: client, bucket: bucket, prefix: prefix, contentMD5: o.Endpoint != ""}, nil
+		if maxAttempts > 0 {
+			so.RetryMaxAttempts = maxAttempts
+		}
+	}), nil
+}
+
+// Validate checks what the tags cannot express; paths are relative to
+// the block.
+func (o *S3Options) Validate() []spec.Problem {
+	if o == nil {
+		return nil
+	}
+	var ps []spec.Problem
+	if o.Endpoint != "" {
+		ps = append(ps, CheckURL("endpoint", o.Endpoint)...)
+	}
+	if (o.AccessKeyID == "") != (o.SecretAccessKey == "") {
+		ps = append(ps, spec.Problem{Path: "secret_access_key", Message: "access_key_id and secret_access_key go together (set both, or neither to use the default credential chain)"})
+	}
+	if o.SessionToken != "" && o.AccessKeyID == "" {
+		ps = append(ps, spec.Problem{Path: "session_token", Message: "needs access_key_id and secret_access_key"})
+	}
+	return ps
+}
+
+// CheckURL checks an endpoint is an http(s) URL with a host; path names
+// the key in problems.
+func CheckURL(path, raw string) []spec.Problem {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return []spec.Problem{{Path: path, Message: fmt.Sprintf("must be an http(s) URL like https://host:port, got %q", raw)}}
+	}
+	return nil
 }
 
 func (s *S3) URL() string { return "s3://" + strings.TrimSuffix(s.bucket+"/"+s.prefix, "/") }
@@ -83,7 +131,7 @@ func (s *S3) Get(ctx context.Context, key string) ([]byte, error) {
 		if errors.As(err, &nk) || statusOf(err) == 404 && !isCode(err, "NoSuchBucket") {
 			return nil, fmt.Errorf("%s: %w", key, ErrNotFound)
 		}
-		return nil, classifyS3(err)
+		return nil, ClassifyS3(err)
 	}
 	defer out.Body.Close()
 	b, err := io.ReadAll(out.Body)
@@ -109,7 +157,7 @@ func (s *S3) put(ctx context.Context, key string, body []byte, ifAbsent bool) er
 }
 
 func (s *S3) Put(ctx context.Context, key string, body []byte) error {
-	return classifyS3(s.put(ctx, key, body, false))
+	return ClassifyS3(s.put(ctx, key, body, false))
 }
 
 // PutIfAbsent: S3 answers 412 Precondition Failed when the key exists, and
@@ -120,7 +168,7 @@ func (s *S3) PutIfAbsent(ctx context.Context, key string, body []byte) error {
 	if err != nil && (statusOf(err) == 412 || isCode(err, "PreconditionFailed")) {
 		return fmt.Errorf("%s: %w", key, ErrExists)
 	}
-	return classifyS3(err)
+	return ClassifyS3(err)
 }
 
 func (s *S3) List(ctx context.Context, prefix, startAfter string) ([]string, error) {
@@ -133,7 +181,7 @@ func (s *S3) List(ctx context.Context, prefix, startAfter string) ([]string, err
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, classifyS3(err)
+			return nil, ClassifyS3(err)
 		}
 		for _, o := range page.Contents {
 			k := aws.ToString(o.Key)
@@ -148,7 +196,7 @@ func (s *S3) List(ctx context.Context, prefix, startAfter string) ([]string, err
 
 func (s *S3) Delete(ctx context.Context, key string) error {
 	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(join(s.prefix, key))})
-	return classifyS3(err)
+	return ClassifyS3(err)
 }
 
 func (s *S3) Close() error { return nil }
@@ -168,7 +216,7 @@ func isCode(err error, code string) bool {
 
 // classifyS3 classifies by error code, then HTTP status; network errors are
 // left to resilience.ClassOf.
-func classifyS3(err error) error {
+func ClassifyS3(err error) error {
 	if err == nil {
 		return nil
 	}

@@ -5,7 +5,7 @@ import (
 	"strings"
 
 	"github.com/rivven/rivven-connect/shared/format"
-	"github.com/rivven/rivven-connect/shared/objectstore"
+	"github.com/rivven/rivven-connect/shared/objstore"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
@@ -46,9 +46,9 @@ type Settings struct {
 	Local *LocalOptions `yaml:"local" doc:"Local filesystem options (provider: local)."`
 }
 
-// S3Options configures the S3 client (shared/objectstore holds it with
+// S3Options configures the S3 client (shared/objstore holds it with
 // the S3 writer, which the redshift sink stages its loads with).
-type S3Options = objectstore.S3Options
+type S3Options = objstore.S3Options
 
 // GCSOptions configures the GCS client.
 type GCSOptions struct {
@@ -143,7 +143,7 @@ func (o *GCSOptions) validate() []spec.Problem {
 	// service_account_path with use_adc: true is the reference's own
 	// example; the explicit key wins (newGCSStore), ADC is the fallback.
 	if o.Endpoint != "" {
-		ps = append(ps, objectstore.CheckURL("gcs.endpoint", o.Endpoint)...)
+		ps = append(ps, objstore.CheckURL("gcs.endpoint", o.Endpoint)...)
 	}
 	return ps
 }
@@ -176,7 +176,7 @@ func (o *AzureOptions) validate() []spec.Problem {
 		ps = append(ps, spec.Problem{Path: "azure.endpoint", Message: "the connection string names the endpoint (BlobEndpoint=...); remove endpoint"})
 	}
 	if o.Endpoint != "" {
-		ps = append(ps, objectstore.CheckURL("azure.endpoint", o.Endpoint)...)
+		ps = append(ps, objstore.CheckURL("azure.endpoint", o.Endpoint)...)
 	}
 	return ps
 }

@@ -6,7 +6,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/rivven/rivven-connect/shared/objectstore"
+	"github.com/rivven/rivven-connect/shared/objstore"
 	"github.com/rivven/rivven-connect/shared/resilience"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
@@ -48,10 +48,10 @@ type DeleteOpt struct {
 
 // Staging is the s3 block: the bucket COPY reads from.
 type Staging struct {
-	Bucket                string `yaml:"bucket" required:"true" doc:"Bucket the batches are staged in; in the cluster's region, or set region."`
-	Prefix                string `yaml:"prefix" default:"rivven/redshift" doc:"Key prefix of the staged files; each is <prefix>/<table>/<batch>.jsonl.gz."`
-	KeepFiles             bool   `yaml:"keep_files" default:"false" doc:"Keep each staged file after its COPY committed (by default it is deleted then; a lifecycle rule on the prefix catches files of failed batches)."`
-	objectstore.S3Options `yaml:",inline"`
+	Bucket             string `yaml:"bucket" required:"true" doc:"Bucket the batches are staged in; in the cluster's region, or set region."`
+	Prefix             string `yaml:"prefix" default:"rivven/redshift" doc:"Key prefix of the staged files; each is <prefix>/<table>/<batch>.jsonl.gz."`
+	KeepFiles          bool   `yaml:"keep_files" default:"false" doc:"Keep each staged file after its COPY committed (by default it is deleted then; a lifecycle rule on the prefix catches files of failed batches)."`
+	objstore.S3Options `yaml:",inline"`
 }
 
 var (

@@ -26,7 +26,7 @@ import (
 	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/format"
 	"github.com/rivven/rivven-connect/shared/metric"
-	"github.com/rivven/rivven-connect/shared/objectstore"
+	"github.com/rivven/rivven-connect/shared/objstore"
 	"github.com/rivven/rivven-connect/shared/resilience"
 	"github.com/rivven/rivven-connect/shared/sqlrow"
 )
@@ -62,7 +62,7 @@ func init() {
 type Sink struct {
 	cfg     Config
 	db      *sql.DB
-	s3      *objectstore.S3 // nil without the s3 block
+	s3      *objstore.S3Writer // nil without the s3 block
 	policy  resilience.Policy
 	circuit *resilience.Circuit
 
@@ -120,7 +120,7 @@ func New(ctx context.Context, cfg *Config) (*Sink, error) {
 		return err
 	}
 	if cfg.S3 != nil {
-		if s.s3, err = objectstore.NewS3(ctx, cfg.S3.Bucket, &cfg.S3.S3Options, 0); err != nil {
+		if s.s3, err = objstore.NewS3Writer(ctx, cfg.S3.Bucket, &cfg.S3.S3Options, 0); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("redshift: s3: %w", err)
 		}

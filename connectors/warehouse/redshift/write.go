@@ -292,7 +292,7 @@ func (s *Sink) deleteKeys(ctx context.Context, tx *sql.Tx, t *table, ops []op) e
 }
 
 // copyLoad stages the rows as a gzip JSON Lines file (shared/format's
-// writer) in S3 (shared/objectstore's) and runs COPY in tx. The key is
+// writer) in S3 (shared/objstore's) and runs COPY in tx. The key is
 // derived from the batch's delivery ids when it has them, so a
 // redelivered batch overwrites its own file.
 func (s *Sink) copyLoad(ctx context.Context, tx *sql.Tx, into string, t *table, cols []*column, ops []op, flag bool) (string, error) {
