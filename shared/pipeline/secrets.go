@@ -143,7 +143,13 @@ func (s *secretFactory) NewTransform(ctx context.Context, typ string, cfg *yaml.
 		}
 		return s.f.NewTransform(ctx, typ, n, path)
 	}
-	return &rotatingTransform{rotator: newRotator(s.r, refs, path, tr, build)}, nil
+	rt := &rotatingTransform{rotator: newRotator(s.r, refs, path, tr, build)}
+	if _, ok := tr.(InPlace); ok {
+		// A rebuilt transform is of the same kind, so the in-place
+		// promise (whole batches from the sink handler) still holds.
+		return rotatingInPlace{rt}, nil
+	}
+	return rt, nil
 }
 
 // rotator holds a connector built from secret references and rebuilds it
@@ -311,6 +317,11 @@ func (s *rotatingSource) Read(ctx context.Context, resume []byte, emit Emitter) 
 }
 
 type rotatingTransform struct{ *rotator }
+
+// rotatingInPlace is a rotatingTransform over an InPlace transform.
+type rotatingInPlace struct{ *rotatingTransform }
+
+func (rotatingInPlace) InPlace() {}
 
 // Apply applies the current transform; after an authentication failure
 // whose secrets had rotated it applies the rebuilt one to the batch.

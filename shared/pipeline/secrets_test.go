@@ -127,3 +127,33 @@ func TestUnresolvableReferenceFailsTheBuildWithItsPath(t *testing.T) {
 		t.Errorf("CheckSecrets = %v", ps)
 	}
 }
+
+// keyedTagger is an InPlace transform whose config holds a secret.
+type keyedTagger struct{ tagger }
+
+type secretTransformFactory struct{ fakeFactory }
+
+func (secretTransformFactory) NewTransform(context.Context, string, *yaml.Node, string) (Transform, error) {
+	return &keyedTagger{}, nil
+}
+
+// A transform built from a reference keeps its in-place promise, so the
+// sink handler still gives it whole batches.
+func TestSecretReferenceKeepsInPlace(t *testing.T) {
+	t.Setenv("T_SECRET_DATA_LLM_KEY", "sk-1")
+	p := load(t, secretPipeline)
+	var cfg yaml.Node
+	if err := yaml.Unmarshal([]byte("api_key: vault:secret/data/llm#key\n"), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := WithSecrets(secretTransformFactory{}, NewResolver(p)).NewTransform(context.Background(), "tag", cfg.Content[0], "transforms[0].config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, wrapped := tr.(*keyedTagger); wrapped {
+		t.Fatal("the transform was not wrapped for rotation; the test proves nothing")
+	}
+	if _, ok := tr.(InPlace); !ok {
+		t.Errorf("%T hides the InPlace of the transform it wraps", tr)
+	}
+}
