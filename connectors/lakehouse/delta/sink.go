@@ -10,9 +10,6 @@ package deltalake
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +28,7 @@ import (
 	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/objstore"
 	"github.com/rivven/rivven-connect/shared/resilience"
+	"github.com/rivven/rivven-connect/shared/tablerow"
 )
 
 // Metric names, as the reference documents them.
@@ -104,36 +102,6 @@ func (s *Sink) Check(ctx context.Context) error {
 // Close releases the storage client. Nothing is buffered.
 func (s *Sink) Close(context.Context) error { return s.st.Close() }
 
-// row is one event's row, by its index in the batch.
-type row struct {
-	i     int
-	ev    *events.Event
-	cells map[string]any
-}
-
-// extractRows takes the rows of data events; events without a row (schema
-// changes, heartbeats) are not written; undecodable ones fail.
-func extractRows(batch []*events.Event) ([]row, map[int]error) {
-	rows := make([]row, 0, len(batch))
-	failed := map[int]error{}
-	for i, e := range batch {
-		if !e.Type.IsData() {
-			continue
-		}
-		m, err := e.Row()
-		if err != nil {
-			failed[i] = resilience.New(resilience.Schema, fmt.Errorf("delta-lake: %w", err))
-			continue
-		}
-		if m == nil {
-			failed[i] = resilience.New(resilience.Schema, errors.New("delta-lake: event has no row"))
-			continue
-		}
-		rows = append(rows, row{i: i, ev: e, cells: m})
-	}
-	return rows, failed
-}
-
 // Write commits the batch as one Delta version before it returns. Rows the
 // table already holds (a redelivery) are left out; rows that do not fit
 // the table fail alone in a *connector.WriteError; losing the race for the
@@ -146,7 +114,7 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 	if name == "" {
 		name = "delta-lake"
 	}
-	rows, failed := extractRows(batch)
+	rows, failed := tablerow.Extract(batch, "delta-lake")
 	var (
 		written []writtenFile // data files of the last attempt
 		sig     string        // what they hold
@@ -336,7 +304,7 @@ func (s *Sink) plan(snap *snapshot, all []row, failedIn map[int]error, name stri
 	var keep, other []row
 	high := map[string]int64{}
 	for _, r := range all {
-		d := r.ev.Delivered
+		d := r.Event.Delivered
 		if d == nil || !d.HasOffset || d.Topic == "" {
 			other = append(other, r)
 			continue
@@ -353,7 +321,7 @@ func (s *Sink) plan(snap *snapshot, all []row, failedIn map[int]error, name stri
 	}
 	now := time.Now().UnixMilli()
 	if len(other) > 0 {
-		id := name + ":batch:" + batchID(other)
+		id := name + ":batch:" + tablerow.BatchID(other)
 		if _, ok := snap.txns[id]; ok {
 			p.skipped += len(other)
 		} else {
@@ -386,7 +354,7 @@ func (s *Sink) plan(snap *snapshot, all []row, failedIn map[int]error, name stri
 	newTypes := map[string]string{}
 	var newNames []string
 	for _, r := range keep {
-		for k, v := range r.cells {
+		for k, v := range r.Cells {
 			if _, ok := schema.find(k); ok {
 				continue
 			}
@@ -451,7 +419,7 @@ func (s *Sink) plan(snap *snapshot, all []row, failedIn map[int]error, name stri
 			vals[i].null = true
 		}
 		var bad error
-		for k, v := range r.cells {
+		for k, v := range r.Cells {
 			i, ok := schema.find(k)
 			if !ok {
 				continue // a new column with only nulls
@@ -481,7 +449,7 @@ func (s *Sink) plan(snap *snapshot, all []row, failedIn map[int]error, name stri
 			}
 		}
 		if bad != nil {
-			p.failed[r.i] = resilience.New(resilience.Schema, fmt.Errorf("delta-lake: %w", bad))
+			p.failed[r.Index] = resilience.New(resilience.Schema, fmt.Errorf("delta-lake: %w", bad))
 			continue
 		}
 		pv := make([]*string, len(p.partCols))
@@ -502,8 +470,8 @@ func (s *Sink) plan(snap *snapshot, all []row, failedIn map[int]error, name stri
 			p.groups = append(p.groups, g)
 		}
 		g.rows = append(g.rows, vals)
-		p.rows = append(p.rows, prow{i: r.i, vals: vals})
-		fmt.Fprintf(&sig, "%d,", r.i)
+		p.rows = append(p.rows, prow{i: r.Index, vals: vals})
+		fmt.Fprintf(&sig, "%d,", r.Index)
 	}
 	if len(p.rows) == 0 {
 		// Every row failed: nothing is committed, not even the txn, so
@@ -621,26 +589,5 @@ func (s *Sink) checkpoint(ctx context.Context, snap *snapshot) error {
 	return s.st.Put(ctx, logDir+"_last_checkpoint", lc)
 }
 
-// batchID identifies rows delivered without log offsets: the same
-// deliveries (or, without a delivery, the same events) in the same order
-// give the same id, so a redelivered batch maps to the txn it committed.
-func batchID(rows []row) string {
-	sum := sha256.New()
-	var n [8]byte
-	var buf []byte
-	for _, r := range rows {
-		buf = buf[:0]
-		if p := r.ev.Delivered; p != nil && p.ID != "" {
-			buf = append(append(append(buf, p.Topic...), 0), p.ID...)
-		} else {
-			var err error
-			if buf, err = events.Rivven.Append(buf, r.ev); err != nil {
-				buf, _ = json.Marshal(r.cells)
-			}
-		}
-		binary.BigEndian.PutUint64(n[:], uint64(len(buf)))
-		sum.Write(n[:])
-		sum.Write(buf)
-	}
-	return hex.EncodeToString(sum.Sum(nil))[:32]
-}
+// row is one event's row, by its index in the batch.
+type row = tablerow.Row

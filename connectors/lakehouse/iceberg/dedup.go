@@ -1,16 +1,13 @@
 package iceberg
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"strconv"
 
 	ice "github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 
-	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/tablerow"
 )
 
 // Effectively once: every snapshot this sink commits records in its summary
@@ -113,7 +110,7 @@ func (d delivered) pending(rows []row) ([]row, marker) {
 	out := rows[:0:0]
 	var other []row
 	for _, r := range rows {
-		p := r.ev.Delivered
+		p := r.Event.Delivered
 		if p == nil || !p.HasOffset || p.Topic == "" {
 			other = append(other, r)
 			continue
@@ -132,7 +129,7 @@ func (d delivered) pending(rows []row) ([]row, marker) {
 		out = append(out, r)
 	}
 	if len(other) > 0 {
-		id := batchID(other)
+		id := tablerow.BatchID(other)
 		if !d.batches[id] {
 			m.batchID = id
 			out = append(out, other...)
@@ -169,30 +166,4 @@ func (m marker) summary(name string, prev delivered, _ []row) ice.Properties {
 		props[batchKeyPrefix+name] = m.batchID
 	}
 	return props
-}
-
-// batchID identifies rows without log offsets: the same deliveries (or,
-// without a delivery, the same events) in the same order give the same id.
-func batchID(rows []row) string {
-	sum := sha256.New()
-	var n [8]byte
-	var buf []byte
-	for _, r := range rows {
-		buf = buf[:0]
-		if p := r.ev.Delivered; p != nil && p.ID != "" {
-			buf = append(append(append(buf, p.Topic...), 0), p.ID...)
-		} else {
-			var err error
-			if buf, err = events.Rivven.Append(buf, r.ev); err != nil {
-				// Unencodable events cannot be redelivered identically
-				// either; their row still names them.
-				buf, _ = json.Marshal(r.cells)
-			}
-		}
-		// Length-prefixed, so that no two sequences hash the same bytes.
-		binary.BigEndian.PutUint64(n[:], uint64(len(buf)))
-		sum.Write(n[:])
-		sum.Write(buf)
-	}
-	return hex.EncodeToString(sum.Sum(nil))[:32]
 }

@@ -77,7 +77,7 @@ func newColumns(have *ice.Schema, rows []row, timeCols map[string]bool) ([]strin
 	types := map[string]ice.Type{}
 	var names []string
 	for _, r := range rows {
-		for k, v := range r.cells {
+		for k, v := range r.Cells {
 			if have != nil {
 				if _, ok := have.FindFieldByName(k); ok {
 					continue
@@ -147,7 +147,7 @@ func planSchema(have *ice.Schema, rows []row, mode string, timeCols map[string]b
 	var keep []row
 	for _, r := range rows {
 		var rowErr error
-		for k, v := range r.cells {
+		for k, v := range r.Cells {
 			f, ok := have.FindFieldByName(k)
 			if !ok {
 				if mode == EvolveStrict && v != nil {
@@ -170,14 +170,14 @@ func planSchema(have *ice.Schema, rows []row, mode string, timeCols map[string]b
 		}
 		if rowErr == nil {
 			for _, f := range have.Fields() {
-				if f.Required && r.cells[f.Name] == nil {
+				if f.Required && r.Cells[f.Name] == nil {
 					rowErr = fmt.Errorf("column %q is required but the row has no value for it", f.Name)
 					break
 				}
 			}
 		}
 		if rowErr != nil {
-			failed[r.i] = resilience.New(resilience.Schema, fmt.Errorf("iceberg: %w", rowErr))
+			failed[r.Index] = resilience.New(resilience.Schema, fmt.Errorf("iceberg: %w", rowErr))
 			continue
 		}
 		keep = append(keep, r)
@@ -343,12 +343,12 @@ func buildRecord(schema *ice.Schema, rows []row, failed map[int]error) (arrow.Re
 	cells := make([]any, len(fields))
 	var written []row
 	for _, r := range rows {
-		if _, bad := failed[r.i]; bad {
+		if _, bad := failed[r.Index]; bad {
 			continue
 		}
 		var rowErr error
 		for j, f := range fields {
-			v := r.cells[f.Name]
+			v := r.Cells[f.Name]
 			if v == nil {
 				if f.Required {
 					rowErr = fmt.Errorf("column %q is required but the row has no value for it", f.Name)
@@ -363,7 +363,7 @@ func buildRecord(schema *ice.Schema, rows []row, failed map[int]error) (arrow.Re
 			}
 		}
 		if rowErr != nil {
-			failed[r.i] = resilience.New(resilience.Schema, fmt.Errorf("iceberg: %w", rowErr))
+			failed[r.Index] = resilience.New(resilience.Schema, fmt.Errorf("iceberg: %w", rowErr))
 			continue
 		}
 		for j := range fields {

@@ -33,6 +33,7 @@ import (
 	"github.com/rivven/rivven-connect/shared/connector"
 	"github.com/rivven/rivven-connect/shared/metric"
 	"github.com/rivven/rivven-connect/shared/resilience"
+	"github.com/rivven/rivven-connect/shared/tablerow"
 )
 
 // Metric names, as the reference documents them.
@@ -193,7 +194,7 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 	if name == "" {
 		name = "iceberg"
 	}
-	rows, failed := extractRows(batch)
+	rows, failed := tablerow.Extract(batch, "iceberg")
 	var lastErr error
 	for attempt := 0; attempt <= s.cfg.MaxCommitRetries; attempt++ {
 		res, err := s.commit(ctx, name, rows, failed)
@@ -227,36 +228,6 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 // SQL catalog reports as a plain error starting "requirement failed".
 func isConflict(err error) bool {
 	return errors.Is(err, table.ErrCommitFailed) || strings.Contains(err.Error(), "requirement failed:")
-}
-
-// row is one event's row, by its index in the batch.
-type row struct {
-	i     int
-	ev    *events.Event
-	cells map[string]any
-}
-
-// extractRows takes the rows of data events; events without a row (schema
-// changes, heartbeats) are not written; undecodable ones fail.
-func extractRows(batch []*events.Event) ([]row, map[int]error) {
-	rows := make([]row, 0, len(batch))
-	failed := map[int]error{}
-	for i, e := range batch {
-		if !e.Type.IsData() {
-			continue
-		}
-		m, err := e.Row()
-		if err != nil {
-			failed[i] = resilience.New(resilience.Schema, fmt.Errorf("iceberg: %w", err))
-			continue
-		}
-		if m == nil {
-			failed[i] = resilience.New(resilience.Schema, errors.New("iceberg: event has no row"))
-			continue
-		}
-		rows = append(rows, row{i: i, ev: e, cells: m})
-	}
-	return rows, failed
 }
 
 type commitResult struct {
@@ -461,3 +432,6 @@ func needProps(have, want ice.Properties) bool {
 }
 
 var alloc = memory.DefaultAllocator
+
+// row is one event's row, by its index in the batch.
+type row = tablerow.Row
