@@ -28,7 +28,7 @@ import (
 // and EC2 instance roles).
 type S3Options struct {
 	Region          string `yaml:"region" doc:"AWS region; when empty the default chain's (AWS_REGION, shared config), else us-east-1."`
-	Endpoint        string `yaml:"endpoint" doc:"Endpoint URL instead of AWS's (MinIO, R2, tests), like https://minio.local:9000. The store must support conditional writes (PUT with If-None-Match: *), as AWS S3 has since 2024 and MinIO does."`
+	Endpoint        string `yaml:"endpoint" doc:"Endpoint URL instead of AWS's (MinIO, R2, DigitalOcean Spaces, tests), like https://minio.local:9000."`
 	ForcePathStyle  bool   `yaml:"force_path_style" default:"false" doc:"Address buckets as endpoint/bucket/key instead of bucket.endpoint/key (MinIO and most S3-compatible stores need it)."`
 	AccessKeyID     string `yaml:"access_key_id" doc:"Static access key ID (with secret_access_key); without it the default credential chain (IAM role)."`
 	SecretAccessKey string `yaml:"secret_access_key" secret:"true" doc:"Static secret access key."`
