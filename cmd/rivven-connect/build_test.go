@@ -13,6 +13,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 
 	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/testenv"
 )
 
 func TestBuildDerivesTags(t *testing.T) {
@@ -71,7 +72,7 @@ sinks:
 // pipeline it cannot run needs.
 func TestBuildQuickstartCLI(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds a CLI")
+		testenv.Unavailable(t, "-short: this test builds a CLI")
 	}
 	dir := t.TempDir()
 	code, out, errOut := cli(t, "build", "-c", quickstart, "--out", dir)
@@ -112,7 +113,7 @@ func TestBuildQuickstartCLI(t *testing.T) {
 // quickstart with the binary it builds.
 func TestREADMEBuildExample(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds a CLI")
+		testenv.Unavailable(t, "-short: this test builds a CLI")
 	}
 	var cmdline string
 	f, err := os.Open("../../README.md")
@@ -201,7 +202,7 @@ func checkEvents(t *testing.T, stdout []byte) {
 // local.
 func TestBuildWithLocalPlugin(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds a CLI")
+		testenv.Unavailable(t, "-short: this test builds a CLI")
 	}
 	t.Setenv("GOPROXY", "off")
 	t.Setenv("GOFLAGS", "-mod=mod")

@@ -21,6 +21,7 @@ import (
 
 	"github.com/rivven/rivven-connect/shared/schema/srtest"
 	"github.com/rivven/rivven-connect/shared/secrets/vault/vaultfake"
+	"github.com/rivven/rivven-connect/shared/testenv"
 )
 
 // TestVaultPluginAvroRegistryPipeline is the one pipeline that uses the
@@ -33,7 +34,7 @@ import (
 // checked with the key, which the run's output never shows.
 func TestVaultPluginAvroRegistryPipeline(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds a CLI")
+		testenv.Unavailable(t, "-short: this test builds a CLI")
 	}
 	const key = "hmac-key-from-vault-7f3a"
 	v := vaultfake.Start(t)
