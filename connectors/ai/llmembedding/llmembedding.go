@@ -22,10 +22,7 @@ import (
 // Config is the transform's configuration: the reference's keys, then
 // throughput, retry and cache keys of this implementation.
 type Config struct {
-	Provider       string `yaml:"provider" default:"openai" enum:"openai,bedrock" doc:"LLM provider: openai (also any OpenAI-compatible server through base_url) or bedrock."`
-	APIKey         string `yaml:"api_key" secret:"true" doc:"API key (required for OpenAI unless base_url names a server without auth; Bedrock uses the AWS credential chain)."`
-	BaseURL        string `yaml:"base_url" doc:"Base URL override: Azure OpenAI, Ollama (http://localhost:11434/v1), vLLM; for bedrock, a runtime endpoint override."`
-	Region         string `yaml:"region" default:"us-east-1" doc:"AWS region (Bedrock only); the AWS default chain supplies credentials."`
+	llm.Connection `yaml:",inline"`
 	Model          string `yaml:"model" required:"true" doc:"Embedding model identifier (text-embedding-3-small, amazon.titan-embed-text-v2:0, cohere.embed-english-v3, ...)."`
 	InputField     string `yaml:"input_field" default:"text" doc:"Field holding the text to embed (dot path); numbers and objects are embedded as their JSON text."`
 	OutputField    string `yaml:"output_field" default:"embedding" doc:"Field the vector is written to (dot path), as an array of numbers."`
@@ -36,11 +33,9 @@ type Config struct {
 	SkipOnError    bool   `yaml:"skip_on_error" default:"false" doc:"Pass the event on unchanged when embedding fails (after retries); otherwise it goes to the dead-letter topic with the provider's error."`
 	BatchSize      int    `yaml:"batch_size" default:"100" min:"1" max:"2048" doc:"Texts per embedding request (OpenAI takes up to 2048; Cohere on Bedrock 96, Titan 1, whichever is lower applies)."`
 	MaxConcurrency int    `yaml:"max_concurrency" default:"16" min:"1" max:"1024" doc:"Embedding requests of one batch in flight at once."`
-	MaxRetries     int    `yaml:"max_retries" default:"3" min:"0" max:"20" doc:"Retries of a request that timed out, got a 5xx or a 429 (after its Retry-After)."`
-	InitialBackoff int    `yaml:"initial_backoff_ms" default:"500" min:"1" doc:"Wait before the first retry (ms), doubled for each next one."`
-	MaxBackoff     int    `yaml:"max_backoff_ms" default:"30000" min:"1" doc:"Longest wait between retries (ms); a Retry-After from the server wins."`
-	CacheSize      int    `yaml:"cache_size" default:"10000" min:"0" doc:"Vectors remembered so that a redelivered event is not sent again (0 = none)."`
-	CacheTTLSecs   int    `yaml:"cache_ttl_secs" default:"3600" min:"0" doc:"How long a vector is remembered: the dedup window of the pipeline's ledger (1 h)."`
+	llm.Retries    `yaml:",inline"`
+	CacheSize      int `yaml:"cache_size" default:"10000" min:"0" doc:"Vectors remembered so that a redelivered event is not sent again (0 = none)."`
+	CacheTTLSecs   int `yaml:"cache_ttl_secs" default:"3600" min:"0" doc:"How long a vector is remembered: the dedup window of the pipeline's ledger (1 h)."`
 }
 
 // Validate checks the paths and the key.
@@ -72,12 +67,7 @@ func init() {
 
 // Settings are the provider settings of a config.
 func (c *Config) Settings() llm.Settings {
-	return llm.Settings{
-		Provider: c.Provider, APIKey: c.APIKey, BaseURL: c.BaseURL, Region: c.Region,
-		Timeout: llm.Secs(c.TimeoutSecs), MaxRetries: c.MaxRetries,
-		InitialBackoff: llm.Millis(c.InitialBackoff), MaxBackoff: llm.Millis(c.MaxBackoff),
-		Concurrency: c.MaxConcurrency,
-	}
+	return c.Connection.Settings(c.TimeoutSecs, c.Retries, c.MaxConcurrency)
 }
 
 // New builds the transform.
