@@ -154,7 +154,8 @@ func parseRFC3339UTC(b []byte) (time.Time, bool) {
 	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || sec > 59 {
 		return time.Time{}, false
 	}
-	if day > daysIn(time.Month(month), year) {
+	// time.Date moves Feb 30 to Mar 2: a day it moves does not exist.
+	if day > 28 && time.Date(year, time.Month(month), day, 0, 0, 0, 0, time.UTC).Day() != day {
 		return time.Time{}, false
 	}
 	ns := 0
@@ -172,19 +173,6 @@ func parseRFC3339UTC(b []byte) (time.Time, bool) {
 		ns = n
 	}
 	return time.Date(year, time.Month(month), day, hour, minute, sec, ns, time.UTC), true
-}
-
-func daysIn(m time.Month, year int) int {
-	switch m {
-	case time.February:
-		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
-			return 29
-		}
-		return 28
-	case time.April, time.June, time.September, time.November:
-		return 30
-	}
-	return 31
 }
 
 // ---- Rivven JSON -----------------------------------------------------------

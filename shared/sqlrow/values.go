@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rivven/rivven-connect/shared/timestamp"
 )
 
 // Values travel as the CDC sources render them (connectors/database/
@@ -198,14 +200,7 @@ func floatValue(text string) any {
 
 // ParseTime reads the ISO forms this package and the CDC sources write,
 // and MySQL's space-separated form; without a zone the time is UTC.
-func ParseTime(s string) (time.Time, error) {
-	for _, l := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999", "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999Z07", LayoutDate} {
-		if t, err := time.Parse(l, s); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("%q is not a date or timestamp", s)
-}
+func ParseTime(s string) (time.Time, error) { return timestamp.Parse(s, time.UTC) }
 
 // Bind turns an event's value into the parameter for column c: text the
 // server converts by the column's type, with what it cannot read from

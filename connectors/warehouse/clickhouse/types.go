@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rivven/rivven-connect/shared/timestamp"
 )
 
 // colType is a parsed ClickHouse column type.
@@ -341,7 +344,7 @@ func (e *encoder) encode(t *colType, v any) error {
 		for k := range m {
 			keys = append(keys, k)
 		}
-		sortStrings(keys)
+		slices.Sort(keys)
 		e.uvarint(uint64(len(keys)))
 		for _, k := range keys {
 			if err := e.encode(t.inner[0], mapKey(t.inner[0], k)); err != nil {
@@ -588,7 +591,7 @@ func toDays(v any) (int64, error) {
 	case json.Number, float64:
 		return toInt(x)
 	case string:
-		t, err := parseTime(x, time.UTC)
+		t, err := timestamp.Parse(x, time.UTC)
 		if err != nil {
 			return 0, err
 		}
@@ -619,23 +622,9 @@ func toTime(v any, loc *time.Location, p int) (time.Time, error) {
 		}
 		return time.Unix(0, n.Int64()).UTC(), nil
 	case string:
-		return parseTime(x, loc)
+		return timestamp.Parse(x, loc)
 	}
 	return time.Time{}, fmt.Errorf("%s is not a timestamp", jsonKind(v))
-}
-
-func parseTime(s string, loc *time.Location) (time.Time, error) {
-	for _, l := range []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999Z07:00"} {
-		if t, err := time.Parse(l, s); err == nil {
-			return t, nil
-		}
-	}
-	for _, l := range []string{"2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999", "2006-01-02"} {
-		if t, err := time.ParseInLocation(l, s, loc); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("%q is not a date or timestamp", s)
 }
 
 func jsonKind(v any) string {
@@ -654,12 +643,4 @@ func jsonKind(v any) string {
 		return "an array"
 	}
 	return fmt.Sprintf("%T", v)
-}
-
-func sortStrings(s []string) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
 }
