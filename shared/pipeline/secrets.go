@@ -160,26 +160,69 @@ type rotator struct {
 	path  string
 	build func(context.Context) (any, error)
 
-	mu  sync.RWMutex
-	cur any
+	mu  sync.Mutex
+	cur *held
 	gen int // bumped on every rebuild
 
 	rotating sync.Mutex
 }
 
+// held is a connector the rotator built and the calls still running on
+// it. A rotation closes the connector it replaces only once the last of
+// them returned: a sink that declares concurrent writes (or a transform,
+// whose Apply may always run concurrently) can be in the middle of other
+// batches when one batch's auth failure rotates it, and closing its
+// client under them would fail them for nothing.
+type held struct {
+	c       any
+	users   int
+	retired bool
+}
+
 func newRotator(r *secrets.Resolver, refs []secrets.Ref, path string, c any, build func(context.Context) (any, error)) *rotator {
-	return &rotator{r: r, refs: refs, path: path, cur: c, build: build}
+	return &rotator{r: r, refs: refs, path: path, cur: &held{c: c}, build: build}
 }
 
 func (r *rotator) current() (any, int) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cur.c, r.gen
+}
+
+// acquire returns the current connector for one call, which must release
+// it when done.
+func (r *rotator) acquire() (*held, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cur.users++
 	return r.cur, r.gen
+}
+
+// release ends a call on h; the last call on a replaced connector closes it.
+func (r *rotator) release(ctx context.Context, h *held) {
+	r.mu.Lock()
+	h.users--
+	last := h.retired && h.users == 0
+	r.mu.Unlock()
+	if last {
+		closeRetired(ctx, h.c)
+	}
+}
+
+// closeRetired closes a replaced connector, even when the call that
+// happened to be its last was cancelled.
+func closeRetired(ctx context.Context, c any) {
+	if cl, ok := c.(Closer); ok {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		_ = cl.Close(cctx)
+		cancel()
+	}
 }
 
 // rotate reads the references again after an authentication failure of
 // the connector of generation gen. It reports whether a new connector
-// (with changed values) replaced it; the old one is closed.
+// (with changed values) replaced it; the old one is closed once no call
+// uses it.
 func (r *rotator) rotate(ctx context.Context, gen int) (bool, error) {
 	r.rotating.Lock()
 	defer r.rotating.Unlock()
@@ -196,12 +239,12 @@ func (r *rotator) rotate(ctx context.Context, gen int) (bool, error) {
 	}
 	r.mu.Lock()
 	old := r.cur
-	r.cur, r.gen = c, r.gen+1
+	old.retired = true
+	idle := old.users == 0
+	r.cur, r.gen = &held{c: c}, r.gen+1
 	r.mu.Unlock()
-	if cl, ok := old.(Closer); ok {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		_ = cl.Close(cctx)
-		cancel()
+	if idle {
+		closeRetired(ctx, old.c)
 	}
 	return true, nil
 }
@@ -264,8 +307,9 @@ type rotatingSink struct{ *rotator }
 // whose secrets had rotated it writes the batch once more with the sink
 // rebuilt from the new values.
 func (s *rotatingSink) Write(ctx context.Context, batch []*events.Event) error {
-	c, gen := s.current()
-	err := c.(Sink).Write(ctx, batch)
+	h, gen := s.acquire()
+	err := h.c.(Sink).Write(ctx, batch)
+	s.release(ctx, h)
 	if !isAuth(err) {
 		return err
 	}
@@ -276,8 +320,9 @@ func (s *rotatingSink) Write(ctx context.Context, batch []*events.Event) error {
 	if !rotated {
 		return err
 	}
-	c, _ = s.current()
-	return c.(Sink).Write(ctx, batch)
+	h, _ = s.acquire()
+	defer s.release(ctx, h)
+	return h.c.(Sink).Write(ctx, batch)
 }
 
 func (s *rotatingSink) ConcurrentWrites() bool {
@@ -301,8 +346,9 @@ type rotatingSource struct{ *rotator }
 // error (made retryable) lets the runner restart Read on the new one from
 // the last committed position.
 func (s *rotatingSource) Read(ctx context.Context, resume []byte, emit Emitter) error {
-	c, gen := s.current()
-	err := c.(Source).Read(ctx, resume, emit)
+	h, gen := s.acquire()
+	err := h.c.(Source).Read(ctx, resume, emit)
+	s.release(ctx, h)
 	if !isAuth(err) {
 		return err
 	}
@@ -326,8 +372,9 @@ func (rotatingInPlace) InPlace() {}
 // Apply applies the current transform; after an authentication failure
 // whose secrets had rotated it applies the rebuilt one to the batch.
 func (t *rotatingTransform) Apply(ctx context.Context, batch []*events.Event) ([]*events.Event, error) {
-	c, gen := t.current()
-	out, err := c.(Transform).Apply(ctx, batch)
+	h, gen := t.acquire()
+	out, err := h.c.(Transform).Apply(ctx, batch)
+	t.release(ctx, h)
 	if !isAuth(err) {
 		return out, err
 	}
@@ -338,8 +385,9 @@ func (t *rotatingTransform) Apply(ctx context.Context, batch []*events.Event) ([
 	if !rotated {
 		return out, err
 	}
-	c, _ = t.current()
-	return c.(Transform).Apply(ctx, batch)
+	h, _ = t.acquire()
+	defer t.release(ctx, h)
+	return h.c.(Transform).Apply(ctx, batch)
 }
 
 // ValidateTopic forwards the topic check of transforms that route.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
@@ -155,5 +156,96 @@ func TestSecretReferenceKeepsInPlace(t *testing.T) {
 	}
 	if _, ok := tr.(InPlace); !ok {
 		t.Errorf("%T hides the InPlace of the transform it wraps", tr)
+	}
+}
+
+// slowPasswordSink is a passwordSink that declares concurrent writes and
+// whose writes of the stream "slow" wait for release: a write in flight
+// while another one's auth failure rotates the sink. A write that finds
+// its client closed fails, as a real client's would.
+type slowPasswordSink struct {
+	password string
+	current  *atomic.Pointer[string]
+	entered  chan struct{}
+	release  chan struct{}
+	closed   atomic.Bool
+}
+
+func (s *slowPasswordSink) ConcurrentWrites() bool { return true }
+
+func (s *slowPasswordSink) Write(_ context.Context, b []*events.Event) error {
+	if b[0].Stream == "slow" {
+		close(s.entered)
+		<-s.release
+	} else if s.password != *s.current.Load() {
+		return resilience.Errorf(resilience.Auth, "password authentication failed")
+	}
+	if s.closed.Load() {
+		return errors.New("write on a closed client")
+	}
+	return nil
+}
+
+func (s *slowPasswordSink) Close(context.Context) error { s.closed.Store(true); return nil }
+
+type slowSecretFactory struct {
+	fakeFactory
+	current          *atomic.Pointer[string]
+	entered, release chan struct{}
+	built            []*slowPasswordSink
+}
+
+func (f *slowSecretFactory) NewSink(_ context.Context, _ string, cfg *yaml.Node, _ string) (Sink, error) {
+	s := &slowPasswordSink{password: spec.Find(cfg, "password").Value, current: f.current, entered: f.entered, release: f.release}
+	f.built = append(f.built, s)
+	return s, nil
+}
+
+// A sink rebuilt with rotated secrets while another batch is still being
+// written by the old one (a sink that writes concurrently) keeps the old
+// one open until that write returns, then closes it: the write in flight
+// succeeds. Before, the rotation closed the old sink under it.
+func TestSecretRotationWaitsForWritesInFlight(t *testing.T) {
+	t.Setenv("T_SECRET_DATA_DB_PASSWORD", "old-password-1")
+	p := load(t, secretPipeline)
+	var cur atomic.Pointer[string]
+	old := "old-password-1"
+	cur.Store(&old)
+	ff := &slowSecretFactory{current: &cur, entered: make(chan struct{}), release: make(chan struct{})}
+	f := WithSecrets(ff, NewResolver(p))
+	ctx := context.Background()
+	snk, err := f.NewSink(ctx, "rec", &p.Sinks["out"].Config, "sinks.out.config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cw, ok := snk.(ConcurrentWriter); !ok || !cw.ConcurrentWrites() {
+		t.Fatal("the rotating wrapper hides the sink's concurrent writes")
+	}
+	slow := make(chan error, 1)
+	go func() {
+		slow <- snk.Write(ctx, []*events.Event{events.New(events.Insert, "slow", events.RawPayload([]byte(`{}`)))})
+	}()
+	<-ff.entered
+	t.Setenv("T_SECRET_DATA_DB_PASSWORD", "new-password-2")
+	rotated := "new-password-2"
+	cur.Store(&rotated)
+	if err := snk.Write(ctx, []*events.Event{events.New(events.Insert, "t", events.RawPayload([]byte(`{}`)))}); err != nil {
+		t.Fatalf("write after rotation: %v", err)
+	}
+	if len(ff.built) != 2 {
+		t.Fatalf("built %d sinks, want the rotated one", len(ff.built))
+	}
+	if ff.built[0].closed.Load() {
+		t.Error("the old sink was closed while a write was in flight on it")
+	}
+	close(ff.release)
+	if err := <-slow; err != nil {
+		t.Errorf("the write in flight during the rotation: %v", err)
+	}
+	if !ff.built[0].closed.Load() {
+		t.Error("the old sink was not closed after its last write")
+	}
+	if ff.built[1].closed.Load() {
+		t.Error("the current sink was closed")
 	}
 }
