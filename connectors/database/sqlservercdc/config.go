@@ -27,9 +27,10 @@ type Config struct {
 	Encrypt                bool     `yaml:"encrypt" default:"false" doc:"Enable TLS (encrypt=true; the certificate is verified unless trust_server_certificate). false still lets the driver encrypt the login packet, as SQL Server requires."`
 	TrustServerCertificate bool     `yaml:"trust_server_certificate" default:"false" doc:"Trust self-signed certs: do not verify the server's certificate."`
 
-	SnapshotChunkSize  int `yaml:"snapshot_chunk_size" default:"10000" min:"1" max:"1000000" doc:"Rows per primary-key chunk of a snapshot (one SELECT and one batch each); the stored position says which chunk was last, so a restarted snapshot resumes after it."`
-	MaxBatchSize       int `yaml:"max_batch_size" default:"1000" min:"1" max:"100000" doc:"Most change events handed to the pipeline in one batch while streaming."`
-	ConnectTimeoutSecs int `yaml:"connect_timeout_secs" default:"30" min:"1" max:"3600" doc:"Timeout in seconds for connecting and logging in."`
+	SnapshotChunkSize       int `yaml:"snapshot_chunk_size" default:"10000" min:"1" max:"1000000" doc:"Rows per primary-key chunk of a snapshot (one SELECT and one batch each); the stored position says which chunk was last, so a restarted snapshot resumes after it."`
+	SnapshotCaptureWaitSecs int `yaml:"snapshot_capture_wait_secs" default:"60" min:"0" max:"3600" doc:"After each snapshot chunk, how long to wait at most for the capture job (which reads the log asynchronously) to pass the moment the chunk was read, so that every change the chunk already contains is in the change tables and its row is left to the stream. When it does not pass in time (SQL Server Agent stopped), the rest of the snapshot does not wait and such rows can arrive twice; 0 never waits."`
+	MaxBatchSize            int `yaml:"max_batch_size" default:"1000" min:"1" max:"100000" doc:"Most change events handed to the pipeline in one batch while streaming."`
+	ConnectTimeoutSecs      int `yaml:"connect_timeout_secs" default:"30" min:"1" max:"3600" doc:"Timeout in seconds for connecting and logging in."`
 }
 
 // Validate checks what the tags cannot express.

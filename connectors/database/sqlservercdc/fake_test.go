@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // fakeDB is a SQL Server database with CDC as Microsoft documents it,
@@ -19,8 +20,18 @@ import (
 //   - cdc.change_tables / fn_cdc_get_min_lsn: each capture instance's
 //     start_lsn is its low end; cleanup raises it and deletes the change
 //     rows below it. A new instance starts at the LSN of its creation.
-//   - fn_cdc_get_max_lsn: the highest commit LSN the capture job has
-//     written (here: every commit at once).
+//   - fn_cdc_get_max_lsn: the highest start_lsn of cdc.lsn_time_mapping,
+//     the commit LSN of the last transaction the capture job processed.
+//     The job is asynchronous: with lagging set, a commit changes the
+//     table at once but reaches the change tables and the mapping only
+//     when the job runs (after each read of the max LSN, so a reader
+//     sees it on its next read). In a quiet period the job adds a mapping entry
+//     without change rows ("Entries may also be logged for which there
+//     are no change tables entries", cdc.lsn_time_mapping's page).
+//   - fn_cdc_map_lsn_to_time: the entry's tran_end_time, the server's
+//     local time (clock, advanced one second by each commit and each
+//     Capture read); __$commit_time carries it with the server's offset
+//     (tz), as changesSQL asks for.
 //   - fn_cdc_get_all_changes_<instance>(from, to, N'all update old'):
 //     __$start_lsn (commit LSN), __$seqval, __$operation (1 delete, 2
 //     insert, 3 before and 4 after an update), __$update_mask, then the
@@ -36,6 +47,12 @@ type fakeDB struct {
 	tables    map[string]*fakeTable
 	instances []*fakeInstance
 	max       lsn
+	maxTime   time.Time
+	clock     time.Time      // the server's local time, as go-mssqldb returns datetime (UTC location, local wall clock)
+	tz        *time.Location // the server's UTC offset
+	lagging   bool           // the capture job runs only after each Capture read
+	pending   []*tx          // committed, not yet captured
+	times     map[lsn]time.Time
 	counter   uint64
 	closed    int
 	opens     int
@@ -65,7 +82,27 @@ type fakeChange struct {
 	vals []any
 }
 
-func newFake() *fakeDB { return &fakeDB{cdcOn: true, tables: map[string]*fakeTable{}} }
+func newFake() *fakeDB {
+	return &fakeDB{cdcOn: true, tables: map[string]*fakeTable{}, times: map[lsn]time.Time{},
+		clock: time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC), tz: time.FixedZone("+05:30", 5*3600+1800)}
+}
+
+// captureJob is one run of the capture job: the pending transactions go
+// to the change tables and the mapping, in log order; with nothing to
+// capture it logs an entry of its own at the current time.
+func (f *fakeDB) captureJob() {
+	if len(f.pending) == 0 {
+		if f.maxTime.Before(f.clock) {
+			f.max, f.maxTime = f.next(), f.clock
+			f.times[f.max] = f.clock
+		}
+		return
+	}
+	for _, x := range f.pending {
+		x.apply()
+	}
+	f.pending = nil
+}
 
 // next returns a new LSN, higher than every one before.
 func (f *fakeDB) next() lsn {
@@ -137,18 +174,40 @@ func (f *fakeDB) cleanup(instance string, to lsn) {
 // tx is one transaction: its changes are captured with one commit LSN
 // and increasing sequence values.
 type tx struct {
-	f   *fakeDB
-	at  lsn
-	seq uint64
+	f    *fakeDB
+	at   lsn
+	time time.Time
+	seq  uint64
+	rows []capturedRow
+}
+
+type capturedRow struct {
+	ci *fakeInstance
+	c  fakeChange
 }
 
 func (f *fakeDB) commit(fn func(*tx)) lsn {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	t := &tx{f: f, at: f.next()}
+	f.clock = f.clock.Add(time.Second)
+	t := &tx{f: f, at: f.next(), time: f.clock}
 	fn(t)
-	f.max = t.at
+	if f.lagging {
+		f.pending = append(f.pending, t)
+	} else {
+		t.apply()
+	}
 	return t.at
+}
+
+// apply writes a captured transaction's change rows and its mapping
+// entry.
+func (x *tx) apply() {
+	for _, r := range x.rows {
+		r.ci.rows = append(r.ci.rows, r.c)
+	}
+	x.f.times[x.at] = x.time
+	x.f.max, x.f.maxTime = x.at, x.time
 }
 
 func (x *tx) capture(table string, op int, row []any) {
@@ -169,7 +228,7 @@ func (x *tx) capture(table string, op int, row []any) {
 				}
 			}
 		}
-		ci.rows = append(ci.rows, fakeChange{at: point{LSN: x.at, Seq: seq}, op: op, vals: vals})
+		x.rows = append(x.rows, capturedRow{ci: ci, c: fakeChange{at: point{LSN: x.at, Seq: seq}, op: op, vals: vals}})
 	}
 }
 
@@ -274,7 +333,25 @@ func (f *fakeDB) Columns(_ context.Context, _, table string) ([]column, error) {
 func (f *fakeDB) MaxLSN(context.Context) (lsn, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.max, f.fail()
+	m := f.max
+	if f.lagging {
+		f.captureJob()
+	}
+	return m, f.fail()
+}
+
+func (f *fakeDB) Capture(context.Context) (captureState, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.clock = f.clock.Add(time.Second)
+	if !f.lagging {
+		f.captureJob()
+	}
+	c := captureState{Max: f.max, MaxTime: f.maxTime, Now: f.clock}
+	if f.lagging {
+		f.captureJob()
+	}
+	return c, f.fail()
 }
 
 // errInsufficient is the error fn_cdc_get_all_changes_ raises for an LSN
@@ -299,13 +376,15 @@ func (f *fakeDB) Changes(_ context.Context, instance string, from, to lsn) (*res
 	if from.cmp(ci.min) < 0 || to.cmp(f.max) > 0 || from.cmp(to) > 0 {
 		return nil, errInsufficient
 	}
-	rs := &resultSet{Cols: append([]string{colStartLSN, colSeqval, colOp, colMask}, ci.cols...)}
+	rs := &resultSet{Cols: append(append([]string{colStartLSN, colSeqval, colOp, colMask}, ci.cols...), colCommitTime)}
 	for _, c := range ci.rows {
 		if c.at.LSN.cmp(from) < 0 || c.at.LSN.cmp(to) > 0 {
 			continue
 		}
 		l, s := c.at.LSN, c.at.Seq
 		row := append([]any{l[:], s[:], int64(c.op), []byte{0xff}}, c.vals...)
+		w := f.times[c.at.LSN]
+		row = append(row, time.Date(w.Year(), w.Month(), w.Day(), w.Hour(), w.Minute(), w.Second(), w.Nanosecond(), f.tz))
 		rs.Rows = append(rs.Rows, row)
 	}
 	sort.SliceStable(rs.Rows, func(i, j int) bool {

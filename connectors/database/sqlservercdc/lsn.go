@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 )
 
 // lsn is a SQL Server log sequence number as the CDC functions return it:
@@ -72,6 +73,11 @@ type position struct {
 	point
 	Tables []string       `json:"tables,omitempty"`
 	Floors map[string]lsn `json:"floors,omitempty"`
+	// Begins holds, for a table whose capture instance started after
+	// the LSN of the snapshot that read it, that start: the change tables
+	// need to reach back only to it, so its being above the position is
+	// not a loss.
+	Begins map[string]lsn `json:"begins,omitempty"`
 	Snap   *snapState     `json:"snap,omitempty"`
 }
 
@@ -87,6 +93,7 @@ type snapState struct {
 	Done   int64             `json:"done,omitempty"`
 	At     *lsn              `json:"at,omitempty"` // nil until read (a zero LSN is a valid answer: nothing captured yet)
 	Full   bool              `json:"full,omitempty"`
+	Begins map[string]lsn    `json:"begins,omitempty"`
 }
 
 func parsePosition(b []byte) (*position, error) {
@@ -109,12 +116,8 @@ func (p *position) encode() string {
 func (p *position) clone() *position {
 	c := *p
 	c.Tables = append([]string(nil), p.Tables...)
-	if p.Floors != nil {
-		c.Floors = make(map[string]lsn, len(p.Floors))
-		for k, v := range p.Floors {
-			c.Floors[k] = v
-		}
-	}
+	c.Floors = maps.Clone(p.Floors)
+	c.Begins = maps.Clone(p.Begins)
 	if p.Snap != nil {
 		s := *p.Snap
 		if p.Snap.At != nil {
@@ -122,6 +125,7 @@ func (p *position) clone() *position {
 			s.At = &at
 		}
 		s.Tables = append([]string(nil), p.Snap.Tables...)
+		s.Begins = maps.Clone(p.Snap.Begins)
 		s.After = append([]json.RawMessage(nil), p.Snap.After...)
 		c.Snap = &s
 	}

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -32,6 +33,8 @@ const (
 	metricSnapshotRows = "sqlserver_cdc.snapshot_rows"
 	metricPolls        = "sqlserver_cdc.polls"
 	metricLost         = "sqlserver_cdc.positions_lost"
+	metricSnapshotLeft = "sqlserver_cdc.snapshot_rows_left_to_stream"
+	metricCaptureLag   = "sqlserver_cdc.snapshot_capture_waits_expired"
 )
 
 func init() {
@@ -42,7 +45,7 @@ func init() {
 		Subcategory: "CDC",
 		Description: "Reads SQL Server Change Data Capture (cdc.fn_cdc_get_all_changes_*) between LSNs after a chunked, resumable snapshot; exact types, LSN resume, capture-instance switches, loud handling of positions CDC cleanup removed.",
 		Tags:        []string{"sqlserver", "mssql", "cdc", "azure-sql", "snapshot", "lsn"},
-		Metrics:     []string{metricEvents, metricSnapshotRows, metricPolls, metricLost},
+		Metrics:     []string{metricEvents, metricSnapshotRows, metricPolls, metricLost, metricSnapshotLeft, metricCaptureLag},
 	}, New)
 }
 
@@ -278,6 +281,9 @@ func lostTables(pos *position, tables map[string]*table) []string {
 		if f, ok := pos.Floors[name]; ok && f.cmp(from) > 0 {
 			from = f
 		}
+		if b, ok := pos.Begins[name]; ok && b.cmp(from) > 0 {
+			from = b
+		}
 		oldest := t.instances[0].MinLSN
 		for _, ci := range t.instances[1:] {
 			if ci.MinLSN.cmp(oldest) < 0 {
@@ -304,13 +310,21 @@ func minLSNs(tables map[string]*table, names []string) string {
 
 // snapshot reads the tables of pos.Snap in key-ordered chunks, one batch
 // per chunk, each event carrying the position of its row so that a
-// restart resumes after the last chunk emitted. The snapshot is
-// consistent with the LSN it starts at (the change tables' end then):
-// streaming resumes after that LSN, and changes made while the snapshot
-// ran are streamed after it, so every table ends in its current state.
+// restart resumes after the last chunk emitted.
+//
+// It is consistent with the LSN it starts at, At (the change tables' end
+// then): the stream delivers every change after At, and each chunk is
+// reconciled with the change tables so that a row arrives once. After a
+// chunk is read, the source waits until the capture job has passed the
+// moment of the read (settle), reads the changes of the snapshot's tables
+// from At up to the max LSN then, and leaves out of the chunk every row
+// with a change there: the stream delivers it, and each change carries
+// the row's state. A row changed after its chunk was read comes as a
+// snapshot-read with the state before and then as its changes.
 func (s *Source) snapshot(ctx context.Context, st store, emit connector.Emitter, pos *position, tables map[string]*table) (*position, error) {
 	rt := connector.RuntimeFrom(ctx)
 	rows := rt.Counter(metricSnapshotRows, "Rows read by snapshots.")
+	left := rt.Counter(metricSnapshotLeft, "Snapshot rows left out because the stream delivers a change of them.")
 	pos = pos.clone()
 	snap := pos.Snap
 	if snap.At == nil {
@@ -319,10 +333,26 @@ func (s *Source) snapshot(ctx context.Context, st store, emit connector.Emitter,
 			return nil, fmt.Errorf("sqlserver-cdc: snapshot: %w", err)
 		}
 		snap.At = &at
+		// A table whose capture instance starts above At (enabled just
+		// now, its start not yet passed by the capture job) has nothing
+		// captured in between: its change tables are complete from
+		// their start.
+		for _, n := range snap.Tables {
+			if t := tables[n]; t != nil {
+				if m := t.instances[0].MinLSN; m.cmp(at) > 0 {
+					if snap.Begins == nil {
+						snap.Begins = map[string]lsn{}
+					}
+					snap.Begins[n] = m
+				}
+			}
+		}
 	}
 	at := *snap.At
+	rec := &reconciler{readTo: at, keys: map[string]map[string]bool{}}
 	// finish is the position after the snapshot: a full one restarts the
-	// stream at its LSN, a partial one (recovery) gives its tables floors.
+	// stream at its LSN, a partial one (recovery, a table enabled while
+	// streaming) gives its tables floors.
 	finish := func() *position {
 		if snap.Full {
 			names := make([]string, 0, len(tables))
@@ -330,15 +360,25 @@ func (s *Source) snapshot(ctx context.Context, st store, emit connector.Emitter,
 				names = append(names, n)
 			}
 			sort.Strings(names)
-			return &position{point: point{LSN: at, Seq: maxSeq}, Tables: names}
+			return &position{point: point{LSN: at, Seq: maxSeq}, Tables: names, Begins: maps.Clone(snap.Begins)}
 		}
 		p := pos.clone()
 		if p.Floors == nil {
 			p.Floors = map[string]lsn{}
 		}
+		for n, b := range snap.Begins {
+			if p.Begins == nil {
+				p.Begins = map[string]lsn{}
+			}
+			p.Begins[n] = b
+		}
 		for _, n := range snap.Tables {
 			p.Floors[n] = at
+			if !slices.Contains(p.Tables, n) {
+				p.Tables = append(p.Tables, n)
+			}
 		}
+		sort.Strings(p.Tables)
 		p.Snap = nil
 		return p
 	}
@@ -382,6 +422,14 @@ func (s *Source) snapshot(ctx context.Context, st store, emit connector.Emitter,
 			if err != nil {
 				return nil, fmt.Errorf("sqlserver-cdc: snapshot of %s: %w", t.stream, err)
 			}
+			// A chunk without rows, or of a table without key columns,
+			// has nothing to leave out: no wait for the capture job.
+			var changed map[string]map[string]bool
+			if len(rs.Rows) > 0 && len(t.key) > 0 {
+				if changed, err = s.reconcile(ctx, st, rec, snap, tables); err != nil {
+					return nil, err
+				}
+			}
 			rowsOut := rs.Rows
 			more := len(t.key) > 0 && len(rowsOut) > s.cfg.SnapshotChunkSize
 			if more {
@@ -396,6 +444,10 @@ func (s *Source) snapshot(ctx context.Context, st store, emit connector.Emitter,
 				}
 				snap.After = keyVals
 				snap.Done++
+				if changed[t.name][string(key)] && key != nil {
+					left.Inc()
+					continue
+				}
 				posText := ""
 				switch {
 				case i < len(rowsOut)-1 || more:
@@ -426,9 +478,90 @@ func (s *Source) snapshot(ctx context.Context, st store, emit connector.Emitter,
 				break
 			}
 		}
+		delete(rec.keys, t.name)
 		rt.Done(task)
 	}
 	return finish(), nil
+}
+
+// reconciler holds the keys of the snapshot's tables that changed after
+// the snapshot's LSN: their rows come from the stream. It is rebuilt
+// after a restart by reading the change tables from the snapshot's LSN
+// again (nothing of it is stored in the position).
+type reconciler struct {
+	readTo lsn                        // change tables read up to here
+	keys   map[string]map[string]bool // table -> keys (JSON) changed in (At, readTo]
+	// noWait is set once the capture job did not pass a chunk's read in
+	// time: the rest of the snapshot does not wait again.
+	noWait bool
+}
+
+// captureSlack covers tran_end_time's resolution (datetime: 1/300 s) when
+// the commit times of the capture job's entries are compared with the
+// server clock read after a chunk.
+const captureSlack = 10 * time.Millisecond
+
+// reconcile is called after a chunk was read. It waits until the capture
+// job has passed the moment of the read, so that every transaction the
+// chunk can contain has its changes in the change tables below the max
+// LSN (the capture job reads the log in order; cdc.lsn_time_mapping gets
+// entries also when there is nothing to capture, so the max LSN's time
+// moves on an idle database too); then it reads the changes of the
+// snapshot's remaining tables from where it last read up to that max LSN
+// and returns the keys changed since the snapshot's LSN.
+func (s *Source) reconcile(ctx context.Context, st store, rec *reconciler, snap *snapState, tables map[string]*table) (map[string]map[string]bool, error) {
+	c, err := st.Capture(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlserver-cdc: snapshot: reading the capture job's progress: %w", err)
+	}
+	wait := time.Duration(s.cfg.SnapshotCaptureWaitSecs) * time.Second
+	if !rec.noWait && wait > 0 {
+		readAt := c.Now.Add(captureSlack)
+		deadline := time.Now().Add(wait)
+		for !c.MaxTime.After(readAt) {
+			if time.Now().After(deadline) {
+				rec.noWait = true
+				rt := connector.RuntimeFrom(ctx)
+				rt.Counter(metricCaptureLag, "Snapshot chunks the capture job did not catch up with in snapshot_capture_wait_secs.").Inc()
+				rt.Logger().Warn(fmt.Sprintf("sqlserver-cdc: the capture job has not passed %s (server time after a snapshot chunk was read) within %s; its newest entry is %s at %s. Is SQL Server Agent running? The snapshot goes on without waiting: a row changed shortly before its chunk was read can arrive both as a snapshot row and as its change",
+					c.Now.Format(time.DateTime+".000"), wait, c.Max, c.MaxTime.Format(time.DateTime+".000")))
+				break
+			}
+			timer := time.NewTimer(s.cfg.poll())
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return nil, ctx.Err()
+			case <-timer.C:
+			}
+			if c, err = st.Capture(ctx); err != nil {
+				return nil, fmt.Errorf("sqlserver-cdc: snapshot: reading the capture job's progress: %w", err)
+			}
+		}
+	}
+	if c.Max.cmp(rec.readTo) <= 0 {
+		return rec.keys, nil
+	}
+	rest := map[string]*table{}
+	for _, n := range snap.Tables[snap.Index:] {
+		if t := tables[n]; t != nil && len(t.key) > 0 {
+			rest[n] = t
+		}
+	}
+	changes, err := s.collect(ctx, st, &position{point: point{LSN: rec.readTo, Seq: maxSeq}}, rest, c.Max)
+	if err != nil {
+		return nil, fmt.Errorf("sqlserver-cdc: snapshot: %w", err)
+	}
+	for _, ch := range changes {
+		m := rec.keys[ch.t.name]
+		if m == nil {
+			m = map[string]bool{}
+			rec.keys[ch.t.name] = m
+		}
+		m[string(ch.key)] = true
+	}
+	rec.readTo = c.Max
+	return rec.keys, nil
 }
 
 // keyParams turns the stored key of the last snapshot row back into query
@@ -510,6 +643,7 @@ func rowJSON(t *table, names []string, vals []any) (obj, key []byte, keyVals []j
 // change is one row change read from a change table.
 type change struct {
 	at            point
+	commit        time.Time // zero when the change table did not say
 	op            int
 	t             *table
 	before, after []byte
@@ -526,7 +660,7 @@ func (s *Source) stream(ctx context.Context, st store, emit connector.Emitter, p
 	pos = pos.clone()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	for {
+	for first := true; ; first = false {
 		select {
 		case <-ctx.Done():
 			return nil
@@ -538,7 +672,10 @@ func (s *Source) stream(ctx context.Context, st store, emit connector.Emitter, p
 		if err != nil {
 			return fmt.Errorf("sqlserver-cdc: fn_cdc_get_max_lsn: %w", err)
 		}
-		if max.cmp(pos.LSN) > 0 || (max == pos.LSN && pos.Seq != maxSeq) {
+		// The first poll looks at the tables even when nothing new was
+		// captured: a table enabled while the source was down is
+		// snapshotted at once.
+		if first || max.cmp(pos.LSN) > 0 || (max == pos.LSN && pos.Seq != maxSeq) {
 			// Capture instances come and go (a table enabled, a second
 			// instance after a schema change): re-read them each poll.
 			var names []string
@@ -546,7 +683,6 @@ func (s *Source) stream(ctx context.Context, st store, emit connector.Emitter, p
 			if tables, names, err = s.loadTables(ctx, st, tables); err != nil {
 				return err
 			}
-			pos.Tables = names
 			// A table whose capture instances changed (a second one after
 			// a schema change, the old one dropped) or that was enabled
 			// since is announced with its columns before its changes.
@@ -561,6 +697,37 @@ func (s *Source) stream(ctx context.Context, st store, emit connector.Emitter, p
 					return err
 				}
 			}
+			// A table captured now that the position does not know (CDC
+			// enabled for it since, while streaming or while the source
+			// was down) is snapshotted like the others were, in chunks
+			// reconciled with the change tables, unless snapshot_mode
+			// takes no data snapshots; its changes after the snapshot's
+			// LSN are streamed.
+			known := names
+			if fresh := newTables(pos, names); len(fresh) > 0 && s.snapshotsNewTables() {
+				// A capture instance whose start the capture job has not
+				// established yet (fn_cdc_get_min_lsn NULL) is left for a
+				// later poll: its snapshot must know where its changes
+				// begin.
+				var ready, later []string
+				for _, n := range fresh {
+					if tables[n].instances[0].MinLSN.isZero() {
+						later = append(later, n)
+					} else {
+						ready = append(ready, n)
+					}
+				}
+				if len(ready) > 0 {
+					rt.Logger().Info("sqlserver-cdc: snapshotting tables enabled for CDC since the position", "tables", ready)
+					p := pos.clone()
+					p.Snap = &snapState{Tables: ready}
+					if pos, err = s.snapshot(ctx, st, emit, p, tables); err != nil {
+						return err
+					}
+				}
+				known = slices.DeleteFunc(slices.Clone(names), func(n string) bool { return slices.Contains(later, n) })
+			}
+			pos.Tables = known
 			changes, err := s.collect(ctx, st, pos, tables, max)
 			if err != nil {
 				return err
@@ -589,9 +756,33 @@ func (s *Source) stream(ctx context.Context, st store, emit connector.Emitter, p
 					delete(pos.Floors, name)
 				}
 			}
+			for name, b := range pos.Begins {
+				if b.cmp(max) <= 0 {
+					delete(pos.Begins, name)
+				}
+			}
 		}
 		timer.Reset(wait)
 	}
+}
+
+// newTables lists the captured tables the position does not know.
+func newTables(pos *position, names []string) []string {
+	var out []string
+	for _, n := range names {
+		if !slices.Contains(pos.Tables, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// snapshotsNewTables says whether a table enabled for CDC after the
+// source started gets a data snapshot: not with never and schema_only,
+// which take none (its changes are streamed from its capture instance's
+// start).
+func (s *Source) snapshotsNewTables() bool {
+	return s.cfg.SnapshotMode != "never" && s.cfg.SnapshotMode != "schema_only"
 }
 
 // collect reads every instance's changes after pos up to max, in log
@@ -649,6 +840,9 @@ const (
 	colSeqval   = "__$seqval"
 	colOp       = "__$operation"
 	colMask     = "__$update_mask"
+	// colCommitTime is not the function's: the query adds the commit
+	// time of the row's transaction under this name.
+	colCommitTime = "__$commit_time"
 )
 
 // parseChanges reads a result of fn_cdc_get_all_changes_ with row filter
@@ -656,7 +850,7 @@ const (
 // update and 4 after it; the two images of an update share start LSN and
 // sequence value and become one update event.
 func parseChanges(t *table, rs *resultSet) ([]change, error) {
-	iLSN, iSeq, iOp := rs.index(colStartLSN), rs.index(colSeqval), rs.index(colOp)
+	iLSN, iSeq, iOp, iTime := rs.index(colStartLSN), rs.index(colSeqval), rs.index(colOp), rs.index(colCommitTime)
 	if iLSN < 0 || iSeq < 0 || iOp < 0 {
 		return nil, fmt.Errorf("the result has no %s, %s and %s columns (columns: %v)", colStartLSN, colSeqval, colOp, rs.Cols)
 	}
@@ -677,6 +871,10 @@ func parseChanges(t *table, rs *resultSet) ([]change, error) {
 			return nil, fmt.Errorf("row %d: %w", ri, err)
 		}
 		op := asInt(r[iOp])
+		var commit time.Time
+		if iTime >= 0 {
+			commit, _ = r[iTime].(time.Time)
+		}
 		for k, i := range dataIdx {
 			vals[k] = r[i]
 		}
@@ -687,17 +885,17 @@ func parseChanges(t *table, rs *resultSet) ([]change, error) {
 		at := point{LSN: l, Seq: sq}
 		switch op {
 		case 1:
-			out = append(out, change{at: at, op: 1, t: t, before: obj, key: key})
+			out = append(out, change{at: at, commit: commit, op: 1, t: t, before: obj, key: key})
 		case 2:
-			out = append(out, change{at: at, op: 2, t: t, after: obj, key: key})
+			out = append(out, change{at: at, commit: commit, op: 2, t: t, after: obj, key: key})
 		case 3:
-			out = append(out, change{at: at, op: 4, t: t, before: obj, key: key})
+			out = append(out, change{at: at, commit: commit, op: 4, t: t, before: obj, key: key})
 		case 4:
 			if n := len(out); n > 0 && out[n-1].op == 4 && out[n-1].at == at && out[n-1].after == nil {
 				out[n-1].after, out[n-1].key = obj, key
 				continue
 			}
-			out = append(out, change{at: at, op: 4, t: t, after: obj, key: key})
+			out = append(out, change{at: at, commit: commit, op: 4, t: t, after: obj, key: key})
 		default:
 			return nil, fmt.Errorf("change at %s: unknown __$operation %d", l, op)
 		}
@@ -713,13 +911,17 @@ func asBytes(v any) []byte {
 // event makes the change event; its position is the change's point with
 // the stream's tables and floors.
 func (s *Source) event(pos *position, c *change) *events.Event {
-	p := position{point: c.at, Tables: pos.Tables, Floors: pos.Floors}
+	p := position{point: c.at, Tables: pos.Tables, Floors: pos.Floors, Begins: pos.Begins}
 	ns := s.cfg.Schema
 	e := &events.Event{
 		Stream: c.t.stream, Namespace: &ns, Timestamp: s.now().UTC(), Key: c.key,
 		Metadata: events.Metadata{Position: p.encode(), TransactionID: c.at.LSN.String()},
 		Source: &events.SourceInfo{Connector: connectorName, Name: s.name, Database: s.cfg.Database, Schema: s.cfg.Schema, Table: c.t.name,
 			Position: c.at.LSN.String() + ":" + c.at.Seq.String(), Commit: c.at.LSN.String(), Columns: c.t.colsJSON},
+	}
+	if !c.commit.IsZero() {
+		ts := c.commit.UTC()
+		e.Source.CommitTS = &ts
 	}
 	switch c.op {
 	case 1:

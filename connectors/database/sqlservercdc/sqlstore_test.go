@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestSQLStoreReadsResults runs sqlStore's Go side (queries, scanning,
@@ -18,6 +19,10 @@ import (
 // It does not check the SQL on a server: the text is only matched.
 func TestSQLStoreReadsResults(t *testing.T) {
 	l1 := lsn{0, 0, 0, 0x2a, 0, 0, 1, 0xf8, 0, 3}
+	// datetime comes as the server's wall clock in UTC; the commit time
+	// (datetimeoffset) with the offset the query gave it.
+	local := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+	commit := time.Date(2026, 3, 4, 10, 0, 0, 0, time.FixedZone("", -5*3600))
 	d := &scripted{answers: []answer{
 		{"FROM sys.databases", []string{"is_cdc_enabled"}, [][]driver.Value{{true}}},
 		{"FROM sys.tables t JOIN sys.schemas", []string{"name", "is_tracked_by_cdc", "rows"}, [][]driver.Value{{"orders", true, int64(12)}, {"empty", false, nil}}},
@@ -26,8 +31,9 @@ func TestSQLStoreReadsResults(t *testing.T) {
 		{"FROM cdc.index_columns", []string{"column_name"}, [][]driver.Value{{"id"}}},
 		{"FROM sys.columns c", []string{"name", "type", "precision", "scale", "max_length", "is_nullable"}, [][]driver.Value{
 			{"id", "int", int64(10), int64(0), int64(4), false}, {"amount", "decimal", int64(12), int64(4), int64(9), true}, {"note", "nvarchar", int64(0), int64(0), int64(-1), true}}},
-		{"sys.fn_cdc_get_max_lsn()", []string{""}, [][]driver.Value{{nil}}},
-		{"fn_cdc_get_all_changes_dbo_orders", []string{colStartLSN, colSeqval, colOp, colMask, "id", "amount"}, [][]driver.Value{{l1[:], l1[:], int64(2), []byte{3}, int64(1), []byte("1.5000")}}},
+		{"sys.fn_cdc_map_lsn_to_time(sys.fn_cdc_get_max_lsn()), SYSDATETIME()", []string{"", "", ""}, [][]driver.Value{{l1[:], local, local.Add(time.Second)}}},
+		{"SELECT sys.fn_cdc_get_max_lsn()", []string{""}, [][]driver.Value{{nil}}},
+		{"fn_cdc_get_all_changes_dbo_orders", []string{colStartLSN, colSeqval, colOp, colMask, "id", "amount", colCommitTime}, [][]driver.Value{{l1[:], l1[:], int64(2), []byte{3}, int64(1), []byte("1.5000"), commit}}},
 		{"SELECT TOP (3) [id], [amount] FROM [dbo].[orders] WHERE ([id] > @p1) ORDER BY [id]", []string{"id", "amount"}, [][]driver.Value{{int64(2), []byte("2.0000")}}},
 	}}
 	st := &sqlStore{db: sql.OpenDB(d)}
@@ -52,12 +58,21 @@ func TestSQLStoreReadsResults(t *testing.T) {
 	if m, err := st.MaxLSN(ctx); err != nil || !m.isZero() {
 		t.Fatalf("max %v %v", m, err)
 	}
+	if c, err := st.Capture(ctx); err != nil || c.Max != l1 || !c.MaxTime.Equal(local) || !c.Now.Equal(local.Add(time.Second)) {
+		t.Fatalf("capture %+v %v", c, err)
+	}
 	rs, err := st.Changes(ctx, "dbo_orders", l1, l1)
 	if err != nil || len(rs.Rows) != 1 || rs.index(colOp) != 2 {
 		t.Fatalf("changes %+v %v", rs, err)
 	}
-	if q := d.last(); !strings.Contains(q.sql, "cdc.[fn_cdc_get_all_changes_dbo_orders](@p1, @p2, N'all update old')") || len(q.args) != 2 || string(q.args[0].([]byte)) != string(l1[:]) {
+	if q := d.last(); !strings.Contains(q.sql, "cdc.[fn_cdc_get_all_changes_dbo_orders](@p1, @p2, N'all update old') AS c") ||
+		!strings.Contains(q.sql, "sys.fn_cdc_map_lsn_to_time(c.__$start_lsn)") || len(q.args) != 2 || string(q.args[0].([]byte)) != string(l1[:]) {
 		t.Fatalf("changes query %q %v", q.sql, q.args)
+	}
+	tab := &table{name: "orders", key: []string{"id"}, byName: map[string]*column{"id": {Name: "id", Type: "int"}, "amount": {Name: "amount", Type: "decimal", Precision: 12, Scale: 4}}}
+	cs, err := parseChanges(tab, rs)
+	if err != nil || len(cs) != 1 || !cs[0].commit.Equal(commit) || cs[0].commit.UTC().Hour() != 15 || string(cs[0].after) != `{"id":1,"amount":1.5000}` {
+		t.Fatalf("parsed %+v %v", cs, err)
 	}
 	rs, err = st.Chunk(ctx, chunkQuery{Schema: "dbo", Table: "orders", Cols: []string{"id", "amount"}, Key: []string{"id"}, After: []any{"1"}, Limit: 3})
 	if err != nil || len(rs.Rows) != 1 || string(rs.Rows[0][1].([]byte)) != "2.0000" {

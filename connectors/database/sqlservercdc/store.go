@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	mssql "github.com/microsoft/go-mssqldb"
 )
@@ -30,14 +31,28 @@ type store interface {
 	// MaxLSN is sys.fn_cdc_get_max_lsn() (zero when it is NULL: nothing
 	// captured yet).
 	MaxLSN(ctx context.Context) (lsn, error)
+	// Capture is how far the capture job has read the log: the max LSN,
+	// sys.fn_cdc_map_lsn_to_time of it and the server's clock.
+	Capture(ctx context.Context) (captureState, error)
 	// Changes is SELECT * FROM cdc.fn_cdc_get_all_changes_<instance>
 	// (from, to, N'all update old'), ordered by __$start_lsn, __$seqval,
-	// __$operation.
+	// __$operation, with the commit time of each row's transaction
+	// (sys.fn_cdc_map_lsn_to_time(__$start_lsn) with the server's UTC
+	// offset) as the column __$commit_time.
 	Changes(ctx context.Context, instance string, from, to lsn) (*resultSet, error)
 	// Chunk reads up to limit rows of a table after a key, in key order
 	// (all rows when key is empty).
 	Chunk(ctx context.Context, q chunkQuery) (*resultSet, error)
 	Close() error
+}
+
+// captureState is where the capture job stands. MaxTime and Now are the
+// server's local clock (tran_end_time is recorded in it, SYSDATETIME
+// reads it), so they compare with each other and with nothing else.
+type captureState struct {
+	Max     lsn       // sys.fn_cdc_get_max_lsn()
+	MaxTime time.Time // sys.fn_cdc_map_lsn_to_time(Max); zero when NULL
+	Now     time.Time // SYSDATETIME()
 }
 
 type tableRow struct {
@@ -257,11 +272,40 @@ func (s *sqlStore) MaxLSN(ctx context.Context) (lsn, error) {
 	return lsnOf(b)
 }
 
+// Capture reads the max LSN, its commit time and the clock in one
+// statement, so that the three belong together.
+func (s *sqlStore) Capture(ctx context.Context) (captureState, error) {
+	var b []byte
+	var maxTime sql.NullTime
+	var c captureState
+	err := s.db.QueryRowContext(ctx, "SELECT sys.fn_cdc_get_max_lsn(), sys.fn_cdc_map_lsn_to_time(sys.fn_cdc_get_max_lsn()), SYSDATETIME()").Scan(&b, &maxTime, &c.Now)
+	if err != nil {
+		return c, err
+	}
+	if b != nil {
+		if c.Max, err = lsnOf(b); err != nil {
+			return c, err
+		}
+	}
+	if maxTime.Valid {
+		c.MaxTime = maxTime.Time
+	}
+	return c, nil
+}
+
+// changesSQL is the query of a capture instance's changes. The function's
+// name is the capture instance's; it cannot be a parameter, so it is
+// quoted as an identifier. tran_end_time is the server's local time: it
+// is given the server's current UTC offset (datetimeoffset), which is
+// exact unless the offset changed (daylight saving) between the commit
+// and the read.
+func changesSQL(instance string) string {
+	return "SELECT c.*, TODATETIMEOFFSET(sys.fn_cdc_map_lsn_to_time(c.__$start_lsn), DATEPART(TZOFFSET, SYSDATETIMEOFFSET())) AS [" + colCommitTime + "] FROM cdc." +
+		quoteIdent("fn_cdc_get_all_changes_"+instance) + "(@p1, @p2, N'all update old') AS c ORDER BY c.__$start_lsn, c.__$seqval, c.__$operation"
+}
+
 func (s *sqlStore) Changes(ctx context.Context, instance string, from, to lsn) (*resultSet, error) {
-	// The function's name is the capture instance's; it cannot be a
-	// parameter, so it is quoted as an identifier.
-	q := "SELECT * FROM cdc." + quoteIdent("fn_cdc_get_all_changes_"+instance) + "(@p1, @p2, N'all update old') ORDER BY __$start_lsn, __$seqval, __$operation"
-	return s.query(ctx, q, from[:], to[:])
+	return s.query(ctx, changesSQL(instance), from[:], to[:])
 }
 
 func (s *sqlStore) Chunk(ctx context.Context, q chunkQuery) (*resultSet, error) {

@@ -404,6 +404,32 @@ func TestRetryAfter(t *testing.T) {
 	}
 }
 
+// TestRetryAfterDate: Retry-After may also be an HTTP-date (RFC 9110
+// 10.2.3); the wait is until then, on the sink's clock.
+func TestRetryAfterDate(t *testing.T) {
+	var clock atomic.Pointer[fakeClock]
+	rc := newReceiver(t)
+	rc.answer = func(n int, w http.ResponseWriter, _ *http.Request) bool {
+		if n == 1 {
+			w.Header().Set("Retry-After", clock.Load().Now().Add(9*time.Second).UTC().Format(http.TimeFormat))
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	s, clk := newSink(t, fmt.Sprintf("url: %s\nsigning_secret: %s\n", srv.URL, secret))
+	clock.Store(clk)
+	if err := s.Write(context.Background(), batchOf(1)); err != nil {
+		t.Fatal(err)
+	}
+	// The date has whole seconds: the wait is a little over 8 s, at most 9.
+	if w := clk.Waits(); len(w) != 1 || w[0] <= 8*time.Second || w[0] > 9*time.Second || len(rc.requests()) != 2 || rc.requests()[1].verifyErr != nil {
+		t.Fatalf("waited %v, %d requests", w, len(rc.requests()))
+	}
+}
+
 // TestRetryAfterTooLong: a Retry-After above max_retry_after_secs is
 // not waited inside the write; the batch fails back carrying it.
 func TestRetryAfterTooLong(t *testing.T) {
