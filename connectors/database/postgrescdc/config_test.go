@@ -100,6 +100,17 @@ func TestPositionRoundTrip(t *testing.T) {
 	if err != nil || p.LSN != 5 || len(p.Snap.Done) != 1 || *p.Snap.At["public.c"][0] != "7" || p.Snap.At["public.b"][1] != nil {
 		t.Fatalf("%s: %+v %v", pos, p, err)
 	}
+	// A watermarked snapshot's progress with where each table's noting of
+	// delivered keys began: what a restart re-reads the WAL from.
+	inc := &snapState{Since: map[string]string{"public.b": "0/16A0000", "public.c": "0/16B0000"}, At: map[string][]*string{}}
+	pos = incPrefix(0x16C0000, inc, "public.c") + pkJSON([]*string{&v}) + "}}}"
+	p, err = parsePosition([]byte(pos))
+	if err != nil || p.Inc == nil || p.Inc.sinceMin() != 0x16A0000 || p.Inc.Since["public.c"] != "0/16B0000" || *p.Inc.At["public.c"][0] != "7" {
+		t.Fatalf("%s: %+v %v", pos, p, err)
+	}
+	if p, _ := parsePosition([]byte(streamPosition(nil, 0x16C0000, 0, 0, incSuffix(inc)))); p == nil || p.Inc.sinceMin() != 0x16A0000 {
+		t.Fatalf("incSuffix: %+v", p)
+	}
 	if _, err := parsePosition([]byte("garbage")); err == nil {
 		t.Fatal("garbage position accepted")
 	}

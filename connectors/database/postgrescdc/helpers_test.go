@@ -152,6 +152,10 @@ type recorder struct {
 	pos     string
 	batches int
 	crashAt int // batch number that fails; 0 = never
+	// crashIf, when set, fails the first batch it holds for, given the
+	// events acknowledged before it.
+	crashIf func(batch, acked []*events.Event) bool
+	crashed bool
 	cancel  context.CancelFunc
 }
 
@@ -159,7 +163,8 @@ func (r *recorder) Emit(ctx context.Context, batch []*events.Event) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.batches++
-	if r.crashAt > 0 && r.batches == r.crashAt {
+	if r.crashAt > 0 && r.batches == r.crashAt || !r.crashed && r.crashIf != nil && r.crashIf(batch, r.evs) {
+		r.crashed = true
 		r.cancel()
 		return errCrash
 	}

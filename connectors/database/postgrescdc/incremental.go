@@ -34,6 +34,25 @@ const watermarkPrefix = "rivven_watermark"
 // changed meanwhile arrives as a stale read: the snapshot needs no
 // consistent point of its own, only the stream's order.
 //
+// Beyond DBLog, a row the stream has delivered a change of since the
+// table's snapshot began (its since LSN: the slot's consistent point for
+// a snapshot resumed after a crash, the stream's start for one on an
+// existing slot, the signal's place for one asked for) is left out of
+// its chunk: that change carried the row's state, so a row arrives once,
+// as a read or through its changes, and never as a read repeating its
+// change. (An update that leaves a TOASTed value unchanged does not carry
+// it: a row whose changes were all such updates is still read.)
+//
+// Those keys live in memory only. To know them again after a restart,
+// the slot is confirmed no further than the lowest since of the tables
+// not done (hold), so PostgreSQL keeps the WAL from there; a restart
+// streams from that point again, noting keys without emitting anything
+// (mute) up to the stored position, and emits from there on. Persisting
+// the keys in the position instead would grow every event's position
+// with every changed row; holding the slot costs WAL kept for the
+// snapshot's duration and a re-read of it on restart, both bounded by
+// the snapshot's own length.
+//
 // It is used whenever a snapshot cannot come from the slot's exported
 // snapshot: resuming one interrupted by a crash, a snapshot on a slot
 // that already exists, and on-demand snapshots of a table signalled
@@ -64,6 +83,22 @@ type incremental struct {
 	recent   map[string]*recentChanges
 	floor    atomic.Uint32
 	floorSet atomic.Bool
+	// since is where noting each pending table's changed keys began
+	// (mirrors state.Since); delivered are the keys of each pending
+	// table whose current state the stream has delivered since then;
+	// hold is the furthest the slot may be confirmed: the lowest since
+	// (0: no table pending). It rises (to raiseTo, when raise is set)
+	// only once an event whose position no longer needs the lower since
+	// was handed on: before, a restart would still read from there.
+	since     map[string]pglogrepl.LSN
+	delivered map[string]map[string]bool
+	hold      pglogrepl.LSN
+	raiseTo   pglogrepl.LSN
+	raise     bool
+	// mute is the stored position of a restart that streams from an
+	// earlier since to learn the delivered keys again: transactions
+	// committing before it were emitted already (0: emit everything).
+	mute pglogrepl.LSN
 }
 
 type recentChanges struct {
@@ -133,16 +168,22 @@ func (xs *xidSnapshot) sees(xid uint32) bool {
 
 // newIncremental prepares the watermarked snapshot of a stream; with run,
 // the tables of st not done yet are read (else only signalled ones).
-func newIncremental(s *Source, types *typeCache, st *snapState, tables []*table, rows *metric.Counter, run bool) *incremental {
+// start is where the stream starts: the since of a table st has none for.
+// mute is the stored position when the stream starts before it (see
+// incremental), else 0.
+func newIncremental(s *Source, types *typeCache, st *snapState, tables []*table, rows *metric.Counter, run bool, start, mute pglogrepl.LSN) *incremental {
 	inc := &incremental{
 		s: s, types: types, state: st,
-		todo:    make(chan *snapTable, 1024),
-		pending: map[string]bool{},
-		first:   map[string]bool{},
-		tables:  map[string]*table{},
-		recent:  map[string]*recentChanges{},
-		run:     strconv.FormatInt(time.Now().UnixNano(), 36),
-		rows:    rows,
+		todo:      make(chan *snapTable, 1024),
+		pending:   map[string]bool{},
+		first:     map[string]bool{},
+		tables:    map[string]*table{},
+		recent:    map[string]*recentChanges{},
+		run:       strconv.FormatInt(time.Now().UnixNano(), 36),
+		rows:      rows,
+		since:     map[string]pglogrepl.LSN{},
+		delivered: map[string]map[string]bool{},
+		mute:      mute,
 	}
 	for _, t := range tables {
 		inc.tables[t.fullName()] = t
@@ -158,13 +199,24 @@ func newIncremental(s *Source, types *typeCache, st *snapState, tables []*table,
 		if done[t.fullName()] || !s.snapshotted(t) {
 			continue
 		}
-		inc.add(s.snapTable(t))
+		since := start
+		if v, err := pglogrepl.ParseLSN(st.Since[t.fullName()]); err == nil {
+			since = v
+		}
+		inc.add(s.snapTable(t), since)
+	}
+	// Tables done or no longer snapshotted keep no since.
+	for name := range st.Since {
+		if !inc.pending[name] {
+			delete(st.Since, name)
+		}
 	}
 	return inc
 }
 
-// add queues a table (stream side, or before streaming).
-func (inc *incremental) add(t *snapTable) {
+// add queues a table whose stream changes are noted from since on
+// (stream side, or before streaming).
+func (inc *incremental) add(t *snapTable, since pglogrepl.LSN) {
 	name := t.t.fullName()
 	if inc.pending[name] {
 		return
@@ -175,8 +227,54 @@ func (inc *incremental) add(t *snapTable) {
 	if inc.state.At == nil {
 		inc.state.At = map[string][]*string{}
 	}
+	if inc.state.Since == nil {
+		inc.state.Since = map[string]string{}
+	}
+	inc.state.Since[name] = lsnString(since)
+	inc.since[name] = since
+	inc.delivered[name] = map[string]bool{}
+	inc.setHold()
 	inc.state.Done = removeString(inc.state.Done, name)
 	inc.todo <- t
+}
+
+// deliveredKeys counts the keys noted (for the log).
+func (inc *incremental) deliveredKeys() int {
+	n := 0
+	for _, keys := range inc.delivered {
+		n += len(keys)
+	}
+	return n
+}
+
+// setHold computes hold from the tables pending: a lower one at once, a
+// higher one (or none) with the next events handed on (holdAck).
+func (inc *incremental) setHold() {
+	var want pglogrepl.LSN
+	for name := range inc.pending {
+		if v := inc.since[name]; want == 0 || v < want {
+			want = v
+		}
+	}
+	if inc.hold == 0 || want != 0 && want <= inc.hold {
+		inc.hold, inc.raise = want, false
+		return
+	}
+	inc.raiseTo, inc.raise = want, true
+}
+
+// holdAck is how far ack may be confirmed to PostgreSQL, as an item with
+// events (evs) or without is handed on: no further than the lowest since
+// of the tables pending in the positions handed on, whose WAL a restart
+// reads again.
+func (inc *incremental) holdAck(ack pglogrepl.LSN, evs bool) pglogrepl.LSN {
+	if evs && inc.raise {
+		inc.hold, inc.raise = inc.raiseTo, false
+	}
+	if inc.hold != 0 && ack > inc.hold {
+		return inc.hold
+	}
+	return ack
 }
 
 func (inc *incremental) active() bool { return len(inc.pending) > 0 }
@@ -368,10 +466,13 @@ func (st *streamer) resumeKey(t *snapTable) []*string {
 // precede the low watermark in the stream and still be missing from a
 // chunk read after it; its row in the chunk is then older than the
 // change the stream has already delivered.
-func (inc *incremental) changed(r *relation, xid uint32, old, nu *pglogrepl.TupleData) {
+func (inc *incremental) changed(r *relation, typ events.Type, xid uint32, final pglogrepl.LSN, oldType uint8, old, nu *pglogrepl.TupleData) {
 	name := r.schema + "." + r.name
 	if !inc.pending[name] {
 		return
+	}
+	if t := inc.tables[name]; t != nil && len(t.PK) > 0 && len(r.keyIdx) > 0 && final >= inc.since[name] {
+		inc.deliver(name, r, typ, oldType, old, nu)
 	}
 	w := inc.cur.Load()
 	inWindow := w != nil && w.open && w.st.t.Schema == r.schema && w.st.t.Name == r.name
@@ -396,20 +497,68 @@ func (inc *incremental) changed(r *relation, xid uint32, old, nu *pglogrepl.Tupl
 		if tup == nil {
 			continue
 		}
-		pk := make([]*string, len(r.keyIdx))
-		for j, i := range r.keyIdx {
-			if i < len(tup.Columns) && tup.Columns[i].DataType == pglogrepl.TupleDataTypeText {
-				v := string(tup.Columns[i].Data)
-				pk[j] = &v
-			}
-		}
-		key := pkJSON(pk)
+		key := tupleKey(r, tup)
 		if inWindow {
 			w.changed[key] = true
 		} else if xs := rc.keys[key]; len(xs) == 0 || xs[len(xs)-1] != xid {
 			rc.keys[key] = append(xs, xid)
 		}
 	}
+}
+
+// tupleKey is the text of a tuple's key columns, as pkJSON renders a
+// chunk row's.
+func tupleKey(r *relation, tup *pglogrepl.TupleData) string {
+	pk := make([]*string, len(r.keyIdx))
+	for j, i := range r.keyIdx {
+		if i < len(tup.Columns) && tup.Columns[i].DataType == pglogrepl.TupleDataTypeText {
+			v := string(tup.Columns[i].Data)
+			pk[j] = &v
+		}
+	}
+	return pkJSON(pk)
+}
+
+// deliver notes the keys whose current state a change of a pending table
+// delivers: an insert's row, an update's new row when it carries every
+// value, and the old key of a row deleted or moved to another key (gone:
+// no chunk can read it again but as an insert the stream delivers). An
+// update that leaves a TOASTed value unchanged sends no value for it
+// (unless REPLICA IDENTITY FULL gives the old row): its row is noted only
+// when an earlier change since the snapshot began carried the whole row,
+// else its read still brings the value.
+func (inc *incremental) deliver(name string, r *relation, typ events.Type, oldType uint8, old, nu *pglogrepl.TupleData) {
+	keys := inc.delivered[name]
+	if keys == nil {
+		return
+	}
+	switch typ {
+	case events.Insert:
+		keys[tupleKey(r, nu)] = true
+	case events.Delete:
+		if old != nil {
+			keys[tupleKey(r, old)] = true
+		}
+	case events.Update:
+		key := tupleKey(r, nu)
+		if old != nil {
+			if k := tupleKey(r, old); k != key {
+				keys[k] = true
+			}
+		}
+		if oldType == 'O' || !hasUnchangedToast(nu) {
+			keys[key] = true
+		}
+	}
+}
+
+func hasUnchangedToast(t *pglogrepl.TupleData) bool {
+	for _, c := range t.Columns {
+		if c.DataType == pglogrepl.TupleDataTypeToast {
+			return true
+		}
+	}
+	return false
 }
 
 // stale reports whether the chunk's row with key is older than a change
@@ -516,11 +665,12 @@ func (inc *incremental) watermark(ctx context.Context, st *streamer, content str
 		batch = append(batch, inc.s.schemaEvent(t, streamPosition(nil, lsn, 0, 0, incSuffix(inc.state)), lsnText, time.Now().UTC()))
 	}
 	prefix := incPrefix(lsn, inc.state, name)
+	delivered := inc.delivered[name]
 	for i, e := range ch.evs {
 		key := "[]"
 		if ch.pks != nil {
 			key = pkJSON(ch.pks[i])
-			if w.stale(rc, key) {
+			if delivered[key] || w.stale(rc, key) {
 				continue
 			}
 		}
@@ -530,9 +680,13 @@ func (inc *incremental) watermark(ctx context.Context, st *streamer, content str
 	}
 	if last == nil {
 		delete(inc.state.At, name)
+		delete(inc.state.Since, name)
 		inc.state.Done = append(inc.state.Done, name)
 		delete(inc.pending, name)
 		delete(inc.recent, name)
+		delete(inc.since, name)
+		delete(inc.delivered, name)
+		inc.setHold()
 	} else {
 		inc.state.At[name] = last
 	}
@@ -652,7 +806,9 @@ func (inc *incremental) signal(ctx context.Context, st *streamer, content []byte
 		delete(inc.first, name)
 		inc.mu.Unlock()
 		log.Info("postgres-cdc: snapshot of table requested by signal; reading it alongside the stream", "table", name)
-		inc.add(inc.s.snapTable(t))
+		// Changes of transactions committing after the signal's are
+		// left out of its chunks; earlier ones are read again.
+		inc.add(inc.s.snapTable(t), st.finalLSN+1)
 	}
 	if inc.active() {
 		st.incSfx = incSuffix(inc.state)

@@ -17,9 +17,11 @@ import (
 //	                                             snapshot in progress: lsn is the slot's consistent point,
 //	                                             done lists finished tables, at the text of the last
 //	                                             emitted primary key per started table ([] = no key, restart it)
-//	{"lsn":"0/16B3748","inc":{"done":[...],"at":{...}}}
+//	{"lsn":"0/16B3748","inc":{"since":{"public.b":"0/16A0000"},"done":[...],"at":{...}}}
 //	                                             streaming (lsn, tx, n as above) while a watermarked snapshot
-//	                                             runs alongside: inc is its progress, as snapshot's
+//	                                             runs alongside: inc is its progress, as snapshot's, and since
+//	                                             where the stream began noting the changed keys of each table
+//	                                             not done (the slot is confirmed no further than the lowest)
 type position struct {
 	LSN   pglogrepl.LSN
 	TxLSN pglogrepl.LSN
@@ -29,8 +31,28 @@ type position struct {
 }
 
 type snapState struct {
-	Done []string             `json:"done,omitempty"`
-	At   map[string][]*string `json:"at,omitempty"`
+	// Since is, per table of a watermarked snapshot not done yet, the
+	// LSN from which the stream's changes of it are left out of its
+	// chunks (see incremental). Empty in snapshot positions: there it is
+	// the position's own lsn.
+	Since map[string]string    `json:"since,omitempty"`
+	Done  []string             `json:"done,omitempty"`
+	At    map[string][]*string `json:"at,omitempty"`
+}
+
+// sinceMin is the lowest Since (0: none, or one that does not parse).
+func (st *snapState) sinceMin() pglogrepl.LSN {
+	var low pglogrepl.LSN
+	for _, v := range st.Since {
+		lsn, err := pglogrepl.ParseLSN(v)
+		if err != nil {
+			return 0
+		}
+		if low == 0 || lsn < low {
+			low = lsn
+		}
+	}
+	return low
 }
 
 type positionJSON struct {

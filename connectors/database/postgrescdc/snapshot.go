@@ -376,13 +376,28 @@ func snapPrefix(lsn pglogrepl.LSN, st *snapState, table string) string {
 	return progressPrefix(lsn, "snapshot", st, table)
 }
 
-// progressPrefix renders {"lsn":…,"<kind>":{"done":[…],"at":{…,"<table>":
+// progressPrefix renders {"lsn":…,"<kind>":{"since":{…},"done":[…],"at":{…,"<table>":
 // — a position with snapshot progress, open at table's "at" entry.
 func progressPrefix(lsn pglogrepl.LSN, kind string, st *snapState, table string) string {
 	var b strings.Builder
 	b.WriteString(`{"lsn":"`)
 	b.WriteString(lsnString(lsn))
-	b.WriteString(`","` + kind + `":{"done":`)
+	b.WriteString(`","` + kind + `":{`)
+	if len(st.Since) > 0 {
+		b.WriteString(`"since":{`)
+		first := true
+		for k, v := range st.Since {
+			if !first {
+				b.WriteByte(',')
+			}
+			first = false
+			b.Write(events.AppendJSONString(nil, k))
+			b.WriteByte(':')
+			b.Write(events.AppendJSONString(nil, v))
+		}
+		b.WriteString(`},`)
+	}
+	b.WriteString(`"done":`)
 	writeStrings(&b, st.Done)
 	b.WriteString(`,"at":{`)
 	for k, v := range st.At {

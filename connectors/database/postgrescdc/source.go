@@ -310,7 +310,7 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit connector.Emitter
 		// The stored position itself, so that a crash right after them
 		// resumes exactly where the stream was (mid-transaction too).
 		log.Info("postgres-cdc: snapshot.mode recovery: re-emitting the schema of every captured table, then streaming from the stored position", "tables", len(tables), "position", lsnString(pos.LSN))
-		if err := s.emitSchemas(ctx, emit, tables, string(resume), startLSN); err != nil {
+		if err := s.emitSchemas(ctx, emit, tables, string(resume), pos.LSN); err != nil {
 			return err
 		}
 	}
@@ -330,9 +330,13 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit connector.Emitter
 	if watermarks {
 		rows := rt.Counter(metricSnapshotRows, "Rows read by snapshots.")
 		if !plan.incRun {
-			incState.At, incState.Done = map[string][]*string{}, nil
+			incState.At, incState.Done, incState.Since = map[string][]*string{}, nil, nil
 		}
-		inc = newIncremental(s, types, incState, tables, rows, plan.incRun)
+		var mute pglogrepl.LSN
+		if plan.incRun {
+			startLSN, mute = s.replayFrom(log, incState, startLSN, slot)
+		}
+		inc = newIncremental(s, types, incState, tables, rows, plan.incRun, startLSN, mute)
 	}
 	// Never report less than the slot already confirmed: PostgreSQL would
 	// move confirmed_flush_lsn back.
@@ -349,6 +353,32 @@ func (s *Source) Read(ctx context.Context, resume []byte, emit connector.Emitter
 		}
 	}
 	return err
+}
+
+// replayFrom is where a stream with a watermarked snapshot under way
+// starts: at the lowest since of its tables when that lies before start
+// (the stored position) and the slot still has the WAL from there, so
+// that the stream learns again which rows it delivered since each
+// table's snapshot began, emitting nothing before start (mute = start).
+// The slot was confirmed no further than that since (incremental.hold),
+// so it has the WAL unless something else moved it on; then those keys
+// are lost and the tables' since becomes start.
+func (s *Source) replayFrom(log *slog.Logger, st *snapState, start pglogrepl.LSN, slot slotInfo) (from, mute pglogrepl.LSN) {
+	since := st.sinceMin()
+	if len(st.Since) == 0 || since >= start {
+		return start, 0
+	}
+	if since != 0 && slot.exists && slot.confirmed <= since {
+		log.Info("postgres-cdc: resuming a snapshot read alongside the stream; reading the WAL since the snapshot began without emitting, to know which rows the stream already delivered",
+			"snapshot_since", lsnString(since), "position", lsnString(start))
+		return since, start
+	}
+	log.Warn("postgres-cdc: the slot no longer has the WAL since the snapshot began; rows the stream delivered before this restart may arrive again as snapshot reads",
+		"snapshot_since", lsnString(since), "slot_confirmed", lsnString(slot.confirmed), "position", lsnString(start))
+	for name := range st.Since {
+		st.Since[name] = lsnString(start)
+	}
+	return start, 0
 }
 
 // usableSlot reads the replication slot and makes it usable for mode:

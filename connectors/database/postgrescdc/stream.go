@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -58,6 +59,10 @@ type relation struct {
 	identity     byte
 	captured     bool
 	columns      string // source.columns of its events: the kept columns' types
+	// si is its schema event's content; announce says that event is
+	// still due (its Relation message came in a muted transaction).
+	si       schemaInfo
+	announce bool
 }
 
 // streamer decodes the replication stream. Its run method owns the
@@ -107,6 +112,11 @@ type streamer struct {
 	// incSfx is the inc member every position carries meanwhile.
 	inc    *incremental
 	incSfx string
+	// mute, when set, is a stored position the stream started before
+	// (to learn the keys a watermarked snapshot leaves out): changes of
+	// transactions committing before it are noted, not emitted.
+	mute pglogrepl.LSN
+	log  *slog.Logger
 }
 
 // stream starts replication at start and runs until ctx is done or an
@@ -168,6 +178,7 @@ func (s *Source) stream(ctx context.Context, emit connector.Emitter, conn *pgcon
 		spills:    map[uint32]*spill{},
 		spoolDir:  spoolDir,
 		events:    rt.Counter(metricEvents, "Change events emitted (snapshot rows excluded)."),
+		log:       log,
 	}
 	st.acked.Store(uint64(floor))
 	st.lastSent = floor
@@ -183,6 +194,7 @@ func (s *Source) stream(ctx context.Context, emit connector.Emitter, conn *pgcon
 	incErr := make(chan error, 1)
 	if inc != nil {
 		st.inc = inc
+		st.mute = inc.mute
 		if inc.active() {
 			st.incSfx = incSuffix(inc.state)
 		}
@@ -425,6 +437,9 @@ func (st *streamer) marker(ctx context.Context, lsn pglogrepl.LSN) error {
 // push hands an item to the emitting goroutine, keeping the connection
 // alive with status updates while it waits (back-pressure).
 func (st *streamer) push(ctx context.Context, it item) error {
+	if st.inc != nil {
+		it.ack = st.inc.holdAck(it.ack, len(it.evs) > 0)
+	}
 	for {
 		select {
 		case st.out <- it:
@@ -544,7 +559,9 @@ func (st *streamer) dispatch(ctx context.Context, walStart pglogrepl.LSN, msg pg
 		if m.Prefix == watermarkPrefix && st.inc != nil {
 			return st.inc.watermark(ctx, st, string(m.Content))
 		}
-		if m.Prefix == signalPrefix && st.inc != nil {
+		if m.Prefix == signalPrefix && st.inc != nil && st.mute == 0 {
+			// (A muted signal was handled before the restart: the
+			// stored progress has it.)
 			st.inc.signal(ctx, st, m.Content)
 		}
 	}
@@ -556,6 +573,11 @@ func (st *streamer) begin(xid uint32, final pglogrepl.LSN, commit time.Time) {
 	st.xidN = xid
 	st.xid = strconv.FormatUint(uint64(xid), 10)
 	st.finalLSN = final
+	if st.mute != 0 && final >= st.mute {
+		// Transactions from here on were not emitted before the restart.
+		st.log.Info("postgres-cdc: reached the stored position; emitting again", "position", lsnString(st.mute), "delivered_keys", st.inc.deliveredKeys())
+		st.mute = 0
+	}
 	ct := commit.UTC()
 	st.commitTime = &ct
 	st.n = 0
@@ -569,6 +591,11 @@ func (st *streamer) commit(ctx context.Context, end pglogrepl.LSN) error {
 	st.committed = end
 	if st.lastMarker < end {
 		st.lastMarker = end
+	}
+	if st.mute != 0 {
+		// Emitted before the restart: only its keys were wanted.
+		st.pending = st.pending[:0]
+		return st.push(ctx, item{ack: end})
 	}
 	if st.s.cfg.ProvideTransactionMetadata && st.n > 0 {
 		st.pending = append(st.pending, st.boundary(true))
@@ -659,7 +686,7 @@ func (st *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage) 
 		st.inc.invalidate(r.schema, r.name)
 	}
 	if old != nil && old.captured && sameColumns(old.cols, r.cols) && old.identity == r.identity {
-		r.keep, r.keyIdx, r.pk, r.columns = old.keep, old.keyIdx, old.pk, old.columns
+		r.keep, r.keyIdx, r.pk, r.columns, r.si, r.announce = old.keep, old.keyIdx, old.pk, old.columns, old.si, old.announce
 		st.rels[m.RelationID] = r
 		return nil
 	}
@@ -705,14 +732,25 @@ func (st *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage) 
 		}
 	}
 	r.columns = columnTypes(si.Columns)
+	r.si = si
+	r.announce = true
+	if st.mute == 0 {
+		st.announce(r, st.n)
+	}
+	return nil
+}
+
+// announce emits a relation's schema event in the current transaction,
+// after its first n changes (its position resumes there).
+func (st *streamer) announce(r *relation, n int64) {
+	r.announce = false
 	ts := time.Now().UTC()
 	if st.commitTime != nil {
 		ts = *st.commitTime
 	}
-	e := st.s.schemaEventOf(si, st.position(), lsnString(st.finalLSN), ts, st.commitTime)
+	e := st.s.schemaEventOf(r.si, streamPosition(st.posBuf, st.finalLSN-1, st.finalLSN, n, st.incSfx), lsnString(st.finalLSN), ts, st.commitTime)
 	e.Metadata.TransactionID = st.xid
 	st.pending = append(st.pending, e)
-	return nil
 }
 
 func sameColumns(a, b []relCol) bool {
@@ -810,13 +848,16 @@ func (st *streamer) change(ctx context.Context, walStart pglogrepl.LSN, typ even
 		return nil
 	}
 	if st.inc != nil {
-		st.inc.changed(r, st.xidN, old, nu)
+		st.inc.changed(r, typ, st.xidN, st.finalLSN, oldType, old, nu)
 	}
 	st.n++
 	order := st.countChange(r)
 	st.active.Store(time.Now().UnixNano())
-	if st.skip() {
+	if st.skip() || st.mute != 0 {
 		return nil
+	}
+	if r.announce {
+		st.announce(r, st.n-1)
 	}
 	e := st.s.newEvent(typ, r.schema, r.name, *st.commitTime, st.commitTime, false)
 	e.Source.Columns = r.columns
@@ -958,8 +999,11 @@ func (st *streamer) truncate(ctx context.Context, walStart pglogrepl.LSN, m *pgl
 		}
 		st.n++
 		order := st.countChange(r)
-		if st.skip() {
+		if st.skip() || st.mute != 0 {
 			continue
+		}
+		if r.announce {
+			st.announce(r, st.n-1)
 		}
 		e := st.s.newEvent(events.Truncate, r.schema, r.name, *st.commitTime, st.commitTime, false)
 		st.stamp(e, walStart)
