@@ -429,3 +429,36 @@ func TestNewInstanceStartNotEstablished(t *testing.T) {
 		t.Fatalf("position before the start was established: %s", evs[0].Metadata.Position)
 	}
 }
+
+// TestReconcileInstanceStartLate: a table enabled just before the
+// snapshot whose capture instance's start the capture job establishes
+// only during it: its changes are read once the start is there, and the
+// rows they changed are left out of their chunks.
+func TestReconcileInstanceStartLate(t *testing.T) {
+	f := newFake()
+	f.addTable("orders", colsOrders, []string{"id"})
+	f.commit(func(x *tx) {
+		for i := 1; i <= 4; i++ {
+			x.insert("orders", int64(i), []byte(fmt.Sprintf("%d.5000", i)), fmt.Sprintf("order %d", i))
+		}
+	})
+	ci := f.enable("orders", "dbo_orders")
+	f.mu.Lock()
+	start := ci.min
+	ci.min = lsn{}
+	f.mu.Unlock()
+	r := readHooked(t, newSource(t, f, "snapshot_chunk_size: 2\n"), nil, 4, 0, once(hasEvent(events.SnapshotRead, "dbo.orders", `{"id":1}`), func() {
+		f.mu.Lock()
+		ci.min = start
+		f.mu.Unlock()
+		f.commit(func(x *tx) { x.update("orders", int64(3), []byte("3.3000"), "changed before its chunk") })
+	}))
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	wantLines(t, summary(r.events),
+		`snapshot-read dbo.orders {"id":1} {"amount":1.5000,"id":1,"note":"order 1"}`,
+		`snapshot-read dbo.orders {"id":2} {"amount":2.5000,"id":2,"note":"order 2"}`,
+		`snapshot-read dbo.orders {"id":4} {"amount":4.5000,"id":4,"note":"order 4"}`,
+		`update dbo.orders {"id":3} {"after":{"amount":3.3000,"id":3,"note":"changed before its chunk"},"before":{"amount":3.5000,"id":3,"note":"order 3"}}`)
+}

@@ -543,9 +543,44 @@ func (s *Source) reconcile(ctx context.Context, st store, rec *reconciler, snap 
 		return rec.keys, nil
 	}
 	rest := map[string]*table{}
+	unset := false
 	for _, n := range snap.Tables[snap.Index:] {
 		if t := tables[n]; t != nil && len(t.key) > 0 {
 			rest[n] = t
+			for _, ci := range t.instances {
+				unset = unset || ci.MinLSN.isZero()
+			}
+		}
+	}
+	// A capture instance enabled just before the snapshot may not have
+	// its start established yet (fn_cdc_get_min_lsn is zero until the
+	// capture job has got to it); its changes cannot be read until it
+	// has, so the starts are read again.
+	if unset {
+		cis, err := st.CaptureInstances(ctx, s.cfg.Schema)
+		if err != nil {
+			return nil, fmt.Errorf("sqlserver-cdc: snapshot: reading cdc.change_tables: %w", err)
+		}
+		for _, ci := range cis {
+			if t := rest[ci.Table]; t != nil {
+				for i := range t.instances {
+					if t.instances[i].Name == ci.Name {
+						t.instances[i].MinLSN = ci.MinLSN
+					}
+				}
+			}
+		}
+		// A start now known above the snapshot's LSN is where the
+		// table's changes begin (see snapshot).
+		for n, t := range rest {
+			if m := t.instances[0].MinLSN; m.cmp(*snap.At) > 0 {
+				if snap.Begins == nil {
+					snap.Begins = map[string]lsn{}
+				}
+				if _, ok := snap.Begins[n]; !ok {
+					snap.Begins[n] = m
+				}
+			}
 		}
 	}
 	changes, err := s.collect(ctx, st, &position{point: point{LSN: rec.readTo, Seq: maxSeq}}, rest, c.Max)
