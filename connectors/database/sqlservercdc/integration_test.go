@@ -116,6 +116,9 @@ func TestRealServer(t *testing.T) {
   0xdeadbeef, N'<a b="1">x</a>', N'naïve ☃')`)
 		exec(`EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = N'rivven_cdc_types', @role_name = NULL`)
 		s := source("initial", "rivven_cdc_orders", "rivven_cdc_types")
+		// One change per batch, so that a publish can fail inside the
+		// transaction.
+		s.cfg.MaxBatchSize = 1
 		if err := s.Check(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -155,10 +158,11 @@ func TestRealServer(t *testing.T) {
 		exec(`BEGIN TRAN; UPDATE dbo.rivven_cdc_orders SET amount = 10.01, note = N'changed' WHERE id = 1; DELETE FROM dbo.rivven_cdc_orders WHERE id = 2; INSERT INTO dbo.rivven_cdc_orders VALUES (4, NULL, N'four'); COMMIT`)
 		after := serverUTC()
 		// A publish failing after two of the transaction's three changes,
-		// and a restart from the committed position.
+		// and a restart from the committed position (inside the
+		// transaction).
 		first := read(t, s, snap.committed, 0, 2)
-		if first.err != nil {
-			t.Fatal(first.err)
+		if first.err != nil || len(first.events) != 2 {
+			t.Fatalf("%v, %d events", first.err, len(first.events))
 		}
 		rest := read(t, s, first.committed, 3-len(first.events), 0)
 		evs := append(first.events, rest.events...)

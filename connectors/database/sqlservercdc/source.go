@@ -502,13 +502,23 @@ type reconciler struct {
 const captureSlack = 10 * time.Millisecond
 
 // reconcile is called after a chunk was read. It waits until the capture
-// job has passed the moment of the read, so that every transaction the
-// chunk can contain has its changes in the change tables below the max
-// LSN (the capture job reads the log in order; cdc.lsn_time_mapping gets
-// entries also when there is nothing to capture, so the max LSN's time
-// moves on an idle database too); then it reads the changes of the
-// snapshot's remaining tables from where it last read up to that max LSN
-// and returns the keys changed since the snapshot's LSN.
+// job has read the log past the moment of the read, so that every
+// transaction the chunk can contain has its changes in the change tables
+// below the max LSN; then it reads the changes of the snapshot's
+// remaining tables from where it last read up to that max LSN and
+// returns the keys changed since the snapshot's LSN.
+//
+// The wait has two steps. First until the newest cdc.lsn_time_mapping
+// entry has a time after the read. That entry is either a transaction
+// committed after the read (the job reads the log in order, so every
+// commit before it is captured: done) or an entry the job logs in quiet
+// periods, whose time says when it was logged, not how far its log scan
+// reached: a commit just before the read may lie beyond that scan. So,
+// second, until one more entry follows: the scan that logged it began
+// after the first entry was logged, after the read, and read the log
+// from where the previous one stopped to beyond every commit before the
+// read. On a busy database the second entry follows at once; on a quiet
+// one it costs one more capture cycle.
 func (s *Source) reconcile(ctx context.Context, st store, rec *reconciler, snap *snapState, tables map[string]*table) (map[string]map[string]bool, error) {
 	c, err := st.Capture(ctx)
 	if err != nil {
@@ -518,7 +528,15 @@ func (s *Source) reconcile(ctx context.Context, st store, rec *reconciler, snap 
 	if !rec.noWait && wait > 0 {
 		readAt := c.Now.Add(captureSlack)
 		deadline := time.Now().Add(wait)
-		for !c.MaxTime.After(readAt) {
+		// passed is the first entry seen with a time after the read; the
+		// wait ends at the next entry after it.
+		var passed *lsn
+		for passed == nil || c.Max.cmp(*passed) <= 0 {
+			if passed == nil && c.MaxTime.After(readAt) {
+				m := c.Max
+				passed = &m
+				continue
+			}
 			if time.Now().After(deadline) {
 				rec.noWait = true
 				rt := connector.RuntimeFrom(ctx)
