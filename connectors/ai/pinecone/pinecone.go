@@ -68,9 +68,10 @@ func (c *Config) Validate() []spec.Problem {
 func init() {
 	catalog.RegisterSink[Config](catalog.Meta{
 		Name: "pinecone", Category: catalog.AIML, Subcategory: "Vector Database",
-		Description: "Upserts event vectors (dense and sparse, with metadata) into a Pinecone index over gRPC; deletes on CDC deletes",
-		Tags:        []string{"vector", "pinecone", "embedding", "rag", "grpc", "hybrid"},
-		Metrics:     vectorsink.MetricNames("pinecone"),
+		ConcurrentWrites: true,
+		Description:      "Upserts event vectors (dense and sparse, with metadata) into a Pinecone index over gRPC; deletes on CDC deletes",
+		Tags:             []string{"vector", "pinecone", "embedding", "rag", "grpc", "hybrid"},
+		Metrics:          vectorsink.MetricNames("pinecone"),
 	}, New)
 }
 
@@ -315,3 +316,8 @@ func classifyREST(err error) error {
 	}
 	return fmt.Errorf("pinecone: %w", err)
 }
+
+// ConcurrentWrites: after the one-time connection (under mu), a Write's
+// vectors are its own and the index connection is safe for concurrent
+// use; upserts and deletes by ID are idempotent.
+func (*sink) ConcurrentWrites() bool { return true }

@@ -85,9 +85,10 @@ func (c *Config) Validate() []spec.Problem {
 func init() {
 	catalog.RegisterSink[Config](catalog.Meta{
 		Name: "qdrant", Category: catalog.AIML, Subcategory: "Vector Database",
-		Description: "Upserts event vectors into a Qdrant collection over gRPC; deletes on CDC deletes",
-		Tags:        []string{"vector", "qdrant", "embedding", "rag", "grpc"},
-		Metrics:     vectorsink.MetricNames("qdrant"),
+		ConcurrentWrites: true,
+		Description:      "Upserts event vectors into a Qdrant collection over gRPC; deletes on CDC deletes",
+		Tags:             []string{"vector", "qdrant", "embedding", "rag", "grpc"},
+		Metrics:          vectorsink.MetricNames("qdrant"),
 	}, New)
 }
 
@@ -347,3 +348,8 @@ func classify(err error) error {
 	}
 	return vectorsink.FromGRPC("qdrant", err)
 }
+
+// ConcurrentWrites: after the one-time collection check (under mu), a
+// Write's points are its own and the gRPC client is safe for concurrent
+// use; upserts and deletes by ID are idempotent.
+func (*sink) ConcurrentWrites() bool { return true }

@@ -87,9 +87,10 @@ func (c *Config) Validate() []spec.Problem {
 func init() {
 	catalog.RegisterSink[Config](catalog.Meta{
 		Name: "s3-vectors", Category: catalog.AIML, Subcategory: "Vector Database",
-		Description: "Puts event vectors with metadata into an Amazon S3 Vectors index, creating the bucket and index; deletes on CDC deletes",
-		Tags:        []string{"vector", "s3", "aws", "embedding", "rag"},
-		Metrics:     vectorsink.MetricNames("s3vectors"),
+		ConcurrentWrites: true,
+		Description:      "Puts event vectors with metadata into an Amazon S3 Vectors index, creating the bucket and index; deletes on CDC deletes",
+		Tags:             []string{"vector", "s3", "aws", "embedding", "rag"},
+		Metrics:          vectorsink.MetricNames("s3vectors"),
 	}, New)
 }
 
@@ -250,3 +251,8 @@ func classify(err error) error {
 	}
 	return fmt.Errorf("s3-vectors: %w", err)
 }
+
+// ConcurrentWrites: after the one-time provisioning (under mu), a Write's
+// vectors are its own and the AWS client is safe for concurrent use;
+// puts and deletes by key are idempotent.
+func (*sink) ConcurrentWrites() bool { return true }

@@ -20,12 +20,13 @@ import (
 
 func init() {
 	catalog.RegisterSink[SinkConfig](catalog.Meta{
-		Name:        "kafka-sink",
-		Category:    catalog.Messaging,
-		Subcategory: "Queues",
-		Description: "Produces events to an Apache Kafka topic (or each event's route), with configurable acks and compression, optionally idempotent or one transaction per batch.",
-		Tags:        []string{"kafka", "producer", "redpanda", "msk", "confluent", "exactly-once", "queue"},
-		Metrics:     []string{"kafka.sink.messages_produced_total", "kafka.sink.bytes_produced_total", "kafka.sink.batches_sent_total", "kafka.sink.success_rate"},
+		Name:             "kafka-sink",
+		ConcurrentWrites: true,
+		Category:         catalog.Messaging,
+		Subcategory:      "Queues",
+		Description:      "Produces events to an Apache Kafka topic (or each event's route), with configurable acks and compression, optionally idempotent or one transaction per batch.",
+		Tags:             []string{"kafka", "producer", "redpanda", "msk", "confluent", "exactly-once", "queue"},
+		Metrics:          []string{"kafka.sink.messages_produced_total", "kafka.sink.bytes_produced_total", "kafka.sink.batches_sent_total", "kafka.sink.success_rate"},
 	}, NewSink)
 }
 
@@ -429,3 +430,9 @@ func (s *Sink) keyOf(e *events.Event) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// ConcurrentWrites: the franz-go client and the schema-registry
+// serializer are safe for concurrent use and a Write's records are its
+// own; with transactional_id the transactions still go one at a time
+// (txMu).
+func (*Sink) ConcurrentWrites() bool { return true }

@@ -33,12 +33,13 @@ import (
 
 func init() {
 	catalog.RegisterSink[Config](catalog.Meta{
-		Name:        "http-webhook",
-		Aliases:     []string{"webhook"},
-		Category:    catalog.Utility,
-		Subcategory: "HTTP",
-		Description: "Sends events to an HTTP endpoint, one per request or as JSON arrays, signed per Standard Webhooks, with retries, Retry-After, mutual TLS, HTTP/2 and gzip.",
-		Tags:        []string{"http", "webhook", "https", "standard-webhooks", "rest"},
+		Name:             "http-webhook",
+		ConcurrentWrites: true,
+		Aliases:          []string{"webhook"},
+		Category:         catalog.Utility,
+		Subcategory:      "HTTP",
+		Description:      "Sends events to an HTTP endpoint, one per request or as JSON arrays, signed per Standard Webhooks, with retries, Retry-After, mutual TLS, HTTP/2 and gzip.",
+		Tags:             []string{"http", "webhook", "https", "standard-webhooks", "rest"},
 		Metrics: []string{"http_webhook.events_sent_total", "http_webhook.events_failed_total", "http_webhook.requests_total",
 			"http_webhook.retries_total", "http_webhook.rate_limited_total", "http_webhook.bytes_sent_total"},
 	}, New)
@@ -603,3 +604,8 @@ func showURL(raw string) string {
 	u.Fragment = ""
 	return u.String()
 }
+
+// ConcurrentWrites: a Write's requests, bodies and results are its own;
+// the HTTP client, the counters and the memory of refused requests are
+// safe for concurrent use, so concurrent requests post in parallel.
+func (*Sink) ConcurrentWrites() bool { return true }

@@ -124,7 +124,7 @@ variable "memory" {
 
 variable "concurrency" {
   type        = number
-  description = "Pushes one instance takes at once. Pushes are handled in parallel but a sink writes one batch at a time unless it declares concurrent writes (drop, pubsub-sink): for those 20 serves about 20x the events of 1 per instance at the same latency, for the others more than 1 only makes pushes queue behind a write (BenchmarkHandlerConcurrentPushes). The generated root sets 20 for sinks that write concurrently."
+  description = "Pushes one instance takes at once. Pushes are handled in parallel but a sink writes one batch at a time unless it declares concurrent writes (drop, pubsub-sink, http-webhook, sqs-sink, kafka-sink, qdrant, pinecone, s3-vectors): for those 20 serves about 20x the events of 1 per instance at the same latency, for the others more than 1 only makes pushes queue behind a write (BenchmarkHandlerConcurrentPushes). The generated root sets 20 for sinks that write concurrently."
   default     = 1
 }
 
