@@ -50,7 +50,9 @@ type fakeDB struct {
 	maxTime   time.Time
 	clock     time.Time      // the server's local time, as go-mssqldb returns datetime (UTC location, local wall clock)
 	tz        *time.Location // the server's UTC offset
-	lagging   bool           // the capture job runs only after each Capture read
+	lagging   bool           // the capture job runs only after each read of the max LSN
+	scanning  bool           // with lagging: a run captures what was committed before the previous run (see captureJob)
+	seen      int            // pending transactions the previous run's scan got to
 	pending   []*tx          // committed, not yet captured
 	times     map[lsn]time.Time
 	counter   uint64
@@ -90,18 +92,43 @@ func newFake() *fakeDB {
 // captureJob is one run of the capture job: the pending transactions go
 // to the change tables and the mapping, in log order; with nothing to
 // capture it logs an entry of its own at the current time.
+//
+// With scanning, a run captures only what was committed before the
+// previous run (its log scan reached that far), and an entry of its own
+// stands for the log position its scan reached, just before the first
+// commit it did not get to, while its time is when it was logged, half a
+// second after the run began: a quiet-period entry can have a time after
+// a commit it does not cover.
 func (f *fakeDB) captureJob() {
-	if len(f.pending) == 0 {
-		if f.maxTime.Before(f.clock) {
-			f.max, f.maxTime = f.next(), f.clock
-			f.times[f.max] = f.clock
-		}
-		return
+	n := len(f.pending)
+	if f.scanning {
+		n = min(n, f.seen)
 	}
-	for _, x := range f.pending {
+	for _, x := range f.pending[:n] {
 		x.apply()
 	}
-	f.pending = nil
+	f.pending = f.pending[n:]
+	f.seen = len(f.pending)
+	if n > 0 {
+		return
+	}
+	at, when := f.next(), f.clock
+	if f.scanning {
+		when = when.Add(500 * time.Millisecond)
+		if len(f.pending) > 0 {
+			at = before(f.pending[0].at)
+		}
+	}
+	if at.cmp(f.max) > 0 && f.maxTime.Before(when) {
+		f.max, f.maxTime = at, when
+		f.times[at] = when
+	}
+}
+
+// before is the LSN just below l (next leaves gaps for it).
+func before(l lsn) lsn {
+	binary.BigEndian.PutUint16(l[8:10], 0)
+	return l
 }
 
 // next returns a new LSN, higher than every one before.
