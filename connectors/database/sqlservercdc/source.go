@@ -284,16 +284,18 @@ func lostTables(pos *position, tables map[string]*table) []string {
 		if b, ok := pos.Begins[name]; ok && b.cmp(from) > 0 {
 			from = b
 		}
-		oldest := t.instances[0].MinLSN
-		for _, ci := range t.instances[1:] {
-			if ci.MinLSN.cmp(oldest) < 0 {
+		// An instance whose start is not established (zero) holds
+		// nothing yet and says nothing about what cleanup removed.
+		var oldest lsn
+		for _, ci := range t.instances {
+			if !ci.MinLSN.isZero() && (oldest.isZero() || ci.MinLSN.cmp(oldest) < 0) {
 				oldest = ci.MinLSN
 			}
 		}
 		// A zero position is the start of everything CDC ever captured
 		// (snapshot_mode never, or a snapshot taken before any change
 		// was captured): nothing before it can be lost.
-		if !from.isZero() && oldest.cmp(from) > 0 {
+		if !from.isZero() && !oldest.isZero() && oldest.cmp(from) > 0 {
 			lost = append(lost, name)
 		}
 	}
@@ -857,8 +859,11 @@ func (s *Source) collect(ctx context.Context, st store, pos *position, tables ma
 			if lo.cmp(max) > 0 || ci.MinLSN.isZero() {
 				continue // nothing captured in range (a NULL min LSN: the instance is empty)
 			}
+			// The newer instance takes over at its start; until the
+			// capture job has established that start (zero), the older
+			// instance supplies everything.
 			var upper *lsn
-			if i+1 < len(t.instances) {
+			if i+1 < len(t.instances) && !t.instances[i+1].MinLSN.isZero() {
 				upper = &t.instances[i+1].MinLSN
 				if upper.cmp(lo) <= 0 {
 					continue // the newer instance covers the whole range

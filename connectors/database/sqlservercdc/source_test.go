@@ -684,3 +684,33 @@ func TestCapturedColumnList(t *testing.T) {
 		`snapshot-read dbo.orders {"id":2} {"amount":2.0000,"id":2}`,
 		`insert dbo.orders {"id":3} {"amount":3.0000,"id":3}`)
 }
+
+// TestCaptureInstanceSwitchStartLate: a second capture instance whose
+// start the capture job has not established yet does not hide the older
+// instance's changes; once it is established it takes over, and nothing
+// comes twice.
+func TestCaptureInstanceSwitchStartLate(t *testing.T) {
+	f := world(t, 1)
+	s := newSource(t, f, "snapshot_mode: never\n")
+	r := read(t, s, nil, 2, 0)
+	v2 := f.enable("orders", "dbo_orders_v2")
+	f.mu.Lock()
+	start := v2.min
+	v2.min = lsn{}
+	f.mu.Unlock()
+	f.commit(func(x *tx) { x.insert("orders", int64(2), nil, "while v2 has no start") })
+	r2 := read(t, s, r.committed, 1, 0)
+	f.mu.Lock()
+	v2.min = start
+	f.mu.Unlock()
+	f.commit(func(x *tx) { x.insert("orders", int64(3), nil, "after v2 started") })
+	r3 := read(t, s, r2.committed, 1, 0)
+	for _, x := range []run{r, r2, r3} {
+		if x.err != nil {
+			t.Fatal(x.err)
+		}
+	}
+	wantLines(t, append(summary(r2.events), summary(r3.events)...),
+		`insert dbo.orders {"id":2} {"amount":null,"id":2,"note":"while v2 has no start"}`,
+		`insert dbo.orders {"id":3} {"amount":null,"id":3,"note":"after v2 started"}`)
+}
