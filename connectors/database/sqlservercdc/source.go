@@ -318,7 +318,7 @@ func minLSNs(tables map[string]*table, names []string) string {
 // then): the stream delivers every change after At, and each chunk is
 // reconciled with the change tables so that a row arrives once. After a
 // chunk is read, the source waits until the capture job has passed the
-// moment of the read (settle), reads the changes of the snapshot's tables
+// moment of the read (reconcile), reads the changes of the snapshot's tables
 // from At up to the max LSN then, and leaves out of the chunk every row
 // with a change there: the stream delivers it, and each change carries
 // the row's state. A row changed after its chunk was read comes as a
@@ -528,7 +528,8 @@ func (s *Source) reconcile(ctx context.Context, st store, rec *reconciler, snap 
 	}
 	wait := time.Duration(s.cfg.SnapshotCaptureWaitSecs) * time.Second
 	if !rec.noWait && wait > 0 {
-		readAt := c.Now.Add(captureSlack)
+		readTime := c.Now
+		readAt := readTime.Add(captureSlack)
 		deadline := time.Now().Add(wait)
 		// passed is the first entry seen with a time after the read; the
 		// wait ends at the next entry after it.
@@ -544,7 +545,7 @@ func (s *Source) reconcile(ctx context.Context, st store, rec *reconciler, snap 
 				rt := connector.RuntimeFrom(ctx)
 				rt.Counter(metricCaptureLag, "Snapshot chunks the capture job did not catch up with in snapshot_capture_wait_secs.").Inc()
 				rt.Logger().Warn(fmt.Sprintf("sqlserver-cdc: the capture job has not passed %s (server time after a snapshot chunk was read) within %s; its newest entry is %s at %s. Is SQL Server Agent running? The snapshot goes on without waiting: a row changed shortly before its chunk was read can arrive both as a snapshot row and as its change",
-					c.Now.Format(time.DateTime+".000"), wait, c.Max, c.MaxTime.Format(time.DateTime+".000")))
+					readTime.Format(time.DateTime+".000"), wait, c.Max, c.MaxTime.Format(time.DateTime+".000")))
 				break
 			}
 			timer := time.NewTimer(s.cfg.poll())
