@@ -63,10 +63,18 @@ func TestRealServer(t *testing.T) {
 	db := sql.OpenDB(conn)
 	defer db.Close()
 	ctx := context.Background()
-	exec := func(q string, args ...any) {
+	// exec runs a statement for the test t (of the goroutine calling);
+	// hookExec runs one from the source's emitter, where a test may not
+	// stop, and reports a failure.
+	exec := func(t *testing.T, q string, args ...any) {
 		t.Helper()
 		if _, err := db.ExecContext(ctx, q, args...); err != nil {
 			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	hookExec := func(t *testing.T, q string, args ...any) {
+		if _, err := db.ExecContext(ctx, q, args...); err != nil {
+			t.Errorf("%s: %v", q, err)
 		}
 	}
 	// A capture job scans the log every few seconds (5 by default), and a
@@ -75,21 +83,21 @@ func TestRealServer(t *testing.T) {
 	readGuard = 5 * time.Minute
 	t.Cleanup(func() { readGuard = old })
 
-	exec(`IF (SELECT is_cdc_enabled FROM sys.databases WHERE name = DB_NAME()) = 0 EXEC sys.sp_cdc_enable_db`)
+	exec(t, `IF (SELECT is_cdc_enabled FROM sys.databases WHERE name = DB_NAME()) = 0 EXEC sys.sp_cdc_enable_db`)
 	// table drops and creates a table (disabling its capture instances
 	// first), inserts its rows and, unless enable is false, enables CDC
 	// for it.
-	table := func(name, ddl, rows string, enable bool) {
+	table := func(t *testing.T, name, ddl, rows string, enable bool) {
 		t.Helper()
-		exec(fmt.Sprintf(`IF OBJECT_ID('dbo.%[1]s') IS NOT NULL BEGIN
+		exec(t, fmt.Sprintf(`IF OBJECT_ID('dbo.%[1]s') IS NOT NULL BEGIN
   IF EXISTS (SELECT 1 FROM sys.tables WHERE name = '%[1]s' AND is_tracked_by_cdc = 1) EXEC sys.sp_cdc_disable_table @source_schema = N'dbo', @source_name = N'%[1]s', @capture_instance = N'all';
   DROP TABLE dbo.%[1]s END`, name))
-		exec(fmt.Sprintf(`CREATE TABLE dbo.%s (%s)`, name, ddl))
+		exec(t, fmt.Sprintf(`CREATE TABLE dbo.%s (%s)`, name, ddl))
 		if rows != "" {
-			exec(fmt.Sprintf(`INSERT INTO dbo.%s VALUES %s`, name, rows))
+			exec(t, fmt.Sprintf(`INSERT INTO dbo.%s VALUES %s`, name, rows))
 		}
 		if enable {
-			exec(`EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = @p1, @role_name = NULL`, name)
+			exec(t, `EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = @p1, @role_name = NULL`, name)
 		}
 	}
 	source := func(mode string, tables ...string) *Source {
@@ -98,7 +106,7 @@ func TestRealServer(t *testing.T) {
 		cfg.IncludeTables = tables
 		return &Source{cfg: &cfg, now: time.Now, open: func(ctx context.Context) (store, error) { return openSQL(ctx, &cfg) }}
 	}
-	serverUTC := func() time.Time {
+	serverUTC := func(t *testing.T) time.Time {
 		t.Helper()
 		var now time.Time
 		if err := db.QueryRowContext(ctx, "SELECT SYSUTCDATETIME()").Scan(&now); err != nil {
@@ -108,13 +116,13 @@ func TestRealServer(t *testing.T) {
 	}
 
 	t.Run("snapshot types transaction restart", func(t *testing.T) {
-		table("rivven_cdc_orders", `id int PRIMARY KEY, amount decimal(12,4), note nvarchar(100)`, `(1, 1.5, N'one'), (2, 2.5, N'two'), (3, 3.5, N'three')`, true)
-		table("rivven_cdc_types", `id int PRIMARY KEY, d decimal(38,10), m money, dt2 datetime2(7), dto datetimeoffset(7),
+		table(t, "rivven_cdc_orders", `id int PRIMARY KEY, amount decimal(12,4), note nvarchar(100)`, `(1, 1.5, N'one'), (2, 2.5, N'two'), (3, 3.5, N'three')`, true)
+		table(t, "rivven_cdc_types", `id int PRIMARY KEY, d decimal(38,10), m money, dt2 datetime2(7), dto datetimeoffset(7),
   g uniqueidentifier, rv rowversion, vb varbinary(max), x xml, nv nvarchar(50)`, "", false)
-		exec(`INSERT INTO dbo.rivven_cdc_types (id, d, m, dt2, dto, g, vb, x, nv) VALUES (1, 12345678901234567890123456.1234567890, 922337203685477.5807,
+		exec(t, `INSERT INTO dbo.rivven_cdc_types (id, d, m, dt2, dto, g, vb, x, nv) VALUES (1, 12345678901234567890123456.1234567890, 922337203685477.5807,
   '2026-03-04T05:06:07.1234567', '2026-03-04T10:36:07.0000001+05:30', CONVERT(uniqueidentifier, 0xff19966f868b11d0b42d00c04fc964ff),
   0xdeadbeef, N'<a b="1">x</a>', N'naïve ☃')`)
-		exec(`EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = N'rivven_cdc_types', @role_name = NULL`)
+		exec(t, `EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = N'rivven_cdc_types', @role_name = NULL`)
 		s := source("initial", "rivven_cdc_orders", "rivven_cdc_types")
 		// One change per batch, so that a publish can fail inside the
 		// transaction.
@@ -154,9 +162,9 @@ func TestRealServer(t *testing.T) {
 			}
 		}
 
-		before := serverUTC()
-		exec(`BEGIN TRAN; UPDATE dbo.rivven_cdc_orders SET amount = 10.01, note = N'changed' WHERE id = 1; DELETE FROM dbo.rivven_cdc_orders WHERE id = 2; INSERT INTO dbo.rivven_cdc_orders VALUES (4, NULL, N'four'); COMMIT`)
-		after := serverUTC()
+		before := serverUTC(t)
+		exec(t, `BEGIN TRAN; UPDATE dbo.rivven_cdc_orders SET amount = 10.01, note = N'changed' WHERE id = 1; DELETE FROM dbo.rivven_cdc_orders WHERE id = 2; INSERT INTO dbo.rivven_cdc_orders VALUES (4, NULL, N'four'); COMMIT`)
+		after := serverUTC(t)
 		// A publish failing after two of the transaction's three changes,
 		// and a restart from the committed position (inside the
 		// transaction).
@@ -181,10 +189,10 @@ func TestRealServer(t *testing.T) {
 	})
 
 	t.Run("snapshot reconciled with changes during it", func(t *testing.T) {
-		table("rivven_cdc_recon", `id int PRIMARY KEY, v nvarchar(50)`, `(1, N'a'), (2, N'b'), (3, N'c'), (4, N'd'), (5, N'e'), (6, N'f')`, true)
+		table(t, "rivven_cdc_recon", `id int PRIMARY KEY, v nvarchar(50)`, `(1, N'a'), (2, N'b'), (3, N'c'), (4, N'd'), (5, N'e'), (6, N'f')`, true)
 		s := source("initial", "rivven_cdc_recon")
 		r := readHooked(t, s, nil, 8, 0, once(hasEvent(events.SnapshotRead, "dbo.rivven_cdc_recon", `{"id":1}`), func() {
-			exec(`BEGIN TRAN; UPDATE dbo.rivven_cdc_recon SET v = N'a2' WHERE id = 1; UPDATE dbo.rivven_cdc_recon SET v = N'd2' WHERE id = 4;
+			hookExec(t, `BEGIN TRAN; UPDATE dbo.rivven_cdc_recon SET v = N'a2' WHERE id = 1; UPDATE dbo.rivven_cdc_recon SET v = N'd2' WHERE id = 4;
   DELETE FROM dbo.rivven_cdc_recon WHERE id = 5; INSERT INTO dbo.rivven_cdc_recon VALUES (7, N'g'); COMMIT`)
 		}))
 		if r.err != nil {
@@ -202,19 +210,19 @@ func TestRealServer(t *testing.T) {
 	})
 
 	t.Run("table enabled while streaming", func(t *testing.T) {
-		table("rivven_cdc_early", `id int PRIMARY KEY, v nvarchar(50)`, `(1, N'early')`, true)
-		table("rivven_cdc_late", `id int PRIMARY KEY, v nvarchar(50)`, `(1, N'x'), (2, N'y'), (3, N'z')`, false)
+		table(t, "rivven_cdc_early", `id int PRIMARY KEY, v nvarchar(50)`, `(1, N'early')`, true)
+		table(t, "rivven_cdc_late", `id int PRIMARY KEY, v nvarchar(50)`, `(1, N'x'), (2, N'y'), (3, N'z')`, false)
 		s := source("initial", "rivven_cdc_early", "rivven_cdc_late")
 		// After the first table's snapshot row: enable the second and
 		// insert into it while the source finds and snapshots it; after
 		// its snapshot's last pre-CDC row, update a row it read. A row
 		// arriving twice would come before that update (log order).
 		enable := once(func([]*events.Event) bool { return true }, func() {
-			exec(`EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = N'rivven_cdc_late', @role_name = NULL`)
-			exec(`INSERT INTO dbo.rivven_cdc_late VALUES (4, N'w')`)
+			hookExec(t, `EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = N'rivven_cdc_late', @role_name = NULL`)
+			hookExec(t, `INSERT INTO dbo.rivven_cdc_late VALUES (4, N'w')`)
 		})
 		update := once(hasEvent(events.SnapshotRead, "dbo.rivven_cdc_late", `{"id":3}`), func() {
-			exec(`UPDATE dbo.rivven_cdc_late SET v = N'x2' WHERE id = 1`)
+			hookExec(t, `UPDATE dbo.rivven_cdc_late SET v = N'x2' WHERE id = 1`)
 		})
 		evs := readUntilHooked(t, s, nil, func(b []*events.Event) {
 			enable(b)
@@ -239,15 +247,15 @@ func TestRealServer(t *testing.T) {
 	})
 
 	t.Run("capture instance switch", func(t *testing.T) {
-		table("rivven_cdc_sw", `id int PRIMARY KEY, v nvarchar(50)`, `(1, N'one')`, true)
+		table(t, "rivven_cdc_sw", `id int PRIMARY KEY, v nvarchar(50)`, `(1, N'one')`, true)
 		s := source("initial", "rivven_cdc_sw")
 		r := read(t, s, nil, 1, 0)
 		if r.err != nil {
 			t.Fatal(r.err)
 		}
-		exec(`ALTER TABLE dbo.rivven_cdc_sw ADD status varchar(20) NULL`)
-		exec(`EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = N'rivven_cdc_sw', @role_name = NULL, @capture_instance = N'dbo_rivven_cdc_sw_v2'`)
-		exec(`INSERT INTO dbo.rivven_cdc_sw VALUES (2, N'two', 'new')`)
+		exec(t, `ALTER TABLE dbo.rivven_cdc_sw ADD status varchar(20) NULL`)
+		exec(t, `EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = N'rivven_cdc_sw', @role_name = NULL, @capture_instance = N'dbo_rivven_cdc_sw_v2'`)
+		exec(t, `INSERT INTO dbo.rivven_cdc_sw VALUES (2, N'two', 'new')`)
 		r2 := read(t, s, r.committed, 2, 0)
 		if r2.err != nil {
 			t.Fatal(r2.err)
@@ -256,8 +264,8 @@ func TestRealServer(t *testing.T) {
 		if len(got) != 2 || !strings.HasPrefix(got[0], "schema dbo.rivven_cdc_sw") || got[1] != `insert dbo.rivven_cdc_sw {"id":2} {"id":2,"status":"new","v":"two"}` {
 			t.Fatalf("after the switch:\n%s", strings.Join(got, "\n"))
 		}
-		exec(`EXEC sys.sp_cdc_disable_table @source_schema = N'dbo', @source_name = N'rivven_cdc_sw', @capture_instance = N'dbo_rivven_cdc_sw'`)
-		exec(`DELETE FROM dbo.rivven_cdc_sw WHERE id = 1`)
+		exec(t, `EXEC sys.sp_cdc_disable_table @source_schema = N'dbo', @source_name = N'rivven_cdc_sw', @capture_instance = N'dbo_rivven_cdc_sw'`)
+		exec(t, `DELETE FROM dbo.rivven_cdc_sw WHERE id = 1`)
 		r3 := read(t, s, r2.committed, 1, 0)
 		if r3.err != nil {
 			t.Fatal(r3.err)
@@ -266,13 +274,13 @@ func TestRealServer(t *testing.T) {
 	})
 
 	t.Run("position removed by cleanup", func(t *testing.T) {
-		table("rivven_cdc_lost", `id int PRIMARY KEY, v nvarchar(50)`, `(1, N'one')`, true)
+		table(t, "rivven_cdc_lost", `id int PRIMARY KEY, v nvarchar(50)`, `(1, N'one')`, true)
 		r := read(t, source("initial", "rivven_cdc_lost"), nil, 1, 0)
 		if r.err != nil {
 			t.Fatal(r.err)
 		}
-		exec(`UPDATE dbo.rivven_cdc_lost SET v = N'gone' WHERE id = 1`)
-		exec(`INSERT INTO dbo.rivven_cdc_lost VALUES (2, N'two')`)
+		exec(t, `UPDATE dbo.rivven_cdc_lost SET v = N'gone' WHERE id = 1`)
+		exec(t, `INSERT INTO dbo.rivven_cdc_lost VALUES (2, N'two')`)
 		// Wait for the capture job, then clean up below the newest
 		// change: the update is gone from the change table.
 		deadline := time.Now().Add(2 * time.Minute)
@@ -289,7 +297,7 @@ func TestRealServer(t *testing.T) {
 			}
 			time.Sleep(time.Second)
 		}
-		exec(`DECLARE @lw binary(10) = (SELECT MAX(__$start_lsn) FROM cdc.dbo_rivven_cdc_lost_CT);
+		exec(t, `DECLARE @lw binary(10) = (SELECT MAX(__$start_lsn) FROM cdc.dbo_rivven_cdc_lost_CT);
 EXEC sys.sp_cdc_cleanup_change_table @capture_instance = N'dbo_rivven_cdc_lost', @low_water_mark = @lw, @threshold = 5000`)
 		lost := read(t, source("initial", "rivven_cdc_lost"), r.committed, 0, 0)
 		if !errors.Is(lost.err, connector.ErrFatal) || !strings.Contains(lost.err.Error(), "CDC cleanup already removed changes") {
