@@ -95,6 +95,10 @@ type incremental struct {
 	hold      pglogrepl.LSN
 	raiseTo   pglogrepl.LSN
 	raise     bool
+	// released is set (by the heartbeat) when holding on would get the
+	// slot invalidated (max_slot_wal_keep_size): from then on acks go
+	// through unclamped.
+	released atomic.Bool
 	// mute is the stored position of a restart that streams from an
 	// earlier since to learn the delivered keys again: transactions
 	// committing before it were emitted already (0: emit everything).
@@ -271,7 +275,7 @@ func (inc *incremental) holdAck(ack pglogrepl.LSN, evs bool) pglogrepl.LSN {
 	if evs && inc.raise {
 		inc.hold, inc.raise = inc.raiseTo, false
 	}
-	if inc.hold != 0 && ack > inc.hold {
+	if inc.hold != 0 && ack > inc.hold && !inc.released.Load() {
 		return inc.hold
 	}
 	return ack

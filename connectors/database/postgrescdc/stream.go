@@ -207,7 +207,7 @@ func (s *Source) stream(ctx context.Context, emit connector.Emitter, conn *pgcon
 	}
 	go func() { errc <- st.run(rctx) }()
 	hbDone := make(chan struct{})
-	go func() { defer close(hbDone); s.heartbeat(rctx, cat, &st.active) }()
+	go func() { defer close(hbDone); s.heartbeat(rctx, cat, &st.active, inc) }()
 
 	txs := rt.Counter(metricTransactions, "Transactions emitted.")
 	confirmed := rt.Gauge(metricConfirmedLSN, "Last LSN acknowledged downstream and confirmed to PostgreSQL.")
@@ -306,8 +306,10 @@ func serverMajor(conn *pgconn.PgConn) int {
 
 // heartbeat writes a non-transactional logical message when the database
 // was quiet for an interval, so that the walsender has something to send
-// and the slot's confirmed position advances; it also reports slot lag.
-func (s *Source) heartbeat(ctx context.Context, cat *catalogConn, active *atomic.Int64) {
+// and the slot's confirmed position advances; it also reports slot lag,
+// and lets go of a watermarked snapshot's hold on the slot (inc) before
+// that would cost the slot itself.
+func (s *Source) heartbeat(ctx context.Context, cat *catalogConn, active *atomic.Int64, inc *incremental) {
 	rt := connector.RuntimeFrom(ctx)
 	lag := rt.Gauge(metricSlotLag, "Bytes of WAL between the server's current position and the slot's confirmed position.")
 	beats := rt.Counter(metricHeartbeats, "Heartbeat messages written on a quiet database.")
@@ -332,9 +334,20 @@ func (s *Source) heartbeat(ctx context.Context, cat *catalogConn, active *atomic
 				rt.Logger().Warn("postgres-cdc: heartbeat failed", "error", err)
 			}
 		}
-		var b *int64
-		if err := cat.conn.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint FROM pg_replication_slots WHERE slot_name = $1`, s.cfg.SlotName).Scan(&b); err == nil && b != nil {
+		// safe_wal_size (PostgreSQL 13+; NULL without
+		// max_slot_wal_keep_size) is read through to_jsonb so that older
+		// servers, which lack the column, answer too.
+		var b, safe *int64
+		if err := cat.conn.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint, (to_jsonb(r) ->> 'safe_wal_size')::bigint FROM pg_replication_slots r WHERE slot_name = $1`, s.cfg.SlotName).Scan(&b, &safe); err == nil && b != nil {
 			lag.Set(float64(*b))
+			if inc != nil && safe != nil && *safe < *b && inc.released.CompareAndSwap(false, true) {
+				// More WAL is kept than may still be written before
+				// PostgreSQL invalidates the slot: losing the slot would
+				// lose changes, releasing the hold only the exactness of
+				// a later restart (which then warns, see replayFrom).
+				rt.Logger().Warn("postgres-cdc: the slot is near max_slot_wal_keep_size while a snapshot holds it; letting it advance (after a restart during this snapshot, rows the stream delivered may arrive again as reads)",
+					"slot", s.cfg.SlotName, "lag_bytes", *b, "safe_wal_size", *safe)
+			}
 		}
 		cat.mu.Unlock()
 	}
