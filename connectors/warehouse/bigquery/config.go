@@ -6,29 +6,32 @@ import (
 	"net/url"
 	"regexp"
 
+	"github.com/rivven/rivven-connect/shared/resilience"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
 // Config is the bigquery sink's config block. The reference names
 // bigquery in its Warehouse category without a table of keys; these
 // follow its Snowflake and Databricks sections (batch_size,
-// flush_interval_secs, request_timeout_secs, the retry block).
+// flush_interval_secs, request_timeout_secs, the retry and
+// circuit_breaker blocks).
 type Config struct {
-	ProjectID         string `yaml:"project_id" required:"true" doc:"GCP project of the table (and the project billed for the writes)."`
-	Dataset           string `yaml:"dataset" required:"true" doc:"Dataset of the table."`
-	Table             string `yaml:"table" required:"true" doc:"Target table."`
-	Delivery          string `yaml:"delivery" default:"at_least_once" enum:"at_least_once,exactly_once" doc:"at_least_once appends to the table's default stream (a redelivered batch is written again); exactly_once appends to a committed stream at explicit offsets, the stream and the offset of the last batch kept in the engine's state store, so a batch redelivered after it was written is recognized and not written twice (see README)."`
-	CreateTable       bool   `yaml:"create_table" default:"false" doc:"Create the table when it does not exist, its columns inferred from the first batch (boolean BOOL, integer INT64, other numbers FLOAT64, string STRING, object and array JSON; all NULLABLE)."`
-	Deletes           string `yaml:"deletes" default:"skip" enum:"skip,write" doc:"Delete events: skip drops them; write appends their before image (with operation_column set to delete)."`
-	OperationColumn   string `yaml:"operation_column" doc:"A STRING column set to each row's change (insert, update, delete, snapshot-read, record); empty: none."`
-	BatchSize         int    `yaml:"batch_size" default:"1000" min:"1" max:"100000" doc:"Rows per append: a long-lived runner gathers up to this many events per AppendRows request (requests over 9 MB are split)."`
-	FlushIntervalSecs int    `yaml:"flush_interval_secs" default:"5" min:"0" doc:"Maximum seconds before a partial batch is flushed."`
-	RequestTimeout    int    `yaml:"request_timeout_secs" default:"30" min:"1" doc:"Timeout of one append (and of each table metadata request)."`
-	Retry             Retry  `yaml:"retry" doc:"Retries of an append on transient failures (UNAVAILABLE, INTERNAL, ABORTED, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED), exponential backoff with jitter."`
-	CredentialsPath   string `yaml:"credentials_path" doc:"Service-account JSON key file; without it and credentials_json the Google default chain is used (GOOGLE_APPLICATION_CREDENTIALS, gcloud, the metadata server, workload identity)."`
-	CredentialsJSON   string `yaml:"credentials_json" secret:"true" doc:"Service-account JSON key itself (from a secret store); never logged."`
-	APIEndpoint       string `yaml:"api_endpoint" doc:"BigQuery REST API base URL instead of Google's (emulators, tests), like http://127.0.0.1:9050/bigquery/v2/; without credentials its requests are unauthenticated."`
-	StorageEndpoint   string `yaml:"storage_endpoint" doc:"Storage Write API host:port instead of Google's (emulators, tests); without credentials the connection is plaintext and unauthenticated."`
+	ProjectID         string                   `yaml:"project_id" required:"true" doc:"GCP project of the table (and the project billed for the writes)."`
+	Dataset           string                   `yaml:"dataset" required:"true" doc:"Dataset of the table."`
+	Table             string                   `yaml:"table" required:"true" doc:"Target table."`
+	Delivery          string                   `yaml:"delivery" default:"at_least_once" enum:"at_least_once,exactly_once" doc:"at_least_once appends to the table's default stream (a redelivered batch is written again); exactly_once appends to a committed stream at explicit offsets, the stream and the offset of the last batch kept in the engine's state store, so a batch redelivered after it was written is recognized and not written twice (see README)."`
+	CreateTable       bool                     `yaml:"create_table" default:"false" doc:"Create the table when it does not exist, its columns inferred from the first batch (boolean BOOL, integer INT64, other numbers FLOAT64, string STRING, object and array JSON; all NULLABLE)."`
+	Deletes           string                   `yaml:"deletes" default:"skip" enum:"skip,write" doc:"Delete events: skip drops them; write appends their before image (with operation_column set to delete)."`
+	OperationColumn   string                   `yaml:"operation_column" doc:"A STRING column set to each row's change (insert, update, delete, snapshot-read, record); empty: none."`
+	BatchSize         int                      `yaml:"batch_size" default:"1000" min:"1" max:"100000" doc:"Rows per append: a long-lived runner gathers up to this many events per AppendRows request (requests over 9 MB are split)."`
+	FlushIntervalSecs int                      `yaml:"flush_interval_secs" default:"5" min:"0" doc:"Maximum seconds before a partial batch is flushed."`
+	RequestTimeout    int                      `yaml:"request_timeout_secs" default:"30" min:"1" doc:"Timeout of one append (and of each table metadata request)."`
+	Retry             Retry                    `yaml:"retry" doc:"Retries of an append on transient failures (UNAVAILABLE, INTERNAL, ABORTED, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED), exponential backoff with jitter."`
+	CircuitBreaker    resilience.CircuitConfig `yaml:"circuit_breaker" doc:"This instance's circuit breaker, as the other warehouse sinks': while open, batches fail at once without a request; the engine's sinks.<name>.circuit_breaker, shared by all instances, applies as for every sink."`
+	CredentialsPath   string                   `yaml:"credentials_path" doc:"Service-account JSON key file; without it and credentials_json the Google default chain is used (GOOGLE_APPLICATION_CREDENTIALS, gcloud, the metadata server, workload identity)."`
+	CredentialsJSON   string                   `yaml:"credentials_json" secret:"true" doc:"Service-account JSON key itself (from a secret store); never logged."`
+	APIEndpoint       string                   `yaml:"api_endpoint" doc:"BigQuery REST API base URL instead of Google's (emulators, tests), like http://127.0.0.1:9050/bigquery/v2/; without credentials its requests are unauthenticated."`
+	StorageEndpoint   string                   `yaml:"storage_endpoint" doc:"Storage Write API host:port instead of Google's (emulators, tests); without credentials the connection is plaintext and unauthenticated."`
 }
 
 // Retry is the reference's retry block (Snowflake's keys and defaults).

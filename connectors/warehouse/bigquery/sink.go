@@ -48,6 +48,7 @@ const (
 	metricBytes      = "bigquery.bytes.written"
 	metricBatchSize  = "bigquery.batch.size"
 	metricDuration   = "bigquery.batch.duration_ms"
+	metricRejected   = "bigquery.circuit_breaker.rejected"
 )
 
 // maxRequestBytes keeps an AppendRows request under the service's 10 MB
@@ -60,7 +61,7 @@ func init() {
 		Category:    catalog.Warehouse,
 		Description: "Appends events to a BigQuery table through the Storage Write API: rows as protobuf from the table's schema (every BigQuery type, nested and repeated), the default stream for at-least-once or a committed stream at explicit offsets for exactly-once; optional table creation from the first batch; rows that do not convert go to the dead-letter topic with the column and reason.",
 		Tags:        []string{"bigquery", "gcp", "google-cloud", "warehouse", "storage-write-api", "exactly-once"},
-		Metrics:     []string{metricBatchesOK, metricBatchesBad, metricRetried, metricWritten, metricFailed, metricDuplicates, metricBytes, metricBatchSize, metricDuration},
+		Metrics:     []string{metricBatchesOK, metricBatchesBad, metricRetried, metricWritten, metricFailed, metricDuplicates, metricBytes, metricBatchSize, metricDuration, metricRejected},
 	}, func(ctx context.Context, c *Config) (connector.Sink, error) { return New(ctx, c) })
 }
 
@@ -68,6 +69,7 @@ func init() {
 type Sink struct {
 	cfg    Config
 	policy resilience.Policy
+	br     *resilience.Circuit // nil when circuit_breaker.enabled is false
 	state  connector.State
 	log    func(msg string, args ...any)
 	extra  []option.ClientOption // tests: options for both clients
@@ -88,9 +90,9 @@ type Sink struct {
 	streamDP *descriptorpb.DescriptorProto
 	once     *onceState // exactly_once: where the next batch goes
 
-	okB, badB, retried, written, failed, dups, bytes *metric.Counter
-	size                                             *metric.Gauge
-	duration                                         *metric.Histogram
+	okB, badB, retried, written, failed, dups, bytes, rejected *metric.Counter
+	size                                                       *metric.Gauge
+	duration                                                   *metric.Histogram
 }
 
 // tableInfo is the table's schema as the Storage Write API needs it.
@@ -117,6 +119,8 @@ func New(ctx context.Context, cfg *Config) (*Sink, error) {
 		bytes:    rt.Counter(metricBytes, "Bytes of serialized protobuf rows appended."),
 		size:     rt.Gauge(metricBatchSize, "Rows in the last batch."),
 		duration: rt.Histogram(metricDuration, "Milliseconds a batch took end to end.", metric.LatencyMillis),
+		rejected: rt.Counter(metricRejected, "Batches rejected by the open circuit breaker."),
+		br:       resilience.NewCircuit(cfg.CircuitBreaker),
 	}
 	if err := s.policy.Validate(); err != nil {
 		return nil, connector.Fatal(err)
@@ -412,8 +416,21 @@ func (s *Sink) openStream(ctx context.Context, ti *tableInfo, name string) (*man
 
 // Write appends the batch. Events that do not convert are left out and
 // reported; the rest are appended in one request (or several, in order,
-// when over 9 MB).
+// when over 9 MB). While the circuit breaker is open it fails at once.
 func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
+	if !s.br.Allow() {
+		s.rejected.Inc()
+		return resilience.New(resilience.Connection, fmt.Errorf("bigquery: %w", resilience.ErrOpen))
+	}
+	err := s.write(ctx, batch)
+	// Rows dead-lettered by a WriteError are the data's fault, not the
+	// service's: the batch itself went through.
+	var we *connector.WriteError
+	s.br.Done(err == nil || errors.As(err, &we))
+	return err
+}
+
+func (s *Sink) write(ctx context.Context, batch []*events.Event) error {
 	start := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()

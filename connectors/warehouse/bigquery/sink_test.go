@@ -10,11 +10,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	bqv2 "google.golang.org/api/bigquery/v2"
 
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/connector"
+	"github.com/rivven/rivven-connect/shared/resilience"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
@@ -569,5 +571,90 @@ func TestLargeBatchInChunks(t *testing.T) {
 	}
 	if got := ids(f.rows("t")); !reflect.DeepEqual(got, seq(0, 100)) {
 		t.Errorf("rows %v, want 0..99 once each, in order", got)
+	}
+}
+
+// TestCircuitBreaker: after failure_threshold failed batches the circuit
+// opens and a batch fails at once without an append; after
+// reset_timeout_secs probes go through and success_threshold good ones
+// close it. Rows dead-lettered for their data do not count as failures.
+func TestCircuitBreaker(t *testing.T) {
+	cfg, ps := spec.DecodeString[Config]("project_id: my-project\ndataset: d\ntable: t\n", "config")
+	if len(ps) > 0 {
+		t.Fatal(ps)
+	}
+	if want := (resilience.CircuitConfig{Enabled: true, FailureThreshold: 5, ResetTimeoutSecs: 30, SuccessThreshold: 2}); cfg.CircuitBreaker != want {
+		t.Errorf("circuit_breaker defaults %+v, want the reference's %+v", cfg.CircuitBreaker, want)
+	}
+
+	f := newFake(t)
+	f.addTable("t", simple)
+	s := newSink(t, f.config("t", "retry: {max_retries: 0, initial_backoff_ms: 1, max_backoff_ms: 1}\ncircuit_breaker: {failure_threshold: 2, reset_timeout_secs: 30}\n"), nil)
+	now := time.Now()
+	s.br.Now = func() time.Time { return now }
+	ctx := context.Background()
+
+	// A row that does not convert is the data's fault: the batch counts as
+	// a success, however often it happens.
+	for i := 0; i < 3; i++ {
+		err := s.Write(ctx, []*events.Event{delivered(int64(i), `{"id":"not a number"}`)})
+		var we *connector.WriteError
+		if !errors.As(err, &we) {
+			t.Fatalf("bad row: %v, want a WriteError", err)
+		}
+	}
+	if s.br.State() != resilience.Closed {
+		t.Fatalf("breaker %v after dead-lettered rows", s.br.State())
+	}
+
+	f.mu.Lock()
+	f.refuse = 1000
+	f.mu.Unlock()
+	for i := 0; i < 2; i++ {
+		if err := s.Write(ctx, batchOf(0, 2)); err == nil || errors.Is(err, resilience.ErrOpen) {
+			t.Fatalf("write %d against a refusing service: %v", i, err)
+		}
+	}
+	f.mu.Lock()
+	before := f.appends
+	f.mu.Unlock()
+	err := s.Write(ctx, batchOf(0, 2))
+	if !errors.Is(err, resilience.ErrOpen) || resilience.ClassOf(err) != resilience.Connection {
+		t.Fatalf("third write: %v, want the open circuit", err)
+	}
+	f.mu.Lock()
+	after := f.appends
+	f.refuse = 0
+	f.mu.Unlock()
+	if after != before || s.rejected.Value() != 1 {
+		t.Errorf("the open circuit let %d appends through, rejected %d", after-before, s.rejected.Value())
+	}
+	// Still open before reset_timeout_secs.
+	now = now.Add(29 * time.Second)
+	if err := s.Write(ctx, batchOf(0, 2)); !errors.Is(err, resilience.ErrOpen) {
+		t.Fatalf("write before the reset timeout: %v", err)
+	}
+	now = now.Add(2 * time.Second)
+	for i := 0; i < 2; i++ {
+		if err := s.Write(ctx, batchOf(int64(10+i), int64(11+i))); err != nil {
+			t.Fatalf("probe %d: %v", i, err)
+		}
+	}
+	if s.br.State() != resilience.Closed {
+		t.Errorf("breaker %v after two good probes", s.br.State())
+	}
+	if got := ids(f.rows("t")); !reflect.DeepEqual(got, []int64{10, 11}) {
+		t.Errorf("rows %v, want the probes' 10 and 11", got)
+	}
+
+	// enabled: false never rejects.
+	off := newSink(t, f.config("t", "retry: {max_retries: 0, initial_backoff_ms: 1, max_backoff_ms: 1}\ncircuit_breaker: {enabled: false, failure_threshold: 1}\n"), nil)
+	f.mu.Lock()
+	f.refuse = 1000
+	f.mu.Unlock()
+	for i := 0; i < 3; i++ {
+		if err := off.Write(ctx, batchOf(0, 1)); err == nil || errors.Is(err, resilience.ErrOpen) {
+			t.Fatalf("disabled breaker, write %d: %v", i, err)
+		}
 	}
 }
