@@ -203,6 +203,8 @@ func debeziumConnector(c string) string {
 		return "postgresql"
 	case "mysql-cdc", "mariadb-cdc":
 		return "mysql"
+	case "sqlserver-cdc":
+		return "sqlserver"
 	case "":
 		return "rivven"
 	}
@@ -226,7 +228,8 @@ func snapshotMark(e *Event) string {
 // appendDebeziumSource writes the source block with the fields, field
 // order and types the Debezium connector of the same database writes:
 // PostgreSQL's sequence, txId, lsn and xmin; MySQL's server_id, gtid,
-// file and pos. ts_* are the commit time.
+// file and pos; SQL Server's change_lsn, commit_lsn and event_serial_no.
+// ts_* are the commit time.
 func appendDebeziumSource(dst []byte, e *Event) []byte {
 	src := e.Source
 	if src == nil {
@@ -308,6 +311,12 @@ func appendDebeziumSource(dst []byte, e *Event) []byte {
 		dst = append(dst, `,"row":`...)
 		dst = strconv.AppendUint(dst, rowInTransaction(e), 10)
 		dst = append(dst, `,"thread":null,"query":null`...)
+	case "sqlserver":
+		dst = append(dst, `,"sequence":null,"schema":`...)
+		dst = appendString(dst, orDefault(src.Schema, e.NamespaceOr("")))
+		dst = append(dst, `,"table":`...)
+		dst = appendString(dst, orDefault(src.Table, e.Stream))
+		dst = appendSQLServerLSNs(dst, e, src)
 	default:
 		if schema := orDefault(src.Schema, e.NamespaceOr("")); schema != "" {
 			dst = append(dst, `,"schema":`...)
@@ -321,6 +330,55 @@ func appendDebeziumSource(dst []byte, e *Event) []byte {
 		}
 	}
 	return append(dst, '}')
+}
+
+// appendSQLServerLSNs writes change_lsn, commit_lsn and event_serial_no as
+// Debezium's SQL Server connector does: LSNs in its 00000027:00000758:0003
+// form, commit_lsn the transaction's __$start_lsn (source.commit),
+// change_lsn the row's __$seqval (the second half of the sqlserver-cdc
+// position "0x<start_lsn>:0x<seqval>"), event_serial_no 2 for an update
+// (made from the change table's second row, as Debezium numbers it), else
+// 1. A snapshot row has only the commit_lsn it was read at.
+func appendSQLServerLSNs(dst []byte, e *Event, src *SourceInfo) []byte {
+	change := ""
+	if _, seq, ok := strings.Cut(src.Position, ":"); ok {
+		change = debeziumLSN(seq)
+	}
+	dst = append(dst, `,"change_lsn":`...)
+	dst = appendStringOrNull(dst, change)
+	dst = append(dst, `,"commit_lsn":`...)
+	dst = appendStringOrNull(dst, debeziumLSN(src.Commit))
+	dst = append(dst, `,"event_serial_no":`...)
+	switch {
+	case change == "":
+		return append(dst, "null"...)
+	case e.Type == Update:
+		return append(dst, '2')
+	}
+	return append(dst, '1')
+}
+
+// debeziumLSN spells a 10-byte SQL Server LSN written as 0x<20 hex digits>
+// the way Debezium's Lsn.toString does, or "" if it is not one.
+func debeziumLSN(s string) string {
+	h, ok := strings.CutPrefix(s, "0x")
+	if !ok || len(h) != 20 {
+		return ""
+	}
+	for _, c := range h {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return ""
+		}
+	}
+	h = strings.ToLower(h)
+	return h[:8] + ":" + h[8:16] + ":" + h[16:]
+}
+
+func appendStringOrNull(dst []byte, s string) []byte {
+	if s == "" {
+		return append(dst, "null"...)
+	}
+	return appendString(dst, s)
 }
 
 func isUint(v []byte) bool {

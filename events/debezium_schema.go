@@ -169,6 +169,14 @@ const (
 		`{"type":"int64","optional":true,"field":"thread"},` +
 		`{"type":"string","optional":true,"field":"query"}` +
 		`],"optional":false,"name":"io.debezium.connector.mysql.Source","version":1,"field":"source"}`
+	dbzSourceSQLServer = `{"type":"struct","fields":[` + dbzSourceCommon + `,` +
+		`{"type":"string","optional":true,"field":"sequence"},` +
+		`{"type":"string","optional":false,"field":"schema"},` +
+		`{"type":"string","optional":false,"field":"table"},` +
+		`{"type":"string","optional":true,"field":"change_lsn"},` +
+		`{"type":"string","optional":true,"field":"commit_lsn"},` +
+		`{"type":"int64","optional":true,"field":"event_serial_no"}` +
+		`],"optional":false,"name":"io.debezium.connector.sqlserver.Source","version":1,"field":"source"}`
 	dbzSourceOtherFields = `{"type":"string","optional":true,"field":"schema"},` +
 		`{"type":"string","optional":false,"field":"table"},` +
 		`{"type":"string","optional":true,"field":"position"}`
@@ -189,6 +197,8 @@ func appendSourceSchema(dst []byte, e *Event) []byte {
 		return append(dst, dbzSourcePostgres...)
 	case "mysql":
 		return append(dst, dbzSourceMySQL...)
+	case "sqlserver":
+		return append(dst, dbzSourceSQLServer...)
 	}
 	dst = append(dst, `{"type":"struct","fields":[`+dbzSourceCommon+`,`+dbzSourceOtherFields+`],"optional":false,"name":`...)
 	dst = appendString(dst, "io.debezium.connector."+conn+".Source")
