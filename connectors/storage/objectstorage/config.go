@@ -37,7 +37,7 @@ type Settings struct {
 	Prefix            string `yaml:"prefix" doc:"Key prefix of every object, like events or raw/orders (a trailing / is optional)."`
 	format.Options    `yaml:",inline"`
 	Partitioning      string `yaml:"partitioning" default:"none" enum:"none,day,hour" doc:"Hive-style time partitioning of keys by each event's timestamp (UTC): day adds year=YYYY/month=MM/day=DD/, hour adds hour=HH/ too. A batch spanning a boundary becomes one object per partition."`
-	BatchSize         int    `yaml:"batch_size" default:"1000" min:"1" doc:"Most events per object; a larger batch becomes several objects."`
+	BatchSize         int    `yaml:"batch_size" default:"1000" min:"1" doc:"Most events per object; a larger batch becomes several objects. Records of a log are cut at windows of batch_size offsets ([0, n), [n, 2n), ...), so that a redelivery cut otherwise writes the same objects."`
 	FlushIntervalSecs int    `yaml:"flush_interval_secs" default:"60" min:"0" doc:"Max wait before flush: a long-lived runner (run sink, local) gathers up to batch_size events for one object and writes a partial batch once the first of its events waited this long, even when no more arrive. Gathered events stay uncommitted on the topic. 0 writes whatever one fetch returns."`
 
 	S3    *S3Options    `yaml:"s3" doc:"S3 options (provider: s3)."`

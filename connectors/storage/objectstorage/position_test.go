@@ -2,6 +2,7 @@ package objectstorage
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path"
 	"path/filepath"
@@ -14,15 +15,19 @@ import (
 )
 
 // TestObjectsNamedByDeliveryPosition: records of a log (topic, partition,
-// offset) delivered through the engine's Handler are written under the
-// Kafka Connect S3 sink's name, <topic>+<partition>+<startOffset>, so the
-// same records delivered again in a different grouping — a redelivery
-// starts at the first record not recorded as written — replace the
-// objects of the first delivery instead of adding to them: every record
-// is in the bucket once. Before, objects were named after a hash of the
-// batch's events, and each grouping added objects of its own.
+// offset) delivered through the engine's Handler are cut into objects at
+// fixed windows of batch_size offsets and named after the Kafka Connect S3
+// sink's <topic>+<partition>+<startOffset>, with +<lastOffset> when the
+// object ends inside its window (another delivery may hold more of it).
+// The same records delivered again in another grouping — a redelivery
+// starts at the first record not recorded as written — replace the first
+// delivery's objects, except inside a window where a batch of either
+// delivery ended; and no object is ever replaced by one holding fewer
+// records, so nothing stored is lost. Before, objects were cut every
+// batch_size records from the batch's start: a batch cut elsewhere
+// replaced an object with a shorter one and duplicated every later one.
 func TestObjectsNamedByDeliveryPosition(t *testing.T) {
-	evs := orders(10, time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), time.Second)
+	evs := orders(13, time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), time.Second)
 	records := func(from, to int) []pipeline.Record {
 		var recs []pipeline.Record
 		for i := from; i < to; i++ {
@@ -35,45 +40,74 @@ func TestObjectsNamedByDeliveryPosition(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name       string
-		deliveries [][2]int // record ranges, delivered in this order
+		deliveries [][2]int // record ranges (offset 40 + i), delivered in this order
 		want       []string // object names
+		twice      []int    // offsets stored twice; every other one once
 	}{
-		{"one batch, then redelivered as two", [][2]int{{0, 10}, {0, 5}, {5, 10}},
-			[]string{"orders+3+0000000040.jsonl", "orders+3+0000000045.jsonl"}},
-		{"half a batch, then redelivered whole", [][2]int{{0, 5}, {0, 10}},
-			[]string{"orders+3+0000000040.jsonl"}},
+		{"whole, then redelivered cut inside a window", [][2]int{{0, 13}, {0, 3}, {3, 13}},
+			[]string{"orders+3+0000000040", "orders+3+0000000040+0000000042", "orders+3+0000000043",
+				"orders+3+0000000045", "orders+3+0000000050+0000000052"},
+			[]int{40, 41, 42, 43, 44}},
+		{"whole, then redelivered cut at a window", [][2]int{{0, 13}, {0, 5}, {5, 13}},
+			[]string{"orders+3+0000000040", "orders+3+0000000045", "orders+3+0000000050+0000000052"}, nil},
+		{"half a window, then whole", [][2]int{{0, 3}, {0, 13}},
+			[]string{"orders+3+0000000040", "orders+3+0000000040+0000000042",
+				"orders+3+0000000045", "orders+3+0000000050+0000000052"},
+			[]int{40, 41, 42}},
+		{"cut elsewhere, then whole", [][2]int{{0, 7}, {7, 13}, {0, 13}},
+			[]string{"orders+3+0000000040", "orders+3+0000000045", "orders+3+0000000045+0000000046",
+				"orders+3+0000000047", "orders+3+0000000050+0000000052"},
+			[]int{45, 46, 47, 48, 49}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			root := t.TempDir()
-			h := &pipeline.Handler{Name: "lake", Sink: mustSink(t, localConfig(root, "format: jsonl\n"))}
+			cfg := "provider: local\nbucket: lake\nprefix: /events/\nbatch_size: 5\nformat: jsonl\nlocal:\n  root: " + root + "\n"
+			h := &pipeline.Handler{Name: "lake", Sink: mustSink(t, cfg)}
+			held := map[string]int{} // records each object held after the last delivery
 			for _, d := range c.deliveries {
 				res, err := h.Handle(context.Background(), records(d[0], d[1]))
 				if err != nil || len(res.Failed) != 0 {
 					t.Fatalf("handle %v: %v, failed %v", d, err, res.Failed)
 				}
+				for _, o := range listLocal(t, filepath.Join(root, "lake")) {
+					n := strings.Count(string(o.body), "\n")
+					if n < held[o.key] {
+						t.Errorf("after delivering %v, %s holds %d records instead of %d", d, o.key, n, held[o.key])
+					}
+					held[o.key] = n
+				}
 			}
 			objs := listLocal(t, filepath.Join(root, "lake"))
 			var names []string
-			seen := map[string]int{}
+			seen := map[int64]int{}
 			for _, o := range objs {
-				names = append(names, path.Base(o.key))
+				names = append(names, strings.TrimSuffix(path.Base(o.key), ".jsonl"))
 				if !strings.HasPrefix(o.key, "events/") {
 					t.Errorf("key %s is not under the prefix", o.key)
 				}
 				for _, line := range strings.Split(strings.TrimSpace(string(o.body)), "\n") {
-					seen[line]++
+					var row struct {
+						Data struct {
+							OrderID int64 `json:"order_id"`
+						} `json:"data"`
+					}
+					if err := json.Unmarshal([]byte(line), &row); err != nil {
+						t.Fatal(err)
+					}
+					seen[row.Data.OrderID-100000+40]++
 				}
 			}
 			slices.Sort(names)
 			if !slices.Equal(names, c.want) {
 				t.Errorf("objects %v, want %v", names, c.want)
 			}
-			if len(seen) != 10 {
-				t.Errorf("%d distinct records in the bucket, want 10", len(seen))
-			}
-			for line, n := range seen {
-				if n != 1 {
-					t.Errorf("record written %d times: %s", n, line)
+			for off := int64(40); off < 53; off++ {
+				want := 1
+				if slices.Contains(c.twice, int(off)) {
+					want = 2
+				}
+				if seen[off] != want {
+					t.Errorf("offset %d stored %d times, want %d", off, seen[off], want)
 				}
 			}
 		})

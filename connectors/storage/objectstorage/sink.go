@@ -139,6 +139,11 @@ func (s *Sink) Close(context.Context) error { return s.store.Close() }
 type chunk struct {
 	partition string
 	idx       []int
+	// open: the records of a log end before their offset window does and
+	// nothing later in the batch says that the window's records end here,
+	// so another delivery may hold more of them. The object's name then
+	// carries its last offset too (see objectName).
+	open bool
 }
 
 // Write uploads the batch before it returns: events are grouped by
@@ -193,6 +198,8 @@ func (s *Sink) Write(ctx context.Context, batch []*events.Event) error {
 // chunks groups the batch into objects: by time partition and, for
 // events delivered from a log, by the log's topic and partition, since an
 // object is named after its first record's position there (objectName).
+// A log's records are cut at fixed offset windows (offsetWindows), other
+// events every batch_size events.
 func (s *Sink) chunks(batch []*events.Event) []chunk {
 	type group struct{ partition, stream string }
 	var order []group
@@ -213,11 +220,42 @@ func (s *Sink) chunks(batch []*events.Event) []chunk {
 	var out []chunk
 	for _, g := range order {
 		idx := groups[g]
+		if g.stream != "" {
+			out = s.offsetWindows(out, g.partition, batch, idx)
+			continue
+		}
 		for len(idx) > 0 {
 			n := min(len(idx), s.cfg.BatchSize)
 			out = append(out, chunk{partition: g.partition, idx: idx[:n:n]})
 			idx = idx[n:]
 		}
+	}
+	return out
+}
+
+// offsetWindows cuts one log partition's events (idx, in offset order)
+// into objects at fixed windows of batch_size offsets — [0, n), [n, 2n),
+// … — instead of every batch_size events from wherever the batch starts.
+// The cuts then depend on the offsets alone, as Kafka Connect's do on
+// its committed offsets: a redelivery grouped into other batches cuts
+// where the first delivery did, except inside the window where a batch
+// of either delivery ended, and its objects replace the first delivery's
+// instead of overlapping them. The window of the group's last event is
+// open unless that event ends it.
+func (s *Sink) offsetWindows(out []chunk, partition string, batch []*events.Event, idx []int) []chunk {
+	n := int64(s.cfg.BatchSize)
+	window := func(i int) int64 { return batch[i].Delivered.Offset / n }
+	for len(idx) > 0 {
+		w, k := window(idx[0]), 1
+		for k < len(idx) && window(idx[k]) == w {
+			k++
+		}
+		c := chunk{partition: partition, idx: idx[:k:k]}
+		if k == len(idx) {
+			c.open = batch[idx[k-1]].Delivered.Offset != (w+1)*n-1
+		}
+		out = append(out, c)
+		idx = idx[k:]
 	}
 	return out
 }
@@ -245,7 +283,7 @@ func (s *Sink) writeChunk(ctx context.Context, rt *connector.Runtime, batch []*e
 			return nil
 		}
 	}
-	name, ok := positionName(evs)
+	name, ok := positionName(evs, c.open)
 	if !ok {
 		id, err := s.h.batchID(evs)
 		if err != nil {
