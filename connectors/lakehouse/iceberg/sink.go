@@ -24,7 +24,9 @@ import (
 	icecat "github.com/apache/iceberg-go/catalog"
 	icerest "github.com/apache/iceberg-go/catalog/rest"
 	icesql "github.com/apache/iceberg-go/catalog/sql"
-	_ "github.com/apache/iceberg-go/io/gocloud/s3" // s3:// file IO
+	_ "github.com/apache/iceberg-go/io/gocloud/azure" // abfs(s)://, wasb(s):// file IO
+	_ "github.com/apache/iceberg-go/io/gocloud/gcs"   // gs:// file IO
+	_ "github.com/apache/iceberg-go/io/gocloud/s3"    // s3:// file IO
 	"github.com/apache/iceberg-go/table"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx" of the SQL catalog
 
@@ -93,10 +95,8 @@ func newSink(ctx context.Context, cfg *Config) (*Sink, error) {
 		if err != nil {
 			return nil, connector.Fatal(fmt.Errorf("iceberg: catalog.sql.uri: %w", err))
 		}
-		props := ice.Properties{"warehouse": o.Warehouse}
-		for k, v := range cfg.S3.props() {
-			props[k] = v
-		}
+		props := cfg.ioProps()
+		props["warehouse"] = o.Warehouse
 		cat, err := icesql.NewCatalog(o.Name, db, icesql.Postgres, props)
 		if err != nil {
 			_ = db.Close()
@@ -107,7 +107,7 @@ func newSink(ctx context.Context, cfg *Config) (*Sink, error) {
 		s.cat, s.db = cat, db
 	case CatalogREST:
 		o := cfg.Catalog.REST
-		opts := []icerest.Option{icerest.WithAdditionalProps(cfg.S3.props())}
+		opts := []icerest.Option{icerest.WithAdditionalProps(cfg.ioProps())}
 		if o.Warehouse != "" {
 			opts = append(opts, icerest.WithWarehouseLocation(o.Warehouse))
 		}
@@ -127,6 +127,8 @@ func newSink(ctx context.Context, cfg *Config) (*Sink, error) {
 			return nil, fmt.Errorf("iceberg: connecting to the REST catalog %s: %s", o.URI, scrub(err.Error(), o.Credential))
 		}
 		s.cat = cat
+	case CatalogMemory:
+		s.cat = memCatalogFor(cfg.Catalog.Memory.Warehouse, cfg.ioProps())
 	default:
 		return nil, connector.Fatal(fmt.Errorf("iceberg: catalog type %q is not supported", cfg.Catalog.Type))
 	}
@@ -288,28 +290,13 @@ func (s *Sink) commit(ctx context.Context, name string, all []row, failedIn map[
 			return res, err
 		}
 	}
-	rec, written, err := buildRecord(schema, rows, res.failed)
-	if err != nil {
+	var written []row
+	if s.cfg.CommitMode == CommitUpsert {
+		if written, err = s.upsert(ctx, txn, schema, rows, mark.summary(name, prev, nil), res.failed); err != nil || len(written) == 0 {
+			return res, err
+		}
+	} else if written, err = s.write(ctx, txn, schema, rows, mark.summary(name, prev, nil), res.failed); err != nil || len(written) == 0 {
 		return res, err
-	}
-	if rec == nil {
-		return res, nil // every row failed
-	}
-	defer rec.Release()
-	props := mark.summary(name, prev, written)
-	rdr, err := array.NewRecordReader(rec.Schema(), []arrow.RecordBatch{rec})
-	if err != nil {
-		return res, err
-	}
-	defer rdr.Release()
-	switch s.cfg.CommitMode {
-	case CommitOverwrite:
-		err = txn.Overwrite(ctx, rdr, props)
-	default:
-		err = txn.Append(ctx, rdr, props)
-	}
-	if err != nil {
-		return res, fmt.Errorf("iceberg: writing data files of %s: %w", strings.Join(s.ident, "."), err)
 	}
 	if s.beforeCommit != nil {
 		s.beforeCommit()
@@ -324,6 +311,30 @@ func (s *Sink) commit(ctx context.Context, name string, all []row, failedIn map[
 		res.bytes, _ = strconv.ParseInt(snap.Summary.Properties["added-files-size"], 10, 64)
 	}
 	return res, nil
+}
+
+// write stages an append or overwrite of the rows that fit schema in txn
+// and returns them.
+func (s *Sink) write(ctx context.Context, txn *table.Transaction, schema *ice.Schema, rows []row, props ice.Properties, failed map[int]error) ([]row, error) {
+	rec, written, err := buildRecord(schema, rows, failed)
+	if err != nil || rec == nil {
+		return nil, err // nil, nil: every row failed
+	}
+	defer rec.Release()
+	rdr, err := array.NewRecordReader(rec.Schema(), []arrow.RecordBatch{rec})
+	if err != nil {
+		return nil, err
+	}
+	defer rdr.Release()
+	if s.cfg.CommitMode == CommitOverwrite {
+		err = txn.Overwrite(ctx, rdr, props)
+	} else {
+		err = txn.Append(ctx, rdr, props)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("iceberg: writing data files of %s: %w", strings.Join(s.ident, "."), err)
+	}
+	return written, nil
 }
 
 // loadTable returns the table, or nil when it does not exist yet.
@@ -346,6 +357,9 @@ func (s *Sink) createTable(ctx context.Context, rows []row) (*table.Table, error
 	}
 	schema, err := inferSchema(rows, s.timeColumns())
 	if err != nil {
+		return nil, err
+	}
+	if schema, err = s.withIdentifiers(schema); err != nil {
 		return nil, err
 	}
 	spec, err := s.partitionSpec(schema)

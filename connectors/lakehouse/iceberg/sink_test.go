@@ -496,13 +496,18 @@ func TestConfigRefusals(t *testing.T) {
 			Namespace: "a", Table: "t", Partitioning: PartitionNone, CommitMode: CommitAppend}
 	}
 	cases := map[string]func(*Config){
-		"catalog.type": func(c *Config) {
-			c.Catalog = CatalogConfig{Type: CatalogMemory, Memory: &MemoryOptions{Warehouse: "file:///tmp/w"}}
+		"catalog.memory": func(c *Config) { c.Catalog = CatalogConfig{Type: CatalogMemory} },
+		"catalog.memory.warehouse": func(c *Config) {
+			c.Catalog = CatalogConfig{Type: CatalogMemory, Memory: &MemoryOptions{Warehouse: "ftp://x/w"}}
+		},
+		"identifier_columns": func(c *Config) { c.IdentifierColumns = []string{"id"} },
+		"partition_columns[0]": func(c *Config) {
+			c.CommitMode, c.IdentifierColumns = CommitUpsert, []string{"id"}
+			c.Partitioning, c.PartitionColumns = PartitionIdentity, []string{"region"}
 		},
 		"catalog.rest.uri":      func(c *Config) { c.Catalog = CatalogConfig{Type: CatalogREST, REST: &RESTOptions{URI: "ftp://x"}} },
 		"catalog.rest":          func(c *Config) { c.Catalog.Type = CatalogREST },
-		"commit_mode":           func(c *Config) { c.CommitMode = CommitUpsert },
-		"catalog.sql.warehouse": func(c *Config) { c.Catalog.SQL.Warehouse = "gs://bucket/w" },
+		"catalog.sql.warehouse": func(c *Config) { c.Catalog.SQL.Warehouse = "az://container/w" },
 		"catalog.sql.uri":       func(c *Config) { c.Catalog.SQL.URI = "mysql://root@x/db" },
 		"partition_columns":     func(c *Config) { c.Partitioning = PartitionIdentity },
 		"namespace":             func(c *Config) { c.Namespace = "a..b" },
