@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/big"
 	"net/url"
 	"sort"
 	"strings"
@@ -44,7 +45,8 @@ func codecTag(name string) string {
 // partition column.
 type dataCol struct {
 	name string
-	typ  string
+	typ  string // dt's name
+	dt   *dtype
 	idx  int // in the table schema
 }
 
@@ -98,8 +100,12 @@ func encodeData(cols []dataCol, rows [][]value, codec string) ([]byte, error) {
 	sorted := append([]dataCol(nil), cols...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].name < sorted[j].name })
 	g := parquet.Group{}
-	for _, c := range sorted {
-		g[c.name] = parquet.Optional(leaf(c.typ))
+	first := make([]int, len(sorted)) // each column's first leaf column
+	leaves := 0
+	for j, c := range sorted {
+		g[c.name] = parquet.Optional(c.dt.node())
+		first[j] = leaves
+		leaves += c.dt.leaves()
 	}
 	schema := parquet.NewSchema("spark_schema", g)
 	var buf bytes.Buffer
@@ -112,15 +118,17 @@ func encodeData(cols []dataCol, rows [][]value, codec string) ([]byte, error) {
 		batch = batch[:0]
 		return nil
 	}
+	lv := leveler{cols: make([][]parquet.Value, leaves)}
 	for _, r := range rows {
-		row := make(parquet.Row, len(sorted))
+		for c := range lv.cols {
+			lv.cols[c] = lv.cols[c][:0]
+		}
 		for j, c := range sorted {
-			v := r[c.idx]
-			if v.null {
-				row[j] = parquet.NullValue().Level(0, 0, j)
-			} else {
-				row[j] = pvalue(v, c.typ).Level(0, 1, j)
-			}
+			lv.put(c.dt, true, r[c.idx], first[j], 0, 0, 0)
+		}
+		var row parquet.Row
+		for _, vs := range lv.cols {
+			row = append(row, vs...)
 		}
 		batch = append(batch, row)
 		if len(batch) == cap(batch) {
@@ -149,6 +157,11 @@ const stringStatsPrefix = 32
 func fileStats(cols []dataCol, rows [][]value) string {
 	minV, maxV, nulls := map[string]any{}, map[string]any{}, map[string]any{}
 	for _, c := range cols {
+		if c.dt.complex() {
+			// Spark collects no statistics of arrays and maps, and nests
+			// those of structs; this sink leaves all three out.
+			continue
+		}
 		var n int64
 		var lo, hi *value
 		for _, r := range rows {
@@ -180,6 +193,9 @@ func fileStats(cols []dataCol, rows [][]value) string {
 			if utf8.RuneCountInString(hi.s) <= stringStatsPrefix {
 				maxV[c.name] = hi.s
 			}
+		case "decimal":
+			minV[c.name] = json.Number(decimalString(lo.x.(*big.Int), c.dt.scale))
+			maxV[c.name] = json.Number(decimalString(hi.x.(*big.Int), c.dt.scale))
 		default:
 			minV[c.name], maxV[c.name] = statValue(*lo, c.typ), statValue(*hi, c.typ)
 		}
@@ -196,6 +212,8 @@ func less(a, b value, t string) bool {
 		return a.s < b.s
 	case tBoolean:
 		return !a.b && b.b
+	case "decimal":
+		return a.x.(*big.Int).Cmp(b.x.(*big.Int)) < 0
 	}
 	return a.i < b.i
 }

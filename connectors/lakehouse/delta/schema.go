@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/big"
 	"strconv"
 	"strings"
 	"time"
@@ -136,13 +137,16 @@ func widen(a, b string) string {
 
 // value is one cell converted to its column's type: i for the integer
 // types, date (days) and timestamp (microseconds), f for float and double,
-// s for string and binary, b for boolean.
+// s for string and binary, b for boolean; x for a decimal (*big.Int, the
+// unscaled value), a struct ([]value by field), an array ([]value) and a
+// map ([][2]value of key and value).
 type value struct {
 	null bool
 	i    int64
 	f    float64
 	s    string
 	b    bool
+	x    any
 }
 
 // convert turns a JSON value into a cell of type t, or says why it cannot.
@@ -287,11 +291,14 @@ func describe(v any) string {
 
 // partitionString serializes a partition value (PROTOCOL.md, "Partition
 // Value Serialization"); ok is false for null.
-func partitionString(v value, t string) (string, bool) {
+func partitionString(v value, dt *dtype) (string, bool) {
 	if v.null {
 		return "", false
 	}
+	t := dt.name
 	switch t {
+	case "decimal":
+		return decimalString(v.x.(*big.Int), dt.scale), true
 	case tLong, tInteger, tShort, tByte:
 		return strconv.FormatInt(v.i, 10), true
 	case tFloat:

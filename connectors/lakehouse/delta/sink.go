@@ -404,9 +404,20 @@ func (s *Sink) plan(snap *snapshot, all []row, failedIn map[int]error, name stri
 		}
 		isPart[i], partIdx[j] = true, i
 	}
+	// Column types this sink cannot write (nil) take only nulls, written
+	// as a null string column.
+	types := make([]*dtype, len(schema.Fields))
 	for i, f := range schema.Fields {
+		types[i], _ = parseType(f.Type)
+		if isPart[i] && types[i] != nil && !types[i].primitive() && types[i].name != "decimal" {
+			return nil, connector.Fatal(fmt.Errorf("delta-lake: partition column %q of %s has the nested type %s", f.Name, s.st.URL(), f.typeName()))
+		}
 		if !isPart[i] {
-			p.dataCols = append(p.dataCols, dataCol{name: f.Name, typ: f.primitive(), idx: i})
+			dt := types[i]
+			if dt == nil {
+				dt = &dtype{name: tString}
+			}
+			p.dataCols = append(p.dataCols, dataCol{name: f.Name, typ: dt.name, dt: dt, idx: i})
 		}
 	}
 
@@ -425,17 +436,17 @@ func (s *Sink) plan(snap *snapshot, all []row, failedIn map[int]error, name stri
 				continue // a new column with only nulls
 			}
 			f := schema.Fields[i]
-			t := f.primitive()
-			if !writable(t) {
+			t := types[i]
+			if t == nil {
 				if v != nil {
 					bad = fmt.Errorf("column %q has type %s, which this sink does not write", f.Name, f.typeName())
 					break
 				}
 				continue
 			}
-			cv, err := convert(v, t)
+			cv, err := convertTo(v, t)
 			if err != nil {
-				bad = fmt.Errorf("column %q (%s): %v", f.Name, t, err)
+				bad = fmt.Errorf("column %q (%s): %v", f.Name, f.typeName(), err)
 				break
 			}
 			vals[i] = cv
@@ -455,7 +466,7 @@ func (s *Sink) plan(snap *snapshot, all []row, failedIn map[int]error, name stri
 		pv := make([]*string, len(p.partCols))
 		var key strings.Builder
 		for j, i := range partIdx {
-			if str, ok := partitionString(vals[i], schema.Fields[i].primitive()); ok {
+			if str, ok := partitionString(vals[i], types[i]); ok {
 				pv[j] = &str
 				key.WriteString(strconv.Quote(str))
 			} else {
