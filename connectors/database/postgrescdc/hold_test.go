@@ -42,9 +42,25 @@ func TestSnapshotHoldsSlot(t *testing.T) {
 	if got := inc.holdAck(500, false); got != 200 {
 		t.Fatalf("ack after a table with since 200 was added: %d, want 200", got)
 	}
+	if !inc.holding.Load() {
+		t.Fatal("holding not set while tables are pending")
+	}
 	inc.released.Store(true)
 	if got := inc.holdAck(500, false); got != 500 {
 		t.Fatalf("released hold: ack %d, want 500", got)
+	}
+	// Once nothing is pending the release is over: a later snapshot
+	// holds the slot again.
+	for name := range inc.pending {
+		delete(inc.pending, name)
+	}
+	inc.setHold()
+	if got := inc.holdAck(600, true); got != 600 || inc.holding.Load() || inc.released.Load() {
+		t.Fatalf("no snapshot pending: ack %d, holding %v, released %v", got, inc.holding.Load(), inc.released.Load())
+	}
+	inc.add(tab("d"), 700)
+	if got := inc.holdAck(800, false); got != 700 {
+		t.Fatalf("a later snapshot: ack %d, want 700", got)
 	}
 	if inc.state.Since["public.c"] != "0/c8" {
 		t.Fatalf("state since %v", inc.state.Since)

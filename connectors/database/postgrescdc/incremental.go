@@ -95,9 +95,11 @@ type incremental struct {
 	hold      pglogrepl.LSN
 	raiseTo   pglogrepl.LSN
 	raise     bool
-	// released is set (by the heartbeat) when holding on would get the
-	// slot invalidated (max_slot_wal_keep_size): from then on acks go
-	// through unclamped.
+	// holding says hold is set (for the heartbeat); released is set by
+	// the heartbeat when holding on would get the slot invalidated
+	// (max_slot_wal_keep_size): acks then go through unclamped until no
+	// snapshot is pending any more.
+	holding  atomic.Bool
 	released atomic.Bool
 	// mute is the stored position of a restart that streams from an
 	// earlier since to learn the delivered keys again: transactions
@@ -261,10 +263,19 @@ func (inc *incremental) setHold() {
 		}
 	}
 	if inc.hold == 0 || want != 0 && want <= inc.hold {
-		inc.hold, inc.raise = want, false
+		inc.raise = false
+		inc.setHoldTo(want)
 		return
 	}
 	inc.raiseTo, inc.raise = want, true
+}
+
+func (inc *incremental) setHoldTo(v pglogrepl.LSN) {
+	inc.hold = v
+	inc.holding.Store(v != 0)
+	if v == 0 {
+		inc.released.Store(false)
+	}
 }
 
 // holdAck is how far ack may be confirmed to PostgreSQL, as an item with
@@ -273,7 +284,8 @@ func (inc *incremental) setHold() {
 // reads again.
 func (inc *incremental) holdAck(ack pglogrepl.LSN, evs bool) pglogrepl.LSN {
 	if evs && inc.raise {
-		inc.hold, inc.raise = inc.raiseTo, false
+		inc.raise = false
+		inc.setHoldTo(inc.raiseTo)
 	}
 	if inc.hold != 0 && ack > inc.hold && !inc.released.Load() {
 		return inc.hold

@@ -340,7 +340,7 @@ func (s *Source) heartbeat(ctx context.Context, cat *catalogConn, active *atomic
 		var b, safe *int64
 		if err := cat.conn.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint, (to_jsonb(r) ->> 'safe_wal_size')::bigint FROM pg_replication_slots r WHERE slot_name = $1`, s.cfg.SlotName).Scan(&b, &safe); err == nil && b != nil {
 			lag.Set(float64(*b))
-			if inc != nil && safe != nil && *safe < *b && inc.released.CompareAndSwap(false, true) {
+			if inc != nil && inc.holding.Load() && safe != nil && *safe < *b && inc.released.CompareAndSwap(false, true) {
 				// More WAL is kept than may still be written before
 				// PostgreSQL invalidates the slot: losing the slot would
 				// lose changes, releasing the hold only the exactness of
