@@ -482,7 +482,8 @@ func (s *Source) planRead(ctx context.Context, repl *pgconn.PgConn, log *slog.Lo
 		// the old connection, and the slot still sits at the consistent
 		// point. The remaining chunks are read alongside the stream from
 		// there, reconciled with it by watermarks, so that no row arrives
-		// both from the stream and as an older snapshot read.
+		// both from the stream and as an older snapshot read, and none the
+		// stream delivered since this point is read again (incremental).
 		startLSN, incState, incRun = pos.LSN, pos.Snap, true
 		if !watermarks {
 			doSnapshot, snapSt = true, pos.Snap
