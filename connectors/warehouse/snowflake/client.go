@@ -20,8 +20,8 @@ import (
 	"github.com/rivven/rivven-connect/shared/resilience"
 )
 
-// The Snowpipe Streaming REST API (high-performance architecture) and the
-// SQL API, as Snowflake documents them:
+// The Snowpipe Streaming REST API (high-performance architecture), as
+// Snowflake documents it (SQL goes through the driver, sql.go):
 //
 //	GET  {account}/v2/streaming/hostname                     (JWT)  → {"hostname"}
 //	POST {account}/oauth/token  grant_type=…jwt-bearer&scope=HOST  (JWT)  → scoped token
@@ -29,7 +29,6 @@ import (
 //	POST {ingest}/v2/streaming/data/databases/D/schemas/S/pipes/P/channels/C/rows
 //	       ?continuationToken=…&startOffsetToken=…&endOffsetToken=…   NDJSON rows
 //	POST {ingest}/v2/streaming/databases/D/schemas/S/pipes/P:bulk-channel-status
-//	POST {account}/api/v2/statements                         (JWT)  SQL
 //
 // Errors come as {"code": "...", "message": "..."}.
 
@@ -407,43 +406,4 @@ func (c *client) appendElastic(ctx context.Context, requestID string, retry int,
 		return fmt.Errorf("append rows to the Elastic channel: %w", err)
 	}
 	return nil
-}
-
-// sqlResult is the SQL API's answer: column names and rows of strings.
-type sqlResult struct {
-	ResultSetMetaData struct {
-		RowType []struct {
-			Name string `json:"name"`
-		} `json:"rowType"`
-	} `json:"resultSetMetaData"`
-	Data [][]*string `json:"data"`
-}
-
-// col returns the index of a result column (case-insensitive), -1 if none.
-func (r *sqlResult) col(name string) int {
-	for i, c := range r.ResultSetMetaData.RowType {
-		if strings.EqualFold(c.Name, name) {
-			return i
-		}
-	}
-	return -1
-}
-
-// sql runs one statement through the SQL API (POST /api/v2/statements)
-// in the configured database, schema, warehouse and role.
-func (c *client) sql(ctx context.Context, stmt string) (*sqlResult, error) {
-	body := map[string]any{"statement": stmt, "timeout": int(c.timeout.Seconds()),
-		"database": c.cfg.Database, "schema": c.cfg.Schema}
-	if c.cfg.Warehouse != "" {
-		body["warehouse"] = c.cfg.Warehouse
-	}
-	if c.cfg.Role != "" {
-		body["role"] = c.cfg.Role
-	}
-	b, _ := json.Marshal(body)
-	var out sqlResult
-	if err := c.do(ctx, request{method: http.MethodPost, url: c.base + "/api/v2/statements", body: b, contentType: "application/json", jwt: true}, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
 }

@@ -16,7 +16,7 @@ type Config struct {
 	User           string `yaml:"user" required:"true" doc:"Snowflake user the public key is registered to (RSA_PUBLIC_KEY)."`
 	PrivateKeyPath string `yaml:"private_key_path" doc:"Path to the RSA private key, unencrypted PKCS#8 PEM (-----BEGIN PRIVATE KEY-----). Required unless private_key is set."`
 	PrivateKey     string `yaml:"private_key" secret:"true" doc:"The same key's PEM text, for a secret reference or ${VAR} (functions have no key file). Exclusive with private_key_path."`
-	Role           string `yaml:"role" doc:"Role to assume after authentication: the scoped token is asked for with scope session:role:ROLE, and SQL (check, create_table) runs in it."`
+	Role           string `yaml:"role" doc:"Role to assume after authentication: the scoped token is asked for with scope session:role:ROLE, and SQL (check, create_table) runs in it (the driver session's role)."`
 	Database       string `yaml:"database" required:"true" doc:"Target database."`
 	Schema         string `yaml:"schema" required:"true" doc:"Target schema."`
 	Table          string `yaml:"table" required:"true" doc:"Target table."`
@@ -39,7 +39,7 @@ type Config struct {
 	ColumnCase        string `yaml:"column_case" default:"upper" enum:"upper,as_is" doc:"Row keys as column names: upper uppercases them (Snowflake's unquoted identifiers); as_is keeps them (quoted, case-sensitive columns)."`
 	OpColumn          string `yaml:"op_column" doc:"A column filled with each change's operation (c, u, d, r); with it deletes are written (their before image), so that the table keeps the change history."`
 	Deletes           string `yaml:"deletes" default:"auto" enum:"auto,skip,write" doc:"Delete events: write writes their before image; skip leaves them out (counted in snowflake.rows.skipped_committed); auto writes them when op_column is set, else skips them."`
-	CreateTable       bool   `yaml:"create_table" default:"false" doc:"Create the table when it is missing, with columns from the first batch's rows (CREATE TABLE IF NOT EXISTS through the SQL API)."`
+	CreateTable       bool   `yaml:"create_table" default:"false" doc:"Create the table when it is missing, with columns from the first batch's rows (CREATE TABLE IF NOT EXISTS through the gosnowflake driver, in role; the role needs CREATE TABLE on the schema)."`
 }
 
 // Retry is the reference's retry block.

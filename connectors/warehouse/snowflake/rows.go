@@ -53,12 +53,11 @@ func quoteName(n string) string {
 	return `"` + strings.ReplaceAll(n, `"`, `""`) + `"`
 }
 
-// loadTable reads the table's columns through the SQL API.
+// loadTable reads the table's columns (DESCRIBE TABLE through the driver).
 func (s *Sink) loadTable(ctx context.Context) (*tableSchema, error) {
-	res, err := s.c.sql(ctx, "DESCRIBE TABLE "+s.qualified())
+	res, err := s.sql.query(ctx, "DESCRIBE TABLE "+s.qualified())
 	if err != nil {
-		var ae *apiError
-		if errors.As(err, &ae) && strings.Contains(strings.ToLower(ae.Message), "does not exist") {
+		if sqlNumber(err) == sfObjectNotFound {
 			return nil, fmt.Errorf("table %s.%s.%s: %w", s.cfg.Database, s.cfg.Schema, s.cfg.Table, errNoTable)
 		}
 		return nil, fmt.Errorf("describe table %s.%s.%s: %w", s.cfg.Database, s.cfg.Schema, s.cfg.Table, err)
@@ -74,7 +73,7 @@ func (s *Sink) loadTable(ctx context.Context) (*tableSchema, error) {
 		return *row[i]
 	}
 	t := &tableSchema{cols: map[string]*column{}}
-	for _, row := range res.Data {
+	for _, row := range res.rows {
 		if k := str(row, iKind); k != "" && k != "COLUMN" {
 			continue
 		}
@@ -113,7 +112,7 @@ func (s *Sink) tableFor(ctx context.Context, batch []*events.Event) (*tableSchem
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.c.sql(ctx, ddl); err != nil {
+	if _, err := s.sql.query(ctx, ddl); err != nil {
 		return nil, fmt.Errorf("create table: %w", err)
 	}
 	connector.RuntimeFrom(ctx).Logger().Info("snowflake: created the table", "table", s.qualified())

@@ -6,10 +6,12 @@ package snowflake
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,6 +51,7 @@ func init() {
 type Sink struct {
 	cfg    Config
 	c      *client
+	sql    *sqlClient
 	policy resilience.Policy
 	br     *resilience.Circuit
 	now    func() time.Time
@@ -112,6 +115,9 @@ func New(ctx context.Context, cfg *Config) (*Sink, error) {
 			}
 			s.duration.Observe(float64(d.Microseconds()) / 1000)
 		}}
+	if s.sql, err = newSQLClient(&s.cfg, key); err != nil {
+		return nil, connector.Fatal(err)
+	}
 	if s.br = resilience.NewCircuit(resilience.CircuitConfig(cfg.CircuitBreaker)); s.br != nil {
 		s.br.Now = func() time.Time { return s.now() }
 	}
@@ -123,15 +129,35 @@ func (s *Sink) BatchPolicy() (int, time.Duration) {
 	return s.cfg.BatchSize, time.Duration(s.cfg.FlushIntervalSecs) * time.Second
 }
 
-// Check authenticates (JWT, hostname discovery, scoped token), reads the
-// pipe's channel status (the pipe exists and the role may stream into
-// it) and, through the SQL API, the table's columns.
+// Check authenticates for streaming (JWT, hostname discovery, scoped
+// token) and reads the pipe's channel status (the pipe exists and the
+// role may stream into it); then, through the driver, logs in with the
+// same key, checks the session got its warehouse, reads the table's
+// columns and checks that the session's roles hold INSERT (or
+// OWNERSHIP) on it — or, when the table is missing and create_table is
+// set, CREATE TABLE (or OWNERSHIP) on the schema.
 func (s *Sink) Check(ctx context.Context) error {
 	if _, err := s.c.status(ctx, []string{s.cfg.ChannelPrefix + "_check"}); err != nil {
 		return fmt.Errorf("snowflake: pipe %s.%s.%s: %w", s.cfg.Database, s.cfg.Schema, s.cfg.pipe(), err)
 	}
-	if _, err := s.loadTable(ctx); err != nil {
+	role, err := s.sql.checkSession(ctx, &s.cfg)
+	if err != nil {
 		return fmt.Errorf("snowflake: %w", err)
+	}
+	objType, object, want := "TABLE", s.qualified(), []string{"INSERT", "OWNERSHIP"}
+	if _, err := s.loadTable(ctx); err != nil {
+		if !errors.Is(err, errNoTable) || !s.cfg.CreateTable {
+			return fmt.Errorf("snowflake: %w", err)
+		}
+		objType, object, want = "SCHEMA", quoteName(s.cfg.Database)+"."+quoteName(s.cfg.Schema), []string{"CREATE TABLE", "OWNERSHIP"}
+	}
+	ok, err := s.sql.holds(ctx, objType, object, want...)
+	if err != nil {
+		return fmt.Errorf("snowflake: privileges on %s %s: %w", strings.ToLower(objType), object, err)
+	}
+	if !ok {
+		return resilience.Errorf(resilience.Auth, "snowflake: role %s holds neither %s on %s %s (nor does any role granted to it)",
+			role, strings.Join(want, " nor "), strings.ToLower(objType), object)
 	}
 	return nil
 }
@@ -421,5 +447,5 @@ func (s *Sink) writeElastic(ctx context.Context, items []item) error {
 // committed; channels stay (their offset tokens are the position).
 func (s *Sink) Close(context.Context) error {
 	s.c.http.CloseIdleConnections()
-	return nil
+	return s.sql.close()
 }

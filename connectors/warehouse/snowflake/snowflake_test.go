@@ -53,12 +53,15 @@ var orderCols = []snowflakefake.Column{
 }
 
 // newFake starts a fake account where RIVVEN_USER has the test key's
-// public key and ANALYTICS.CDC.ORDERS exists.
+// public key and RIVVEN_ROLE, the warehouse COMPUTE_WH exists and
+// ANALYTICS.CDC.ORDERS exists with INSERT granted to RIVVEN_ROLE.
 func newFake(t testing.TB) *snowflakefake.Server {
 	t.Helper()
 	f := snowflakefake.New("MYORG-ACCOUNT1", "RIVVEN_USER", &testKey(t).PublicKey)
 	f.Roles = []string{"RIVVEN_ROLE"}
+	f.Warehouses = []string{"COMPUTE_WH"}
 	f.CreateTable(db, sch, tbl, orderCols...)
+	f.Grant("INSERT", "TABLE", db+"."+sch+"."+tbl, "RIVVEN_ROLE")
 	t.Cleanup(f.Close)
 	return f
 }
@@ -377,6 +380,9 @@ func TestRetriesHonourRetryAfterAndSendNewRequestIDs(t *testing.T) {
 			}
 			seen := map[string]bool{}
 			for _, r := range f.Requests() {
+				if !strings.HasPrefix(r.Path, "/v2/") && r.Path != "/oauth/token" {
+					continue // the SQL driver's requests carry requestId and request_guid instead
+				}
 				if r.RequestID == "" || seen[r.RequestID] {
 					t.Errorf("%s %s: X-Request-ID %q missing or reused", r.Method, r.Path, r.RequestID)
 				}
@@ -663,6 +669,7 @@ func TestDeletesAndOpColumn(t *testing.T) {
 func TestCreateTableFromTheEventSchema(t *testing.T) {
 	f := snowflakefake.New("MYORG-ACCOUNT1", "RIVVEN_USER", &testKey(t).PublicKey)
 	f.Roles = []string{"RIVVEN_ROLE"}
+	f.Warehouses = []string{"COMPUTE_WH"}
 	t.Cleanup(f.Close)
 	e := rec(0, `{"id":1,"email":"a@b.c","total":"12.50","ok":true,"at":"2024-05-01T12:00:00Z","doc":{"k":1}}`)
 	e.Source = &events.SourceInfo{Columns: `{"id":"integer not null","email":"character varying(255)","total":"numeric(10,2)","ok":"boolean","at":"timestamp with time zone","doc":"jsonb"}`}
@@ -670,8 +677,18 @@ func TestCreateTableFromTheEventSchema(t *testing.T) {
 		t.Fatalf("missing table without create_table: %v", err)
 	}
 	s := newSink(t, sinkYAML(f, "create_table: true\n"))
+	// The role may not create tables in the schema: the service refuses.
+	err := s.Write(context.Background(), []*events.Event{e})
+	if err == nil || !strings.Contains(err.Error(), "Insufficient privileges") || resilience.ClassOf(err) != resilience.Auth {
+		t.Fatalf("create without CREATE TABLE on the schema: %v", err)
+	}
+	f.Grant("CREATE TABLE", "SCHEMA", db+"."+sch, "RIVVEN_ROLE")
 	if err := s.Write(context.Background(), []*events.Event{e}); err != nil {
 		t.Fatal(err)
+	}
+	// The creating role owns the table, which check accepts for INSERT.
+	if err := s.Check(context.Background()); err != nil {
+		t.Fatalf("Check after creating the table: %v", err)
 	}
 	rows := f.Rows(db, sch, tbl)
 	if len(rows) != 1 || rows[0]["EMAIL"] != "a@b.c" {

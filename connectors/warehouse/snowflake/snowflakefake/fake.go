@@ -1,10 +1,14 @@
 // Package snowflakefake is an in-process fake of the Snowflake endpoints
 // the snowflake sink uses, built from Snowflake's documentation of the
-// Snowpipe Streaming REST API (high-performance architecture), key-pair
-// authentication and the SQL API. It checks requests the way the service
-// documents it: the JWT's RS256 signature against the user's registered
-// public key, its iss/sub (ACCOUNT.USER.SHA256:<fingerprint>) and its
-// lifetime; scoped tokens; continuation tokens and client sequencers
+// Snowpipe Streaming REST API (high-performance architecture) and
+// key-pair authentication, and, for SQL, the login and query protocol
+// Snowflake's drivers speak, as the gosnowflake driver's source defines
+// it (session.go). It checks requests the way the service documents it:
+// the JWT's RS256 signature against the user's registered public key
+// (in the Authorization header and in a driver's login request), its
+// iss/sub (ACCOUNT.USER.SHA256:<fingerprint>) and its lifetime; roles
+// granted to the user; session tokens; privileges on tables and schemas
+// for the SQL it runs; scoped tokens; continuation tokens and client sequencers
 // (re-opening a channel drops its uncommitted rows); NDJSON that is not
 // RFC 8259; the 4 MB payload limit; rows that do not fit their columns
 // (counted as error rows, as the service does, not inserted). Rows commit
@@ -102,6 +106,15 @@ type Server struct {
 	Account, User string // as registered; compared uppercased
 	PublicKey     *rsa.PublicKey
 	Roles         []string // roles granted to the user
+	// DefaultRole is the user's DEFAULT_ROLE, a driver session's role
+	// when the login names none (PUBLIC when empty).
+	DefaultRole string
+	// RoleGrants are the roles granted to a role (GRANT ROLE r TO ROLE
+	// key): a session holds its primary role's privileges and theirs.
+	RoleGrants map[string][]string
+	// Warehouses exist and are usable by every role; a login naming
+	// another gets a session without a warehouse, as the service does.
+	Warehouses []string
 	// CommitDelay is how long after its append a row commits; 0 commits
 	// it at the next request the fake serves after the append.
 	CommitDelay time.Duration
@@ -119,12 +132,17 @@ type Server struct {
 	scoped   map[string]time.Time
 	faults   []*Fault
 	log      []Request
+
+	grants     []grant
+	sessions   map[string]*session
+	sessionID  int64
+	statements []string
 }
 
 // New starts a fake account with a user and the user's public key.
 func New(account, user string, pub *rsa.PublicKey) *Server {
 	s := &Server{Account: account, User: user, PublicKey: pub, now: time.Now,
-		tables: map[string]*table{}, channels: map[string]*channel{}, scoped: map[string]time.Time{}}
+		tables: map[string]*table{}, channels: map[string]*channel{}, scoped: map[string]time.Time{}, sessions: map[string]*session{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
 }
@@ -309,11 +327,12 @@ func (s *Server) route(r *http.Request, body []byte) (any, *apiErr) {
 		return map[string]string{"hostname": s.srv.Listener.Addr().String()}, nil
 	case p == "/oauth/token" && r.Method == http.MethodPost:
 		return s.token(r, body)
-	case p == "/api/v2/statements" && r.Method == http.MethodPost:
-		if e := s.verifyJWT(r); e != nil {
-			return nil, e
-		}
-		return s.statement(body)
+	case p == "/session/v1/login-request" && r.Method == http.MethodPost:
+		return s.login(r, body)
+	case p == "/queries/v1/query-request" && r.Method == http.MethodPost:
+		return s.query(r, body)
+	case p == "/session" && r.Method == http.MethodPost && r.URL.Query().Get("delete") == "true":
+		return s.logout(r)
 	}
 	if e := s.verifyScoped(r); e != nil {
 		return nil, e
@@ -349,15 +368,20 @@ func Fingerprint(pub *rsa.PublicKey) string {
 // verifyJWT checks a key-pair JWT as Snowflake does, with this package's
 // own parsing (not the library the sink signs with).
 func (s *Server) verifyJWT(r *http.Request) *apiErr {
-	bad := func(why string) *apiErr {
-		return fail(http.StatusUnauthorized, "390144", "JWT token is invalid: %s", why)
-	}
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok {
 		return fail(http.StatusUnauthorized, "390101", "Authorization header is missing or not a Bearer token")
 	}
 	if tt := r.Header.Get("X-Snowflake-Authorization-Token-Type"); tt != "" && tt != "KEYPAIR_JWT" {
-		return bad("token type " + tt)
+		return fail(http.StatusUnauthorized, "390144", "JWT token is invalid: token type %s", tt)
+	}
+	return s.checkJWT(tok)
+}
+
+// checkJWT verifies a key-pair JWT (from a header or a login request).
+func (s *Server) checkJWT(tok string) *apiErr {
+	bad := func(why string) *apiErr {
+		return fail(http.StatusUnauthorized, "390144", "JWT token is invalid: %s", why)
 	}
 	parts := strings.Split(tok, ".")
 	if len(parts) != 3 {
@@ -727,84 +751,6 @@ func fitValue(c *Column, v any) string {
 		}
 	}
 	return ""
-}
-
-var (
-	reDescribe = regexp.MustCompile(`(?is)^\s*DESCRIBE\s+TABLE\s+(\S+)\s*$`)
-	reCreate   = regexp.MustCompile(`(?is)^\s*CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s+(\S+)\s*\((.*)\)\s*$`)
-)
-
-// statement runs the SQL API's two statements the sink uses.
-func (s *Server) statement(body []byte) (any, *apiErr) {
-	var req struct {
-		Statement string `json:"statement"`
-		Database  string `json:"database"`
-		Schema    string `json:"schema"`
-		Role      string `json:"role"`
-		Warehouse string `json:"warehouse"`
-	}
-	if json.Unmarshal(body, &req) != nil || req.Statement == "" {
-		return nil, fail(http.StatusBadRequest, "391902", "statement is required")
-	}
-	if req.Role != "" {
-		granted := false
-		for _, g := range s.Roles {
-			granted = granted || strings.EqualFold(g, req.Role)
-		}
-		if !granted {
-			return nil, fail(http.StatusUnprocessableEntity, "390189", "Role '%s' specified in the connect string is not granted to this user.", strings.ToUpper(req.Role))
-		}
-	}
-	name := func(q string) string {
-		parts := strings.Split(q, ".")
-		for i, p := range parts {
-			if strings.HasPrefix(p, `"`) {
-				parts[i] = strings.ReplaceAll(strings.Trim(p, `"`), `""`, `"`)
-			} else {
-				parts[i] = strings.ToUpper(p)
-			}
-		}
-		return strings.Join(parts, ".")
-	}
-	if m := reDescribe.FindStringSubmatch(req.Statement); m != nil {
-		t := s.tables[strings.ToUpper(name(m[1]))]
-		if t == nil {
-			return nil, fail(http.StatusUnprocessableEntity, "002003", "SQL compilation error:\nTable '%s' does not exist or not authorized.", name(m[1]))
-		}
-		rowType := []map[string]any{}
-		for _, n := range []string{"name", "type", "kind", "null?", "default", "primary key", "unique key"} {
-			rowType = append(rowType, map[string]any{"name": n, "type": "text"})
-		}
-		data := [][]any{}
-		for _, c := range t.cols {
-			null := "Y"
-			if c.NotNull {
-				null = "N"
-			}
-			var def any
-			if c.Default != "" {
-				def = c.Default
-			}
-			data = append(data, []any{c.Name, c.Type, "COLUMN", null, def, "N", "N"})
-		}
-		return map[string]any{"code": "090001", "message": "Statement executed successfully.",
-			"resultSetMetaData": map[string]any{"numRows": len(data), "rowType": rowType}, "data": data}, nil
-	}
-	if m := reCreate.FindStringSubmatch(req.Statement); m != nil {
-		k := strings.ToUpper(name(m[1]))
-		if s.tables[k] == nil {
-			var cols []Column
-			for _, def := range splitDefs(m[2]) {
-				n, typ, _ := strings.Cut(strings.TrimSpace(def), " ")
-				cols = append(cols, Column{Name: name(n), Type: strings.TrimSpace(typ)})
-			}
-			parts := strings.Split(k, ".")
-			s.createTable(parts[0], parts[1], parts[2], cols)
-		}
-		return map[string]any{"code": "090001", "message": "Statement executed successfully.",
-			"resultSetMetaData": map[string]any{"numRows": 1, "rowType": []map[string]any{{"name": "status"}}}, "data": [][]any{{"Table successfully created."}}}, nil
-	}
-	return nil, fail(http.StatusUnprocessableEntity, "001003", "SQL compilation error: the fake runs DESCRIBE TABLE and CREATE TABLE IF NOT EXISTS only")
 }
 
 // splitDefs splits column definitions at commas outside parentheses.
