@@ -20,10 +20,20 @@ import (
 )
 
 // examples are the committed deployments under infra/terraform/examples:
-// pipeline file → example folder.
-var examples = []struct{ pipeline, dir string }{
-	{"../../samples/pipelines/quickstart.yaml", "quickstart"},
-	{examplesDir + "/cdc-to-lake/pipeline.yaml", "cdc-to-lake"},
+// pipeline file → example folder, generated for each of clouds (both when
+// empty).
+var examples = []struct {
+	pipeline, dir string
+	clouds        []string
+	topics        string // Options.Topics
+}{
+	{"../../samples/pipelines/quickstart.yaml", "quickstart", nil, ""},
+	{examplesDir + "/cdc-to-lake/pipeline.yaml", "cdc-to-lake", nil, ""},
+	// One pipeline per cloud: their secrets are aws-sm: and gcp-sm:
+	// references, each granted on its own cloud. Three sinks read one
+	// topic: MSK on AWS (an SQS queue has one consumer).
+	{examplesDir + "/cdc-to-warehouse/aws.yaml", "cdc-to-warehouse", []string{"aws"}, "msk"},
+	{examplesDir + "/cdc-to-warehouse/gcp.yaml", "cdc-to-warehouse", []string{"gcp"}, ""},
 }
 
 func parse(t *testing.T, raw []byte) *config.Pipeline {
@@ -49,8 +59,14 @@ func TestExamplesUpToDate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, cloud := range []string{"aws", "gcp"} {
-			res, err := Generate(parse(t, raw), raw, exampleOptions(cloud, ex.pipeline))
+		clouds := ex.clouds
+		if clouds == nil {
+			clouds = []string{"aws", "gcp"}
+		}
+		for _, cloud := range clouds {
+			opts := exampleOptions(cloud, ex.pipeline)
+			opts.Topics = ex.topics
+			res, err := Generate(parse(t, raw), raw, opts)
 			if err != nil {
 				t.Fatalf("%s/%s: %v", ex.dir, cloud, err)
 			}
@@ -567,6 +583,96 @@ func TestGenerateGrantsReferencedSecrets(t *testing.T) {
 			// sinks here, never a shared list.
 			if n := strings.Count(main, "secret_arns =") + strings.Count(main, "secret_ids ="); n != 2 {
 				t.Errorf("%d grants, want 2:\n%s", n, res.Files["main.tf"])
+			}
+			ps, err := Check(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range ps {
+				t.Error(p)
+			}
+		})
+	}
+}
+
+// warehouseSecrets is a pipeline into the three warehouse sinks with
+// each one's credential (snowflake's key pair PEM, databricks' OAuth
+// client secret, bigquery's service-account key) and the source's
+// password as SCHEME references; %[1]s is aws-sm or gcp-sm.
+const warehouseSecrets = `
+sources:
+  pg:
+    connector: postgres-cdc
+    topic: cdc.orders
+    config: {host: db, password: "%[1]s:%[2]s"}
+sinks:
+  snowflake:
+    connector: snowflake
+    topics: [cdc.orders]
+    config: {account: a, user: U, private_key: "%[1]s:%[3]s", database: D, schema: S, table: T}
+  databricks:
+    connector: databricks
+    topics: [cdc.orders]
+    config: {endpoint: "1.zerobus.us-west-2.cloud.databricks.com", unity_catalog_url: "https://w.cloud.databricks.com", table_name: c.s.t, client_id: id, client_secret: "%[1]s:%[4]s"}
+  bigquery:
+    connector: bigquery
+    topics: [cdc.orders]
+    config: {project_id: my-project, dataset: d, table: t, credentials_json: "%[1]s:%[5]s"}
+`
+
+// TestGenerateGrantsWarehouseSecrets: each warehouse sink's function is
+// granted exactly the secret its credential references, the source
+// exactly its own, on both clouds.
+func TestGenerateGrantsWarehouseSecrets(t *testing.T) {
+	for _, c := range []struct {
+		cloud, scheme, attr string
+		refs                [4]string // source, snowflake, databricks, bigquery
+		want                map[string]string
+	}{
+		{"aws", "aws-sm", "secret_arns",
+			[4]string{"prod/db#password", "prod/snowflake#private_key", "arn:aws:secretsmanager:us-west-2:123456789012:secret:dbx-Ab12Cd#client_secret", "prod/bq-writer"},
+			map[string]string{
+				"source_pg":       `["arn:${data.aws_partition.current.partition}:secretsmanager:${var.region}:${data.aws_caller_identity.current.account_id}:secret:prod/db-??????"]`,
+				"sink_snowflake":  `["arn:${data.aws_partition.current.partition}:secretsmanager:${var.region}:${data.aws_caller_identity.current.account_id}:secret:prod/snowflake-??????"]`,
+				"sink_databricks": `["arn:aws:secretsmanager:us-west-2:123456789012:secret:dbx-Ab12Cd"]`,
+				"sink_bigquery":   `["arn:${data.aws_partition.current.partition}:secretsmanager:${var.region}:${data.aws_caller_identity.current.account_id}:secret:prod/bq-writer-??????"]`,
+			}},
+		{"gcp", "gcp-sm", "secret_ids",
+			[4]string{"projects/acme/secrets/db/versions/2#password", "projects/acme/secrets/snowflake-key/versions/latest", "dbx-oauth", "projects/other/secrets/bq-writer/versions/1"},
+			map[string]string{
+				"source_pg":       `["projects/acme/secrets/db"]`,
+				"sink_snowflake":  `["projects/acme/secrets/snowflake-key"]`,
+				"sink_databricks": `["projects/${var.project}/secrets/dbx-oauth"]`,
+				"sink_bigquery":   `["projects/other/secrets/bq-writer"]`,
+			}},
+	} {
+		t.Run(c.cloud, func(t *testing.T) {
+			raw := []byte(fmt.Sprintf(warehouseSecrets, c.scheme, c.refs[0], c.refs[1], c.refs[2], c.refs[3]))
+			topics := ""
+			if c.cloud == "aws" {
+				topics = "msk" // three sinks read one topic
+			}
+			dir, res := generateInto(t, raw, Options{Cloud: c.cloud, Sinks: "function", Topics: topics})
+			f, diags := hclwrite.ParseConfig(res.Files["main.tf"], "main.tf", hcl.InitialPos)
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			got := map[string]string{}
+			for _, blk := range f.Body().Blocks() {
+				if blk.Type() != "module" {
+					continue
+				}
+				if a := blk.Body().GetAttribute(c.attr); a != nil {
+					got[blk.Labels()[0]] = squeeze(string(a.Expr().BuildTokens(nil).Bytes()))
+				}
+			}
+			if len(got) != len(c.want) {
+				t.Errorf("grants %v, want %v", got, c.want)
+			}
+			for mod, w := range c.want {
+				if got[mod] != w {
+					t.Errorf("%s: %s = %s, want %s", mod, c.attr, got[mod], w)
+				}
 			}
 			ps, err := Check(dir)
 			if err != nil {
