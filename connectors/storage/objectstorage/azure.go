@@ -119,13 +119,35 @@ func accountOf(conn string) string {
 
 func (s *azureStore) URL() string { return "azure://" + s.account + "/" + s.container }
 
-func (s *azureStore) Put(ctx context.Context, key string, body []byte, contentType, contentEncoding string) error {
+func (s *azureStore) Put(ctx context.Context, key string, body []byte, contentType, contentEncoding string, lastOffset int64) error {
 	h := &blob.HTTPHeaders{BlobContentType: &contentType}
 	if contentEncoding != "" {
 		h.BlobContentEncoding = &contentEncoding
 	}
-	_, err := s.client.UploadBuffer(ctx, s.container, key, body, &azblob.UploadBufferOptions{HTTPHeaders: h})
+	var meta map[string]*string
+	for k, v := range lastOffsetMeta(lastOffset) {
+		meta = map[string]*string{k: &v}
+	}
+	_, err := s.client.UploadBuffer(ctx, s.container, key, body, &azblob.UploadBufferOptions{HTTPHeaders: h, Metadata: meta})
 	return s.scrub(classifyAzure(err))
+}
+
+func (s *azureStore) LastOffset(ctx context.Context, key string) (int64, objectState, error) {
+	props, err := s.client.ServiceClient().NewContainerClient(s.container).NewBlobClient(key).GetProperties(ctx, nil)
+	if bloberror.HasCode(err, bloberror.BlobNotFound) {
+		return 0, objectAbsent, nil
+	}
+	if err != nil {
+		return 0, objectAbsent, s.scrub(classifyAzure(err))
+	}
+	meta := map[string]string{}
+	for k, v := range props.Metadata {
+		if v != nil {
+			meta[k] = *v
+		}
+	}
+	n, st := lastOffsetOf(meta)
+	return n, st, nil
 }
 
 func (s *azureStore) Delete(ctx context.Context, key string) error {

@@ -269,6 +269,7 @@ func TestAzureCompressedHeaders(t *testing.T) {
 	url := startAzurite(t)
 	container, reader := newContainer(t, url)
 	s := mustSink(t, "provider: azure\nbucket: "+container+"\nformat: json\ncompression: zstd\nazure:\n  connection_string: '"+azuriteConnString(url)+"'\n")
+	checkLastOffset(t, s)
 	if err := s.Write(context.Background(), orders(7, time.Now(), time.Second)); err != nil {
 		t.Fatal(err)
 	}

@@ -62,12 +62,13 @@ func newGCSStore(ctx context.Context, bucket string, o *GCSOptions) (*gcsStore, 
 
 func (s *gcsStore) URL() string { return "gs://" + s.name }
 
-func (s *gcsStore) Put(ctx context.Context, key string, body []byte, contentType, contentEncoding string) error {
+func (s *gcsStore) Put(ctx context.Context, key string, body []byte, contentType, contentEncoding string, lastOffset int64) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // a Writer not closed is aborted by cancelling its context
 	w := s.bucket.Object(key).NewWriter(ctx)
 	w.ContentType = contentType
 	w.ContentEncoding = contentEncoding
+	w.Metadata = lastOffsetMeta(lastOffset)
 	// One request for the whole object (we hold it in memory anyway)
 	// instead of a resumable session: a single round trip per object.
 	w.ChunkSize = 0
@@ -76,6 +77,18 @@ func (s *gcsStore) Put(ctx context.Context, key string, body []byte, contentType
 		return classifyGCS(err)
 	}
 	return classifyGCS(w.Close())
+}
+
+func (s *gcsStore) LastOffset(ctx context.Context, key string) (int64, objectState, error) {
+	attrs, err := s.bucket.Object(key).Attrs(ctx)
+	if errors.Is(err, storage.ErrObjectNotExist) {
+		return 0, objectAbsent, nil
+	}
+	if err != nil {
+		return 0, objectAbsent, classifyGCS(err)
+	}
+	n, st := lastOffsetOf(attrs.Metadata)
+	return n, st, nil
 }
 
 func (s *gcsStore) Delete(ctx context.Context, key string) error {

@@ -89,6 +89,7 @@ func listGCS(t *testing.T, server *fakestorage.Server, bucket string) []object {
 func TestGCS(t *testing.T) {
 	endpoint, server, auths := fakeGCS(t)
 	s := mustSink(t, "provider: gcs\nbucket: lake\nprefix: cdc\nformat: csv\ncompression: gzip\npartitioning: hour\nbatch_size: 500\ngcs:\n  endpoint: "+endpoint+"\n")
+	checkLastOffset(t, s)
 	ctx := context.Background()
 	if err := s.Check(ctx); err != nil {
 		t.Fatal(err)

@@ -20,14 +20,13 @@ import (
 // Redis Streams under run sink), is the Kafka Connect S3 sink's
 // <topic>+<partition>+<startOffset>: the topic, partition and offset of
 // the object's first record, the offset zero-padded to 10 digits as Kafka
-// Connect pads it, followed by +<last offset> when the object is open (it
-// ends inside its offset window: see Sink.offsetWindows). For records a
-// queue delivered (SQS, Kinesis, Pub/Sub) it is <topic>+<message id of the
+// Connect pads it (followed by +<last offset> when an object of unknown
+// content holds the name: see Sink.placeLogObject). For records a queue
+// delivered (SQS, Kinesis, Pub/Sub) it is <topic>+<message id of the
 // first record>. A log's objects are cut at fixed offset windows, so a
 // redelivery grouped into other batches writes the objects of the first
-// delivery again under the same names; the open name keeps an object that
-// another delivery may have made longer from being replaced by a shorter
-// one.
+// delivery again under the same names, and each carries its last offset
+// so that none is replaced by a shorter one.
 //
 // Events no trigger delivered (a sink called directly) are named
 // YYYYMMDD_HHMMSS_<id>: the first event's timestamp (UTC) and the first
@@ -59,26 +58,23 @@ func cleanPrefix(p string) string { return strings.Trim(p, "/") }
 const offsetDigits = 10
 
 // positionName names an object after where its first record was
-// delivered; false when its events carry no delivery position. The name
-// of an open object (see chunk) adds its last record's offset: another
-// delivery may have written more records from the same first offset, and
-// an object must never be replaced by one holding fewer of its records.
-func positionName(evs []*events.Event, open bool) (string, bool) {
+// delivered; false when its events carry no delivery position.
+func positionName(evs []*events.Event) (string, bool) {
 	d := evs[0].Delivered
 	switch {
 	case d == nil || d.Topic == "":
 		return "", false
 	case d.HasOffset:
-		name := fmt.Sprintf("%s+%d+%0*d", keySafe(d.Topic), d.Partition, offsetDigits, d.Offset)
-		if open {
-			name += fmt.Sprintf("+%0*d", offsetDigits, evs[len(evs)-1].Delivered.Offset)
-		}
-		return name, true
+		return fmt.Sprintf("%s+%d+%0*d", keySafe(d.Topic), d.Partition, offsetDigits, d.Offset), true
 	case d.ID != "":
 		return keySafe(d.Topic) + "+" + keySafe(d.ID), true
 	}
 	return "", false
 }
+
+// lastSuffix is what the name of a log's object gains when it must not
+// replace an object of unknown content (Sink.placeLogObject).
+func lastSuffix(last int64) string { return fmt.Sprintf("+%0*d", offsetDigits, last) }
 
 // keySafe keeps a topic or message id one path segment of a key: a /
 // (or \) becomes _.

@@ -7,6 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/rivven/rivven-connect/shared/resilience"
 )
@@ -32,7 +35,7 @@ func (s *localStore) URL() string { return "file://" + filepath.ToSlash(s.dir) }
 
 func (s *localStore) path(key string) string { return filepath.Join(s.dir, filepath.FromSlash(key)) }
 
-func (s *localStore) Put(_ context.Context, key string, body []byte, _, _ string) error {
+func (s *localStore) Put(_ context.Context, key string, body []byte, _, _ string, lastOffset int64) error {
 	// The provider exists for testing: root, the bucket directory and the
 	// key's folders are created as needed, as the reference says.
 	p := s.path(key)
@@ -63,6 +66,16 @@ func (s *localStore) Put(_ context.Context, key string, body []byte, _, _ string
 	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
 		return classifyLocal(err)
 	}
+	if lastOffset >= 0 {
+		// An extended attribute of the file, set before the rename: the
+		// object and its last offset appear together. A file system
+		// without user attributes leaves the object unmarked (the sink
+		// then never replaces it).
+		if err := unix.Setxattr(tmp.Name(), xattrLastOffset, []byte(strconv.FormatInt(lastOffset, 10)), 0); err != nil &&
+			!errors.Is(err, unix.ENOTSUP) && !errors.Is(err, unix.EOPNOTSUPP) {
+			return classifyLocal(err)
+		}
+	}
 	if err := os.Rename(tmp.Name(), p); err != nil {
 		return classifyLocal(err)
 	}
@@ -73,6 +86,28 @@ func (s *localStore) Put(_ context.Context, key string, body []byte, _, _ string
 		_ = d.Close()
 	}
 	return nil
+}
+
+// xattrLastOffset is metaLastOffset as a user extended attribute.
+const xattrLastOffset = "user." + metaLastOffset
+
+func (s *localStore) LastOffset(_ context.Context, key string) (int64, objectState, error) {
+	p := s.path(key)
+	if _, err := os.Stat(p); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, objectAbsent, nil
+		}
+		return 0, objectAbsent, classifyLocal(err)
+	}
+	buf := make([]byte, 32)
+	n, err := unix.Getxattr(p, xattrLastOffset, buf)
+	if err != nil {
+		// No attribute (ENODATA; ENOATTR on macOS), none supported, or
+		// unreadable: what the file holds is unknown, which is safe.
+		return 0, objectUnmarked, nil
+	}
+	last, st := lastOffsetOf(map[string]string{metaLastOffset: string(buf[:n])})
+	return last, st, nil
 }
 
 func (s *localStore) Delete(_ context.Context, key string) error {

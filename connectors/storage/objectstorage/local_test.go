@@ -294,6 +294,7 @@ func TestLocalPermissionDenied(t *testing.T) {
 func TestPartialFailure(t *testing.T) {
 	root := t.TempDir()
 	s := mustSink(t, localConfig(root, "format: jsonl\n"))
+	checkLastOffset(t, s)
 	batch := orders(3, time.Now(), time.Second)
 	batch[1].Data = events.ValuePayload(map[string]any{"f": make(chan int)}) // no JSON for a channel
 	err := s.Write(context.Background(), batch)

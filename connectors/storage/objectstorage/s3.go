@@ -19,3 +19,19 @@ func newS3Store(ctx context.Context, bucket string, o *S3Options) (*objstore.S3W
 	}
 	return s, nil
 }
+
+// s3Store is the shared S3 writer with the last offset as user metadata.
+type s3Store struct{ *objstore.S3Writer }
+
+func (s s3Store) Put(ctx context.Context, key string, body []byte, contentType, contentEncoding string, lastOffset int64) error {
+	return s.PutMetadata(ctx, key, body, contentType, contentEncoding, lastOffsetMeta(lastOffset))
+}
+
+func (s s3Store) LastOffset(ctx context.Context, key string) (int64, objectState, error) {
+	meta, found, err := s.Metadata(ctx, key)
+	if err != nil || !found {
+		return 0, objectAbsent, err
+	}
+	n, st := lastOffsetOf(meta)
+	return n, st, nil
+}

@@ -3,9 +3,12 @@ package objectstorage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	neturl "net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,6 +21,7 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/rivven/rivven-connect/shared/connector"
+	"github.com/rivven/rivven-connect/shared/pipeline"
 	"github.com/rivven/rivven-connect/shared/resilience"
 )
 
@@ -137,6 +141,7 @@ func TestS3DefaultChain(t *testing.T) {
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	s := mustSink(t, "provider: s3\nbucket: lake\nformat: csv\ns3:\n  endpoint: "+url+"\n  force_path_style: true\n")
+	checkLastOffset(t, s)
 	if err := s.Write(context.Background(), orders(3, time.Now(), time.Second)); err != nil {
 		t.Fatal(err)
 	}
@@ -237,5 +242,46 @@ func TestS3StopsAfterFailedUpload(t *testing.T) {
 	}
 	if n := puts.Load(); n != 2 {
 		t.Errorf("%d PUTs, want 2 (stop after the failed one)", n)
+	}
+}
+
+// TestS3WithoutReadPermission: credentials that may write but not read
+// objects (a HEAD answered 403, as S3 answers it without s3:GetObject)
+// still write every batch; not knowing what an existing object holds,
+// the sink writes a log's objects under names with their last offset, so
+// it never replaces one it cannot see.
+func TestS3WithoutReadPermission(t *testing.T) {
+	url, client, _, _ := fakeS3WithMD5(t)
+	target, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd := httputil.NewSingleHostReverseProxy(target)
+	heads := atomic.Int64{}
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			heads.Add(1)
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		fwd.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	h := &pipeline.Handler{Name: "lake", Sink: mustSink(t, s3Config(proxy.URL, "format: jsonl\n"))}
+	for range 2 {
+		var recs []pipeline.Record
+		for i, e := range orders(3, time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), time.Second) {
+			recs = append(recs, pipeline.Record{ID: fmt.Sprint(40 + i), Topic: "orders", Partition: 3, Offset: int64(40 + i), HasOffset: true, Event: e})
+		}
+		if res, err := h.Handle(context.Background(), recs); err != nil || len(res.Failed) != 0 {
+			t.Fatalf("%v %v", err, res.Failed)
+		}
+	}
+	var keys []string
+	for _, o := range listS3(t, client, "lake") {
+		keys = append(keys, o.key)
+	}
+	if heads.Load() == 0 || len(keys) != 1 || keys[0] != "raw/orders/orders+3+0000000040+0000000042.jsonl" {
+		t.Fatalf("%d HEADs; objects %v, want one under the name with its last offset", heads.Load(), keys)
 	}
 }

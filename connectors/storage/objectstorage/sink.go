@@ -88,6 +88,8 @@ type Sink struct {
 	mu  sync.Mutex // Write is not concurrency-safe (the encoder is not)
 	buf bytes.Buffer
 	h   hasher
+	// readDenied warns once that object metadata cannot be read.
+	readDenied sync.Once
 }
 
 // New builds an object-storage sink.
@@ -122,7 +124,7 @@ func (s *Sink) Check(ctx context.Context) error {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	key := probeKey(s.prefix, time.Now().UTC().Format("20060102T150405Z")+"-"+hex.EncodeToString(b[:]))
-	if err := s.store.Put(ctx, key, []byte("rivven-connect object-storage probe\n"), "text/plain", ""); err != nil {
+	if err := s.store.Put(ctx, key, []byte("rivven-connect object-storage probe\n"), "text/plain", "", -1); err != nil {
 		return fmt.Errorf("object-storage: %s is not writable (probe %s): %w", s.store.URL(), key, err)
 	}
 	if err := s.store.Delete(ctx, key); err != nil {
@@ -139,11 +141,6 @@ func (s *Sink) Close(context.Context) error { return s.store.Close() }
 type chunk struct {
 	partition string
 	idx       []int
-	// open: the records of a log end before their offset window does and
-	// nothing later in the batch says that the window's records end here,
-	// so another delivery may hold more of them. The object's name then
-	// carries its last offset too (see objectName).
-	open bool
 }
 
 // Write uploads the batch before it returns: events are grouped by
@@ -240,8 +237,7 @@ func (s *Sink) chunks(batch []*events.Event) []chunk {
 // its committed offsets: a redelivery grouped into other batches cuts
 // where the first delivery did, except inside the window where a batch
 // of either delivery ended, and its objects replace the first delivery's
-// instead of overlapping them. The window of the group's last event is
-// open unless that event ends it.
+// instead of overlapping them.
 func (s *Sink) offsetWindows(out []chunk, partition string, batch []*events.Event, idx []int) []chunk {
 	n := int64(s.cfg.BatchSize)
 	window := func(i int) int64 { return batch[i].Delivered.Offset / n }
@@ -250,11 +246,7 @@ func (s *Sink) offsetWindows(out []chunk, partition string, batch []*events.Even
 		for k < len(idx) && window(idx[k]) == w {
 			k++
 		}
-		c := chunk{partition: partition, idx: idx[:k:k]}
-		if k == len(idx) {
-			c.open = batch[idx[k-1]].Delivered.Offset != (w+1)*n-1
-		}
-		out = append(out, c)
+		out = append(out, chunk{partition: partition, idx: idx[:k:k]})
 		idx = idx[k:]
 	}
 	return out
@@ -283,7 +275,11 @@ func (s *Sink) writeChunk(ctx context.Context, rt *connector.Runtime, batch []*e
 			return nil
 		}
 	}
-	name, ok := positionName(evs, c.open)
+	name, ok := positionName(evs)
+	last := int64(-1) // the last offset, for the objects of a log
+	if ok && evs[0].Delivered.HasOffset {
+		last = evs[len(evs)-1].Delivered.Offset
+	}
 	if !ok {
 		id, err := s.h.batchID(evs)
 		if err != nil {
@@ -293,8 +289,20 @@ func (s *Sink) writeChunk(ctx context.Context, rt *connector.Runtime, batch []*e
 		name = hashName(evs[0].Timestamp, id)
 	}
 	key := objectKey(s.prefix, c.partition, name+s.enc.Extension())
+	if last >= 0 {
+		var write bool
+		var err error
+		if key, write, err = s.placeLogObject(ctx, rt, key, objectKey(s.prefix, c.partition, name+lastSuffix(last)+s.enc.Extension()), last); err != nil {
+			err = fmt.Errorf("object-storage: head %s/%s: %w", s.store.URL(), key, err)
+			s.failAll(rt, idx, err, failed)
+			return err
+		}
+		if !write {
+			return nil
+		}
+	}
 	start := time.Now()
-	if err := s.store.Put(ctx, key, s.buf.Bytes(), s.enc.ContentType(), s.enc.ContentEncoding()); err != nil {
+	if err := s.store.Put(ctx, key, s.buf.Bytes(), s.enc.ContentType(), s.enc.ContentEncoding(), last); err != nil {
 		err = fmt.Errorf("object-storage: put %s/%s: %w", s.store.URL(), key, err)
 		s.failAll(rt, idx, err, failed)
 		return err
@@ -304,6 +312,39 @@ func (s *Sink) writeChunk(ctx context.Context, rt *connector.Runtime, batch []*e
 	rt.Counter(metricBytes, "Bytes of objects written (after compression).").Add(uint64(s.buf.Len()))
 	rt.Counter(metricEvents, "Events written into objects.").Add(uint64(len(evs)))
 	return nil
+}
+
+// placeLogObject decides where the object of a log partition's records
+// from its first offset to last goes, by what the store holds at its name
+// (key; one HEAD request). The object at a name always holds every
+// delivered record of the partition from the name's offset to the last
+// offset marked on it, so: nothing there, or a lower last offset — the
+// object goes there and replaces the shorter one; the same or a higher
+// last offset — these records are stored already, and nothing is
+// written; an object with no mark (written by an older version, or by
+// something else) — nobody knows what it holds, so the object goes
+// beside it under the name with its last offset too (wide), never over
+// it. That way an object is never replaced by one holding fewer records.
+// Credentials that may write but not read objects (S3 answers a HEAD
+// without s3:GetObject, or of a missing key without s3:ListBucket, with
+// 403) leave what is there unknown too: the wide name, and a warning.
+func (s *Sink) placeLogObject(ctx context.Context, rt *connector.Runtime, key, wide string, last int64) (string, bool, error) {
+	stored, st, err := s.store.LastOffset(ctx, key)
+	switch {
+	case resilience.ClassOf(err) == resilience.Auth:
+		s.readDenied.Do(func() {
+			rt.Logger().Warn("object-storage: may not read object metadata, so objects of a log are written under names with their last offset, and a redelivery cut otherwise may store records twice; grant read (s3:GetObject and s3:ListBucket, or the provider's equivalent)",
+				"bucket", s.store.URL(), "error", err)
+		})
+		return wide, true, nil
+	case err != nil:
+		return key, false, err
+	case st == objectUnmarked:
+		return wide, true, nil
+	case st == objectMarked && stored >= last:
+		return key, false, nil
+	}
+	return key, true, nil
 }
 
 // isolate encodes each event alone and fails those the encoder rejects; it
