@@ -47,14 +47,36 @@ type harness struct {
 	t    *testing.T
 	db   *pgx.Conn
 	name string
+	// port and database are the server's the sources connect to (the
+	// shared one, or a private one of the test).
+	port     int
+	database string
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	testenv.RequireService(t, "postgres", pgAddr)
+	return newHarnessAt(t, "postgres://postgres@"+pgAddr+"/test?sslmode=disable")
+}
+
+// newPrivateHarness runs the test on a PostgreSQL cluster of its own,
+// started with settings (testenv.PrivatePostgres): for server-wide
+// settings such as max_slot_wal_keep_size, which would invalidate the
+// slots of other tests on the shared server.
+func newPrivateHarness(t *testing.T, settings ...string) *harness {
+	t.Helper()
+	dsn := testenv.PrivatePostgres(t, settings...)
+	if dsn == "" {
+		t.FailNow() // not reached: PrivatePostgres skipped or failed
+	}
+	return newHarnessAt(t, dsn)
+}
+
+func newHarnessAt(t *testing.T, dsn string) *harness {
+	t.Helper()
 	sourceStopped.Store(nil) // a new test: no source of it has stopped
 	ctx := context.Background()
-	db, err := pgx.Connect(ctx, "postgres://postgres@"+pgAddr+"/test?sslmode=disable")
+	db, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
@@ -70,7 +92,8 @@ func newHarness(t *testing.T) *harness {
 	if len(short) > 20 {
 		short = short[:20]
 	}
-	h := &harness{t: t, db: db, name: "pgcdc_" + short + "_" + hex.EncodeToString(b[:])}
+	h := &harness{t: t, db: db, name: "pgcdc_" + short + "_" + hex.EncodeToString(b[:]),
+		port: int(db.Config().Port), database: db.Config().Database}
 	t.Cleanup(func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
@@ -112,7 +135,7 @@ func (h *harness) config(tables []string, extra string) *Config {
 		pubTables = append(pubTables, "    - public."+strings.ReplaceAll(t, "$T", h.name))
 	}
 	extra = strings.ReplaceAll(extra, "$T", h.name)
-	y := fmt.Sprintf("host: 127.0.0.1\nport: 5432\ndatabase: test\nuser: postgres\npassword: \"\"\nslot_name: %s\npublication_name: %s\ntls:\n  mode: disable\npublication_tables:\n%s\n%s", h.name, h.name, strings.Join(pubTables, "\n"), extra)
+	y := fmt.Sprintf("host: 127.0.0.1\nport: %d\ndatabase: %s\nuser: postgres\npassword: \"\"\nslot_name: %s\npublication_name: %s\ntls:\n  mode: disable\npublication_tables:\n%s\n%s", h.port, h.database, h.name, h.name, strings.Join(pubTables, "\n"), extra)
 	cfg, ps := spec.DecodeString[Config](y, "config")
 	if len(ps) > 0 {
 		h.t.Fatalf("config: %v\n%s", spec.Problems(ps), y)

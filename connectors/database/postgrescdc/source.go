@@ -412,7 +412,13 @@ func (s *Source) usableSlot(ctx context.Context, meta *pgx.Conn, cat *catalogCon
 		}
 		// Nothing can be read from it any more: make it anew, as if it
 		// had been dropped.
-		log.Warn("postgres-cdc: replication slot was invalidated (its WAL was removed); dropping it to create it again", "slot", s.cfg.SlotName, "snapshot_mode", mode)
+		// Loud: the changes between the stored position and now are
+		// gone from the stream; what replaces them is the mode's choice.
+		args := []any{"slot", s.cfg.SlotName, "snapshot_mode", mode}
+		if pos != nil {
+			args = append(args, "position", lsnString(pos.LSN))
+		}
+		log.Warn("postgres-cdc: replication slot was invalidated (PostgreSQL removed its WAL past max_slot_wal_keep_size), so the changes after its position are lost from the stream; dropping the slot to create it again", args...)
 		if err := dropSlot(ctx, cat, s.cfg.SlotName); err != nil {
 			return slotInfo{}, fmt.Errorf("drop invalidated replication slot %q: %w", s.cfg.SlotName, err)
 		}
