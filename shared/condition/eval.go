@@ -121,6 +121,48 @@ func (en *env) root(name string) map[string]any {
 	return nil
 }
 
+// rawField reads a row field from the event's data while it is still
+// the bytes it arrived in, decoding only the field's value: what root and
+// the path walk give, without building the row maps. ok is false when the
+// data was changed as a value (the maps are the data then) or the root is
+// not a row.
+func (en *env) rawField(root string, path []string) (any, bool) {
+	raw, ok := en.e.Data.Raw()
+	if !ok {
+		return nil, false
+	}
+	t := en.e.Type
+	if root == "value" || root == "row" {
+		root = "after"
+		if t == events.Delete {
+			root = "before"
+		}
+	}
+	var row []byte
+	switch {
+	case root == "after" && (t == events.Record || t == events.Insert || t == events.SnapshotRead),
+		root == "before" && t == events.Delete:
+		row = raw
+	case t == events.Update && (root == "after" || root == "before"):
+		if row, ok = events.RawField(raw, root); !ok {
+			return nil, true // no such row: every field is null
+		}
+	case root == "after" || root == "before":
+		return nil, true // the event has no such row
+	default:
+		return nil, false // key, metadata: not the data
+	}
+	b, ok := events.RawField(row, path...)
+	if !ok {
+		return nil, true // absent, or not an object on the way: null
+	}
+	v, err := events.ValueOfRaw(b)
+	if err != nil {
+		return nil, true
+	}
+	return v, true
+}
+
 func (en *env) attr(name string) any {
 	e := en.e
 	switch name {
@@ -249,6 +291,11 @@ func compileVal(n node) (valFn, error) {
 			return func(en *env) any { return en.attr(name) }, nil
 		}
 		return func(en *env) any {
+			if len(path) > 0 {
+				if v, ok := en.rawField(root, path); ok {
+					return v
+				}
+			}
 			m := en.root(root)
 			if m == nil {
 				return nil

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 
+	rowpkg "github.com/rivven/rivven-connect/connectors/transform/row"
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/connector"
@@ -53,6 +54,10 @@ func init() {
 type extract struct {
 	cfg    *Config
 	fields []string
+	// keys are the added fields' names as JSON string tokens, and
+	// deleted the __deleted one, for the byte path.
+	keys    [][]byte
+	deleted []byte
 }
 
 // New builds the transform.
@@ -67,11 +72,17 @@ func New(ctx context.Context, cfg *Config) (connector.Transform, error) {
 	add(cfg.AddTable, "table")
 	add(cfg.AddSchema, "schema")
 	add(cfg.AddTs, "ts")
-	x := &extract{cfg: cfg, fields: fields}
+	x := &extract{cfg: cfg, fields: fields, deleted: events.AppendJSONString(nil, cfg.FieldPrefix+"deleted")}
+	for _, f := range fields {
+		x.keys = append(x.keys, events.AppendJSONString(nil, cfg.FieldPrefix+f))
+	}
 	return connector.PerEvent(x.apply), nil
 }
 
 func (x *extract) apply(_ context.Context, e *events.Event) ([]*events.Event, error) {
+	if out, handled := x.applyRaw(e); handled {
+		return out, nil
+	}
 	var row map[string]any
 	var err error
 	switch e.Type {
@@ -114,6 +125,11 @@ func (x *extract) apply(_ context.Context, e *events.Event) ([]*events.Event, er
 	// The row map is reused as the new data (the old envelope is dropped),
 	// which saves copying every field.
 	out := row
+	if out == nil {
+		// null data (a tombstone kept by drop_tombstones: false): the
+		// added fields are the whole row.
+		out = map[string]any{}
+	}
 	p := x.cfg.FieldPrefix
 	for _, f := range x.fields {
 		out[p+f] = attribute(e, f)
@@ -170,4 +186,56 @@ func attribute(e *events.Event, name string) any {
 		return orNil(e.Metadata.TransactionID)
 	}
 	return nil
+}
+
+// applyRaw is apply on the bytes of the event's data while they are the
+// data: the row (an update's after image, or the data itself) becomes the
+// new data as its bytes, with the added fields appended. handled is false
+// when the data is not a row object as bytes (already decoded and changed,
+// null, malformed, a key named twice): apply's map path then gives the
+// result or the error.
+func (x *extract) applyRaw(e *events.Event) ([]*events.Event, bool) {
+	if !e.Type.IsData() {
+		return nil, false
+	}
+	raw, ok := e.Data.Raw()
+	if !ok {
+		return nil, false
+	}
+	switch e.Type {
+	case events.Insert, events.Record, events.SnapshotRead:
+		if len(x.fields) == 0 && x.cfg.DeleteHandling != "rewrite" {
+			return nil, false // the map path leaves the data untouched too
+		}
+	case events.Update:
+		if raw, ok = events.RawField(raw, "after"); !ok || raw[0] != '{' {
+			return nil, false
+		}
+	case events.Delete:
+		if x.cfg.DeleteHandling != "rewrite" {
+			return nil, false // dropped or passed on as they are
+		}
+	}
+	o := rowpkg.GetObject()
+	defer rowpkg.PutObject(o)
+	if o.Parse(raw) != nil {
+		return nil, false
+	}
+	for i, f := range x.fields {
+		v, err := events.AppendJSONValue(nil, attribute(e, f))
+		if err != nil {
+			return nil, false
+		}
+		o.SetKey(x.keys[i], v)
+	}
+	if x.cfg.DeleteHandling == "rewrite" {
+		if e.Type == events.Delete {
+			o.SetKey(x.deleted, []byte("true"))
+		} else {
+			o.SetKey(x.deleted, []byte("false"))
+		}
+	}
+	e.Data.SetRaw(o.Append(make([]byte, 0, o.Size())))
+	e.Type = events.Record
+	return []*events.Event{e}, true
 }

@@ -95,3 +95,15 @@ func TestConfigProblems(t *testing.T) {
 		}
 	}
 }
+
+// TestBytesAsMaps: unwrapping the data's bytes gives what unwrapping its
+// decoded maps gives.
+func TestBytesAsMaps(t *testing.T) {
+	for _, cfg := range []string{
+		"{}", "delete_handling: rewrite", "{delete_handling: rewrite, add_fields: [op, table, schema, db, ts, position, txid]}",
+		"{add_op: true, field_prefix: _}", "{delete_handling: none, add_fields: [op], drop_tombstones: false}",
+		"{add_fields: [op], field_prefix: \"\"}",
+	} {
+		transformtest.SameOnBytesAndMaps(t, transformtest.Build(t, cfg, New), transformtest.RawCases("__op", "status"))
+	}
+}

@@ -67,3 +67,16 @@ func TestBadConditionFailsWithItsColumn(t *testing.T) {
 		t.Errorf("problem %s", got)
 	}
 }
+
+// TestBytesAsMaps: a condition read from the data's bytes decides as the
+// same condition on the decoded rows.
+func TestBytesAsMaps(t *testing.T) {
+	for _, cfg := range []string{
+		`{condition: "value.total > 100"}`, `{condition: "after.total == 'Zoë' || before.total is null"}`,
+		`{condition: "value.nested.a is not null && row.id == 7"}`, `{condition: "value.total"}`,
+		`{condition: "value.id == 2 || value.id == 5 || after.id == 3", control_events: filter}`,
+		`{condition: "value.nested.x == 1 || value.total.x == 1"}`, `{condition: "before.id != 7", action: drop}`,
+	} {
+		transformtest.SameOnBytesAndMaps(t, transformtest.Build(t, cfg, New), transformtest.RawCases("total"))
+	}
+}

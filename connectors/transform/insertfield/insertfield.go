@@ -65,6 +65,7 @@ func init() {
 type value struct {
 	path row.Path
 	v    any
+	enc  []byte // v as JSON, for the byte path; nil when it has no JSON form
 }
 
 type inserter struct {
@@ -84,7 +85,11 @@ func New(ctx context.Context, cfg *Config) (connector.Transform, error) {
 				return nil, fmt.Errorf("static.%s: %w", k, err)
 			}
 			p, _ := row.ParsePath(k)
-			in.static = append(in.static, value{p, v})
+			enc, err := events.AppendJSONValue(nil, v)
+			if err != nil {
+				enc = nil
+			}
+			in.static = append(in.static, value{p, v, enc})
 		}
 	}
 	for _, f := range []string{cfg.Timestamp.Field, cfg.TimestampField} {
@@ -106,12 +111,19 @@ func (in *inserter) Apply(ctx context.Context, batch []*events.Event) ([]*events
 }
 
 func (in *inserter) apply(_ context.Context, e *events.Event) error {
+	var now time.Time
+	var ts, date string
+	if len(in.ts)+len(in.date) > 0 {
+		now = in.now().UTC()
+		ts, date = now.Format(time.RFC3339Nano), now.Format(time.DateOnly)
+	}
+	if handled, err := row.EditRaw(e, func(o *events.Object) (bool, error) { return in.applyRaw(o, ts, date) }); handled {
+		return err
+	}
 	rows, err := row.Mutable(e)
 	if err != nil || len(rows) == 0 {
 		return err
 	}
-	now := in.now().UTC()
-	ts, date := now.Format(time.RFC3339Nano), now.Format(time.DateOnly)
 	for _, r := range rows {
 		for _, s := range in.static {
 			if err := in.set(r, s.path, s.v); err != nil {
@@ -139,4 +151,43 @@ func (in *inserter) set(r map[string]any, p row.Path, v any) error {
 		}
 	}
 	return p.Set(r, v)
+}
+
+// applyRaw is apply on a row's bytes, for top-level fields; a dotted
+// path takes the map path.
+func (in *inserter) applyRaw(o *events.Object, ts, date string) (bool, error) {
+	changed := false
+	set := func(p row.Path, enc []byte) error {
+		if len(p) != 1 || enc == nil {
+			return row.ErrNotRaw
+		}
+		if !in.overwrite && o.Index(p[0]) >= 0 {
+			return nil
+		}
+		o.Set(p[0], enc)
+		changed = true
+		return nil
+	}
+	for _, s := range in.static {
+		if err := set(s.path, s.enc); err != nil {
+			return false, err
+		}
+	}
+	if len(in.ts) > 0 {
+		enc := events.AppendJSONString(nil, ts)
+		for _, p := range in.ts {
+			if err := set(p, enc); err != nil {
+				return false, err
+			}
+		}
+	}
+	if len(in.date) > 0 {
+		enc := events.AppendJSONString(nil, date)
+		for _, p := range in.date {
+			if err := set(p, enc); err != nil {
+				return false, err
+			}
+		}
+	}
+	return changed, nil
 }

@@ -51,3 +51,15 @@ func TestConfigProblems(t *testing.T) {
 		t.Error(got)
 	}
 }
+
+// TestBytesAsMaps: inserting into a row's bytes gives what inserting into
+// its decoded map gives.
+func TestBytesAsMaps(t *testing.T) {
+	for _, cfg := range []string{
+		`{static: {source: rivven, n: 3, f: 1.5, ok: true, none: null, obj: {b: 2, a: [1, x]}}}`,
+		`{static: {id: 9, source: x}, overwrite: false}`, `{static: {id: 9, source: x}}`,
+		`{static: {nested.x: 1}}`, `{static: {"é": 1, "a\"b": 2}}`,
+	} {
+		transformtest.SameOnBytesAndMaps(t, transformtest.Build(t, cfg, New), transformtest.RawCases("source"))
+	}
+}

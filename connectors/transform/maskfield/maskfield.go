@@ -73,6 +73,9 @@ type masker struct {
 }
 
 func (m *masker) apply(_ context.Context, e *events.Event) error {
+	if handled, err := row.EditRaw(e, m.applyRaw); handled {
+		return err
+	}
 	rows, err := row.Mutable(e)
 	if err != nil {
 		return err
@@ -89,6 +92,45 @@ func (m *masker) apply(_ context.Context, e *events.Event) error {
 		}
 	}
 	return nil
+}
+
+// applyRaw masks the top-level fields of one row as bytes: strings and
+// numbers, the values rows carry, the way value masks them; a nested path
+// or another kind of value takes the map path.
+func (m *masker) applyRaw(o *events.Object) (bool, error) {
+	changed := false
+	for _, p := range m.paths {
+		if len(p) != 1 {
+			return false, row.ErrNotRaw
+		}
+		i := o.Index(p[0])
+		if i < 0 {
+			continue
+		}
+		var v any
+		switch b := o.Field(i).Value; b[0] {
+		case 'n':
+			continue // null: nothing to hide
+		case '"':
+			s, err := events.UnquoteRaw(b)
+			if err != nil {
+				return false, row.ErrNotRaw
+			}
+			v = s
+		case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+			v = json.Number(b)
+		default:
+			return false, row.ErrNotRaw
+		}
+		switch mv := m.value(v).(type) {
+		case nil:
+			o.SetValue(i, []byte("null"))
+		case string:
+			o.SetValue(i, events.AppendJSONString(nil, mv))
+		}
+		changed = true
+	}
+	return changed, nil
 }
 
 // value masks one value. Non-string values are masked through their JSON

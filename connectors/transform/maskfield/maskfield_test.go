@@ -58,3 +58,14 @@ func TestConfigProblems(t *testing.T) {
 		t.Errorf("secret echoed: %s", got)
 	}
 }
+
+// TestBytesAsMaps: masking a row's bytes gives what masking its decoded
+// map gives, for every strategy, and nested paths take the map path.
+func TestBytesAsMaps(t *testing.T) {
+	for _, cfg := range []string{
+		`{fields: [cc]}`, `{fields: [cc, id], strategy: keep_last, keep_last: 2}`, `{fields: [cc], strategy: hash, salt: s}`,
+		`{fields: [cc, note], strategy: "null"}`, `{fields: [cc, nested.a]}`, `{fields: [nested]}`, `{fields: [id, i]}`,
+	} {
+		transformtest.SameOnBytesAndMaps(t, transformtest.Build(t, cfg, New), transformtest.RawCases("cc"))
+	}
+}

@@ -2,6 +2,7 @@
 package replacefield
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sort"
@@ -98,6 +99,9 @@ func New(ctx context.Context, cfg *Config) (connector.Transform, error) {
 }
 
 func (r *replacer) apply(_ context.Context, e *events.Event) error {
+	if handled, err := row.EditRaw(e, r.applyRaw); handled {
+		return err
+	}
 	rows, err := row.Mutable(e)
 	if err != nil {
 		return err
@@ -125,4 +129,42 @@ func (r *replacer) apply(_ context.Context, e *events.Event) error {
 		}
 	}
 	return nil
+}
+
+// applyRaw is apply on a row's bytes, in the same order (include,
+// exclude, renames), for top-level fields; a dotted path takes the map
+// path.
+func (r *replacer) applyRaw(o *events.Object) (bool, error) {
+	changed := false
+	if r.include != nil {
+		for i := 0; i < o.Len(); {
+			tok := o.Field(i).Key
+			if bytes.IndexByte(tok, '\\') >= 0 {
+				return false, row.ErrNotRaw // an escaped key: compare decoded names
+			}
+			if r.include[string(tok[1:len(tok)-1])] {
+				i++
+				continue
+			}
+			o.DeleteAt(i)
+			changed = true
+		}
+	}
+	for _, p := range r.exclude {
+		if len(p) != 1 {
+			return false, row.ErrNotRaw
+		}
+		if o.Delete(p[0]) {
+			changed = true
+		}
+	}
+	for _, rn := range r.renames {
+		if len(rn.from) != 1 || len(rn.to) != 1 {
+			return false, row.ErrNotRaw
+		}
+		if o.Rename(rn.from[0], rn.to[0]) {
+			changed = true
+		}
+	}
+	return changed, nil
 }

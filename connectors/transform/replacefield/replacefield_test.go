@@ -52,3 +52,15 @@ func TestConfigProblems(t *testing.T) {
 		t.Error(got)
 	}
 }
+
+// TestBytesAsMaps: renaming, including and excluding on a row's bytes
+// gives what the same on its decoded map gives.
+func TestBytesAsMaps(t *testing.T) {
+	for _, cfg := range []string{
+		`{rename: {total: amount_total}, exclude: [status]}`, `{rename: {total: id}}`, `{rename: {id: total, total: id}}`,
+		`{include: [id, total, "i\u0064"]}`, `{include: [nested], exclude: [nested.a]}`, `{rename: {nested.a: flat}}`,
+		`{exclude: [id, note, missing]}`, `{rename: {total: total}}`, `{renames: {total: "a\"b"}}`,
+	} {
+		transformtest.SameOnBytesAndMaps(t, transformtest.Build(t, cfg, New), transformtest.RawCases("total", "status"))
+	}
+}

@@ -158,3 +158,91 @@ func Bench(b *testing.B, tr connector.Transform, typ events.Type, raw string, ma
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/event")
 }
+
+// RawCases are events whose data a transform that edits bytes must treat
+// as it treats the decoded maps: every row type, nested values, escaped
+// and non-ASCII keys, a key named twice, white space, null and missing
+// rows, non-object data and malformed JSON. fields are the top-level
+// field names the transform under test reads or writes; each case has
+// them as strings, numbers and nulls.
+func RawCases(fields ...string) []*events.Event {
+	row := func(v string) string {
+		var b []byte
+		b = append(b, `{"id":7,"note":"caf\u00e9 \"x\"","nested":{"a":[1,2,{"b":null}]}`...)
+		for _, f := range fields {
+			b = append(b, ',')
+			b = events.AppendJSONString(b, f)
+			b = append(b, ':')
+			b = append(b, v...)
+		}
+		return string(append(b, '}'))
+	}
+	var out []*events.Event
+	for _, v := range []string{`"4111-1111-1111-1234"`, `150.25`, `-3`, `null`, `"Zoë"`, `""`, `true`, `{"x":1}`} {
+		r := row(v)
+		out = append(out,
+			Event(events.Insert, r), Event(events.Record, r), Event(events.SnapshotRead, r), Event(events.Delete, r),
+			Event(events.Update, `{"before":`+r+`,"after":`+r+`}`),
+			Event(events.Update, `{"after":`+r+`,"before":null,"extra":[1]}`),
+			Event(events.Update, ` { "after" : `+r+` } `),
+			Event(events.Schema, r),
+		)
+	}
+	for _, d := range []string{
+		`{"id":1,"id":2}`, `{"i\u0064":5}`, `{"a":1}   `, "\n{\"a\":\t1 }\n", `null`, ``, `[1,2]`, `"text"`, `{"a":`, `{"a":1}x`,
+		`{"before":{"id":1},"after":"not a row"}`, `{"before":null}`, `{"after":{"id":1,"id":3}}`, `{"after":{"a":[}}`,
+	} {
+		for _, t := range []events.Type{events.Insert, events.Update, events.Delete} {
+			out = append(out, Event(t, d))
+		}
+	}
+	return out
+}
+
+// SameOnBytesAndMaps applies tr to each event twice: as it arrived (the
+// data its bytes) and decoded and marked changed first (so a transform
+// that edits bytes takes its map path), and fails when the two differ in
+// what is passed on, failed, its type, route, key or data (compared
+// decoded).
+func SameOnBytesAndMaps(t *testing.T, tr connector.Transform, evs []*events.Event) {
+	t.Helper()
+	type outcome struct {
+		failed bool
+		events []string
+	}
+	run := func(e *events.Event) outcome {
+		out, err := tr.Apply(context.Background(), []*events.Event{e})
+		var o outcome
+		var te *connector.TransformError
+		if errors.As(err, &te) {
+			o.failed = true
+		} else if err != nil {
+			t.Fatalf("%v", err)
+		}
+		for _, x := range out {
+			v, err := x.Data.Value()
+			data, _ := json.Marshal(v)
+			s := string(x.Type) + " " + x.Route + " " + string(x.Key) + " " + string(data)
+			if err != nil {
+				s += " decode error"
+			}
+			o.events = append(o.events, s)
+		}
+		return o
+	}
+	for _, e := range evs {
+		raw, _ := e.Data.JSON()
+		asMaps := e.Clone()
+		_, _ = asMaps.Data.Mutable()
+		got, want := run(e.Clone()), run(asMaps)
+		if got.failed != want.failed || len(got.events) != len(want.events) {
+			t.Errorf("%s %s: on bytes failed=%v out=%q; on maps failed=%v out=%q", e.Type, raw, got.failed, got.events, want.failed, want.events)
+			continue
+		}
+		for i := range got.events {
+			if got.events[i] != want.events[i] {
+				t.Errorf("%s %s: on bytes %s; on maps %s", e.Type, raw, got.events[i], want.events[i])
+			}
+		}
+	}
+}

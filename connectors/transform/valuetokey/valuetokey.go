@@ -4,9 +4,11 @@
 package valuetokey
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/rivven/rivven-connect/connectors/transform/row"
 	"github.com/rivven/rivven-connect/events"
@@ -82,6 +84,9 @@ func (t *Transform) apply(_ context.Context, e *events.Event) error {
 	if !e.Type.IsData() {
 		return nil
 	}
+	if t.applyRaw(e) {
+		return nil
+	}
 	r, err := e.Row()
 	if err != nil {
 		return err
@@ -113,4 +118,63 @@ func (t *Transform) apply(_ context.Context, e *events.Event) error {
 	}
 	e.Key = json.RawMessage(append(key, '}'))
 	return nil
+}
+
+// applyRaw builds the key from the row's bytes while the data is its
+// bytes: each key value is found without decoding the row, and copied
+// when its bytes are already what encoding the decoded value writes (a
+// number, literal or plain string), else decoded and encoded. It reports
+// false, leaving the event alone, for anything apply's map path must
+// decide (a missing row or field, malformed data).
+func (t *Transform) applyRaw(e *events.Event) bool {
+	r, ok := e.Data.Raw()
+	if !ok {
+		return false
+	}
+	if e.Type == events.Update {
+		after, ok := events.RawField(r, "after")
+		if !ok || after[0] != '{' {
+			return false
+		}
+		r = after
+	}
+	key := make([]byte, 0, 16*len(t.paths)+2)
+	key = append(key, '{')
+	for i, p := range t.paths {
+		v, ok := events.RawField(r, p...)
+		if !ok {
+			return false
+		}
+		if i > 0 {
+			key = append(key, ',')
+		}
+		key = append(key, t.names[i]...)
+		if canonical(v) {
+			key = append(key, v...)
+			continue
+		}
+		x, err := events.ValueOfRaw(v)
+		if err != nil {
+			return false
+		}
+		val := events.ValuePayload(x)
+		if key, err = val.AppendJSON(key); err != nil {
+			return false
+		}
+	}
+	e.Key = json.RawMessage(append(key, '}'))
+	return true
+}
+
+// canonical reports whether a value's JSON text is what encoding its
+// decoded value gives: numbers (kept as written) and literals always;
+// strings without escapes in valid UTF-8.
+func canonical(v []byte) bool {
+	switch v[0] {
+	case '{', '[':
+		return false
+	case '"':
+		return bytes.IndexByte(v, '\\') < 0 && utf8.Valid(v)
+	}
+	return true
 }

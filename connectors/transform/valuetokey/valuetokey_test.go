@@ -161,3 +161,11 @@ func BenchmarkValueToKey(b *testing.B) {
 	b.Run("apply", func(b *testing.B) { transformtest.Bench(b, tr, events.Insert, raw, false) })
 	b.Run("apply+marshal", func(b *testing.B) { transformtest.Bench(b, tr, events.Insert, raw, true) })
 }
+
+// TestBytesAsMaps: a key built from the row's bytes is byte for byte the
+// key built from the decoded row.
+func TestBytesAsMaps(t *testing.T) {
+	for _, cfg := range []string{`{fields: [id]}`, `{fields: [id, cc]}`, `{fields: [note, nested]}`, `{fields: [nested.a]}`, `{fields: [cc, missing]}`} {
+		transformtest.SameOnBytesAndMaps(t, transformtest.Build(t, cfg, New), transformtest.RawCases("cc"))
+	}
+}
