@@ -120,15 +120,26 @@ func encodeData(cols []dataCol, rows [][]value, codec string) ([]byte, error) {
 	}
 	lv := leveler{cols: make([][]parquet.Value, leaves)}
 	for _, r := range rows {
-		for c := range lv.cols {
-			lv.cols[c] = lv.cols[c][:0]
-		}
+		row := make(parquet.Row, 0, leaves)
 		for j, c := range sorted {
-			lv.put(c.dt, true, r[c.idx], first[j], 0, 0, 0)
-		}
-		var row parquet.Row
-		for _, vs := range lv.cols {
-			row = append(row, vs...)
+			v := r[c.idx]
+			if !c.dt.complex() {
+				// One value at its own column: no shredding needed.
+				if v.null {
+					row = append(row, parquet.NullValue().Level(0, 0, first[j]))
+				} else {
+					row = append(row, leafValue(v, c.dt).Level(0, 1, first[j]))
+				}
+				continue
+			}
+			end := first[j] + c.dt.leaves()
+			for k := first[j]; k < end; k++ {
+				lv.cols[k] = lv.cols[k][:0]
+			}
+			lv.put(c.dt, true, v, first[j], 0, 0, 0)
+			for k := first[j]; k < end; k++ {
+				row = append(row, lv.cols[k]...)
+			}
 		}
 		batch = append(batch, row)
 		if len(batch) == cap(batch) {

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rivven/rivven-connect/shared/objstore"
 )
@@ -221,6 +222,9 @@ func loadSnapshot(ctx context.Context, st objstore.Store, base *snapshot) (*snap
 	}
 	if snap.version >= 0 && (snap.meta == nil || snap.protocol == nil) {
 		return nil, fmt.Errorf("the log of %s has no %s action up to version %d", st.URL(), map[bool]string{true: "metaData", false: "protocol"}[snap.meta == nil], snap.version)
+	}
+	if err := snap.expireTxns(time.Now()); err != nil {
+		return nil, fmt.Errorf("the table at %s: %w", st.URL(), err)
 	}
 	return snap, nil
 }

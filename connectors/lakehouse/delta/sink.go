@@ -259,6 +259,8 @@ type plan struct {
 	failed   map[int]error
 	skipped  int
 	sig      string
+	// retention is the txn retention property of a table to create.
+	retention string
 }
 
 type prow struct {
@@ -343,6 +345,7 @@ func (s *Sink) plan(snap *snapshot, all []row, failedIn map[int]error, name stri
 
 	// Schema: the table's, plus nullable columns for new fields.
 	p.create = snap.version < 0
+	p.retention = s.cfg.TransactionRetention
 	schema := &structType{Type: "struct"}
 	if !p.create {
 		schema.Fields = append(schema.Fields, snap.schema.Fields...)
@@ -566,6 +569,9 @@ func (p *plan) actions(snap *snapshot, files []writtenFile, name string) []actio
 		md := &metadata{Format: fileFormat{Provider: "parquet", Options: map[string]string{}}, SchemaString: p.schema.String(),
 			PartitionColumns: append([]string{}, p.partCols...), Configuration: map[string]string{}}
 		if p.create {
+			if p.retention != "" {
+				md.Configuration[txnRetentionKey] = p.retention
+			}
 			md.ID = uuid.NewString()
 			md.CreatedTime = &now
 		} else {
