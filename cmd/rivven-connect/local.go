@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/config"
 	"github.com/rivven/rivven-connect/shared/pipeline"
 	"github.com/rivven/rivven-connect/shared/state"
@@ -42,10 +41,11 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *maxEvents < 0 {
 		return exitWith(exitUsage, errors.New("--max-events must be ≥ 0"))
 	}
-	p, err := loadPipeline(*file)
+	p, resolver, err := loadToRun(ctx, *file)
 	if err != nil {
 		return err
 	}
+	defer resolver.Close()
 	level := p.Settings.LogLevel
 	if *logLevel != "" {
 		level = *logLevel
@@ -79,7 +79,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if dash != nil {
 		opts.WrapProducer = dash.Tap
 	}
-	l, err := pipeline.NewLocal(ctx, p, catalog.Builder{}, opts)
+	l, err := pipeline.NewLocal(ctx, p, builderWith(resolver), opts)
 	if err != nil {
 		return exitWith(exitUsage, err)
 	}

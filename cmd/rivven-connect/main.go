@@ -86,9 +86,17 @@ func usage(w io.Writer) {
 }
 
 func main() {
+	// Commands that resolve secrets run as a supervised child (see
+	// supervise.go); this process only copies its stderr, redacted.
+	if code, ok := supervise(os.Args[1:]); ok {
+		os.Exit(code)
+	}
+	stderr := childStderr()
+	// A panic reaching main is reported with secret values blanked out.
+	defer secrets.Crash()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, stderr))
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {

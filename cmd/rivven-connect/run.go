@@ -69,10 +69,11 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 	if kind != "source" && kind != "sink" {
 		return exitWith(exitUsage, fmt.Errorf("run %q: the first argument must be source or sink", kind))
 	}
-	p, err := loadPipeline(*file)
+	p, resolver, err := loadToRun(ctx, *file)
 	if err != nil {
 		return err
 	}
+	defer resolver.Close()
 	redisURL := p.Settings.State.RedisURL
 	if redisURL == "" {
 		redisURL = os.Getenv("REDIS_URL")
@@ -127,9 +128,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 	var status *pipeline.Status
 	var runFn func(context.Context) error
 	if kind == "source" {
-		status, runFn, err = newSourceService(ctx, p, name, tr, deps)
+		status, runFn, err = newSourceService(ctx, p, builderWith(resolver), name, tr, deps)
 	} else {
-		status, runFn, err = newSinkService(ctx, p, name, tr, stream, store, deps)
+		status, runFn, err = newSinkService(ctx, p, builderWith(resolver), name, tr, stream, store, deps)
 	}
 	if err != nil {
 		return err
@@ -186,7 +187,7 @@ const progressEvery = 10 * time.Second
 
 // newSourceService builds the runner of sources.<name> after making sure
 // its topic and dead-letter topic exist.
-func newSourceService(ctx context.Context, p *config.Pipeline, name string, tr topicTransport, deps pipeline.Deps) (*pipeline.Status, func(context.Context) error, error) {
+func newSourceService(ctx context.Context, p *config.Pipeline, f pipeline.Factory, name string, tr topicTransport, deps pipeline.Deps) (*pipeline.Status, func(context.Context) error, error) {
 	s, ok := p.Sources[name]
 	if !ok || !s.Enabled {
 		return nil, nil, exitWith(exitUsage, fmt.Errorf("the pipeline has no enabled source %q (sources: %s)", name, strings.Join(p.SourceNames(), ", ")))
@@ -195,7 +196,7 @@ func newSourceService(ctx context.Context, p *config.Pipeline, name string, tr t
 	if err := ensureTopics(ctx, tr, p, deps.Log, []topicUse{{s.Topic, s.TopicConfig, path + ".topic"}, {deadLetterTopic(s.DeadLetterTopic, s.Topic), nil, path + ".dead_letter_topic"}}); err != nil {
 		return nil, nil, err
 	}
-	r, err := pipeline.NewSourceRunner(ctx, p, name, builder(p), deps)
+	r, err := pipeline.NewSourceRunner(ctx, p, name, f, deps)
 	if err != nil {
 		return nil, nil, exitWith(exitUsage, err)
 	}
@@ -207,7 +208,7 @@ func newSourceService(ctx context.Context, p *config.Pipeline, name string, tr t
 // newSinkService builds the runner of sinks.<name>: one instance consumes
 // every partition of its topics, holding the sink's epoch so that a newer
 // instance fences it (serverless hosts instead run many, unfenced).
-func newSinkService(ctx context.Context, p *config.Pipeline, name string, tr topicTransport, stream pipeline.StreamTransport, store state.Store, deps pipeline.Deps) (*pipeline.Status, func(context.Context) error, error) {
+func newSinkService(ctx context.Context, p *config.Pipeline, f pipeline.Factory, name string, tr topicTransport, stream pipeline.StreamTransport, store state.Store, deps pipeline.Deps) (*pipeline.Status, func(context.Context) error, error) {
 	s, ok := p.Sinks[name]
 	if !ok || !s.Enabled {
 		return nil, nil, exitWith(exitUsage, fmt.Errorf("the pipeline has no enabled sink %q (sinks: %s)", name, strings.Join(p.SinkNames(), ", ")))
@@ -228,7 +229,7 @@ func newSinkService(ctx context.Context, p *config.Pipeline, name string, tr top
 		return nil, nil, exitWith(exitFailed, err)
 	}
 	deps.Delivery, deps.Epoch = pipeline.DeliveryOrdered, epoch
-	r, err := pipeline.NewSinkRunner(ctx, p, name, builder(p), stream, deps)
+	r, err := pipeline.NewSinkRunner(ctx, p, name, f, stream, deps)
 	if err != nil {
 		return nil, nil, exitWith(exitUsage, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/config"
 	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/secrets"
 	"github.com/rivven/rivven-connect/shared/spec"
 )
 
@@ -194,4 +195,29 @@ func runCheck(ctx context.Context, args []string, stdout, _ io.Writer) error {
 // resolved (see pipeline.WithSecrets).
 func builder(p *config.Pipeline) pipeline.Factory {
 	return pipeline.WithSecrets(catalog.Builder{}, pipeline.NewResolver(p))
+}
+
+// loadToRun loads a pipeline to run and resolves the secret references of
+// its settings and broker blocks (the Redis URL, broker credentials); the
+// resolver then builds the components (builderWith), so each store is
+// logged in to once.
+func loadToRun(ctx context.Context, path string) (*config.Pipeline, *secrets.Resolver, error) {
+	p, err := loadPipeline(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	r := pipeline.NewResolver(p)
+	if err := pipeline.ResolveSettings(ctx, p, r); err != nil {
+		r.Close()
+		if ps := config.Problems(err); ps != nil {
+			return nil, nil, exitWith(exitUsage, fmt.Errorf("%s is invalid:\n%s", path, formatProblems(path, ps)))
+		}
+		return nil, nil, exitWith(exitUsage, err)
+	}
+	return p, r, nil
+}
+
+// builderWith builds components with the references resolved by r.
+func builderWith(r *secrets.Resolver) pipeline.Factory {
+	return pipeline.WithSecrets(catalog.Builder{}, r)
 }

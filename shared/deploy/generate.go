@@ -219,11 +219,11 @@ func makePlan(p *config.Pipeline, raw []byte, opts Options) (*plan, error) {
 		if err != nil {
 			return nil, err
 		}
-		pl.sources = append(pl.sources, &sourcePlan{name: name, topic: t, secrets: componentSecrets(&s.Config, "sources."+name, s.Transforms)})
+		pl.sources = append(pl.sources, &sourcePlan{name: name, topic: t, secrets: componentSecrets(p, &s.Config, "sources."+name, s.Transforms)})
 	}
 	for _, name := range p.SinkNames() {
 		s := p.Sinks[name]
-		sp := &sinkPlan{name: name, artifact: opts.Artifact("sink", s.Connector), group: s.ConsumerGroup, secrets: componentSecrets(&s.Config, "sinks."+name, s.Transforms)}
+		sp := &sinkPlan{name: name, artifact: opts.Artifact("sink", s.Connector), group: s.ConsumerGroup, secrets: componentSecrets(p, &s.Config, "sinks."+name, s.Transforms)}
 		if sp.group == "" {
 			sp.group = name
 		}

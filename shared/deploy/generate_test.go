@@ -34,6 +34,8 @@ var examples = []struct {
 	// topic: MSK on AWS (an SQS queue has one consumer).
 	{examplesDir + "/cdc-to-warehouse/aws.yaml", "cdc-to-warehouse", []string{"aws"}, "msk"},
 	{examplesDir + "/cdc-to-warehouse/gcp.yaml", "cdc-to-warehouse", []string{"gcp"}, ""},
+	{examplesDir + "/secret-refs/pipeline-aws.yaml", "secret-refs", []string{"aws"}, ""},
+	{examplesDir + "/secret-refs/pipeline-gcp.yaml", "secret-refs", []string{"gcp"}, ""},
 }
 
 func parse(t *testing.T, raw []byte) *config.Pipeline {
@@ -673,6 +675,45 @@ func TestGenerateGrantsWarehouseSecrets(t *testing.T) {
 				if got[mod] != w {
 					t.Errorf("%s: %s = %s, want %s", mod, c.attr, got[mod], w)
 				}
+			}
+			ps, err := Check(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range ps {
+				t.Error(p)
+			}
+		})
+	}
+}
+
+// A reference in the settings block (the Redis URL) is read by every
+// function and service, so each one is granted it, besides the secrets of
+// its own config.
+func TestGenerateGrantsSettingsSecrets(t *testing.T) {
+	for _, c := range []struct{ cloud, file, redis, hook string }{
+		{"aws", "pipeline-aws.yaml",
+			`"arn:${data.aws_partition.current.partition}:secretsmanager:${var.region}:${data.aws_caller_identity.current.account_id}:secret:prod/rivven/redis-??????"`,
+			`"arn:${data.aws_partition.current.partition}:secretsmanager:${var.region}:${data.aws_caller_identity.current.account_id}:secret:prod/rivven/hook-??????"`},
+		{"gcp", "pipeline-gcp.yaml", `"projects/${var.project}/secrets/rivven-redis-url"`, `"projects/${var.project}/secrets/rivven-hook-authorization"`},
+	} {
+		t.Run(c.cloud, func(t *testing.T) {
+			raw, err := os.ReadFile(examplesDir + "/secret-refs/" + c.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir, res := generateInto(t, raw, Options{Cloud: c.cloud})
+			main := squeeze(string(res.Files["main.tf"]))
+			key := "secret_arns"
+			if c.cloud == "gcp" {
+				key = "secret_ids"
+			}
+			// The source: the Redis secret only; the sink: both.
+			if !strings.Contains(main, squeeze(key+" = ["+c.redis+"]")) {
+				t.Errorf("no grant of the Redis secret alone (the source's):\n%s", res.Files["main.tf"])
+			}
+			if !strings.Contains(main, squeeze(key+" = ["+c.hook+", "+c.redis+"]")) {
+				t.Errorf("no grant of the hook's and the Redis secret (the sink's):\n%s", res.Files["main.tf"])
 			}
 			ps, err := Check(dir)
 			if err != nil {

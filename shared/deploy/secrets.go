@@ -10,18 +10,26 @@ import (
 
 	"github.com/rivven/rivven-connect/shared/config"
 	"github.com/rivven/rivven-connect/shared/secrets"
+	"github.com/rivven/rivven-connect/shared/spec"
 )
 
 // componentSecrets lists the cloud secret references of one source or
-// sink: its config and its transforms' (what its function or service
-// reads at start, and so what its identity is granted, no more).
-func componentSecrets(cfg *yaml.Node, path string, ts config.Transforms) []secrets.Ref {
+// sink: its config and its transforms', and those of the settings and
+// broker blocks every component reads (the Redis URL) — what its function
+// or service reads at start, and so what its identity is granted, no
+// more.
+func componentSecrets(p *config.Pipeline, cfg *yaml.Node, path string, ts config.Transforms) []secrets.Ref {
 	var out []secrets.Ref
 	add := func(n *yaml.Node, p string) {
 		for _, l := range secrets.Refs(n, p) {
 			if l.Scheme != "vault" && !strings.Contains(l.Path, "${") {
 				out = append(out, l.Ref)
 			}
+		}
+	}
+	for _, key := range []string{"settings", "broker"} {
+		if n := spec.Find(p.Root, key); n != nil {
+			add(n, key)
 		}
 	}
 	add(cfg, path+".config")

@@ -165,18 +165,29 @@ func initRuntime(ctx context.Context, fn Function, opts Options) (*Runtime, erro
 			rt.Component, fn, strings.Join(parts, "; "), fn)
 	}
 
+	// Secret references are resolved here, at cold start, and only those
+	// of the hosted component and the blocks every component reads
+	// (settings, broker): a function is granted access to those secrets
+	// and no others.
+	rt.secrets = pipeline.NewResolver(p)
+	if err := pipeline.ResolveSettings(ctx, p, rt.secrets); err != nil {
+		rt.secrets.Close()
+		return nil, err
+	}
 	redisURL := p.Settings.State.RedisURL
 	if redisURL == "" {
 		redisURL = env.RedisURL
 	}
 	state.LogTo(rt.Log)
 	if rt.Store, err = state.Open(ctx, redisURL); err != nil {
+		rt.secrets.Close()
 		return nil, err
 	}
 	if opts.Producer == nil && p.Broker != nil {
 		tr, err := transport.Open(ctx, p.Broker, p.Settings.Topic)
 		if err != nil {
 			rt.Store.Close()
+			rt.secrets.Close()
 			return nil, err
 		}
 		rt.transport, opts.Producer = tr, tr
@@ -187,10 +198,6 @@ func initRuntime(ctx context.Context, fn Function, opts Options) (*Runtime, erro
 	// ids), so redeliveries are recognised by id whatever the trigger;
 	// Kinesis sequence numbers do not fit an offset anyway.
 	deps := pipeline.Deps{Store: rt.Store, Producer: opts.Producer, Log: rt.Log, Metrics: rt.Metrics, Delivery: pipeline.DeliveryUnordered}
-	// Secret references are resolved here, at cold start, and only those
-	// of the hosted component: a function is granted access to its own
-	// secrets and no others.
-	rt.secrets = pipeline.NewResolver(p)
 	f := pipeline.WithSecrets(catalog.Builder{R: reg}, rt.secrets)
 	var h *pipeline.Handler
 	if step == nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/rivven/rivven-connect/shared/pipeline"
+	"github.com/rivven/rivven-connect/shared/secrets"
 	"github.com/rivven/rivven-connect/shared/telemetry"
 )
 
@@ -62,6 +63,14 @@ func runLambda(ctx context.Context, fn Function, api string, opts Options, stdou
 // then the metrics as EMF lines on stdout and the spans flushed.
 func (rt *Runtime) lambdaHandler(stdout io.Writer, dims map[string]string) func(context.Context, json.RawMessage) (json.RawMessage, error) {
 	return func(ctx context.Context, event json.RawMessage) (json.RawMessage, error) {
+		// aws-lambda-go recovers a handler's panic and reports its value
+		// to the Runtime API (and so to the invoker and the logs): it
+		// gets the value with secrets blanked out.
+		defer func() {
+			if v := recover(); v != nil {
+				panic(secrets.PanicValue(v))
+			}
+		}()
 		// The invocation continues the X-Ray trace Lambda hands in
 		// (Lambda-Runtime-Trace-Id, which aws-lambda-go puts in ctx).
 		xray, _ := ctx.Value("x-amzn-trace-id").(string)

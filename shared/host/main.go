@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/rivven/rivven-connect/shared/secrets"
 	"github.com/rivven/rivven-connect/shared/telemetry"
 )
 
@@ -40,6 +41,9 @@ func Detect(lookup func(string) (string, bool)) Platform {
 
 // Main runs fn on the platform it finds and exits; function mains call it.
 func Main(fn Function) {
+	// A panic reaching the function's main goroutine is reported with
+	// secret values blanked out (the runtime would print the value).
+	defer secrets.Crash()
 	os.Exit(Run(context.Background(), fn, Options{}, os.Stdout, os.Stderr))
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/config"
 	"github.com/rivven/rivven-connect/shared/resilience"
+	"github.com/rivven/rivven-connect/shared/secrets"
 	"github.com/rivven/rivven-connect/shared/state"
 	"github.com/rivven/rivven-connect/shared/topic"
 )
@@ -228,6 +229,7 @@ func (r *SinkRunner) Run(ctx context.Context) error {
 		watched := make(chan struct{})
 		go func() {
 			defer close(watched)
+			defer secrets.Crash()
 			r.watchEpoch(wctx, epoch, stop)
 		}()
 		defer func() { stopWatch(); <-watched }()
@@ -243,6 +245,7 @@ func (r *SinkRunner) Run(ctx context.Context) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				defer secrets.Crash()
 				if err := r.consume(ctx, t, int32(p)); err != nil {
 					stop(err)
 				}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/config"
+	"github.com/rivven/rivven-connect/shared/secrets"
 	"github.com/rivven/rivven-connect/shared/state"
 	"github.com/rivven/rivven-connect/shared/telemetry"
 	"github.com/rivven/rivven-connect/shared/topic"
@@ -115,7 +116,9 @@ func NewLocal(ctx context.Context, p *config.Pipeline, f Factory, opts LocalOpti
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 1024
 	}
-	f = WithSecrets(f, NewResolver(p))
+	if _, ok := f.(*secretFactory); !ok {
+		f = WithSecrets(f, NewResolver(p))
+	}
 	if opts.Trigger != "" && !slices.Contains(LocalTriggers, opts.Trigger) {
 		return nil, fmt.Errorf("unknown trigger %q (allowed: %s)", opts.Trigger, strings.Join(LocalTriggers, ", "))
 	}
@@ -212,6 +215,7 @@ func (l *Local) Run(ctx context.Context) error {
 		srcWG.Add(1)
 		go func() {
 			defer srcWG.Done()
+			defer secrets.Crash()
 			_ = r.Run(srcCtx) // failures are in the status
 		}()
 	}
@@ -231,6 +235,7 @@ func (l *Local) Run(ctx context.Context) error {
 				sinkWG.Add(1)
 				go func() {
 					defer sinkWG.Done()
+					defer secrets.Crash()
 					l.consume(sinkCtx, s, t, int32(p))
 				}()
 			}
@@ -336,13 +341,13 @@ func (l *Local) consume(ctx context.Context, s *localSink, t string, part int32)
 		// are done, since nothing more will come.
 		fctx, cancel := context.WithCancel(fctx)
 		defer cancel()
-		go func() {
+		secrets.Go(func() {
 			select {
 			case <-l.draining:
 				cancel()
 			case <-fctx.Done():
 			}
-		}()
+		})
 		msgs, err := l.Broker.Fetch(fctx, t, part, from, limit)
 		if err != nil && ctx.Err() == nil {
 			return msgs, errLingerOver

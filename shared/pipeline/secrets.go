@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -26,10 +27,12 @@ func NewResolver(p *config.Pipeline) *secrets.Resolver {
 	return secrets.NewResolver(p.Secrets.Provider, &p.Secrets.Config)
 }
 
-// SecretNodes returns the config blocks of every enabled component of a
-// pipeline by YAML path: where secret references may be.
+// SecretNodes returns the blocks of a pipeline where secret references
+// may be, by YAML path: the settings and broker blocks (settings.state.
+// redis_url, broker credentials) and the config of every enabled
+// component.
 func SecretNodes(p *config.Pipeline) map[string]*yaml.Node {
-	out := map[string]*yaml.Node{}
+	out := PipelineSecretNodes(p)
 	addTransforms := func(ts config.Transforms) {
 		for _, t := range ts {
 			out[t.Path+".config"] = &t.Config
@@ -46,6 +49,56 @@ func SecretNodes(p *config.Pipeline) map[string]*yaml.Node {
 		addTransforms(s.Transforms)
 	}
 	return out
+}
+
+// PipelineSecretNodes returns the blocks that every part of a deployed
+// pipeline reads, settings and broker, by YAML path (those present).
+func PipelineSecretNodes(p *config.Pipeline) map[string]*yaml.Node {
+	out := map[string]*yaml.Node{}
+	for _, key := range []string{"settings", "broker"} {
+		if n := spec.Find(p.Root, key); n != nil && n.Kind == yaml.MappingNode {
+			out[key] = n
+		}
+	}
+	return out
+}
+
+// ResolveSettings replaces the secret references in the settings and
+// broker blocks of p (p.Settings, p.Broker) by their values. They are
+// read once, at start: a rotated Redis or broker credential needs a
+// restart, unlike a connector's (see WithSecrets). The document (p.Root)
+// keeps the references, so nothing printed from it holds a value. The
+// error is spec.Problems naming each unresolvable reference's YAML path
+// and the provider that refused it.
+func ResolveSettings(ctx context.Context, p *config.Pipeline, r *secrets.Resolver) error {
+	nodes := PipelineSecretNodes(p)
+	if n := nodes["settings"]; n != nil {
+		resolved, refs, err := r.ResolveNode(ctx, n, "settings")
+		if err != nil {
+			return err
+		}
+		if len(refs) > 0 {
+			s, ps := spec.Decode[config.Settings](resolved, "settings")
+			if len(ps) > 0 {
+				return secrets.RedactError(spec.Problems(ps))
+			}
+			p.Settings = *s
+		}
+	}
+	if n := nodes["broker"]; n != nil {
+		resolved, refs, err := r.ResolveNode(ctx, n, "broker")
+		if err != nil {
+			return err
+		}
+		if len(refs) > 0 {
+			b, ps := spec.Decode[config.Broker](resolved, "broker")
+			if len(ps) > 0 {
+				return secrets.RedactError(spec.Problems(ps))
+			}
+			p.Broker = b
+		}
+	}
+	return nil
 }
 
 // CheckSecrets resolves every reference of the pipeline and returns the
@@ -305,12 +358,17 @@ type rotatingSink struct{ *rotator }
 
 // Write writes with the current sink; after an authentication failure
 // whose secrets had rotated it writes the batch once more with the sink
-// rebuilt from the new values.
+// rebuilt from the new values. A sink reporting failures per event (a
+// *WriteError, as a webhook refusing a request with 401 does) counts as
+// failing authentication when one of them did; then only its failed
+// events are written again.
 func (s *rotatingSink) Write(ctx context.Context, batch []*events.Event) error {
 	h, gen := s.acquire()
 	err := h.c.(Sink).Write(ctx, batch)
 	s.release(ctx, h)
-	if !isAuth(err) {
+	var we *WriteError
+	perEvent := errors.As(err, &we) && !isAuth(err)
+	if !isAuth(err) && !(perEvent && anyAuth(we)) {
 		return err
 	}
 	rotated, rerr := s.rotate(ctx, gen)
@@ -322,7 +380,47 @@ func (s *rotatingSink) Write(ctx context.Context, batch []*events.Event) error {
 	}
 	h, _ = s.acquire()
 	defer s.release(ctx, h)
-	return h.c.(Sink).Write(ctx, batch)
+	if !perEvent {
+		return h.c.(Sink).Write(ctx, batch)
+	}
+	idx := make([]int, 0, len(we.Failed))
+	for i := range we.Failed {
+		idx = append(idx, i)
+	}
+	sort.Ints(idx)
+	sub := make([]*events.Event, len(idx))
+	for k, i := range idx {
+		sub[k] = batch[i]
+	}
+	err = h.c.(Sink).Write(ctx, sub)
+	if err == nil {
+		return nil
+	}
+	// The failures of the rewrite, by the batch's indices.
+	failed := map[int]error{}
+	var we2 *WriteError
+	if errors.As(err, &we2) {
+		for k, e := range we2.Failed {
+			if k >= 0 && k < len(idx) {
+				failed[idx[k]] = e
+			}
+		}
+	} else {
+		for _, i := range idx {
+			failed[i] = err
+		}
+	}
+	return &WriteError{Failed: failed}
+}
+
+// anyAuth reports whether an event of a *WriteError failed authentication.
+func anyAuth(we *WriteError) bool {
+	for _, e := range we.Failed {
+		if isAuth(e) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *rotatingSink) ConcurrentWrites() bool {

@@ -249,3 +249,93 @@ func TestSecretRotationWaitsForWritesInFlight(t *testing.T) {
 		t.Error("the current sink was closed")
 	}
 }
+
+// perEventSink reports its failures per event, as a webhook refusing
+// each request with 401 does: a *WriteError, not one error for the batch.
+type perEventSink struct{ *passwordSink }
+
+func (s perEventSink) Write(ctx context.Context, b []*events.Event) error {
+	if err := s.passwordSink.Write(ctx, b); err != nil {
+		failed := map[int]error{}
+		for i := range b {
+			failed[i] = err
+		}
+		return &WriteError{Failed: failed}
+	}
+	return nil
+}
+
+type perEventFactory struct{ *secretSinkFactory }
+
+func (f perEventFactory) NewSink(ctx context.Context, c string, cfg *yaml.Node, path string) (Sink, error) {
+	s, err := f.secretSinkFactory.NewSink(ctx, c, cfg, path)
+	return perEventSink{s.(*passwordSink)}, err
+}
+
+// Per-event authentication failures rotate too, and the failed events
+// are written again with the rebuilt sink.
+func TestSecretRotationOnPerEventFailures(t *testing.T) {
+	t.Setenv("T_SECRET_DATA_DB_PASSWORD", "old-password-1")
+	p := load(t, secretPipeline)
+	cur, mu, n := "old-password-1", &sync.Mutex{}, 0
+	ff := perEventFactory{&secretSinkFactory{cur: &cur, mu: mu, n: &n}}
+	snk, err := WithSecrets(ff, NewResolver(p)).NewSink(context.Background(), "rec", &p.Sinks["out"].Config, "sinks.out.config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := []*events.Event{
+		events.New(events.Insert, "t", events.RawPayload([]byte(`{}`))),
+		events.New(events.Insert, "t", events.RawPayload([]byte(`{}`))),
+	}
+	t.Setenv("T_SECRET_DATA_DB_PASSWORD", "new-password-2")
+	cur = "new-password-2"
+	if err := snk.Write(context.Background(), batch); err != nil {
+		t.Fatalf("write after rotation: %v", err)
+	}
+	if len(ff.built) != 2 || ff.cfgs[1] != "new-password-2" || n != 2 {
+		t.Errorf("built %d sinks with %v, %d events written", len(ff.built), ff.cfgs, n)
+	}
+}
+
+const settingsSecretPipeline = `
+secrets:
+  provider: env
+  config: {prefix: T_}
+settings:
+  state: {redis_url: "vault:secret/data/redis#url"}
+sources:
+  keyed: {connector: keyed, topic: t}
+`
+
+// A reference in the settings block is resolved into p.Settings, the
+// document keeps the reference, and one that cannot be read names its
+// path and the provider.
+func TestResolveSettings(t *testing.T) {
+	p := load(t, settingsSecretPipeline)
+	if err := ResolveSettings(context.Background(), p, NewResolver(p)); err == nil {
+		t.Fatal("an unset reference resolved")
+	} else {
+		var ps spec.Problems
+		if !errors.As(err, &ps) || len(ps) != 1 || ps[0].Path != "settings.state.redis_url" ||
+			!strings.Contains(ps[0].Message, "the env provider refused it: environment variable T_SECRET_DATA_REDIS_URL is not set") {
+			t.Fatalf("err = %v", err)
+		}
+	}
+	if ps := CheckSecrets(context.Background(), p, NewResolver(p)); len(ps) != 1 || ps[0].Path != "settings.state.redis_url" {
+		t.Errorf("CheckSecrets = %v", ps)
+	}
+	t.Setenv("T_SECRET_DATA_REDIS_URL", "redis://:pw-9f2@127.0.0.1:6379/0")
+	if err := ResolveSettings(context.Background(), p, NewResolver(p)); err != nil {
+		t.Fatal(err)
+	}
+	if p.Settings.State.RedisURL != "redis://:pw-9f2@127.0.0.1:6379/0" {
+		t.Errorf("redis_url = %q", p.Settings.State.RedisURL)
+	}
+	if got := spec.Find(p.Root, "settings.state.redis_url").Value; got != "vault:secret/data/redis#url" {
+		t.Errorf("document holds %q", got)
+	}
+	// The rest of the settings keep their defaults.
+	if p.Settings.MaxConsecutiveErrors != 10 || p.Settings.LogLevel != "info" {
+		t.Errorf("settings lost their defaults: %+v", p.Settings)
+	}
+}

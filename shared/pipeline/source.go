@@ -10,6 +10,7 @@ import (
 
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/ratelimit"
+	"github.com/rivven/rivven-connect/shared/secrets"
 	"github.com/rivven/rivven-connect/shared/state"
 	"github.com/rivven/rivven-connect/shared/telemetry"
 	"github.com/rivven/rivven-connect/shared/topic"
@@ -114,7 +115,7 @@ func (r *SourceRunner) Run(ctx context.Context) error {
 	if r.ProgressEvery > 0 {
 		pctx, stop := context.WithCancel(ctx)
 		defer stop()
-		go r.logProgress(pctx, r.ProgressEvery)
+		secrets.Go(func() { r.logProgress(pctx, r.ProgressEvery) })
 	}
 	attempt := 0
 	for {
@@ -266,6 +267,7 @@ func (r *SourceRunner) runOnce(ctx context.Context) (published bool, err error) 
 		wctx, stopWatch := context.WithCancel(rctx)
 		go func() {
 			defer close(watched)
+			defer secrets.Crash()
 			r.watchEpoch(wctx, cancel)
 		}()
 		defer func() { stopWatch(); <-watched }()

@@ -14,8 +14,9 @@ const minRedact = 4
 
 var known struct {
 	sync.RWMutex
-	vals []string // longest first
-	seen map[string]bool
+	vals  []string // longest first
+	seen  map[string]bool
+	share func(string)
 }
 
 // Remember adds a resolved value to those Redact hides, in the forms it
@@ -31,10 +32,10 @@ func Remember(v string) {
 		}
 	}
 	known.Lock()
-	defer known.Unlock()
 	if known.seen == nil {
 		known.seen = map[string]bool{}
 	}
+	isNew := !known.seen[v]
 	for _, f := range forms {
 		if !known.seen[f] {
 			known.seen[f] = true
@@ -42,6 +43,22 @@ func Remember(v string) {
 		}
 	}
 	sort.Slice(known.vals, func(i, j int) bool { return len(known.vals[i]) > len(known.vals[j]) })
+	share := known.share
+	known.Unlock()
+	if isNew && share != nil {
+		share(v)
+	}
+}
+
+// Share makes Remember hand every new value to f before it returns, so
+// before any caller can use the value: the CLI's child process tells its
+// supervising parent, which redacts what the child writes to stderr, and
+// waits until the parent has it (see cmd/rivven-connect). f must be safe
+// for concurrent use.
+func Share(f func(value string)) {
+	known.Lock()
+	defer known.Unlock()
+	known.share = f
 }
 
 // Known returns the remembered values (for redactors built elsewhere).
@@ -117,3 +134,57 @@ func (e *redacted) Error() string { return e.msg }
 // Unwrap keeps errors.Is and errors.As working on the original (whose
 // message a caller could print; callers print Error()).
 func (e *redacted) Unwrap() error { return e.err }
+
+// StreamRedactor returns a writer that redacts a byte stream written in
+// arbitrary pieces (a child's stderr read from a pipe), where a value may
+// be split across two writes: a piece's tail that could begin a secret
+// value is held back until the next write shows how it goes on. Close
+// writes what is held ("****" when it is a long part of a value).
+func StreamRedactor(w io.Writer) io.WriteCloser { return &streamRedactor{w: w} }
+
+type streamRedactor struct {
+	mu   sync.Mutex
+	w    io.Writer
+	held string
+}
+
+func (s *streamRedactor) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	text := Redact(s.held + string(p))
+	keep := partialSuffix(text)
+	s.held = text[len(text)-keep:]
+	if _, err := io.WriteString(s.w, text[:len(text)-keep]); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (s *streamRedactor) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rest := s.held
+	s.held = ""
+	if len(rest) >= minRedact {
+		rest = "****"
+	}
+	_, err := io.WriteString(s.w, rest)
+	return err
+}
+
+// partialSuffix is the length of the longest tail of text that is a
+// proper prefix of a remembered value.
+func partialSuffix(text string) int {
+	known.RLock()
+	defer known.RUnlock()
+	best := 0
+	for _, v := range known.vals {
+		for k := min(len(v)-1, len(text)); k > best; k-- {
+			if strings.HasSuffix(text, v[:k]) {
+				best = k
+				break
+			}
+		}
+	}
+	return best
+}

@@ -1,0 +1,13 @@
+terraform {
+  required_version = ">= 1.6"
+
+  required_providers {
+    google = { source = "hashicorp/google", version = ">= 6.0, < 8.0" }
+  }
+}
+
+provider "google" {
+  project        = var.project
+  region         = var.region
+  default_labels = var.labels
+}
