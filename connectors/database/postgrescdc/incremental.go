@@ -339,6 +339,11 @@ func (inc *incremental) read(ctx context.Context, st *streamer) error {
 		after := st.resumeKey(t)
 		log.Info("postgres-cdc: watermarked snapshot of table starting", "table", t.t.fullName(), "resumed", after != nil)
 		for {
+			if inc.s.chunkGate != nil {
+				if inc.s.chunkGate(ctx); ctx.Err() != nil {
+					return nil
+				}
+			}
 			w := &window{id: inc.run + "." + strconv.FormatUint(inc.seq.Add(1), 10), st: t, done: make(chan bool, 1)}
 			inc.cur.Store(w)
 			if err := emitWatermark(ctx, conn, "low "+w.id); err != nil {

@@ -66,6 +66,10 @@ type Source struct {
 	// streaming, when set, is called once replication has started (tests
 	// wait for it before writing changes they expect to see streamed).
 	streaming func()
+	// chunkGate, when set, is called before each chunk of a snapshot read
+	// alongside the stream (tests hold such a snapshot open with it, as
+	// a long one would be).
+	chunkGate func(ctx context.Context)
 	// spillDir holds the per-slot spool directories of in-progress
 	// streamed transactions ("" = the system temp dir).
 	spillDir string
@@ -481,6 +485,11 @@ func (s *Source) planRead(ctx context.Context, repl *pgconn.PgConn, log *slog.Lo
 			startLSN = pos.LSN
 			if !slot.exists {
 				log.Warn("postgres-cdc: replication slot is gone; continuing from a new slot without the changes made meanwhile (snapshot.mode "+mode+")", "slot", s.cfg.SlotName, "position", lsnString(pos.LSN))
+			}
+			if pos.Inc != nil {
+				// A snapshot requested while streaming goes on after a
+				// restart, as in the other modes.
+				incState, incRun = pos.Inc, true
 			}
 		}
 	case pos != nil && pos.Snap != nil && slot.exists:
