@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -226,6 +227,54 @@ func TestInvalidatedSlot(t *testing.T) {
 			t.Fatalf("never went on without the lost changes and without a warning; log:\n%s", logs)
 		}
 		t.Logf("never warned: %s", strings.Join(logs.warnings(""), "\n"))
+	})
+
+	// A snapshot interrupted by a crash, whose slot is invalidated before
+	// the restart: its progress is no use without the slot's WAL, so
+	// initial starts the snapshot over from a new slot (the update made
+	// while down arrives in the row's current image), and says so.
+	t.Run("interrupted snapshot", func(t *testing.T) {
+		h.dropSlot()
+		cfg := h.config([]string{"$T"}, "snapshot:\n  batch_size: 2\n  parallel_tables: 1\n")
+		rec := &recorder{crashAt: 3}
+		_, done := run(context.Background(), h.source(cfg), "", rec)
+		if err := <-done; err != nil && !errors.Is(err, errCrash) { // the crash cancelled the run
+			t.Fatal(err)
+		}
+		pos := rec.position()
+		if p := mustPos(t, pos); p.Snap == nil {
+			t.Fatalf("position %s is not inside the snapshot", pos)
+		}
+		emitted := map[int64]bool{}
+		for _, e := range dataEvents(rec.snapshot(), h.name) {
+			emitted[num(rowOf(t, e)["id"])] = true
+		}
+		var id int64
+		for id = range emitted {
+			break
+		}
+		h.exec(`UPDATE $T SET v = 20 WHERE id = ` + strconv.FormatInt(id, 10))
+		h.invalidateSlot()
+
+		logs := &logCapture{}
+		rec2, stop2 := start("initial", pos, logs)
+		n := 0
+		_ = h.db.QueryRow(context.Background(), `SELECT count(*) FROM `+h.name).Scan(&n)
+		waitFor(t, 30*time.Second, "a new snapshot", func() bool { return count(rec2, events.SnapshotRead) == n })
+		if v := valueOf(rec2, id); v != 20 {
+			t.Fatalf("row %d read again with v = %d, want the update made while down (20)", id, v)
+		}
+		h.exec(`INSERT INTO $T VALUES (10, 0)`)
+		waitFor(t, 30*time.Second, "the insert", func() bool { return count(rec2, events.Insert) == 1 })
+		if err := stop2(); err != nil {
+			t.Fatal(err)
+		}
+		if !caughtUp(h, h.name, rec2.snapshot()) {
+			t.Fatal("the events do not end at the table's rows")
+		}
+		if len(logs.warnings("invalidated")) == 0 || len(logs.warnings("taking a new snapshot")) == 0 {
+			t.Fatalf("the snapshot was started over without a warning; log:\n%s", logs)
+		}
 	})
 }
 
