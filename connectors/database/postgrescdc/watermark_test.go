@@ -2,6 +2,7 @@ package postgrescdc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -376,5 +377,63 @@ func TestSnapshotRestartLeavesDeliveredRowsOut(t *testing.T) {
 	// from the snapshot's start while it ran.
 	if held != start {
 		t.Fatalf("slot confirmed %s while the snapshot ran; want it held at the snapshot's start %s", held, start)
+	}
+}
+
+// TestSignalledSnapshotSurvivesRestart: a snapshot requested while a
+// source in mode never streams, interrupted by a crash after its first
+// chunk, goes on after the restart from the stored position's progress
+// (before, a restart in never or no_data dropped it and the rest of the
+// table was never read).
+func TestSignalledSnapshotSurvivesRestart(t *testing.T) {
+	h := newHarness(t)
+	h.exec(`CREATE TABLE $T (id bigint PRIMARY KEY, v int NOT NULL)`, `INSERT INTO $T SELECT g, 0 FROM generate_series(1, 50) g`)
+	cfg := h.config([]string{"$T"}, "snapshot:\n  mode: never\n  batch_size: 10\n")
+	rec, stop := startStreaming(t, h, cfg, context.Background())
+	defer stop()
+	rec.mu.Lock()
+	rec.crashIf = func(batch, acked []*events.Event) bool {
+		reads := 0
+		for _, e := range acked {
+			if e.Type == events.SnapshotRead {
+				reads++
+			}
+		}
+		return reads > 0 // the batch after the first chunk
+	}
+	rec.mu.Unlock()
+	if err := h.source(cfg).RequestSnapshot(context.Background(), []string{h.name}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the crash after the first chunk", func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return rec.crashed
+	})
+	if err := stop(); err != nil && !errors.Is(err, errCrash) {
+		t.Fatal(err)
+	}
+	pos := rec.position()
+	first := len(eventsOf(rec, h.name, events.SnapshotRead))
+	if first == 0 || first >= 50 || !strings.Contains(pos, `"inc"`) {
+		t.Fatalf("before the restart: %d rows read, position %s", first, pos)
+	}
+	rec2 := &recorder{}
+	stop2, _ := run(context.Background(), h.source(cfg), pos, rec2)
+	defer stop2()
+	finishSnapshot(t, h, h.name, rec2)
+	if err := stop2(); err != nil {
+		t.Fatal(err)
+	}
+	ids := map[int64]bool{}
+	for _, r := range [][]*events.Event{eventsOf(rec, h.name, events.SnapshotRead), eventsOf(rec2, h.name, events.SnapshotRead)} {
+		for _, e := range r {
+			ids[num(rowOf(t, e)["id"])] = true
+		}
+	}
+	for id := int64(1); id <= 50; id++ {
+		if !ids[id] {
+			t.Fatalf("row %d never read: the requested snapshot was not continued after the restart (%d rows read before it, %d after)", id, first, len(eventsOf(rec2, h.name, events.SnapshotRead)))
+		}
 	}
 }
