@@ -63,9 +63,10 @@ fi
 
 # npm packages the tests use, pinned by .ci/node/package-lock.json: Azurite,
 # the Azure Blob emulator the object-storage tests start, hyparquet, the
-# independent Parquet reader, and playwright-core, which drives Chromium
-# through the dashboard's browser test. npm ci runs again whenever the lock file is not
-# the one the installed tree came from (a package added or bumped).
+# independent Parquet reader, icebird, the independent Iceberg reader, and
+# playwright-core, which drives Chromium through the dashboard's browser
+# test. npm ci runs again whenever the lock file is not the one the
+# installed tree came from (a package added or bumped).
 node_dir="$(dirname "$0")/node"
 if ! cmp -s "$node_dir/package-lock.json" "$node_dir/node_modules/.rivven-installed-lock.json"; then
   npm ci --prefix "$node_dir" --no-audit --no-fund --loglevel=error

@@ -1,0 +1,302 @@
+package iceberg
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	ice "github.com/apache/iceberg-go"
+
+	"github.com/rivven/rivven-connect/events"
+	"github.com/rivven/rivven-connect/shared/testenv"
+)
+
+// jsValue is one value icebird returned: its JavaScript type (bigint,
+// number, string, boolean, date, null, undefined) and the value as JSON
+// (bigint as decimal text, date as ISO 8601 with milliseconds).
+type jsValue struct {
+	T string          `json:"t"`
+	V json.RawMessage `json:"v"`
+}
+
+func (v jsValue) String() string { return v.T + ":" + string(v.V) }
+
+// icebirdRead reads the table tbl's metadata file names with icebird, a
+// JavaScript Iceberg reader sharing no code with iceberg-go: metadata
+// JSON, Avro manifest lists and manifests, Parquet data and delete files
+// are all decoded by it (and its hyparquet). warehouse is the local
+// warehouse directory, served over HTTP because icebird reads through
+// fetch. icebird is pinned in .ci/node/package-lock.json; without node or
+// the package the test skips, or fails under RIVVEN_REQUIRE_SERVICES=1.
+func icebirdRead(t *testing.T, warehouse, metadataLocation string) []map[string]jsValue {
+	t.Helper()
+	dir := testenv.NodeModule(t, "icebird")
+	srv := httptest.NewServer(http.FileServer(http.Dir(warehouse)))
+	defer srv.Close()
+	prefix := "file://" + warehouse
+	if !strings.HasPrefix(metadataLocation, prefix+"/") {
+		t.Fatalf("metadata %s is not in the warehouse %s", metadataLocation, prefix)
+	}
+	// Not path.Dir: it would clean file:/// to file:/.
+	tableURL := metadataLocation[:strings.LastIndex(metadataLocation, "/metadata/")]
+	cmd := exec.Command("node", "testdata/icebird-read.mjs", dir, prefix, srv.URL, tableURL, path.Base(metadataLocation))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("icebird: %v\n%s", err, stderr.String())
+	}
+	var res struct {
+		Rows    []map[string]jsValue `json:"rows"`
+		Error   string               `json:"error"`
+		Fetches int                  `json:"fetches"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("icebird output: %v: %.300s", err, out)
+	}
+	if res.Error != "" {
+		t.Fatalf("icebird refused the table %s: %s", metadataLocation, res.Error)
+	}
+	return res.Rows
+}
+
+// jsWant is how icebird must return a value the test sent to a column
+// of type typ, in jsValue's terms (the value as canonical text). Iceberg
+// long is Parquet INT64, which hyparquet returns as BigInt; int, float
+// and double are numbers; timestamps and dates are JavaScript Dates,
+// which hold milliseconds (hyparquet divides microseconds by 1000), so a
+// timestamp is compared at millisecond precision.
+func jsWant(t *testing.T, typ ice.Type, sent any) (string, string) {
+	t.Helper()
+	if sent == nil {
+		return "null", ""
+	}
+	v, err := convert(jsonValue(t, sent), typ)
+	if err != nil {
+		t.Fatalf("the test sent %v for a %s column: %v", sent, typ, err)
+	}
+	switch x := v.(type) {
+	case bool:
+		return "boolean", strconv.FormatBool(x)
+	case string:
+		return "string", x
+	case int64:
+		if _, ts := typ.(ice.TimestampTzType); ts {
+			return "date", time.UnixMicro(x).UTC().Truncate(time.Millisecond).Format(jsISO)
+		}
+		if _, ts := typ.(ice.TimestampType); ts {
+			return "date", time.UnixMicro(x).UTC().Truncate(time.Millisecond).Format(jsISO)
+		}
+		return "bigint", strconv.FormatInt(x, 10)
+	case int32:
+		if _, d := typ.(ice.DateType); d {
+			return "date", time.Unix(int64(x)*86400, 0).UTC().Format(jsISO)
+		}
+		return "number", strconv.FormatFloat(float64(x), 'g', -1, 64)
+	case float32:
+		return "number", strconv.FormatFloat(float64(x), 'g', -1, 64)
+	case float64:
+		return "number", strconv.FormatFloat(x, 'g', -1, 64)
+	}
+	t.Fatalf("no JavaScript form for %T", v)
+	return "", ""
+}
+
+// jsISO is Date.prototype.toISOString's format.
+const jsISO = "2006-01-02T15:04:05.000Z07:00"
+
+// jsonValue is sent as the sink sees it: decoded from its JSON text.
+func jsonValue(t *testing.T, v any) any {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var out any
+	if err := d.Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// jsGot is got in jsWant's terms.
+func jsGot(t *testing.T, got jsValue) (string, string) {
+	t.Helper()
+	switch got.T {
+	case "null", "undefined":
+		return "null", ""
+	case "number":
+		f, err := strconv.ParseFloat(string(got.V), 64)
+		if err != nil {
+			t.Fatalf("icebird number %s: %v", got.V, err)
+		}
+		return "number", strconv.FormatFloat(f, 'g', -1, 64)
+	case "date":
+		var s string
+		if err := json.Unmarshal(got.V, &s); err != nil {
+			t.Fatal(err)
+		}
+		tm, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Fatalf("icebird date %q: %v", s, err)
+		}
+		return "date", tm.UTC().Format(jsISO)
+	}
+	var s any
+	if err := json.Unmarshal(got.V, &s); err != nil {
+		t.Fatalf("icebird %s value %s: %v", got.T, got.V, err)
+	}
+	return got.T, fmt.Sprint(s)
+}
+
+// sentRow is one row as the test sent it, keyed by order_id.
+type sentRow = map[string]any
+
+// rowEvents turns rows into insert events delivered from topic at
+// offsets from, from+1, ...
+func rowEvents(t *testing.T, rows []sentRow, topic string, from int64) []*events.Event {
+	t.Helper()
+	out := make([]*events.Event, len(rows))
+	for i, r := range rows {
+		b, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		off := from + int64(i)
+		out[i] = events.New(events.Insert, "orders", events.RawPayload(b))
+		out[i].Delivered = &events.Position{Topic: topic, Offset: off, HasOffset: true, ID: fmt.Sprintf("%s-0-%d", topic, off)}
+	}
+	return out
+}
+
+// checkIcebird compares the rows icebird read with want, keyed by
+// order_id: the same rows, each with exactly the schema's columns (a
+// column a row was not sent reads null or undefined), every value of the
+// JavaScript type its column's Iceberg type reads as and equal to what
+// was sent.
+func checkIcebird(t *testing.T, schema *ice.Schema, got []map[string]jsValue, want map[int64]sentRow) {
+	t.Helper()
+	cols := map[string]ice.Type{}
+	for _, f := range schema.Fields() {
+		cols[f.Name] = f.Type
+	}
+	seen := map[int64]bool{}
+	bad := 0
+	for _, r := range got {
+		k, id := jsGot(t, r["order_id"])
+		n, err := strconv.ParseInt(id, 10, 64)
+		if k != "bigint" || err != nil {
+			t.Fatalf("icebird row %v: order_id is not a bigint", r)
+		}
+		if seen[n] {
+			t.Fatalf("icebird read order %d twice", n)
+		}
+		seen[n] = true
+		sent, ok := want[n]
+		if !ok {
+			if bad++; bad <= 10 {
+				t.Errorf("icebird read order %d, which the table must not hold: %v", n, r)
+			}
+			continue
+		}
+		if gk, wk := slices.Sorted(maps.Keys(r)), slices.Sorted(maps.Keys(cols)); !slices.Equal(gk, wk) {
+			t.Fatalf("icebird row %d has columns %v, the schema %v", n, gk, wk)
+		}
+		for c, typ := range cols {
+			wt, wv := jsWant(t, typ, sent[c])
+			gt, gv := jsGot(t, r[c])
+			if wt != gt || wv != gv {
+				if bad++; bad <= 10 {
+					t.Errorf("order %d column %s (%s): icebird read %s %q, sent %v: want %s %q", n, c, typ, gt, gv, sent[c], wt, wv)
+				}
+			}
+		}
+	}
+	if len(seen) != len(want) {
+		var missing []int64
+		for id := range want {
+			if !seen[id] {
+				missing = append(missing, id)
+			}
+		}
+		slices.Sort(missing)
+		t.Errorf("icebird read %d rows, want %d; missing %v", len(seen), len(want), missing)
+	}
+}
+
+func byID(rows ...[]sentRow) map[int64]sentRow {
+	out := map[int64]sentRow{}
+	for _, rs := range rows {
+		for _, r := range rs {
+			out[r["order_id"].(int64)] = r
+		}
+	}
+	return out
+}
+
+// TestIcebirdReadsAppends: a table the sink wrote in three append
+// commits, the second adding columns (a string and a long), is read by
+// icebird at each of its three metadata versions: each version holds
+// exactly the rows committed up to it, with the columns of its schema, the
+// older data files' rows reading the added columns as missing.
+func TestIcebirdReadsAppends(t *testing.T) {
+	e := newEnv(t)
+	s := e.sink(e.config(nil))
+	ctx := context.Background()
+	batch := func(from, n int, extra bool) []sentRow {
+		var out []sentRow
+		for i := from; i < from+n; i++ {
+			r := sentRow{"order_id": int64(i), "customer": fmt.Sprintf("c%d é", i%7), "amount": float64(i) + 0.25, "paid": i%2 == 0}
+			if i%5 == 0 {
+				r["amount"] = nil // sent as JSON null
+			}
+			if extra && i%3 != 0 {
+				r["coupon"] = fmt.Sprintf("SAVE%d", i%4)
+				r["units"] = int64(i) * 1_000_000_007 // beyond int32
+			}
+			out = append(out, r)
+		}
+		return out
+	}
+	batches := [][]sentRow{batch(0, 40, false), batch(40, 30, true), batch(70, 20, true)}
+	var versions []string
+	var schemas []*ice.Schema
+	for i, b := range batches {
+		if err := s.Write(ctx, rowEvents(t, b, "cdc.orders", int64(i*100))); err != nil {
+			t.Fatal(err)
+		}
+		tbl := e.load("analytics", "orders")
+		versions = append(versions, tbl.MetadataLocation())
+		schemas = append(schemas, tbl.Schema())
+	}
+	if _, ok := schemas[1].FindFieldByName("units"); !ok {
+		t.Fatalf("schema after the second batch has no units column: %v", schemas[1])
+	}
+	for i, loc := range versions {
+		checkIcebird(t, schemas[i], icebirdRead(t, e.warehouse, loc), byID(batches[:i+1]...))
+	}
+
+	// overwrite: the newest version holds only the last batch; the
+	// manifests still list the replaced files, as deleted entries.
+	e2 := newEnv(t)
+	s2 := e2.sink(e2.config(func(c *Config) { c.CommitMode = CommitOverwrite }))
+	for i, b := range batches {
+		if err := s2.Write(ctx, rowEvents(t, b, "cdc.orders", int64(i*100))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tbl := e2.load("analytics", "orders")
+	checkIcebird(t, tbl.Schema(), icebirdRead(t, e2.warehouse, tbl.MetadataLocation()), byID(batches[2]))
+}
