@@ -118,11 +118,14 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 func serveTelemetry(ctx context.Context, reg *telemetry.Registry, set config.Settings, st pipeline.Statuses, log *slog.Logger) error {
 	reg.Watch(st)
 	if set.Metrics.Enabled {
-		addr, err := reg.Start(ctx, fmt.Sprintf(":%d", set.Metrics.Port), healthOf(st))
+		addr, err := startMetrics(ctx, reg, set.Metrics, healthOf(st))
 		if err != nil {
-			return fmt.Errorf("settings.metrics.port: %w", err)
+			return err
 		}
 		log.Info("metrics served", "url", "http://"+addr+"/metrics")
+		if set.Metrics.Pprof {
+			log.Info("profiles served", "url", "http://"+addr+"/debug/pprof/")
+		}
 	}
 	// The metrics server answers /health too; a second server is needed
 	// only on another port or path.

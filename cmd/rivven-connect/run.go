@@ -244,11 +244,14 @@ func serveEndpoints(ctx context.Context, p *config.Pipeline, reg *telemetry.Regi
 	hs := &healthServer{statuses: statuses, store: store, redact: redactor(p)}
 	if reg != nil {
 		reg.Watch(statuses)
-		addr, err := reg.Start(ctx, fmt.Sprintf(":%d", p.Settings.Metrics.Port), hs.healthFunc(ctx))
+		addr, err := startMetrics(ctx, reg, p.Settings.Metrics, hs.healthFunc(ctx))
 		if err != nil {
-			return nil, exitWith(exitFailed, fmt.Errorf("settings.metrics.port: %w", err))
+			return nil, exitWith(exitFailed, err)
 		}
 		log.Info("metrics served", kind, name, "url", "http://"+addr+"/metrics")
+		if p.Settings.Metrics.Pprof {
+			log.Info("profiles served", kind, name, "url", "http://"+addr+"/debug/pprof/")
+		}
 	}
 	if p.Settings.Health.Enabled {
 		addr, err := hs.serve(ctx, p.Settings.Health)

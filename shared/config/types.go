@@ -138,6 +138,7 @@ type Health struct {
 type Metrics struct {
 	Enabled bool `yaml:"enabled" default:"false" doc:"Serve Prometheus metrics."`
 	Port    int  `yaml:"port" default:"9091" min:"0" max:"65535" doc:"Metrics port (path /metrics)."`
+	Pprof   bool `yaml:"pprof" default:"false" doc:"Also serve Go's runtime profiles on the metrics port at /debug/pprof/ (go tool pprof http://HOST:PORT/debug/pprof/profile), to find where a running pipeline spends CPU or memory. They reveal code paths and stacks: keep the port private."`
 }
 
 // UI is settings.ui.

@@ -510,6 +510,10 @@ func (r *Registry) serve(ctx context.Context, ln net.Listener, health func() (bo
 	return serveHTTP(ctx, ln, r.mux(health))
 }
 
+// Endpoints is the handler Start serves: /metrics and /health, for a
+// caller that serves more on the same port.
+func (r *Registry) Endpoints(health func() (ok bool, detail any)) http.Handler { return r.mux(health) }
+
 // mux answers /metrics and /health.
 func (r *Registry) mux(health func() (bool, any)) http.Handler {
 	mux := http.NewServeMux()
