@@ -1,9 +1,17 @@
-// Command benche2e measures the path users run, through the built CLI:
-// `rivven-connect local` on a datagen pipeline (samples/bench), stdout to
-// /dev/null. For each run it prints µs of CPU per event (user + system of
-// the child, from getrusage), events/s over the wall time and the child's
-// peak RSS, then the median of the runs and the load average, since the
-// machine is shared. `go tool task bench:e2e` builds the CLI and runs it.
+// Command benche2e measures the paths users run, through the built CLI,
+// and prints µs of CPU per event (user + system of the child processes,
+// from getrusage), events/s over the wall time and each child's peak RSS,
+// then the median of the runs and the load average, since the machine is
+// shared. `go tool task bench:e2e` builds the CLI and runs every mode:
+//
+//   - datagen: `rivven-connect local` on samples/bench/datagen-transforms.yaml
+//     (datagen orders → three transforms → stdout jsonl), stdout to /dev/null;
+//   - cdc: rows loaded into PostgreSQL in one transaction, then decoded from
+//     the WAL by `rivven-connect local` (postgres-cdc → drop, snapshot never)
+//     and by pg_recvlogical (pgoutput, same protocol) on slots created
+//     before the load, so both read the same WAL;
+//   - redis: `run source` (datagen) and `run sink` (drop) at the same time
+//     on a Redis Streams topic of the local Redis.
 package main
 
 import (
@@ -17,33 +25,24 @@ import (
 	"time"
 )
 
+// result is one measured process: its CPU and peak RSS, and the events it
+// handled over its wall time.
 type result struct {
-	cpuPerEvent time.Duration
-	perSec      float64
-	rssMB       float64
+	events int
+	cpu    time.Duration
+	wall   time.Duration
+	rssMB  float64
 }
 
-func main() {
-	bin := flag.String("bin", "bin/rivven-connect", "the CLI to run")
-	pipeline := flag.String("c", "samples/bench/datagen-transforms.yaml", "pipeline file")
-	n := flag.Int("events", 300000, "events per run (--max-events)")
-	runs := flag.Int("runs", 3, "runs; the median is reported")
-	extra := flag.String("args", "", "more arguments for `local`, space-separated (e.g. --trigger sqs)")
-	flag.Parse()
+func (r result) cpuPerEvent() float64 { return float64(r.cpu.Nanoseconds()) / 1e3 / float64(r.events) }
+func (r result) perSec() float64      { return float64(r.events) / r.wall.Seconds() }
 
-	fmt.Printf("rivven-connect local -c %s --max-events %d %s\n", *pipeline, *n, *extra)
-	fmt.Printf("load average before: %s\n", loadavg())
-	var rs []result
-	for i := range *runs {
-		r, err := once(*bin, *pipeline, *n, strings.Fields(*extra))
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "benche2e:", err)
-			os.Exit(1)
-		}
-		fmt.Printf("run %d: %6.2f µs CPU/event  %9.0f events/s  peak RSS %5.0f MB\n", i+1,
-			float64(r.cpuPerEvent.Nanoseconds())/1e3, r.perSec, r.rssMB)
-		rs = append(rs, r)
-	}
+func (r result) String() string {
+	return fmt.Sprintf("%6.2f µs CPU/event  %9.0f events/s  peak RSS %5.0f MB", r.cpuPerEvent(), r.perSec(), r.rssMB)
+}
+
+// median is the median of each figure of rs on its own.
+func median(rs []result) string {
 	med := func(f func(result) float64) float64 {
 		v := make([]float64, len(rs))
 		for i, r := range rs {
@@ -52,16 +51,86 @@ func main() {
 		slices.Sort(v)
 		return v[len(v)/2]
 	}
-	fmt.Printf("median: %6.2f µs CPU/event  %9.0f events/s  peak RSS %5.0f MB\n",
-		med(func(r result) float64 { return float64(r.cpuPerEvent.Nanoseconds()) / 1e3 }),
-		med(func(r result) float64 { return r.perSec }),
-		med(func(r result) float64 { return r.rssMB }))
+	return fmt.Sprintf("%6.2f µs CPU/event  %9.0f events/s  peak RSS %5.0f MB",
+		med(result.cpuPerEvent), med(result.perSec), med(func(r result) float64 { return r.rssMB }))
+}
+
+func main() {
+	mode := flag.String("mode", "datagen", "datagen, cdc or redis")
+	bin := flag.String("bin", "bin/rivven-connect", "the CLI to run")
+	pipeline := flag.String("c", "samples/bench/datagen-transforms.yaml", "pipeline file (mode datagen)")
+	n := flag.Int("events", 0, "events (rows) per run; default 300000 for datagen, 200000 for cdc and redis")
+	runs := flag.Int("runs", 3, "runs; the median is reported")
+	extra := flag.String("args", "", "more arguments for `local`, space-separated (e.g. --trigger sqs)")
+	recv := flag.String("pg_recvlogical", "pg_recvlogical", "pg_recvlogical to compare with (mode cdc)")
+	pgURL := flag.String("pg", "host=127.0.0.1 port=5432 dbname=test user=postgres sslmode=disable", "PostgreSQL to load (mode cdc)")
+	redisAddr := flag.String("redis", "127.0.0.1:6379", "Redis for topics and state (mode redis)")
+	flag.Parse()
+
+	if *n == 0 {
+		*n = 200000
+		if *mode == "datagen" {
+			*n = 300000
+		}
+	}
+	var run func() ([]string, []result, error)
+	switch *mode {
+	case "datagen":
+		fmt.Printf("rivven-connect local -c %s --max-events %d %s\n", *pipeline, *n, *extra)
+		run = func() ([]string, []result, error) {
+			r, err := local(*bin, *pipeline, *n, strings.Fields(*extra))
+			return []string{"local"}, []result{r}, err
+		}
+	case "cdc":
+		fmt.Printf("%d rows in one transaction: rivven-connect local (postgres-cdc → drop) vs %s (pgoutput proto 2, streaming)\n", *n, *recv)
+		run = func() ([]string, []result, error) { return cdc(*bin, *recv, *pgURL, *n, strings.Fields(*extra)) }
+	case "redis":
+		fmt.Printf("%d datagen orders: rivven-connect run source → Redis Streams at %s → run sink (drop)\n", *n, *redisAddr)
+		run = func() ([]string, []result, error) { return redisRun(*bin, *redisAddr, *n) }
+	default:
+		fmt.Fprintln(os.Stderr, "benche2e: -mode must be datagen, cdc or redis")
+		os.Exit(2)
+	}
+	fmt.Printf("load average before: %s\n", loadavg())
+	var names []string
+	var all [][]result
+	for i := range *runs {
+		ns, rs, err := run()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benche2e:", err)
+			os.Exit(1)
+		}
+		names = ns
+		if all == nil {
+			all = make([][]result, len(rs))
+		}
+		for j, r := range rs {
+			fmt.Printf("run %d %-22s %s\n", i+1, names[j]+":", r)
+			all[j] = append(all[j], r)
+		}
+	}
+	for j, rs := range all {
+		fmt.Printf("median %-22s %s\n", names[j]+":", median(rs))
+	}
+	if *mode == "cdc" && len(all) == 2 {
+		v := make([]float64, len(all[0]))
+		for i := range v {
+			v[i] = all[0][i].perSec() / all[1][i].perSec()
+		}
+		slices.Sort(v)
+		fmt.Printf("median rows/s ratio rivven-connect / pg_recvlogical: %.2f\n", v[len(v)/2])
+	}
 	fmt.Printf("load average after: %s\n", loadavg())
 }
 
-func once(bin, pipeline string, n int, extra []string) (result, error) {
+// local runs `rivven-connect local` on a pipeline until --max-events n.
+func local(bin, pipeline string, n int, extra []string) (result, error) {
 	args := append([]string{"local", "-c", pipeline, "--max-events", fmt.Sprint(n), "--quiet"}, extra...)
-	cmd := exec.Command(bin, args...)
+	return measure(exec.Command(bin, args...), n)
+}
+
+// measure runs cmd to its end, stdout to /dev/null, and reads its usage.
+func measure(cmd *exec.Cmd, n int) (result, error) {
 	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {
 		return result{}, err
@@ -73,16 +142,20 @@ func once(bin, pipeline string, n int, extra []string) (result, error) {
 	if err := cmd.Run(); err != nil {
 		return result{}, fmt.Errorf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, stderr.String())
 	}
-	wall := time.Since(start)
+	return usage(cmd, n, time.Since(start))
+}
+
+// usage is a finished child's CPU and peak RSS.
+func usage(cmd *exec.Cmd, n int, wall time.Duration) (result, error) {
 	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	if !ok {
 		return result{}, fmt.Errorf("no resource usage of the child on this system")
 	}
-	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	return result{
-		cpuPerEvent: cpu / time.Duration(n),
-		perSec:      float64(n) / wall.Seconds(),
-		rssMB:       float64(ru.Maxrss) / 1024, // kB on Linux
+		events: n,
+		cpu:    time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
+		wall:   wall,
+		rssMB:  float64(ru.Maxrss) / 1024, // kB on Linux
 	}, nil
 }
 
