@@ -300,3 +300,98 @@ func TestIcebirdReadsAppends(t *testing.T) {
 	tbl := e2.load("analytics", "orders")
 	checkIcebird(t, tbl.Schema(), icebirdRead(t, e2.warehouse, tbl.MetadataLocation()), byID(batches[2]))
 }
+
+// TestIcebirdReadsPartitioned: tables partitioned by identity, bucket
+// and day (a timestamptz column, values with milliseconds and one with
+// microseconds) are read by icebird: every row once, with its values.
+func TestIcebirdReadsPartitioned(t *testing.T) {
+	cases := []struct {
+		name string
+		mod  func(*Config)
+	}{
+		{"identity", func(c *Config) { c.Partitioning, c.PartitionColumns = PartitionIdentity, []string{"customer"} }},
+		{"bucket", func(c *Config) {
+			c.Partitioning, c.PartitionColumns, c.PartitionBuckets = PartitionBucket, []string{"order_id"}, 4
+		}},
+		{"day", func(c *Config) {
+			c.Partitioning, c.PartitionColumns, c.PartitionTimeUnit = PartitionTime, []string{"created_at"}, "day"
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			s := e.sink(e.config(tc.mod))
+			var rows []sentRow
+			for i := range 60 {
+				at := fmt.Sprintf("2024-03-0%dT10:%02d:%02d.%03dZ", 1+i%3, i, i%60, i*7%1000)
+				if i == 59 {
+					at = "2024-03-03T23:59:59.999999Z"
+				}
+				rows = append(rows, sentRow{"order_id": int64(i), "customer": fmt.Sprintf("c%d", i%7), "amount": float64(i) / 8, "created_at": at})
+			}
+			half := len(rows) / 2
+			if err := s.Write(context.Background(), rowEvents(t, rows[:half], "cdc.orders", 0)); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Write(context.Background(), rowEvents(t, rows[half:], "cdc.orders", int64(half))); err != nil {
+				t.Fatal(err)
+			}
+			tbl := e.load("analytics", "orders")
+			if spec := tbl.Spec(); spec.NumFields() != 1 {
+				t.Fatalf("spec %v, want one field", spec)
+			}
+			checkIcebird(t, tbl.Schema(), icebirdRead(t, e.warehouse, tbl.MetadataLocation()), byID(rows))
+		})
+	}
+}
+
+// TestIcebirdReadsUpserts: icebird applies the equality delete files of
+// commit_mode upsert: after a batch of updates, deletes and inserts, and
+// after a later batch that inserts a deleted key again, updates and
+// deletes, each key reads once at its last value and deleted keys not at
+// all, at both metadata versions.
+func TestIcebirdReadsUpserts(t *testing.T) {
+	e := newEnv(t)
+	s := e.sink(e.config(func(c *Config) { c.CommitMode, c.IdentifierColumns = CommitUpsert, []string{"order_id"} }))
+	ctx := context.Background()
+	// what cdc sends for a key
+	row := func(id int, customer string) sentRow {
+		return sentRow{"order_id": int64(id), "customer": customer, "amount": float64(id) + 0.25}
+	}
+	var first []*events.Event
+	state := map[int64]sentRow{}
+	for i := range 10 {
+		first = append(first, cdc(events.Insert, i, "a", int64(i)))
+		state[int64(i)] = row(i, "a")
+	}
+	batches := [][]*events.Event{first, {
+		cdc(events.Update, 3, "b", 10),
+		cdc(events.Delete, 5, "a", 11),
+		cdc(events.Insert, 10, "a", 12),
+		cdc(events.Update, 3, "c", 13),
+		cdc(events.Insert, 7, "b", 14),
+		cdc(events.Insert, 11, "a", 15),
+		cdc(events.Delete, 11, "a", 16),
+	}, {
+		cdc(events.Insert, 5, "d", 20),
+		cdc(events.Update, 0, "e", 21),
+		cdc(events.Delete, 10, "a", 22),
+	}}
+	changes := []func(){nil, func() {
+		delete(state, 5)
+		state[3], state[7], state[10] = row(3, "c"), row(7, "b"), row(10, "a")
+	}, func() {
+		delete(state, 10)
+		state[5], state[0] = row(5, "d"), row(0, "e")
+	}}
+	for i, b := range batches {
+		if err := s.Write(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		if changes[i] != nil {
+			changes[i]()
+		}
+		tbl := e.load("analytics", "orders")
+		checkIcebird(t, tbl.Schema(), icebirdRead(t, e.warehouse, tbl.MetadataLocation()), maps.Clone(state))
+	}
+}
