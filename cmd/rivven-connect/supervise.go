@@ -8,18 +8,22 @@ import (
 	"os/exec"
 	"os/signal"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/rivven/rivven-connect/shared/catalog"
+	"github.com/rivven/rivven-connect/shared/config"
+	"github.com/rivven/rivven-connect/shared/pipeline"
 	"github.com/rivven/rivven-connect/shared/secrets"
 )
 
 // The Go runtime writes what no code can intercept straight to file
 // descriptor 2: an unrecovered panic of a goroutine a library started, a
 // fatal error, a SIGQUIT dump. Any of them may quote a resolved secret
-// (a panic value holding a DSN). So the commands that resolve secrets run
-// as a child of the CLI, whose descriptor 2 is a pipe the parent copies
+// (a panic value holding a DSN). So the commands that resolve secrets,
+// given a pipeline with references, run as a child of the CLI, whose descriptor 2 is a pipe the parent copies
 // to the real stderr through secrets.StreamRedactor. The child learns the
 // values, so it sends each one to the parent and waits for its
 // acknowledgement before using it: by the time the child could print a
@@ -68,11 +72,37 @@ func childStderr() *os.File {
 	return errF
 }
 
+// mayReadSecrets reports whether a command may resolve secret references:
+// false only when its pipeline file (-c) loads and holds none, so that a
+// pipeline without references starts once, not twice. Without -c (invoke
+// may take RIVVEN_PIPELINE) or with a file that does not load, it says
+// yes.
+func mayReadSecrets(args []string) bool {
+	path := ""
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "-c" || a == "--c":
+			if i+1 < len(args) {
+				path = args[i+1]
+			}
+			i++
+		case strings.HasPrefix(a, "-c="), strings.HasPrefix(a, "--c="):
+			_, path, _ = strings.Cut(a, "=")
+		}
+	}
+	if path == "" {
+		return true
+	}
+	p, err := config.Load(path, catalog.Default, config.Options{})
+	return err != nil || pipeline.HasSecretRefs(p)
+}
+
 // supervise runs the command as a child whose stderr is redacted and
 // returns its exit code; ok is false when this command does not need it
 // or this process is the child.
 func supervise(args []string) (code int, ok bool) {
-	if len(args) == 0 || !slices.Contains(superviseCommands, args[0]) || os.Getenv(superviseEnv) != "" {
+	if len(args) == 0 || !slices.Contains(superviseCommands, args[0]) || os.Getenv(superviseEnv) != "" ||
+		!mayReadSecrets(args[1:]) {
 		return 0, false
 	}
 	exe, err := os.Executable()
