@@ -17,6 +17,8 @@ import (
 	"time"
 
 	ice "github.com/apache/iceberg-go"
+	icesql "github.com/apache/iceberg-go/catalog/sql"
+	"github.com/apache/iceberg-go/table"
 
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/testenv"
@@ -349,10 +351,25 @@ func TestIcebirdReadsPartitioned(t *testing.T) {
 // commit_mode upsert: after a batch of updates, deletes and inserts, and
 // after a later batch that inserts a deleted key again, updates and
 // deletes, each key reads once at its last value and deleted keys not at
-// all, at both metadata versions.
+// all, at both metadata versions; unpartitioned, and partitioned by
+// bucket of the key (delete files per partition).
 func TestIcebirdReadsUpserts(t *testing.T) {
+	t.Run("unpartitioned", func(t *testing.T) { testIcebirdReadsUpserts(t, 0, func(*Config) {}) })
+	t.Run("bucket", func(t *testing.T) {
+		testIcebirdReadsUpserts(t, 1, func(c *Config) {
+			c.Partitioning, c.PartitionColumns, c.PartitionBuckets = PartitionBucket, []string{"order_id"}, 4
+		})
+	})
+}
+
+// testIcebirdReadsUpserts is TestIcebirdReadsUpserts for a table
+// configured by mod, with a partition spec of specFields fields.
+func testIcebirdReadsUpserts(t *testing.T, specFields int, mod func(*Config)) {
 	e := newEnv(t)
-	s := e.sink(e.config(func(c *Config) { c.CommitMode, c.IdentifierColumns = CommitUpsert, []string{"order_id"} }))
+	s := e.sink(e.config(func(c *Config) {
+		c.CommitMode, c.IdentifierColumns = CommitUpsert, []string{"order_id"}
+		mod(c)
+	}))
 	ctx := context.Background()
 	// what cdc sends for a key
 	row := func(id int, customer string) sentRow {
@@ -392,6 +409,86 @@ func TestIcebirdReadsUpserts(t *testing.T) {
 			changes[i]()
 		}
 		tbl := e.load("analytics", "orders")
+		if spec := tbl.Spec(); spec.NumFields() != specFields {
+			t.Fatalf("spec %v, want %d fields", spec, specFields)
+		}
 		checkIcebird(t, tbl.Schema(), icebirdRead(t, e.warehouse, tbl.MetadataLocation()), maps.Clone(state))
 	}
+}
+
+// TestIcebirdReadsTypedColumns: into a table created beforehand (as by
+// another engine) with int, float, date, timestamp and timestamptz
+// columns, the sink writes a batch, then under schema_evolution full a
+// batch whose values promote int to long and float to double. icebird
+// reads the first version with the types it was written with (int and
+// float as numbers, date and timestamps as Dates); in the second, the
+// new rows read as long (BigInt) and double, while the first batch's rows
+// keep the type their data files hold: icebird does not promote the
+// values of older files (Iceberg readers should read them as long and
+// double), so those rows are compared with the first schema.
+func TestIcebirdReadsTypedColumns(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	cat, err := icesql.NewCatalog(e.name, e.db, icesql.Postgres, ice.Properties{"warehouse": "file://" + e.warehouse})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cat.CreateNamespace(ctx, table.Identifier{"analytics"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	sc := ice.NewSchema(0,
+		ice.NestedField{ID: 1, Name: "order_id", Type: ice.PrimitiveTypes.Int64, Required: true},
+		ice.NestedField{ID: 2, Name: "qty", Type: ice.PrimitiveTypes.Int32},
+		ice.NestedField{ID: 3, Name: "price", Type: ice.PrimitiveTypes.Float32},
+		ice.NestedField{ID: 4, Name: "day", Type: ice.PrimitiveTypes.Date},
+		ice.NestedField{ID: 5, Name: "local_at", Type: ice.PrimitiveTypes.Timestamp},
+		ice.NestedField{ID: 6, Name: "at", Type: ice.PrimitiveTypes.TimestampTz},
+		ice.NestedField{ID: 7, Name: "note", Type: ice.PrimitiveTypes.String},
+		ice.NestedField{ID: 8, Name: "ok", Type: ice.PrimitiveTypes.Bool},
+	)
+	if _, err := cat.CreateTable(ctx, table.Identifier{"analytics", "orders"}, sc); err != nil {
+		t.Fatal(err)
+	}
+	s := e.sink(e.config(func(c *Config) { c.SchemaEvolution = EvolveFull }))
+	var first, second []sentRow
+	for i := range 20 {
+		first = append(first, sentRow{
+			"order_id": int64(i), "qty": -1_000_000 * i, "price": float64(i) / 4,
+			"day":      fmt.Sprintf("1969-12-%02d", 12+i),
+			"local_at": fmt.Sprintf("2024-02-29T23:59:%02d.%03d", i, i*37),
+			"at":       fmt.Sprintf("2024-02-29T23:59:%02d.%03d+02:00", i, i*41),
+			"note":     fmt.Sprintf("n%d\x00\u00e9\U0001F600", i), "ok": i%3 == 0,
+		})
+		if i%4 == 0 {
+			first[i]["price"], first[i]["day"], first[i]["at"] = nil, nil, nil
+		}
+	}
+	for i := 100; i < 110; i++ {
+		second = append(second, sentRow{"order_id": int64(i), "qty": int64(i) * 100_000_000, "price": 0.1 * float64(i), "day": "2024-03-01", "note": "promoted"})
+	}
+	if err := s.Write(ctx, rowEvents(t, first, "cdc.typed", 0)); err != nil {
+		t.Fatal(err)
+	}
+	v1 := e.load("analytics", "orders")
+	checkIcebird(t, v1.Schema(), icebirdRead(t, e.warehouse, v1.MetadataLocation()), byID(first))
+
+	if err := s.Write(ctx, rowEvents(t, second, "cdc.typed", 100)); err != nil {
+		t.Fatal(err)
+	}
+	v2 := e.load("analytics", "orders")
+	for name, typ := range map[string]ice.Type{"qty": ice.PrimitiveTypes.Int64, "price": ice.PrimitiveTypes.Float64} {
+		if f, ok := v2.Schema().FindFieldByName(name); !ok || !f.Type.Equals(typ) {
+			t.Fatalf("column %s after the second batch: %v, want promoted to %s", name, f, typ)
+		}
+	}
+	var older, newer []map[string]jsValue
+	for _, r := range icebirdRead(t, e.warehouse, v2.MetadataLocation()) {
+		if _, id := jsGot(t, r["order_id"]); len(id) < 3 {
+			older = append(older, r)
+		} else {
+			newer = append(newer, r)
+		}
+	}
+	checkIcebird(t, v1.Schema(), older, byID(first))
+	checkIcebird(t, v2.Schema(), newer, byID(second))
 }
