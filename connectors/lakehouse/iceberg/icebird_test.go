@@ -34,10 +34,10 @@ type jsValue struct {
 
 func (v jsValue) String() string { return v.T + ":" + string(v.V) }
 
-// icebirdRead reads the table tbl's metadata file names with icebird, a
-// JavaScript Iceberg reader sharing no code with iceberg-go: metadata
-// JSON, Avro manifest lists and manifests, Parquet data and delete files
-// are all decoded by it (and its hyparquet). warehouse is the local
+// icebirdRead reads the table at its metadata file metadataLocation with
+// icebird, a JavaScript Iceberg reader sharing no code with iceberg-go:
+// metadata JSON, Avro manifest lists and manifests, Parquet data and
+// delete files are all decoded by it (and its hyparquet). warehouse is the local
 // warehouse directory, served over HTTP because icebird reads through
 // fetch. icebird is pinned in .ci/node/package-lock.json; without node or
 // the package the test skips, or fails under RIVVEN_REQUIRE_SERVICES=1.
@@ -60,9 +60,8 @@ func icebirdRead(t *testing.T, warehouse, metadataLocation string) []map[string]
 		t.Fatalf("icebird: %v\n%s", err, stderr.String())
 	}
 	var res struct {
-		Rows    []map[string]jsValue `json:"rows"`
-		Error   string               `json:"error"`
-		Fetches int                  `json:"fetches"`
+		Rows  []map[string]jsValue `json:"rows"`
+		Error string               `json:"error"`
 	}
 	if err := json.Unmarshal(out, &res); err != nil {
 		t.Fatalf("icebird output: %v: %.300s", err, out)
@@ -120,6 +119,7 @@ const jsISO = "2006-01-02T15:04:05.000Z07:00"
 
 // jsonValue is sent as the sink sees it: decoded from its JSON text.
 func jsonValue(t *testing.T, v any) any {
+	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
 		t.Fatal(err)

@@ -19,13 +19,11 @@ register('./icebird-hooks.mjs', import.meta.url)
 const { icebergRead } = await import(pathToFileURL(join(dir, 'src', 'index.js')).href)
 
 const realFetch = globalThis.fetch
-let fetches = 0
 globalThis.fetch = (input, init) => {
   const url = typeof input === 'string' ? input : input.url
-  if (!url.startsWith(prefix)) {
+  if (!url.startsWith(prefix + '/')) {
     return Promise.reject(new Error(`icebird fetched ${url}, outside the warehouse`))
   }
-  fetches++
   return realFetch(base + encodeURI(url.slice(prefix.length)), init)
 }
 
@@ -46,5 +44,4 @@ try {
 } catch (e) {
   out.error = String(e && e.stack || e)
 }
-out.fetches = fetches
 console.log(JSON.stringify(out))
