@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/rivven/rivven-connect/shared/resilience"
 )
 
@@ -71,8 +69,7 @@ func (s *localStore) Put(_ context.Context, key string, body []byte, _, _ string
 		// object and its last offset appear together. A file system
 		// without user attributes leaves the object unmarked (the sink
 		// then never replaces it).
-		if err := unix.Setxattr(tmp.Name(), xattrLastOffset, []byte(strconv.FormatInt(lastOffset, 10)), 0); err != nil &&
-			!errors.Is(err, unix.ENOTSUP) && !errors.Is(err, unix.EOPNOTSUPP) {
+		if err := setFileMark(tmp.Name(), xattrLastOffset, strconv.FormatInt(lastOffset, 10)); err != nil {
 			return classifyLocal(err)
 		}
 	}
@@ -99,14 +96,13 @@ func (s *localStore) LastOffset(_ context.Context, key string) (int64, objectSta
 		}
 		return 0, objectAbsent, classifyLocal(err)
 	}
-	buf := make([]byte, 32)
-	n, err := unix.Getxattr(p, xattrLastOffset, buf)
-	if err != nil {
-		// No attribute (ENODATA; ENOATTR on macOS), none supported, or
-		// unreadable: what the file holds is unknown, which is safe.
+	v, ok := fileMark(p, xattrLastOffset)
+	if !ok {
+		// No attribute, none supported, or unreadable: what the file
+		// holds is unknown, which is safe.
 		return 0, objectUnmarked, nil
 	}
-	last, st := lastOffsetOf(map[string]string{metaLastOffset: string(buf[:n])})
+	last, st := lastOffsetOf(map[string]string{metaLastOffset: v})
 	return last, st, nil
 }
 
