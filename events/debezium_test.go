@@ -41,18 +41,18 @@ func debeziumDoc(t *testing.T, name string) map[string]any {
 // our envelope and Debezium's examples (README "Encodings" lists each).
 // Any other field must have the same type and value.
 var debeziumDifferences = map[string]string{
-	"source.version":  "names rivven-connect, not a Debezium release",
-	"source.snapshot": `always a string ("true", "last", "false") as Debezium's connectors write it since 1.x; the examples show a boolean`,
-	"source.sequence": "written on every PostgreSQL and SQL Server event (null on SQL Server, as Debezium writes it); the examples leave it out",
+	"source.version":         "names rivven-connect, not a Debezium release",
+	"source.snapshot":        `always a string ("true", "last", "false") as Debezium's connectors write it since 1.x; the examples show a boolean`,
+	"source.sequence":        "written on every PostgreSQL and SQL Server event (null on SQL Server, as Debezium writes it); the examples leave it out",
 	"source.event_serial_no": "a number, as the source schema in Debezium's own SQL Server example declares it; its payloads show a string",
-	"source.ts_us":    "written (commit time in µs); the 0.10-era MySQL examples predate it",
-	"source.ts_ns":    "written (commit time in ns); the 0.10-era MySQL examples predate it",
-	"ts_us":           "written (processing time in µs); the 0.10-era MySQL examples predate it",
-	"ts_ns":           "written (processing time in ns); the 0.10-era MySQL examples predate it",
-	"source.thread":   "null: the binlog reader does not track the thread of the statement",
-	"source.query":    "null: the SQL text is not captured (Debezium's include.query, off by default)",
-	"before":          "a truncate has before: null and after: null, as Kafka Connect's JsonConverter writes an envelope; the example leaves them out",
-	"after":           "see before",
+	"source.ts_us":           "written (commit time in µs); the 0.10-era MySQL examples predate it",
+	"source.ts_ns":           "written (commit time in ns); the 0.10-era MySQL examples predate it",
+	"ts_us":                  "written (processing time in µs); the 0.10-era MySQL examples predate it",
+	"ts_ns":                  "written (processing time in ns); the 0.10-era MySQL examples predate it",
+	"source.thread":          "null: the binlog reader does not track the thread of the statement",
+	"source.query":           "null: the SQL text is not captured (Debezium's include.query, off by default)",
+	"before":                 "a truncate has before: null and after: null, as Kafka Connect's JsonConverter writes an envelope; the example leaves them out",
+	"after":                  "see before",
 }
 
 // compareDebezium reports every field where ours and theirs differ in
