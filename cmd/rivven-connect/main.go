@@ -24,6 +24,7 @@ import (
 	_ "github.com/rivven/rivven-connect/connectors/all"
 	"github.com/rivven/rivven-connect/shared/secrets"
 	_ "github.com/rivven/rivven-connect/shared/secrets/all"
+	"github.com/rivven/rivven-connect/shared/secrets/supervise"
 	"github.com/rivven/rivven-connect/shared/telemetry"
 	_ "github.com/rivven/rivven-connect/shared/telemetry/otlptrace"
 )
@@ -88,10 +89,10 @@ func usage(w io.Writer) {
 func main() {
 	// Commands that resolve secrets run as a supervised child (see
 	// supervise.go); this process only copies its stderr, redacted.
-	if code, ok := supervise(os.Args[1:]); ok {
+	if code, ok := superviseCommand(os.Args[1:]); ok {
 		os.Exit(code)
 	}
-	stderr := childStderr()
+	stderr := supervise.Child()
 	// A panic reaching main is reported with secret values blanked out.
 	defer secrets.Crash()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

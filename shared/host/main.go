@@ -5,9 +5,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
+	"github.com/rivven/rivven-connect/shared/catalog"
+	"github.com/rivven/rivven-connect/shared/config"
+	"github.com/rivven/rivven-connect/shared/pipeline"
 	"github.com/rivven/rivven-connect/shared/secrets"
+	"github.com/rivven/rivven-connect/shared/secrets/supervise"
 	"github.com/rivven/rivven-connect/shared/telemetry"
 )
 
@@ -41,10 +46,42 @@ func Detect(lookup func(string) (string, bool)) Platform {
 
 // Main runs fn on the platform it finds and exits; function mains call it.
 func Main(fn Function) {
+	// What no code can recover — a panic in a goroutine a library started,
+	// a fatal error — the runtime prints to descriptor 2, values and all.
+	// So a function whose pipeline holds secret references runs as a
+	// child of itself whose stderr the parent redacts (one more process
+	// at cold start); one without runs alone.
+	if Detect(nil) != None && !supervise.IsChild() && mayReadSecrets(os.LookupEnv) {
+		if code, ok := supervise.Run(os.Args[1:]); ok {
+			os.Exit(code)
+		}
+	}
+	stderr := supervise.Child()
 	// A panic reaching the function's main goroutine is reported with
 	// secret values blanked out (the runtime would print the value).
 	defer secrets.Crash()
-	os.Exit(Run(context.Background(), fn, Options{}, os.Stdout, os.Stderr))
+	os.Exit(Run(context.Background(), fn, Options{Log: stderr}, os.Stdout, stderr))
+}
+
+// mayReadSecrets reports whether the function's pipeline (RIVVEN_PIPELINE)
+// may hold secret references: false only when it is a file or inline YAML
+// that parses and holds none. A pipeline at an s3:// or gs:// URL is not
+// fetched twice at cold start to tell: it counts as one with references.
+// Without RIVVEN_PIPELINE, cold start fails before any secret is read.
+func mayReadSecrets(lookup func(string) (string, bool)) bool {
+	ref, _ := lookup("RIVVEN_PIPELINE")
+	if ref = strings.TrimSpace(ref); ref == "" {
+		return false
+	}
+	if !isInline(ref) && isURL(ref) {
+		return true
+	}
+	doc, _, err := ReadPipeline(context.Background(), ref)
+	if err != nil {
+		return true
+	}
+	p, err := config.Parse(doc, &scopedCatalog{inner: catalog.Default}, config.Options{Env: lookup})
+	return err != nil || pipeline.HasSecretRefs(p)
 }
 
 // Run is Main without the exit, for tests: it returns the exit code.

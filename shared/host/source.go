@@ -50,10 +50,11 @@ var buildTags = map[string]string{"s3": buildtag.Loader("s3"), "gs": buildtag.Lo
 // starting with "{", is the YAML itself; scheme://... is a URL for a
 // registered loader; anything else is a file path.
 func ReadPipeline(ctx context.Context, ref string) (doc []byte, where string, err error) {
-	if strings.ContainsAny(ref, "\n\r") || strings.HasPrefix(ref, "{") {
+	if isInline(ref) {
 		return []byte(ref), "", nil
 	}
-	if scheme, _, ok := strings.Cut(ref, "://"); ok && !strings.ContainsAny(scheme, "/\\") {
+	if isURL(ref) {
+		scheme, _, _ := strings.Cut(ref, "://")
 		loadersMu.RLock()
 		l := loaders[scheme]
 		loadersMu.RUnlock()
@@ -79,4 +80,16 @@ func ReadPipeline(ctx context.Context, ref string) (doc []byte, where string, er
 		return nil, "", fmt.Errorf("RIVVEN_PIPELINE: %w", err)
 	}
 	return b, ref, nil
+}
+
+// isInline reports whether a RIVVEN_PIPELINE value is the YAML itself.
+func isInline(ref string) bool {
+	return strings.ContainsAny(ref, "\n\r") || strings.HasPrefix(ref, "{")
+}
+
+// isURL reports whether a RIVVEN_PIPELINE value that is not inline YAML
+// is a scheme://... URL rather than a file path.
+func isURL(ref string) bool {
+	scheme, _, ok := strings.Cut(ref, "://")
+	return ok && !strings.ContainsAny(scheme, "/\\")
 }

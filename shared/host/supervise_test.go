@@ -1,0 +1,51 @@
+package host
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestMayReadSecrets covers the cold-start decision of Main: only a
+// pipeline that holds a reference (or one that cannot be told cheaply)
+// makes the function run as a supervised child of itself.
+func TestMayReadSecrets(t *testing.T) {
+	withRef := strings.Replace(testPipeline, "    connector: s3-not-linked-here\n",
+		"    connector: s3-not-linked-here\n    config: {secret_access_key: \"vault:secret/data/lake#key\"}\n", 1)
+	if withRef == testPipeline {
+		t.Fatal("the reference was not added")
+	}
+	file := filepath.Join(t.TempDir(), "pipeline.yaml")
+	if err := os.WriteFile(file, []byte(withRef), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	plain := filepath.Join(t.TempDir(), "pipeline.yaml")
+	if err := os.WriteFile(plain, []byte(testPipeline), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		env  map[string]string
+		want bool
+	}{
+		{"inline without references (components of other functions included)", map[string]string{"RIVVEN_PIPELINE": testPipeline}, false},
+		{"file without references", map[string]string{"RIVVEN_PIPELINE": plain}, false},
+		{"inline with a reference", map[string]string{"RIVVEN_PIPELINE": withRef}, true},
+		{"file with a reference", map[string]string{"RIVVEN_PIPELINE": file}, true},
+		{"a reference through ${VAR}", map[string]string{
+			"RIVVEN_PIPELINE": strings.Replace(withRef, `"vault:secret/data/lake#key"`, `"${LAKE_KEY}"`, 1),
+			"LAKE_KEY":        "vault:secret/data/lake#key"}, true},
+		{"a plain value through ${VAR}", map[string]string{
+			"RIVVEN_PIPELINE": strings.Replace(withRef, `"vault:secret/data/lake#key"`, `"${LAKE_KEY}"`, 1),
+			"LAKE_KEY":        "plain"}, false},
+		{"inline YAML quoting a URL", map[string]string{"RIVVEN_PIPELINE": testPipeline + "# see https://example.com\n"}, false},
+		{"remote: not fetched twice", map[string]string{"RIVVEN_PIPELINE": "s3://bucket/pipeline.yaml"}, true},
+		{"a file that does not load", map[string]string{"RIVVEN_PIPELINE": filepath.Join(t.TempDir(), "missing.yaml")}, true},
+		{"unset: cold start fails before any secret", map[string]string{}, false},
+	} {
+		if got := mayReadSecrets(envOf(c.env)); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
