@@ -201,8 +201,17 @@ func newIncremental(s *Source, types *typeCache, st *snapState, tables []*table,
 	for _, d := range st.Done {
 		done[d] = true
 	}
+	// A position that names the tables under way (Since) resumes those
+	// only: a snapshot asked for some tables must not grow to every
+	// captured table at a restart. Without Since (a first snapshot's
+	// position, or one written before Since existed) every table not done
+	// is read.
+	only := len(st.Since) > 0
 	for _, t := range tables {
 		if done[t.fullName()] || !s.snapshotted(t) {
+			continue
+		}
+		if _, pending := st.Since[t.fullName()]; only && !pending {
 			continue
 		}
 		since := start
