@@ -179,8 +179,10 @@ type MemoryOptions struct {
 	Warehouse string `yaml:"warehouse" required:"true" doc:"Root location of tables' data and metadata: file:///path, s3://bucket/path, gs://bucket/path or abfss://container@account.dfs.core.windows.net/path."`
 }
 
-// Validate checks what the tags cannot express and refuses settings that
-// are not implemented instead of ignoring them.
+// Validate checks what the tags cannot express: one catalog block, the
+// one catalog.type names; identifier columns only with upsert, and
+// partition columns among them; warehouses and URIs in forms the storage
+// layer can open.
 func (c *Config) Validate() []spec.Problem {
 	var ps []spec.Problem
 	blocks := []struct {
