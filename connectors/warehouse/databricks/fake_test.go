@@ -63,6 +63,7 @@ type fakeDatabricks struct {
 	// Behaviours the tests switch on.
 	failStream    func(stream, batch int) bool // fail the stream on receiving this batch (before acking it)
 	failAfterAck  func(stream, batch int) bool // fail the stream right after acking this batch
+	loseAck       func(stream, batch int) bool // make this batch durable, then fail the stream without its ack
 	noAck         func(stream int) bool        // never acknowledge on this stream
 	closeSignal   func(stream, batch int) bool // send a close-stream signal before acking this batch
 	ackGate       chan struct{}                // when set, each ack waits for a value from it
@@ -315,6 +316,7 @@ func (f *fakeDatabricks) EphemeralStream(s pb.Zerobus_EphemeralStreamServer) err
 		f.offsets[stream-1] = append(f.offsets[stream-1], b.GetOffsetId())
 		failNow := f.failStream != nil && f.failStream(stream, batch)
 		failAfter := f.failAfterAck != nil && f.failAfterAck(stream, batch)
+		lose := f.loseAck != nil && f.loseAck(stream, batch)
 		noAck := f.noAck != nil && f.noAck(stream)
 		closeSig := f.closeSignal != nil && f.closeSignal(stream, batch)
 		gate, received := f.ackGate, f.received
@@ -348,6 +350,9 @@ func (f *fakeDatabricks) EphemeralStream(s pb.Zerobus_EphemeralStreamServer) err
 		f.mu.Lock()
 		f.rows[table] = append(f.rows[table], rows...)
 		f.mu.Unlock()
+		if lose {
+			return status.Error(codes.Unavailable, "injected failure before the ack")
+		}
 		off := b.GetOffsetId()
 		if err := s.Send(&pb.EphemeralStreamResponse{Payload: &pb.EphemeralStreamResponse_IngestRecordResponse{
 			IngestRecordResponse: &pb.IngestRecordResponse{DurabilityAckUpToOffset: &off}}}); err != nil {

@@ -110,7 +110,7 @@ func TestAckLostIsAtLeastOnce(t *testing.T) {
 	f := newFakeDatabricks(t)
 	ordersTable(f, false)
 	s := newSink(t, f, f.config(table, "recovery_backoff_ms: 1\n"))
-	f.failAfterAck = func(stream, batch int) bool { return stream == 1 && batch == 1 }
+	f.loseAck = func(stream, batch int) bool { return stream == 1 && batch == 2 }
 	for i := 0; i < 2; i++ {
 		if err := s.Write(context.Background(), ids(i, 1)); err != nil {
 			t.Fatal(err)
@@ -119,6 +119,15 @@ func TestAckLostIsAtLeastOnce(t *testing.T) {
 	got := tableIDs(f)
 	if len(got) < 2 || !slices.Contains(got, "0") || !slices.Contains(got, "1") {
 		t.Errorf("table ids %v", got)
+	}
+	var ones int
+	for _, id := range got {
+		if id == "1" {
+			ones++
+		}
+	}
+	if ones != 2 {
+		t.Errorf("id 1 stored %d times after its acknowledgement was lost, want 2 (durable, then sent again): %v", ones, got)
 	}
 }
 
