@@ -148,8 +148,22 @@ func Lookup(kind, name string) (Component, bool) {
 
 // Normalize makes "ExtractNewRecordState", "extract_new_record_state" and
 // "extract-new-record-state" the same name.
+//
+// It runs for every name each connector registers at package
+// initialisation and for every lookup, so it builds the result in one pass
+// rather than through a strings.Replacer, which is built anew per call.
 func Normalize(name string) string {
-	return strings.NewReplacer("-", "", "_", "").Replace(strings.ToLower(name))
+	name = strings.ToLower(name)
+	if !strings.ContainsAny(name, "-_") {
+		return name
+	}
+	b := make([]byte, 0, len(name))
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c != '-' && c != '_' {
+			b = append(b, c)
+		}
+	}
+	return string(b)
 }
 
 // Set is a set of tags.

@@ -81,3 +81,14 @@ func TestSetString(t *testing.T) {
 		t.Errorf("String = %q", got)
 	}
 }
+
+func TestNormalize(t *testing.T) {
+	for _, in := range []string{"ExtractNewRecordState", "extract_new_record_state", "extract-new-record-state", "Extract-New_Record-State"} {
+		if got := Normalize(in); got != "extractnewrecordstate" {
+			t.Errorf("Normalize(%q) = %q, want extractnewrecordstate", in, got)
+		}
+	}
+	if got := Normalize("s3"); got != "s3" {
+		t.Errorf("Normalize(s3) = %q", got)
+	}
+}

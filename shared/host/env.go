@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/sethvargo/go-envconfig"
-
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/telemetry"
 )
@@ -41,19 +39,23 @@ type Env struct {
 	OutputTopic string `env:"RIVVEN_OUTPUT_TOPIC"`
 }
 
-// LoadEnv reads and checks the environment through lookup.
-func LoadEnv(ctx context.Context, lookup func(string) (string, bool)) (Env, error) {
+// LoadEnv reads and checks the environment through lookup. It reads the
+// six variables itself: a reflection-driven decoder would link
+// encoding/gob, whose package initialisation alone costs a cold start
+// about a millisecond.
+func LoadEnv(_ context.Context, lookup func(string) (string, bool)) (Env, error) {
 	var e Env
-	err := envconfig.ProcessWith(ctx, &envconfig.Config{
-		Target:   &e,
-		Lookuper: envconfig.LookuperFunc(lookup),
-	})
-	if errors.Is(err, envconfig.ErrMissingRequired) {
+	var ok bool
+	if e.Pipeline, ok = lookup("RIVVEN_PIPELINE"); !ok {
 		return e, errors.New("RIVVEN_PIPELINE: not set; give the pipeline file's path, the YAML itself, or an s3:// or gs:// URL")
 	}
-	if err != nil {
-		return e, err
+	e.Connector, _ = lookup("RIVVEN_CONNECTOR")
+	e.RedisURL, _ = lookup("REDIS_URL")
+	e.LogLevel, _ = lookup("RIVVEN_LOG_LEVEL")
+	if e.Payload, ok = lookup("RIVVEN_PAYLOAD"); !ok {
+		e.Payload = events.PayloadAuto
 	}
+	e.OutputTopic, _ = lookup("RIVVEN_OUTPUT_TOPIC")
 	e.Pipeline = strings.TrimSpace(e.Pipeline)
 	if e.Pipeline == "" {
 		return e, errors.New("RIVVEN_PIPELINE: empty; give the pipeline file's path, the YAML itself, or an s3:// or gs:// URL")
