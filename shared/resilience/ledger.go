@@ -310,6 +310,23 @@ func (l *Ledger) Begin(ctx context.Context, items []Item) (Admission, error) {
 	return a, nil
 }
 
+// Warm runs Begin's and End's scripts once on nothing — no breaker, no
+// fence, no item — so that Redis holds them before the first batch: its
+// Begin and End then send the script's hash only, where the first call of
+// each would otherwise be answered NOSCRIPT and send the whole script (and
+// the embedded store compiles each script once, here). It changes no key.
+// A host calls it while it still waits for its first batch.
+func (l *Ledger) Warm(ctx context.Context) error {
+	now := l.cfg.Now().UnixMilli()
+	if err := ledgerBegin.Run(ctx, l.c, l.keys, now, 0, 0, 0, 0, 0, "n", 0).Err(); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	if err := ledgerEnd.Run(ctx, l.c, l.keys, now, 0, 0, 0, 0, 0, "-", 0, 0, 0, 0, 0, 0).Err(); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	return nil
+}
+
 // Outcome is what a batch's write did, for the breaker.
 type Outcome int
 

@@ -227,3 +227,30 @@ func TestLedgerTriggerSizedBatches(t *testing.T) {
 		}
 	})
 }
+
+func TestLedgerWarm(t *testing.T) {
+	backends(t, func(t *testing.T, c redis.UniversalClient) {
+		ctx := context.Background()
+		l, err := NewLedger(c, LedgerConfig{Connector: connector(t, c), Dedup: DedupIDs,
+			Breaker: &BreakerConfig{FailureThreshold: 1, SuccessThreshold: 1, ResetTimeout: time.Second}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Warm(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// Redis holds both scripts: the first batch sends their hashes.
+		loaded, err := c.ScriptExists(ctx, ledgerBegin.Hash(), ledgerEnd.Hash()).Result()
+		if err != nil || len(loaded) != 2 || !loaded[0] || !loaded[1] {
+			t.Fatalf("scripts loaded: %v %v", loaded, err)
+		}
+		// Warming wrote nothing: no breaker, ledger, dedup or attempts key.
+		if n, err := c.Exists(ctx, l.keys...).Result(); err != nil || n != 0 {
+			t.Fatalf("keys after Warm: %d %v", n, err)
+		}
+		a, err := l.Begin(ctx, items("orders", 0, 0, 2))
+		if err != nil || !a.Allowed || a.State != Closed || doneOf(a) != "00" {
+			t.Fatalf("first batch after Warm: %+v %v", a, err)
+		}
+	})
+}
