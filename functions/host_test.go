@@ -69,7 +69,9 @@ func needBinary(t testing.TB) {
 
 // runtimeAPI is an in-test Lambda Runtime API (version 2018-06-01): it
 // hands out queued events on /runtime/invocation/next and records what the
-// function posts to /response, /error and /runtime/init/error.
+// function posts to /response, /error and /runtime/init/error. It also
+// takes extension registrations (Extensions API 2020-01-01), as Lambda
+// does, and notes whether one came before the runtime's first /next.
 type runtimeAPI struct {
 	srv     *httptest.Server
 	queue   chan []byte
@@ -77,6 +79,9 @@ type runtimeAPI struct {
 	initErr chan []byte
 	mu      sync.Mutex
 	n       int
+	// extensions registered, and how many had registered when the first
+	// /next came (-1 until then)
+	extensions, beforeNext int
 }
 
 type apiResult struct {
@@ -85,9 +90,30 @@ type apiResult struct {
 }
 
 func newRuntimeAPI(t testing.TB) *runtimeAPI {
-	a := &runtimeAPI{queue: make(chan []byte, 16), results: make(chan apiResult, 16), initErr: make(chan []byte, 1)}
+	a := &runtimeAPI{queue: make(chan []byte, 16), results: make(chan apiResult, 16), initErr: make(chan []byte, 1), beforeNext: -1}
 	mux := http.NewServeMux()
+	mux.HandleFunc("POST /2020-01-01/extension/register", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Lambda-Extension-Name") == "" {
+			http.Error(w, "missing extension name", http.StatusBadRequest)
+			return
+		}
+		a.mu.Lock()
+		a.extensions++
+		id := fmt.Sprintf("ext-%d", a.extensions)
+		a.mu.Unlock()
+		w.Header().Set("Lambda-Extension-Identifier", id)
+		w.Write([]byte(`{"functionName":"stdout","functionVersion":"$LATEST","handler":"bootstrap"}`))
+	})
+	// An extension that subscribed to no event waits here for good.
+	mux.HandleFunc("GET /2020-01-01/extension/event/next", func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+	})
 	mux.HandleFunc("GET /2018-06-01/runtime/invocation/next", func(w http.ResponseWriter, r *http.Request) {
+		a.mu.Lock()
+		if a.beforeNext < 0 {
+			a.beforeNext = a.extensions
+		}
+		a.mu.Unlock()
 		select {
 		case ev := <-a.queue:
 			a.mu.Lock()
@@ -209,6 +235,13 @@ func TestLambdaBootstrap(t *testing.T) {
 	if r.kind != "response" || string(r.body) != `{"batchItemFailures":[{"itemIdentifier":"sqs-1"}]}` {
 		t.Fatalf("sqs: %s %s\nstderr: %s", r.kind, r.body, stderr)
 	}
+	// The extension that enables SIGTERM registers while the pipeline
+	// starts, and before the first /next ends the init phase.
+	api.mu.Lock()
+	if api.beforeNext != 1 {
+		t.Errorf("extensions registered before the first /next: %d, want 1", api.beforeNext)
+	}
+	api.mu.Unlock()
 
 	// SQS FIFO: the failed message and every later one of its group.
 	fifo := events.NewSQSEvent(events.SQSSource{QueueARN: "arn:aws:sqs:eu-west-1:123456789012:orders.fifo"},

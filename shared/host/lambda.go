@@ -10,6 +10,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/signal"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -24,13 +27,23 @@ import (
 const (
 	runtimeAPIVersion = "2018-06-01"
 	initErrorType     = "Runtime.ConfigInvalid"
-	emfNamespace      = "RivvenConnect"
+	// Extensions API version and the name of the extension that enables
+	// SIGTERM (aws-lambda-go's name for it).
+	extensionAPIVersion = "2020-01-01"
+	sigtermExtension    = "GoLangEnableSIGTERM"
+	emfNamespace        = "RivvenConnect"
 )
 
 // runLambda serves the function on AWS Lambda. Every batch trigger shares
 // one handler: the event's eventSource says whether it is SQS, Kinesis or
 // Kafka, and the answer is that trigger's partial batch response.
 func runLambda(ctx context.Context, fn Function, api string, opts Options, stdout, stderr io.Writer) int {
+	// Lambda sends SIGTERM (then SIGKILL) when it retires an instance only
+	// to a runtime that registered an extension. Registering is a round
+	// trip to the Runtime API, so it runs while Init builds the pipeline;
+	// it ends before the first /next, which ends the init phase.
+	registered := make(chan error, 1)
+	go func() { registered <- registerSIGTERMExtension(api) }()
 	rt, err := Init(ctx, fn, opts)
 	if err != nil {
 		msg := OneLine(err)
@@ -40,23 +53,63 @@ func runLambda(ctx context.Context, fn Function, api string, opts Options, stdou
 		}
 		return 1
 	}
+	// On SIGTERM: flush the sink in the time Lambda gives, then go.
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	go func() {
+		<-term
+		cctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+		err := rt.Close(cctx)
+		cancel()
+		if err != nil {
+			rt.Log.Error("close failed", "error", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}()
+	if err := <-registered; err != nil {
+		rt.Log.Warn("SIGTERM is not enabled: the instance may be stopped without its sink being flushed", "error", err)
+	}
 	dims := map[string]string{"FunctionName": lookupOr(opts.Lookup, "AWS_LAMBDA_FUNCTION_NAME", fn.String())}
 	handler := rt.lambdaHandler(stdout, dims)
-	lambda.StartWithOptions(handler,
-		lambda.WithContext(ctx),
-		// Lambda sends SIGTERM (then SIGKILL) when it retires an instance:
-		// flush the sink in the time it gives, then go.
-		lambda.WithEnableSIGTERM(func() {
-			cctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
-			err := rt.Close(cctx)
-			cancel()
-			if err != nil {
-				rt.Log.Error("close failed", "error", err)
-				os.Exit(1)
-			}
-			os.Exit(0)
-		}))
+	lambda.StartWithOptions(handler, lambda.WithContext(ctx))
 	return 1 // StartWithOptions returns only on a broken Runtime API
+}
+
+// registerSIGTERMExtension registers an internal extension that subscribes
+// to no event, which is what makes Lambda send SIGTERM before it stops the
+// instance (aws-lambda-go's WithEnableSIGTERM does the same, after init).
+// The extension's /event/next never answers; it is left waiting.
+func registerSIGTERMExtension(api string) error {
+	base := "http://" + api + "/" + extensionAPIVersion + "/extension/"
+	// The Runtime API is local: no proxy from the environment applies.
+	client := &http.Client{Transport: &http.Transport{}}
+	req, err := http.NewRequest(http.MethodPost, base+"register", strings.NewReader(`{"events":[]}`))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Lambda-Extension-Name", sigtermExtension)
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("register extension: %w", err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("register extension: the Runtime API answered %s", resp.Status)
+	}
+	id := resp.Header.Get("Lambda-Extension-Identifier")
+	go func() {
+		req, err := http.NewRequest(http.MethodGet, base+"event/next", nil)
+		if err != nil {
+			return
+		}
+		req.Header.Set("Lambda-Extension-Identifier", id)
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	return nil
 }
 
 // lambdaHandler answers one invocation: the batch through the adapter,
