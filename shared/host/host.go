@@ -21,6 +21,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/config"
@@ -32,6 +33,9 @@ import (
 	"github.com/rivven/rivven-connect/shared/topic"
 	"github.com/rivven/rivven-connect/shared/transport"
 )
+
+// warmTimeout bounds loading the ledger's scripts at cold start.
+const warmTimeout = 10 * time.Second
 
 // Function says which connector a function binary hosts.
 type Function struct {
@@ -58,6 +62,11 @@ type Options struct {
 	Log io.Writer
 	// Catalog is where connectors are looked up; nil means the default.
 	Catalog *catalog.Registry
+
+	// parsed is the pipeline Main already read and parsed (with the
+	// default catalog and the process environment) to decide whether to
+	// supervise; nil means Init reads and parses it.
+	parsed *parsedPipeline
 }
 
 // Runtime is an initialized function: ready to take trigger envelopes.
@@ -107,14 +116,22 @@ func initRuntime(ctx context.Context, fn Function, opts Options) (*Runtime, erro
 	if err != nil {
 		return nil, err
 	}
-	doc, where, err := ReadPipeline(ctx, env.Pipeline)
-	if err != nil {
-		return nil, err
-	}
-	scope := &scopedCatalog{inner: reg}
-	p, err := config.Parse(doc, scope, config.Options{Env: lookup})
-	if err != nil {
-		return nil, pipelineError(where, err)
+	var (
+		p     *config.Pipeline
+		where string
+		scope *scopedCatalog
+	)
+	if pp := opts.parsed; pp != nil && pp.ref == env.Pipeline && opts.Catalog == nil && opts.Lookup == nil {
+		p, where, scope = pp.p, pp.where, pp.scope
+	} else {
+		doc, w, err := ReadPipeline(ctx, env.Pipeline)
+		if err != nil {
+			return nil, err
+		}
+		where, scope = w, &scopedCatalog{inner: reg}
+		if p, err = config.Parse(doc, scope, config.Options{Env: lookup}); err != nil {
+			return nil, pipelineError(where, err)
+		}
 	}
 	p.Path = where
 	rt := &Runtime{Function: fn, Env: env, Pipeline: p}
@@ -215,6 +232,18 @@ func initRuntime(ctx context.Context, fn Function, opts Options) (*Runtime, erro
 		return nil, fmt.Errorf("%s: %w", rt.Component, err)
 	}
 	rt.Adapter = &pipeline.Adapter{Handler: h, Payload: env.Payload, Topics: topics}
+	// The delivery ledger's scripts load while the host waits for its
+	// first batch (on Lambda: registers and asks for it) instead of on
+	// that batch; if they do not, the first batch loads them as before.
+	if h.Ledger != nil {
+		go func() {
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), warmTimeout)
+			defer cancel()
+			if err := h.Ledger.Warm(wctx); err != nil {
+				rt.Log.Debug("the ledger's scripts were not loaded ahead of the first batch", "error", err)
+			}
+		}()
+	}
 	return rt, nil
 }
 

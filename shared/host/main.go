@@ -51,37 +51,57 @@ func Main(fn Function) {
 	// So a function whose pipeline holds secret references runs as a
 	// child of itself whose stderr the parent redacts (one more process
 	// at cold start); one without runs alone.
-	if Detect(nil) != None && !supervise.IsChild() && mayReadSecrets(os.LookupEnv) {
-		if code, ok := supervise.Run(os.Args[1:]); ok {
-			os.Exit(code)
+	var parsed *parsedPipeline
+	if Detect(nil) != None && !supervise.IsChild() {
+		var may bool
+		if may, parsed = mayReadSecrets(os.LookupEnv); may {
+			if code, ok := supervise.Run(os.Args[1:]); ok {
+				os.Exit(code)
+			}
 		}
 	}
 	stderr := supervise.Child()
 	// A panic reaching the function's main goroutine is reported with
 	// secret values blanked out (the runtime would print the value).
 	defer secrets.Crash()
-	os.Exit(Run(context.Background(), fn, Options{Log: stderr}, os.Stdout, stderr))
+	// The pipeline mayReadSecrets parsed is the one Init would read and
+	// parse again: it is handed over, so a cold start parses it once.
+	os.Exit(Run(context.Background(), fn, Options{Log: stderr, parsed: parsed}, os.Stdout, stderr))
+}
+
+// parsedPipeline is RIVVEN_PIPELINE read and parsed with the default
+// catalog and the process environment, as Init would.
+type parsedPipeline struct {
+	ref   string // RIVVEN_PIPELINE, trimmed
+	where string
+	p     *config.Pipeline
+	scope *scopedCatalog
 }
 
 // mayReadSecrets reports whether the function's pipeline (RIVVEN_PIPELINE)
 // may hold secret references: false only when it is a file or inline YAML
-// that parses and holds none. A pipeline at an s3:// or gs:// URL is not
-// fetched twice at cold start to tell: it counts as one with references.
-// Without RIVVEN_PIPELINE, cold start fails before any secret is read.
-func mayReadSecrets(lookup func(string) (string, bool)) bool {
+// that parses and holds none, and then it returns that parse too. A
+// pipeline at an s3:// or gs:// URL is not fetched twice at cold start to
+// tell: it counts as one with references. Without RIVVEN_PIPELINE, cold
+// start fails before any secret is read.
+func mayReadSecrets(lookup func(string) (string, bool)) (bool, *parsedPipeline) {
 	ref, _ := lookup("RIVVEN_PIPELINE")
 	if ref = strings.TrimSpace(ref); ref == "" {
-		return false
+		return false, nil
 	}
 	if !isInline(ref) && isURL(ref) {
-		return true
+		return true, nil
 	}
-	doc, _, err := ReadPipeline(context.Background(), ref)
+	doc, where, err := ReadPipeline(context.Background(), ref)
 	if err != nil {
-		return true
+		return true, nil
 	}
-	p, err := config.Parse(doc, &scopedCatalog{inner: catalog.Default}, config.Options{Env: lookup})
-	return err != nil || pipeline.HasSecretRefs(p)
+	scope := &scopedCatalog{inner: catalog.Default}
+	p, err := config.Parse(doc, scope, config.Options{Env: lookup})
+	if err != nil || pipeline.HasSecretRefs(p) {
+		return true, nil
+	}
+	return false, &parsedPipeline{ref: ref, where: where, p: p, scope: scope}
 }
 
 // Run is Main without the exit, for tests: it returns the exit code.

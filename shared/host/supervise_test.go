@@ -1,6 +1,8 @@
 package host
 
 import (
+	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,8 +46,41 @@ func TestMayReadSecrets(t *testing.T) {
 		{"a file that does not load", map[string]string{"RIVVEN_PIPELINE": filepath.Join(t.TempDir(), "missing.yaml")}, true},
 		{"unset: cold start fails before any secret", map[string]string{}, false},
 	} {
-		if got := mayReadSecrets(envOf(c.env)); got != c.want {
+		got, parsed := mayReadSecrets(envOf(c.env))
+		if got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
+		// What was parsed is handed to Init only when the function runs
+		// alone; a supervised child parses for itself.
+		if want := !got && c.env["RIVVEN_PIPELINE"] != ""; (parsed != nil) != want {
+			t.Errorf("%s: parsed pipeline kept: %v, want %v", c.name, parsed != nil, want)
+		}
+	}
+}
+
+// TestInitTakesMainsParse: the pipeline Main parsed to decide on
+// supervision is the one Init serves, so a cold start reads and parses
+// it once (the file is gone by the time Init runs).
+func TestInitTakesMainsParse(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "pipeline.yaml")
+	if err := os.WriteFile(file, []byte(testPipeline), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("RIVVEN_PIPELINE", file)
+	t.Setenv("REDIS_URL", "")
+	may, parsed := mayReadSecrets(os.LookupEnv)
+	if may || parsed == nil {
+		t.Fatalf("mayReadSecrets: %v, %v", may, parsed)
+	}
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	rt, err := Init(context.Background(), Function{Kind: "sink", Connector: "test-collect"}, Options{Log: io.Discard, parsed: parsed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(context.Background())
+	if rt.Pipeline != parsed.p || rt.Pipeline.Path != file || rt.Component != "sinks.out" {
+		t.Errorf("Init did not serve the parsed pipeline: %p %q %s", rt.Pipeline, rt.Pipeline.Path, rt.Component)
 	}
 }
