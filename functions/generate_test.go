@@ -165,6 +165,10 @@ func TestFunctionsLinkOnlyTheirConnector(t *testing.T) {
 	// The Cloud Run host reads CloudEvents with the CloudEvents SDK.
 	const cloudRunHost = "github.com/cloudevents/sdk-go/v2/protocol/http"
 	grpc := "google.golang.org/grpc"
+	// Nothing scrapes a function (its metrics are EMF lines), and neither
+	// the Prometheus client nor encoding/gob is worth its package
+	// initialisation at every cold start.
+	prometheus, gob := "github.com/prometheus/client_golang", "encoding/gob"
 	cases := []struct {
 		fn        string
 		tags      string
@@ -173,14 +177,14 @@ func TestFunctionsLinkOnlyTheirConnector(t *testing.T) {
 		ownPrefix string
 	}{
 		{fn: "sink/stdout", tags: "custom,hosts.lambda,hosts.cloudrun,lambda.norpc", must: []string{module + "/connectors/utility/stdout", "github.com/aws/aws-lambda-go/lambda", cloudRunHost},
-			mustNot: []string{awsSDK, gcpSDK, grpc, module + "/shared/host/s3src", module + "/shared/host/gcssrc"}},
+			mustNot: []string{awsSDK, gcpSDK, grpc, prometheus, gob, module + "/shared/host/s3src", module + "/shared/host/gcssrc"}},
 		{fn: "sink/stdout", tags: "custom,hosts.lambda,hosts.cloudrun,lambda.norpc,loaders.s3", must: []string{awsSDK + "service/s3", module + "/shared/host/s3src"},
 			mustNot: []string{gcpSDK, grpc, module + "/shared/host/gcssrc"}},
 		{fn: "sink/stdout", tags: "custom,hosts.lambda,hosts.cloudrun,loaders.gcs", must: []string{gcpSDK, module + "/shared/host/gcssrc"},
 			mustNot: []string{awsSDK, module + "/shared/host/s3src"}},
 		// The Lambda zips (no hosts.cloudrun) leave the Cloud Run host out.
 		{fn: "sink/stdout", tags: "custom,hosts.lambda,lambda.norpc,loaders.s3", must: []string{"github.com/aws/aws-lambda-go/lambda", awsSDK + "service/s3"},
-			mustNot: []string{"github.com/cloudevents/sdk-go", gcpSDK, grpc}},
+			mustNot: []string{"github.com/cloudevents/sdk-go", gcpSDK, grpc, prometheus, gob}},
 		// The Cloud Run images (no hosts.lambda) leave the Lambda host out.
 		{fn: "sink/stdout", tags: "custom,hosts.cloudrun,loaders.gcs", must: []string{cloudRunHost, gcpSDK},
 			mustNot: []string{"github.com/aws/aws-lambda-go/lambda", awsSDK}},
@@ -220,7 +224,7 @@ func TestFunctionsLinkOnlyTheirConnector(t *testing.T) {
 	// loader and every transport.
 	t.Run("plain build", func(t *testing.T) {
 		deps := goListDeps(t, "./sink/stdout", "")
-		for _, m := range []string{"github.com/aws/aws-lambda-go/lambda", cloudRunHost,
+		for _, m := range []string{"github.com/aws/aws-lambda-go/lambda", cloudRunHost, prometheus,
 			module + "/shared/host/s3src", module + "/shared/host/gcssrc", module + "/shared/topic/kafkatopic", module + "/shared/topic/pubsubtopic", module + "/shared/topic/sqstopic"} {
 			if !hasDep(deps, m) {
 				t.Errorf("a plain build of sink/stdout does not link %s", m)

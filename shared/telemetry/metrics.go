@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -15,11 +13,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/prometheus/common/expfmt"
 
 	"github.com/rivven/rivven-connect/shared/metric"
 )
@@ -33,49 +26,17 @@ const (
 	labelState     = "state"
 )
 
-var connLabels = []string{labelName, labelConnector, labelKind}
-
-// batchBuckets spans 100µs (an in-memory sink) to 10s (a slow warehouse
-// load) on a 1-2.5-5 ladder, so both ends of the connector zoo get useful
-// quantiles without a per-connector bucket layout.
-var batchBuckets = []float64{
-	.0001, .00025, .0005,
-	.001, .0025, .005,
-	.01, .025, .05,
-	.1, .25, .5,
-	1, 2.5, 5, 10,
-}
-
-// Descriptors of the series derived from ConnectorStats. Counters in the
-// stats are cumulative since the process started, so they map onto
-// Prometheus counters directly.
-var (
-	descEventsIn     = connDesc("rivven_connector_events_in_total", "Events read by the connector (sources) or received from the topic (sinks).")
-	descEventsOut    = connDesc("rivven_connector_events_out_total", "Events written to the topic (sources) or delivered to the target system (sinks).")
-	descErrors       = connDesc("rivven_connector_errors_total", "Errors seen by the connector.")
-	descDropped      = connDesc("rivven_connector_dropped_total", "Events filtered out by transforms.")
-	descDeadLettered = connDesc("rivven_connector_dead_lettered_total", "Events sent to the dead-letter topic.")
-	descRestarts     = connDesc("rivven_connector_restarts_total", "Times the engine restarted the connector after a failure.")
-	descLag          = connDesc("rivven_connector_lag", "Messages between the topic head and the sink's position; absent while unknown.")
-	descState        = prometheus.NewDesc("rivven_connector_state",
-		"Current lifecycle state of the connector: 1 for the series whose state label is the current state.",
-		append(slices.Clone(connLabels), labelState), nil)
-)
-
-func connDesc(name, help string) *prometheus.Desc {
-	return prometheus.NewDesc(name, help, connLabels, nil)
-}
-
 // Registry holds every metric of one process and exposes them as Prometheus
-// text (CLI, long-lived service, Cloud Run) or as CloudWatch Embedded Metric
+// text (CLI, long-lived service) or as CloudWatch Embedded Metric
 // Format lines (Lambda, see WriteEMF). It is safe for concurrent use.
 //
-// The underlying *prometheus.Registry is private so that all metrics go
-// through the helpers here, which keep names consistent between the two
-// output formats.
+// The Prometheus side (prom.go) is private so that all metrics go through
+// the helpers here, which keep names consistent between the two output
+// formats. Function builds leave it out (prom_off.go): a function is never
+// scraped, and the Prometheus client's packages cost a cold start several
+// milliseconds of package initialisation.
 type Registry struct {
-	reg   *prometheus.Registry
-	batch *prometheus.HistogramVec
+	prom promExport
 
 	mu       sync.Mutex // guards the fields below
 	sources  []StatsSource
@@ -96,22 +57,11 @@ type Registry struct {
 // long-lived service expects next to the connector metrics.
 func NewRegistry() *Registry {
 	r := &Registry{
-		reg: prometheus.NewRegistry(),
-		batch: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "rivven_connector_batch_seconds",
-			Help:    "Time to process one batch, from receiving it to acknowledging it.",
-			Buckets: batchBuckets,
-		}, connLabels),
 		series:   make(map[string]any),
 		families: make(map[string]*family),
 		emfLast:  make(map[connKey]ConnectorStats),
 	}
-	r.reg.MustRegister(
-		r.batch,
-		statsCollector{r},
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
+	r.prom = newPromExport(r)
 	return r
 }
 
@@ -158,50 +108,18 @@ func (r *Registry) stats() []ConnectorStats {
 	return out
 }
 
-// statsCollector turns the watched ConnectorStats into const metrics at
-// scrape time.
-type statsCollector struct{ r *Registry }
-
-func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{
-		descEventsIn, descEventsOut, descErrors, descDropped,
-		descDeadLettered, descRestarts, descLag, descState,
-	} {
-		ch <- d
-	}
-}
-
-func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, s := range c.r.stats() {
-		lv := []string{s.Name, s.Connector, s.Kind}
-		counter := func(d *prometheus.Desc, v uint64) {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), lv...)
-		}
-		counter(descEventsIn, s.EventsIn)
-		counter(descEventsOut, s.EventsOut)
-		counter(descErrors, s.Errors)
-		counter(descDropped, s.Dropped)
-		counter(descDeadLettered, s.DeadLettered)
-		counter(descRestarts, s.Restarts)
-		// A negative lag means "unknown"; exporting it would draw a
-		// misleading line, and an absent series is what alerting rules
-		// already handle (absent(), or no data).
-		if s.Lag >= 0 {
-			ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, float64(s.Lag), lv...)
-		}
-		if s.State != "" {
-			ch <- prometheus.MustNewConstMetric(descState, prometheus.GaugeValue, 1, append(lv, s.State)...)
-		}
-	}
-}
-
 // BatchLatency returns the observer of rivven_connector_batch_seconds for one
 // connector. Looking up the labelled child costs a hash and a lock, so a
 // connector should call this once and keep the Observer rather than call it
 // per batch.
-func (r *Registry) BatchLatency(name, connector, kind string) prometheus.Observer {
-	return r.batch.WithLabelValues(name, connector, kind)
+//
+// It is nil in a build without Prometheus, where nothing would read it.
+func (r *Registry) BatchLatency(name, connector, kind string) Observer {
+	return r.prom.batchLatency(name, connector, kind)
 }
+
+// Observer takes one observation (a duration in seconds).
+type Observer interface{ Observe(float64) }
 
 // counterSeries is one exported connector-specific counter: the value the
 // connector updates, its naming, and what the last EMF flush reported.
@@ -225,24 +143,6 @@ type histSeries struct {
 	// guarded by Registry.emfMu.
 	emfLastN   uint64
 	emfLastSum float64
-}
-
-// histCollector exports a histSeries to Prometheus as a const histogram
-// built from a snapshot on every scrape.
-type histCollector struct {
-	desc *prometheus.Desc
-	h    *metric.Histogram
-}
-
-func (c histCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
-
-func (c histCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.h.Snapshot()
-	buckets := make(map[float64]uint64, len(s.Bounds))
-	for i, b := range s.Bounds {
-		buckets[b] = s.Cumulative[i]
-	}
-	ch <- prometheus.MustNewConstHistogram(c.desc, s.Count, s.Sum, buckets)
 }
 
 // metricDef is the naming of one custom series: the dotted name used by the
@@ -346,26 +246,18 @@ func (r *Registry) customWith(kind, name, help string, bounds []float64, constLa
 		return m
 	}
 
-	// Every series shares its family's help: Prometheus rejects a scrape
-	// whose series of one name disagree on it.
-	opts := prometheus.Opts{Name: def.prom, Help: fam.help, ConstLabels: def.constLabels()}
-	var (
-		m   any
-		col prometheus.Collector
-	)
+	var m any
 	switch kind {
 	case kindCounter:
-		c := &counterSeries{Counter: &metric.Counter{}, def: def}
-		m, col = c, prometheus.NewCounterFunc(prometheus.CounterOpts(opts), func() float64 { return float64(c.Value()) })
+		m = &counterSeries{Counter: &metric.Counter{}, def: def}
 	case kindHistogram:
-		h := &histSeries{Histogram: metric.NewHistogram(bounds), def: def}
-		desc := prometheus.NewDesc(def.prom, fam.help, nil, def.constLabels())
-		m, col = h, histCollector{desc: desc, h: h.Histogram}
+		m = &histSeries{Histogram: metric.NewHistogram(bounds), def: def}
 	default:
-		g := &gaugeSeries{Gauge: &metric.Gauge{}, def: def}
-		m, col = g, prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts), g.Value)
+		m = &gaugeSeries{Gauge: &metric.Gauge{}, def: def}
 	}
-	if err := r.reg.Register(col); err != nil {
+	// Every series shares its family's help: Prometheus rejects a scrape
+	// whose series of one name disagree on it.
+	if err := r.prom.register(def, fam.help, m); err != nil {
 		panic(fmt.Errorf("telemetry: registering %s %q: %w", kind, name, err))
 	}
 	r.families[def.prom] = fam
@@ -441,46 +333,6 @@ func (d metricDef) labelNames() string {
 		names[i] = l.name
 	}
 	return strings.Join(names, ",")
-}
-
-func (d metricDef) constLabels() prometheus.Labels {
-	if len(d.labels) == 0 {
-		return nil
-	}
-	ls := make(prometheus.Labels, len(d.labels))
-	for _, l := range d.labels {
-		ls[l.name] = l.value
-	}
-	return ls
-}
-
-// WritePrometheus writes every metric in the Prometheus text exposition
-// format, for a CLI "metrics" dump or a textfile collector. If some metric
-// could not be gathered, the rest is still written and the error returned.
-func (r *Registry) WritePrometheus(w io.Writer) error {
-	mfs, gatherErr := r.reg.Gather()
-	enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
-	for _, mf := range mfs {
-		if err := enc.Encode(mf); err != nil {
-			return errors.Join(gatherErr, err)
-		}
-	}
-	if c, ok := enc.(expfmt.Closer); ok {
-		if err := c.Close(); err != nil {
-			return errors.Join(gatherErr, err)
-		}
-	}
-	return gatherErr
-}
-
-// Handler serves the registry for Prometheus scrapes. A metric that fails to
-// gather is logged (through slog.Default) and skipped instead of failing the
-// whole scrape, so one broken collector does not blind the dashboards.
-func (r *Registry) Handler() http.Handler {
-	return promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{
-		ErrorLog:      slog.NewLogLogger(slog.Default().Handler(), slog.LevelError),
-		ErrorHandling: promhttp.ContinueOnError,
-	})
 }
 
 // Serve runs an HTTP server on addr with GET /metrics (Prometheus) and
@@ -609,26 +461,5 @@ func healthHandler(health func() (bool, any)) http.Handler {
 // rest gauges. Connectors that count with Registry.Counter/Gauge directly
 // need not report.
 func (r *Registry) Report(name string, fn func() map[string]float64) {
-	r.reg.MustRegister(reportCollector{name: name, fn: fn})
-}
-
-// reportCollector is an unchecked collector: the names are only known once
-// the connector reports them.
-type reportCollector struct {
-	name string
-	fn   func() map[string]float64
-}
-
-func (reportCollector) Describe(chan<- *prometheus.Desc) {}
-
-func (c reportCollector) Collect(ch chan<- prometheus.Metric) {
-	m := c.fn()
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		kind := prometheus.GaugeValue
-		if strings.HasSuffix(k, "_total") {
-			kind = prometheus.CounterValue
-		}
-		desc := prometheus.NewDesc(PrometheusName(k), k+" (reported by the connector)", nil, prometheus.Labels{labelName: c.name})
-		ch <- prometheus.MustNewConstMetric(desc, kind, m[k])
-	}
+	r.prom.report(name, fn)
 }
