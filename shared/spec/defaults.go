@@ -1,9 +1,11 @@
 package spec
 
 import (
+	"encoding"
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -34,7 +36,7 @@ func applyDefaults(v reflect.Value) error {
 			continue
 		}
 		if def, ok := sf.Tag.Lookup("default"); ok {
-			if err := yaml.Unmarshal([]byte(def), fv.Addr().Interface()); err != nil {
+			if err := setDefault(fv, def); err != nil {
 				return fmt.Errorf("%s: default %q: %w", sf.Name, def, err)
 			}
 			continue
@@ -46,6 +48,56 @@ func applyDefaults(v reflect.Value) error {
 		}
 	}
 	return nil
+}
+
+// scalarDefaults holds the decoded default of scalar fields, by field
+// type and default text: every decode of a config block applies the same
+// defaults, and YAML-decoding each of them every time is most of what
+// decoding a small block costs.
+var scalarDefaults sync.Map // scalarDefault → reflect.Value
+
+type scalarDefault struct {
+	t   reflect.Type
+	def string
+}
+
+var (
+	yamlUnmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+)
+
+// setDefault decodes def, as YAML, into fv. The value of a plain scalar
+// type (no decoding method of its own) is decoded once and then copied.
+func setDefault(fv reflect.Value, def string) error {
+	t := fv.Type()
+	if !plainScalar(t) {
+		return yaml.Unmarshal([]byte(def), fv.Addr().Interface())
+	}
+	k := scalarDefault{t, def}
+	if v, ok := scalarDefaults.Load(k); ok {
+		fv.Set(v.(reflect.Value))
+		return nil
+	}
+	v := reflect.New(t)
+	if err := yaml.Unmarshal([]byte(def), v.Interface()); err != nil {
+		return err
+	}
+	scalarDefaults.Store(k, v.Elem())
+	fv.Set(v.Elem())
+	return nil
+}
+
+func plainScalar(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Bool, reflect.String, reflect.Float32, reflect.Float64,
+		reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+	default:
+		return false
+	}
+	p := reflect.PointerTo(t)
+	return !t.Implements(yamlUnmarshalerType) && !p.Implements(yamlUnmarshalerType) &&
+		!t.Implements(textUnmarshalerType) && !p.Implements(textUnmarshalerType)
 }
 
 // DurationPattern is the JSON Schema pattern of a duration: what
@@ -213,11 +265,18 @@ func FillDefaults(fields []Field, node *yaml.Node) {
 // f has none.
 func defaultNode(f Field) *yaml.Node {
 	if f.Default != "" {
+		if n, ok := defaultNodes.Load(f.Default); ok {
+			return copyNode(n.(*yaml.Node))
+		}
 		var doc yaml.Node
 		if yaml.Unmarshal([]byte(f.Default), &doc) != nil || len(doc.Content) == 0 {
 			return nil
 		}
-		return doc.Content[0]
+		n := doc.Content[0]
+		if !hasAliases(n) {
+			defaultNodes.Store(f.Default, copyNode(n))
+		}
+		return n
 	}
 	if f.Type == TObject && !f.pointer && hasDefaults(f.Fields) {
 		m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
@@ -225,6 +284,35 @@ func defaultNode(f Field) *yaml.Node {
 		return m
 	}
 	return nil
+}
+
+// defaultNodes holds each default text parsed once: the fields of every
+// config block are filled from the same few defaults. Callers get a copy,
+// which the document it goes into may change.
+var defaultNodes sync.Map // default text → *yaml.Node
+
+// copyNode copies a node tree without aliases.
+func copyNode(n *yaml.Node) *yaml.Node {
+	c := *n
+	if len(n.Content) > 0 {
+		c.Content = make([]*yaml.Node, len(n.Content))
+		for i, k := range n.Content {
+			c.Content[i] = copyNode(k)
+		}
+	}
+	return &c
+}
+
+func hasAliases(n *yaml.Node) bool {
+	if n.Kind == yaml.AliasNode || n.Anchor != "" {
+		return true
+	}
+	for _, c := range n.Content {
+		if hasAliases(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // hasDefaults reports whether any field, or a field of a nested object

@@ -18,9 +18,11 @@ package spec
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -81,6 +83,12 @@ var (
 	durationType = reflect.TypeOf(time.Duration(0))
 )
 
+// fieldsCache holds what FieldsOf found per struct type: a type's fields
+// never change, and a cold start asks for the same types (the pipeline
+// file's, each connector's config) at registration and again at every
+// decode.
+var fieldsCache sync.Map // reflect.Type → []Field
+
 // FieldsOf describes the fields of a struct type (or pointer to one).
 func FieldsOf(t reflect.Type) []Field {
 	for t.Kind() == reflect.Pointer {
@@ -89,6 +97,15 @@ func FieldsOf(t reflect.Type) []Field {
 	if t.Kind() != reflect.Struct {
 		return nil
 	}
+	if fs, ok := fieldsCache.Load(t); ok {
+		return slices.Clone(fs.([]Field))
+	}
+	fs := fieldsOfStruct(t)
+	fieldsCache.Store(t, fs)
+	return slices.Clone(fs)
+}
+
+func fieldsOfStruct(t reflect.Type) []Field {
 	var out []Field
 	for i := 0; i < t.NumField(); i++ {
 		sf := t.Field(i)
