@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -74,8 +75,17 @@ func runCloudRun(ctx context.Context, fn Function, opts Options, stderr io.Write
 		rt.Close(context.WithoutCancel(ctx))
 		return 1
 	}
+	// The first collection waits for the first request to be answered
+	// (see startGC): the second request puts GOGC back.
+	var answered atomic.Bool
+	h = rt.recoverPanics(h)
 	srv := &http.Server{
-		Handler:           rt.recoverPanics(h),
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if answered.Swap(true) {
+				opts.gc.restore()
+			}
+			h.ServeHTTP(w, r)
+		}),
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(rt.Log.Handler(), slog.LevelWarn),
 	}

@@ -67,6 +67,9 @@ type Options struct {
 	// default catalog and the process environment) to decide whether to
 	// supervise; nil means Init reads and parses it.
 	parsed *parsedPipeline
+	// gc is put back once the first batch is answered; nil when Main did
+	// not hold back the first collection.
+	gc *startGC
 }
 
 // Runtime is an initialized function: ready to take trigger envelopes.

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -72,7 +73,15 @@ func runLambda(ctx context.Context, fn Function, api string, opts Options, stdou
 	}
 	dims := map[string]string{"FunctionName": lookupOr(opts.Lookup, "AWS_LAMBDA_FUNCTION_NAME", fn.String())}
 	handler := rt.lambdaHandler(stdout, dims)
-	lambda.StartWithOptions(handler, lambda.WithContext(ctx))
+	// The first collection waits for the first batch to be answered (see
+	// startGC): the second invocation puts GOGC back.
+	var invoked atomic.Bool
+	lambda.StartWithOptions(func(ctx context.Context, event json.RawMessage) (json.RawMessage, error) {
+		if invoked.Swap(true) {
+			opts.gc.restore()
+		}
+		return handler(ctx, event)
+	}, lambda.WithContext(ctx))
 	return 1 // StartWithOptions returns only on a broken Runtime API
 }
 

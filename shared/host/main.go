@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rivven/rivven-connect/shared/catalog"
@@ -46,6 +48,7 @@ func Detect(lookup func(string) (string, bool)) Platform {
 
 // Main runs fn on the platform it finds and exits; function mains call it.
 func Main(fn Function) {
+	gc := deferFirstGC()
 	// What no code can recover — a panic in a goroutine a library started,
 	// a fatal error — the runtime prints to descriptor 2, values and all.
 	// So a function whose pipeline holds secret references runs as a
@@ -66,7 +69,36 @@ func Main(fn Function) {
 	defer secrets.Crash()
 	// The pipeline mayReadSecrets parsed is the one Init would read and
 	// parse again: it is handed over, so a cold start parses it once.
-	os.Exit(Run(context.Background(), fn, Options{Log: stderr, parsed: parsed}, os.Stdout, stderr))
+	os.Exit(Run(context.Background(), fn, Options{Log: stderr, parsed: parsed, gc: gc}, os.Stdout, stderr))
+}
+
+// coldStartGCPercent is GOGC from exec to the first batch answered.
+const coldStartGCPercent = 400
+
+// startGC holds back the first garbage collection of a cold start. A cold
+// start allocates about as much as the Go runtime's first heap goal (4 MB)
+// before it has answered its first batch — parsing the pipeline, building
+// the connector, the state store compiling its scripts — so the runtime
+// would collect once, mid-start, garbage that is mostly start-up's own.
+// The goal is raised until the host takes its second batch (or request),
+// then put back; a GOGC the deployment sets is left alone.
+type startGC struct {
+	once sync.Once
+	prev int
+}
+
+func deferFirstGC() *startGC {
+	if _, set := os.LookupEnv("GOGC"); set {
+		return nil
+	}
+	return &startGC{prev: debug.SetGCPercent(coldStartGCPercent)}
+}
+
+// restore puts GOGC back; nil-safe, and only the first call counts.
+func (g *startGC) restore() {
+	if g != nil {
+		g.once.Do(func() { debug.SetGCPercent(g.prev) })
+	}
 }
 
 // parsedPipeline is RIVVEN_PIPELINE read and parsed with the default

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -82,5 +83,32 @@ func TestInitTakesMainsParse(t *testing.T) {
 	defer rt.Close(context.Background())
 	if rt.Pipeline != parsed.p || rt.Pipeline.Path != file || rt.Component != "sinks.out" {
 		t.Errorf("Init did not serve the parsed pipeline: %p %q %s", rt.Pipeline, rt.Pipeline.Path, rt.Component)
+	}
+}
+
+// TestFirstGCWaitsForTheFirstBatch: Main raises GOGC for the cold start
+// and the host puts it back; a GOGC the deployment set is left alone.
+func TestFirstGCWaitsForTheFirstBatch(t *testing.T) {
+	if v, set := os.LookupEnv("GOGC"); set {
+		t.Setenv("GOGC", v) // restored after the test
+		os.Unsetenv("GOGC")
+	}
+	prev := debug.SetGCPercent(80)
+	defer debug.SetGCPercent(prev)
+	g := deferFirstGC()
+	if got := debug.SetGCPercent(coldStartGCPercent); got != coldStartGCPercent {
+		t.Errorf("GOGC during the cold start: %d, want %d", got, coldStartGCPercent)
+	}
+	g.restore()
+	g.restore()
+	if got := debug.SetGCPercent(80); got != 80 {
+		t.Errorf("GOGC after the first batch: %d, want 80", got)
+	}
+	t.Setenv("GOGC", "80")
+	if g := deferFirstGC(); g != nil {
+		t.Error("a GOGC the deployment set was overridden")
+	}
+	if got := debug.SetGCPercent(80); got != 80 {
+		t.Errorf("GOGC with GOGC=80 set: %d", got)
 	}
 }
