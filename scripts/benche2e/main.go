@@ -11,7 +11,10 @@
 //     and by pg_recvlogical (pgoutput, same protocol) on slots created
 //     before the load, so both read the same WAL;
 //   - redis: `run source` (datagen) and `run sink` (drop) at the same time
-//     on a Redis Streams topic of the local Redis.
+//     on a Redis Streams topic of the local Redis, with the Redis commands
+//     the run cost;
+//   - redis-cdc: the same with postgres-cdc as the source, on rows loaded
+//     in one transaction as in mode cdc.
 package main
 
 import (
@@ -56,15 +59,16 @@ func median(rs []result) string {
 }
 
 func main() {
-	mode := flag.String("mode", "datagen", "datagen, cdc or redis")
+	mode := flag.String("mode", "datagen", "datagen, cdc, redis or redis-cdc")
 	bin := flag.String("bin", "bin/rivven-connect", "the CLI to run")
 	pipeline := flag.String("c", "samples/bench/datagen-transforms.yaml", "pipeline file (mode datagen)")
-	n := flag.Int("events", 0, "events (rows) per run; default 300000 for datagen, 200000 for cdc and redis")
+	n := flag.Int("events", 0, "events (rows) per run; default 300000 for datagen, 200000 for the others")
 	runs := flag.Int("runs", 3, "runs; the median is reported")
 	extra := flag.String("args", "", "more arguments for `local`, space-separated (e.g. --trigger sqs)")
 	recv := flag.String("pg_recvlogical", "pg_recvlogical", "pg_recvlogical to compare with (mode cdc)")
-	pgURL := flag.String("pg", "host=127.0.0.1 port=5432 dbname=test user=postgres sslmode=disable", "PostgreSQL to load (mode cdc)")
-	redisAddr := flag.String("redis", "127.0.0.1:6379", "Redis for topics and state (mode redis)")
+	pgURL := flag.String("pg", "host=127.0.0.1 port=5432 dbname=test user=postgres sslmode=disable", "PostgreSQL to load (modes cdc and redis-cdc)")
+	redisAddr := flag.String("redis", "", "Redis for topics and state (modes redis and redis-cdc); default: a private redis-server the run starts, so that its command counts and CPU are the pipeline's alone")
+	redisServer := flag.String("redis-server", "redis-server", "redis-server to start when -redis is not given")
 	flag.Parse()
 
 	if *n == 0 {
@@ -73,7 +77,17 @@ func main() {
 			*n = 300000
 		}
 	}
+	if (*mode == "redis" || *mode == "redis-cdc") && *redisAddr == "" {
+		srv, err := startRedis(*redisServer)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benche2e:", err)
+			os.Exit(1)
+		}
+		defer srv.stop()
+		*redisAddr, private = srv.addr, srv
+	}
 	var run func() ([]string, []result, error)
+	var calibrate func(n int) error // a run under MONITOR, for the round trips
 	switch *mode {
 	case "datagen":
 		fmt.Printf("rivven-connect local -c %s --max-events %d %s\n", *pipeline, *n, *extra)
@@ -87,8 +101,13 @@ func main() {
 	case "redis":
 		fmt.Printf("%d datagen orders: rivven-connect run source → Redis Streams at %s → run sink (drop)\n", *n, *redisAddr)
 		run = func() ([]string, []result, error) { return redisRun(*bin, *redisAddr, *n) }
+		calibrate = func(n int) error { _, _, err := redisRun(*bin, *redisAddr, n); return err }
+	case "redis-cdc":
+		fmt.Printf("%d rows in one transaction: rivven-connect run source (postgres-cdc) → Redis Streams at %s → run sink (drop)\n", *n, *redisAddr)
+		run = func() ([]string, []result, error) { return redisCDC(*bin, *redisAddr, *pgURL, *n) }
+		calibrate = func(n int) error { _, _, err := redisCDC(*bin, *redisAddr, *pgURL, n); return err }
 	default:
-		fmt.Fprintln(os.Stderr, "benche2e: -mode must be datagen, cdc or redis")
+		fmt.Fprintln(os.Stderr, "benche2e: -mode must be datagen, cdc, redis or redis-cdc")
 		os.Exit(2)
 	}
 	fmt.Printf("load average before: %s\n", loadavg())
@@ -98,6 +117,9 @@ func main() {
 		ns, rs, err := run()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "benche2e:", err)
+			if private != nil {
+				private.stop()
+			}
 			os.Exit(1)
 		}
 		names = ns
@@ -119,6 +141,14 @@ func main() {
 		}
 		slices.Sort(v)
 		fmt.Printf("median rows/s ratio rivven-connect / pg_recvlogical: %.2f\n", v[len(v)/2])
+	}
+	if calibrate != nil {
+		// MONITOR costs Redis more than the commands it shows, so the
+		// round trips are counted on a run of their own.
+		monitorTrips = true
+		if err := calibrate(min(*n, 20480)); err != nil {
+			fmt.Fprintln(os.Stderr, "benche2e:", err)
+		}
 	}
 	fmt.Printf("load average after: %s\n", loadavg())
 }

@@ -748,13 +748,48 @@ func ledgerStream(r *Record) string {
 	return s
 }
 
+// items names the records to the ledger. A record whose ID is its
+// offset gets no Member (the ledger derives the same name), so that a
+// batch of a log partition goes to Redis as one range; the stream name is
+// built once per run of records of the same partition.
 func (h *Handler) items(recs []Record) []resilience.Item {
 	out := make([]resilience.Item, len(recs))
+	var streams streamNames
 	for i := range recs {
 		r := &recs[i]
-		out[i] = resilience.Item{Stream: ledgerStream(r), Offset: r.Offset, Member: member(r)}
+		stream := streams.of(r)
+		m := ""
+		if !idIsOffset(r) {
+			m = stream + ":" + r.ID
+			if r.ID == "" {
+				m = stream + ":@" + strconv.FormatInt(r.Offset, 10)
+			}
+		}
+		out[i] = resilience.Item{Stream: stream, Offset: r.Offset, Member: m}
 	}
 	return out
+}
+
+// idIsOffset reports whether r's ID is the decimal form of its offset,
+// so that member(r) is resilience.MemberOf(ledgerStream(r), r.Offset).
+func idIsOffset(r *Record) bool {
+	var b [20]byte
+	return r.ID != "" && string(strconv.AppendInt(b[:0], r.Offset, 10)) == r.ID
+}
+
+// streamNames is ledgerStream with the last answer kept: the records of a
+// batch come a partition at a time.
+type streamNames struct {
+	topic, id string
+	part      int32
+	name      string
+}
+
+func (s *streamNames) of(r *Record) string {
+	if s.name == "" || r.Topic != s.topic || r.Partition != s.part || r.TopicID != s.id {
+		s.topic, s.part, s.id, s.name = r.Topic, r.Partition, r.TopicID, ledgerStream(r)
+	}
+	return s.name
 }
 
 // reject answers a batch the open breaker refused: nothing is
@@ -808,6 +843,7 @@ func (h *Handler) settle(ctx context.Context, recs []Record, adm resilience.Admi
 		}
 		var streams map[string]*prefix
 		var order []string
+		var names streamNames
 		for i := range recs {
 			r := &recs[i]
 			_, bad := failed[i]
@@ -835,7 +871,7 @@ func (h *Handler) settle(ctx context.Context, recs []Record, adm resilience.Admi
 			if streams == nil {
 				streams = map[string]*prefix{}
 			}
-			key := ledgerStream(r)
+			key := names.of(r)
 			p := streams[key]
 			if p == nil {
 				p = &prefix{next: -1}

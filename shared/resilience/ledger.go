@@ -113,7 +113,16 @@ func (l *Ledger) BreakerSnapshot(ctx context.Context) (Snapshot, error) {
 type Item struct {
 	Stream string // "<topic>:<partition>": the offset ledger's field
 	Offset int64
-	Member string // the record's ID, unique within the connector
+	// Member is the record's ID, unique within the connector; "" names
+	// it Stream + ":" + the decimal Offset (a record of a log, whose
+	// offset is its ID). Begin sends such records of one stream with
+	// consecutive offsets as one range, however many there are.
+	Member string
+}
+
+// MemberOf is the member an Item with no Member stands for.
+func MemberOf(stream string, offset int64) string {
+	return stream + ":" + strconv.FormatInt(offset, 10)
 }
 
 // Admission is Begin's answer.
@@ -131,9 +140,15 @@ type Admission struct {
 
 // KEYS: 1 breaker, 2 offsets, 3 dedup, 4 attempts, 5 epoch.
 // ARGV: now, breaker on, reset ms, failure thr, success thr, epoch, mode,
-// n, then n × (stream, offset, member).
+// n (items), r (runs), then r × (stream, offsets, member): a run is one
+// item (offsets is its offset, member its name) or, with member "", the
+// items of stream at offsets "<first>:<count>" (or just "<offset>"), each
+// named stream:offset. A batch of a log partition is one run, so its size
+// costs the script a loop, not arguments: the per-item lookups only
+// happen while the done set or the failure counts exist, which they do
+// only after failures.
 var ledgerBegin = redis.NewScript(breakerLua + `
-local now, epoch, mode, n = tonumber(ARGV[1]), tonumber(ARGV[6]), ARGV[7], tonumber(ARGV[8])
+local now, epoch, mode, n, nr = tonumber(ARGV[1]), tonumber(ARGV[6]), ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
 if epoch > 0 then
   local cur = tonumber(redis.call('GET', KEYS[5])) or 0
   if cur > epoch then return {'FENCED', cur} end
@@ -150,25 +165,37 @@ if mode ~= 'n' and n > 0 then
   local dedup = redis.call('EXISTS', KEYS[3]) == 1
   local att = redis.call('EXISTS', KEYS[4]) == 1
   local wm = {}
-  for i = 0, n - 1 do
-    local field, off, member = ARGV[9 + i*3], tonumber(ARGV[10 + i*3]), ARGV[11 + i*3]
-    local d = 0
+  local i = 0
+  for r = 0, nr - 1 do
+    local field, spec, named = ARGV[10 + r*3], ARGV[11 + r*3], ARGV[12 + r*3]
+    local first, count = tonumber(spec), 1
+    if first == nil then
+      local c = string.find(spec, ':', 1, true)
+      first, count = tonumber(string.sub(spec, 1, c - 1)), tonumber(string.sub(spec, c + 1))
+    end
+    local w = -1
     if mode == 'o' then
-      local w = wm[field]
+      w = wm[field]
       if w == nil then
         w = tonumber(redis.call('HGET', KEYS[2], field)) or -1
         wm[field] = w
       end
-      if off < w then d = 1 end
     end
-    if d == 0 and dedup then
-      local exp = tonumber(redis.call('ZSCORE', KEYS[3], member))
-      if exp and exp > now then d = 1 end
+    for off = first, first + count - 1 do
+      local d = 0
+      if mode == 'o' and off < w then d = 1 end
+      local member = named
+      if d == 0 and (dedup or att) and member == '' then member = field .. ':' .. string.format('%d', off) end
+      if d == 0 and dedup then
+        local exp = tonumber(redis.call('ZSCORE', KEYS[3], member))
+        if exp and exp > now then d = 1 end
+      end
+      local a = 0
+      if d == 0 and att then a = tonumber(redis.call('HGET', KEYS[4], member)) or 0 end
+      i = i + 1
+      done[i] = d
+      if att then tries[i] = a end
     end
-    local a = 0
-    if d == 0 and att then a = tonumber(redis.call('HGET', KEYS[4], member)) or 0 end
-    done[i + 1] = d
-    if att then tries[i + 1] = a end
   end
 end
 -- Flags and counts travel as two strings: far cheaper to build and parse
@@ -265,11 +292,26 @@ func (l *Ledger) Begin(ctx context.Context, items []Item) (Admission, error) {
 	if mode == "n" {
 		n = 0
 	}
-	args := make([]any, 0, 8+3*n)
-	args = append(args, l.cfg.Now().UnixMilli(), b2i(l.cfg.Breaker != nil), l.brk[0], l.brk[1], l.brk[2], l.cfg.Epoch, mode, n)
-	for _, it := range items[:n] {
-		args = append(args, it.Stream, it.Offset, it.Member)
+	args := make([]any, 0, 9+3*min(n, 16))
+	args = append(args, l.cfg.Now().UnixMilli(), b2i(l.cfg.Breaker != nil), l.brk[0], l.brk[1], l.brk[2], l.cfg.Epoch, mode, n, 0)
+	runs := 0
+	for i := 0; i < n; {
+		it := items[i]
+		j := i + 1
+		if it.Member == "" {
+			for j < n && items[j].Member == "" && items[j].Stream == it.Stream && items[j].Offset == it.Offset+int64(j-i) {
+				j++
+			}
+		}
+		if j-i == 1 {
+			args = append(args, it.Stream, it.Offset, it.Member)
+		} else {
+			args = append(args, it.Stream, strconv.FormatInt(it.Offset, 10)+":"+strconv.Itoa(j-i), "")
+		}
+		runs++
+		i = j
 	}
+	args[8] = runs
 	v, err := ledgerBegin.Run(ctx, l.c, l.keys, args...).Slice()
 	if err != nil {
 		return Admission{}, fmt.Errorf("ledger: %w", err)
@@ -318,7 +360,7 @@ func (l *Ledger) Begin(ctx context.Context, items []Item) (Admission, error) {
 // A host calls it while it still waits for its first batch.
 func (l *Ledger) Warm(ctx context.Context) error {
 	now := l.cfg.Now().UnixMilli()
-	if err := ledgerBegin.Run(ctx, l.c, l.keys, now, 0, 0, 0, 0, 0, "n", 0).Err(); err != nil {
+	if err := ledgerBegin.Run(ctx, l.c, l.keys, now, 0, 0, 0, 0, 0, "n", 0, 0).Err(); err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
 	if err := ledgerEnd.Run(ctx, l.c, l.keys, now, 0, 0, 0, 0, 0, "-", 0, 0, 0, 0, 0, 0).Err(); err != nil {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -270,4 +272,172 @@ func TestRedisTransportTopicRecreated(t *testing.T) {
 			t.Fatalf("committed moved back to %d", n)
 		}
 	})
+}
+
+// countingHook counts the commands a client sends (a pipeline counts
+// each of its commands): each is a round trip, or part of one.
+type countingHook struct{ n atomic.Int64 }
+
+func (h *countingHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *countingHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+func (h *countingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.n.Add(int64(len(cmds)))
+		return next(ctx, cmds)
+	}
+}
+
+// A batch is published in one round trip however large it is, lands
+// whole with dense offsets from where the partition stood, and keeps the
+// order of each key; a batch refused (fenced, or naming no valid
+// partition) stores none of its messages.
+func TestRedisTransportBatchIsOneRoundTrip(t *testing.T) {
+	testenv.RequireService(t, "redis", "127.0.0.1:6379")
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	t.Cleanup(func() { _ = c.Close() })
+	hook := &countingHook{}
+	c.AddHook(hook)
+	r := NewRedis(c)
+	ctx := context.Background()
+	name := uniqueTopic(t, r)
+	if err := r.Create(ctx, name, Spec{Partitions: 3}); err != nil {
+		t.Fatal(err)
+	}
+	// Warm up: the partition count is cached, the script loaded.
+	if err := r.ProduceFenced(ctx, name, []Message{{Key: []byte("k0"), Value: []byte("warm")}}, Fence{Producer: "src", Epoch: 1}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 5000
+	msgs := make([]Message, n)
+	for i := range msgs {
+		msgs[i] = Message{Key: fmt.Appendf(nil, "k%d", i%7), Value: fmt.Appendf(nil, "%d", i)}
+	}
+	before := hook.n.Load()
+	if err := r.ProduceFenced(ctx, name, msgs, Fence{Producer: "src", Epoch: 1, Position: []byte("p")}); err != nil {
+		t.Fatal(err)
+	}
+	if trips := hook.n.Load() - before; trips != 1 {
+		t.Fatalf("a batch of %d took %d commands, want one round trip", n, trips)
+	}
+	seen := 0
+	last := map[string]int{"k0": -1} // the warm-up message is k0's first
+	for p := range int32(3) {
+		hw, _ := r.HighWatermark(ctx, name, p)
+		got, err := r.Fetch(ctx, name, p, 0, 2*n, 0)
+		if err != nil || int64(len(got)) != hw {
+			t.Fatalf("partition %d: %d messages, end %d, %v", p, len(got), hw, err)
+		}
+		for i, m := range got {
+			if m.Offset != int64(i) {
+				t.Fatalf("partition %d: offset %d at %d", p, m.Offset, i)
+			}
+			if string(m.Value) == "warm" {
+				continue
+			}
+			v, _ := strconv.Atoi(string(m.Value))
+			if prev, ok := last[string(m.Key)]; ok && v <= prev {
+				t.Fatalf("key %s: %d after %d", m.Key, v, prev)
+			}
+			last[string(m.Key)] = v
+			seen++
+		}
+	}
+	if seen != n {
+		t.Fatalf("%d of %d messages stored", seen, n)
+	}
+	// Refused batches store nothing: a stale epoch, a partition out of
+	// range (checked before the first message is appended).
+	if err := r.Claim(ctx, name, "src", 2); err != nil {
+		t.Fatal(err)
+	}
+	ends := func() (sum int64) {
+		for p := range int32(3) {
+			hw, _ := r.HighWatermark(ctx, name, p)
+			sum += hw
+		}
+		return sum
+	}
+	was := ends()
+	if err := r.ProduceFenced(ctx, name, msgs, Fence{Producer: "src", Epoch: 1}); !errors.Is(err, state.ErrFenced) {
+		t.Fatalf("stale epoch: %v", err)
+	}
+	keys := []string{topicKey(name, "meta"), topicKey(name, "fence"), partKey(name, 0), partKey(name, 1), partKey(name, 2)}
+	args := []any{"", 0, "0", "", "", 0, 2, 0, "", "a", "", 3, "", "b", ""}
+	if err := publish.Run(ctx, c, keys, args...).Err(); err == nil || !strings.Contains(err.Error(), "out of range") {
+		t.Fatalf("partition 3 of 3: %v", err)
+	}
+	if now := ends(); now != was {
+		t.Fatalf("refused batches stored %d messages", now-was)
+	}
+}
+
+// Fetch reads the raw reply itself: it must read what it wrote under
+// both protocols a client may speak (RESP2 arrays, RESP3 maps), hand out
+// values an append cannot spill from, and report error replies as Redis
+// errors, a short reply as an error, and a null reply as no messages.
+func TestRedisTransportFetchRawReply(t *testing.T) {
+	testenv.RequireService(t, "redis", "127.0.0.1:6379")
+	for _, proto := range []int{2, 3} {
+		t.Run(fmt.Sprintf("resp%d", proto), func(t *testing.T) {
+			c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", Protocol: proto})
+			t.Cleanup(func() { _ = c.Close() })
+			r := NewRedis(c)
+			ctx := context.Background()
+			name := uniqueTopic(t, r)
+			r.Create(ctx, name, Spec{Partitions: 1})
+			in := []Message{
+				{Key: []byte("a"), Value: []byte("first"), Headers: []Header{{Key: "x", Value: []byte("1")}}},
+				{Value: []byte("")},
+				{Key: []byte("c"), Value: []byte("third\r\nwith CRLF")},
+			}
+			if err := r.ProduceFenced(ctx, name, in, Fence{Producer: "p", Epoch: 7}); err != nil {
+				t.Fatal(err)
+			}
+			got, err := r.Fetch(ctx, name, 0, 0, 10, 0)
+			if err != nil || len(got) != 3 {
+				t.Fatalf("%d messages, %v", len(got), err)
+			}
+			for i, m := range got {
+				if m.Offset != int64(i) || string(m.Key) != string(in[i].Key) || string(m.Value) != string(in[i].Value) || m.Time.IsZero() {
+					t.Fatalf("message %d: %+v", i, m)
+				}
+				last := m.Headers[len(m.Headers)-1]
+				if last.Key != EpochHeader || string(last.Value) != "7" {
+					t.Fatalf("message %d: epoch header %+v", i, m.Headers)
+				}
+			}
+			if len(got[0].Headers) != 2 || got[0].Headers[0].Key != "x" || string(got[0].Headers[0].Value) != "1" {
+				t.Fatalf("headers %+v", got[0].Headers)
+			}
+			_ = append(got[0].Value, "XXXXXXXXXXXXXXXX"...)
+			if string(got[1].Value) != "" || string(got[2].Value) != "third\r\nwith CRLF" {
+				t.Fatal("an append to one value changed the next")
+			}
+			if got, err := r.Fetch(ctx, name, 0, 3, 10, 0); err != nil || len(got) != 0 {
+				t.Fatalf("past the end: %v %v", got, err)
+			}
+			// A key of the wrong type: Redis answers with an error reply.
+			c.Set(ctx, partKey(name, 5), "not a stream", time.Minute)
+			t.Cleanup(func() { c.Del(context.Background(), partKey(name, 5)) })
+			var rerr redis.Error
+			if _, err := r.Fetch(ctx, name, 5, 0, 10, 0); !errors.As(err, &rerr) || !strings.Contains(err.Error(), "WRONGTYPE") {
+				t.Fatalf("error reply: %v", err)
+			}
+		})
+	}
+	for _, raw := range []string{"*1\r\n*2\r\n$3\r\nkey\r\n*1\r\n*2\r\n$3\r\n0-1\r\n*2\r\n$1\r\nv\r\n$9\r\nshort", "*1\r\n*2\r\n$3\r\nkey\r\n*1\r\n*2\r\n$3\r\n1-x\r\n*0\r\n"} {
+		if _, err := decodeXRead([]byte(raw), "t", 0); err == nil {
+			t.Fatalf("accepted %q", raw)
+		}
+	}
+	for _, null := range []string{"*-1\r\n", "_\r\n", "*0\r\n", "%0\r\n"} {
+		if got, err := decodeXRead([]byte(null), "t", 0); err != nil || len(got) != 0 {
+			t.Fatalf("%q: %v %v", null, got, err)
+		}
+	}
 }
