@@ -320,10 +320,68 @@ func (r *Redis) Fetch(ctx context.Context, topic string, partition int32, from i
 			return out, nil
 		}
 	}
+	if redirected(err) {
+		// A cluster client follows MOVED and ASK only in replies it
+		// parses: this fetch goes the parsed way, which also teaches the
+		// client where the slot lives now.
+		return r.fetchParsed(ctx, topic, partition, from, limit, wait)
+	}
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
 	return nil, fmt.Errorf("fetch %s[%d]: %w", topic, partition, err)
+}
+
+// redirected reports a Redis Cluster redirection (MOVED, ASK) found in a
+// raw reply.
+func redirected(err error) bool {
+	var re replyError
+	return errors.As(err, &re) && (strings.HasPrefix(string(re), "MOVED ") || strings.HasPrefix(string(re), "ASK "))
+}
+
+// fetchParsed is Fetch through go-redis's XREAD, whose replies the client
+// parses (and so follows cluster redirections in).
+func (r *Redis) fetchParsed(ctx context.Context, topic string, partition int32, from int64, limit int, wait time.Duration) ([]Message, error) {
+	block := time.Duration(-1)
+	if wait > 0 {
+		block = max(wait, time.Millisecond)
+	}
+	res, err := r.c.XRead(ctx, &redis.XReadArgs{Streams: []string{partKey(topic, int(partition))}, ID: "0-" + strconv.FormatInt(from, 10), Count: int64(limit), Block: block}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s[%d]: %w", topic, partition, err)
+	}
+	var out []Message
+	for _, st := range res {
+		for _, xm := range st.Messages {
+			seq, ok := entrySeq([]byte(xm.ID))
+			if !ok {
+				return nil, fmt.Errorf("fetch %s[%d]: entry %s was not written by this transport", topic, partition, xm.ID)
+			}
+			m := Message{Topic: topic, Partition: partition, Offset: seq - 1}
+			field := func(f string) []byte {
+				v, _ := xm.Values[f].(string)
+				return []byte(v)
+			}
+			if k := field("k"); len(k) > 0 {
+				m.Key = k
+			}
+			m.Value = field("v")
+			if h := field("h"); len(h) > 0 {
+				m.Headers = decodeHeaders(h)
+			}
+			if ms, ok := parseDigits(field("t")); ok {
+				m.Time = time.UnixMilli(ms)
+			}
+			if e := field("e"); len(e) > 0 && string(e) != "0" {
+				m.Headers = append(m.Headers, Header{Key: EpochHeader, Value: e})
+			}
+			out = append(out, m)
+		}
+	}
+	return out, nil
 }
 
 // EpochHeader is the header Fetch adds to a message that was published

@@ -421,6 +421,14 @@ func TestRedisTransportFetchRawReply(t *testing.T) {
 			if got, err := r.Fetch(ctx, name, 0, 3, 10, 0); err != nil || len(got) != 0 {
 				t.Fatalf("past the end: %v %v", got, err)
 			}
+			// The parsed way a redirected fetch takes reads the same.
+			parsed, err := r.fetchParsed(ctx, name, 0, 0, 10, 0)
+			if err != nil || fmt.Sprint(parsed) != fmt.Sprint(got) {
+				t.Fatalf("parsed fetch:\n%v %v\nraw fetch:\n%v", parsed, err, got)
+			}
+			if got, err := r.fetchParsed(ctx, name, 0, 3, 10, 0); err != nil || len(got) != 0 {
+				t.Fatalf("parsed fetch past the end: %v %v", got, err)
+			}
 			// A key of the wrong type: Redis answers with an error reply.
 			c.Set(ctx, partKey(name, 5), "not a stream", time.Minute)
 			t.Cleanup(func() { c.Del(context.Background(), partKey(name, 5)) })
@@ -433,6 +441,11 @@ func TestRedisTransportFetchRawReply(t *testing.T) {
 	for _, raw := range []string{"*1\r\n*2\r\n$3\r\nkey\r\n*1\r\n*2\r\n$3\r\n0-1\r\n*2\r\n$1\r\nv\r\n$9\r\nshort", "*1\r\n*2\r\n$3\r\nkey\r\n*1\r\n*2\r\n$3\r\n1-x\r\n*0\r\n"} {
 		if _, err := decodeXRead([]byte(raw), "t", 0); err == nil {
 			t.Fatalf("accepted %q", raw)
+		}
+	}
+	for raw, want := range map[string]bool{"-MOVED 3999 127.0.0.1:6381\r\n": true, "-ASK 3999 127.0.0.1:6381\r\n": true, "-WRONGTYPE Operation\r\n": false} {
+		if _, err := decodeXRead([]byte(raw), "t", 0); redirected(err) != want {
+			t.Fatalf("%q: redirected %v, want %v", raw, redirected(err), want)
 		}
 	}
 	for _, null := range []string{"*-1\r\n", "_\r\n", "*0\r\n", "%0\r\n"} {
