@@ -273,6 +273,10 @@ type Payload struct {
 	val     any
 	decoded bool
 	dirty   bool
+	// obj is the data split into fields (Fields): a view of raw, or, with
+	// objOnly, the data itself (raw stale until Raw writes it out).
+	obj     *Object
+	objOnly bool
 }
 
 // RawPayload wraps JSON bytes. The caller must not change b afterwards.
@@ -290,11 +294,12 @@ func (p *Payload) Value() (any, error) {
 	if p.decoded {
 		return p.val, nil
 	}
-	if len(p.raw) == 0 {
+	raw, _ := p.Raw()
+	if len(raw) == 0 {
 		p.decoded = true
 		return nil, nil
 	}
-	v, err := decodeValue(p.raw)
+	v, err := decodeValue(raw)
 	if err != nil {
 		return nil, fmt.Errorf("decode data: %w", err)
 	}
@@ -307,13 +312,13 @@ func (p *Payload) Value() (any, error) {
 func (p *Payload) Mutable() (any, error) {
 	v, err := p.Value()
 	if err == nil {
-		p.dirty = true
+		p.dirty, p.obj = true, nil
 	}
 	return v, err
 }
 
 // Set replaces the data.
-func (p *Payload) Set(v any) { p.val, p.decoded, p.dirty = v, true, true }
+func (p *Payload) Set(v any) { *p = Payload{val: v, decoded: true, dirty: true} }
 
 // Object returns the data as an object (nil for JSON null).
 func (p *Payload) Object() (map[string]any, error) {
@@ -344,11 +349,30 @@ func (p *Payload) child(key string) (map[string]any, error) {
 }
 
 // Field returns one top-level field of object data. While the data is
-// still its original bytes only that field is decoded (an update's
-// "after" without its "before"); the result is not cached, so callers
-// that keep the data should use Object.
+// still bytes or fields only that field is decoded (an update's "after"
+// without its "before"); the field's value is not cached, so callers that
+// keep the data should use Object.
 func (p *Payload) Field(key string) (any, bool, error) {
-	if p.decoded || len(p.raw) == 0 {
+	if p.decoded {
+		m, err := p.Object()
+		if err != nil || m == nil {
+			return nil, false, err
+		}
+		v, ok := m[key]
+		return v, ok, nil
+	}
+	if o, ok := p.Fields(); ok {
+		i := o.Index(key)
+		if i < 0 {
+			return nil, false, nil
+		}
+		v, err := decodeValue(o.Field(i).Value)
+		if err != nil {
+			return nil, false, fmt.Errorf("decode data.%s: %w", key, err)
+		}
+		return v, true, nil
+	}
+	if len(p.raw) == 0 {
 		m, err := p.Object()
 		if err != nil || m == nil {
 			return nil, false, err
@@ -383,6 +407,9 @@ func (p *Payload) Changed() bool { return p.dirty }
 // else the value as serde_json writes one (object keys sorted, no HTML
 // escaping, json.Number verbatim). On error dst is returned unchanged.
 func (p *Payload) AppendJSON(dst []byte) ([]byte, error) {
+	if p.objOnly {
+		return p.obj.Append(dst), nil
+	}
 	if !p.dirty {
 		if len(p.raw) == 0 {
 			return append(dst, "null"...), nil
@@ -399,13 +426,16 @@ func (p *Payload) AppendJSON(dst []byte) ([]byte, error) {
 
 // JSON returns the data as JSON bytes.
 func (p *Payload) JSON() ([]byte, error) {
-	if !p.dirty && len(p.raw) > 0 {
-		return p.raw, nil
+	if raw, ok := p.Raw(); ok && len(raw) > 0 {
+		return raw, nil
 	}
 	return p.AppendJSON(nil)
 }
 
 func (p Payload) clone() Payload {
+	if p.objOnly {
+		return Payload{raw: p.obj.Append(make([]byte, 0, p.obj.Size()))}
+	}
 	if p.dirty {
 		b, err := appendValue(nil, p.val, 0)
 		if err == nil {

@@ -3,6 +3,7 @@ package events
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -171,5 +172,109 @@ func TestPayloadFieldDecodesOnlyThatField(t *testing.T) {
 	bad := RawPayload([]byte(`{"after":`))
 	if _, _, err := bad.Field("after"); err == nil {
 		t.Fatal("malformed data accepted")
+	}
+}
+
+// TestPayloadFields follows data kept as fields through every way out of
+// the Payload: each gives what the same edit of the bytes would.
+func TestPayloadFields(t *testing.T) {
+	orig := []byte(`{"before":{"a":1,"s":"x"},"after":{"a":2,"s":"y"},"op":"u"}`)
+	p := RawPayload(orig)
+	o, ok := p.Fields()
+	if !ok || o.Len() != 3 {
+		t.Fatalf("Fields = %v %v", o, ok)
+	}
+	if raw, ok := p.Raw(); !ok || &raw[0] != &orig[0] {
+		t.Fatal("reading the fields changed the data's bytes")
+	}
+	if o2, _ := p.Fields(); o2 != o {
+		t.Fatal("the split is not kept")
+	}
+	after, ok := p.Row(Update, "after")
+	if !ok || after == nil || string(after.Field(after.Index("s")).Value) != `"y"` {
+		t.Fatalf("Row(after) = %v %v", after, ok)
+	}
+	if v, ok := o.Lookup("before", "a"); !ok || string(v) != "1" {
+		t.Fatalf("Lookup = %s %v", v, ok)
+	}
+
+	o, _ = p.EditFields()
+	row, err := o.EditChild(o.Index("after"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	row.Set("s", []byte(`"z"`))
+	row.Delete("a")
+	o.Delete("op")
+	const want = `{"before":{"a":1,"s":"x"},"after":{"s":"z"}}`
+	var buf []byte
+	if buf, _ = p.AppendJSON(buf); string(buf) != want {
+		t.Fatalf("AppendJSON = %s", buf)
+	}
+	if string(orig) != `{"before":{"a":1,"s":"x"},"after":{"a":2,"s":"y"},"op":"u"}` {
+		t.Fatal("editing the fields wrote to the original bytes")
+	}
+	c := Event{Data: p}
+	if b, _ := c.Clone().Data.JSON(); string(b) != want {
+		t.Fatalf("clone = %s", b)
+	}
+	if v, ok, _ := p.Field("after"); !ok || v.(map[string]any)["s"] != "z" {
+		t.Fatalf("Field(after) = %v", v)
+	}
+	if raw, ok := p.Raw(); !ok || string(raw) != want {
+		t.Fatalf("Raw = %s %v", raw, ok)
+	}
+	m, err := p.Mutable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.(map[string]any)["op"] = "c"
+	if _, ok := p.Fields(); ok {
+		t.Fatal("fields offered after the data changed as a value")
+	}
+	if b, _ := p.JSON(); string(b) != `{"after":{"s":"z"},"before":{"a":1,"s":"x"},"op":"c"}` {
+		t.Fatalf("JSON after Mutable = %s", b)
+	}
+
+	var q Payload
+	r := new(Object)
+	if err := r.Parse([]byte(`{"k":"v"}`)); err != nil {
+		t.Fatal(err)
+	}
+	q.SetFields(r)
+	if v, err := q.Value(); err != nil || v.(map[string]any)["k"] != "v" {
+		t.Fatalf("Value of set fields = %v %v", v, err)
+	}
+	for _, bad := range []string{`null`, `[1]`, `{"a":1,"a":2}`, `{"a":`} {
+		b := RawPayload([]byte(bad))
+		if _, ok := b.Fields(); ok {
+			t.Errorf("Fields of %s offered", bad)
+		}
+	}
+	for raw, want := range map[string]string{
+		`{"before":{"a":1},"after":{"a":2},"after":{"a":3}}`: `{"a":3}`,
+		`{"before":{"a":1}}`:      `<nil> true`,
+		`{"after":"x"}`:           `<nil> true`,
+		`{"after":{"a":1,"a":2}}`: `<nil> false`,
+		`{"after":{"a":1}`:        `<nil> false`,
+	} {
+		tp := RawPayload([]byte(raw))
+		row, ok := tp.TakeRow(Update, "after")
+		got := fmt.Sprint("<nil> ", ok)
+		if row != nil {
+			got = string(row.Append(nil))
+		}
+		if got != want {
+			t.Errorf("TakeRow of %s = %s, want %s", raw, got, want)
+		}
+	}
+	dup := RawPayload([]byte(`{"after":{"a":1,"a":2}}`))
+	if _, ok := dup.Row(Update, "after"); ok {
+		t.Error("a row naming a key twice offered as fields")
+	}
+	if o, _ := dup.Fields(); o != nil {
+		if v, ok := o.Lookup("after", "a"); !ok || string(v) != "2" {
+			t.Errorf("Lookup through a key named twice = %s %v, want the last", v, ok)
+		}
 	}
 }

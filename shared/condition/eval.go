@@ -122,15 +122,13 @@ func (en *env) root(name string) map[string]any {
 }
 
 // rawField reads a row field from the event's data while it is still
-// the bytes it arrived in, decoding only the field's value: what root and
-// the path walk give, without building the row maps. ok is false when the
-// data was changed as a value (the maps are the data then) or the root is
-// not a row.
+// bytes or fields (not changed as a value), decoding only the field's
+// value: what root and the path walk give, without building the row maps.
+// The data keeps its split into fields (events.Payload.Fields), so
+// transforms after this one do not scan it again. ok is false when the
+// data was changed as a value (the maps are the data then), is not an
+// object of fields, or the root is not a row.
 func (en *env) rawField(root string, path []string) (any, bool) {
-	raw, ok := en.e.Data.Raw()
-	if !ok {
-		return nil, false
-	}
 	t := en.e.Type
 	if root == "value" || root == "row" {
 		root = "after"
@@ -138,21 +136,17 @@ func (en *env) rawField(root string, path []string) (any, bool) {
 			root = "before"
 		}
 	}
-	var row []byte
-	switch {
-	case root == "after" && (t == events.Record || t == events.Insert || t == events.SnapshotRead),
-		root == "before" && t == events.Delete:
-		row = raw
-	case t == events.Update && (root == "after" || root == "before"):
-		if row, ok = events.RawField(raw, root); !ok {
-			return nil, true // no such row: every field is null
-		}
-	case root == "after" || root == "before":
-		return nil, true // the event has no such row
-	default:
+	if root != "after" && root != "before" {
 		return nil, false // key, metadata: not the data
 	}
-	b, ok := events.RawField(row, path...)
+	row, ok := en.e.Data.Row(t, root)
+	if !ok {
+		return nil, false
+	}
+	if row == nil {
+		return nil, true // the event has no such row: every field is null
+	}
+	b, ok := row.Lookup(path...)
 	if !ok {
 		return nil, true // absent, or not an object on the way: null
 	}

@@ -135,6 +135,39 @@ func (f PerEvent) Apply(ctx context.Context, batch []*events.Event) ([]*events.E
 	return out, nil
 }
 
+// KeepOrDrop adapts a function that changes one event in place and says
+// whether to pass it on (false drops it) to Transform; an error
+// dead-letters that event. Unlike PerEvent it allocates nothing per event:
+// when every event is kept, the input slice itself is returned.
+type KeepOrDrop func(ctx context.Context, e *events.Event) (keep bool, err error)
+
+func (f KeepOrDrop) Apply(ctx context.Context, batch []*events.Event) ([]*events.Event, error) {
+	var out []*events.Event // nil while every event so far is kept
+	var failed []EventError
+	for i, e := range batch {
+		keep, err := f(ctx, e)
+		if err != nil {
+			failed = append(failed, EventError{Event: e, Err: err})
+		}
+		if keep && err == nil {
+			if out != nil {
+				out = append(out, e)
+			}
+			continue
+		}
+		if out == nil {
+			out = append(make([]*events.Event, 0, len(batch)), batch[:i]...)
+		}
+	}
+	if out == nil {
+		out = batch
+	}
+	if failed != nil {
+		return out, &TransformError{Failed: failed}
+	}
+	return out, nil
+}
+
 // InPlace is implemented by transforms whose Apply returns, of the events
 // it was given, exactly those that did not fail: the same pointers, changed
 // in place, none added. The sink handler, which must trace every output to

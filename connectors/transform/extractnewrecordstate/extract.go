@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 
-	rowpkg "github.com/rivven/rivven-connect/connectors/transform/row"
 	"github.com/rivven/rivven-connect/events"
 	"github.com/rivven/rivven-connect/shared/catalog"
 	"github.com/rivven/rivven-connect/shared/connector"
@@ -76,20 +75,19 @@ func New(ctx context.Context, cfg *Config) (connector.Transform, error) {
 	for _, f := range fields {
 		x.keys = append(x.keys, events.AppendJSONString(nil, cfg.FieldPrefix+f))
 	}
-	return connector.PerEvent(x.apply), nil
+	return connector.KeepOrDrop(x.apply), nil
 }
 
-func (x *extract) apply(_ context.Context, e *events.Event) ([]*events.Event, error) {
-	if out, handled := x.applyRaw(e); handled {
-		return out, nil
+func (x *extract) apply(_ context.Context, e *events.Event) (keep bool, err error) {
+	if x.applyRaw(e) {
+		return true, nil
 	}
 	var row map[string]any
-	var err error
 	switch e.Type {
 	case events.Insert, events.Record, events.SnapshotRead:
 		if len(x.fields) == 0 && x.cfg.DeleteHandling != "rewrite" {
 			e.Type = events.Record
-			return []*events.Event{e}, nil // data is the row already: left untouched
+			return true, nil // data is the row already: left untouched
 		}
 		row, err = e.After()
 	case events.Update:
@@ -98,29 +96,29 @@ func (x *extract) apply(_ context.Context, e *events.Event) ([]*events.Event, er
 		if v, _, err = e.Data.Field("after"); err == nil {
 			row, _ = v.(map[string]any)
 			if row == nil {
-				return nil, fmt.Errorf("update event has no after row")
+				return false, fmt.Errorf("update event has no after row")
 			}
 		}
 	case events.Delete:
 		before, berr := e.Before()
 		if berr != nil {
-			return nil, berr
+			return false, berr
 		}
 		if before == nil && x.cfg.DropTombstones {
-			return nil, nil
+			return false, nil
 		}
 		switch x.cfg.DeleteHandling {
 		case "drop":
-			return nil, nil
+			return false, nil
 		case "none":
-			return []*events.Event{e}, nil
+			return true, nil
 		}
 		row, err = before, nil
 	default:
-		return []*events.Event{e}, nil // truncate, schema, state, log pass on
+		return true, nil // truncate, schema, state, log pass on
 	}
 	if err != nil {
-		return nil, err
+		return false, err
 	}
 	// The row map is reused as the new data (the old envelope is dropped),
 	// which saves copying every field.
@@ -139,7 +137,7 @@ func (x *extract) apply(_ context.Context, e *events.Event) ([]*events.Event, er
 	}
 	e.Data.Set(out)
 	e.Type = events.Record
-	return []*events.Event{e}, nil
+	return true, nil
 }
 
 func attribute(e *events.Event, name string) any {
@@ -188,54 +186,57 @@ func attribute(e *events.Event, name string) any {
 	return nil
 }
 
-// applyRaw is apply on the bytes of the event's data while they are the
-// data: the row (an update's after image, or the data itself) becomes the
-// new data as its bytes, with the added fields appended. handled is false
-// when the data is not a row object as bytes (already decoded and changed,
-// null, malformed, a key named twice): apply's map path then gives the
-// result or the error.
-func (x *extract) applyRaw(e *events.Event) ([]*events.Event, bool) {
+// applyRaw is apply on the event's data while it is bytes or fields: the
+// row (an update's after image, or the data itself) becomes the new data
+// as its fields, with the added fields appended; the bytes of its values
+// are kept, and the split into fields stays with the data for the
+// transforms after this one. handled is false when the data is not a row
+// object of fields (already decoded and changed, null, malformed, a key
+// named twice): apply's map path then gives the result or the error.
+func (x *extract) applyRaw(e *events.Event) (handled bool) {
 	if !e.Type.IsData() {
-		return nil, false
+		return false
 	}
-	raw, ok := e.Data.Raw()
-	if !ok {
-		return nil, false
-	}
+	root := "after"
 	switch e.Type {
 	case events.Insert, events.Record, events.SnapshotRead:
 		if len(x.fields) == 0 && x.cfg.DeleteHandling != "rewrite" {
-			return nil, false // the map path leaves the data untouched too
-		}
-	case events.Update:
-		if raw, ok = events.RawField(raw, "after"); !ok || raw[0] != '{' {
-			return nil, false
+			return false // the map path leaves the data untouched too
 		}
 	case events.Delete:
 		if x.cfg.DeleteHandling != "rewrite" {
-			return nil, false // dropped or passed on as they are
+			return false // dropped or passed on as they are
 		}
+		root = "before"
 	}
-	o := rowpkg.GetObject()
-	defer rowpkg.PutObject(o)
-	if o.Parse(raw) != nil {
-		return nil, false
+	row, ok := e.Data.TakeRow(e.Type, root)
+	if !ok || row == nil {
+		return false
 	}
-	for i, f := range x.fields {
+	// The values are encoded before anything changes, so that a value
+	// that cannot be leaves the event as it was for the map path.
+	var buf [8][]byte
+	vals := buf[:0]
+	for _, f := range x.fields {
 		v, err := events.AppendJSONValue(nil, attribute(e, f))
 		if err != nil {
-			return nil, false
+			return false
 		}
-		o.SetKey(x.keys[i], v)
+		vals = append(vals, v)
+	}
+	// The row object is taken over as the data: the old envelope (an
+	// update's before image with it) is dropped.
+	e.Data.SetFields(row)
+	for i := range x.fields {
+		row.SetKey(x.keys[i], vals[i])
 	}
 	if x.cfg.DeleteHandling == "rewrite" {
 		if e.Type == events.Delete {
-			o.SetKey(x.deleted, []byte("true"))
+			row.SetKey(x.deleted, []byte("true"))
 		} else {
-			o.SetKey(x.deleted, []byte("false"))
+			row.SetKey(x.deleted, []byte("false"))
 		}
 	}
-	e.Data.SetRaw(o.Append(make([]byte, 0, o.Size())))
 	e.Type = events.Record
-	return []*events.Event{e}, true
+	return true
 }

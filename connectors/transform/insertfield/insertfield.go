@@ -66,13 +66,16 @@ type value struct {
 	path row.Path
 	v    any
 	enc  []byte // v as JSON, for the byte path; nil when it has no JSON form
+	tok  []byte // path as a JSON key token, for the byte path
 }
 
 type inserter struct {
-	static    []value
-	ts, date  []row.Path
-	overwrite bool
-	now       func() time.Time
+	static   []value
+	ts, date []row.Path
+	// tsTok and dateTok are ts and date as JSON key tokens.
+	tsTok, dateTok [][]byte
+	overwrite      bool
+	now            func() time.Time
 }
 
 // New builds the transform.
@@ -89,18 +92,20 @@ func New(ctx context.Context, cfg *Config) (connector.Transform, error) {
 			if err != nil {
 				enc = nil
 			}
-			in.static = append(in.static, value{p, v, enc})
+			in.static = append(in.static, value{p, v, enc, events.AppendJSONString(nil, p.String())})
 		}
 	}
 	for _, f := range []string{cfg.Timestamp.Field, cfg.TimestampField} {
 		if f != "" {
 			p, _ := row.ParsePath(f)
 			in.ts = append(in.ts, p)
+			in.tsTok = append(in.tsTok, events.AppendJSONString(nil, p.String()))
 		}
 	}
 	if cfg.DateField != "" {
 		p, _ := row.ParsePath(cfg.DateField)
 		in.date = append(in.date, p)
+		in.dateTok = append(in.dateTok, events.AppendJSONString(nil, p.String()))
 	}
 	return in, nil
 }
@@ -157,34 +162,34 @@ func (in *inserter) set(r map[string]any, p row.Path, v any) error {
 // path takes the map path.
 func (in *inserter) applyRaw(o *events.Object, ts, date string) (bool, error) {
 	changed := false
-	set := func(p row.Path, enc []byte) error {
+	set := func(p row.Path, tok, enc []byte) error {
 		if len(p) != 1 || enc == nil {
 			return row.ErrNotRaw
 		}
 		if !in.overwrite && o.Index(p[0]) >= 0 {
 			return nil
 		}
-		o.Set(p[0], enc)
+		o.SetKey(tok, enc)
 		changed = true
 		return nil
 	}
 	for _, s := range in.static {
-		if err := set(s.path, s.enc); err != nil {
+		if err := set(s.path, s.tok, s.enc); err != nil {
 			return false, err
 		}
 	}
 	if len(in.ts) > 0 {
 		enc := events.AppendJSONString(nil, ts)
-		for _, p := range in.ts {
-			if err := set(p, enc); err != nil {
+		for i, p := range in.ts {
+			if err := set(p, in.tsTok[i], enc); err != nil {
 				return false, err
 			}
 		}
 	}
 	if len(in.date) > 0 {
 		enc := events.AppendJSONString(nil, date)
-		for _, p := range in.date {
-			if err := set(p, enc); err != nil {
+		for i, p := range in.date {
+			if err := set(p, in.dateTok[i], enc); err != nil {
 				return false, err
 			}
 		}

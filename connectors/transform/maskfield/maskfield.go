@@ -4,6 +4,7 @@
 package maskfield
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -108,7 +109,13 @@ func (m *masker) applyRaw(o *events.Object) (bool, error) {
 			continue
 		}
 		var v any
-		switch b := o.Field(i).Value; b[0] {
+		b := o.Field(i).Value
+		if enc, ok := m.maskText(b); ok {
+			o.SetValue(i, enc)
+			changed = true
+			continue
+		}
+		switch b[0] {
 		case 'n':
 			continue // null: nothing to hide
 		case '"':
@@ -131,6 +138,37 @@ func (m *masker) applyRaw(o *events.Object) (bool, error) {
 		changed = true
 	}
 	return changed, nil
+}
+
+// maskText is strategy mask on a value's JSON text, for the values rows
+// mostly carry — a string without escapes, or a number — writing the
+// masked string once instead of decoding, masking and encoding it: the
+// result is what value gives for the decoded value. ok is false for
+// anything else (and other strategies).
+func (m *masker) maskText(b []byte) (enc []byte, ok bool) {
+	if m.strategy != "mask" || m.mask == utf8.RuneError || m.mask < 0x20 || m.mask == '"' || m.mask == '\\' {
+		return nil, false
+	}
+	var n int
+	switch c := b[0]; {
+	case c == '"':
+		body := b[1 : len(b)-1]
+		if bytes.IndexByte(body, '\\') >= 0 || !utf8.Valid(body) {
+			return nil, false
+		}
+		n = utf8.RuneCount(body)
+	case c == '-' || c >= '0' && c <= '9':
+		n = len(b) // a number's text is ASCII
+	default:
+		return nil, false
+	}
+	w := utf8.RuneLen(m.mask)
+	enc = make([]byte, 0, n*w+2)
+	enc = append(enc, '"')
+	for range n {
+		enc = utf8.AppendRune(enc, m.mask)
+	}
+	return append(enc, '"'), true
 }
 
 // value masks one value. Non-string values are masked through their JSON

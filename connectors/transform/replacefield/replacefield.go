@@ -57,7 +57,10 @@ func init() {
 	}, New)
 }
 
-type rename struct{ from, to row.Path }
+type rename struct {
+	from, to row.Path
+	toTok    []byte // to as a JSON key token, for the byte path
+}
 
 type replacer struct {
 	include map[string]bool
@@ -93,7 +96,7 @@ func New(ctx context.Context, cfg *Config) (connector.Transform, error) {
 	for _, f := range froms {
 		from, _ := row.ParsePath(f)
 		to, _ := row.ParsePath(all[f])
-		r.renames = append(r.renames, rename{from, to})
+		r.renames = append(r.renames, rename{from: from, to: to, toTok: events.AppendJSONString(nil, to.String())})
 	}
 	return row.Each(r.apply), nil
 }
@@ -162,7 +165,7 @@ func (r *replacer) applyRaw(o *events.Object) (bool, error) {
 		if len(rn.from) != 1 || len(rn.to) != 1 {
 			return false, row.ErrNotRaw
 		}
-		if o.Rename(rn.from[0], rn.to[0]) {
+		if o.RenameKey(rn.from[0], rn.toTok) {
 			changed = true
 		}
 	}

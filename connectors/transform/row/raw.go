@@ -14,10 +14,10 @@ import (
 // and the transform takes its map path.
 var ErrNotRaw = errors.New("row needs the map path")
 
-// objects keeps the field slices of Objects between events: rows have
-// about the same number of fields, so after warm-up parsing allocates
-// nothing.
-var objects = sync.Pool{New: func() any { return new([2]events.Object) }}
+// scratch keeps the field slices of the Objects an edit is made on
+// between events: rows have about the same number of fields, so after
+// warm-up an edit allocates nothing.
+var scratch = sync.Pool{New: func() any { return new([2]events.Object) }}
 
 // GetObject returns an empty Object from a pool, for a transform that
 // edits bytes itself; PutObject gives it back once nothing refers to its
@@ -31,12 +31,13 @@ var single = sync.Pool{New: func() any { return new(events.Object) }}
 
 // EditRaw changes the rows Mutable would give — the data of inserts,
 // records, snapshot reads and deletes; after and before of updates — as
-// bytes, without decoding them: fn gets each row as an events.Object and
-// reports whether it changed it. Changed rows are written back as the
-// event's data; untouched fields and the rest of an update's data keep
-// their bytes. Decoded, the result is what the same change of the row maps
-// gives.
+// JSON fields, without decoding them: fn gets each row as an events.Object
+// and reports whether it changed it. The data keeps its split into fields
+// (events.Payload.EditFields), so the next transform of the chain does not
+// scan it again; untouched fields keep their bytes. Decoded, the result is
+// what the same change of the row maps gives.
 //
+// fn edits a copy of the row: when it fails, the event is as it was.
 // handled is false, and the event unchanged, when the byte path does not
 // apply: the data was already decoded and changed by an earlier transform,
 // is not valid JSON, is not an object, names a key twice, or fn returned
@@ -47,30 +48,31 @@ func EditRaw(e *events.Event, fn func(o *events.Object) (changed bool, err error
 	if !e.Type.IsData() {
 		return true, nil // no rows, as Mutable gives none
 	}
-	raw, ok := e.Data.Raw()
+	outer, ok := e.Data.Fields()
 	if !ok {
+		if raw, ok := e.Data.Raw(); ok && isNullJSON(raw) {
+			return true, nil
+		}
 		return false, nil
 	}
-	if isNullJSON(raw) {
-		return true, nil
-	}
-	objs := objects.Get().(*[2]events.Object)
-	defer objects.Put(objs)
-	outer := &objs[0]
-	if err := outer.Parse(raw); err != nil {
-		return false, nil
-	}
+	objs := scratch.Get().(*[2]events.Object)
+	defer scratch.Put(objs)
 	if e.Type != events.Update {
-		changed, err := fn(outer)
+		edit := &objs[0]
+		edit.CopyFrom(outer)
+		changed, err := fn(edit)
 		if err != nil || !changed {
 			return !errors.Is(err, ErrNotRaw), ignoreNotRaw(err)
 		}
-		e.Data.SetRaw(outer.Append(make([]byte, 0, outer.Size())))
+		outer, _ = e.Data.EditFields()
+		outer.Swap(edit)
 		return true, nil
 	}
-	inner := &objs[1]
-	any := false
-	for _, k := range [...]string{"after", "before"} {
+	// Both rows are edited before either is kept, so that a failure in
+	// the second leaves the first as it was too.
+	var rows [2]*events.Object
+	var at [2]int
+	for n, k := range [...]string{"after", "before"} {
 		i := outer.Index(k)
 		if i < 0 {
 			continue
@@ -79,20 +81,29 @@ func EditRaw(e *events.Event, fn func(o *events.Object) (changed bool, err error
 		if len(v) == 0 || v[0] != '{' {
 			continue // null or not an object: Mutable gives no row either
 		}
-		if err := inner.Parse(v); err != nil {
+		row, err := outer.Child(i)
+		if err != nil {
 			return false, nil
 		}
-		changed, err := fn(inner)
+		edit := &objs[n]
+		edit.CopyFrom(row)
+		changed, err := fn(edit)
 		if err != nil {
 			return !errors.Is(err, ErrNotRaw), ignoreNotRaw(err)
 		}
 		if changed {
-			outer.SetValue(i, inner.Append(make([]byte, 0, inner.Size())))
-			any = true
+			rows[n], at[n] = edit, i
 		}
 	}
-	if any {
-		e.Data.SetRaw(outer.Append(make([]byte, 0, outer.Size())))
+	if rows[0] == nil && rows[1] == nil {
+		return true, nil
+	}
+	outer, _ = e.Data.EditFields()
+	for n, edit := range rows {
+		if edit != nil {
+			row, _ := outer.EditChild(at[n])
+			row.Swap(edit)
+		}
 	}
 	return true, nil
 }

@@ -120,28 +120,26 @@ func (t *Transform) apply(_ context.Context, e *events.Event) error {
 	return nil
 }
 
-// applyRaw builds the key from the row's bytes while the data is its
-// bytes: each key value is found without decoding the row, and copied
+// applyRaw builds the key from the row's bytes while the data is bytes or
+// fields: each key value is found without decoding the row, and copied
 // when its bytes are already what encoding the decoded value writes (a
 // number, literal or plain string), else decoded and encoded. It reports
 // false, leaving the event alone, for anything apply's map path must
 // decide (a missing row or field, malformed data).
 func (t *Transform) applyRaw(e *events.Event) bool {
-	r, ok := e.Data.Raw()
+	r, ok := e.Data.Fields()
 	if !ok {
 		return false
 	}
 	if e.Type == events.Update {
-		after, ok := events.RawField(r, "after")
-		if !ok || after[0] != '{' {
-			return false
+		if r, _ = e.Data.Row(e.Type, "after"); r == nil {
+			return false // no after row, or not an object: the map path says
 		}
-		r = after
 	}
 	key := make([]byte, 0, 16*len(t.paths)+2)
 	key = append(key, '{')
 	for i, p := range t.paths {
-		v, ok := events.RawField(r, p...)
+		v, ok := r.Lookup(p...)
 		if !ok {
 			return false
 		}
