@@ -140,34 +140,44 @@ func (m *masker) applyRaw(o *events.Object) (bool, error) {
 	return changed, nil
 }
 
-// maskText is strategy mask on a value's JSON text, for the values rows
-// mostly carry — a string without escapes, or a number — writing the
-// masked string once instead of decoding, masking and encoding it: the
-// result is what value gives for the decoded value. ok is false for
-// anything else (and other strategies).
+// maskText is strategies mask and keep_last on a value's JSON text, for
+// the values rows mostly carry — a string without escapes, or a number —
+// writing the masked string once instead of decoding, masking and encoding
+// it: the result is what value gives for the decoded value. ok is false
+// for anything else (and the other strategies).
 func (m *masker) maskText(b []byte) (enc []byte, ok bool) {
-	if m.strategy != "mask" || m.mask == utf8.RuneError || m.mask < 0x20 || m.mask == '"' || m.mask == '\\' {
+	if m.strategy != "mask" && m.strategy != "keep_last" ||
+		m.mask == utf8.RuneError || m.mask < 0x20 || m.mask == '"' || m.mask == '\\' {
 		return nil, false
 	}
-	var n int
+	var body []byte
 	switch c := b[0]; {
 	case c == '"':
-		body := b[1 : len(b)-1]
+		body = b[1 : len(b)-1]
 		if bytes.IndexByte(body, '\\') >= 0 || !utf8.Valid(body) {
 			return nil, false
 		}
-		n = utf8.RuneCount(body)
 	case c == '-' || c >= '0' && c <= '9':
-		n = len(b) // a number's text is ASCII
+		body = b // a number's text is ASCII, and masked as a string
 	default:
 		return nil, false
 	}
-	w := utf8.RuneLen(m.mask)
-	enc = make([]byte, 0, n*w+2)
+	n, keep := utf8.RuneCount(body), 0
+	if m.strategy == "keep_last" && n > m.keep {
+		keep = m.keep // a value no longer than keep_last is all masked
+	}
+	// The kept tail: the last keep runes, as they are (plain text).
+	tail := len(body)
+	for range keep {
+		_, w := utf8.DecodeLastRune(body[:tail])
+		tail -= w
+	}
+	enc = make([]byte, 0, (n-keep)*utf8.RuneLen(m.mask)+len(body)-tail+2)
 	enc = append(enc, '"')
-	for range n {
+	for range n - keep {
 		enc = utf8.AppendRune(enc, m.mask)
 	}
+	enc = append(enc, body[tail:]...)
 	return append(enc, '"'), true
 }
 

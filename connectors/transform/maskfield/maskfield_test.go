@@ -64,7 +64,7 @@ func TestConfigProblems(t *testing.T) {
 func TestBytesAsMaps(t *testing.T) {
 	for _, cfg := range []string{
 		`{fields: [cc]}`, `{fields: [cc, id], strategy: keep_last, keep_last: 2}`, `{fields: [cc], strategy: hash, salt: s}`,
-		`{fields: [cc, note], strategy: "null"}`, `{fields: [cc, nested.a]}`, `{fields: [nested]}`, `{fields: [id, i]}`, `{fields: [cc, id, i], mask_char: "é"}`,
+		`{fields: [cc, note], strategy: "null"}`, `{fields: [cc, nested.a]}`, `{fields: [nested]}`, `{fields: [id, i]}`, `{fields: [cc, id, i], mask_char: "é"}`, `{fields: [cc, id, note], strategy: keep_last, keep_last: 3, mask_char: "é"}`, `{fields: [cc, id], strategy: keep_last, keep_last: 30}`, `{fields: [cc], strategy: keep_last, keep_last: 0}`,
 	} {
 		transformtest.SameOnBytesAndMaps(t, transformtest.Build(t, cfg, New), transformtest.RawCases("cc"))
 	}
