@@ -72,7 +72,7 @@ type streamer struct {
 	conn   *pgconn.PgConn
 	cat    *catalogConn
 	types  *typeCache
-	out    chan item
+	out    *queue
 	acked  atomic.Uint64
 	active atomic.Int64 // unix nanos of the last data message (heartbeat skips busy periods)
 
@@ -170,7 +170,9 @@ func (s *Source) stream(ctx context.Context, emit connector.Emitter, conn *pgcon
 
 	st := &streamer{
 		s: s, conn: conn, cat: cat, types: types,
-		out:       make(chan item, 16), // bounds what waits for Emit: 16 items of at most maxBatch events
+		// What waits for Emit: up to 16 items (small transactions, merged
+		// into one batch) and up to maxBatch events (a big one).
+		out:       newQueue(16, s.maxBatch),
 		rels:      map[uint32]*relation{},
 		committed: floor,
 		skipTx:    resume.TxLSN,
@@ -222,9 +224,10 @@ func (s *Source) stream(ctx context.Context, emit connector.Emitter, conn *pgcon
 			it, carry = *carry, nil
 		} else {
 			var ok bool
-			if it, ok = <-st.out; !ok {
+			if it, ok = <-st.out.ch; !ok {
 				break
 			}
+			st.out.take(it)
 		}
 		if emitErr != nil {
 			continue // drain until the reader stops
@@ -234,10 +237,11 @@ func (s *Source) stream(ctx context.Context, emit connector.Emitter, conn *pgcon
 	merge:
 		for len(batch) < s.maxBatch {
 			select {
-			case more, ok := <-st.out:
+			case more, ok := <-st.out.ch:
 				if !ok {
 					break merge
 				}
+				st.out.take(more)
 				if len(batch)+len(more.evs) > s.maxBatch {
 					carry = &more
 					break merge
@@ -355,7 +359,7 @@ func (s *Source) heartbeat(ctx context.Context, cat *catalogConn, active *atomic
 
 // run reads the replication stream until ctx is done.
 func (st *streamer) run(ctx context.Context) error {
-	defer close(st.out)
+	defer st.out.close()
 	st.ticker = time.NewTicker(time.Second)
 	defer st.ticker.Stop()
 	// One receive deadline serves many messages (a context per message
@@ -453,18 +457,7 @@ func (st *streamer) push(ctx context.Context, it item) error {
 	if st.inc != nil {
 		it.ack = st.inc.holdAck(it.ack, len(it.evs) > 0)
 	}
-	for {
-		select {
-		case st.out <- it:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-st.ticker.C:
-			if err := st.sendStatus(ctx, false); err != nil {
-				return err
-			}
-		}
-	}
+	return st.out.put(ctx, it, st.ticker.C, func() error { return st.sendStatus(ctx, false) })
 }
 
 // sendStatus reports the acknowledged LSN as written, flushed and
