@@ -35,13 +35,25 @@ type result struct {
 	cpu    time.Duration
 	wall   time.Duration
 	rssMB  float64
+	// anonMB is the most anonymous memory (heap, stacks, runtime) seen
+	// while the process ran, polled: peak RSS also counts the pages of
+	// the binary it maps, which depend on how the page cache holds the
+	// file (0: not polled).
+	anonMB float64
 }
 
 func (r result) cpuPerEvent() float64 { return float64(r.cpu.Nanoseconds()) / 1e3 / float64(r.events) }
 func (r result) perSec() float64      { return float64(r.events) / r.wall.Seconds() }
 
 func (r result) String() string {
-	return fmt.Sprintf("%6.2f µs CPU/event  %9.0f events/s  peak RSS %5.0f MB", r.cpuPerEvent(), r.perSec(), r.rssMB)
+	return fmt.Sprintf("%6.2f µs CPU/event  %9.0f events/s  peak RSS %5.0f MB%s", r.cpuPerEvent(), r.perSec(), r.rssMB, anon(r.anonMB))
+}
+
+func anon(mb float64) string {
+	if mb == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (anonymous %.0f MB)", mb)
 }
 
 // median is the median of each figure of rs on its own.
@@ -54,8 +66,9 @@ func median(rs []result) string {
 		slices.Sort(v)
 		return v[len(v)/2]
 	}
-	return fmt.Sprintf("%6.2f µs CPU/event  %9.0f events/s  peak RSS %5.0f MB",
-		med(result.cpuPerEvent), med(result.perSec), med(func(r result) float64 { return r.rssMB }))
+	return fmt.Sprintf("%6.2f µs CPU/event  %9.0f events/s  peak RSS %5.0f MB%s",
+		med(result.cpuPerEvent), med(result.perSec), med(func(r result) float64 { return r.rssMB }),
+		anon(med(func(r result) float64 { return r.anonMB })))
 }
 
 func main() {
@@ -169,10 +182,48 @@ func measure(cmd *exec.Cmd, n int) (result, error) {
 	var stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = devnull, &stderr
 	start := time.Now()
-	if err := cmd.Run(); err != nil {
+	fail := func(err error) (result, error) {
 		return result{}, fmt.Errorf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, stderr.String())
 	}
-	return usage(cmd, n, time.Since(start))
+	if err := cmd.Start(); err != nil {
+		return fail(err)
+	}
+	done := make(chan struct{})
+	peak := make(chan float64)
+	go func() { peak <- pollAnon(cmd.Process.Pid, done) }()
+	err = cmd.Wait()
+	close(done)
+	anonMB := <-peak
+	if err != nil {
+		return fail(err)
+	}
+	r, err := usage(cmd, n, time.Since(start))
+	r.anonMB = anonMB
+	return r, err
+}
+
+// pollAnon is the largest RssAnon of /proc/PID/status (MB) seen every
+// 20 ms until done; 0 where there is no such file.
+func pollAnon(pid int, done <-chan struct{}) float64 {
+	path := fmt.Sprintf("/proc/%d/status", pid)
+	var most float64
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if b, err := os.ReadFile(path); err == nil {
+			for _, l := range strings.Split(string(b), "\n") {
+				var kb float64
+				if _, err := fmt.Sscanf(l, "RssAnon: %f kB", &kb); err == nil {
+					most = max(most, kb/1024)
+				}
+			}
+		}
+		select {
+		case <-done:
+			return most
+		case <-t.C:
+		}
+	}
 }
 
 // usage is a finished child's CPU and peak RSS.
