@@ -154,16 +154,21 @@ type Fence struct {
 // round trip per batch. Inside it, each message costs one XADD; the
 // partitions' high watermarks are read once and written once per batch.
 // Partitions are checked before anything is written, so a bad batch
-// stores nothing (a script is not rolled back when it fails midway).
+// stores nothing (a script is not rolled back when it fails midway); the
+// loop that appends reuses what the check parsed, and gives XADD the
+// epoch as the string it came as rather than a number Redis would format
+// again for every message.
 // KEYS: meta, fence, p0..pN-1. ARGV: producer, epoch, has position,
 // position, token, now, n, then n × (partition, key, value, headers).
 var publish = redis.NewScript(`
 local prod, epoch, haspos, pos, token, now, n = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'NOTOPIC'} end
 local nparts = #KEYS - 2
+local parts = {}
 for i = 0, n - 1 do
   local p = tonumber(ARGV[8 + i * 4])
   if p == nil or p < 0 or p >= nparts then return redis.error_reply('partition ' .. tostring(ARGV[8 + i * 4]) .. ' out of range') end
+  parts[i] = p
 end
 if prod ~= '' then
   if epoch > 0 then
@@ -176,9 +181,9 @@ if prod ~= '' then
     redis.call('HSET', KEYS[2], 'batch:' .. prod, token)
   end
 end
-local hw, order = {}, {}
+local hw, order, e = {}, {}, ARGV[2]
 for i = 0, n - 1 do
-  local p = tonumber(ARGV[8 + i * 4])
+  local p = parts[i]
   local off = hw[p]
   if off == nil then
     off = tonumber(redis.call('HGET', KEYS[1], 'hw:' .. p)) or 0
@@ -186,7 +191,7 @@ for i = 0, n - 1 do
   end
   off = off + 1
   hw[p] = off
-  redis.call('XADD', KEYS[3 + p], string.format('0-%d', off), 'k', ARGV[9 + i * 4], 'v', ARGV[10 + i * 4], 'h', ARGV[11 + i * 4], 't', now, 'e', epoch)
+  redis.call('XADD', KEYS[3 + p], string.format('0-%d', off), 'k', ARGV[9 + i * 4], 'v', ARGV[10 + i * 4], 'h', ARGV[11 + i * 4], 't', now, 'e', e)
 end
 if #order > 0 then
   local set = {}
