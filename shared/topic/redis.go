@@ -51,8 +51,38 @@ type Redis struct {
 	mu    sync.Mutex
 	parts map[string]int // partition counts; topics never shrink
 	rr    atomic.Uint32
-	// replyHint is the size of the last fetch's reply.
-	replyHint atomic.Int64
+	// replies sizes each partition's next fetch buffer (replySize).
+	repliesMu sync.Mutex
+	replies   map[string]replyHint
+}
+
+// replyHint is what a partition's last fetch read: its reply's length
+// and the bytes per message.
+type replyHint struct{ last, perMsg int }
+
+// replySize is the buffer a fetch of up to limit messages of the
+// partition key starts with: the last reply's size, or less for a smaller
+// limit. A partition that last returned nothing (idle, waiting) gets a
+// small buffer, so polling idle partitions costs no large allocations;
+// the first batch after the pause grows its buffer as it goes.
+func (r *Redis) replySize(key string, limit int) int {
+	r.repliesMu.Lock()
+	h := r.replies[key]
+	r.repliesMu.Unlock()
+	return min(h.last, h.perMsg*limit)*9/8 + 512
+}
+
+func (r *Redis) noteReply(key string, size, msgs int) {
+	r.repliesMu.Lock()
+	defer r.repliesMu.Unlock()
+	if r.replies == nil {
+		r.replies = map[string]replyHint{}
+	}
+	h := replyHint{last: size, perMsg: r.replies[key].perMsg}
+	if msgs > 0 {
+		h.perMsg = size / msgs
+	}
+	r.replies[key] = h
 }
 
 // NewRedis returns a transport over c.
@@ -313,15 +343,16 @@ func (r *Redis) Fetch(ctx context.Context, topic string, partition int32, from i
 		args = append(args, "BLOCK", max(wait, time.Millisecond).Milliseconds())
 	}
 	args = append(args, "STREAMS", partKey(topic, int(partition)), "0-"+strconv.FormatInt(from, 10))
-	// The reply goes into one buffer sized from the last one, so a large
-	// batch is neither regrown nor copied on its way in.
-	buf := &rawReply{b: make([]byte, 0, r.replyHint.Load()*9/8+512)}
+	// The reply goes into one buffer sized from the partition's last
+	// one, so a large batch is neither regrown nor copied on its way in.
+	key := partKey(topic, int(partition))
+	buf := &rawReply{b: make([]byte, 0, r.replySize(key, limit))}
 	cmd := redis.NewRawWriteToCmd(ctx, buf, args...)
 	err := r.c.Process(ctx, cmd)
 	if err == nil {
-		r.replyHint.Store(int64(len(buf.b)))
 		var out []Message
 		if out, err = decodeXRead(buf.b, topic, partition); err == nil {
+			r.noteReply(key, len(buf.b), len(out))
 			return out, nil
 		}
 	}
@@ -550,6 +581,11 @@ func (r *Redis) Delete(ctx context.Context, topic string) error {
 	r.mu.Lock()
 	delete(r.parts, topic)
 	r.mu.Unlock()
+	r.repliesMu.Lock()
+	for _, k := range keys[3:] {
+		delete(r.replies, k)
+	}
+	r.repliesMu.Unlock()
 	return r.c.Del(ctx, keys...).Err()
 }
 

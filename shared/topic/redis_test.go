@@ -454,3 +454,46 @@ func TestRedisTransportFetchRawReply(t *testing.T) {
 		}
 	}
 }
+
+// A fetch's buffer is sized from its partition's last reply: a batch
+// like the last gets a buffer it fits in, a smaller limit a smaller one,
+// and a partition whose last fetch found nothing (an idle one, polled
+// every second) a small one, whatever its neighbours read.
+func TestRedisTransportFetchBufferFollowsThePartition(t *testing.T) {
+	redisBackends(t, func(t *testing.T, r *Redis) {
+		ctx := context.Background()
+		name := uniqueTopic(t, r)
+		r.Create(ctx, name, Spec{Partitions: 2})
+		msgs := make([]Message, 200)
+		for i := range msgs {
+			msgs[i] = Message{Key: []byte("busy"), Value: []byte(strings.Repeat("v", 1000))}
+		}
+		if err := r.Produce(ctx, name, msgs); err != nil {
+			t.Fatal(err)
+		}
+		busy, idle := Partition([]byte("busy"), 2, 0), 1-Partition([]byte("busy"), 2, 0)
+		got, err := r.Fetch(ctx, name, busy, 0, 200, 0)
+		if err != nil || len(got) != 200 {
+			t.Fatalf("%d messages, %v", len(got), err)
+		}
+		if size := r.replySize(partKey(name, int(busy)), 200); size < 200*1000 || size > 400*1000 {
+			t.Fatalf("a batch like the last: %d bytes", size)
+		}
+		if size := r.replySize(partKey(name, int(busy)), 1); size > 4000 {
+			t.Fatalf("one message: %d bytes", size)
+		}
+		if got, err := r.Fetch(ctx, name, idle, 0, 200, 5*time.Millisecond); err != nil || len(got) != 0 {
+			t.Fatalf("idle partition: %v %v", got, err)
+		}
+		if size := r.replySize(partKey(name, int(idle)), 200); size > 1024 {
+			t.Fatalf("idle partition: %d bytes", size)
+		}
+		// The busy partition caught up: its next poll waits with a small buffer.
+		if got, err := r.Fetch(ctx, name, busy, 200, 200, 5*time.Millisecond); err != nil || len(got) != 0 {
+			t.Fatalf("caught up: %v %v", got, err)
+		}
+		if size := r.replySize(partKey(name, int(busy)), 200); size > 1024 {
+			t.Fatalf("caught-up partition: %d bytes", size)
+		}
+	})
+}
