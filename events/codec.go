@@ -377,19 +377,19 @@ func decodeSource(b []byte) (*SourceInfo, error) {
 		var err error
 		switch {
 		case keyIs(k, "connector"):
-			s.Connector, err = stringOrNull(v)
+			s.Connector, err = nameOrNull(v)
 		case keyIs(k, "name"):
-			s.Name, err = stringOrNull(v)
+			s.Name, err = nameOrNull(v)
 		case keyIs(k, "commit"):
 			s.Commit, err = stringOrNull(v)
 		case keyIs(k, "last_commit"):
 			s.LastCommit, err = stringOrNull(v)
 		case keyIs(k, "database"):
-			s.Database, err = stringOrNull(v)
+			s.Database, err = nameOrNull(v)
 		case keyIs(k, "schema"):
-			s.Schema, err = stringOrNull(v)
+			s.Schema, err = nameOrNull(v)
 		case keyIs(k, "table"):
-			s.Table, err = stringOrNull(v)
+			s.Table, err = nameOrNull(v)
 		case keyIs(k, "position"):
 			s.Position, err = stringOrNull(v)
 		case keyIs(k, "columns"):
@@ -461,6 +461,18 @@ func stringOrNull(v []byte) (string, error) {
 	return unquote(v)
 }
 
+// nameOrNull is stringOrNull for names that repeat from event to event (a
+// stream, a table, a connector): they are interned, as object keys are.
+func nameOrNull(v []byte) (string, error) {
+	if isNull(v) {
+		return "", nil
+	}
+	if v[0] != '"' {
+		return "", fmt.Errorf("expected a string, got %s", abbrev(v))
+	}
+	return internKey(v)
+}
+
 // abbrev shortens a JSON token for an error message.
 func abbrev(v []byte) string {
 	if len(v) > 40 {
@@ -510,12 +522,12 @@ func (rivvenCodec) Decode(b []byte) (*Event, error) {
 			if v[0] != '"' {
 				err = fmt.Errorf("expected a string, got %s", abbrev(v))
 			} else {
-				e.Stream, err = unquote(v)
+				e.Stream, err = internKey(v)
 			}
 		case keyIs(k, "namespace"):
 			if isNull(v) {
 				e.Namespace = nil
-			} else if box.ns, err = stringOrNull(v); err == nil {
+			} else if box.ns, err = nameOrNull(v); err == nil {
 				e.Namespace = &box.ns
 			}
 		case keyIs(k, "timestamp"):
@@ -598,7 +610,7 @@ func decodeMetadata(b []byte, m *Metadata, seq *uint64, sid *uint32) error {
 			m.SchemaSubject, err = stringOrNull(v)
 		default:
 			var key string
-			if key, err = unquote(k); err == nil {
+			if key, err = internKey(k); err == nil {
 				m.Extra = append(m.Extra, Field{Key: key, Value: json.RawMessage(v)})
 			}
 		}
@@ -977,12 +989,12 @@ func (*cloudEventsCodec) Decode(b []byte) (*Event, error) {
 			if v[0] != '"' {
 				err = fmt.Errorf("expected a string, got %s", abbrev(v))
 			} else {
-				e.Stream, err = unquote(v)
+				e.Stream, err = internKey(v)
 			}
 		case keyIs(k, "rivvennamespace"):
 			if isNull(v) {
 				e.Namespace = nil
-			} else if box.ns, err = stringOrNull(v); err == nil {
+			} else if box.ns, err = nameOrNull(v); err == nil {
 				e.Namespace = &box.ns
 			}
 		case keyIs(k, "rivvenop"):

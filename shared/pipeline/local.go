@@ -412,8 +412,7 @@ func (l *Local) batch(ctx context.Context, ad *Adapter, s *localSink, t string, 
 	} else {
 		ds := (*dsp)[:0]
 		for _, m := range msgs {
-			attempts[m.Offset]++
-			ds = append(ds, l.delivery(s, m, attempts[m.Offset]))
+			ds = append(ds, l.delivery(s, m, attemptOf(attempts, m.Offset)))
 		}
 		*dsp = ds
 		again, err = l.deliver(ctx, ad, s, t, part, ds)
@@ -431,8 +430,15 @@ func (l *Local) batch(ctx context.Context, ad *Adapter, s *localSink, t string, 
 	if len(again) > 0 {
 		next = first + int64(again[0])
 	}
-	for o := *offset; o < next; o++ {
-		delete(attempts, o)
+	if len(attempts) > 0 {
+		for o := *offset; o < next; o++ {
+			delete(attempts, o)
+		}
+	}
+	// Only what is delivered again is counted: the map stays empty while
+	// every batch goes through.
+	for o := next; o <= last; o++ {
+		attempts[o] = attemptOf(attempts, o)
 	}
 	*offset = next
 	// Commit every offset_commit_interval records, once caught up with
@@ -454,6 +460,15 @@ func (l *Local) batch(ctx context.Context, ad *Adapter, s *localSink, t string, 
 	return (RealClock{}).Sleep(ctx, delay) != nil
 }
 
+// attemptOf is the delivery attempt a message's delivery now is: one more
+// than the deliveries counted for its offset.
+func attemptOf(attempts map[int64]int, off int64) int {
+	if len(attempts) == 0 {
+		return 1
+	}
+	return attempts[off] + 1
+}
+
 // handle hands a partition's messages to the sink's handler as records of
 // a log, the way `run sink` does (offset ids, the partition as ordering
 // group, the attempt counted here), and returns the indices to redeliver.
@@ -461,9 +476,8 @@ func (l *Local) handle(ctx context.Context, s *localSink, t string, part int32, 
 	group := events.KafkaTopicPartition(t, part)
 	recs := make([]Record, len(msgs))
 	for i, m := range msgs {
-		attempts[m.Offset]++
 		recs[i] = Record{ID: strconv.FormatInt(m.Offset, 10), Topic: t, TopicID: l.topicID, Partition: part, Offset: m.Offset, HasOffset: true,
-			Attempt: attempts[m.Offset], Group: group, Raw: m.Value}
+			Attempt: attemptOf(attempts, m.Offset), Group: group, Raw: m.Value}
 		d := events.Delivery{ID: recs[i].ID, Topic: t, Partition: part, Offset: m.Offset, Key: m.Key, Value: m.Value, Time: m.Time}
 		recs[i].Event, recs[i].DecodeErr = events.DecodeDelivery("", &d)
 	}
