@@ -451,7 +451,13 @@ func internColumns(v []byte) string {
 }
 
 // stringOrNull decodes a string token; null gives "".
-func stringOrNull(v []byte) (string, error) {
+func stringOrNull(v []byte) (string, error) { return textOrNull(v, unquote) }
+
+// nameOrNull is stringOrNull for names that repeat from event to event (a
+// stream, a table, a connector): they are interned, as object keys are.
+func nameOrNull(v []byte) (string, error) { return textOrNull(v, internKey) }
+
+func textOrNull(v []byte, unquote func([]byte) (string, error)) (string, error) {
 	if isNull(v) {
 		return "", nil
 	}
@@ -459,18 +465,6 @@ func stringOrNull(v []byte) (string, error) {
 		return "", fmt.Errorf("expected a string, got %s", abbrev(v))
 	}
 	return unquote(v)
-}
-
-// nameOrNull is stringOrNull for names that repeat from event to event (a
-// stream, a table, a connector): they are interned, as object keys are.
-func nameOrNull(v []byte) (string, error) {
-	if isNull(v) {
-		return "", nil
-	}
-	if v[0] != '"' {
-		return "", fmt.Errorf("expected a string, got %s", abbrev(v))
-	}
-	return internKey(v)
 }
 
 // abbrev shortens a JSON token for an error message.

@@ -380,13 +380,7 @@ func (p *Payload) Field(key string) (any, bool, error) {
 		v, ok := m[key]
 		return v, ok, nil
 	}
-	var raw []byte
-	err := objectFields(p.raw, func(k, v []byte) error {
-		if keyIs(k, key) {
-			raw = v
-		}
-		return nil
-	})
+	raw, err := lastField(p.raw, key)
 	if err != nil {
 		return nil, false, fmt.Errorf("decode data: %w", err)
 	}

@@ -394,13 +394,7 @@ func (p *Payload) TakeRow(t Type, root string) (row *Object, ok bool) {
 	if p.dirty || p.obj != nil || t != Update || root != "after" && root != "before" {
 		return p.Row(t, root)
 	}
-	var b []byte
-	err := objectFields(p.raw, func(k, v []byte) error {
-		if keyIs(k, root) {
-			b = v
-		}
-		return nil
-	})
+	b, err := lastField(p.raw, root)
 	if err != nil {
 		return nil, false // not an object, or malformed: as Row says
 	}

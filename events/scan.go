@@ -437,6 +437,19 @@ func objectFields(b []byte, fn func(key []byte, val []byte) error) error {
 	}
 }
 
+// lastField returns the value of the top-level field name (a plain key) of
+// the JSON object b, validating all of it; of a key named twice, the last,
+// as a decoded map holds it. val is nil when the field is absent.
+func lastField(b []byte, name string) (val []byte, err error) {
+	err = objectFields(b, func(k, v []byte) error {
+		if keyIs(k, name) {
+			val = v
+		}
+		return nil
+	})
+	return val, err
+}
+
 // keyIs compares a raw key token with a plain name without allocating.
 func keyIs(tok []byte, name string) bool {
 	return len(tok) == len(name)+2 && string(tok[1:len(tok)-1]) == name
