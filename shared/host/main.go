@@ -72,8 +72,14 @@ func Main(fn Function) {
 	os.Exit(Run(context.Background(), fn, Options{Log: stderr, parsed: parsed, gc: gc}, os.Stdout, stderr))
 }
 
-// coldStartGCPercent is GOGC from exec to the first batch answered.
-const coldStartGCPercent = 400
+// GOGC from exec to the first batch answered, and the heap size at which
+// the runtime collects anyway meanwhile (a soft memory limit), so that a
+// large first batch cannot grow the heap toward five times its live size
+// on a small instance.
+const (
+	coldStartGCPercent = 400
+	coldStartHeapLimit = 32 << 20
+)
 
 // startGC holds back the first garbage collection of a cold start. A cold
 // start allocates about as much as the Go runtime's first heap goal (4 MB)
@@ -81,23 +87,35 @@ const coldStartGCPercent = 400
 // the connector, the state store compiling its scripts — so the runtime
 // would collect once, mid-start, garbage that is mostly start-up's own.
 // The goal is raised until the host takes its second batch (or request),
-// then put back; a GOGC the deployment sets is left alone.
+// then put back; meanwhile a soft memory limit of 32 MiB (or a lower
+// GOMEMLIMIT) still collects a heap a large first batch grows. A GOGC the
+// deployment sets is left alone.
 type startGC struct {
-	once sync.Once
-	prev int
+	once      sync.Once
+	prev      int
+	prevLimit int64
 }
 
 func deferFirstGC() *startGC {
 	if _, set := os.LookupEnv("GOGC"); set {
 		return nil
 	}
-	return &startGC{prev: debug.SetGCPercent(coldStartGCPercent)}
+	g := &startGC{prevLimit: debug.SetMemoryLimit(-1)}
+	if g.prevLimit > coldStartHeapLimit {
+		debug.SetMemoryLimit(coldStartHeapLimit)
+	}
+	g.prev = debug.SetGCPercent(coldStartGCPercent)
+	return g
 }
 
-// restore puts GOGC back; nil-safe, and only the first call counts.
+// restore puts GOGC and the memory limit back; nil-safe, and only the
+// first call counts.
 func (g *startGC) restore() {
 	if g != nil {
-		g.once.Do(func() { debug.SetGCPercent(g.prev) })
+		g.once.Do(func() {
+			debug.SetGCPercent(g.prev)
+			debug.SetMemoryLimit(g.prevLimit)
+		})
 	}
 }
 

@@ -95,14 +95,22 @@ func TestFirstGCWaitsForTheFirstBatch(t *testing.T) {
 	}
 	prev := debug.SetGCPercent(80)
 	defer debug.SetGCPercent(prev)
+	prevLimit := debug.SetMemoryLimit(1 << 40)
+	defer debug.SetMemoryLimit(prevLimit)
 	g := deferFirstGC()
 	if got := debug.SetGCPercent(coldStartGCPercent); got != coldStartGCPercent {
 		t.Errorf("GOGC during the cold start: %d, want %d", got, coldStartGCPercent)
+	}
+	if got := debug.SetMemoryLimit(-1); got != coldStartHeapLimit {
+		t.Errorf("memory limit during the cold start: %d, want %d", got, coldStartHeapLimit)
 	}
 	g.restore()
 	g.restore()
 	if got := debug.SetGCPercent(80); got != 80 {
 		t.Errorf("GOGC after the first batch: %d, want 80", got)
+	}
+	if got := debug.SetMemoryLimit(-1); got != 1<<40 {
+		t.Errorf("memory limit after the first batch: %d, want %d", got, int64(1<<40))
 	}
 	t.Setenv("GOGC", "80")
 	if g := deferFirstGC(); g != nil {
