@@ -54,7 +54,6 @@ require (
 	github.com/qdrant/go-client v1.17.1
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.2
-	github.com/sethvargo/go-envconfig v1.4.3
 	github.com/snowflakedb/gosnowflake v1.19.1
 	github.com/standard-webhooks/standard-webhooks/libraries v1.3.0
 	github.com/twmb/franz-go v1.22.3
