@@ -305,13 +305,7 @@ func startStreaming(t *testing.T, h *harness, cfg *Config, ctx context.Context) 
 	s.streaming = func() { once.Do(func() { close(streaming) }) }
 	stop, done := run(ctx, s, "", rec)
 	t.Cleanup(func() { _ = stop() })
-	select {
-	case <-streaming:
-	case err := <-done:
-		t.Fatalf("Read returned before streaming: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("Read did not start streaming within 60s")
-	}
+	awaitSignal(t, streaming, done, "Read returned before streaming", "Read did not start streaming within 60s")
 	return rec, stop
 }
 
@@ -546,13 +540,7 @@ func TestLargeTransaction(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Read(ctx, nil, em) }()
 	defer func() { cancel(); <-done }()
-	select {
-	case <-streaming:
-	case err := <-done:
-		t.Fatalf("Read returned before streaming: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("Read did not start streaming within 60s")
-	}
+	awaitSignal(t, streaming, done, "Read returned before streaming", "Read did not start streaming within 60s")
 	before := h.slotConfirmed()
 	h.exec(fmt.Sprintf(`INSERT INTO $T SELECT g, 0, md5(g::text) FROM generate_series(1, %d) g`, rows))
 	waitFor(t, 90*time.Second, fmt.Sprintf("%d rows", rows), func() bool { return em.count() >= rows })
@@ -1022,5 +1010,18 @@ func TestSnapshotModeRecovery(t *testing.T) {
 	}
 	if v, _ := valueOf(rec, 3); v != 3 {
 		t.Fatalf("row 3 has v = %d, want 3", v)
+	}
+}
+
+// awaitSignal waits up to 60 s for ch to close while Read runs, failing
+// with returned if Read returns first and with late if the time runs out.
+func awaitSignal(t *testing.T, ch <-chan struct{}, done <-chan error, returned, late string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case err := <-done:
+		t.Fatalf("%s: %v", returned, err)
+	case <-time.After(60 * time.Second):
+		t.Fatal(late)
 	}
 }

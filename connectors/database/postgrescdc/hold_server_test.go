@@ -56,13 +56,7 @@ func TestSnapshotHoldReleased(t *testing.T) {
 	rec := &recorder{}
 	stop, done := run(ctx, s, "", rec)
 	t.Cleanup(func() { _ = stop() })
-	select {
-	case <-streaming:
-	case err := <-done:
-		t.Fatalf("Read returned before streaming: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("Read did not start streaming within 60s")
-	}
+	awaitSignal(t, streaming, done, "Read returned before streaming", "Read did not start streaming within 60s")
 
 	// A snapshot on request: the stream takes the signal and the reader
 	// stops at the gate. An insert into the other table shows the stream
@@ -70,13 +64,7 @@ func TestSnapshotHoldReleased(t *testing.T) {
 	if err := h.source(cfg).RequestSnapshot(context.Background(), []string{h.name}); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-gated:
-	case err := <-done:
-		t.Fatalf("Read returned: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("the snapshot did not start within 60s")
-	}
+	awaitSignal(t, gated, done, "Read returned", "the snapshot did not start within 60s")
 	h.exec(`INSERT INTO $T_other VALUES (1)`)
 	other := h.name + "_other"
 	waitFor(t, 30*time.Second, "the insert streamed while the snapshot is held", func() bool { return len(dataEvents(rec.snapshot(), other)) == 1 })

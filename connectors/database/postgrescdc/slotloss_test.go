@@ -123,13 +123,7 @@ func TestInvalidatedSlot(t *testing.T) {
 		rec := &recorder{}
 		stop, done := run(logs.context(), s, pos, rec)
 		t.Cleanup(func() { _ = stop() })
-		select {
-		case <-streaming:
-		case err := <-done:
-			t.Fatalf("Read returned before streaming: %v", err)
-		case <-time.After(60 * time.Second):
-			t.Fatal("Read did not start streaming within 60s")
-		}
+		awaitSignal(t, streaming, done, "Read returned before streaming", "Read did not start streaming within 60s")
 		return rec, stop
 	}
 
