@@ -197,30 +197,12 @@ func (o *Object) Delete(name string) bool {
 // DeleteAt removes the i-th field, keeping the order of the others.
 func (o *Object) DeleteAt(i int) { o.fields = append(o.fields[:i], o.fields[i+1:]...) }
 
-// Rename moves the value of from to the key to, as deleting from and
-// setting to does on a map: a field already named to takes the value (in
-// its place) and from goes; otherwise from is renamed where it stands.
-// It reports whether from was there.
-func (o *Object) Rename(from, to string) bool {
-	i := o.Index(from)
-	if i < 0 {
-		return false
-	}
-	if from == to {
-		return true
-	}
-	if j := o.Index(to); j >= 0 {
-		o.fields[j].Value, o.fields[j].sub = o.fields[i].Value, o.fields[i].sub
-		o.DeleteAt(i)
-		return true
-	}
-	o.fields[i].Key = appendString(nil, to)
-	return true
-}
-
-// RenameKey is Rename with the new key given as a JSON string token (what
-// AppendJSONString gives), made once by a caller that renames the same
-// field on every row.
+// RenameKey moves the value of from to the key whose JSON string token
+// (what AppendJSONString gives) is toTok, as deleting from and setting to
+// does on a map: a field already named so takes the value (in its place)
+// and from goes; otherwise from is renamed where it stands. The token is
+// made once by a caller that renames the same field on every row. It
+// reports whether from was there.
 func (o *Object) RenameKey(from string, toTok []byte) bool {
 	i := o.Index(from)
 	if i < 0 {

@@ -19,16 +19,6 @@ var ErrNotRaw = errors.New("row needs the map path")
 // warm-up an edit allocates nothing.
 var scratch = sync.Pool{New: func() any { return new([2]events.Object) }}
 
-// GetObject returns an empty Object from a pool, for a transform that
-// edits bytes itself; PutObject gives it back once nothing refers to its
-// fields.
-func GetObject() *events.Object { return single.Get().(*events.Object) }
-
-// PutObject returns an Object GetObject gave.
-func PutObject(o *events.Object) { single.Put(o) }
-
-var single = sync.Pool{New: func() any { return new(events.Object) }}
-
 // EditRaw changes the rows Mutable would give — the data of inserts,
 // records, snapshot reads and deletes; after and before of updates — as
 // JSON fields, without decoding them: fn gets each row as an events.Object
