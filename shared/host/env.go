@@ -13,30 +13,30 @@ import (
 // Env is a function's configuration: everything comes from the
 // environment, because that is what Lambda and Cloud Run let a deployment
 // set per function without rebuilding it. It is read and checked once, at
-// cold start.
+// cold start, by LoadEnv; each field's comment names its variable.
 type Env struct {
-	// Pipeline is the pipeline file: a path, the YAML itself, or an
+	// Pipeline (RIVVEN_PIPELINE, required) is the pipeline file: a path, the YAML itself, or an
 	// s3://bucket/key or gs://bucket/object URL (when this build links the
 	// loader for it; see Loaders).
-	Pipeline string `env:"RIVVEN_PIPELINE, required"`
-	// Connector says which component of the pipeline this function is:
+	Pipeline string
+	// Connector (RIVVEN_CONNECTOR) says which component of the pipeline this function is:
 	// for a sink function the sink's name (or sinks.<name>); for a
 	// transform function the step (sinks.<name>.transforms[<i>],
 	// sinks.<name>.transforms.<step>, or the same under sources.<name>).
 	// It may be left out when only one component fits.
-	Connector string `env:"RIVVEN_CONNECTOR"`
-	// RedisURL is the state store when settings.state.redis_url is empty;
+	Connector string
+	// RedisURL (REDIS_URL) is the state store when settings.state.redis_url is empty;
 	// without either an embedded store is used (state lasts as long as the
 	// warm instance).
-	RedisURL string `env:"REDIS_URL"`
-	// LogLevel overrides settings.log_level.
-	LogLevel string `env:"RIVVEN_LOG_LEVEL"`
-	// Payload is how message bodies are decoded: auto, rivven, debezium,
+	RedisURL string
+	// LogLevel (RIVVEN_LOG_LEVEL) overrides settings.log_level.
+	LogLevel string
+	// Payload (RIVVEN_PAYLOAD, default auto) is how message bodies are decoded: auto, rivven, debezium,
 	// cloudevents or raw.
-	Payload string `env:"RIVVEN_PAYLOAD, default=auto"`
-	// OutputTopic is where a transform function publishes (required for
+	Payload string
+	// OutputTopic (RIVVEN_OUTPUT_TOPIC) is where a transform function publishes (required for
 	// transform functions; an event routed elsewhere goes there instead).
-	OutputTopic string `env:"RIVVEN_OUTPUT_TOPIC"`
+	OutputTopic string
 }
 
 // LoadEnv reads and checks the environment through lookup. It reads the
